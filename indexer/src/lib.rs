@@ -1,0 +1,6 @@
+//! Chain access for adescrow.
+//!
+//! This crate owns everything that reads the chain: today the RPC client the API uses to
+//! check that the chain answers; the reorg-safe chain -> Postgres mirror builds on it.
+
+pub mod rpc;

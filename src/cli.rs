@@ -1,0 +1,21 @@
+//! Dispatch of the binary's subcommands to the roles that implement them.
+
+use anyhow::Context;
+
+use crate::config::{Cli, Command};
+use crate::{db, server};
+
+/// Runs the subcommand named on the command line to completion.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => server::serve(*args).await,
+        Command::Migrate(args) => {
+            let pool = db::connect(&args).await.context(
+                "cannot connect to Postgres (is it running, and is DATABASE_URL right?)",
+            )?;
+            db::migrate(&pool).await.context("migration failed")?;
+            tracing::info!("database is up to date");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Command line and environment configuration. Every option has an `ADESCROW_*` (or the
+//! conventional `DATABASE_URL`) environment variable; `adescrow.example.env` documents them.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use url::Url;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "adescrow",
+    version,
+    about = "Escrow and settlement for advertising on an EVM chain"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API.
+    Serve(Box<ServeArgs>),
+    /// Apply pending database migrations and exit.
+    Migrate(DatabaseArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log line format.
+    #[arg(
+        long,
+        env = "ADESCROW_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    /// Log filter in `tracing` env-filter syntax, e.g. `info,adescrow=debug`.
+    #[arg(long, env = "ADESCROW_LOG", default_value = "info", global = true)]
+    pub log: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Postgres connection URL.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    /// Most connections the pool opens.
+    #[arg(long, env = "ADESCROW_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Apply pending migrations before serving.
+    #[arg(long, env = "ADESCROW_MIGRATE")]
+    pub migrate: bool,
+    /// Address the API listens on.
+    #[arg(long, env = "ADESCROW_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// Settings of the HTTP API itself, separate from how it is served so tests can build them.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// Public base URL of the API. Sign-in messages must name its host as their domain and
+    /// a URI on it.
+    #[arg(
+        long,
+        env = "ADESCROW_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: Url,
+    /// JSON-RPC URL of the chain the contracts live on (checked by /readyz).
+    #[arg(
+        long,
+        env = "ADESCROW_RPC_URL",
+        default_value = "http://127.0.0.1:8545"
+    )]
+    pub rpc_url: Url,
+    /// Chain id that sign-in messages and signatures must name.
+    #[arg(long, env = "ADESCROW_CHAIN_ID", default_value_t = 31337)]
+    pub chain_id: u64,
+    /// Secret that signs session tokens (HS256); at least 32 bytes.
+    #[arg(long, env = "ADESCROW_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: String,
+    /// Lifetime of a session (access) token.
+    #[arg(long, env = "ADESCROW_SESSION_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub session_ttl: Duration,
+    /// Lifetime of a refresh token.
+    #[arg(long, env = "ADESCROW_REFRESH_TTL", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub refresh_ttl: Duration,
+    /// How long a sign-in nonce stays usable.
+    #[arg(long, env = "ADESCROW_NONCE_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub nonce_ttl: Duration,
+    /// Wallet addresses that receive the admin role when they sign in (comma separated).
+    #[arg(long, env = "ADESCROW_ADMIN_ADDRESSES", value_delimiter = ',')]
+    pub admin_addresses: Vec<Address>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "ADESCROW_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+    /// Time after which a request is answered with 503.
+    #[arg(long, env = "ADESCROW_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// Origins allowed by CORS (comma separated); empty allows none.
+    #[arg(long, env = "ADESCROW_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Sustained requests per second allowed per client (API key, session or IP).
+    #[arg(long, env = "ADESCROW_RATE_LIMIT_PER_SECOND", default_value_t = 50)]
+    pub rate_limit_per_second: u32,
+    /// Requests a client may burst above the sustained rate.
+    #[arg(long, env = "ADESCROW_RATE_LIMIT_BURST", default_value_t = 100)]
+    pub rate_limit_burst: u32,
+}

@@ -1,0 +1,84 @@
+//! Operator actions on users: look one up, grant or revoke a role.
+
+use axum::extract::State;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::AppState;
+use super::error::{ApiError, ApiResult, ProblemSchema};
+use super::extract::{Json, Path};
+use crate::accounts::{self, User};
+use crate::auth::{Principal, Role};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_user))
+        .routes(routes!(grant_role, revoke_role))
+}
+
+/// A user by id.
+#[utoipa::path(
+    get, path = "/admin/users/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = User), (status = 403, body = ProblemSchema), (status = 404, body = ProblemSchema))
+)]
+async fn get_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<User>> {
+    principal.require(Role::Admin)?;
+    Ok(Json(
+        accounts::find(&state.db, id)
+            .await?
+            .ok_or(ApiError::NotFound("user"))?,
+    ))
+}
+
+/// Grants a role to a user. Idempotent.
+#[utoipa::path(
+    put, path = "/admin/users/{id}/roles/{role}", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("role" = Role, Path)),
+    responses((status = 200, body = User), (status = 403, body = ProblemSchema), (status = 404, body = ProblemSchema))
+)]
+async fn grant_role(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, role)): Path<(Uuid, Role)>,
+) -> ApiResult<Json<User>> {
+    principal.require(Role::Admin)?;
+    let mut tx = state.db.begin().await?;
+    accounts::find(&mut *tx, id)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    accounts::grant_role(&mut tx, id, role).await?;
+    let user = accounts::find(&mut *tx, id)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    tx.commit().await?;
+    tracing::info!(admin = %principal.user_id, user = %id, %role, "role granted");
+    Ok(Json(user))
+}
+
+/// Revokes a role from a user. API keys for that role stop working at once. Idempotent.
+#[utoipa::path(
+    delete, path = "/admin/users/{id}/roles/{role}", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("role" = Role, Path)),
+    responses((status = 200, body = User), (status = 403, body = ProblemSchema), (status = 404, body = ProblemSchema))
+)]
+async fn revoke_role(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, role)): Path<(Uuid, Role)>,
+) -> ApiResult<Json<User>> {
+    principal.require(Role::Admin)?;
+    let mut tx = state.db.begin().await?;
+    accounts::revoke_role(&mut tx, id, role).await?;
+    let user = accounts::find(&mut *tx, id)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    tx.commit().await?;
+    tracing::info!(admin = %principal.user_id, user = %id, %role, "role revoked");
+    Ok(Json(user))
+}

@@ -1,0 +1,181 @@
+//! Sign-In with Ethereum and session management:
+//! nonce -> signed EIP-4361 message -> session token + refresh token.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::error::{ApiError, ApiResult, ProblemSchema};
+use super::extract::Json;
+use crate::accounts::{self, User};
+use crate::auth::session::{IssuedSession, RefreshError};
+use crate::auth::{Role, siwe};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(nonce))
+        .routes(routes!(sign_in))
+        .routes(routes!(refresh))
+        .routes(routes!(sign_out))
+}
+
+/// What a wallet needs to compose its sign-in message.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignInChallenge {
+    /// Single use; put it in the message's `Nonce` line.
+    pub nonce: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// The message's domain must be exactly this.
+    pub domain: String,
+    /// The message's URI must be on this origin.
+    pub uri: String,
+    pub chain_id: u64,
+}
+
+/// Issues a single-use sign-in nonce.
+#[utoipa::path(get, path = "/auth/nonce", tag = "auth", responses((status = 200, body = SignInChallenge)))]
+async fn nonce(State(state): State<AppState>) -> ApiResult<Json<SignInChallenge>> {
+    let mut conn = state.db.acquire().await?;
+    let (nonce, expires_at) = siwe::issue_nonce(&mut conn, state.sign_in.nonce_ttl()).await?;
+    Ok(Json(SignInChallenge {
+        nonce,
+        expires_at,
+        domain: state.sign_in.domain().to_owned(),
+        uri: state.config.public_url.to_string(),
+        chain_id: state.config.chain_id,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignInRequest {
+    /// The EIP-4361 message exactly as signed.
+    pub message: String,
+    /// The wallet's `personal_sign` signature of `message`: 0x-prefixed 65 bytes.
+    pub signature: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    /// Send as `Authorization: Bearer <accessToken>`.
+    pub access_token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub access_token_expires_at: OffsetDateTime,
+    /// Exchange at `/v1/auth/refresh` for a new session; single use.
+    pub refresh_token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub refresh_token_expires_at: OffsetDateTime,
+    pub user: User,
+}
+
+impl Session {
+    fn new(issued: IssuedSession, user: User) -> Self {
+        Self {
+            access_token: issued.access_token,
+            access_token_expires_at: issued.access_expires_at,
+            refresh_token: issued.refresh_token,
+            refresh_token_expires_at: issued.refresh_expires_at,
+            user,
+        }
+    }
+}
+
+/// Signs in with a signed EIP-4361 message. The first sign-in creates the user as a viewer.
+#[utoipa::path(
+    post, path = "/auth/siwe", tag = "auth", request_body = SignInRequest,
+    responses(
+        (status = 200, body = Session),
+        (status = 401, description = "Message, nonce or signature refused; `field` names the part", body = ProblemSchema),
+        (status = 422, body = ProblemSchema),
+    )
+)]
+async fn sign_in(
+    State(state): State<AppState>,
+    Json(request): Json<SignInRequest>,
+) -> ApiResult<Json<Session>> {
+    let verified = state.sign_in.verify(
+        &request.message,
+        &request.signature,
+        OffsetDateTime::now_utc(),
+    )?;
+
+    // Nonce, user and session commit together: a refused nonce leaves no trace.
+    let mut tx = state.db.begin().await?;
+    siwe::consume_nonce(&mut tx, &verified.nonce).await?;
+    let user_id = accounts::upsert_by_address(&mut tx, verified.address).await?;
+    if state.config.admin_addresses.contains(&verified.address) {
+        accounts::grant_role(&mut tx, user_id, Role::Admin).await?;
+    }
+    let issued = state.sessions.start(&mut tx, user_id).await?;
+    let user = accounts::find(&mut *tx, user_id)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    tx.commit().await?;
+    tracing::info!(user = %user_id, address = %verified.address, "signed in");
+    Ok(Json(Session::new(issued, user)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// Exchanges a refresh token for a new session. Each refresh token works once; reusing one
+/// ends every session of that sign-in.
+#[utoipa::path(
+    post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = Session), (status = 401, body = ProblemSchema))
+)]
+async fn refresh(
+    State(state): State<AppState>,
+    Json(request): Json<RefreshRequest>,
+) -> ApiResult<Json<Session>> {
+    let mut tx = state.db.begin().await?;
+    let issued = match state
+        .sessions
+        .refresh(&mut tx, &request.refresh_token)
+        .await
+    {
+        Ok(issued) => issued,
+        Err(RefreshError::Reused) => {
+            // Commit the family revocation: the point of detecting reuse.
+            tx.commit().await?;
+            return Err(ApiError::Unauthenticated(RefreshError::Reused.to_string()));
+        }
+        Err(RefreshError::Invalid) => {
+            return Err(ApiError::Unauthenticated(RefreshError::Invalid.to_string()));
+        }
+        Err(RefreshError::Database(error)) => return Err(error.into()),
+    };
+    let user = accounts::find(&mut *tx, issued.user_id)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    tx.commit().await?;
+    Ok(Json(Session::new(issued, user)))
+}
+
+/// Ends the session a refresh token belongs to. Idempotent.
+#[utoipa::path(
+    post, path = "/auth/logout", tag = "auth", request_body = RefreshRequest,
+    responses((status = 204, description = "Signed out"))
+)]
+async fn sign_out(
+    State(state): State<AppState>,
+    Json(request): Json<RefreshRequest>,
+) -> ApiResult<StatusCode> {
+    let mut conn = state.db.acquire().await?;
+    state
+        .sessions
+        .revoke(&mut conn, &request.refresh_token)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,330 @@
+//! The API's one error type and its mapping to RFC 9457 problem details.
+//!
+//! Every failure a client can see is an [`ApiError`]; [`ApiError::kind`] maps it to a stable
+//! problem type, status and title in one place. Internal errors are logged with their cause
+//! and reach the client as a bare 500.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use problem_details::ProblemDetails;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::principal::AuthError;
+use crate::auth::siwe::SignInError;
+
+/// Stable problem types. The slug is part of the API: clients branch on `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    MalformedBody,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    InvalidField,
+    Unauthenticated,
+    SignInRejected,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    RateLimited,
+    Timeout,
+    Unavailable,
+    Internal,
+}
+
+impl ProblemKind {
+    pub const ALL: [ProblemKind; 14] = [
+        Self::MalformedBody,
+        Self::UnsupportedMediaType,
+        Self::PayloadTooLarge,
+        Self::InvalidField,
+        Self::Unauthenticated,
+        Self::SignInRejected,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::Conflict,
+        Self::RateLimited,
+        Self::Timeout,
+        Self::Unavailable,
+        Self::Internal,
+    ];
+
+    /// (slug, status, title)
+    pub fn describe(self) -> (&'static str, StatusCode, &'static str) {
+        match self {
+            Self::MalformedBody => (
+                "malformed-body",
+                StatusCode::BAD_REQUEST,
+                "Malformed request body",
+            ),
+            Self::UnsupportedMediaType => (
+                "unsupported-media-type",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported media type",
+            ),
+            Self::PayloadTooLarge => (
+                "payload-too-large",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request body too large",
+            ),
+            Self::InvalidField => (
+                "invalid-field",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid field",
+            ),
+            Self::Unauthenticated => (
+                "unauthenticated",
+                StatusCode::UNAUTHORIZED,
+                "Authentication required",
+            ),
+            Self::SignInRejected => (
+                "sign-in-rejected",
+                StatusCode::UNAUTHORIZED,
+                "Sign-in rejected",
+            ),
+            Self::Forbidden => ("forbidden", StatusCode::FORBIDDEN, "Not allowed"),
+            Self::NotFound => ("not-found", StatusCode::NOT_FOUND, "Not found"),
+            Self::MethodNotAllowed => (
+                "method-not-allowed",
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+            ),
+            Self::Conflict => ("conflict", StatusCode::CONFLICT, "Conflict"),
+            Self::RateLimited => (
+                "rate-limited",
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests",
+            ),
+            Self::Timeout => (
+                "timeout",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Request timed out",
+            ),
+            Self::Unavailable => (
+                "unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service unavailable",
+            ),
+            Self::Internal => (
+                "internal",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal error",
+            ),
+        }
+    }
+
+    pub fn slug(self) -> &'static str {
+        self.describe().0
+    }
+
+    pub fn status(self) -> StatusCode {
+        self.describe().1
+    }
+
+    /// The `type` URI of this problem; `GET /problems/{slug}` describes it.
+    pub fn type_uri(self) -> String {
+        format!("/problems/{}", self.slug())
+    }
+
+    pub fn from_slug(slug: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.slug() == slug)
+    }
+
+    /// The kind a bare status code (from a layer that knows nothing of problems) maps to.
+    pub fn for_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::BAD_REQUEST => Self::MalformedBody,
+            StatusCode::UNAUTHORIZED => Self::Unauthenticated,
+            StatusCode::FORBIDDEN => Self::Forbidden,
+            StatusCode::NOT_FOUND => Self::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
+            StatusCode::REQUEST_TIMEOUT => Self::Timeout,
+            StatusCode::CONFLICT => Self::Conflict,
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            StatusCode::UNPROCESSABLE_ENTITY => Self::InvalidField,
+            StatusCode::TOO_MANY_REQUESTS => Self::RateLimited,
+            StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable,
+            _ => Self::Internal,
+        }
+    }
+}
+
+/// Members this API adds to RFC 9457's standard ones.
+#[derive(Debug, Default, Serialize)]
+pub struct ProblemExtensions {
+    /// The request field at fault, as a path (`message.nonce`, `items[2].price`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// An RFC 9457 problem document, as every error response carries it
+/// (`Content-Type: application/problem+json`). Schema for the OpenAPI document.
+#[derive(Debug, ToSchema)]
+#[schema(as = Problem)]
+#[allow(dead_code)]
+pub struct ProblemSchema {
+    /// Stable identifier of the problem type; `GET` it for a description.
+    #[schema(example = "/problems/invalid-field")]
+    r#type: String,
+    title: String,
+    status: u16,
+    /// What went wrong in this request.
+    detail: Option<String>,
+    /// The request field at fault, when there is one.
+    field: Option<String>,
+}
+
+/// Everything that can go wrong in a request, as the client sees it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("request body is not valid JSON: {0}")]
+    MalformedBody(String),
+    #[error("request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("request body is larger than this endpoint accepts")]
+    PayloadTooLarge,
+    #[error("{field}: {message}")]
+    InvalidField { field: String, message: String },
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error(transparent)]
+    SignIn(#[from] SignInError),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{message}")]
+    Conflict {
+        field: Option<String>,
+        message: String,
+    },
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+/// Handlers return this.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidField {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+
+    pub fn kind(&self) -> ProblemKind {
+        match self {
+            Self::MalformedBody(_) => ProblemKind::MalformedBody,
+            Self::UnsupportedMediaType => ProblemKind::UnsupportedMediaType,
+            Self::PayloadTooLarge => ProblemKind::PayloadTooLarge,
+            Self::InvalidField { .. } => ProblemKind::InvalidField,
+            Self::Unauthenticated(_) => ProblemKind::Unauthenticated,
+            Self::SignIn(SignInError::Database(_)) | Self::Internal(_) => ProblemKind::Internal,
+            Self::SignIn(_) => ProblemKind::SignInRejected,
+            Self::Forbidden(_) => ProblemKind::Forbidden,
+            Self::NotFound(_) => ProblemKind::NotFound,
+            Self::Conflict { .. } => ProblemKind::Conflict,
+            Self::RateLimited { .. } => ProblemKind::RateLimited,
+        }
+    }
+
+    fn field(&self) -> Option<String> {
+        match self {
+            Self::InvalidField { field, .. } => Some(field.clone()),
+            Self::Conflict { field, .. } => field.clone(),
+            Self::SignIn(error) => Some(error.field().to_owned()).filter(|f| !f.is_empty()),
+            _ => None,
+        }
+    }
+}
+
+/// Builds the problem response for a kind; the one place a problem document is made.
+pub fn problem_response(
+    kind: ProblemKind,
+    detail: Option<String>,
+    field: Option<String>,
+) -> Response {
+    let (slug, status, title) = kind.describe();
+    let mut problem = ProblemDetails::from_status_code(status)
+        .with_type(
+            format!("/problems/{slug}")
+                .parse::<axum::http::Uri>()
+                .expect("slugs are valid URI paths"),
+        )
+        .with_title(title)
+        .with_extensions(ProblemExtensions { field });
+    if let Some(detail) = detail {
+        problem = problem.with_detail(detail);
+    }
+    problem.into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let kind = self.kind();
+        let detail = match &self {
+            Self::Internal(error) => {
+                tracing::error!(error = format!("{error:#}"), "internal error");
+                None
+            }
+            Self::SignIn(SignInError::Database(error)) => {
+                tracing::error!(%error, "database error during sign-in");
+                None
+            }
+            other => Some(other.to_string()),
+        };
+        let mut response = problem_response(kind, detail, self.field());
+        match self {
+            Self::RateLimited { retry_after_secs } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            Self::Unauthenticated(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Internal(error.into())
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Database(error) => error.into(),
+            other => Self::Unauthenticated(other.to_string()),
+        }
+    }
+}
+
+/// Turns a violation of the named unique constraint into a 409 naming `field`; other errors
+/// pass through. Lets handlers insert first and ask later, which is race-free.
+pub fn on_unique(error: sqlx::Error, constraint: &str, field: &str, message: &str) -> ApiError {
+    match &error {
+        sqlx::Error::Database(db) if db.constraint() == Some(constraint) => {
+            ApiError::conflict(field, message)
+        }
+        _ => error.into(),
+    }
+}

@@ -1,0 +1,206 @@
+//! Request extractors whose rejections are problem documents like every other error.
+
+use axum::body::Bytes;
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody, PathRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::auth::Principal;
+use crate::auth::principal::MissingRole;
+
+/// A JSON body. Unlike `axum::Json`, a rejection names the field at fault (as a path such
+/// as `items[2].price`) in a problem document.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json(&req) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| match rejection {
+                BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+                    ApiError::PayloadTooLarge
+                }
+                other => ApiError::MalformedBody(other.body_text()),
+            })?;
+        parse(&bytes).map(Json)
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+fn is_json(req: &Request) -> bool {
+    let Some(value) = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Deserializes a JSON document, classifying failures: broken JSON is a 400, JSON of the
+/// wrong shape is a 422 naming the field.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let message = strip_position(&inner.to_string());
+                ApiError::invalid(field_path(&path, &message), message)
+            }
+            _ => ApiError::MalformedBody(inner.to_string()),
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|error| ApiError::MalformedBody(error.to_string()))?;
+    Ok(value)
+}
+
+/// serde reports a missing field at its parent's path, naming the field in backticks;
+/// append it so the client learns the full path. (Unknown fields are already in the path.)
+fn field_path(path: &str, message: &str) -> String {
+    let named = message.starts_with("missing field").then(|| message.split('`').nth(1)).flatten();
+    match (path, named) {
+        (".", Some(name)) => name.to_owned(),
+        (parent, Some(name)) => format!("{parent}.{name}"),
+        (".", None) => "body".to_owned(),
+        (path, None) => path.to_owned(),
+    }
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(index) => message[..index].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// A path parameter. A rejection names the parameter that failed to parse.
+#[derive(Debug, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        let field = match &rejection {
+            PathRejection::FailedToDeserializePathParams(error) => match error.kind() {
+                ErrorKind::ParseErrorAtKey { key, .. }
+                | ErrorKind::InvalidUtf8InPathParam { key } => key.clone(),
+                _ => "path".to_owned(),
+            },
+            _ => "path".to_owned(),
+        };
+        ApiError::invalid(field, rejection.body_text())
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+            ApiError::Unauthenticated("missing Authorization: Bearer credential".into())
+        })?;
+        let bearer = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| {
+                ApiError::Unauthenticated("Authorization header must be `Bearer <token>`".into())
+            })?;
+        Ok(Principal::authenticate(&state.db, &state.sessions, bearer).await?)
+    }
+}
+
+impl From<MissingRole> for ApiError {
+    fn from(error: MissingRole) -> Self {
+        ApiError::Forbidden(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Item {
+        name: String,
+        price: u64,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Order {
+        items: Vec<Item>,
+    }
+
+    fn field_of(body: &str) -> String {
+        match parse::<Order>(body.as_bytes()).unwrap_err() {
+            ApiError::InvalidField { field, .. } => field,
+            other => panic!("expected InvalidField, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_the_field_at_fault() {
+        assert_eq!(
+            field_of(r#"{"items":[{"name":"a","price":1},{"name":"b","price":"x"}]}"#),
+            "items[1].price"
+        );
+        assert_eq!(field_of(r#"{"items":[{"name":"a"}]}"#), "items[0].price");
+        assert_eq!(
+            field_of(r#"{"items":[{"name":"a","price":1,"colour":"red"}]}"#),
+            "items[0].colour"
+        );
+        assert_eq!(field_of(r#"{}"#), "items");
+    }
+
+    #[test]
+    fn broken_json_is_malformed() {
+        for body in ["{", "not json", r#"{"items":[]} trailing"#] {
+            assert!(
+                matches!(
+                    parse::<Order>(body.as_bytes()),
+                    Err(ApiError::MalformedBody(_))
+                ),
+                "{body}"
+            );
+        }
+    }
+}

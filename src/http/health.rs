@@ -1,0 +1,101 @@
+//! Liveness (`/healthz`), readiness (`/readyz`) and Prometheus metrics (`/metrics`).
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ProblemKind, problem_response};
+use super::extract::Json;
+use super::{AppState, PROBE_TIMEOUT};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+/// The process is up. Says nothing about its dependencies: see `/readyz`.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Readiness {
+    #[schema(example = "ready")]
+    status: &'static str,
+    /// Latest block height the chain RPC reported.
+    chain_head: u64,
+}
+
+/// The database and the chain RPC both answer (and the RPC serves the configured chain).
+#[utoipa::path(
+    get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, body = Readiness),
+        (status = 503, description = "A dependency is down; `detail` says which", body = super::error::ProblemSchema,
+         content_type = "application/problem+json"),
+    )
+)]
+async fn readyz(State(state): State<AppState>) -> axum::response::Response {
+    let database = async {
+        tokio::time::timeout(PROBE_TIMEOUT, sqlx::query("SELECT 1").execute(&state.db))
+            .await
+            .map_err(|_| "timed out".to_owned())?
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+    };
+    let (database, chain) = tokio::join!(database, state.chain.check());
+
+    // The causes are logged, not returned: they can carry hostnames and credentials.
+    let mut failures = Vec::new();
+    if let Err(error) = &database {
+        tracing::warn!(%error, "readiness: database check failed");
+        failures.push("database does not answer");
+    }
+    match &chain {
+        Err(adescrow_indexer::rpc::ChainError::WrongChain { .. }) => {
+            tracing::warn!(error = %chain.as_ref().unwrap_err(), "readiness: chain check failed");
+            failures.push("chain RPC serves another chain");
+        }
+        Err(error) => {
+            tracing::warn!(%error, "readiness: chain check failed");
+            failures.push("chain RPC does not answer");
+        }
+        Ok(_) => {}
+    }
+    match chain {
+        Ok(chain_head) if failures.is_empty() => Json(Readiness {
+            status: "ready",
+            chain_head,
+        })
+        .into_response(),
+        _ => problem_response(
+            ProblemKind::Unavailable,
+            Some(format!("not ready: {}", failures.join("; "))),
+            None,
+        ),
+    }
+}
+
+/// Prometheus text exposition: request counts and latencies by route and status, plus the
+/// metrics of every role running in this process.
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, content_type = "text/plain", body = String)))]
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,67 @@
+//! The signed-in user: who am I, and taking on a role.
+
+use axum::extract::State;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::error::{ApiError, ApiResult, ProblemSchema};
+use super::extract::Json;
+use crate::accounts::{self, User};
+use crate::auth::{Credential, Principal, Role};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(me))
+        .routes(routes!(take_role))
+}
+
+/// The authenticated user and their roles.
+#[utoipa::path(
+    get, path = "/me", tag = "accounts", security(("bearer" = [])),
+    responses((status = 200, body = User), (status = 401, body = ProblemSchema))
+)]
+async fn me(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<User>> {
+    let user = accounts::find(&state.db, principal.user_id)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    Ok(Json(user))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TakeRoleRequest {
+    /// `advertiser`, `hoster` or `viewer`; `admin` is granted by operators only.
+    pub role: Role,
+}
+
+/// Takes on a self-service role (advertiser, hoster or viewer). Idempotent.
+#[utoipa::path(
+    post, path = "/me/roles", tag = "accounts", security(("bearer" = [])), request_body = TakeRoleRequest,
+    responses((status = 200, body = User), (status = 401, body = ProblemSchema), (status = 403, body = ProblemSchema))
+)]
+async fn take_role(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(request): Json<TakeRoleRequest>,
+) -> ApiResult<Json<User>> {
+    if principal.credential != Credential::Session {
+        return Err(ApiError::Forbidden(
+            "roles are taken with a wallet session, not an API key".into(),
+        ));
+    }
+    if !request.role.is_self_service() {
+        return Err(ApiError::Forbidden(format!(
+            "the {} role is granted by an admin",
+            request.role
+        )));
+    }
+    let mut conn = state.db.acquire().await?;
+    accounts::grant_role(&mut conn, principal.user_id, request.role).await?;
+    let user = accounts::find(&mut *conn, principal.user_id)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    Ok(Json(user))
+}

@@ -1,0 +1,225 @@
+//! The HTTP API: state, router assembly and the layers every request passes through.
+//!
+//! Each resource lives in its own module with its own `router()`; [`app`] merges them
+//! under `/v1`, collects their OpenAPI paths, and wraps them in the shared layers.
+
+pub mod error;
+pub mod extract;
+pub mod middleware;
+
+mod admin;
+mod api_keys;
+mod auth;
+mod docs;
+mod health;
+mod me;
+mod nodes;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use adescrow_indexer::rpc::ChainRpc;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Method, StatusCode, header};
+use axum_prometheus::metrics_exporter_prometheus::PrometheusHandle;
+use axum_prometheus::{EndpointLabel, PrometheusMetricLayerBuilder};
+use sqlx::PgPool;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::auth::session::{SessionKeys, WeakSecret};
+use crate::auth::siwe::SignInPolicy;
+use crate::config::ApiArgs;
+use crate::telemetry;
+use middleware::ClientRateLimiter;
+
+/// How long readiness waits for each dependency.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Shared by every request. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub config: Arc<ApiArgs>,
+    pub sessions: Arc<SessionKeys>,
+    pub sign_in: Arc<SignInPolicy>,
+    pub chain: ChainRpc,
+    pub rate_limiter: Arc<ClientRateLimiter>,
+    pub metrics: PrometheusHandle,
+}
+
+/// A configuration the API cannot run with.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    WeakSecret(#[from] WeakSecret),
+    #[error("rate limits must be at least 1")]
+    ZeroRateLimit,
+}
+
+impl AppState {
+    pub fn new(config: ApiArgs, db: PgPool) -> Result<Self, ConfigError> {
+        let sessions = SessionKeys::new(
+            config.jwt_secret.as_bytes(),
+            config.session_ttl,
+            config.refresh_ttl,
+        )?;
+        let sign_in = SignInPolicy::new(&config.public_url, config.chain_id, config.nonce_ttl);
+        let chain = ChainRpc::new(config.rpc_url.clone(), config.chain_id, PROBE_TIMEOUT);
+        let per_second =
+            NonZeroU32::new(config.rate_limit_per_second).ok_or(ConfigError::ZeroRateLimit)?;
+        let burst = NonZeroU32::new(config.rate_limit_burst).ok_or(ConfigError::ZeroRateLimit)?;
+        Ok(Self {
+            db,
+            sessions: Arc::new(sessions),
+            sign_in: Arc::new(sign_in),
+            chain,
+            rate_limiter: Arc::new(ClientRateLimiter::new(per_second, burst)),
+            metrics: telemetry::metrics_handle(),
+            config: Arc::new(config),
+        })
+    }
+
+    /// Periodic clean-up owned by the API process: idle rate-limit buckets and spent nonces.
+    pub fn spawn_housekeeping(&self) -> tokio::task::JoinHandle<()> {
+        let state = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                state.rate_limiter.forget_idle();
+                let purged = async {
+                    let mut conn = state.db.acquire().await?;
+                    crate::auth::siwe::purge_expired_nonces(&mut conn).await
+                };
+                if let Err(error) = purged.await {
+                    tracing::warn!(%error, "could not purge expired sign-in nonces");
+                }
+            }
+        })
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "adescrow API",
+        description = "Escrow and settlement for advertising on an EVM chain. Errors are RFC 9457 \
+                       problem documents (`application/problem+json`) with a stable `type`.",
+        license(name = "MIT")
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(error::ProblemSchema)),
+    tags(
+        (name = "health", description = "Liveness, readiness and metrics"),
+        (name = "auth", description = "Sign-In with Ethereum and sessions"),
+        (name = "accounts", description = "The signed-in user, roles and API keys"),
+        (name = "nodes", description = "Registry of hoster and witness node signing keys"),
+        (name = "admin", description = "Operator actions"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A session token from sign-in, or an API key (`adk_...`).",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every documented route, with its OpenAPI description.
+fn api(state: &AppState) -> OpenApiRouter<AppState> {
+    let v1 = OpenApiRouter::new()
+        .merge(auth::router())
+        .merge(me::router())
+        .merge(api_keys::router())
+        .merge(nodes::router())
+        .merge(admin::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::rate_limit,
+        ));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .merge(docs::problems_router())
+        .nest("/v1", v1)
+}
+
+/// The OpenAPI document of the API, as served at `/openapi.json`.
+pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
+    api(state).split_for_parts().1
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let (routes, openapi) = api(&state).split_for_parts();
+    let metrics = PrometheusMetricLayerBuilder::new()
+        // Unmatched paths share one label so that scanners cannot blow up cardinality.
+        .with_endpoint_label_type(EndpointLabel::MatchedPathWithFallbackFn(|_| {
+            "unmatched".to_owned()
+        }))
+        .build();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(
+            state
+                .config
+                .cors_origins
+                .iter()
+                .filter_map(|origin| origin.parse().ok()),
+        ))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+        ])
+        .max_age(Duration::from_secs(600));
+
+    let [nosniff, frame, referrer, hsts, csp] = middleware::security_headers();
+    routes
+        .merge(docs::router(openapi))
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .layer(DefaultBodyLimit::max(state.config.body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            state.config.request_timeout,
+        ))
+        .layer(CatchPanicLayer::new())
+        .layer(axum::middleware::from_fn(
+            middleware::problem_for_bare_errors,
+        ))
+        .layer(cors)
+        .layer(nosniff)
+        .layer(frame)
+        .layer(referrer)
+        .layer(hsts)
+        .layer(csp)
+        .layer(metrics)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

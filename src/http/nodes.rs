@@ -1,0 +1,157 @@
+//! Node registry over HTTP: hosters register, rename, flag and retire their node keys.
+
+use alloy::primitives::Address;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::AppState;
+use super::error::{ApiError, ApiResult, ProblemSchema, on_unique};
+use super::extract::{Json, Path};
+use crate::auth::{Principal, Role};
+use crate::nodes::{self, Node, OwnerScope, ProofError};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register, list))
+        .routes(routes!(get_node, update, retire))
+}
+
+/// Admins see every node; everyone else sees their own. Others' nodes are 404, not 403, so
+/// ids do not leak.
+fn scope(principal: &Principal) -> OwnerScope {
+    (!principal.is_admin()).then_some(principal.user_id)
+}
+
+fn validate_name(name: &str) -> ApiResult<&str> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::invalid("name", "must be 1 to 100 characters"));
+    }
+    Ok(name)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegisterNode {
+    /// The node's secp256k1 signing address.
+    #[schema(value_type = String, example = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC")]
+    pub address: Address,
+    #[schema(example = "edge-eu-1")]
+    pub name: String,
+    /// Whether the node may witness other hosters' impressions.
+    #[serde(default)]
+    pub can_witness: bool,
+    /// Proof of possession: the node key's `personal_sign` of
+    /// `"adescrow node registration\nowner: <owner address>\nnode: <node address>\nchain id: <chain id>"`
+    /// with both addresses EIP-55 checksummed.
+    pub signature: String,
+}
+
+/// Registers a node signing key. Needs the hoster role.
+#[utoipa::path(
+    post, path = "/nodes", tag = "nodes", security(("bearer" = [])), request_body = RegisterNode,
+    responses(
+        (status = 201, body = Node), (status = 403, body = ProblemSchema),
+        (status = 409, description = "Address already registered", body = ProblemSchema),
+        (status = 422, body = ProblemSchema),
+    )
+)]
+async fn register(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(request): Json<RegisterNode>,
+) -> ApiResult<(StatusCode, Json<Node>)> {
+    principal.require(Role::Hoster)?;
+    let name = validate_name(&request.name)?;
+    nodes::verify_proof(
+        principal.address,
+        request.address,
+        state.config.chain_id,
+        &request.signature,
+    )
+    .map_err(|error: ProofError| ApiError::invalid("signature", error.to_string()))?;
+    let node = nodes::insert(
+        &state.db,
+        principal.user_id,
+        request.address,
+        name,
+        request.can_witness,
+    )
+    .await
+    .map_err(|e| {
+        on_unique(
+            e,
+            "nodes_address_key",
+            "address",
+            "this node address is already registered",
+        )
+    })?;
+    tracing::info!(node = %node.id, address = %node.address, owner = %principal.user_id, "node registered");
+    Ok((StatusCode::CREATED, Json(node)))
+}
+
+/// The caller's nodes (every node for admins).
+#[utoipa::path(
+    get, path = "/nodes", tag = "nodes", security(("bearer" = [])),
+    responses((status = 200, body = [Node]), (status = 401, body = ProblemSchema))
+)]
+async fn list(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Vec<Node>>> {
+    Ok(Json(nodes::list(&state.db, scope(&principal)).await?))
+}
+
+/// One node.
+#[utoipa::path(
+    get, path = "/nodes/{id}", tag = "nodes", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = Node), (status = 404, body = ProblemSchema))
+)]
+async fn get_node(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Node>> {
+    let node = nodes::find(&state.db, id, scope(&principal)).await?;
+    node.map(Json).ok_or(ApiError::NotFound("node"))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateNode {
+    pub name: Option<String>,
+    pub can_witness: Option<bool>,
+}
+
+/// Renames a node or changes whether it may witness.
+#[utoipa::path(
+    patch, path = "/nodes/{id}", tag = "nodes", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = UpdateNode,
+    responses((status = 200, body = Node), (status = 404, body = ProblemSchema), (status = 422, body = ProblemSchema))
+)]
+async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+    Json(request): Json<UpdateNode>,
+) -> ApiResult<Json<Node>> {
+    let name = request.name.as_deref().map(validate_name).transpose()?;
+    let node = nodes::update(&state.db, id, scope(&principal), name, request.can_witness).await?;
+    node.map(Json).ok_or(ApiError::NotFound("node"))
+}
+
+/// Retires a node; its signatures stop counting. Idempotent.
+#[utoipa::path(
+    delete, path = "/nodes/{id}", tag = "nodes", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = Node), (status = 404, body = ProblemSchema))
+)]
+async fn retire(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Node>> {
+    let node = nodes::retire(&state.db, id, scope(&principal)).await?;
+    node.map(Json).ok_or(ApiError::NotFound("node"))
+}

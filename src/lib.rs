@@ -1,0 +1,16 @@
+//! adescrow: escrow and settlement for advertising on an EVM chain.
+//!
+//! The crate is the whole off-chain service; each role (`serve`, `migrate`, and the roles
+//! later issues add) is a subcommand of the `adescrow` binary so that it can scale out as
+//! its own process. See `ARCHITECTURE.md` for which module owns which concept.
+
+pub mod accounts;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod nodes;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;

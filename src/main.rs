@@ -1,0 +1,11 @@
+//! The `adescrow` binary: parse the command line, set up logging, run the chosen role.
+//! Everything else lives in the library so that tests and other binaries share it.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = adescrow::config::Cli::parse();
+    adescrow::telemetry::init_tracing(&cli.log);
+    adescrow::cli::run(cli).await
+}
