@@ -16,6 +16,7 @@ pub struct User {
     pub id: Uuid,
     /// EIP-55 checksummed wallet address.
     #[schema(value_type = String, example = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8")]
+    #[serde(serialize_with = "crate::wire::checksummed::serialize")]
     pub address: Address,
     pub roles: Vec<Role>,
     #[serde(with = "time::serde::rfc3339")]

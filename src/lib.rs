@@ -14,3 +14,4 @@ pub mod nodes;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+pub mod wire;

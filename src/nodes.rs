@@ -21,6 +21,7 @@ pub struct Node {
     pub owner_id: Uuid,
     /// The node's signing address, EIP-55 checksummed.
     #[schema(value_type = String, example = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC")]
+    #[serde(serialize_with = "crate::wire::checksummed::serialize")]
     pub address: Address,
     pub name: String,
     /// Whether the node may co-sign other hosters' receipt batches as a witness.

@@ -1,0 +1,12 @@
+//! Integration tests: the real API against real Postgres (`#[sqlx::test]` gives each test
+//! its own database) and, where the chain matters, a real anvil.
+
+mod support;
+
+mod api_keys;
+mod errors;
+mod nodes;
+mod openapi;
+mod rate_limit;
+mod readiness;
+mod sign_in;
