@@ -24,10 +24,7 @@ pub struct User {
 }
 
 /// Returns the user with this address, creating it (as a viewer) on first sign-in.
-pub async fn upsert_by_address(
-    conn: &mut PgConnection,
-    address: Address,
-) -> Result<Uuid, sqlx::Error> {
+pub async fn upsert_by_address(conn: &mut PgConnection, address: Address) -> Result<Uuid, sqlx::Error> {
     // `ON CONFLICT DO UPDATE` (a no-op update) returns the id in both cases in one round trip.
     let id = sqlx::query_scalar!(
         "INSERT INTO users (address) VALUES ($1)
@@ -42,11 +39,7 @@ pub async fn upsert_by_address(
 }
 
 /// Grants a role; granting a role already held changes nothing.
-pub async fn grant_role(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    role: Role,
-) -> Result<(), sqlx::Error> {
+pub async fn grant_role(conn: &mut PgConnection, user_id: Uuid, role: Role) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "INSERT INTO user_roles (user_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         user_id,
@@ -58,11 +51,7 @@ pub async fn grant_role(
 }
 
 /// Revokes a role; returns whether the user held it.
-pub async fn revoke_role(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    role: Role,
-) -> Result<bool, sqlx::Error> {
+pub async fn revoke_role(conn: &mut PgConnection, user_id: Uuid, role: Role) -> Result<bool, sqlx::Error> {
     let result = sqlx::query!(
         "DELETE FROM user_roles WHERE user_id = $1 AND role = $2",
         user_id,

@@ -10,9 +10,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => server::serve(*args).await,
         Command::Migrate(args) => {
-            let pool = db::connect(&args).await.context(
-                "cannot connect to Postgres (is it running, and is DATABASE_URL right?)",
-            )?;
+            let pool = db::connect(&args)
+                .await
+                .context("cannot connect to Postgres (is it running, and is DATABASE_URL right?)")?;
             db::migrate(&pool).await.context("migration failed")?;
             tracing::info!("database is up to date");
             Ok(())

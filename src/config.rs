@@ -40,13 +40,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct LogArgs {
     /// Log line format.
-    #[arg(
-        long,
-        env = "ADESCROW_LOG_FORMAT",
-        value_enum,
-        default_value = "text",
-        global = true
-    )]
+    #[arg(long, env = "ADESCROW_LOG_FORMAT", value_enum, default_value = "text", global = true)]
     pub log_format: LogFormat,
     /// Log filter in `tracing` env-filter syntax, e.g. `info,adescrow=debug`.
     #[arg(long, env = "ADESCROW_LOG", default_value = "info", global = true)]
@@ -82,18 +76,10 @@ pub struct ServeArgs {
 pub struct ApiArgs {
     /// Public base URL of the API. Sign-in messages must name its host as their domain and
     /// a URI on it.
-    #[arg(
-        long,
-        env = "ADESCROW_PUBLIC_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
+    #[arg(long, env = "ADESCROW_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
     pub public_url: Url,
     /// JSON-RPC URL of the chain the contracts live on (checked by /readyz).
-    #[arg(
-        long,
-        env = "ADESCROW_RPC_URL",
-        default_value = "http://127.0.0.1:8545"
-    )]
+    #[arg(long, env = "ADESCROW_RPC_URL", default_value = "http://127.0.0.1:8545")]
     pub rpc_url: Url,
     /// Chain id that sign-in messages and signatures must name.
     #[arg(long, env = "ADESCROW_CHAIN_ID", default_value_t = 31337)]

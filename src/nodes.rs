@@ -49,14 +49,8 @@ pub enum ProofError {
 }
 
 /// Checks that `signature` is the node key's signature of its registration message.
-pub fn verify_proof(
-    owner: Address,
-    node: Address,
-    chain_id: u64,
-    signature: &str,
-) -> Result<(), ProofError> {
-    let recovered =
-        personal_sign::recover(&registration_message(owner, node, chain_id), signature)?;
+pub fn verify_proof(owner: Address, node: Address, chain_id: u64, signature: &str) -> Result<(), ProofError> {
+    let recovered = personal_sign::recover(&registration_message(owner, node, chain_id), signature)?;
     if recovered == node {
         Ok(())
     } else {
@@ -125,11 +119,7 @@ pub async fn list(db: impl PgExecutor<'_>, scope: OwnerScope) -> Result<Vec<Node
     Ok(rows.into_iter().map(Node::from).collect())
 }
 
-pub async fn find(
-    db: impl PgExecutor<'_>,
-    id: Uuid,
-    scope: OwnerScope,
-) -> Result<Option<Node>, sqlx::Error> {
+pub async fn find(db: impl PgExecutor<'_>, id: Uuid, scope: OwnerScope) -> Result<Option<Node>, sqlx::Error> {
     let row = sqlx::query_as!(
         NodeRow,
         "SELECT id, owner_id, address, name, can_witness, created_at, retired_at FROM nodes
@@ -167,11 +157,7 @@ pub async fn update(
 
 /// Retires a node: its signatures stop counting. The row stays, since past receipts name it,
 /// and so does its address, which cannot be registered again.
-pub async fn retire(
-    db: impl PgExecutor<'_>,
-    id: Uuid,
-    scope: OwnerScope,
-) -> Result<Option<Node>, sqlx::Error> {
+pub async fn retire(db: impl PgExecutor<'_>, id: Uuid, scope: OwnerScope) -> Result<Option<Node>, sqlx::Error> {
     let row = sqlx::query_as!(
         NodeRow,
         "UPDATE nodes SET retired_at = coalesce(retired_at, now())

@@ -17,9 +17,7 @@ pub enum SignatureError {
 
 /// Parses a 0x-prefixed 65-byte `r || s || v` signature.
 pub fn parse(signature: &str) -> Result<Signature, SignatureError> {
-    let hex = signature
-        .strip_prefix("0x")
-        .ok_or(SignatureError::Encoding)?;
+    let hex = signature.strip_prefix("0x").ok_or(SignatureError::Encoding)?;
     let bytes = hex::decode(hex).map_err(|_| SignatureError::Encoding)?;
     if bytes.len() != 65 {
         return Err(SignatureError::Encoding);
@@ -69,18 +67,8 @@ mod tests {
 
     #[test]
     fn refuses_bad_encodings() {
-        for bad in [
-            "",
-            "0x",
-            "0x1234",
-            "not hex",
-            &format!("0x{}", "zz".repeat(65)),
-        ] {
-            assert_eq!(
-                recover("hello", bad),
-                Err(SignatureError::Encoding),
-                "{bad:?}"
-            );
+        for bad in ["", "0x", "0x1234", "not hex", &format!("0x{}", "zz".repeat(65))] {
+            assert_eq!(recover("hello", bad), Err(SignatureError::Encoding), "{bad:?}");
         }
     }
 }

@@ -49,11 +49,7 @@ impl Principal {
     }
 
     /// Resolves a bearer credential: an `adk_` API key or a session token.
-    pub async fn authenticate(
-        db: &PgPool,
-        sessions: &SessionKeys,
-        bearer: &str,
-    ) -> Result<Self, AuthError> {
+    pub async fn authenticate(db: &PgPool, sessions: &SessionKeys, bearer: &str) -> Result<Self, AuthError> {
         if bearer.starts_with(api_key::PREFIX) {
             Self::from_api_key(db, bearer).await
         } else {
@@ -63,9 +59,7 @@ impl Principal {
     }
 
     async fn from_session(db: &PgPool, user_id: Uuid) -> Result<Self, AuthError> {
-        let user = accounts::find(db, user_id)
-            .await?
-            .ok_or(AuthError::InvalidSession)?;
+        let user = accounts::find(db, user_id).await?.ok_or(AuthError::InvalidSession)?;
         Ok(Self {
             user_id,
             address: user.address,
@@ -97,11 +91,7 @@ impl Principal {
         Ok(Self {
             user_id: row.user_id,
             address: Address::from_slice(&row.address),
-            roles: if row.role_held {
-                vec![row.role]
-            } else {
-                Vec::new()
-            },
+            roles: if row.role_held { vec![row.role] } else { Vec::new() },
             credential: Credential::ApiKey { id: row.id },
         })
     }
@@ -114,10 +104,6 @@ pub struct MissingRole(pub Role);
 
 impl Principal {
     pub fn require(&self, role: Role) -> Result<(), MissingRole> {
-        if self.has(role) {
-            Ok(())
-        } else {
-            Err(MissingRole(role))
-        }
+        if self.has(role) { Ok(()) } else { Err(MissingRole(role)) }
     }
 }

@@ -72,11 +72,7 @@ pub enum RefreshError {
 }
 
 impl SessionKeys {
-    pub fn new(
-        secret: &[u8],
-        session_ttl: Duration,
-        refresh_ttl: Duration,
-    ) -> Result<Self, WeakSecret> {
+    pub fn new(secret: &[u8], session_ttl: Duration, refresh_ttl: Duration) -> Result<Self, WeakSecret> {
         if secret.len() < 32 {
             return Err(WeakSecret);
         }
@@ -114,11 +110,7 @@ impl SessionKeys {
 
     /// Starts a new session family for a user who just signed in. Runs inside the caller's
     /// transaction so that sign-in writes all or nothing.
-    pub async fn start(
-        &self,
-        conn: &mut PgConnection,
-        user_id: Uuid,
-    ) -> Result<IssuedSession, sqlx::Error> {
+    pub async fn start(&self, conn: &mut PgConnection, user_id: Uuid) -> Result<IssuedSession, sqlx::Error> {
         self.issue(conn, user_id, Uuid::new_v4()).await
     }
 
@@ -151,11 +143,7 @@ impl SessionKeys {
     }
 
     /// Exchanges a refresh token for a new session and refresh token.
-    pub async fn refresh(
-        &self,
-        conn: &mut PgConnection,
-        refresh_token: &str,
-    ) -> Result<IssuedSession, RefreshError> {
+    pub async fn refresh(&self, conn: &mut PgConnection, refresh_token: &str) -> Result<IssuedSession, RefreshError> {
         let row = sqlx::query!(
             r#"SELECT id, family_id, user_id, expires_at, rotated_at, revoked_at
                FROM refresh_sessions WHERE token_hash = $1 FOR UPDATE"#,
@@ -177,22 +165,15 @@ impl SessionKeys {
         if row.revoked_at.is_some() || row.expires_at <= OffsetDateTime::now_utc() {
             return Err(RefreshError::Invalid);
         }
-        sqlx::query!(
-            "UPDATE refresh_sessions SET rotated_at = now() WHERE id = $1",
-            row.id
-        )
-        .execute(&mut *conn)
-        .await?;
+        sqlx::query!("UPDATE refresh_sessions SET rotated_at = now() WHERE id = $1", row.id)
+            .execute(&mut *conn)
+            .await?;
         Ok(self.issue(conn, row.user_id, row.family_id).await?)
     }
 
     /// Ends the session family a refresh token belongs to. Unknown tokens are ignored so
     /// that sign-out is idempotent.
-    pub async fn revoke(
-        &self,
-        conn: &mut PgConnection,
-        refresh_token: &str,
-    ) -> Result<(), sqlx::Error> {
+    pub async fn revoke(&self, conn: &mut PgConnection, refresh_token: &str) -> Result<(), sqlx::Error> {
         sqlx::query!(
             r#"UPDATE refresh_sessions SET revoked_at = now()
                WHERE revoked_at IS NULL
@@ -220,19 +201,12 @@ mod tests {
     use super::*;
 
     fn keys() -> SessionKeys {
-        SessionKeys::new(
-            &[7u8; 32],
-            Duration::from_secs(60),
-            Duration::from_secs(600),
-        )
-        .unwrap()
+        SessionKeys::new(&[7u8; 32], Duration::from_secs(60), Duration::from_secs(600)).unwrap()
     }
 
     #[test]
     fn short_secrets_are_refused() {
-        assert!(
-            SessionKeys::new(b"short", Duration::from_secs(1), Duration::from_secs(1)).is_err()
-        );
+        assert!(SessionKeys::new(b"short", Duration::from_secs(1), Duration::from_secs(1)).is_err());
     }
 
     #[test]
@@ -240,18 +214,14 @@ mod tests {
         let user = Uuid::new_v4();
         let (token, _) = keys().access_token(user, OffsetDateTime::now_utc());
         assert_eq!(keys().verify(&token), Some(user));
-        let other =
-            SessionKeys::new(&[8u8; 32], Duration::from_secs(60), Duration::from_secs(60)).unwrap();
+        let other = SessionKeys::new(&[8u8; 32], Duration::from_secs(60), Duration::from_secs(60)).unwrap();
         assert_eq!(other.verify(&token), None);
         assert_eq!(keys().verify("not a token"), None);
     }
 
     #[test]
     fn expired_tokens_are_refused() {
-        let (token, _) = keys().access_token(
-            Uuid::new_v4(),
-            OffsetDateTime::now_utc() - Duration::from_secs(3600),
-        );
+        let (token, _) = keys().access_token(Uuid::new_v4(), OffsetDateTime::now_utc() - Duration::from_secs(3600));
         assert_eq!(keys().verify(&token), None);
     }
 }

@@ -110,12 +110,7 @@ impl SignInPolicy {
 
     /// Checks a message and its signature at time `now`. Pure: touches no state, so a bad
     /// message writes nothing.
-    pub fn verify(
-        &self,
-        message: &str,
-        signature: &str,
-        now: OffsetDateTime,
-    ) -> Result<VerifiedMessage, SignInError> {
+    pub fn verify(&self, message: &str, signature: &str, now: OffsetDateTime) -> Result<VerifiedMessage, SignInError> {
         let parsed: siwe::Message = message
             .parse()
             .map_err(|e: siwe::ParseError| SignInError::Malformed(e.to_string()))?;
@@ -147,18 +142,10 @@ impl SignInPolicy {
         if issued_at < now - self.nonce_ttl - ISSUED_AT_SKEW {
             return Err(SignInError::IssuedTooLongAgo);
         }
-        if parsed
-            .expiration_time
-            .as_ref()
-            .is_some_and(|t| *t.as_ref() <= now)
-        {
+        if parsed.expiration_time.as_ref().is_some_and(|t| *t.as_ref() <= now) {
             return Err(SignInError::Expired);
         }
-        if parsed
-            .not_before
-            .as_ref()
-            .is_some_and(|t| *t.as_ref() > now)
-        {
+        if parsed.not_before.as_ref().is_some_and(|t| *t.as_ref() > now) {
             return Err(SignInError::NotYetValid);
         }
 
@@ -175,10 +162,7 @@ impl SignInPolicy {
 }
 
 /// Issues a fresh nonce, valid for the policy's nonce lifetime.
-pub async fn issue_nonce(
-    conn: &mut PgConnection,
-    ttl: Duration,
-) -> Result<(String, OffsetDateTime), sqlx::Error> {
+pub async fn issue_nonce(conn: &mut PgConnection, ttl: Duration) -> Result<(String, OffsetDateTime), sqlx::Error> {
     let nonce = siwe::generate_nonce();
     let expires_at = OffsetDateTime::now_utc() + ttl;
     sqlx::query!(
@@ -207,12 +191,9 @@ pub async fn consume_nonce(conn: &mut PgConnection, nonce: &str) -> Result<(), S
     if row.expires_at <= OffsetDateTime::now_utc() {
         return Err(SignInError::NonceExpired);
     }
-    sqlx::query!(
-        "UPDATE siwe_nonces SET used_at = now() WHERE nonce = $1",
-        nonce
-    )
-    .execute(conn)
-    .await?;
+    sqlx::query!("UPDATE siwe_nonces SET used_at = now() WHERE nonce = $1", nonce)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -241,13 +222,7 @@ mod tests {
         )
     }
 
-    fn message(
-        signer: &PrivateKeySigner,
-        domain: &str,
-        uri: &str,
-        chain: u64,
-        issued: OffsetDateTime,
-    ) -> String {
+    fn message(signer: &PrivateKeySigner, domain: &str, uri: &str, chain: u64, issued: OffsetDateTime) -> String {
         format!(
             "{domain} wants you to sign in with your Ethereum account:\n{}\n\nSign in to adescrow\n\nURI: {uri}\nVersion: 1\nChain ID: {chain}\nNonce: abcdefgh12345678\nIssued At: {}",
             signer.address().to_checksum(None),
@@ -258,12 +233,7 @@ mod tests {
     fn sign(signer: &PrivateKeySigner, message: &str) -> String {
         format!(
             "0x{}",
-            hex::encode(
-                signer
-                    .sign_message_sync(message.as_bytes())
-                    .unwrap()
-                    .as_bytes()
-            )
+            hex::encode(signer.sign_message_sync(message.as_bytes()).unwrap().as_bytes())
         )
     }
 
@@ -271,13 +241,7 @@ mod tests {
     fn accepts_a_well_formed_signed_message() {
         let signer = PrivateKeySigner::random();
         let now = OffsetDateTime::now_utc();
-        let msg = message(
-            &signer,
-            "api.example.com",
-            "https://api.example.com/login",
-            31337,
-            now,
-        );
+        let msg = message(&signer, "api.example.com", "https://api.example.com/login", 31337, now);
         let verified = policy().verify(&msg, &sign(&signer, &msg), now).unwrap();
         assert_eq!(verified.address, signer.address());
         assert_eq!(verified.nonce, "abcdefgh12345678");
@@ -289,33 +253,15 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let cases = [
             (
-                message(
-                    &signer,
-                    "evil.example.com",
-                    "https://api.example.com",
-                    31337,
-                    now,
-                ),
+                message(&signer, "evil.example.com", "https://api.example.com", 31337, now),
                 "message.domain",
             ),
             (
-                message(
-                    &signer,
-                    "api.example.com",
-                    "https://evil.example.com",
-                    31337,
-                    now,
-                ),
+                message(&signer, "api.example.com", "https://evil.example.com", 31337, now),
                 "message.uri",
             ),
             (
-                message(
-                    &signer,
-                    "api.example.com",
-                    "https://api.example.com",
-                    1,
-                    now,
-                ),
+                message(&signer, "api.example.com", "https://api.example.com", 1, now),
                 "message.chainId",
             ),
             (
@@ -340,9 +286,7 @@ mod tests {
             ),
         ];
         for (msg, field) in cases {
-            let err = policy()
-                .verify(&msg, &sign(&signer, &msg), now)
-                .unwrap_err();
+            let err = policy().verify(&msg, &sign(&signer, &msg), now).unwrap_err();
             assert_eq!(err.field(), field, "{err}");
         }
     }
@@ -351,13 +295,7 @@ mod tests {
     fn refuses_a_signature_by_someone_else() {
         let signer = PrivateKeySigner::random();
         let now = OffsetDateTime::now_utc();
-        let msg = message(
-            &signer,
-            "api.example.com",
-            "https://api.example.com",
-            31337,
-            now,
-        );
+        let msg = message(&signer, "api.example.com", "https://api.example.com", 31337, now);
         let err = policy()
             .verify(&msg, &sign(&PrivateKeySigner::random(), &msg), now)
             .unwrap_err();

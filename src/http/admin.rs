@@ -23,16 +23,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(("id" = Uuid, Path)),
     responses((status = 200, body = User), (status = 403, body = ProblemSchema), (status = 404, body = ProblemSchema))
 )]
-async fn get_user(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<Uuid>,
-) -> ApiResult<Json<User>> {
+async fn get_user(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> ApiResult<Json<User>> {
     principal.require(Role::Admin)?;
     Ok(Json(
-        accounts::find(&state.db, id)
-            .await?
-            .ok_or(ApiError::NotFound("user"))?,
+        accounts::find(&state.db, id).await?.ok_or(ApiError::NotFound("user"))?,
     ))
 }
 
@@ -49,13 +43,9 @@ async fn grant_role(
 ) -> ApiResult<Json<User>> {
     principal.require(Role::Admin)?;
     let mut tx = state.db.begin().await?;
-    accounts::find(&mut *tx, id)
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
+    accounts::find(&mut *tx, id).await?.ok_or(ApiError::NotFound("user"))?;
     accounts::grant_role(&mut tx, id, role).await?;
-    let user = accounts::find(&mut *tx, id)
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
+    let user = accounts::find(&mut *tx, id).await?.ok_or(ApiError::NotFound("user"))?;
     tx.commit().await?;
     tracing::info!(admin = %principal.user_id, user = %id, %role, "role granted");
     Ok(Json(user))
@@ -75,9 +65,7 @@ async fn revoke_role(
     principal.require(Role::Admin)?;
     let mut tx = state.db.begin().await?;
     accounts::revoke_role(&mut tx, id, role).await?;
-    let user = accounts::find(&mut *tx, id)
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
+    let user = accounts::find(&mut *tx, id).await?.ok_or(ApiError::NotFound("user"))?;
     tx.commit().await?;
     tracing::info!(admin = %principal.user_id, user = %id, %role, "role revoked");
     Ok(Json(user))

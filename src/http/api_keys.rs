@@ -60,9 +60,7 @@ pub struct CreatedApiKey {
 fn require_session(principal: &Principal) -> ApiResult<()> {
     match principal.credential {
         Credential::Session => Ok(()),
-        Credential::ApiKey { .. } => Err(ApiError::Forbidden(
-            "API keys are managed with a wallet session".into(),
-        )),
+        Credential::ApiKey { .. } => Err(ApiError::Forbidden("API keys are managed with a wallet session".into())),
     }
 }
 
@@ -136,11 +134,7 @@ async fn list(State(state): State<AppState>, principal: Principal) -> ApiResult<
     params(("id" = Uuid, Path)),
     responses((status = 204, description = "Revoked"), (status = 404, body = ProblemSchema))
 )]
-async fn revoke(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<Uuid>,
-) -> ApiResult<StatusCode> {
+async fn revoke(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
     require_session(&principal)?;
     let found = sqlx::query_scalar!(
         "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND user_id = $2 RETURNING id",

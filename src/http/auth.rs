@@ -97,15 +97,10 @@ impl Session {
         (status = 422, body = ProblemSchema),
     )
 )]
-async fn sign_in(
-    State(state): State<AppState>,
-    Json(request): Json<SignInRequest>,
-) -> ApiResult<Json<Session>> {
-    let verified = state.sign_in.verify(
-        &request.message,
-        &request.signature,
-        OffsetDateTime::now_utc(),
-    )?;
+async fn sign_in(State(state): State<AppState>, Json(request): Json<SignInRequest>) -> ApiResult<Json<Session>> {
+    let verified = state
+        .sign_in
+        .verify(&request.message, &request.signature, OffsetDateTime::now_utc())?;
 
     // Nonce, user and session commit together: a refused nonce leaves no trace.
     let mut tx = state.db.begin().await?;
@@ -135,16 +130,9 @@ pub struct RefreshRequest {
     post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = Session), (status = 401, body = ProblemSchema))
 )]
-async fn refresh(
-    State(state): State<AppState>,
-    Json(request): Json<RefreshRequest>,
-) -> ApiResult<Json<Session>> {
+async fn refresh(State(state): State<AppState>, Json(request): Json<RefreshRequest>) -> ApiResult<Json<Session>> {
     let mut tx = state.db.begin().await?;
-    let issued = match state
-        .sessions
-        .refresh(&mut tx, &request.refresh_token)
-        .await
-    {
+    let issued = match state.sessions.refresh(&mut tx, &request.refresh_token).await {
         Ok(issued) => issued,
         Err(RefreshError::Reused) => {
             // Commit the family revocation: the point of detecting reuse.
@@ -168,14 +156,8 @@ async fn refresh(
     post, path = "/auth/logout", tag = "auth", request_body = RefreshRequest,
     responses((status = 204, description = "Signed out"))
 )]
-async fn sign_out(
-    State(state): State<AppState>,
-    Json(request): Json<RefreshRequest>,
-) -> ApiResult<StatusCode> {
+async fn sign_out(State(state): State<AppState>, Json(request): Json<RefreshRequest>) -> ApiResult<StatusCode> {
     let mut conn = state.db.acquire().await?;
-    state
-        .sessions
-        .revoke(&mut conn, &request.refresh_token)
-        .await?;
+    state.sessions.revoke(&mut conn, &request.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)
 }

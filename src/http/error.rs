@@ -53,11 +53,7 @@ impl ProblemKind {
     /// (slug, status, title)
     pub fn describe(self) -> (&'static str, StatusCode, &'static str) {
         match self {
-            Self::MalformedBody => (
-                "malformed-body",
-                StatusCode::BAD_REQUEST,
-                "Malformed request body",
-            ),
+            Self::MalformedBody => ("malformed-body", StatusCode::BAD_REQUEST, "Malformed request body"),
             Self::UnsupportedMediaType => (
                 "unsupported-media-type",
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -68,21 +64,9 @@ impl ProblemKind {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "Request body too large",
             ),
-            Self::InvalidField => (
-                "invalid-field",
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Invalid field",
-            ),
-            Self::Unauthenticated => (
-                "unauthenticated",
-                StatusCode::UNAUTHORIZED,
-                "Authentication required",
-            ),
-            Self::SignInRejected => (
-                "sign-in-rejected",
-                StatusCode::UNAUTHORIZED,
-                "Sign-in rejected",
-            ),
+            Self::InvalidField => ("invalid-field", StatusCode::UNPROCESSABLE_ENTITY, "Invalid field"),
+            Self::Unauthenticated => ("unauthenticated", StatusCode::UNAUTHORIZED, "Authentication required"),
+            Self::SignInRejected => ("sign-in-rejected", StatusCode::UNAUTHORIZED, "Sign-in rejected"),
             Self::Forbidden => ("forbidden", StatusCode::FORBIDDEN, "Not allowed"),
             Self::NotFound => ("not-found", StatusCode::NOT_FOUND, "Not found"),
             Self::MethodNotAllowed => (
@@ -91,26 +75,10 @@ impl ProblemKind {
                 "Method not allowed",
             ),
             Self::Conflict => ("conflict", StatusCode::CONFLICT, "Conflict"),
-            Self::RateLimited => (
-                "rate-limited",
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many requests",
-            ),
-            Self::Timeout => (
-                "timeout",
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Request timed out",
-            ),
-            Self::Unavailable => (
-                "unavailable",
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Service unavailable",
-            ),
-            Self::Internal => (
-                "internal",
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal error",
-            ),
+            Self::RateLimited => ("rate-limited", StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
+            Self::Timeout => ("timeout", StatusCode::SERVICE_UNAVAILABLE, "Request timed out"),
+            Self::Unavailable => ("unavailable", StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
+            Self::Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR, "Internal error"),
         }
     }
 
@@ -196,10 +164,7 @@ pub enum ApiError {
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{message}")]
-    Conflict {
-        field: Option<String>,
-        message: String,
-    },
+    Conflict { field: Option<String>, message: String },
     #[error("too many requests; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("internal error")]
@@ -251,11 +216,7 @@ impl ApiError {
 }
 
 /// Builds the problem response for a kind; the one place a problem document is made.
-pub fn problem_response(
-    kind: ProblemKind,
-    detail: Option<String>,
-    field: Option<String>,
-) -> Response {
+pub fn problem_response(kind: ProblemKind, detail: Option<String>, field: Option<String>) -> Response {
     let (slug, status, title) = kind.describe();
     let mut problem = ProblemDetails::from_status_code(status)
         .with_type(
@@ -322,9 +283,7 @@ impl From<AuthError> for ApiError {
 /// pass through. Lets handlers insert first and ask later, which is race-free.
 pub fn on_unique(error: sqlx::Error, constraint: &str, field: &str, message: &str) -> ApiError {
     match &error {
-        sqlx::Error::Database(db) if db.constraint() == Some(constraint) => {
-            ApiError::conflict(field, message)
-        }
+        sqlx::Error::Database(db) if db.constraint() == Some(constraint) => ApiError::conflict(field, message),
         _ => error.into(),
     }
 }

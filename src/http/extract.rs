@@ -50,21 +50,11 @@ impl<T: Serialize> IntoResponse for Json<T> {
 }
 
 fn is_json(req: &Request) -> bool {
-    let Some(value) = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(value) = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Deserializes a JSON document, classifying failures: broken JSON is a 400, JSON of the
@@ -91,7 +81,10 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// serde reports a missing field at its parent's path, naming the field in backticks;
 /// append it so the client learns the full path. (Unknown fields are already in the path.)
 fn field_path(path: &str, message: &str) -> String {
-    let named = message.starts_with("missing field").then(|| message.split('`').nth(1)).flatten();
+    let named = message
+        .starts_with("missing field")
+        .then(|| message.split('`').nth(1))
+        .flatten();
     match (path, named) {
         (".", Some(name)) => name.to_owned(),
         (parent, Some(name)) => format!("{parent}.{name}"),
@@ -116,8 +109,7 @@ impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
         let field = match &rejection {
             PathRejection::FailedToDeserializePathParams(error) => match error.kind() {
-                ErrorKind::ParseErrorAtKey { key, .. }
-                | ErrorKind::InvalidUtf8InPathParam { key } => key.clone(),
+                ErrorKind::ParseErrorAtKey { key, .. } | ErrorKind::InvalidUtf8InPathParam { key } => key.clone(),
                 _ => "path".to_owned(),
             },
             _ => "path".to_owned(),
@@ -130,18 +122,17 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            ApiError::Unauthenticated("missing Authorization: Bearer credential".into())
-        })?;
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthenticated("missing Authorization: Bearer credential".into()))?;
         let bearer = header
             .to_str()
             .ok()
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|token| !token.is_empty())
-            .ok_or_else(|| {
-                ApiError::Unauthenticated("Authorization header must be `Bearer <token>`".into())
-            })?;
+            .ok_or_else(|| ApiError::Unauthenticated("Authorization header must be `Bearer <token>`".into()))?;
         Ok(Principal::authenticate(&state.db, &state.sessions, bearer).await?)
     }
 }
@@ -195,10 +186,7 @@ mod tests {
     fn broken_json_is_malformed() {
         for body in ["{", "not json", r#"{"items":[]} trailing"#] {
             assert!(
-                matches!(
-                    parse::<Order>(body.as_bytes()),
-                    Err(ApiError::MalformedBody(_))
-                ),
+                matches!(parse::<Order>(body.as_bytes()), Err(ApiError::MalformedBody(_))),
                 "{body}"
             );
         }

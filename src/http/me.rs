@@ -13,9 +13,7 @@ use crate::accounts::{self, User};
 use crate::auth::{Credential, Principal, Role};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(me))
-        .routes(routes!(take_role))
+    OpenApiRouter::new().routes(routes!(me)).routes(routes!(take_role))
 }
 
 /// The authenticated user and their roles.

@@ -108,10 +108,7 @@ pub fn security_headers() -> [SetResponseHeaderLayer<HeaderValue>; 5] {
         header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         header(header::X_FRAME_OPTIONS, "DENY"),
         header(header::REFERRER_POLICY, "no-referrer"),
-        header(
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=63072000; includeSubDomains",
-        ),
+        header(header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains"),
         header(
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; frame-ancestors 'none'",

@@ -65,15 +65,10 @@ pub enum ConfigError {
 
 impl AppState {
     pub fn new(config: ApiArgs, db: PgPool) -> Result<Self, ConfigError> {
-        let sessions = SessionKeys::new(
-            config.jwt_secret.as_bytes(),
-            config.session_ttl,
-            config.refresh_ttl,
-        )?;
+        let sessions = SessionKeys::new(config.jwt_secret.as_bytes(), config.session_ttl, config.refresh_ttl)?;
         let sign_in = SignInPolicy::new(&config.public_url, config.chain_id, config.nonce_ttl);
         let chain = ChainRpc::new(config.rpc_url.clone(), config.chain_id, PROBE_TIMEOUT);
-        let per_second =
-            NonZeroU32::new(config.rate_limit_per_second).ok_or(ConfigError::ZeroRateLimit)?;
+        let per_second = NonZeroU32::new(config.rate_limit_per_second).ok_or(ConfigError::ZeroRateLimit)?;
         let burst = NonZeroU32::new(config.rate_limit_burst).ok_or(ConfigError::ZeroRateLimit)?;
         Ok(Self {
             db,
@@ -137,9 +132,7 @@ impl utoipa::Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some(
-                        "A session token from sign-in, or an API key (`adk_...`).",
-                    ))
+                    .description(Some("A session token from sign-in, or an API key (`adk_...`)."))
                     .build(),
             ),
         );
@@ -174,9 +167,7 @@ pub fn app(state: AppState) -> Router {
     let (routes, openapi) = api(&state).split_for_parts();
     let metrics = PrometheusMetricLayerBuilder::new()
         // Unmatched paths share one label so that scanners cannot blow up cardinality.
-        .with_endpoint_label_type(EndpointLabel::MatchedPathWithFallbackFn(|_| {
-            "unmatched".to_owned()
-        }))
+        .with_endpoint_label_type(EndpointLabel::MatchedPathWithFallbackFn(|_| "unmatched".to_owned()))
         .build();
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(
@@ -186,13 +177,7 @@ pub fn app(state: AppState) -> Router {
                 .iter()
                 .filter_map(|origin| origin.parse().ok()),
         ))
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::PATCH,
-            Method::DELETE,
-        ])
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
@@ -210,9 +195,7 @@ pub fn app(state: AppState) -> Router {
             state.config.request_timeout,
         ))
         .layer(CatchPanicLayer::new())
-        .layer(axum::middleware::from_fn(
-            middleware::problem_for_bare_errors,
-        ))
+        .layer(axum::middleware::from_fn(middleware::problem_for_bare_errors))
         .layer(cors)
         .layer(nosniff)
         .layer(frame)

@@ -75,22 +75,16 @@ async fn register(
         &request.signature,
     )
     .map_err(|error: ProofError| ApiError::invalid("signature", error.to_string()))?;
-    let node = nodes::insert(
-        &state.db,
-        principal.user_id,
-        request.address,
-        name,
-        request.can_witness,
-    )
-    .await
-    .map_err(|e| {
-        on_unique(
-            e,
-            "nodes_address_key",
-            "address",
-            "this node address is already registered",
-        )
-    })?;
+    let node = nodes::insert(&state.db, principal.user_id, request.address, name, request.can_witness)
+        .await
+        .map_err(|e| {
+            on_unique(
+                e,
+                "nodes_address_key",
+                "address",
+                "this node address is already registered",
+            )
+        })?;
     tracing::info!(node = %node.id, address = %node.address, owner = %principal.user_id, "node registered");
     Ok((StatusCode::CREATED, Json(node)))
 }
@@ -109,11 +103,7 @@ async fn list(State(state): State<AppState>, principal: Principal) -> ApiResult<
     get, path = "/nodes/{id}", tag = "nodes", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = Node), (status = 404, body = ProblemSchema))
 )]
-async fn get_node(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<Uuid>,
-) -> ApiResult<Json<Node>> {
+async fn get_node(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> ApiResult<Json<Node>> {
     let node = nodes::find(&state.db, id, scope(&principal)).await?;
     node.map(Json).ok_or(ApiError::NotFound("node"))
 }
@@ -147,11 +137,7 @@ async fn update(
     delete, path = "/nodes/{id}", tag = "nodes", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = Node), (status = 404, body = ProblemSchema))
 )]
-async fn retire(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<Uuid>,
-) -> ApiResult<Json<Node>> {
+async fn retire(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> ApiResult<Json<Node>> {
     let node = nodes::retire(&state.db, id, scope(&principal)).await?;
     node.map(Json).ok_or(ApiError::NotFound("node"))
 }

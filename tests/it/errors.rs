@@ -9,7 +9,13 @@ use sqlx::PgPool;
 
 use crate::support::*;
 
-fn raw(method: Method, path: &str, token: Option<&str>, content_type: Option<&str>, body: impl Into<Body>) -> Request<Body> {
+fn raw(
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    body: impl Into<Body>,
+) -> Request<Body> {
     let mut request = Request::builder().method(method).uri(path);
     if let Some(token) = token {
         request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
@@ -27,31 +33,78 @@ async fn malformed_and_mistyped_bodies(pool: PgPool) {
     let t = Some(token.as_str());
     let json = Some("application/json");
 
-    let reply = app.send(raw(Method::POST, "/v1/api-keys", t, json, "{\"name\": ")).await;
+    let reply = app
+        .send(raw(Method::POST, "/v1/api-keys", t, json, "{\"name\": "))
+        .await;
     reply.problem(StatusCode::BAD_REQUEST, "malformed-body");
 
-    let reply = app.send(raw(Method::POST, "/v1/api-keys", t, json, r#"{"name": 7, "role": "hoster"}"#)).await;
-    assert_eq!(reply.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"], "name");
+    let reply = app
+        .send(raw(
+            Method::POST,
+            "/v1/api-keys",
+            t,
+            json,
+            r#"{"name": 7, "role": "hoster"}"#,
+        ))
+        .await;
+    assert_eq!(
+        reply.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"],
+        "name"
+    );
 
-    let reply = app.send(raw(Method::POST, "/v1/api-keys", t, json, r#"{"name": "a", "role": "hoster", "admin": true}"#)).await;
-    assert_eq!(reply.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"], "admin");
+    let reply = app
+        .send(raw(
+            Method::POST,
+            "/v1/api-keys",
+            t,
+            json,
+            r#"{"name": "a", "role": "hoster", "admin": true}"#,
+        ))
+        .await;
+    assert_eq!(
+        reply.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"],
+        "admin"
+    );
 
-    let reply = app.send(raw(Method::POST, "/v1/api-keys", t, json, r#"{"name": "a"}"#)).await;
-    assert_eq!(reply.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"], "role");
+    let reply = app
+        .send(raw(Method::POST, "/v1/api-keys", t, json, r#"{"name": "a"}"#))
+        .await;
+    assert_eq!(
+        reply.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"],
+        "role"
+    );
 
     let reply = app.send(raw(Method::POST, "/v1/api-keys", t, json, "[1, 2]")).await;
     reply.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field");
 
-    let reply = app.send(raw(Method::POST, "/v1/api-keys", t, Some("text/plain"), r#"{"name":"a","role":"hoster"}"#)).await;
+    let reply = app
+        .send(raw(
+            Method::POST,
+            "/v1/api-keys",
+            t,
+            Some("text/plain"),
+            r#"{"name":"a","role":"hoster"}"#,
+        ))
+        .await;
     reply.problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type");
-    let reply = app.send(raw(Method::POST, "/v1/api-keys", t, None, r#"{"name":"a","role":"hoster"}"#)).await;
+    let reply = app
+        .send(raw(
+            Method::POST,
+            "/v1/api-keys",
+            t,
+            None,
+            r#"{"name":"a","role":"hoster"}"#,
+        ))
+        .await;
     reply.problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type");
 
     let huge = format!(r#"{{"name": "{}", "role": "hoster"}}"#, "x".repeat(100 * 1024));
     let reply = app.send(raw(Method::POST, "/v1/api-keys", t, json, huge)).await;
     reply.problem(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large");
 
-    let reply = app.send(raw(Method::POST, "/v1/api-keys", t, json, vec![0xff, 0xfe, 0x00])).await;
+    let reply = app
+        .send(raw(Method::POST, "/v1/api-keys", t, json, vec![0xff, 0xfe, 0x00]))
+        .await;
     reply.problem(StatusCode::BAD_REQUEST, "malformed-body");
 
     assert_eq!(app.count("api_keys").await, 0, "nothing was written");
@@ -62,19 +115,26 @@ async fn routing_errors_are_problems_too(pool: PgPool) {
     let app = TestApp::new(pool);
     let token = app.token(&PrivateKeySigner::random()).await;
 
-    app.get("/v1/nope", None).await.problem(StatusCode::NOT_FOUND, "not-found");
+    app.get("/v1/nope", None)
+        .await
+        .problem(StatusCode::NOT_FOUND, "not-found");
     let reply = app.call(Method::DELETE, "/v1/me", Some(&token), None).await;
     reply.problem(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed");
     let reply = app.get("/v1/nodes/not-a-uuid", Some(&token)).await;
     reply.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field");
-    app.get("/problems/no-such-problem", None).await.problem(StatusCode::NOT_FOUND, "not-found");
+    app.get("/problems/no-such-problem", None)
+        .await
+        .problem(StatusCode::NOT_FOUND, "not-found");
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn problem_types_are_described(pool: PgPool) {
     let app = TestApp::new(pool);
     let reply = app.post("/v1/auth/siwe", None, json!({ "message": 1 })).await;
-    let kind = reply.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["type"].as_str().unwrap().to_owned();
+    let kind = reply.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["type"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let described = app.get(&kind, None).await;
     assert_eq!(described.ok()["status"], 422);
     assert_eq!(described.body["type"], kind);
@@ -102,7 +162,10 @@ async fn cors_allows_only_configured_origins(pool: PgPool) {
             .unwrap()
     };
     let allowed = app.send(preflight("https://app.adescrow.test")).await;
-    assert_eq!(allowed.headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).unwrap(), "https://app.adescrow.test");
+    assert_eq!(
+        allowed.headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).unwrap(),
+        "https://app.adescrow.test"
+    );
     let refused = app.send(preflight("https://evil.test")).await;
     assert!(refused.headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
 }

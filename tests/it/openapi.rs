@@ -20,7 +20,10 @@ async fn document_lists_every_route(pool: PgPool) {
         .unwrap()
         .iter()
         .flat_map(|(path, item)| {
-            item.as_object().unwrap().keys().map(move |method| format!("{} {path}", method.to_uppercase()))
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| format!("{} {path}", method.to_uppercase()))
         })
         .collect();
     let expected: BTreeSet<String> = [
@@ -66,10 +69,18 @@ async fn docs_page_and_metrics_are_served(pool: PgPool) {
     let metrics = app.get("/metrics", None).await;
     assert!(metrics.status.is_success());
     assert!(
-        metrics.text.lines().any(|l| l.starts_with("axum_http_requests_total") && l.contains("endpoint=\"/healthz\"") && l.contains("status=\"200\"")),
+        metrics.text.lines().any(|l| l.starts_with("axum_http_requests_total")
+            && l.contains("endpoint=\"/healthz\"")
+            && l.contains("status=\"200\"")),
         "request counter by route and status:\n{}",
         metrics.text
     );
-    assert!(metrics.text.contains("axum_http_requests_duration_seconds"), "latency histogram");
-    assert!(metrics.text.contains("endpoint=\"unmatched\""), "unmatched routes share a label");
+    assert!(
+        metrics.text.contains("axum_http_requests_duration_seconds"),
+        "latency histogram"
+    );
+    assert!(
+        metrics.text.contains("endpoint=\"unmatched\""),
+        "unmatched routes share a label"
+    );
 }

@@ -18,11 +18,20 @@ async fn over_budget_clients_get_429_with_retry_after(pool: PgPool) {
     }
     let limited = app.get("/v1/auth/nonce", None).await;
     limited.problem(StatusCode::TOO_MANY_REQUESTS, "rate-limited");
-    let retry_after: u64 = limited.headers.get("retry-after").unwrap().to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = limited
+        .headers
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=2).contains(&retry_after), "retry-after {retry_after}");
 
     // Another client (here: another credential) has its own budget.
-    app.get("/v1/me", Some("some-other-client")).await.problem(StatusCode::UNAUTHORIZED, "unauthenticated");
+    app.get("/v1/me", Some("some-other-client"))
+        .await
+        .problem(StatusCode::UNAUTHORIZED, "unauthenticated");
 
     // Health probes are never limited.
     app.get("/healthz", None).await.ok();

@@ -22,7 +22,10 @@ async fn ready_when_database_and_chain_answer(pool: PgPool) {
 async fn not_ready_when_the_chain_rpc_is_down_or_wrong(pool: PgPool) {
     let app = TestApp::new(pool.clone());
     let reply = app.get("/readyz", None).await;
-    let detail = reply.problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable")["detail"].as_str().unwrap().to_owned();
+    let detail = reply.problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable")["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(detail.contains("chain RPC does not answer"), "{detail}");
     assert!(!detail.contains("database"), "{detail}");
 
@@ -32,7 +35,10 @@ async fn not_ready_when_the_chain_rpc_is_down_or_wrong(pool: PgPool) {
         c.chain_id = 1;
     });
     let reply = app.get("/readyz", None).await;
-    let detail = reply.problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable")["detail"].as_str().unwrap().to_owned();
+    let detail = reply.problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable")["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(detail.contains("another chain"), "{detail}");
 }
 
@@ -47,7 +53,10 @@ async fn not_ready_when_the_database_is_down() {
     let app = TestApp::with(pool, |c| c.rpc_url = anvil.endpoint_url());
     app.get("/healthz", None).await.ok();
     let reply = app.get("/readyz", None).await;
-    let detail = reply.problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable")["detail"].as_str().unwrap().to_owned();
+    let detail = reply.problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable")["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(detail.contains("database does not answer"), "{detail}");
     assert!(!detail.contains("chain"), "{detail}");
 }

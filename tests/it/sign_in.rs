@@ -12,7 +12,10 @@ use time::OffsetDateTime;
 use crate::support::*;
 
 async fn fresh_nonce(app: &TestApp) -> String {
-    app.get("/v1/auth/nonce", None).await.ok()["nonce"].as_str().unwrap().to_owned()
+    app.get("/v1/auth/nonce", None).await.ok()["nonce"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
@@ -40,23 +43,36 @@ async fn full_flow_signs_in_and_refreshes(pool: PgPool) {
 
     // Refresh rotates: the new pair works, the old refresh token is spent.
     let refresh = session["refreshToken"].as_str().unwrap();
-    let rotated = app.post("/v1/auth/refresh", None, json!({ "refreshToken": refresh })).await;
+    let rotated = app
+        .post("/v1/auth/refresh", None, json!({ "refreshToken": refresh }))
+        .await;
     let rotated = rotated.ok().clone();
     assert_ne!(rotated["refreshToken"], session["refreshToken"]);
-    app.get("/v1/me", Some(rotated["accessToken"].as_str().unwrap())).await.ok();
+    app.get("/v1/me", Some(rotated["accessToken"].as_str().unwrap()))
+        .await
+        .ok();
 
     // Replaying the spent token revokes the whole family, including the rotated token.
     app.post("/v1/auth/refresh", None, json!({ "refreshToken": refresh }))
         .await
         .problem(StatusCode::UNAUTHORIZED, "unauthenticated");
-    app.post("/v1/auth/refresh", None, json!({ "refreshToken": rotated["refreshToken"] }))
-        .await
-        .problem(StatusCode::UNAUTHORIZED, "unauthenticated");
+    app.post(
+        "/v1/auth/refresh",
+        None,
+        json!({ "refreshToken": rotated["refreshToken"] }),
+    )
+    .await
+    .problem(StatusCode::UNAUTHORIZED, "unauthenticated");
 
     // Sign-out ends a session and is idempotent.
     let other = again["refreshToken"].as_str().unwrap();
     for _ in 0..2 {
-        assert_eq!(app.post("/v1/auth/logout", None, json!({ "refreshToken": other })).await.status, StatusCode::NO_CONTENT);
+        assert_eq!(
+            app.post("/v1/auth/logout", None, json!({ "refreshToken": other }))
+                .await
+                .status,
+            StatusCode::NO_CONTENT
+        );
     }
     app.post("/v1/auth/refresh", None, json!({ "refreshToken": other }))
         .await
@@ -81,36 +97,97 @@ async fn refuses_bad_messages_and_writes_nothing(pool: PgPool) {
 
     let nonce = fresh_nonce(&app).await;
     let cases = [
-        (siwe_message(wallet.address(), "evil.test", &uri, CHAIN_ID, &nonce, now), "message.domain"),
-        (siwe_message(wallet.address(), DOMAIN, "https://evil.test/login", CHAIN_ID, &nonce, now), "message.uri"),
-        (siwe_message(wallet.address(), DOMAIN, &uri, 1, &nonce, now), "message.chainId"),
-        (siwe_message(wallet.address(), DOMAIN, &uri, CHAIN_ID, &nonce, now + Duration::from_secs(3600)), "message.issuedAt"),
-        (siwe_message(wallet.address(), DOMAIN, &uri, CHAIN_ID, "unknownnonce12345", now), "message.nonce"),
+        (
+            siwe_message(wallet.address(), "evil.test", &uri, CHAIN_ID, &nonce, now),
+            "message.domain",
+        ),
+        (
+            siwe_message(
+                wallet.address(),
+                DOMAIN,
+                "https://evil.test/login",
+                CHAIN_ID,
+                &nonce,
+                now,
+            ),
+            "message.uri",
+        ),
+        (
+            siwe_message(wallet.address(), DOMAIN, &uri, 1, &nonce, now),
+            "message.chainId",
+        ),
+        (
+            siwe_message(
+                wallet.address(),
+                DOMAIN,
+                &uri,
+                CHAIN_ID,
+                &nonce,
+                now + Duration::from_secs(3600),
+            ),
+            "message.issuedAt",
+        ),
+        (
+            siwe_message(wallet.address(), DOMAIN, &uri, CHAIN_ID, "unknownnonce12345", now),
+            "message.nonce",
+        ),
     ];
     for (message, field) in cases {
         let reply = app.post("/v1/auth/siwe", None, sign_in_body(&wallet, &message)).await;
-        assert_eq!(reply.problem(StatusCode::UNAUTHORIZED, "sign-in-rejected")["field"], field, "{}", reply.text);
+        assert_eq!(
+            reply.problem(StatusCode::UNAUTHORIZED, "sign-in-rejected")["field"],
+            field,
+            "{}",
+            reply.text
+        );
     }
 
     // A message with an expiry in the past.
     let expired = format!(
         "{}\nExpiration Time: {}",
-        siwe_message(wallet.address(), DOMAIN, &uri, CHAIN_ID, &nonce, now - Duration::from_secs(120)),
-        (now - Duration::from_secs(60)).format(&time::format_description::well_known::Rfc3339).unwrap()
+        siwe_message(
+            wallet.address(),
+            DOMAIN,
+            &uri,
+            CHAIN_ID,
+            &nonce,
+            now - Duration::from_secs(120)
+        ),
+        (now - Duration::from_secs(60))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
     );
     let reply = app.post("/v1/auth/siwe", None, sign_in_body(&wallet, &expired)).await;
-    assert_eq!(reply.problem(StatusCode::UNAUTHORIZED, "sign-in-rejected")["field"], "message.expirationTime");
+    assert_eq!(
+        reply.problem(StatusCode::UNAUTHORIZED, "sign-in-rejected")["field"],
+        "message.expirationTime"
+    );
 
     // Signed by another key; signature garbage; not a SIWE message at all.
     let message = siwe_message(wallet.address(), DOMAIN, &uri, CHAIN_ID, &nonce, now);
     let forged = json!({ "message": message, "signature": personal_sign(&PrivateKeySigner::random(), &message) });
     let reply = app.post("/v1/auth/siwe", None, forged).await;
-    assert_eq!(reply.problem(StatusCode::UNAUTHORIZED, "sign-in-rejected")["field"], "signature");
+    assert_eq!(
+        reply.problem(StatusCode::UNAUTHORIZED, "sign-in-rejected")["field"],
+        "signature"
+    );
     let garbage = json!({ "message": message, "signature": "0xdeadbeef" });
     let reply = app.post("/v1/auth/siwe", None, garbage).await;
-    assert_eq!(reply.problem(StatusCode::UNAUTHORIZED, "sign-in-rejected")["field"], "signature");
-    let reply = app.post("/v1/auth/siwe", None, json!({ "message": "hello", "signature": "0x00" })).await;
-    assert_eq!(reply.problem(StatusCode::UNAUTHORIZED, "sign-in-rejected")["field"], "message");
+    assert_eq!(
+        reply.problem(StatusCode::UNAUTHORIZED, "sign-in-rejected")["field"],
+        "signature"
+    );
+    let reply = app
+        .post(
+            "/v1/auth/siwe",
+            None,
+            json!({ "message": "hello", "signature": "0x00" }),
+        )
+        .await;
+    assert_eq!(
+        reply.problem(StatusCode::UNAUTHORIZED, "sign-in-rejected")["field"],
+        "message"
+    );
 
     assert_eq!(app.count("users").await, 0, "no user was created");
     assert_eq!(app.count("refresh_sessions").await, 0, "no session was created");
@@ -121,7 +198,9 @@ async fn refuses_bad_messages_and_writes_nothing(pool: PgPool) {
     assert_eq!(used, 0, "the nonce is still unused");
 
     // And the untouched nonce still works for a correct message.
-    app.post("/v1/auth/siwe", None, sign_in_body(&wallet, &message)).await.ok();
+    app.post("/v1/auth/siwe", None, sign_in_body(&wallet, &message))
+        .await
+        .ok();
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
@@ -133,11 +212,16 @@ async fn a_nonce_works_once_and_not_after_expiry(pool: PgPool) {
 
     let nonce = fresh_nonce(&app).await;
     let message = siwe_message(wallet.address(), DOMAIN, &uri, CHAIN_ID, &nonce, now);
-    app.post("/v1/auth/siwe", None, sign_in_body(&wallet, &message)).await.ok();
+    app.post("/v1/auth/siwe", None, sign_in_body(&wallet, &message))
+        .await
+        .ok();
     let reused = app.post("/v1/auth/siwe", None, sign_in_body(&wallet, &message)).await;
     let problem = reused.problem(StatusCode::UNAUTHORIZED, "sign-in-rejected");
     assert_eq!(problem["field"], "message.nonce");
-    assert!(problem["detail"].as_str().unwrap().contains("already used"), "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("already used"),
+        "{problem}"
+    );
 
     let stale = fresh_nonce(&app).await;
     sqlx::query("UPDATE siwe_nonces SET expires_at = now() - interval '1 second' WHERE nonce = $1")
@@ -157,10 +241,16 @@ async fn protected_routes_refuse_missing_and_bad_tokens(pool: PgPool) {
     let reply = app.get("/v1/me", None).await;
     reply.problem(StatusCode::UNAUTHORIZED, "unauthenticated");
     assert_eq!(reply.headers.get("www-authenticate").unwrap(), "Bearer");
-    app.get("/v1/me", Some("not-a-jwt")).await.problem(StatusCode::UNAUTHORIZED, "unauthenticated");
+    app.get("/v1/me", Some("not-a-jwt"))
+        .await
+        .problem(StatusCode::UNAUTHORIZED, "unauthenticated");
 
     // A token signed with another secret.
-    let other = TestApp::with(app.pool.clone(), |c| c.jwt_secret = "another-secret-another-secret-12345".into());
+    let other = TestApp::with(app.pool.clone(), |c| {
+        c.jwt_secret = "another-secret-another-secret-12345".into()
+    });
     let foreign = other.token(&PrivateKeySigner::random()).await;
-    app.get("/v1/me", Some(&foreign)).await.problem(StatusCode::UNAUTHORIZED, "unauthenticated");
+    app.get("/v1/me", Some(&foreign))
+        .await
+        .problem(StatusCode::UNAUTHORIZED, "unauthenticated");
 }

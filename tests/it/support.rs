@@ -61,14 +61,24 @@ impl Reply {
             "content type; body: {}",
             self.text
         );
-        assert_eq!(self.body["type"], format!("/problems/{slug}"), "type; body: {}", self.text);
+        assert_eq!(
+            self.body["type"],
+            format!("/problems/{slug}"),
+            "type; body: {}",
+            self.text
+        );
         assert_eq!(self.body["status"], status.as_u16(), "status member");
         &self.body
     }
 
     #[track_caller]
     pub fn ok(&self) -> &Value {
-        assert!(self.status.is_success(), "expected success, got {}: {}", self.status, self.text);
+        assert!(
+            self.status.is_success(),
+            "expected success, got {}: {}",
+            self.status,
+            self.text
+        );
         &self.body
     }
 }
@@ -87,7 +97,10 @@ impl TestApp {
         let mut config = config();
         adjust(&mut config);
         let state = AppState::new(config, pool.clone()).expect("valid test config");
-        Self { router: app(state), pool }
+        Self {
+            router: app(state),
+            pool,
+        }
     }
 
     pub async fn send(&self, request: Request<Body>) -> Reply {
@@ -97,7 +110,12 @@ impl TestApp {
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, headers, body, text }
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
     }
 
     pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
@@ -106,7 +124,9 @@ impl TestApp {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
         let request = match body {
-            Some(body) => request.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())),
+            Some(body) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string())),
             None => request.body(Body::empty()),
         };
         self.send(request.unwrap()).await
@@ -122,9 +142,22 @@ impl TestApp {
 
     /// Signs in with a wallet through the real SIWE flow; returns the session document.
     pub async fn sign_in(&self, wallet: &PrivateKeySigner) -> Value {
-        let nonce = self.get("/v1/auth/nonce", None).await.ok()["nonce"].as_str().unwrap().to_owned();
-        let message = siwe_message(wallet.address(), DOMAIN, &format!("https://{DOMAIN}"), CHAIN_ID, &nonce, OffsetDateTime::now_utc());
-        self.post("/v1/auth/siwe", None, sign_in_body(wallet, &message)).await.ok().clone()
+        let nonce = self.get("/v1/auth/nonce", None).await.ok()["nonce"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let message = siwe_message(
+            wallet.address(),
+            DOMAIN,
+            &format!("https://{DOMAIN}"),
+            CHAIN_ID,
+            &nonce,
+            OffsetDateTime::now_utc(),
+        );
+        self.post("/v1/auth/siwe", None, sign_in_body(wallet, &message))
+            .await
+            .ok()
+            .clone()
     }
 
     /// Signs in and returns the access token.
@@ -135,17 +168,29 @@ impl TestApp {
     /// Signs in, takes `role`, and returns the access token.
     pub async fn token_with_role(&self, wallet: &PrivateKeySigner, role: &str) -> String {
         let token = self.token(wallet).await;
-        self.post("/v1/me/roles", Some(&token), serde_json::json!({ "role": role })).await.ok();
+        self.post("/v1/me/roles", Some(&token), serde_json::json!({ "role": role }))
+            .await
+            .ok();
         token
     }
 
     pub async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}"))).fetch_one(&self.pool).await.unwrap()
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
     }
 }
 
 /// An EIP-4361 message, as a wallet would compose it.
-pub fn siwe_message(address: Address, domain: &str, uri: &str, chain_id: u64, nonce: &str, issued_at: OffsetDateTime) -> String {
+pub fn siwe_message(
+    address: Address,
+    domain: &str,
+    uri: &str,
+    chain_id: u64,
+    nonce: &str,
+    issued_at: OffsetDateTime,
+) -> String {
     format!(
         "{domain} wants you to sign in with your Ethereum account:\n{}\n\nSign in to adescrow.\n\nURI: {uri}\nVersion: 1\nChain ID: {chain_id}\nNonce: {nonce}\nIssued At: {}",
         address.to_checksum(None),
@@ -155,7 +200,10 @@ pub fn siwe_message(address: Address, domain: &str, uri: &str, chain_id: u64, no
 
 /// `personal_sign` of `message`, 0x-hex encoded.
 pub fn personal_sign(wallet: &PrivateKeySigner, message: &str) -> String {
-    format!("0x{}", hex::encode(wallet.sign_message_sync(message.as_bytes()).unwrap().as_bytes()))
+    format!(
+        "0x{}",
+        hex::encode(wallet.sign_message_sync(message.as_bytes()).unwrap().as_bytes())
+    )
 }
 
 pub fn sign_in_body(wallet: &PrivateKeySigner, message: &str) -> Value {
@@ -165,6 +213,10 @@ pub fn sign_in_body(wallet: &PrivateKeySigner, message: &str) -> Value {
 /// A local anvil from the npm-installed Foundry (see package.json).
 pub fn spawn_anvil() -> AnvilInstance {
     let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node_modules/.bin/anvil");
-    assert!(binary.exists(), "anvil not found at {}: run `npm ci` (scripts/test does)", binary.display());
+    assert!(
+        binary.exists(),
+        "anvil not found at {}: run `npm ci` (scripts/test does)",
+        binary.display()
+    );
     Anvil::at(binary).chain_id(CHAIN_ID).spawn()
 }
