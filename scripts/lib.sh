@@ -37,3 +37,11 @@ require_node_toolchain() {
 require_cargo() {
     command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs)"
 }
+
+# cargo-nextest runs each test in its own process and prints one summary line.
+require_nextest() {
+    if ! cargo nextest --version >/dev/null 2>&1; then
+        say "installing cargo-nextest from crates.io"
+        cargo install cargo-nextest --locked
+    fi
+}
