@@ -10,9 +10,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::AppState;
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::{Json, Path};
+use super::{AppState, validate};
 use crate::auth::{Credential, Principal, Role, api_key};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -75,10 +75,7 @@ async fn create(
     Json(request): Json<CreateApiKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
     require_session(&principal)?;
-    let name = request.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::invalid("name", "must be 1 to 100 characters"));
-    }
+    let name = validate::name("name", &request.name)?;
     principal.require(request.role)?;
     let new_key = api_key::generate();
     let row = sqlx::query!(

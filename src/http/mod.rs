@@ -6,6 +6,7 @@
 pub mod error;
 pub mod extract;
 pub mod middleware;
+pub mod validate;
 
 mod admin;
 mod api_keys;

@@ -9,9 +9,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::AppState;
 use super::error::{ApiError, ApiResult, ProblemSchema, on_unique};
 use super::extract::{Json, Path};
+use super::{AppState, validate};
 use crate::auth::{Principal, Role};
 use crate::nodes::{self, Node, OwnerScope, ProofError};
 
@@ -25,14 +25,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// ids do not leak.
 fn scope(principal: &Principal) -> OwnerScope {
     (!principal.is_admin()).then_some(principal.user_id)
-}
-
-fn validate_name(name: &str) -> ApiResult<&str> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::invalid("name", "must be 1 to 100 characters"));
-    }
-    Ok(name)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -67,7 +59,7 @@ async fn register(
     Json(request): Json<RegisterNode>,
 ) -> ApiResult<(StatusCode, Json<Node>)> {
     principal.require(Role::Hoster)?;
-    let name = validate_name(&request.name)?;
+    let name = validate::name("name", &request.name)?;
     nodes::verify_proof(
         principal.address,
         request.address,
@@ -127,7 +119,11 @@ async fn update(
     Path(id): Path<Uuid>,
     Json(request): Json<UpdateNode>,
 ) -> ApiResult<Json<Node>> {
-    let name = request.name.as_deref().map(validate_name).transpose()?;
+    let name = request
+        .name
+        .as_deref()
+        .map(|name| validate::name("name", name))
+        .transpose()?;
     let node = nodes::update(&state.db, id, scope(&principal), name, request.can_witness).await?;
     node.map(Json).ok_or(ApiError::NotFound("node"))
 }
