@@ -27,7 +27,10 @@ require_node_toolchain() {
     command -v npm >/dev/null || die "npm not found: install Node.js 20+ (apt-get install nodejs npm)"
     if [[ ! -x node_modules/.bin/forge || package-lock.json -nt node_modules/.package-lock.json ]]; then
         say "installing the Solidity toolchain from npm"
-        npm ci --no-audit --no-fund --loglevel=error
+        # Not `npm ci`: the Foundry packages list optional per-platform binaries that the
+        # registry here does not serve, which `npm ci` treats as an out-of-date lock file.
+        # `--no-save` still installs exactly the locked versions and never rewrites the lock.
+        npm install --no-audit --no-fund --no-save --loglevel=error
     fi
     export PATH="$PWD/node_modules/.bin:$PATH"
     # forge compiles with solc-js behind this shim unless the user brings a native solc.
