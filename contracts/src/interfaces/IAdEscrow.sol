@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+/// @title IAdEscrow
+/// @notice Campaign escrow with Merkle settlement of cumulative earnings.
+/// @dev Money flow: advertisers fund campaigns; the settler debits campaigns once per epoch
+///      and posts one Merkle root of every payee's cumulative earnings per token; after the
+///      challenge window anyone claims for a payee with a proof. A root can only distribute
+///      what its epoch debited, and the guardian can revoke a root while it is pending.
+interface IAdEscrow {
+    // ---------------------------------------------------------------------------------
+    // Types
+    // ---------------------------------------------------------------------------------
+
+    /// @notice One campaign's debit in a settlement.
+    struct Debit {
+        bytes32 campaignId;
+        uint256 amount;
+    }
+
+    /// @notice The sum of one token's debits in a settlement; the payout root distributes it.
+    struct TokenTotal {
+        address token;
+        uint256 amount;
+    }
+
+    /// @notice One claim in a batch.
+    struct Claim {
+        address account;
+        address token;
+        uint256 cumulativeAmount;
+        bytes32[] proof;
+    }
+
+    /// @notice A campaign as stored.
+    /// @dev Two slots: who and when, then what the settlement path touches (token, budget).
+    struct Campaign {
+        address advertiser;
+        uint40 end;
+        address token;
+        uint96 remaining;
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Events
+    // ---------------------------------------------------------------------------------
+
+    /// @notice Emitted when a campaign is opened.
+    event CampaignOpened(
+        bytes32 indexed campaignId, address indexed advertiser, address indexed token, uint40 end
+    );
+
+    /// @notice Emitted when a campaign's budget grows; `amount` is what the escrow received.
+    event CampaignFunded(
+        bytes32 indexed campaignId, address indexed from, uint256 amount, uint256 remaining
+    );
+
+    /// @notice Emitted when the advertiser closes a campaign early; `end` is the new end.
+    event CampaignClosed(bytes32 indexed campaignId, uint40 end);
+
+    /// @notice Emitted when the advertiser takes back the unspent budget.
+    event CampaignWithdrawn(bytes32 indexed campaignId, address indexed advertiser, uint256 amount);
+
+    /// @notice Emitted when an epoch is settled. The root is claimable from `claimableAt`.
+    event Settled(
+        uint64 indexed epoch, bytes32 root, uint40 claimableAt, Debit[] debits, TokenTotal[] totals
+    );
+
+    /// @notice Emitted when the guardian revokes a pending epoch; its debits are restored.
+    event SettlementRevoked(uint64 indexed epoch, bytes32 root);
+
+    /// @notice Emitted when a payee receives tokens. `cumulativeAmount` is now fully claimed.
+    event Claimed(
+        address indexed account, address indexed token, uint256 amount, uint256 cumulativeAmount
+    );
+
+    /// @notice Emitted when the challenge window changes; applies to later settlements.
+    event ChallengeWindowSet(uint40 window);
+
+    /// @notice Emitted when the guardian pauses or unpauses settlement and claims.
+    event PauseSet(bool paused);
+
+    // ---------------------------------------------------------------------------------
+    // Errors
+    // ---------------------------------------------------------------------------------
+
+    /// @notice Thrown when an amount that must be positive is zero.
+    error AdEscrowZeroAmount();
+
+    /// @notice Thrown when an address that must be set is zero.
+    error AdEscrowZeroAddress();
+
+    /// @notice Thrown when opening a campaign under an id that is taken.
+    error AdEscrowCampaignExists(bytes32 campaignId);
+
+    /// @notice Thrown when a campaign id names no campaign.
+    error AdEscrowUnknownCampaign(bytes32 campaignId);
+
+    /// @notice Thrown when a campaign's end is not in the future.
+    error AdEscrowInvalidEnd(uint40 end);
+
+    /// @notice Thrown when someone other than the campaign's advertiser acts for it.
+    error AdEscrowNotAdvertiser(bytes32 campaignId, address caller);
+
+    /// @notice Thrown when funding or closing a campaign that has ended.
+    error AdEscrowCampaignEnded(bytes32 campaignId);
+
+    /// @notice Thrown when withdrawing before the campaign's end plus the grace period.
+    error AdEscrowWithdrawTooEarly(bytes32 campaignId, uint256 availableAt);
+
+    /// @notice Thrown when withdrawing from a campaign with nothing left.
+    error AdEscrowNothingToWithdraw(bytes32 campaignId);
+
+    /// @notice Thrown when a budget would exceed what a campaign can hold (2^96 - 1 units).
+    error AdEscrowBudgetOverflow(bytes32 campaignId);
+
+    /// @notice Thrown when a token transfers less than asked (fee-on-transfer tokens are
+    ///         not supported).
+    error AdEscrowFeeOnTransfer(address token, uint256 expected, uint256 received);
+
+    /// @notice Thrown when a settlement names an epoch other than the next one.
+    error AdEscrowWrongEpoch(uint64 expected, uint64 given);
+
+    /// @notice Thrown when a settlement is posted while the previous root is still in its
+    ///         challenge window.
+    error AdEscrowSettlementPending(uint64 pendingEpoch, uint40 claimableAt);
+
+    /// @notice Thrown when a settlement has an empty root.
+    error AdEscrowEmptyRoot();
+
+    /// @notice Thrown when a debit exceeds a campaign's remaining budget.
+    error AdEscrowInsufficientBudget(bytes32 campaignId, uint256 remaining, uint256 debit);
+
+    /// @notice Thrown when a settlement's per-token totals do not equal its debits.
+    error AdEscrowTotalsMismatch(address token);
+
+    /// @notice Thrown when revoking with no pending epoch, or with the wrong one.
+    error AdEscrowNothingToRevoke(uint64 epoch);
+
+    /// @notice Thrown when the debits passed to revoke are not the ones settled.
+    error AdEscrowCommitmentMismatch();
+
+    /// @notice Thrown when claiming before any root is claimable.
+    error AdEscrowNoRoot();
+
+    /// @notice Thrown when activating with no pending root, or before its window has passed.
+    error AdEscrowNotClaimableYet(uint40 claimableAt);
+
+    /// @notice Thrown when a proof does not lead to the root.
+    error AdEscrowInvalidProof();
+
+    /// @notice Thrown when a claim would pay more than the token's settled, unclaimed total.
+    error AdEscrowExceedsSettled(address token);
+
+    /// @notice Thrown when settlement or claims are attempted while paused.
+    error AdEscrowPaused();
+
+    // ---------------------------------------------------------------------------------
+    // Advertisers
+    // ---------------------------------------------------------------------------------
+
+    /// @notice Opens a campaign funded with `amount` of `token` from the caller, who becomes
+    ///         its advertiser. Needs a prior ERC-20 approval.
+    function openCampaign(bytes32 campaignId, address token, uint256 amount, uint40 end) external;
+
+    /// @notice Same as `openCampaign`, approving through an EIP-2612 permit in the same call.
+    function openCampaignWithPermit(
+        bytes32 campaignId,
+        address token,
+        uint256 amount,
+        uint40 end,
+        uint256 deadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external;
+
+    /// @notice Adds `amount` to a running campaign's budget, from the caller.
+    function fund(bytes32 campaignId, uint256 amount) external;
+
+    /// @notice Ends a campaign now; the unspent budget is withdrawable after the grace period.
+    function closeCampaign(bytes32 campaignId) external;
+
+    /// @notice Pays the unspent budget back to the advertiser, once the campaign's end plus
+    ///         the grace period has passed. Works while paused; needs no operator.
+    function withdraw(bytes32 campaignId) external returns (uint256 amount);
+
+    // ---------------------------------------------------------------------------------
+    // Settlement
+    // ---------------------------------------------------------------------------------
+
+    /// @notice Settles `epoch`: debits each campaign and posts the payout root, which
+    ///         becomes claimable after the challenge window.
+    /// @dev `epoch` must be the last epoch plus one. `totals` must hold, for each token, the
+    ///      exact sum of the debits of that token's campaigns.
+    function settle(
+        uint64 epoch,
+        bytes32 root,
+        Debit[] calldata debits,
+        TokenTotal[] calldata totals
+    ) external;
+
+    /// @notice Makes the pending root the current one once its challenge window has passed.
+    ///         Anyone may call; `settle` does it too.
+    function activate() external;
+
+    /// @notice Revokes the pending epoch: its root is dropped, its debits return to their
+    ///         campaigns and its totals leave the settled totals. The epoch number stays used;
+    ///         the next settlement is `epoch + 1` and builds on the last unrevoked root.
+    function revoke(uint64 epoch, Debit[] calldata debits, TokenTotal[] calldata totals) external;
+
+    // ---------------------------------------------------------------------------------
+    // Claims
+    // ---------------------------------------------------------------------------------
+
+    /// @notice Pays `account` its `cumulativeAmount` of `token` minus what it already claimed.
+    ///         Anyone may call; tokens always go to `account`. Verified against the current
+    ///         root, or the one before it (a proof built just before a rotation still works).
+    function claim(
+        address account,
+        address token,
+        uint256 cumulativeAmount,
+        bytes32[] calldata proof
+    ) external returns (uint256 amount);
+
+    /// @notice Several claims in one transaction.
+    function claimMany(Claim[] calldata claims) external returns (uint256[] memory amounts);
+
+    // ---------------------------------------------------------------------------------
+    // Views
+    // ---------------------------------------------------------------------------------
+
+    /// @notice A campaign; `advertiser` is zero for unknown ids.
+    function campaign(bytes32 campaignId) external view returns (Campaign memory);
+
+    /// @notice The root claims verify against now (zero while paused), and the one before.
+    function claimableRoots() external view returns (bytes32 current, bytes32 previous);
+
+    /// @notice The pending root and its commitment to the debits (zero when none is pending).
+    function pendingRoot() external view returns (bytes32 root, bytes32 commitment);
+
+    /// @notice Epoch bookkeeping: the last settled epoch, the epoch of the current root, and,
+    ///         when an epoch is pending, when it becomes claimable (zero otherwise).
+    function settlementState()
+        external
+        view
+        returns (
+            uint64 lastEpoch,
+            uint64 currentEpoch,
+            uint40 pendingClaimableAt,
+            uint40 challengeWindow,
+            bool paused
+        );
+
+    /// @notice Sets the challenge window of later settlements (admin).
+    function setChallengeWindow(uint40 window) external;
+
+    /// @notice Stops settlement and claims (guardian). Advertisers can still withdraw.
+    function pause() external;
+
+    /// @notice Resumes settlement and claims (guardian).
+    function unpause() external;
+
+    /// @notice What `account` has claimed of `token` so far.
+    function claimed(address account, address token) external view returns (uint256);
+
+    /// @notice Per-token settled and claimed totals.
+    function tokenTotals(address token)
+        external
+        view
+        returns (uint256 settled, uint256 claimedTotal);
+
+    /// @notice Time after a campaign's end during which it can still be settled.
+    function gracePeriod() external view returns (uint40);
+}
