@@ -10,3 +10,4 @@ mod openapi;
 mod rate_limit;
 mod readiness;
 mod sign_in;
+mod vectors;

@@ -1,0 +1,441 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+import {IAdEscrow} from "../src/interfaces/IAdEscrow.sol";
+import {AdEscrowTestBase} from "./utils/AdEscrowTestBase.sol";
+import {PayoutTree} from "./utils/PayoutTree.sol";
+
+/// @notice The settler's and guardian's side: settle, activate, revoke.
+contract AdEscrowSettlementTest is AdEscrowTestBase {
+    bytes32 internal constant ROOT_1 = keccak256("root 1");
+    bytes32 internal constant ROOT_2 = keccak256("root 2");
+    uint40 internal constant WINDOW = 1 days;
+
+    function setUp() public override {
+        super.setUp();
+        _open(advertiser, CAMPAIGN_A, usd, BUDGET);
+        _open(otherAdvertiser, CAMPAIGN_B, eur, BUDGET);
+        _open(advertiser, CAMPAIGN_C, usd, BUDGET);
+    }
+
+    function _revoke(
+        uint64 epoch,
+        IAdEscrow.Debit[] memory debits,
+        IAdEscrow.TokenTotal[] memory totals
+    ) internal {
+        vm.prank(guardian);
+        escrow.revoke(epoch, debits, totals);
+    }
+
+    // ---------------------------------------------------------------------------------
+    // settle
+    // ---------------------------------------------------------------------------------
+
+    function test_settle_debitsCampaignsAndPublishesRoot() public {
+        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 300e6, CAMPAIGN_B, 200e6);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 300e6, eur, 200e6);
+
+        vm.expectEmit(address(escrow));
+        emit IAdEscrow.Settled(1, ROOT_1, uint40(block.timestamp), debits, totals);
+        _settle(1, ROOT_1, debits, totals);
+
+        assertEq(_remaining(CAMPAIGN_A), BUDGET - 300e6, "A remaining");
+        assertEq(_remaining(CAMPAIGN_B), BUDGET - 200e6, "B remaining");
+        assertEq(_remaining(CAMPAIGN_C), BUDGET, "C untouched");
+        assertEq(_settled(usd), 300e6, "usd settled");
+        assertEq(_settled(eur), 200e6, "eur settled");
+        (bytes32 current, bytes32 previous) = escrow.claimableRoots();
+        assertEq(current, ROOT_1, "current root");
+        assertEq(previous, bytes32(0), "previous root");
+        assertEq(_lastEpoch(), 1, "last epoch");
+        assertEq(_currentEpoch(), 1, "current epoch");
+    }
+
+    function test_settle_sumsSeveralCampaignsOfOneToken() public {
+        _settle(
+            1,
+            ROOT_1,
+            _debits(CAMPAIGN_A, 300e6, CAMPAIGN_C, 50e6),
+            _totals(usd, 350e6)
+        );
+        assertEq(_settled(usd), 350e6, "usd settled");
+        assertEq(_remaining(CAMPAIGN_C), BUDGET - 50e6, "C remaining");
+    }
+
+    function test_settle_accumulatesSettledTotalsAcrossEpochs() public {
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, 300e6), _totals(usd, 300e6));
+        _settle(2, ROOT_2, _debits(CAMPAIGN_C, 100e6), _totals(usd, 100e6));
+        assertEq(_settled(usd), 400e6, "usd settled");
+        (bytes32 current, bytes32 previous) = escrow.claimableRoots();
+        assertEq(current, ROOT_2, "current root");
+        assertEq(previous, ROOT_1, "previous root");
+    }
+
+    function test_settle_acceptsEpochWithoutDebits() public {
+        _settle(1, ROOT_1, new IAdEscrow.Debit[](0), new IAdEscrow.TokenTotal[](0));
+        assertEq(_lastEpoch(), 1, "last epoch");
+        assertEq(_currentRoot(), ROOT_1, "current root");
+    }
+
+    function test_settle_revertsForNonSettler() public {
+        bytes32 role = escrow.SETTLER_ROLE();
+        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 1);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 1);
+        for (uint256 i; i < 3; ++i) {
+            address caller = [admin, guardian, stranger][i];
+            vm.expectRevert(
+                abi.encodeWithSelector(
+                    IAccessControl.AccessControlUnauthorizedAccount.selector, caller, role
+                )
+            );
+            vm.prank(caller);
+            escrow.settle(1, ROOT_1, debits, totals);
+        }
+    }
+
+    function test_settle_revertsOnWrongEpoch() public {
+        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 1);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 1);
+        vm.startPrank(settler);
+        // Skipping ahead.
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowWrongEpoch.selector, 1, 2));
+        escrow.settle(2, ROOT_1, debits, totals);
+        // Epoch zero is never valid.
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowWrongEpoch.selector, 1, 0));
+        escrow.settle(0, ROOT_1, debits, totals);
+
+        escrow.settle(1, ROOT_1, debits, totals);
+        escrow.settle(2, ROOT_2, debits, totals);
+        // Duplicate of the last epoch.
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowWrongEpoch.selector, 3, 2));
+        escrow.settle(2, ROOT_2, debits, totals);
+        // Stale epoch.
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowWrongEpoch.selector, 3, 1));
+        escrow.settle(1, ROOT_1, debits, totals);
+        vm.stopPrank();
+    }
+
+    function test_settle_revertsOnEmptyRoot() public {
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowEmptyRoot.selector));
+        _settle(1, bytes32(0), _debits(CAMPAIGN_A, 1), _totals(usd, 1));
+    }
+
+    function test_settle_revertsOnUnknownCampaign() public {
+        bytes32 unknown = keccak256("unknown");
+        vm.expectRevert(
+            abi.encodeWithSelector(IAdEscrow.AdEscrowUnknownCampaign.selector, unknown)
+        );
+        _settle(1, ROOT_1, _debits(unknown, 1), _totals(usd, 1));
+    }
+
+    function test_settle_revertsOnZeroDebit() public {
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowZeroAmount.selector));
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, 1, CAMPAIGN_C, 0), _totals(usd, 1));
+    }
+
+    function test_settle_revertsOnDebitBeyondRemaining() public {
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAdEscrow.AdEscrowInsufficientBudget.selector, CAMPAIGN_A, BUDGET, BUDGET + 1
+            )
+        );
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, BUDGET + 1), _totals(usd, BUDGET + 1));
+    }
+
+    function test_settle_revertsOnRepeatedDebitBeyondRemaining() public {
+        // Two debits of one campaign in one epoch count against the same budget.
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAdEscrow.AdEscrowInsufficientBudget.selector, CAMPAIGN_A, 400e6, 401e6
+            )
+        );
+        _settle(
+            1, ROOT_1, _debits(CAMPAIGN_A, 600e6, CAMPAIGN_A, 401e6), _totals(usd, 1001e6)
+        );
+    }
+
+    function test_settle_revertsWhenTotalDiffersFromDebits() public {
+        vm.expectRevert(
+            abi.encodeWithSelector(IAdEscrow.AdEscrowTotalsMismatch.selector, address(usd))
+        );
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, 300e6), _totals(usd, 300e6 - 1));
+
+        vm.expectRevert(
+            abi.encodeWithSelector(IAdEscrow.AdEscrowTotalsMismatch.selector, address(usd))
+        );
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, 300e6), _totals(usd, 300e6 + 1));
+    }
+
+    function test_settle_revertsWhenTokenMissingFromTotals() public {
+        vm.expectRevert(
+            abi.encodeWithSelector(IAdEscrow.AdEscrowTotalsMismatch.selector, address(eur))
+        );
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, 300e6, CAMPAIGN_B, 200e6), _totals(usd, 300e6));
+    }
+
+    function test_settle_revertsOnTotalWithoutDebits() public {
+        vm.expectRevert(
+            abi.encodeWithSelector(IAdEscrow.AdEscrowTotalsMismatch.selector, address(eur))
+        );
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, 300e6), _totals(usd, 300e6, eur, 1));
+    }
+
+    function test_settle_revertsWhilePaused() public {
+        vm.prank(guardian);
+        escrow.pause();
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowPaused.selector));
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, 1), _totals(usd, 1));
+    }
+
+    function test_settle_holdsRootPendingDuringWindow() public {
+        _setWindow(WINDOW);
+        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 300e6);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 300e6);
+        uint40 claimableAt = uint40(block.timestamp) + WINDOW;
+
+        vm.expectEmit(address(escrow));
+        emit IAdEscrow.Settled(1, ROOT_1, claimableAt, debits, totals);
+        _settle(1, ROOT_1, debits, totals);
+
+        (bytes32 pending, bytes32 commitment) = escrow.pendingRoot();
+        assertEq(pending, ROOT_1, "pending root");
+        assertEq(commitment, keccak256(abi.encode(debits, totals)), "commitment");
+        assertEq(_currentRoot(), bytes32(0), "nothing claimable yet");
+        assertEq(_pendingClaimableAt(), claimableAt, "claimable at");
+        assertEq(_lastEpoch(), 1, "last epoch");
+        assertEq(_currentEpoch(), 0, "current epoch");
+        assertEq(_remaining(CAMPAIGN_A), BUDGET - 300e6, "debited already");
+        assertEq(_settled(usd), 300e6, "settled already");
+    }
+
+    function test_settle_revertsWhilePreviousRootPending() public {
+        _setWindow(WINDOW);
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, 1), _totals(usd, 1));
+        uint40 claimableAt = _pendingClaimableAt();
+
+        vm.warp(claimableAt - 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IAdEscrow.AdEscrowSettlementPending.selector, 1, claimableAt)
+        );
+        _settle(2, ROOT_2, _debits(CAMPAIGN_A, 1), _totals(usd, 1));
+    }
+
+    function test_settle_promotesElapsedPendingRoot() public {
+        _setWindow(WINDOW);
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, 1), _totals(usd, 1));
+        vm.warp(_pendingClaimableAt());
+        _settle(2, ROOT_2, _debits(CAMPAIGN_A, 1), _totals(usd, 1));
+
+        (bytes32 current, bytes32 previous) = escrow.claimableRoots();
+        (bytes32 pending,) = escrow.pendingRoot();
+        assertEq(current, ROOT_1, "epoch 1 promoted");
+        assertEq(previous, bytes32(0), "previous root");
+        assertEq(pending, ROOT_2, "epoch 2 pending");
+        assertEq(_currentEpoch(), 1, "current epoch");
+        assertEq(_lastEpoch(), 2, "last epoch");
+    }
+
+    function test_settle_windowChangeAppliesToLaterSettlements() public {
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, 1), _totals(usd, 1));
+        _setWindow(WINDOW);
+        assertEq(_currentRoot(), ROOT_1, "earlier root stays claimable");
+        _settle(2, ROOT_2, _debits(CAMPAIGN_A, 1), _totals(usd, 1));
+        assertEq(_currentRoot(), ROOT_1, "new root waits");
+        assertEq(_pendingClaimableAt(), block.timestamp + WINDOW, "claimable at");
+    }
+
+    // ---------------------------------------------------------------------------------
+    // activate
+    // ---------------------------------------------------------------------------------
+
+    function test_activate_revertsWithNothingPending() public {
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowNotClaimableYet.selector, 0));
+        escrow.activate();
+    }
+
+    function test_activate_revertsInsideWindow() public {
+        _setWindow(WINDOW);
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, 1), _totals(usd, 1));
+        uint40 claimableAt = _pendingClaimableAt();
+        vm.warp(claimableAt - 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IAdEscrow.AdEscrowNotClaimableYet.selector, claimableAt)
+        );
+        escrow.activate();
+    }
+
+    function test_activate_revertsWhilePaused() public {
+        _setWindow(WINDOW);
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, 1), _totals(usd, 1));
+        vm.warp(_pendingClaimableAt());
+        vm.prank(guardian);
+        escrow.pause();
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowPaused.selector));
+        escrow.activate();
+    }
+
+    function test_activate_promotesPendingAndKeepsPreviousRoot() public {
+        bytes32[] memory leaves1 = _leaves(_leaf(alice, usd, 100e6), _leaf(bob, usd, 50e6));
+        bytes32[] memory leaves2 = _leaves(_leaf(alice, usd, 150e6), _leaf(bob, usd, 150e6));
+        _settle(1, PayoutTree.root(leaves1), _debits(CAMPAIGN_A, 150e6), _totals(usd, 150e6));
+        _setWindow(WINDOW);
+        _settle(2, PayoutTree.root(leaves2), _debits(CAMPAIGN_C, 150e6), _totals(usd, 150e6));
+
+        // Only epoch 1 is claimable while epoch 2 waits.
+        bytes32[] memory proof2 = PayoutTree.proof(leaves2, _leaf(alice, usd, 150e6));
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowInvalidProof.selector));
+        escrow.claim(alice, address(usd), 150e6, proof2);
+
+        vm.warp(_pendingClaimableAt());
+        vm.prank(stranger);
+        escrow.activate();
+
+        (bytes32 current, bytes32 previous) = escrow.claimableRoots();
+        (bytes32 pending,) = escrow.pendingRoot();
+        assertEq(current, PayoutTree.root(leaves2), "current root");
+        assertEq(previous, PayoutTree.root(leaves1), "previous root kept");
+        assertEq(pending, bytes32(0), "nothing pending");
+        assertEq(_currentEpoch(), 2, "current epoch");
+        assertEq(_pendingClaimableAt(), 0, "claimable at cleared");
+
+        assertEq(escrow.claim(alice, address(usd), 150e6, proof2), 150e6, "alice paid");
+        assertEq(_claim(bob, usd, 50e6, leaves1), 50e6, "bob paid from previous root");
+        assertEq(_claim(bob, usd, 150e6, leaves2), 100e6, "bob paid the rest");
+    }
+
+    // ---------------------------------------------------------------------------------
+    // revoke
+    // ---------------------------------------------------------------------------------
+
+    function test_revoke_restoresBudgetsAndSettledTotals() public {
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, 100e6), _totals(usd, 100e6));
+        _setWindow(WINDOW);
+        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 300e6, CAMPAIGN_B, 200e6);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 300e6, eur, 200e6);
+        _settle(2, ROOT_2, debits, totals);
+
+        vm.expectEmit(address(escrow));
+        emit IAdEscrow.SettlementRevoked(2, ROOT_2);
+        _revoke(2, debits, totals);
+
+        assertEq(_remaining(CAMPAIGN_A), BUDGET - 100e6, "A restored");
+        assertEq(_remaining(CAMPAIGN_B), BUDGET, "B restored");
+        assertEq(_settled(usd), 100e6, "usd settled");
+        assertEq(_settled(eur), 0, "eur settled");
+        (bytes32 pending, bytes32 commitment) = escrow.pendingRoot();
+        assertEq(pending, bytes32(0), "pending root");
+        assertEq(commitment, bytes32(0), "commitment");
+        assertEq(_pendingClaimableAt(), 0, "claimable at");
+        assertEq(_currentRoot(), ROOT_1, "current root untouched");
+        assertEq(_lastEpoch(), 2, "epoch stays used");
+        assertEq(_currentEpoch(), 1, "current epoch");
+    }
+
+    function test_revoke_nextSettlementIsEpochPlusOne() public {
+        _setWindow(WINDOW);
+        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 300e6);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 300e6);
+        _settle(1, ROOT_1, debits, totals);
+        _revoke(1, debits, totals);
+
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowWrongEpoch.selector, 2, 1));
+        _settle(1, ROOT_1, debits, totals);
+        _settle(2, ROOT_2, debits, totals);
+        assertEq(_lastEpoch(), 2, "last epoch");
+        (bytes32 pending,) = escrow.pendingRoot();
+        assertEq(pending, ROOT_2, "pending root");
+    }
+
+    function test_revoke_worksAfterWindowUntilActivated() public {
+        _setWindow(WINDOW);
+        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 300e6);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 300e6);
+        _settle(1, ROOT_1, debits, totals);
+        vm.warp(_pendingClaimableAt() + 1);
+        _revoke(1, debits, totals);
+        assertEq(_remaining(CAMPAIGN_A), BUDGET, "restored");
+    }
+
+    function test_revoke_worksWhilePaused() public {
+        _setWindow(WINDOW);
+        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 300e6);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 300e6);
+        _settle(1, ROOT_1, debits, totals);
+        vm.prank(guardian);
+        escrow.pause();
+        _revoke(1, debits, totals);
+        assertEq(_settled(usd), 0, "settled");
+    }
+
+    function test_revoke_revertsForNonGuardian() public {
+        _setWindow(WINDOW);
+        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 300e6);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 300e6);
+        _settle(1, ROOT_1, debits, totals);
+        bytes32 role = escrow.GUARDIAN_ROLE();
+        for (uint256 i; i < 3; ++i) {
+            address caller = [admin, settler, stranger][i];
+            vm.expectRevert(
+                abi.encodeWithSelector(
+                    IAccessControl.AccessControlUnauthorizedAccount.selector, caller, role
+                )
+            );
+            vm.prank(caller);
+            escrow.revoke(1, debits, totals);
+        }
+    }
+
+    function test_revoke_revertsWithNothingPending() public {
+        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 300e6);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 300e6);
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowNothingToRevoke.selector, 0));
+        _revoke(0, debits, totals);
+
+        // Without a window the root is claimable at once and cannot be revoked.
+        _settle(1, ROOT_1, debits, totals);
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowNothingToRevoke.selector, 1));
+        _revoke(1, debits, totals);
+    }
+
+    function test_revoke_revertsAfterActivation() public {
+        _setWindow(WINDOW);
+        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 300e6);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 300e6);
+        _settle(1, ROOT_1, debits, totals);
+        vm.warp(_pendingClaimableAt());
+        escrow.activate();
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowNothingToRevoke.selector, 1));
+        _revoke(1, debits, totals);
+    }
+
+    function test_revoke_revertsOnWrongEpoch() public {
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, 1), _totals(usd, 1));
+        _setWindow(WINDOW);
+        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 300e6);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 300e6);
+        _settle(2, ROOT_2, debits, totals);
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowNothingToRevoke.selector, 1));
+        _revoke(1, debits, totals);
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowNothingToRevoke.selector, 3));
+        _revoke(3, debits, totals);
+    }
+
+    function test_revoke_revertsOnWrongDebits() public {
+        _setWindow(WINDOW);
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, 300e6), _totals(usd, 300e6));
+
+        vm.startPrank(guardian);
+        // A larger debit would mint budget out of thin air.
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowCommitmentMismatch.selector));
+        escrow.revoke(1, _debits(CAMPAIGN_A, 301e6), _totals(usd, 300e6));
+        // The right amount credited to another campaign.
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowCommitmentMismatch.selector));
+        escrow.revoke(1, _debits(CAMPAIGN_C, 300e6), _totals(usd, 300e6));
+        // Consistent but different debits and totals.
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowCommitmentMismatch.selector));
+        escrow.revoke(1, _debits(CAMPAIGN_A, 100e6), _totals(usd, 100e6));
+        vm.stopPrank();
+        assertEq(_remaining(CAMPAIGN_A), BUDGET - 300e6, "nothing restored");
+    }
+}

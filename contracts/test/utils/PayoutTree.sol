@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
+
+/// @title PayoutTree
+/// @notice Builds payout trees the way OpenZeppelin's `StandardMerkleTree` does, in Solidity:
+///         leaf = keccak256(bytes.concat(keccak256(abi.encode(account, token, cumulative)))),
+///         leaves sorted ascending, laid out at the tail of a 2n-1 array, pairs hashed sorted.
+/// @dev Quadratic sorting and linear proof lookup: fine for the few dozen leaves tests use.
+library PayoutTree {
+    /// @notice The leaf AdEscrow verifies for `account`'s `cumulativeAmount` of `token`.
+    function leaf(address account, address token, uint256 cumulativeAmount)
+        internal
+        pure
+        returns (bytes32)
+    {
+        return keccak256(bytes.concat(keccak256(abi.encode(account, token, cumulativeAmount))));
+    }
+
+    /// @notice The whole tree: `tree[0]` is the root, the sorted leaves fill the tail.
+    function build(bytes32[] memory leaves) internal pure returns (bytes32[] memory tree) {
+        uint256 n = leaves.length;
+        require(n > 0, "PayoutTree: no leaves");
+        bytes32[] memory sorted = _sorted(leaves);
+        tree = new bytes32[](2 * n - 1);
+        for (uint256 i; i < n; ++i) {
+            tree[tree.length - 1 - i] = sorted[i];
+        }
+        for (uint256 i = n - 1; i > 0; --i) {
+            uint256 node = i - 1;
+            tree[node] = Hashes.commutativeKeccak256(tree[2 * node + 1], tree[2 * node + 2]);
+        }
+    }
+
+    /// @notice The root of the tree over `leaves`.
+    function root(bytes32[] memory leaves) internal pure returns (bytes32) {
+        return build(leaves)[0];
+    }
+
+    /// @notice The proof of `target` in the tree over `leaves`.
+    function proof(bytes32[] memory leaves, bytes32 target)
+        internal
+        pure
+        returns (bytes32[] memory)
+    {
+        return proofIn(build(leaves), target);
+    }
+
+    /// @notice The proof of `target` in an already built tree.
+    function proofIn(bytes32[] memory tree, bytes32 target)
+        internal
+        pure
+        returns (bytes32[] memory path)
+    {
+        uint256 firstLeaf = tree.length / 2;
+        uint256 index = type(uint256).max;
+        for (uint256 i = firstLeaf; i < tree.length; ++i) {
+            if (tree[i] == target) {
+                index = i;
+                break;
+            }
+        }
+        require(index != type(uint256).max, "PayoutTree: leaf not in tree");
+
+        bytes32[] memory buffer = new bytes32[](256);
+        uint256 length;
+        while (index > 0) {
+            buffer[length++] = tree[index % 2 == 1 ? index + 1 : index - 1];
+            index = (index - 1) / 2;
+        }
+        path = new bytes32[](length);
+        for (uint256 i; i < length; ++i) {
+            path[i] = buffer[i];
+        }
+    }
+
+    function _sorted(bytes32[] memory leaves) private pure returns (bytes32[] memory sorted) {
+        sorted = new bytes32[](leaves.length);
+        for (uint256 i; i < leaves.length; ++i) {
+            bytes32 value = leaves[i];
+            uint256 j = i;
+            while (j > 0 && sorted[j - 1] > value) {
+                sorted[j] = sorted[j - 1];
+                --j;
+            }
+            sorted[j] = value;
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Rust bindings of the contracts and of every message signed for them.
+//!
+//! The bindings come from the committed artifacts in `contracts/artifacts/` (ABI and
+//! creation bytecode, refreshed by `scripts/contracts-artifacts`; `scripts/test` fails when
+//! they are stale). `docs/ENCODING.md` specifies the encodings; the shared vectors in
+//! `contracts/test/vectors/encoding.json` are checked by Rust and Solidity tests alike.
+
+use alloy::primitives::Address;
+use alloy::sol;
+use alloy::sol_types::{Eip712Domain, eip712_domain};
+
+sol!(
+    #[sol(rpc)]
+    #[derive(Debug)]
+    AdEscrow,
+    "contracts/artifacts/AdEscrow.json"
+);
+
+sol!(
+    #[sol(rpc)]
+    #[derive(Debug)]
+    ConsentRegistry,
+    "contracts/artifacts/ConsentRegistry.json"
+);
+
+sol!(
+    #[sol(rpc)]
+    #[derive(Debug)]
+    TestToken,
+    "contracts/artifacts/TestToken.json"
+);
+
+sol! {
+    /// A user's consent to `scope` until `expiry`, signed for `ConsentRegistry.grantBySig`.
+    #[derive(Debug, PartialEq, Eq)]
+    struct ConsentGrant {
+        address user;
+        bytes32 scope;
+        uint64 expiry;
+        uint256 nonce;
+        uint256 deadline;
+    }
+
+    /// A user's revocation of `scope`, signed for `ConsentRegistry.revokeBySig`.
+    #[derive(Debug, PartialEq, Eq)]
+    struct ConsentRevocation {
+        address user;
+        bytes32 scope;
+        uint256 nonce;
+        uint256 deadline;
+    }
+
+    /// A batch of receipts, signed once by the hoster node that showed the ads and once by
+    /// the witness node that saw the same beacons. Verified off chain.
+    #[derive(Debug, PartialEq, Eq)]
+    struct ReceiptBatch {
+        address hoster;
+        address witness;
+        uint64 sequence;
+        bytes32 receiptsHash;
+    }
+}
+
+/// The EIP-712 domain of consent messages: the registry on its chain.
+pub fn consent_domain(chain_id: u64, registry: Address) -> Eip712Domain {
+    eip712_domain! {
+        name: "adescrow consent",
+        version: "1",
+        chain_id: chain_id,
+        verifying_contract: registry,
+    }
+}
+
+/// The EIP-712 domain of receipt batches: bound to the escrow they are billed against.
+pub fn receipts_domain(chain_id: u64, escrow: Address) -> Eip712Domain {
+    eip712_domain! {
+        name: "adescrow receipts",
+        version: "1",
+        chain_id: chain_id,
+        verifying_contract: escrow,
+    }
+}

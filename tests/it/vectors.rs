@@ -1,0 +1,91 @@
+//! The shared encoding vectors (docs/ENCODING.md), checked against the Rust side; the
+//! Solidity side checks the same file in contracts/test/Vectors.t.sol.
+
+use adescrow::contracts::{ConsentGrant, ConsentRevocation, ReceiptBatch, consent_domain, receipts_domain};
+use adescrow::payout_tree::{PayoutLeaf, PayoutTree};
+use alloy::primitives::{Address, B256, Signature, U256};
+use alloy::sol_types::SolStruct;
+use serde_json::Value;
+
+fn vectors() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/contracts/test/vectors/encoding.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn parse<T: std::str::FromStr>(value: &Value) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    value.as_str().unwrap_or_else(|| panic!("{value} is not a string")).parse().unwrap()
+}
+
+fn u256(value: &Value) -> U256 {
+    match value {
+        Value::Number(n) => U256::from(n.as_u64().unwrap()),
+        other => parse(other),
+    }
+}
+
+#[test]
+fn payout_tree_matches_the_vectors() {
+    let v = &vectors()["payoutTree"];
+    let leaves: Vec<PayoutLeaf> = (0..v["accounts"].as_array().unwrap().len())
+        .map(|i| PayoutLeaf {
+            account: parse(&v["accounts"][i]),
+            token: parse(&v["tokens"][i]),
+            cumulative_amount: u256(&v["cumulativeAmounts"][i]),
+        })
+        .collect();
+    let tree = PayoutTree::new(leaves).unwrap();
+    assert_eq!(tree.root(), parse::<B256>(&v["root"]), "root");
+    for (i, leaf) in tree.leaves().enumerate() {
+        assert_eq!(leaf.hash(), parse::<B256>(&v["leafHashes"][i]), "leaf {i} hash");
+        let expected: Vec<B256> = v["proofs"][i].as_array().unwrap().iter().map(parse).collect();
+        assert_eq!(tree.proof(i), expected, "leaf {i} proof");
+    }
+}
+
+#[test]
+fn consent_digests_and_signatures_match_the_vectors() {
+    let v = &vectors()["consent"];
+    let domain = consent_domain(v["chainId"].as_u64().unwrap(), parse(&v["registry"]));
+    assert_eq!(domain.separator(), parse::<B256>(&v["domainSeparator"]), "domain separator");
+    let user: Address = parse(&v["user"]);
+
+    let grant = ConsentGrant {
+        user,
+        scope: parse(&v["scope"]),
+        expiry: v["grant"]["expiry"].as_u64().unwrap(),
+        nonce: u256(&v["grant"]["nonce"]),
+        deadline: u256(&v["grant"]["deadline"]),
+    };
+    let digest = grant.eip712_signing_hash(&domain);
+    assert_eq!(digest, parse::<B256>(&v["grant"]["digest"]), "grant digest");
+    let signature: Signature = parse(&v["grant"]["signature"]);
+    assert_eq!(signature.recover_address_from_prehash(&digest).unwrap(), user, "grant signer");
+
+    let revocation = ConsentRevocation {
+        user,
+        scope: parse(&v["scope"]),
+        nonce: u256(&v["revocation"]["nonce"]),
+        deadline: u256(&v["revocation"]["deadline"]),
+    };
+    let digest = revocation.eip712_signing_hash(&domain);
+    assert_eq!(digest, parse::<B256>(&v["revocation"]["digest"]), "revocation digest");
+    let signature: Signature = parse(&v["revocation"]["signature"]);
+    assert_eq!(signature.recover_address_from_prehash(&digest).unwrap(), user, "revocation signer");
+}
+
+#[test]
+fn receipt_batch_digest_matches_the_vectors() {
+    let v = &vectors()["receiptBatch"];
+    let domain = receipts_domain(v["chainId"].as_u64().unwrap(), parse(&v["escrow"]));
+    assert_eq!(domain.separator(), parse::<B256>(&v["domainSeparator"]), "domain separator");
+    let batch = ReceiptBatch {
+        hoster: parse(&v["hoster"]),
+        witness: parse(&v["witness"]),
+        sequence: v["sequence"].as_u64().unwrap(),
+        receiptsHash: parse(&v["receiptsHash"]),
+    };
+    assert_eq!(batch.eip712_signing_hash(&domain), parse::<B256>(&v["digest"]), "digest");
+}
