@@ -182,12 +182,9 @@ contract AdEscrowCampaignTest is AdEscrowTestBase {
         returns (uint8 v, bytes32 r, bytes32 s)
     {
         bytes32 structHash = keccak256(
-            abi.encode(
-                PERMIT_TYPEHASH, owner, address(escrow), value, usd.nonces(owner), deadline
-            )
+            abi.encode(PERMIT_TYPEHASH, owner, address(escrow), value, usd.nonces(owner), deadline)
         );
-        bytes32 digest =
-            keccak256(abi.encodePacked("\x19\x01", usd.DOMAIN_SEPARATOR(), structHash));
+        bytes32 digest = keccak256(abi.encodePacked("\x19\x01", usd.DOMAIN_SEPARATOR(), structHash));
         (v, r, s) = vm.sign(key, digest);
     }
 

@@ -2,6 +2,7 @@
 pragma solidity 0.8.37;
 
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+import {Test} from "forge-std/Test.sol";
 import {Vm} from "forge-std/Vm.sol";
 import {IAdEscrow} from "../src/interfaces/IAdEscrow.sol";
 import {AdEscrowTestBase} from "./utils/AdEscrowTestBase.sol";
@@ -27,7 +28,8 @@ contract AdEscrowClaimsTest is AdEscrowTestBase {
 
     /// @dev Epoch 2 pays alice 300 usd, bob 250 usd in total, debiting A by 250 more.
     function _settleSecondEpoch() internal returns (bytes32[] memory leaves2) {
-        leaves2 = _leaves(_leaf(alice, usd, 300e6), _leaf(bob, usd, 250e6), _leaf(alice, eur, 200e6));
+        leaves2 =
+            _leaves(_leaf(alice, usd, 300e6), _leaf(bob, usd, 250e6), _leaf(alice, eur, 200e6));
         _settle(2, PayoutTree.root(leaves2), _debits(CAMPAIGN_A, 250e6), _totals(usd, 250e6));
     }
 
@@ -311,5 +313,38 @@ contract AdEscrowClaimsTest is AdEscrowTestBase {
         escrow.unpause();
         vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowNoRoot.selector));
         escrow.claim(alice, address(usd), 1, proof);
+    }
+}
+
+/// @notice The Solidity tree builder the claim tests use agrees with the Rust one: same
+///         leaves, same root, same proofs for the shared vectors (docs/ENCODING.md).
+contract PayoutTreeTest is Test {
+    function test_build_matchesSharedVectors() public view {
+        string memory json = vm.readFile("contracts/test/vectors/encoding.json");
+        address[] memory accounts = vm.parseJsonAddressArray(json, ".payoutTree.accounts");
+        address[] memory tokens = vm.parseJsonAddressArray(json, ".payoutTree.tokens");
+        string[] memory amounts = vm.parseJsonStringArray(json, ".payoutTree.cumulativeAmounts");
+        bytes32[] memory hashes = vm.parseJsonBytes32Array(json, ".payoutTree.leafHashes");
+
+        bytes32[] memory leaves = new bytes32[](accounts.length);
+        for (uint256 i; i < leaves.length; ++i) {
+            leaves[i] = PayoutTree.leaf(accounts[i], tokens[i], vm.parseUint(amounts[i]));
+            assertEq(leaves[i], hashes[i], "leaf");
+        }
+        bytes32[] memory tree = PayoutTree.build(leaves);
+        assertEq(tree[0], vm.parseJsonBytes32(json, ".payoutTree.root"), "root");
+        for (uint256 i; i < leaves.length; ++i) {
+            bytes32[] memory expected = vm.parseJsonBytes32Array(
+                json, string.concat(".payoutTree.proofs[", vm.toString(i), "]")
+            );
+            assertEq(PayoutTree.proofIn(tree, leaves[i]), expected, "proof");
+        }
+    }
+
+    function test_build_singleLeafIsItsOwnRoot() public pure {
+        bytes32[] memory leaves = new bytes32[](1);
+        leaves[0] = keccak256("only");
+        assertEq(PayoutTree.root(leaves), leaves[0], "root");
+        assertEq(PayoutTree.proof(leaves, leaves[0]).length, 0, "empty proof");
     }
 }

@@ -53,12 +53,7 @@ contract AdEscrowSettlementTest is AdEscrowTestBase {
     }
 
     function test_settle_sumsSeveralCampaignsOfOneToken() public {
-        _settle(
-            1,
-            ROOT_1,
-            _debits(CAMPAIGN_A, 300e6, CAMPAIGN_C, 50e6),
-            _totals(usd, 350e6)
-        );
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, 300e6, CAMPAIGN_C, 50e6), _totals(usd, 350e6));
         assertEq(_settled(usd), 350e6, "usd settled");
         assertEq(_remaining(CAMPAIGN_C), BUDGET - 50e6, "C remaining");
     }
@@ -123,9 +118,7 @@ contract AdEscrowSettlementTest is AdEscrowTestBase {
 
     function test_settle_revertsOnUnknownCampaign() public {
         bytes32 unknown = keccak256("unknown");
-        vm.expectRevert(
-            abi.encodeWithSelector(IAdEscrow.AdEscrowUnknownCampaign.selector, unknown)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowUnknownCampaign.selector, unknown));
         _settle(1, ROOT_1, _debits(unknown, 1), _totals(usd, 1));
     }
 
@@ -150,9 +143,7 @@ contract AdEscrowSettlementTest is AdEscrowTestBase {
                 IAdEscrow.AdEscrowInsufficientBudget.selector, CAMPAIGN_A, 400e6, 401e6
             )
         );
-        _settle(
-            1, ROOT_1, _debits(CAMPAIGN_A, 600e6, CAMPAIGN_A, 401e6), _totals(usd, 1001e6)
-        );
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, 600e6, CAMPAIGN_A, 401e6), _totals(usd, 1001e6));
     }
 
     function test_settle_revertsWhenTotalDiffersFromDebits() public {
@@ -437,5 +428,27 @@ contract AdEscrowSettlementTest is AdEscrowTestBase {
         escrow.revoke(1, _debits(CAMPAIGN_A, 100e6), _totals(usd, 100e6));
         vm.stopPrank();
         assertEq(_remaining(CAMPAIGN_A), BUDGET - 300e6, "nothing restored");
+    }
+
+    /// @dev KNOWN ISSUE, skipped until AdEscrow is fixed. `revoke` restores budgets with a
+    ///      checked `toUint96` (AdEscrow.sol:205). Anyone can `fund` a debited campaign while
+    ///      its epoch is pending; topped up to 2^96 - 1, the restore overflows, `revoke`
+    ///      reverts and the pending root can no longer be stopped.
+    function test_revoke_survivesBudgetToppedUpToMaximum() public {
+        vm.skip(true);
+        _setWindow(WINDOW);
+        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 1, CAMPAIGN_B, BUDGET);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 1, eur, BUDGET);
+        _settle(1, ROOT_1, debits, totals);
+
+        uint256 topUp = type(uint96).max - _remaining(CAMPAIGN_A);
+        _mintAndApprove(stranger, usd, topUp);
+        vm.prank(stranger);
+        escrow.fund(CAMPAIGN_A, topUp);
+
+        _revoke(1, debits, totals);
+        (bytes32 pending,) = escrow.pendingRoot();
+        assertEq(pending, bytes32(0), "pending root dropped");
+        assertEq(_remaining(CAMPAIGN_B), BUDGET, "victim's budget restored");
     }
 }

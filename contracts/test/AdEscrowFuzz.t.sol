@@ -1,0 +1,291 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {IAdEscrow} from "../src/interfaces/IAdEscrow.sol";
+import {TestToken} from "../src/TestToken.sol";
+import {AdEscrowTestBase} from "./utils/AdEscrowTestBase.sol";
+import {PayoutTree} from "./utils/PayoutTree.sol";
+
+/// @notice Fuzzed amounts and sequences: budgets, debits across campaigns, settlement
+///         sequences, claims in random order.
+contract AdEscrowFuzzTest is AdEscrowTestBase {
+    uint256 internal constant MAX_BUDGET = type(uint96).max;
+
+    function _id(uint256 i) internal pure returns (bytes32) {
+        return keccak256(abi.encode("fuzz campaign", i));
+    }
+
+    /// @dev Campaigns alternate between the two tokens: even ids usd, odd ids eur.
+    function _token(uint256 i) internal view returns (TestToken) {
+        return i % 2 == 0 ? usd : eur;
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Budgets
+    // ---------------------------------------------------------------------------------
+
+    function testFuzz_openCampaign_recordsAnyBudget(uint256 amount, uint40 duration) public {
+        amount = bound(amount, 1, type(uint96).max);
+        duration = uint40(bound(duration, 1, type(uint40).max - block.timestamp));
+        uint40 end = uint40(block.timestamp) + duration;
+        _mintAndApprove(advertiser, usd, amount);
+        vm.prank(advertiser);
+        escrow.openCampaign(CAMPAIGN_A, address(usd), amount, end);
+
+        assertEq(_remaining(CAMPAIGN_A), amount, "remaining");
+        assertEq(escrow.campaign(CAMPAIGN_A).end, end, "end");
+        assertEq(usd.balanceOf(address(escrow)), amount, "escrow balance");
+    }
+
+    function testFuzz_fund_addsExactlyUpToMaximum(uint256 initial, uint256 extra) public {
+        initial = bound(initial, 1, type(uint96).max);
+        extra = bound(extra, 1, type(uint256).max - initial);
+        _open(advertiser, CAMPAIGN_A, usd, initial);
+        _mintAndApprove(stranger, usd, extra);
+
+        vm.prank(stranger);
+        if (initial + extra > type(uint96).max) {
+            vm.expectRevert(
+                abi.encodeWithSelector(IAdEscrow.AdEscrowBudgetOverflow.selector, CAMPAIGN_A)
+            );
+            escrow.fund(CAMPAIGN_A, extra);
+            assertEq(_remaining(CAMPAIGN_A), initial, "unchanged");
+        } else {
+            escrow.fund(CAMPAIGN_A, extra);
+            assertEq(_remaining(CAMPAIGN_A), initial + extra, "remaining");
+        }
+        assertEq(usd.balanceOf(address(escrow)), _remaining(CAMPAIGN_A), "escrow balance");
+    }
+
+    function testFuzz_withdraw_returnsBudgetMinusDebits(uint256 budget, uint256 debit) public {
+        budget = bound(budget, 1, MAX_BUDGET);
+        debit = bound(debit, 1, budget);
+        _open(advertiser, CAMPAIGN_A, usd, budget);
+        _settle(1, keccak256("root"), _debits(CAMPAIGN_A, debit), _totals(usd, debit));
+        vm.warp(uint256(escrow.campaign(CAMPAIGN_A).end) + GRACE);
+
+        vm.prank(advertiser);
+        if (debit == budget) {
+            vm.expectRevert(
+                abi.encodeWithSelector(IAdEscrow.AdEscrowNothingToWithdraw.selector, CAMPAIGN_A)
+            );
+            escrow.withdraw(CAMPAIGN_A);
+        } else {
+            assertEq(escrow.withdraw(CAMPAIGN_A), budget - debit, "withdrawn");
+        }
+        assertEq(usd.balanceOf(address(escrow)), debit, "settled stays");
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Settlement
+    // ---------------------------------------------------------------------------------
+
+    function testFuzz_settle_debitsWithinBudgetAcrossCampaigns(
+        uint256[4] memory budgets,
+        uint256[4] memory amounts
+    ) public {
+        IAdEscrow.Debit[] memory debits = new IAdEscrow.Debit[](4);
+        uint256[2] memory sums;
+        for (uint256 i; i < 4; ++i) {
+            budgets[i] = bound(budgets[i], 1, MAX_BUDGET);
+            amounts[i] = bound(amounts[i], 1, budgets[i]);
+            _open(i < 2 ? advertiser : otherAdvertiser, _id(i), _token(i), budgets[i]);
+            debits[i] = IAdEscrow.Debit(_id(i), amounts[i]);
+            sums[i % 2] += amounts[i];
+        }
+        _settle(1, keccak256("root"), debits, _totals(usd, sums[0], eur, sums[1]));
+
+        for (uint256 i; i < 4; ++i) {
+            assertEq(_remaining(_id(i)), budgets[i] - amounts[i], "remaining");
+        }
+        assertEq(_settled(usd), sums[0], "usd settled");
+        assertEq(_settled(eur), sums[1], "eur settled");
+        assertEq(
+            usd.balanceOf(address(escrow)),
+            _remaining(_id(0)) + _remaining(_id(2)) + sums[0],
+            "usd balance covers budgets and settled"
+        );
+    }
+
+    function testFuzz_settle_revertsOnDebitBeyondBudget(uint256 budget, uint256 debit) public {
+        budget = bound(budget, 1, MAX_BUDGET);
+        debit = bound(debit, budget + 1, type(uint128).max);
+        _open(advertiser, CAMPAIGN_A, usd, budget);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAdEscrow.AdEscrowInsufficientBudget.selector, CAMPAIGN_A, budget, debit
+            )
+        );
+        _settle(1, keccak256("root"), _debits(CAMPAIGN_A, debit), _totals(usd, debit));
+    }
+
+    function testFuzz_settle_sequenceDrawsDownBudgets(uint256 seed, uint256 epochs) public {
+        epochs = bound(epochs, 1, 12);
+        uint256[3] memory budgets;
+        for (uint256 i; i < 3; ++i) {
+            budgets[i] = bound(uint256(keccak256(abi.encode(seed, "budget", i))), 1, 1e15);
+            _open(advertiser, _id(i), _token(i), budgets[i]);
+        }
+        uint256[3] memory spent;
+        uint256[2] memory settled;
+        for (uint256 e = 1; e <= epochs; ++e) {
+            uint256 i = uint256(keccak256(abi.encode(seed, "pick", e))) % 3;
+            uint256 left = budgets[i] - spent[i];
+            if (left == 0) continue;
+            uint256 amount = bound(uint256(keccak256(abi.encode(seed, "debit", e))), 1, left);
+            _settle(
+                _lastEpoch() + 1,
+                keccak256(abi.encode(e)),
+                _debits(_id(i), amount),
+                _totals(_token(i), amount)
+            );
+            spent[i] += amount;
+            settled[i % 2] += amount;
+        }
+        for (uint256 i; i < 3; ++i) {
+            assertEq(_remaining(_id(i)), budgets[i] - spent[i], "remaining");
+        }
+        assertEq(_settled(usd), settled[0], "usd settled");
+        assertEq(_settled(eur), settled[1], "eur settled");
+    }
+
+    function testFuzz_revoke_restoresExactly(uint256[2] memory budgets, uint256[2] memory amounts)
+        public
+    {
+        _setWindow(1 days);
+        for (uint256 i; i < 2; ++i) {
+            budgets[i] = bound(budgets[i], 1, MAX_BUDGET);
+            amounts[i] = bound(amounts[i], 1, budgets[i]);
+            _open(advertiser, _id(i), _token(i), budgets[i]);
+        }
+        IAdEscrow.Debit[] memory debits = _debits(_id(0), amounts[0], _id(1), amounts[1]);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, amounts[0], eur, amounts[1]);
+        _settle(1, keccak256("root"), debits, totals);
+        vm.prank(guardian);
+        escrow.revoke(1, debits, totals);
+
+        assertEq(_remaining(_id(0)), budgets[0], "usd campaign restored");
+        assertEq(_remaining(_id(1)), budgets[1], "eur campaign restored");
+        assertEq(_settled(usd), 0, "usd settled");
+        assertEq(_settled(eur), 0, "eur settled");
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Claims
+    // ---------------------------------------------------------------------------------
+
+    /// @dev Entry k is payee k / 2's earnings in token k % 2.
+    struct Ledger {
+        address[3] payees;
+        uint256[6] cumulative;
+        uint256[6] previousCumulative;
+        bytes32[] current;
+        bytes32[] previous;
+    }
+
+    /// @dev Three payees earn both tokens over several epochs; after each epoch some of them
+    ///      claim, in an order drawn from the seed, against the current or the previous root.
+    ///      In the end everyone holds exactly their cumulative earnings.
+    function testFuzz_claim_randomOrderPaysCumulativeExactly(uint256 seed, uint256 epochs) public {
+        epochs = bound(epochs, 1, 5);
+        _open(advertiser, _id(0), usd, MAX_BUDGET);
+        _open(advertiser, _id(1), eur, MAX_BUDGET);
+        Ledger memory ledger;
+        ledger.payees = [alice, bob, carol];
+
+        for (uint256 e = 1; e <= epochs; ++e) {
+            _earn(ledger, seed, e);
+            uint256 start = uint256(keccak256(abi.encode(seed, "start", e)));
+            for (uint256 n; n < 6; ++n) {
+                // Stride 5 is coprime with 6: every entry once, in a seed-dependent order.
+                uint256 k = (start + n * 5) % 6;
+                uint256 draw = uint256(keccak256(abi.encode(seed, "draw", e, k))) % 3;
+                if (draw != 0) _claimEntry(ledger, k, draw == 2 && e > 1);
+            }
+        }
+
+        for (uint256 k; k < 6; ++k) {
+            _claimEntry(ledger, k, false);
+            TestToken token = _token(k);
+            assertEq(token.balanceOf(ledger.payees[k / 2]), ledger.cumulative[k], "holds all");
+        }
+        for (uint256 t; t < 2; ++t) {
+            TestToken token = _token(t);
+            assertEq(_claimedTotal(token), _settled(token), "everything claimed");
+            assertEq(token.balanceOf(address(escrow)), _remaining(_id(t)), "only budget left");
+        }
+    }
+
+    /// @dev Epoch `e`: random earnings per entry, a new tree, a settlement debiting them.
+    function _earn(Ledger memory ledger, uint256 seed, uint256 e) internal {
+        uint256[2] memory earned;
+        ledger.previous = ledger.current;
+        ledger.current = new bytes32[](6);
+        for (uint256 k; k < 6; ++k) {
+            uint256 amount = bound(uint256(keccak256(abi.encode(seed, e, k))), 0, 1e12);
+            ledger.previousCumulative[k] = ledger.cumulative[k];
+            ledger.cumulative[k] += amount;
+            earned[k % 2] += amount;
+            ledger.current[k] = _leaf(ledger.payees[k / 2], _token(k), ledger.cumulative[k]);
+        }
+        _settleEarnings(PayoutTree.root(ledger.current), earned);
+    }
+
+    function _claimEntry(Ledger memory ledger, uint256 k, bool usePrevious) internal {
+        address payee = ledger.payees[k / 2];
+        address token = address(_token(k));
+        bytes32[] memory tree = usePrevious ? ledger.previous : ledger.current;
+        uint256 leafAmount = usePrevious ? ledger.previousCumulative[k] : ledger.cumulative[k];
+        bytes32[] memory proof = PayoutTree.proof(tree, tree[k]);
+
+        uint256 already = escrow.claimed(payee, token);
+        uint256 paid = escrow.claim(payee, token, leafAmount, proof);
+        assertEq(paid, leafAmount > already ? leafAmount - already : 0, "pays the difference");
+        assertLe(escrow.claimed(payee, token), ledger.cumulative[k], "never ahead of earnings");
+    }
+
+    function _settleEarnings(bytes32 root, uint256[2] memory earned) internal {
+        uint256 count = (earned[0] > 0 ? 1 : 0) + (earned[1] > 0 ? 1 : 0);
+        IAdEscrow.Debit[] memory debits = new IAdEscrow.Debit[](count);
+        IAdEscrow.TokenTotal[] memory totals = new IAdEscrow.TokenTotal[](count);
+        uint256 n;
+        for (uint256 t; t < 2; ++t) {
+            if (earned[t] == 0) continue;
+            debits[n] = IAdEscrow.Debit(_id(t), earned[t]);
+            totals[n] = IAdEscrow.TokenTotal(address(_token(t)), earned[t]);
+            ++n;
+        }
+        _settle(_lastEpoch() + 1, root, debits, totals);
+    }
+
+    function testFuzz_claim_neverPaysMoreThanCumulative(
+        uint256 first,
+        uint256 second,
+        bool oldProofFirst
+    ) public {
+        first = bound(first, 1, MAX_BUDGET / 2);
+        second = bound(second, first, MAX_BUDGET);
+        _open(advertiser, CAMPAIGN_A, usd, MAX_BUDGET);
+        bytes32[] memory leaves1 = _leaves(_leaf(alice, usd, first), _leaf(bob, usd, 0));
+        bytes32[] memory leaves2 = _leaves(_leaf(alice, usd, second), _leaf(bob, usd, 0));
+        _settle(1, PayoutTree.root(leaves1), _debits(CAMPAIGN_A, first), _totals(usd, first));
+        if (second > first) {
+            _settle(
+                2,
+                PayoutTree.root(leaves2),
+                _debits(CAMPAIGN_A, second - first),
+                _totals(usd, second - first)
+            );
+        }
+
+        if (oldProofFirst) {
+            assertEq(_claim(alice, usd, first, leaves1), first, "old proof first");
+            assertEq(_claim(alice, usd, second, leaves2), second - first, "then the rest");
+        } else {
+            assertEq(_claim(alice, usd, second, leaves2), second, "new proof first");
+            assertEq(_claim(alice, usd, first, leaves1), 0, "old proof pays nothing");
+        }
+        assertEq(_claim(alice, usd, second, leaves2), 0, "replay pays nothing");
+        assertEq(usd.balanceOf(alice), second, "alice holds her cumulative");
+    }
+}

@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {Test} from "forge-std/Test.sol";
+import {AdEscrow} from "../../src/AdEscrow.sol";
+import {IAdEscrow} from "../../src/interfaces/IAdEscrow.sol";
+import {TestToken} from "../../src/TestToken.sol";
+import {PayoutTree} from "../utils/PayoutTree.sol";
+
+/// @notice Drives AdEscrow through every role with honest payout trees. A ghost ledger keeps
+///         each payee's cumulative earnings per token; every settlement spreads exactly what
+///         it debits over the payees, so the leaves of a token always sum to its settled total.
+/// @dev Entry `t * PAYEES + p` is payee p's cumulative earnings in token t.
+contract AdEscrowHandler is Test {
+    uint256 internal constant TOKENS = 2;
+    uint256 internal constant PAYEES = 4;
+    uint256 internal constant ENTRIES = TOKENS * PAYEES;
+    uint256 internal constant ADVERTISERS = 3;
+    uint256 internal constant MAX_CAMPAIGNS = 12;
+    uint256 internal constant MAX_AMOUNT = 1e15;
+
+    AdEscrow public immutable escrow;
+    address internal immutable admin;
+    address internal immutable settler;
+    address internal immutable guardian;
+    TestToken[TOKENS] internal tokens;
+    address[PAYEES] internal payees;
+    address[ADVERTISERS] internal advertisers;
+
+    bytes32[] public campaignIds;
+
+    /// @dev Latest unrevoked cumulative earnings, pending epoch included.
+    uint256[ENTRIES] internal cumulative;
+    /// @dev Cumulative earnings before the pending epoch, restored by a revoke.
+    uint256[ENTRIES] internal beforePending;
+    /// @dev The amounts each root ever posted commits to.
+    mapping(bytes32 root => uint256[ENTRIES]) internal rootAmounts;
+
+    bytes32 public ghostCurrentRoot;
+    bytes32 public ghostPreviousRoot;
+    bytes32 public ghostPendingRoot;
+    IAdEscrow.Debit[] internal pendingDebits;
+    IAdEscrow.TokenTotal[] internal pendingTotals;
+
+    /// @dev Per token: everything advertisers paid in and took back.
+    uint256[TOKENS] public ghostFunded;
+    uint256[TOKENS] public ghostWithdrawn;
+
+    mapping(string action => uint256) public calls;
+
+    constructor(
+        AdEscrow escrow_,
+        address admin_,
+        address settler_,
+        address guardian_,
+        TestToken[TOKENS] memory tokens_
+    ) {
+        escrow = escrow_;
+        admin = admin_;
+        settler = settler_;
+        guardian = guardian_;
+        tokens = tokens_;
+        for (uint256 p; p < PAYEES; ++p) {
+            payees[p] = makeAddr(string.concat("payee", vm.toString(p)));
+        }
+        for (uint256 a; a < ADVERTISERS; ++a) {
+            advertisers[a] = makeAddr(string.concat("advertiser", vm.toString(a)));
+        }
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Views for the invariants
+    // ---------------------------------------------------------------------------------
+
+    function campaignCount() external view returns (uint256) {
+        return campaignIds.length;
+    }
+
+    function token(uint256 t) external view returns (TestToken) {
+        return tokens[t];
+    }
+
+    function payee(uint256 p) external view returns (address) {
+        return payees[p];
+    }
+
+    function ghostCumulative(uint256 t, uint256 p) external view returns (uint256) {
+        return cumulative[t * PAYEES + p];
+    }
+
+    /// @notice What `payees[p]` may have received of token `t`: its leaf in the current root.
+    function ghostClaimable(uint256 t, uint256 p) external view returns (uint256) {
+        return rootAmounts[ghostCurrentRoot][t * PAYEES + p];
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Advertisers
+    // ---------------------------------------------------------------------------------
+
+    function openCampaign(uint256 advertiserSeed, uint256 tokenSeed, uint256 amount, uint256 days_)
+        external
+    {
+        if (campaignIds.length == MAX_CAMPAIGNS) return;
+        address advertiser = advertisers[advertiserSeed % ADVERTISERS];
+        uint256 t = tokenSeed % TOKENS;
+        amount = bound(amount, 1, MAX_AMOUNT);
+        uint40 end = uint40(block.timestamp + bound(days_, 1, 30) * 1 days);
+        bytes32 id = keccak256(abi.encode("campaign", campaignIds.length));
+
+        _mintAndApprove(advertiser, tokens[t], amount);
+        vm.prank(advertiser);
+        escrow.openCampaign(id, address(tokens[t]), amount, end);
+        campaignIds.push(id);
+        ghostFunded[t] += amount;
+        ++calls["openCampaign"];
+    }
+
+    function fund(uint256 campaignSeed, uint256 funderSeed, uint256 amount) external {
+        if (campaignIds.length == 0) return;
+        bytes32 id = campaignIds[campaignSeed % campaignIds.length];
+        IAdEscrow.Campaign memory c = escrow.campaign(id);
+        if (c.end <= block.timestamp) return;
+        address funder = advertisers[funderSeed % ADVERTISERS];
+        amount = bound(amount, 1, MAX_AMOUNT);
+
+        _mintAndApprove(funder, TestToken(c.token), amount);
+        vm.prank(funder);
+        escrow.fund(id, amount);
+        ghostFunded[_tokenIndex(c.token)] += amount;
+        ++calls["fund"];
+    }
+
+    function closeCampaign(uint256 campaignSeed) external {
+        if (campaignIds.length == 0) return;
+        bytes32 id = campaignIds[campaignSeed % campaignIds.length];
+        IAdEscrow.Campaign memory c = escrow.campaign(id);
+        if (c.end <= block.timestamp) return;
+        vm.prank(c.advertiser);
+        escrow.closeCampaign(id);
+        ++calls["closeCampaign"];
+    }
+
+    /// @dev Waits for the campaign's end plus grace if needed, then withdraws.
+    function withdraw(uint256 campaignSeed) external {
+        if (campaignIds.length == 0) return;
+        bytes32 id = campaignIds[campaignSeed % campaignIds.length];
+        IAdEscrow.Campaign memory c = escrow.campaign(id);
+        if (c.remaining == 0) return;
+        uint256 availableAt = uint256(c.end) + escrow.gracePeriod();
+        if (block.timestamp < availableAt) vm.warp(availableAt);
+
+        vm.prank(c.advertiser);
+        uint256 amount = escrow.withdraw(id);
+        assertEq(amount, c.remaining, "withdraw pays the remaining budget");
+        ghostWithdrawn[_tokenIndex(c.token)] += amount;
+        ++calls["withdraw"];
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Settlement
+    // ---------------------------------------------------------------------------------
+
+    /// @dev Debits up to three campaigns and spreads each token's debits over the payees.
+    function settle(uint256 seed, bool waitOutWindow) external {
+        (uint64 lastEpoch,, uint40 pendingAt, uint40 window, bool paused) = escrow.settlementState();
+        if (paused) return;
+        if (pendingAt != 0 && block.timestamp < pendingAt) {
+            if (!waitOutWindow) return;
+            vm.warp(pendingAt);
+        }
+
+        (IAdEscrow.Debit[] memory debits, uint256[TOKENS] memory earned) = _pickDebits(seed);
+        IAdEscrow.TokenTotal[] memory totals = _totalsOf(earned);
+        uint256[ENTRIES] memory next = cumulative;
+        for (uint256 t; t < TOKENS; ++t) {
+            uint256 left = earned[t];
+            for (uint256 p; p < PAYEES; ++p) {
+                uint256 share = p == PAYEES - 1
+                    ? left
+                    : bound(uint256(keccak256(abi.encode(seed, "share", t, p))), 0, left);
+                next[t * PAYEES + p] += share;
+                left -= share;
+            }
+        }
+        bytes32 root = _rootOf(next);
+        rootAmounts[root] = next;
+
+        vm.prank(settler);
+        escrow.settle(lastEpoch + 1, root, debits, totals);
+
+        if (pendingAt != 0) _promoteGhost();
+        if (window == 0) {
+            ghostPreviousRoot = ghostCurrentRoot;
+            ghostCurrentRoot = root;
+        } else {
+            ghostPendingRoot = root;
+            beforePending = cumulative;
+            delete pendingDebits;
+            delete pendingTotals;
+            for (uint256 i; i < debits.length; ++i) {
+                pendingDebits.push(debits[i]);
+            }
+            for (uint256 i; i < totals.length; ++i) {
+                pendingTotals.push(totals[i]);
+            }
+        }
+        cumulative = next;
+        ++calls["settle"];
+    }
+
+    function activate() external {
+        (,, uint40 pendingAt,, bool paused) = escrow.settlementState();
+        if (paused || pendingAt == 0) return;
+        if (block.timestamp < pendingAt) vm.warp(pendingAt);
+        escrow.activate();
+        _promoteGhost();
+        ++calls["activate"];
+    }
+
+    function revoke() external {
+        (uint64 lastEpoch,, uint40 pendingAt,,) = escrow.settlementState();
+        if (pendingAt == 0) return;
+        vm.prank(guardian);
+        escrow.revoke(lastEpoch, pendingDebits, pendingTotals);
+        cumulative = beforePending;
+        ghostPendingRoot = bytes32(0);
+        ++calls["revoke"];
+    }
+
+    function setChallengeWindow(uint256 choice) external {
+        uint40[3] memory windows = [uint40(0), 1 hours, 1 days];
+        vm.prank(admin);
+        escrow.setChallengeWindow(windows[choice % 3]);
+        ++calls["setChallengeWindow"];
+    }
+
+    /// @dev Unpauses when paused; pauses one time in four, so runs are not mostly paused.
+    function togglePause(uint256 seed) external {
+        (,,,, bool paused) = escrow.settlementState();
+        if (!paused && seed % 4 != 0) return;
+        vm.prank(guardian);
+        if (paused) escrow.unpause();
+        else escrow.pause();
+        ++calls["togglePause"];
+    }
+
+    function warp(uint256 seconds_) external {
+        vm.warp(block.timestamp + bound(seconds_, 1, 3 days));
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Claims
+    // ---------------------------------------------------------------------------------
+
+    /// @dev Claims a payee's leaf in the current root, or in the previous one, from anyone.
+    function claim(uint256 payeeSeed, uint256 tokenSeed, bool usePrevious, uint256 callerSeed)
+        external
+    {
+        (bytes32 current, bytes32 previous) = escrow.claimableRoots();
+        if (current == bytes32(0)) return;
+        bytes32 root = usePrevious && previous != bytes32(0) ? previous : current;
+        uint256 t = tokenSeed % TOKENS;
+        uint256 p = payeeSeed % PAYEES;
+        uint256 amount = rootAmounts[root][t * PAYEES + p];
+        bytes32[] memory leaves = _leavesOf(rootAmounts[root]);
+        bytes32[] memory proof = PayoutTree.proof(leaves, leaves[t * PAYEES + p]);
+
+        uint256 already = escrow.claimed(payees[p], address(tokens[t]));
+        // The payee itself, another payee or an advertiser: tokens always go to the payee.
+        vm.prank(callerSeed % 2 == 0 ? payees[callerSeed / 2 % PAYEES] : advertisers[0]);
+        uint256 paid = escrow.claim(payees[p], address(tokens[t]), amount, proof);
+        assertEq(paid, amount > already ? amount - already : 0, "claim pays the difference");
+        ++calls["claim"];
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Internal
+    // ---------------------------------------------------------------------------------
+
+    function _promoteGhost() internal {
+        ghostPreviousRoot = ghostCurrentRoot;
+        ghostCurrentRoot = ghostPendingRoot;
+        ghostPendingRoot = bytes32(0);
+    }
+
+    /// @dev Up to three campaigns with budget left, scanning from a random one; each is
+    ///      debited at most half its remaining budget (rounded up) so budgets last a while.
+    function _pickDebits(uint256 seed)
+        internal
+        view
+        returns (IAdEscrow.Debit[] memory debits, uint256[TOKENS] memory earned)
+    {
+        uint256 count = campaignIds.length;
+        IAdEscrow.Debit[] memory buffer = new IAdEscrow.Debit[](3);
+        uint256 n;
+        uint256 start = count == 0 ? 0 : seed % count;
+        for (uint256 i; i < count && n < 3; ++i) {
+            bytes32 id = campaignIds[(start + i) % count];
+            IAdEscrow.Campaign memory c = escrow.campaign(id);
+            if (c.remaining == 0) continue;
+            uint256 amount =
+                bound(uint256(keccak256(abi.encode(seed, "debit", i))), 1, (c.remaining + 1) / 2);
+            buffer[n++] = IAdEscrow.Debit(id, amount);
+            earned[_tokenIndex(c.token)] += amount;
+        }
+        debits = new IAdEscrow.Debit[](n);
+        for (uint256 i; i < n; ++i) {
+            debits[i] = buffer[i];
+        }
+    }
+
+    function _totalsOf(uint256[TOKENS] memory earned)
+        internal
+        view
+        returns (IAdEscrow.TokenTotal[] memory totals)
+    {
+        uint256 n;
+        for (uint256 t; t < TOKENS; ++t) {
+            if (earned[t] > 0) ++n;
+        }
+        totals = new IAdEscrow.TokenTotal[](n);
+        n = 0;
+        for (uint256 t; t < TOKENS; ++t) {
+            if (earned[t] > 0) totals[n++] = IAdEscrow.TokenTotal(address(tokens[t]), earned[t]);
+        }
+    }
+
+    function _leavesOf(uint256[ENTRIES] memory amounts)
+        internal
+        view
+        returns (bytes32[] memory leaves)
+    {
+        leaves = new bytes32[](ENTRIES);
+        for (uint256 i; i < ENTRIES; ++i) {
+            leaves[i] = PayoutTree.leaf(payees[i % PAYEES], address(tokens[i / PAYEES]), amounts[i]);
+        }
+    }
+
+    function _rootOf(uint256[ENTRIES] memory amounts) internal view returns (bytes32) {
+        return PayoutTree.root(_leavesOf(amounts));
+    }
+
+    function _tokenIndex(address token_) internal view returns (uint256) {
+        return token_ == address(tokens[0]) ? 0 : 1;
+    }
+
+    function _mintAndApprove(address who, TestToken token_, uint256 amount) internal {
+        token_.mint(who, amount);
+        vm.prank(who);
+        token_.approve(address(escrow), amount);
+    }
+}
