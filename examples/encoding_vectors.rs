@@ -21,14 +21,38 @@ fn main() {
     let usdc = address!("0x00000000000000000000000000000000000a11ce");
     let eurc = address!("0x00000000000000000000000000000000000000b0");
     let leaves: Vec<PayoutLeaf> = [
-        (address!("0x1111111111111111111111111111111111111111"), usdc, U256::from(1_000_000u64)),
-        (address!("0x2222222222222222222222222222222222222222"), usdc, U256::from(2_500_000u64)),
-        (address!("0x3333333333333333333333333333333333333333"), usdc, U256::from(1u64)),
-        (address!("0x1111111111111111111111111111111111111111"), eurc, U256::from(10u64).pow(U256::from(30u64))),
-        (address!("0x4444444444444444444444444444444444444444"), eurc, U256::from(42u64)),
+        (
+            address!("0x1111111111111111111111111111111111111111"),
+            usdc,
+            U256::from(1_000_000u64),
+        ),
+        (
+            address!("0x2222222222222222222222222222222222222222"),
+            usdc,
+            U256::from(2_500_000u64),
+        ),
+        (
+            address!("0x3333333333333333333333333333333333333333"),
+            usdc,
+            U256::from(1u64),
+        ),
+        (
+            address!("0x1111111111111111111111111111111111111111"),
+            eurc,
+            U256::from(10u64).pow(U256::from(30u64)),
+        ),
+        (
+            address!("0x4444444444444444444444444444444444444444"),
+            eurc,
+            U256::from(42u64),
+        ),
     ]
     .into_iter()
-    .map(|(account, token, cumulative_amount)| PayoutLeaf { account, token, cumulative_amount })
+    .map(|(account, token, cumulative_amount)| PayoutLeaf {
+        account,
+        token,
+        cumulative_amount,
+    })
     .collect();
     let tree = PayoutTree::new(leaves).expect("five leaves");
 
@@ -41,11 +65,21 @@ fn main() {
         nonce: U256::ZERO,
         deadline: U256::from(1_900_000_000u64),
     };
-    let revocation = ConsentRevocation { user: user.address(), scope, nonce: U256::from(1u64), deadline: U256::from(1_900_000_000u64) };
+    let revocation = ConsentRevocation {
+        user: user.address(),
+        scope,
+        nonce: U256::from(1u64),
+        deadline: U256::from(1_900_000_000u64),
+    };
     let consent = consent_domain(CHAIN_ID, REGISTRY);
     let grant_digest = grant.eip712_signing_hash(&consent);
     let revocation_digest = revocation.eip712_signing_hash(&consent);
-    let sign = |digest: B256| format!("0x{}", hex::encode(user.sign_hash_sync(&digest).expect("signs").as_bytes()));
+    let sign = |digest: B256| {
+        format!(
+            "0x{}",
+            hex::encode(user.sign_hash_sync(&digest).expect("signs").as_bytes())
+        )
+    };
 
     let batch = ReceiptBatch {
         hoster: address!("0x5555555555555555555555555555555555555555"),

@@ -3,7 +3,7 @@
 use anyhow::Context;
 
 use crate::config::{Cli, Command};
-use crate::{db, server};
+use crate::{db, deploy, server};
 
 /// Runs the subcommand named on the command line to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -15,6 +15,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("cannot connect to Postgres (is it running, and is DATABASE_URL right?)")?;
             db::migrate(&pool).await.context("migration failed")?;
             tracing::info!("database is up to date");
+            Ok(())
+        }
+        Command::Deploy(args) => {
+            let deployment = deploy::deploy(&args).await.context("deployment failed")?;
+            deployment.save(&args.out)?;
+            tracing::info!(file = %args.out.display(), "deployment written");
             Ok(())
         }
     }

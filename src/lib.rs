@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod contracts;
 pub mod db;
+pub mod deploy;
 pub mod http;
 pub mod nodes;
 pub mod payout_tree;

@@ -121,7 +121,11 @@ mod tests {
         for size in [1, 2, 3, 7, 8, 33] {
             let tree = PayoutTree::new((1..=size).map(leaf).collect()).unwrap();
             for (i, l) in tree.leaves().enumerate() {
-                assert_eq!(process_proof(l.hash(), &tree.proof(i)), tree.root(), "size {size}, leaf {i}");
+                assert_eq!(
+                    process_proof(l.hash(), &tree.proof(i)),
+                    tree.root(),
+                    "size {size}, leaf {i}"
+                );
             }
         }
     }

@@ -5,9 +5,9 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IAdEscrow} from "./interfaces/IAdEscrow.sol";
+import {PayoutProof} from "./libraries/PayoutProof.sol";
 
 /// @title AdEscrow
 /// @notice Holds advertisers' campaign budgets and pays what settlement says they spent.
@@ -78,11 +78,11 @@ contract AdEscrow is IAdEscrow, AccessControl {
         if (amount == 0) revert AdEscrowZeroAmount();
         if (end <= block.timestamp) revert AdEscrowInvalidEnd(end);
         Campaign storage c = _campaigns[campaignId];
-        if (c.advertiser != address(0)) revert AdEscrowCampaignExists(campaignId);
+        if (c.token != address(0)) revert AdEscrowCampaignExists(campaignId);
 
-        c.advertiser = msg.sender;
-        c.end = end;
         c.token = token;
+        c.end = end;
+        c.advertiser = msg.sender;
         emit CampaignOpened(campaignId, msg.sender, token, end);
         _pull(campaignId, c, amount);
     }
@@ -109,7 +109,7 @@ contract AdEscrow is IAdEscrow, AccessControl {
     function fund(bytes32 campaignId, uint256 amount) external {
         if (amount == 0) revert AdEscrowZeroAmount();
         Campaign storage c = _campaigns[campaignId];
-        if (c.advertiser == address(0)) revert AdEscrowUnknownCampaign(campaignId);
+        if (c.token == address(0)) revert AdEscrowUnknownCampaign(campaignId);
         if (c.end <= block.timestamp) revert AdEscrowCampaignEnded(campaignId);
         _pull(campaignId, c, amount);
     }
@@ -196,13 +196,16 @@ contract AdEscrow is IAdEscrow, AccessControl {
         if (s.pendingClaimableAt == 0 || epoch != s.lastEpoch) {
             revert AdEscrowNothingToRevoke(epoch);
         }
+        if (block.timestamp >= s.pendingClaimableAt) {
+            revert AdEscrowChallengeWindowOver(epoch, s.pendingClaimableAt);
+        }
         if (keccak256(abi.encode(debits, totals)) != _pendingCommitment) {
             revert AdEscrowCommitmentMismatch();
         }
 
         for (uint256 i; i < debits.length; ++i) {
-            Campaign storage c = _campaigns[debits[i].campaignId];
-            c.remaining = (uint256(c.remaining) + debits[i].amount).toUint96();
+            // Cannot overflow: the restored amount never left the escrow's balance.
+            _campaigns[debits[i].campaignId].remaining += debits[i].amount;
         }
         for (uint256 i; i < totals.length; ++i) {
             _totals[totals[i].token].settled -= totals[i].amount.toUint128();
@@ -231,32 +234,42 @@ contract AdEscrow is IAdEscrow, AccessControl {
             if (_state.paused) revert AdEscrowPaused();
             revert AdEscrowNoRoot();
         }
-        bytes32 leaf =
-            keccak256(bytes.concat(keccak256(abi.encode(account, token, cumulativeAmount))));
-        if (!MerkleProof.verifyCalldata(proof, root, leaf)) {
+        bytes32 leaf = PayoutProof.leaf(account, token, cumulativeAmount);
+        if (!PayoutProof.verify(proof, root, leaf)) {
             // A proof built just before a rotation is still good for what it covers.
             bytes32 previous = _previousRoot;
-            if (previous == bytes32(0) || !MerkleProof.verifyCalldata(proof, previous, leaf)) {
+            if (previous == bytes32(0) || !PayoutProof.verify(proof, previous, leaf)) {
                 revert AdEscrowInvalidProof();
             }
         }
 
-        uint256 already = _claimed[account][token];
+        uint256 claimedSlot = _claimedSlot(account, token);
+        uint256 already;
+        assembly ("memory-safe") {
+            already := sload(claimedSlot)
+        }
         // A replayed or stale proof pays nothing.
         if (cumulativeAmount <= already) return 0;
         unchecked {
             // Cannot underflow: checked just above.
             amount = cumulativeAmount - already;
         }
-        TokenTotals memory t = _totals[token];
-        uint256 claimedTotal = uint256(t.claimed) + amount;
-        if (claimedTotal > t.settled) revert AdEscrowExceedsSettled(token);
+        // One read and one write of the token's packed totals (settled low, claimed high).
+        TokenTotals storage totals = _totals[token];
+        uint256 packed;
+        assembly ("memory-safe") {
+            packed := sload(totals.slot)
+        }
+        uint256 settled = uint128(packed);
+        uint256 claimedTotal = (packed >> 128) + amount;
+        if (claimedTotal > settled) revert AdEscrowExceedsSettled(token);
 
-        _claimed[account][token] = cumulativeAmount;
-        // casting to 'uint128' is safe because claimedTotal <= settled, a uint128
-        // forge-lint: disable-next-line(unsafe-typecast)
-        _totals[token].claimed = uint128(claimedTotal);
-        emit Claimed(account, token, amount, cumulativeAmount);
+        assembly ("memory-safe") {
+            sstore(claimedSlot, cumulativeAmount)
+            // claimedTotal <= settled < 2^128, so it fits the high half.
+            sstore(totals.slot, or(settled, shl(128, claimedTotal)))
+        }
+        emit Claimed(account, token, cumulativeAmount);
         IERC20(token).safeTransfer(account, amount);
     }
 
@@ -355,7 +368,7 @@ contract AdEscrow is IAdEscrow, AccessControl {
 
     function _advertisersCampaign(bytes32 campaignId) private view returns (Campaign storage c) {
         c = _campaigns[campaignId];
-        if (c.advertiser == address(0)) revert AdEscrowUnknownCampaign(campaignId);
+        if (c.token == address(0)) revert AdEscrowUnknownCampaign(campaignId);
         if (c.advertiser != msg.sender) revert AdEscrowNotAdvertiser(campaignId, msg.sender);
     }
 
@@ -368,11 +381,8 @@ contract AdEscrow is IAdEscrow, AccessControl {
         uint256 received = token.balanceOf(address(this)) - before;
         if (received != amount) revert AdEscrowFeeOnTransfer(address(token), amount, received);
 
-        uint256 remaining = uint256(c.remaining) + amount;
-        if (remaining > type(uint96).max) revert AdEscrowBudgetOverflow(campaignId);
-        // casting to 'uint96' is safe because of the check just above
-        // forge-lint: disable-next-line(unsafe-typecast)
-        c.remaining = uint96(remaining);
+        uint256 remaining = c.remaining + amount;
+        c.remaining = remaining;
         emit CampaignFunded(campaignId, msg.sender, amount, remaining);
     }
 
@@ -383,16 +393,18 @@ contract AdEscrow is IAdEscrow, AccessControl {
             Debit calldata d = debits[i];
             if (d.amount == 0) revert AdEscrowZeroAmount();
             Campaign storage c = _campaigns[d.campaignId];
-            address token = c.token;
+            (address token, uint256 end) = (c.token, c.end);
             if (token == address(0)) revert AdEscrowUnknownCampaign(d.campaignId);
+            if (block.timestamp > end + gracePeriod) {
+                revert AdEscrowSettlementClosed(d.campaignId, end + gracePeriod);
+            }
             uint256 remaining = c.remaining;
             if (d.amount > remaining) {
                 revert AdEscrowInsufficientBudget(d.campaignId, remaining, d.amount);
             }
             unchecked {
-                // Cannot underflow, and the cast cannot truncate: d.amount <= remaining, a uint96.
-                // forge-lint: disable-next-line(unsafe-typecast)
-                c.remaining = uint96(remaining - d.amount);
+                // Cannot underflow: checked just above.
+                c.remaining = remaining - d.amount;
             }
             uint256 j;
             while (j < totals.length && totals[j].token != token) ++j;
@@ -403,6 +415,18 @@ contract AdEscrow is IAdEscrow, AccessControl {
             TokenTotal calldata t = totals[j];
             if (sums[j] != t.amount) revert AdEscrowTotalsMismatch(t.token);
             _totals[t.token].settled += t.amount.toUint128();
+        }
+    }
+
+    /// @dev The storage slot of `_claimed[account][token]`, computed once for the claim's read
+    ///      and write (Solidity would hash the nested keys twice).
+    function _claimedSlot(address account, address token) private pure returns (uint256 slot) {
+        assembly ("memory-safe") {
+            mstore(0x00, account)
+            mstore(0x20, _claimed.slot)
+            mstore(0x20, keccak256(0x00, 0x40))
+            mstore(0x00, token)
+            slot := keccak256(0x00, 0x40)
         }
     }
 

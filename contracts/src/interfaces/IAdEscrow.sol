@@ -33,12 +33,13 @@ interface IAdEscrow {
     }
 
     /// @notice A campaign as stored.
-    /// @dev Two slots: who and when, then what the settlement path touches (token, budget).
+    /// @dev Laid out for settlement, which reads the first two slots (token and end, then
+    ///      the budget) and never the advertiser.
     struct Campaign {
-        address advertiser;
-        uint40 end;
         address token;
-        uint96 remaining;
+        uint40 end;
+        uint256 remaining;
+        address advertiser;
     }
 
     // ---------------------------------------------------------------------------------
@@ -69,10 +70,12 @@ interface IAdEscrow {
     /// @notice Emitted when the guardian revokes a pending epoch; its debits are restored.
     event SettlementRevoked(uint64 indexed epoch, bytes32 root);
 
-    /// @notice Emitted when a payee receives tokens. `cumulativeAmount` is now fully claimed.
-    event Claimed(
-        address indexed account, address indexed token, uint256 amount, uint256 cumulativeAmount
-    );
+    /// @notice Emitted when a payee is paid: everything up to `cumulativeAmount` of `token`
+    ///         is now claimed. The amount paid is the rise over the account's previous
+    ///         `cumulativeAmount` (and the token's own Transfer event).
+    /// @dev Lean on purpose, claims being the hot path: a topic costs more than a data word,
+    ///      and a data word more than nothing.
+    event Claimed(address indexed account, address token, uint256 cumulativeAmount);
 
     /// @notice Emitted when the challenge window changes; applies to later settlements.
     event ChallengeWindowSet(uint40 window);
@@ -111,9 +114,6 @@ interface IAdEscrow {
     /// @notice Thrown when withdrawing from a campaign with nothing left.
     error AdEscrowNothingToWithdraw(bytes32 campaignId);
 
-    /// @notice Thrown when a budget would exceed what a campaign can hold (2^96 - 1 units).
-    error AdEscrowBudgetOverflow(bytes32 campaignId);
-
     /// @notice Thrown when a token transfers less than asked (fee-on-transfer tokens are
     ///         not supported).
     error AdEscrowFeeOnTransfer(address token, uint256 expected, uint256 received);
@@ -128,6 +128,10 @@ interface IAdEscrow {
     /// @notice Thrown when a settlement has an empty root.
     error AdEscrowEmptyRoot();
 
+    /// @notice Thrown when a settlement debits a campaign past its end plus the grace period,
+    ///         when the budget left belongs to the advertiser again.
+    error AdEscrowSettlementClosed(bytes32 campaignId, uint256 closedAt);
+
     /// @notice Thrown when a debit exceeds a campaign's remaining budget.
     error AdEscrowInsufficientBudget(bytes32 campaignId, uint256 remaining, uint256 debit);
 
@@ -136,6 +140,9 @@ interface IAdEscrow {
 
     /// @notice Thrown when revoking with no pending epoch, or with the wrong one.
     error AdEscrowNothingToRevoke(uint64 epoch);
+
+    /// @notice Thrown when revoking after the challenge window: the root is final by then.
+    error AdEscrowChallengeWindowOver(uint64 epoch, uint40 claimableAt);
 
     /// @notice Thrown when the debits passed to revoke are not the ones settled.
     error AdEscrowCommitmentMismatch();
@@ -204,9 +211,11 @@ interface IAdEscrow {
     ///         Anyone may call; `settle` does it too.
     function activate() external;
 
-    /// @notice Revokes the pending epoch: its root is dropped, its debits return to their
-    ///         campaigns and its totals leave the settled totals. The epoch number stays used;
-    ///         the next settlement is `epoch + 1` and builds on the last unrevoked root.
+    /// @notice Revokes the pending epoch while its challenge window is open: its root is
+    ///         dropped, its debits return to their campaigns and its totals leave the settled
+    ///         totals. The epoch number stays used; the next settlement is `epoch + 1` and its
+    ///         cumulative amounts must build on the current (unrevoked) root. Only the pending
+    ///         epoch can be revoked, and no later epoch can exist while one is pending.
     function revoke(uint64 epoch, Debit[] calldata debits, TokenTotal[] calldata totals) external;
 
     // ---------------------------------------------------------------------------------
@@ -270,6 +279,7 @@ interface IAdEscrow {
         view
         returns (uint256 settled, uint256 claimedTotal);
 
-    /// @notice Time after a campaign's end during which it can still be settled.
+    /// @notice Time after a campaign's end during which it can still be debited; after it the
+    ///         advertiser may withdraw what is left.
     function gracePeriod() external view returns (uint40);
 }
