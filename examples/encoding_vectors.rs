@@ -13,7 +13,7 @@ use alloy::sol_types::SolStruct;
 use serde_json::json;
 
 const CHAIN_ID: u64 = 31337;
-/// Where the first contract a fresh anvil's first account deploys lands.
+/// The addresses of the first two contracts a fresh anvil's first account deploys.
 const REGISTRY: Address = address!("0x5FbDB2315678afecb367f032d93F642f64180aa3");
 const ESCROW: Address = address!("0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512");
 

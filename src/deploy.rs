@@ -143,6 +143,11 @@ pub async fn deploy(args: &DeployArgs) -> Result<Deployment, DeployError> {
         .connect_http(args.rpc_url.clone());
     let chain_id = provider.get_chain_id().await?;
     let admin = args.admin.unwrap_or(deployer);
+    // Checked before spending anything: only the admin can grant roles.
+    let roles = [(args.settler, "settler"), (args.guardian, "guardian")];
+    if roles.iter().any(|(who, _)| who.is_some()) && admin != deployer {
+        return Err(DeployError::NotAdmin { admin, deployer });
+    }
     let grace = seconds(args.grace_period, "the grace period")?;
     let window = seconds(args.challenge_window, "the challenge window")?;
 
@@ -174,10 +179,6 @@ pub async fn deploy(args: &DeployArgs) -> Result<Deployment, DeployError> {
         None
     };
 
-    let roles = [(args.settler, "settler"), (args.guardian, "guardian")];
-    if roles.iter().any(|(who, _)| who.is_some()) && admin != deployer {
-        return Err(DeployError::NotAdmin { admin, deployer });
-    }
     let escrow = AdEscrow::new(ad_escrow.address, &provider);
     for (who, name) in roles {
         let Some(who) = who else { continue };

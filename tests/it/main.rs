@@ -5,6 +5,7 @@ mod support;
 
 mod api_keys;
 mod errors;
+mod escrow;
 mod nodes;
 mod openapi;
 mod rate_limit;

@@ -16,7 +16,11 @@ fn parse<T: std::str::FromStr>(value: &Value) -> T
 where
     T::Err: std::fmt::Debug,
 {
-    value.as_str().unwrap_or_else(|| panic!("{value} is not a string")).parse().unwrap()
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("{value} is not a string"))
+        .parse()
+        .unwrap()
 }
 
 fn u256(value: &Value) -> U256 {
@@ -49,7 +53,11 @@ fn payout_tree_matches_the_vectors() {
 fn consent_digests_and_signatures_match_the_vectors() {
     let v = &vectors()["consent"];
     let domain = consent_domain(v["chainId"].as_u64().unwrap(), parse(&v["registry"]));
-    assert_eq!(domain.separator(), parse::<B256>(&v["domainSeparator"]), "domain separator");
+    assert_eq!(
+        domain.separator(),
+        parse::<B256>(&v["domainSeparator"]),
+        "domain separator"
+    );
     let user: Address = parse(&v["user"]);
 
     let grant = ConsentGrant {
@@ -62,7 +70,11 @@ fn consent_digests_and_signatures_match_the_vectors() {
     let digest = grant.eip712_signing_hash(&domain);
     assert_eq!(digest, parse::<B256>(&v["grant"]["digest"]), "grant digest");
     let signature: Signature = parse(&v["grant"]["signature"]);
-    assert_eq!(signature.recover_address_from_prehash(&digest).unwrap(), user, "grant signer");
+    assert_eq!(
+        signature.recover_address_from_prehash(&digest).unwrap(),
+        user,
+        "grant signer"
+    );
 
     let revocation = ConsentRevocation {
         user,
@@ -73,19 +85,31 @@ fn consent_digests_and_signatures_match_the_vectors() {
     let digest = revocation.eip712_signing_hash(&domain);
     assert_eq!(digest, parse::<B256>(&v["revocation"]["digest"]), "revocation digest");
     let signature: Signature = parse(&v["revocation"]["signature"]);
-    assert_eq!(signature.recover_address_from_prehash(&digest).unwrap(), user, "revocation signer");
+    assert_eq!(
+        signature.recover_address_from_prehash(&digest).unwrap(),
+        user,
+        "revocation signer"
+    );
 }
 
 #[test]
 fn receipt_batch_digest_matches_the_vectors() {
     let v = &vectors()["receiptBatch"];
     let domain = receipts_domain(v["chainId"].as_u64().unwrap(), parse(&v["escrow"]));
-    assert_eq!(domain.separator(), parse::<B256>(&v["domainSeparator"]), "domain separator");
+    assert_eq!(
+        domain.separator(),
+        parse::<B256>(&v["domainSeparator"]),
+        "domain separator"
+    );
     let batch = ReceiptBatch {
         hoster: parse(&v["hoster"]),
         witness: parse(&v["witness"]),
         sequence: v["sequence"].as_u64().unwrap(),
         receiptsHash: parse(&v["receiptsHash"]),
     };
-    assert_eq!(batch.eip712_signing_hash(&domain), parse::<B256>(&v["digest"]), "digest");
+    assert_eq!(
+        batch.eip712_signing_hash(&domain),
+        parse::<B256>(&v["digest"]),
+        "digest"
+    );
 }
