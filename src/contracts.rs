@@ -9,26 +9,35 @@ use alloy::primitives::Address;
 use alloy::sol;
 use alloy::sol_types::{Eip712Domain, eip712_domain};
 
-sol!(
-    #[sol(rpc)]
-    #[derive(Debug)]
-    AdEscrow,
-    "contracts/artifacts/AdEscrow.json"
-);
+/// Generated from the artifacts. Contract functions with many parameters (permit
+/// signatures) are the ABI's shape, not ours to change.
+#[allow(clippy::too_many_arguments)]
+mod bindings {
+    use alloy::sol;
 
-sol!(
-    #[sol(rpc)]
-    #[derive(Debug)]
-    ConsentRegistry,
-    "contracts/artifacts/ConsentRegistry.json"
-);
+    sol!(
+        #[sol(rpc)]
+        #[derive(Debug)]
+        AdEscrow,
+        "contracts/artifacts/AdEscrow.json"
+    );
 
-sol!(
-    #[sol(rpc)]
-    #[derive(Debug)]
-    TestToken,
-    "contracts/artifacts/TestToken.json"
-);
+    sol!(
+        #[sol(rpc)]
+        #[derive(Debug)]
+        ConsentRegistry,
+        "contracts/artifacts/ConsentRegistry.json"
+    );
+
+    sol!(
+        #[sol(rpc)]
+        #[derive(Debug)]
+        TestToken,
+        "contracts/artifacts/TestToken.json"
+    );
+}
+
+pub use bindings::{AdEscrow, ConsentRegistry, IAdEscrow, TestToken};
 
 sol! {
     /// A user's consent to `scope` until `expiry`, signed for `ConsentRegistry.grantBySig`.

@@ -196,7 +196,9 @@ contract AdEscrow is IAdEscrow, AccessControl {
         if (s.pendingClaimableAt == 0 || epoch != s.lastEpoch) {
             revert AdEscrowNothingToRevoke(epoch);
         }
-        if (block.timestamp >= s.pendingClaimableAt) {
+        // A pause stops the clock: nothing can activate the root while paused, so the guardian
+        // who paused to investigate can still revoke after the window.
+        if (!s.paused && block.timestamp >= s.pendingClaimableAt) {
             revert AdEscrowChallengeWindowOver(epoch, s.pendingClaimableAt);
         }
         if (keccak256(abi.encode(debits, totals)) != _pendingCommitment) {
@@ -260,6 +262,8 @@ contract AdEscrow is IAdEscrow, AccessControl {
         assembly ("memory-safe") {
             packed := sload(totals.slot)
         }
+        // casting to 'uint128' is the intended split: settled is the low half
+        // forge-lint: disable-next-line(unsafe-typecast)
         uint256 settled = uint128(packed);
         uint256 claimedTotal = (packed >> 128) + amount;
         if (claimedTotal > settled) revert AdEscrowExceedsSettled(token);
@@ -395,7 +399,8 @@ contract AdEscrow is IAdEscrow, AccessControl {
             Campaign storage c = _campaigns[d.campaignId];
             (address token, uint256 end) = (c.token, c.end);
             if (token == address(0)) revert AdEscrowUnknownCampaign(d.campaignId);
-            if (block.timestamp > end + gracePeriod) {
+            // At end + grace the advertiser may withdraw; settlement stops just before.
+            if (block.timestamp >= end + gracePeriod) {
                 revert AdEscrowSettlementClosed(d.campaignId, end + gracePeriod);
             }
             uint256 remaining = c.remaining;

@@ -8,6 +8,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use adescrow_indexer::rpc::ChainError;
+
 use super::error::{ProblemKind, problem_response};
 use super::extract::Json;
 use super::{AppState, PROBE_TIMEOUT};
@@ -65,16 +67,12 @@ async fn readyz(State(state): State<AppState>) -> axum::response::Response {
         tracing::warn!(%error, "readiness: database check failed");
         failures.push("database does not answer");
     }
-    match &chain {
-        Err(adescrow_indexer::rpc::ChainError::WrongChain { .. }) => {
-            tracing::warn!(error = %chain.as_ref().unwrap_err(), "readiness: chain check failed");
-            failures.push("chain RPC serves another chain");
-        }
-        Err(error) => {
-            tracing::warn!(%error, "readiness: chain check failed");
-            failures.push("chain RPC does not answer");
-        }
-        Ok(_) => {}
+    if let Err(error) = &chain {
+        tracing::warn!(%error, "readiness: chain check failed");
+        failures.push(match error {
+            ChainError::WrongChain { .. } => "chain RPC serves another chain",
+            _ => "chain RPC does not answer",
+        });
     }
     match chain {
         Ok(chain_head) if failures.is_empty() => Json(Readiness {

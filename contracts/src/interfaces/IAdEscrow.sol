@@ -128,8 +128,8 @@ interface IAdEscrow {
     /// @notice Thrown when a settlement has an empty root.
     error AdEscrowEmptyRoot();
 
-    /// @notice Thrown when a settlement debits a campaign past its end plus the grace period,
-    ///         when the budget left belongs to the advertiser again.
+    /// @notice Thrown when a settlement debits a campaign at or after its end plus the grace
+    ///         period, when the budget left belongs to the advertiser again.
     error AdEscrowSettlementClosed(bytes32 campaignId, uint256 closedAt);
 
     /// @notice Thrown when a debit exceeds a campaign's remaining budget.
@@ -141,7 +141,8 @@ interface IAdEscrow {
     /// @notice Thrown when revoking with no pending epoch, or with the wrong one.
     error AdEscrowNothingToRevoke(uint64 epoch);
 
-    /// @notice Thrown when revoking after the challenge window: the root is final by then.
+    /// @notice Thrown when revoking after the challenge window (unless paused, which stops the
+    ///         clock): the root is final by then.
     error AdEscrowChallengeWindowOver(uint64 epoch, uint40 claimableAt);
 
     /// @notice Thrown when the debits passed to revoke are not the ones settled.
@@ -211,7 +212,8 @@ interface IAdEscrow {
     ///         Anyone may call; `settle` does it too.
     function activate() external;
 
-    /// @notice Revokes the pending epoch while its challenge window is open: its root is
+    /// @notice Revokes the pending epoch while its challenge window is open (or at any time
+    ///         while paused, since a pause stops the clock): its root is
     ///         dropped, its debits return to their campaigns and its totals leave the settled
     ///         totals. The epoch number stays used; the next settlement is `epoch + 1` and its
     ///         cumulative amounts must build on the current (unrevoked) root. Only the pending

@@ -17,8 +17,9 @@ library PayoutProof {
         assembly ("memory-safe") {
             // Three words past the free memory pointer: used and abandoned, never allocated.
             let ptr := mload(0x40)
-            mstore(ptr, account)
-            mstore(add(ptr, 0x20), token)
+            // Masked so that dirty upper bits cannot change the leaf (as abi.encode does).
+            mstore(ptr, and(account, 0xffffffffffffffffffffffffffffffffffffffff))
+            mstore(add(ptr, 0x20), and(token, 0xffffffffffffffffffffffffffffffffffffffff))
             mstore(add(ptr, 0x40), cumulativeAmount)
             mstore(0x00, keccak256(ptr, 0x60))
             hash := keccak256(0x00, 0x20)
