@@ -37,6 +37,8 @@ contract AdEscrow is IAdEscrow, AccessControl {
         uint40 pendingClaimableAt;
         uint40 challengeWindow;
         bool paused;
+        /// @dev When the current pause began; the challenge clock stands still from then.
+        uint40 pausedAt;
     }
 
     /// @dev Per-token totals, one slot: claims read and write both.
@@ -196,9 +198,9 @@ contract AdEscrow is IAdEscrow, AccessControl {
         if (s.pendingClaimableAt == 0 || epoch != s.lastEpoch) {
             revert AdEscrowNothingToRevoke(epoch);
         }
-        // A pause stops the clock: nothing can activate the root while paused, so the guardian
-        // who paused to investigate can still revoke after the window.
-        if (!s.paused && block.timestamp >= s.pendingClaimableAt) {
+        // A pause stops the clock: the window is judged at the moment the pause began.
+        uint256 now_ = s.paused ? s.pausedAt : block.timestamp;
+        if (now_ >= s.pendingClaimableAt) {
             revert AdEscrowChallengeWindowOver(epoch, s.pendingClaimableAt);
         }
         if (keccak256(abi.encode(debits, totals)) != _pendingCommitment) {
@@ -300,6 +302,7 @@ contract AdEscrow is IAdEscrow, AccessControl {
     function pause() external onlyRole(GUARDIAN_ROLE) {
         if (_state.paused) return;
         _state.paused = true;
+        _state.pausedAt = uint40(block.timestamp);
         _parkedRoot = _currentRoot;
         _currentRoot = bytes32(0);
         emit PauseSet(true);
@@ -307,8 +310,15 @@ contract AdEscrow is IAdEscrow, AccessControl {
 
     /// @inheritdoc IAdEscrow
     function unpause() external onlyRole(GUARDIAN_ROLE) {
-        if (!_state.paused) return;
-        _state.paused = false;
+        SettlementState memory s = _state;
+        if (!s.paused) return;
+        // The clock resumes where it stopped: a pending root keeps the window time it had left.
+        if (s.pendingClaimableAt > s.pausedAt) {
+            s.pendingClaimableAt += uint40(block.timestamp) - s.pausedAt;
+        }
+        s.paused = false;
+        s.pausedAt = 0;
+        _state = s;
         _currentRoot = _parkedRoot;
         _parkedRoot = bytes32(0);
         emit PauseSet(false);

@@ -144,20 +144,11 @@ contract AdEscrowCampaignTest is AdEscrowTestBase {
         escrow.openCampaign(CAMPAIGN_A, address(fee), BUDGET, end);
     }
 
-    function test_openCampaign_revertsOnBudgetOverflow() public {
-        uint256 tooMuch = uint256(type(uint96).max) + 1;
-        _mintAndApprove(advertiser, usd, tooMuch);
-        uint40 end = _end();
-        vm.expectRevert(
-            abi.encodeWithSelector(IAdEscrow.AdEscrowBudgetOverflow.selector, CAMPAIGN_A)
-        );
-        vm.prank(advertiser);
-        escrow.openCampaign(CAMPAIGN_A, address(usd), tooMuch, end);
-    }
-
     function test_openCampaign_acceptsMaximumBudget() public {
-        _open(advertiser, CAMPAIGN_A, usd, type(uint96).max);
-        assertEq(_remaining(CAMPAIGN_A), type(uint96).max, "remaining");
+        // Budgets are full uint256: the only limit is what the token can mint.
+        _open(advertiser, CAMPAIGN_A, usd, type(uint256).max);
+        assertEq(_remaining(CAMPAIGN_A), type(uint256).max, "remaining");
+        assertEq(usd.balanceOf(address(escrow)), type(uint256).max, "escrow balance");
     }
 
     function test_openCampaign_revertsWithoutAllowance() public {
@@ -280,14 +271,23 @@ contract AdEscrowCampaignTest is AdEscrowTestBase {
         escrow.fund(CAMPAIGN_A, 0);
     }
 
-    function test_fund_revertsOnBudgetOverflow() public {
+    function test_fund_growsBudgetPastUint96() public {
+        // The old uint96 budget cap is gone: a budget at 2^96 - 1 takes more.
         _open(advertiser, CAMPAIGN_A, usd, type(uint96).max);
-        _mintAndApprove(advertiser, usd, 1);
-        vm.expectRevert(
-            abi.encodeWithSelector(IAdEscrow.AdEscrowBudgetOverflow.selector, CAMPAIGN_A)
-        );
+        _mintAndApprove(advertiser, usd, BUDGET);
         vm.prank(advertiser);
-        escrow.fund(CAMPAIGN_A, 1);
+        escrow.fund(CAMPAIGN_A, BUDGET);
+        assertEq(_remaining(CAMPAIGN_A), uint256(type(uint96).max) + BUDGET, "remaining");
+        assertEq(usd.balanceOf(address(escrow)), _remaining(CAMPAIGN_A), "escrow balance");
+    }
+
+    function test_fund_topsUpToMaximum() public {
+        _open(advertiser, CAMPAIGN_A, usd, BUDGET);
+        uint256 topUp = type(uint256).max - BUDGET;
+        _mintAndApprove(stranger, usd, topUp);
+        vm.prank(stranger);
+        escrow.fund(CAMPAIGN_A, topUp);
+        assertEq(_remaining(CAMPAIGN_A), type(uint256).max, "remaining");
     }
 
     // ---------------------------------------------------------------------------------
@@ -436,6 +436,24 @@ contract AdEscrowCampaignTest is AdEscrowTestBase {
         assertEq(escrow.withdraw(CAMPAIGN_A), BUDGET, "withdrawn after close + grace");
     }
 
+    function test_withdraw_budgetAtEndPlusGraceIsBeyondSettlement() public {
+        _open(advertiser, CAMPAIGN_A, usd, BUDGET);
+        uint256 closedAt = uint256(escrow.campaign(CAMPAIGN_A).end) + GRACE;
+        vm.warp(closedAt);
+
+        // From the second withdrawal opens the budget is the advertiser's alone: the settler
+        // cannot touch it, so a late settlement never races the withdrawal.
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAdEscrow.AdEscrowSettlementClosed.selector, CAMPAIGN_A, closedAt
+            )
+        );
+        _settle(1, keccak256("root"), _debits(CAMPAIGN_A, 1), _totals(usd, 1));
+
+        vm.prank(advertiser);
+        assertEq(escrow.withdraw(CAMPAIGN_A), BUDGET, "whole budget withdrawn");
+    }
+
     function test_withdraw_paysAgainAfterRevokeRestoresBudget() public {
         _setWindow(1 days);
         _open(advertiser, CAMPAIGN_A, usd, BUDGET);
@@ -443,7 +461,7 @@ contract AdEscrowCampaignTest is AdEscrowTestBase {
         IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 400e6);
         IAdEscrow.TokenTotal[] memory totals = _totals(usd, 400e6);
 
-        // Settled at the last moment of the grace period, so still pending at withdrawal.
+        // Settled a second before the grace period ends, so still pending at withdrawal.
         vm.warp(availableAt - 1);
         _settle(1, keccak256("root"), debits, totals);
         vm.warp(availableAt);

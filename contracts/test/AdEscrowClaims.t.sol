@@ -41,7 +41,7 @@ contract AdEscrowClaimsTest is AdEscrowTestBase {
         bytes32[] memory proof = _proof(leaves1, alice, 100e6);
 
         vm.expectEmit(address(escrow));
-        emit IAdEscrow.Claimed(alice, address(usd), 100e6, 100e6);
+        emit IAdEscrow.Claimed(alice, address(usd), 100e6);
         vm.prank(stranger);
         uint256 amount = escrow.claim(alice, address(usd), 100e6, proof);
 
@@ -73,7 +73,7 @@ contract AdEscrowClaimsTest is AdEscrowTestBase {
         bytes32[] memory leaves2 = _settleSecondEpoch();
 
         vm.expectEmit(address(escrow));
-        emit IAdEscrow.Claimed(alice, address(usd), 200e6, 300e6);
+        emit IAdEscrow.Claimed(alice, address(usd), 300e6);
         assertEq(_claim(alice, usd, 300e6, leaves2), 200e6, "difference");
         assertEq(usd.balanceOf(alice), 300e6, "alice balance");
         assertEq(escrow.claimed(alice, address(usd)), 300e6, "claimed");

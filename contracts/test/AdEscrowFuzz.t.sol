@@ -9,7 +9,9 @@ import {PayoutTree} from "./utils/PayoutTree.sol";
 /// @notice Fuzzed amounts and sequences: budgets, debits across campaigns, settlement
 ///         sequences, claims in random order.
 contract AdEscrowFuzzTest is AdEscrowTestBase {
-    uint256 internal constant MAX_BUDGET = type(uint96).max;
+    /// @dev Budgets are uint256, but settled totals are uint128 per token: two campaigns of
+    ///      one token at this budget, fully debited, still fit.
+    uint256 internal constant MAX_BUDGET = type(uint128).max / 2;
 
     function _id(uint256 i) internal pure returns (bytes32) {
         return keccak256(abi.encode("fuzz campaign", i));
@@ -25,7 +27,7 @@ contract AdEscrowFuzzTest is AdEscrowTestBase {
     // ---------------------------------------------------------------------------------
 
     function testFuzz_openCampaign_recordsAnyBudget(uint256 amount, uint40 duration) public {
-        amount = bound(amount, 1, type(uint96).max);
+        amount = bound(amount, 1, type(uint256).max);
         duration = uint40(bound(duration, 1, type(uint40).max - block.timestamp));
         uint40 end = uint40(block.timestamp) + duration;
         _mintAndApprove(advertiser, usd, amount);
@@ -37,23 +39,15 @@ contract AdEscrowFuzzTest is AdEscrowTestBase {
         assertEq(usd.balanceOf(address(escrow)), amount, "escrow balance");
     }
 
-    function testFuzz_fund_addsExactlyUpToMaximum(uint256 initial, uint256 extra) public {
-        initial = bound(initial, 1, type(uint96).max);
+    function testFuzz_fund_addsAnyAmount(uint256 initial, uint256 extra) public {
+        initial = bound(initial, 1, type(uint256).max - 1);
         extra = bound(extra, 1, type(uint256).max - initial);
         _open(advertiser, CAMPAIGN_A, usd, initial);
         _mintAndApprove(stranger, usd, extra);
 
         vm.prank(stranger);
-        if (initial + extra > type(uint96).max) {
-            vm.expectRevert(
-                abi.encodeWithSelector(IAdEscrow.AdEscrowBudgetOverflow.selector, CAMPAIGN_A)
-            );
-            escrow.fund(CAMPAIGN_A, extra);
-            assertEq(_remaining(CAMPAIGN_A), initial, "unchanged");
-        } else {
-            escrow.fund(CAMPAIGN_A, extra);
-            assertEq(_remaining(CAMPAIGN_A), initial + extra, "remaining");
-        }
+        escrow.fund(CAMPAIGN_A, extra);
+        assertEq(_remaining(CAMPAIGN_A), initial + extra, "remaining");
         assertEq(usd.balanceOf(address(escrow)), _remaining(CAMPAIGN_A), "escrow balance");
     }
 
@@ -119,6 +113,41 @@ contract AdEscrowFuzzTest is AdEscrowTestBase {
         _settle(1, keccak256("root"), _debits(CAMPAIGN_A, debit), _totals(usd, debit));
     }
 
+    /// @dev Whenever the settlement comes, it debits exactly when it is before the campaign's
+    ///      end (original or early-closed) plus the grace period, and never from then on. Half
+    ///      the runs settle within a second of that boundary.
+    function testFuzz_settle_closesAtEndPlusGrace(
+        uint256 closeAfter,
+        uint256 settleAfter,
+        bool closeEarly,
+        bool nearBoundary
+    ) public {
+        _open(advertiser, CAMPAIGN_A, usd, BUDGET);
+        uint256 end = escrow.campaign(CAMPAIGN_A).end;
+        if (closeEarly) {
+            vm.warp(bound(closeAfter, block.timestamp, end - 1));
+            vm.prank(advertiser);
+            escrow.closeCampaign(CAMPAIGN_A);
+            end = block.timestamp;
+        }
+        uint256 closedAt = end + GRACE;
+        if (nearBoundary) vm.warp(closedAt - 1 + settleAfter % 3);
+        else vm.warp(bound(settleAfter, block.timestamp, closedAt + 2 * GRACE));
+
+        if (block.timestamp >= closedAt) {
+            vm.expectRevert(
+                abi.encodeWithSelector(
+                    IAdEscrow.AdEscrowSettlementClosed.selector, CAMPAIGN_A, closedAt
+                )
+            );
+            _settle(1, keccak256("root"), _debits(CAMPAIGN_A, 1), _totals(usd, 1));
+            assertEq(_remaining(CAMPAIGN_A), BUDGET, "untouched");
+        } else {
+            _settle(1, keccak256("root"), _debits(CAMPAIGN_A, 1), _totals(usd, 1));
+            assertEq(_remaining(CAMPAIGN_A), BUDGET - 1, "debited");
+        }
+    }
+
     function testFuzz_settle_sequenceDrawsDownBudgets(uint256 seed, uint256 epochs) public {
         epochs = bound(epochs, 1, 12);
         uint256[3] memory budgets;
@@ -168,6 +197,85 @@ contract AdEscrowFuzzTest is AdEscrowTestBase {
         assertEq(_remaining(_id(1)), budgets[1], "eur campaign restored");
         assertEq(_settled(usd), 0, "usd settled");
         assertEq(_settled(eur), 0, "eur settled");
+    }
+
+    /// @dev However much anyone adds to the debited campaigns while the epoch is pending,
+    ///      revoke restores the debits on top of it.
+    function testFuzz_revoke_restoresOnTopOfAnyTopUp(
+        uint256 budget,
+        uint256 debit,
+        uint256 topUp,
+        uint256 otherTopUp
+    ) public {
+        _setWindow(1 days);
+        budget = bound(budget, 1, MAX_BUDGET);
+        debit = bound(debit, 1, budget);
+        _open(advertiser, _id(0), usd, budget);
+        _open(advertiser, _id(2), usd, BUDGET);
+        IAdEscrow.Debit[] memory debits = _debits(_id(0), debit, _id(2), BUDGET);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, debit + BUDGET);
+        _settle(1, keccak256("root"), debits, totals);
+
+        // Two top-ups within what the token can mint at all.
+        topUp = bound(topUp, 1, type(uint256).max - usd.totalSupply());
+        _mintAndApprove(stranger, usd, topUp);
+        vm.prank(stranger);
+        escrow.fund(_id(0), topUp);
+        otherTopUp = bound(otherTopUp, 0, type(uint256).max - usd.totalSupply());
+        if (otherTopUp > 0) {
+            _mintAndApprove(stranger, usd, otherTopUp);
+            vm.prank(stranger);
+            escrow.fund(_id(2), otherTopUp);
+        }
+
+        vm.warp(block.timestamp + 1 days - 1);
+        vm.prank(guardian);
+        escrow.revoke(1, debits, totals);
+
+        assertEq(_remaining(_id(0)), budget + topUp, "first campaign restored");
+        assertEq(_remaining(_id(2)), BUDGET + otherTopUp, "second campaign restored");
+        assertEq(_settled(usd), 0, "usd settled");
+        assertEq(
+            usd.balanceOf(address(escrow)),
+            _remaining(_id(0)) + _remaining(_id(2)),
+            "balance == budgets"
+        );
+    }
+
+    /// @dev Unpaused, revoke works for any delay shorter than the window and never from its
+    ///      end on. Paused (the pause stops the clock), it works after any delay.
+    function testFuzz_revoke_onlyWithinWindowUnlessPaused(uint40 window, uint256 delay, bool paused)
+        public
+    {
+        window = uint40(bound(window, 1, 365 days));
+        delay = bound(delay, 0, 2 * uint256(window));
+        _setWindow(window);
+        _open(advertiser, CAMPAIGN_A, usd, BUDGET);
+        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 300e6);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 300e6);
+        _settle(1, keccak256("root"), debits, totals);
+        uint40 claimableAt = _pendingClaimableAt();
+        if (paused) {
+            vm.prank(guardian);
+            escrow.pause();
+        }
+        vm.warp(block.timestamp + delay);
+
+        vm.prank(guardian);
+        if (!paused && delay >= window) {
+            vm.expectRevert(
+                abi.encodeWithSelector(
+                    IAdEscrow.AdEscrowChallengeWindowOver.selector, 1, claimableAt
+                )
+            );
+            escrow.revoke(1, debits, totals);
+            assertEq(_remaining(CAMPAIGN_A), BUDGET - 300e6, "still debited");
+            assertEq(_settled(usd), 300e6, "usd settled");
+        } else {
+            escrow.revoke(1, debits, totals);
+            assertEq(_remaining(CAMPAIGN_A), BUDGET, "restored");
+            assertEq(_settled(usd), 0, "usd settled");
+        }
     }
 
     // ---------------------------------------------------------------------------------

@@ -179,6 +179,83 @@ contract AdEscrowSettlementTest is AdEscrowTestBase {
         _settle(1, ROOT_1, _debits(CAMPAIGN_A, 1), _totals(usd, 1));
     }
 
+    function test_settle_debitsInLastSecondOfGrace() public {
+        uint256 closedAt = uint256(escrow.campaign(CAMPAIGN_A).end) + GRACE;
+        vm.warp(closedAt - 1);
+        // The last second of the grace period still belongs to settlement.
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, 300e6), _totals(usd, 300e6));
+        assertEq(_remaining(CAMPAIGN_A), BUDGET - 300e6, "debited at end + grace - 1");
+        assertEq(_settled(usd), 300e6, "usd settled");
+    }
+
+    function test_settle_revertsAtEndPlusGrace() public {
+        uint256 closedAt = uint256(escrow.campaign(CAMPAIGN_A).end) + GRACE;
+        // At end + grace the advertiser may withdraw, so settlement is already closed.
+        vm.warp(closedAt);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAdEscrow.AdEscrowSettlementClosed.selector, CAMPAIGN_A, closedAt
+            )
+        );
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, 1), _totals(usd, 1));
+
+        // Long after, still closed.
+        vm.warp(closedAt + 365 days);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAdEscrow.AdEscrowSettlementClosed.selector, CAMPAIGN_A, closedAt
+            )
+        );
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, 1), _totals(usd, 1));
+        assertEq(_remaining(CAMPAIGN_A), BUDGET, "budget untouched");
+        assertEq(_lastEpoch(), 0, "no epoch used");
+    }
+
+    function test_settle_revertsAtEarlyClosePlusGrace() public {
+        vm.warp(block.timestamp + 1 days);
+        vm.prank(advertiser);
+        escrow.closeCampaign(CAMPAIGN_C);
+        uint256 closedAt = block.timestamp + GRACE;
+        assertLt(closedAt, uint256(escrow.campaign(CAMPAIGN_A).end), "before the original end");
+
+        // Until a second before close + grace the closed campaign can still be debited.
+        vm.warp(closedAt - 1);
+        _settle(1, ROOT_1, _debits(CAMPAIGN_C, 100e6), _totals(usd, 100e6));
+
+        // From close + grace on it cannot, and it takes the whole settlement down with it.
+        vm.warp(closedAt);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAdEscrow.AdEscrowSettlementClosed.selector, CAMPAIGN_C, closedAt
+            )
+        );
+        _settle(2, ROOT_2, _debits(CAMPAIGN_A, 50e6, CAMPAIGN_C, 50e6), _totals(usd, 100e6));
+        assertEq(_remaining(CAMPAIGN_A), BUDGET, "A untouched");
+        assertEq(_remaining(CAMPAIGN_C), BUDGET - 100e6, "C keeps what was left");
+
+        // Campaigns still running settle as usual.
+        _settle(2, ROOT_2, _debits(CAMPAIGN_A, 50e6), _totals(usd, 50e6));
+        assertEq(_remaining(CAMPAIGN_A), BUDGET - 50e6, "A debited");
+        assertEq(_settled(usd), 150e6, "usd settled");
+    }
+
+    function test_settle_closedCheckPrecedesBudgetCheck() public {
+        uint256 closedAt = uint256(escrow.campaign(CAMPAIGN_A).end) + GRACE;
+        vm.warp(closedAt);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAdEscrow.AdEscrowSettlementClosed.selector, CAMPAIGN_A, closedAt
+            )
+        );
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, BUDGET + 1), _totals(usd, BUDGET + 1));
+    }
+
+    function test_settle_acceptsEpochWithoutDebitsAfterEveryCampaignClosed() public {
+        vm.warp(uint256(escrow.campaign(CAMPAIGN_A).end) + GRACE);
+        _settle(1, ROOT_1, new IAdEscrow.Debit[](0), new IAdEscrow.TokenTotal[](0));
+        assertEq(_currentRoot(), ROOT_1, "current root");
+    }
+
     function test_settle_holdsRootPendingDuringWindow() public {
         _setWindow(WINDOW);
         IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 300e6);
@@ -338,14 +415,60 @@ contract AdEscrowSettlementTest is AdEscrowTestBase {
         assertEq(pending, ROOT_2, "pending root");
     }
 
-    function test_revoke_worksAfterWindowUntilActivated() public {
+    function test_revoke_worksUntilLastSecondOfWindow() public {
         _setWindow(WINDOW);
         IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 300e6);
         IAdEscrow.TokenTotal[] memory totals = _totals(usd, 300e6);
         _settle(1, ROOT_1, debits, totals);
-        vm.warp(_pendingClaimableAt() + 1);
+        vm.warp(_pendingClaimableAt() - 1);
         _revoke(1, debits, totals);
         assertEq(_remaining(CAMPAIGN_A), BUDGET, "restored");
+        assertEq(_settled(usd), 0, "usd settled");
+    }
+
+    function test_revoke_revertsOnceWindowOver() public {
+        _setWindow(WINDOW);
+        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 300e6);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 300e6);
+        _settle(1, ROOT_1, debits, totals);
+        uint40 claimableAt = _pendingClaimableAt();
+
+        // Unpaused, from the second the root becomes claimable it is final, activated or not.
+        vm.warp(claimableAt);
+        vm.expectRevert(
+            abi.encodeWithSelector(IAdEscrow.AdEscrowChallengeWindowOver.selector, 1, claimableAt)
+        );
+        _revoke(1, debits, totals);
+
+        // Checked before the commitment: wrong debits get the same answer.
+        vm.warp(claimableAt + 1 days);
+        vm.expectRevert(
+            abi.encodeWithSelector(IAdEscrow.AdEscrowChallengeWindowOver.selector, 1, claimableAt)
+        );
+        _revoke(1, _debits(CAMPAIGN_A, 1), _totals(usd, 1));
+
+        assertEq(_remaining(CAMPAIGN_A), BUDGET - 300e6, "nothing restored");
+        assertEq(_settled(usd), 300e6, "usd settled");
+        (bytes32 pending,) = escrow.pendingRoot();
+        assertEq(pending, ROOT_1, "still pending");
+
+        escrow.activate();
+        assertEq(_currentRoot(), ROOT_1, "activated");
+    }
+
+    function test_revoke_revertsOnceWindowOverEvenIfNextWindowIsLonger() public {
+        _setWindow(WINDOW);
+        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 300e6);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 300e6);
+        _settle(1, ROOT_1, debits, totals);
+        uint40 claimableAt = _pendingClaimableAt();
+        // A longer window applies to later settlements only.
+        _setWindow(7 days);
+        vm.warp(claimableAt);
+        vm.expectRevert(
+            abi.encodeWithSelector(IAdEscrow.AdEscrowChallengeWindowOver.selector, 1, claimableAt)
+        );
+        _revoke(1, debits, totals);
     }
 
     function test_revoke_worksWhilePaused() public {
@@ -357,6 +480,139 @@ contract AdEscrowSettlementTest is AdEscrowTestBase {
         escrow.pause();
         _revoke(1, debits, totals);
         assertEq(_settled(usd), 0, "settled");
+    }
+
+    function test_revoke_worksAfterWindowWhilePaused() public {
+        _setWindow(WINDOW);
+        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 300e6, CAMPAIGN_B, 200e6);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 300e6, eur, 200e6);
+        _settle(1, ROOT_1, debits, totals);
+        uint40 claimableAt = _pendingClaimableAt();
+
+        // Paused inside the window: the clock stops, nothing can activate the root.
+        vm.prank(guardian);
+        escrow.pause();
+        vm.warp(claimableAt);
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowPaused.selector));
+        escrow.activate();
+
+        // Long after the window the guardian can still revoke.
+        vm.warp(uint256(claimableAt) + 30 days);
+        vm.expectEmit(address(escrow));
+        emit IAdEscrow.SettlementRevoked(1, ROOT_1);
+        _revoke(1, debits, totals);
+
+        assertEq(_remaining(CAMPAIGN_A), BUDGET, "A restored");
+        assertEq(_remaining(CAMPAIGN_B), BUDGET, "B restored");
+        assertEq(_settled(usd), 0, "usd settled");
+        assertEq(_settled(eur), 0, "eur settled");
+        (bytes32 pending, bytes32 commitment) = escrow.pendingRoot();
+        assertEq(pending, bytes32(0), "pending root");
+        assertEq(commitment, bytes32(0), "commitment");
+        assertEq(_pendingClaimableAt(), 0, "claimable at");
+        assertEq(_lastEpoch(), 1, "epoch stays used");
+        assertEq(_currentEpoch(), 0, "current epoch");
+
+        // Once unpaused there is nothing to activate, and the next epoch is 2.
+        vm.prank(guardian);
+        escrow.unpause();
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowNotClaimableYet.selector, 0));
+        escrow.activate();
+        assertEq(_currentRoot(), bytes32(0), "no root");
+        _settle(2, ROOT_2, _debits(CAMPAIGN_A, 100e6), _totals(usd, 100e6));
+        assertEq(_remaining(CAMPAIGN_A), BUDGET - 100e6, "A debited by epoch 2");
+    }
+
+    /// @dev The pause need not start inside the window: a root whose window is over but that
+    ///      nobody activated can be revoked by pausing first.
+    function test_revoke_revertsWhenPausedOnlyAfterWindowEnded() public {
+        _setWindow(WINDOW);
+        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 300e6);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 300e6);
+        _settle(1, ROOT_1, debits, totals);
+        uint40 claimableAt = _pendingClaimableAt();
+
+        // A pause that begins after the window cannot reopen it.
+        vm.warp(uint256(claimableAt) + 1 days);
+        vm.prank(guardian);
+        escrow.pause();
+        vm.expectRevert(
+            abi.encodeWithSelector(IAdEscrow.AdEscrowChallengeWindowOver.selector, 1, claimableAt)
+        );
+        _revoke(1, debits, totals);
+        assertEq(_remaining(CAMPAIGN_A), BUDGET - 300e6, "nothing restored");
+    }
+
+    function test_revoke_worksWhilePausedAfterWindowWhenPausedInside() public {
+        _setWindow(WINDOW);
+        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 300e6);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 300e6);
+        _settle(1, ROOT_1, debits, totals);
+        vm.warp(uint256(_pendingClaimableAt()) - 1);
+        vm.prank(guardian);
+        escrow.pause();
+        vm.warp(block.timestamp + 30 days);
+
+        _revoke(1, debits, totals);
+        assertEq(_remaining(CAMPAIGN_A), BUDGET, "restored");
+        assertEq(_settled(usd), 0, "usd settled");
+    }
+
+    function test_revoke_revertsAfterWindowOnceUnpaused() public {
+        _setWindow(WINDOW);
+        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 300e6);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 300e6);
+        _settle(1, ROOT_1, debits, totals);
+        uint40 claimableAt = _pendingClaimableAt();
+        uint256 pausedAt = block.timestamp;
+        vm.prank(guardian);
+        escrow.pause();
+        vm.warp(uint256(claimableAt) + 1 days);
+
+        // Unpausing resumes the clock with the whole window it had left when paused.
+        vm.prank(guardian);
+        escrow.unpause();
+        uint40 resumedAt = uint40(block.timestamp + (claimableAt - pausedAt));
+        assertEq(_pendingClaimableAt(), resumedAt, "window moved by the pause");
+        vm.warp(resumedAt);
+        vm.expectRevert(
+            abi.encodeWithSelector(IAdEscrow.AdEscrowChallengeWindowOver.selector, 1, resumedAt)
+        );
+        _revoke(1, debits, totals);
+        assertEq(_remaining(CAMPAIGN_A), BUDGET - 300e6, "nothing restored");
+        assertEq(_settled(usd), 300e6, "usd settled");
+
+        escrow.activate();
+        assertEq(_currentRoot(), ROOT_1, "activated");
+    }
+
+    function test_revoke_revertsAfterActivationEvenWhilePaused() public {
+        _setWindow(WINDOW);
+        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 300e6);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 300e6);
+        _settle(1, ROOT_1, debits, totals);
+        vm.warp(_pendingClaimableAt());
+        escrow.activate();
+
+        // Pausing does not reopen an activated root.
+        vm.prank(guardian);
+        escrow.pause();
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowNothingToRevoke.selector, 1));
+        _revoke(1, debits, totals);
+        assertEq(_settled(usd), 300e6, "usd settled");
+    }
+
+    function test_revoke_checksCommitmentAfterWindowWhilePaused() public {
+        _setWindow(WINDOW);
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, 300e6), _totals(usd, 300e6));
+        vm.prank(guardian);
+        escrow.pause();
+        vm.warp(uint256(_pendingClaimableAt()) + 1 days);
+
+        // The pause lifts the clock, not the commitment: a larger debit still cannot be restored.
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowCommitmentMismatch.selector));
+        _revoke(1, _debits(CAMPAIGN_A, 301e6), _totals(usd, 300e6));
+        assertEq(_remaining(CAMPAIGN_A), BUDGET - 300e6, "nothing restored");
     }
 
     function test_revoke_revertsForNonGuardian() public {
@@ -430,25 +686,28 @@ contract AdEscrowSettlementTest is AdEscrowTestBase {
         assertEq(_remaining(CAMPAIGN_A), BUDGET - 300e6, "nothing restored");
     }
 
-    /// @dev KNOWN ISSUE, skipped until AdEscrow is fixed. `revoke` restores budgets with a
-    ///      checked `toUint96` (AdEscrow.sol:205). Anyone can `fund` a debited campaign while
-    ///      its epoch is pending; topped up to 2^96 - 1, the restore overflows, `revoke`
-    ///      reverts and the pending root can no longer be stopped.
+    /// @dev Anyone can `fund` a debited campaign while its epoch is pending. However large the
+    ///      top-up, restoring the debit on `revoke` must not overflow, or the pending root
+    ///      could no longer be stopped. Budgets are uint256 now; the top-up here is as large
+    ///      as the token's supply allows.
     function test_revoke_survivesBudgetToppedUpToMaximum() public {
-        vm.skip(true);
         _setWindow(WINDOW);
         IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 1, CAMPAIGN_B, BUDGET);
         IAdEscrow.TokenTotal[] memory totals = _totals(usd, 1, eur, BUDGET);
         _settle(1, ROOT_1, debits, totals);
 
-        uint256 topUp = type(uint96).max - _remaining(CAMPAIGN_A);
+        uint256 topUp = type(uint256).max - usd.totalSupply();
         _mintAndApprove(stranger, usd, topUp);
         vm.prank(stranger);
         escrow.fund(CAMPAIGN_A, topUp);
+        assertEq(_remaining(CAMPAIGN_A), BUDGET - 1 + topUp, "topped up");
 
         _revoke(1, debits, totals);
         (bytes32 pending,) = escrow.pendingRoot();
         assertEq(pending, bytes32(0), "pending root dropped");
+        assertEq(_remaining(CAMPAIGN_A), BUDGET + topUp, "debit restored on top");
         assertEq(_remaining(CAMPAIGN_B), BUDGET, "victim's budget restored");
+        assertEq(_settled(usd), 0, "usd settled");
+        assertEq(_settled(eur), 0, "eur settled");
     }
 }

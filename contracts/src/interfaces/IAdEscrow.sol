@@ -141,8 +141,8 @@ interface IAdEscrow {
     /// @notice Thrown when revoking with no pending epoch, or with the wrong one.
     error AdEscrowNothingToRevoke(uint64 epoch);
 
-    /// @notice Thrown when revoking after the challenge window (unless paused, which stops the
-    ///         clock): the root is final by then.
+    /// @notice Thrown when revoking after the challenge window: the root is final by then.
+    ///         A pause stops the window's clock, and unpausing resumes it.
     error AdEscrowChallengeWindowOver(uint64 epoch, uint40 claimableAt);
 
     /// @notice Thrown when the debits passed to revoke are not the ones settled.
@@ -212,8 +212,8 @@ interface IAdEscrow {
     ///         Anyone may call; `settle` does it too.
     function activate() external;
 
-    /// @notice Revokes the pending epoch while its challenge window is open (or at any time
-    ///         while paused, since a pause stops the clock): its root is
+    /// @notice Revokes the pending epoch while its challenge window is open (a pause stops
+    ///         the window's clock; unpausing resumes it with the time it had left): its root is
     ///         dropped, its debits return to their campaigns and its totals leave the settled
     ///         totals. The epoch number stays used; the next settlement is `epoch + 1` and its
     ///         cumulative amounts must build on the current (unrevoked) root. Only the pending
@@ -266,7 +266,8 @@ interface IAdEscrow {
     /// @notice Sets the challenge window of later settlements (admin).
     function setChallengeWindow(uint40 window) external;
 
-    /// @notice Stops settlement and claims (guardian). Advertisers can still withdraw.
+    /// @notice Stops settlement and claims, and the pending root's challenge clock (guardian).
+    ///         Advertisers can still withdraw.
     function pause() external;
 
     /// @notice Resumes settlement and claims (guardian).

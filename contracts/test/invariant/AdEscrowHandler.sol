@@ -39,6 +39,8 @@ contract AdEscrowHandler is Test {
     bytes32 public ghostCurrentRoot;
     bytes32 public ghostPreviousRoot;
     bytes32 public ghostPendingRoot;
+    /// @dev When the current pause began: the challenge clock stands still from then.
+    uint256 public ghostPausedAt;
     IAdEscrow.Debit[] internal pendingDebits;
     IAdEscrow.TokenTotal[] internal pendingTotals;
 
@@ -208,6 +210,34 @@ contract AdEscrowHandler is Test {
         ++calls["settle"];
     }
 
+    /// @dev Tries to debit a campaign at or past its end plus grace (when the advertiser may
+    ///      withdraw), which settle must refuse.
+    function settleClosedCampaign(uint256 campaignSeed, uint256 amount) external {
+        (uint64 lastEpoch,, uint40 pendingAt,, bool paused) = escrow.settlementState();
+        if (paused || (pendingAt != 0 && block.timestamp < pendingAt)) return;
+        uint256 count = campaignIds.length;
+        uint256 start = count == 0 ? 0 : campaignSeed % count;
+        for (uint256 i; i < count; ++i) {
+            bytes32 id = campaignIds[(start + i) % count];
+            IAdEscrow.Campaign memory c = escrow.campaign(id);
+            uint256 closedAt = uint256(c.end) + escrow.gracePeriod();
+            if (c.remaining == 0 || block.timestamp < closedAt) continue;
+
+            amount = bound(amount, 1, c.remaining);
+            IAdEscrow.Debit[] memory debits = new IAdEscrow.Debit[](1);
+            debits[0] = IAdEscrow.Debit(id, amount);
+            IAdEscrow.TokenTotal[] memory totals = new IAdEscrow.TokenTotal[](1);
+            totals[0] = IAdEscrow.TokenTotal(c.token, amount);
+            vm.expectRevert(
+                abi.encodeWithSelector(IAdEscrow.AdEscrowSettlementClosed.selector, id, closedAt)
+            );
+            vm.prank(settler);
+            escrow.settle(lastEpoch + 1, keccak256("closed"), debits, totals);
+            ++calls["settleClosedCampaign"];
+            return;
+        }
+    }
+
     function activate() external {
         (,, uint40 pendingAt,, bool paused) = escrow.settlementState();
         if (paused || pendingAt == 0) return;
@@ -217,14 +247,28 @@ contract AdEscrowHandler is Test {
         ++calls["activate"];
     }
 
+    /// @dev Revokes the pending epoch while its window is open (a pause stops the clock at
+    ///      the moment it began); once the window is over, checks that revoke refuses and
+    ///      changes nothing.
     function revoke() external {
-        (uint64 lastEpoch,, uint40 pendingAt,,) = escrow.settlementState();
+        (uint64 lastEpoch,, uint40 pendingAt,, bool paused) = escrow.settlementState();
         if (pendingAt == 0) return;
+        bool windowOver = (paused ? ghostPausedAt : block.timestamp) >= pendingAt;
         vm.prank(guardian);
+        if (windowOver) {
+            vm.expectRevert(
+                abi.encodeWithSelector(
+                    IAdEscrow.AdEscrowChallengeWindowOver.selector, lastEpoch, pendingAt
+                )
+            );
+            escrow.revoke(lastEpoch, pendingDebits, pendingTotals);
+            ++calls["revokeTooLate"];
+            return;
+        }
         escrow.revoke(lastEpoch, pendingDebits, pendingTotals);
         cumulative = beforePending;
         ghostPendingRoot = bytes32(0);
-        ++calls["revoke"];
+        ++calls[paused && block.timestamp >= pendingAt ? "revokePausedAfterWindow" : "revoke"];
     }
 
     function setChallengeWindow(uint256 choice) external {
@@ -239,8 +283,12 @@ contract AdEscrowHandler is Test {
         (,,,, bool paused) = escrow.settlementState();
         if (!paused && seed % 4 != 0) return;
         vm.prank(guardian);
-        if (paused) escrow.unpause();
-        else escrow.pause();
+        if (paused) {
+            escrow.unpause();
+        } else {
+            escrow.pause();
+            ghostPausedAt = block.timestamp;
+        }
         ++calls["togglePause"];
     }
 
@@ -283,21 +331,23 @@ contract AdEscrowHandler is Test {
         ghostPendingRoot = bytes32(0);
     }
 
-    /// @dev Up to three campaigns with budget left, scanning from a random one; each is
-    ///      debited at most half its remaining budget (rounded up) so budgets last a while.
+    /// @dev Up to three campaigns with budget left and still open to settlement (before their
+    ///      end plus grace), scanning from a random one; each is debited at most half its
+    ///      remaining budget (rounded up) so budgets last a while.
     function _pickDebits(uint256 seed)
         internal
         view
         returns (IAdEscrow.Debit[] memory debits, uint256[TOKENS] memory earned)
     {
         uint256 count = campaignIds.length;
+        uint256 gracePeriod = escrow.gracePeriod();
         IAdEscrow.Debit[] memory buffer = new IAdEscrow.Debit[](3);
         uint256 n;
         uint256 start = count == 0 ? 0 : seed % count;
         for (uint256 i; i < count && n < 3; ++i) {
             bytes32 id = campaignIds[(start + i) % count];
             IAdEscrow.Campaign memory c = escrow.campaign(id);
-            if (c.remaining == 0) continue;
+            if (c.remaining == 0 || block.timestamp >= uint256(c.end) + gracePeriod) continue;
             uint256 amount =
                 bound(uint256(keccak256(abi.encode(seed, "debit", i))), 1, (c.remaining + 1) / 2);
             buffer[n++] = IAdEscrow.Debit(id, amount);
