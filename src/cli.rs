@@ -3,7 +3,7 @@
 use anyhow::Context;
 
 use crate::config::{Cli, Command};
-use crate::{db, deploy, server};
+use crate::{db, deploy, indexer, server, shutdown};
 
 /// Runs the subcommand named on the command line to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -16,6 +16,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             db::migrate(&pool).await.context("migration failed")?;
             tracing::info!("database is up to date");
             Ok(())
+        }
+        Command::Indexer(args) => {
+            let pool = db::connect(&args.database)
+                .await
+                .context("cannot connect to Postgres (is it running, and is DATABASE_URL right?)")?;
+            if args.migrate {
+                db::migrate(&pool).await.context("migration failed")?;
+            }
+            let follower = indexer::follower(pool, args.rpc_url.clone(), args.chain_id, &args.follow).await?;
+            indexer::run(follower, shutdown::signal()).await
         }
         Command::Deploy(args) => {
             let deployment = deploy::deploy(&args).await.context("deployment failed")?;

@@ -29,6 +29,8 @@ pub enum Command {
     Migrate(DatabaseArgs),
     /// Deploy the contracts and write a deployment file.
     Deploy(Box<crate::deploy::DeployArgs>),
+    /// Mirror the contracts' events into Postgres, following the chain.
+    Indexer(Box<IndexerArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -71,6 +73,56 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub api: ApiArgs,
+    /// Also run the indexer in this process.
+    #[arg(long, env = "ADESCROW_WITH_INDEXER")]
+    pub with_indexer: bool,
+    #[command(flatten)]
+    pub follow: FollowArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IndexerArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Apply pending migrations before indexing.
+    #[arg(long, env = "ADESCROW_MIGRATE")]
+    pub migrate: bool,
+    /// JSON-RPC URLs of the chain (comma separated); later ones take over when one fails.
+    #[arg(
+        long,
+        env = "ADESCROW_RPC_URL",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8545"
+    )]
+    pub rpc_url: Vec<Url>,
+    /// The chain id the RPC and the deployment file must both have.
+    #[arg(long, env = "ADESCROW_CHAIN_ID", default_value_t = 31337)]
+    pub chain_id: u64,
+    #[command(flatten)]
+    pub follow: FollowArgs,
+}
+
+/// How the indexer follows the chain (shared by `indexer` and `serve --with-indexer`).
+#[derive(Debug, Clone, Args)]
+pub struct FollowArgs {
+    /// Deployment file written by `adescrow deploy`: contract addresses and start blocks.
+    #[arg(long, env = "ADESCROW_DEPLOYMENT", default_value = "deployments/local.json")]
+    pub deployment: std::path::PathBuf,
+    /// Blocks this far below the head count as final.
+    #[arg(long, env = "ADESCROW_FINALITY_DEPTH", default_value_t = 12)]
+    pub finality_depth: u64,
+    /// Widest eth_getLogs range during backfill.
+    #[arg(long, env = "ADESCROW_MAX_LOG_RANGE", default_value_t = 10_000)]
+    pub max_log_range: u64,
+    /// Recent blocks kept to find the common ancestor of a reorg.
+    #[arg(long, env = "ADESCROW_REORG_WINDOW", default_value_t = 256)]
+    pub reorg_window: u64,
+    /// How often to poll for a new head once caught up.
+    #[arg(long, env = "ADESCROW_POLL_INTERVAL", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
+    /// Timeout of each RPC call.
+    #[arg(long, env = "ADESCROW_RPC_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub rpc_timeout: Duration,
 }
 
 /// Settings of the HTTP API itself, separate from how it is served so tests can build them.
@@ -116,4 +168,8 @@ pub struct ApiArgs {
     /// Requests a client may burst above the sustained rate.
     #[arg(long, env = "ADESCROW_RATE_LIMIT_BURST", default_value_t = 100)]
     pub rate_limit_burst: u32,
+    /// /readyz fails when the indexer is this many blocks behind the head and has not
+    /// moved for a minute.
+    #[arg(long, env = "ADESCROW_INDEXER_MAX_LAG", default_value_t = 64)]
+    pub indexer_max_lag: u64,
 }

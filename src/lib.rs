@@ -8,13 +8,16 @@ pub mod accounts;
 pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod contracts;
 pub mod db;
 pub mod deploy;
 pub mod http;
+pub mod indexer;
 pub mod nodes;
 pub mod payout_tree;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+
+/// Contract bindings and signed messages live with the chain code in `adescrow-indexer`.
+pub use adescrow_indexer::contracts;
 pub mod wire;

@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::config::ServeArgs;
 use crate::http::{self, AppState};
-use crate::{db, shutdown};
+use crate::{db, indexer, shutdown};
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let pool = db::connect(&args.database)
@@ -17,6 +17,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.migrate {
         db::migrate(&pool).await.context("migration failed")?;
     }
+    let indexer = if args.with_indexer {
+        let follower = indexer::follower(
+            pool.clone(),
+            vec![args.api.rpc_url.clone()],
+            args.api.chain_id,
+            &args.follow,
+        )
+        .await?;
+        Some(tokio::spawn(indexer::run(follower, shutdown::signal())))
+    } else {
+        None
+    };
     let state = AppState::new(args.api, pool).context("invalid API configuration")?;
     state.spawn_housekeeping();
 
@@ -33,5 +45,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     .await
     .context("server error")?;
     tracing::info!("API stopped");
+    if let Some(indexer) = indexer {
+        indexer.await.context("indexer task panicked")??;
+    }
     Ok(())
 }

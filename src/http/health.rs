@@ -74,6 +74,13 @@ async fn readyz(State(state): State<AppState>) -> axum::response::Response {
             _ => "chain RPC does not answer",
         });
     }
+    if let Ok(head) = &chain {
+        match super::chain::indexer_stalled(&state, *head).await {
+            Ok(true) => failures.push("indexer has stalled"),
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "readiness: indexer check failed"),
+        }
+    }
     match chain {
         Ok(chain_head) if failures.is_empty() => Json(Readiness {
             status: "ready",

@@ -11,6 +11,7 @@ pub mod validate;
 mod admin;
 mod api_keys;
 mod auth;
+mod chain;
 mod docs;
 mod health;
 mod me;
@@ -118,6 +119,7 @@ impl AppState {
         (name = "accounts", description = "The signed-in user, roles and API keys"),
         (name = "nodes", description = "Registry of hoster and witness node signing keys"),
         (name = "admin", description = "Operator actions"),
+        (name = "chain", description = "The chain mirror: escrow, settlements, claims, consent"),
     )
 )]
 struct ApiDoc;
@@ -148,6 +150,7 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(api_keys::router())
         .merge(nodes::router())
         .merge(admin::router())
+        .merge(chain::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::rate_limit,

@@ -6,6 +6,7 @@ mod support;
 mod api_keys;
 mod errors;
 mod escrow;
+mod indexer;
 mod nodes;
 mod openapi;
 mod rate_limit;

@@ -38,6 +38,7 @@ pub fn config() -> ApiArgs {
         cors_origins: Vec::new(),
         rate_limit_per_second: 10_000,
         rate_limit_burst: 10_000,
+        indexer_max_lag: 64,
     }
 }
 

@@ -19,21 +19,21 @@ mod bindings {
         #[sol(rpc)]
         #[derive(Debug)]
         AdEscrow,
-        "contracts/artifacts/AdEscrow.json"
+        "../contracts/artifacts/AdEscrow.json"
     );
 
     sol!(
         #[sol(rpc)]
         #[derive(Debug)]
         ConsentRegistry,
-        "contracts/artifacts/ConsentRegistry.json"
+        "../contracts/artifacts/ConsentRegistry.json"
     );
 
     sol!(
         #[sol(rpc)]
         #[derive(Debug)]
         TestToken,
-        "contracts/artifacts/TestToken.json"
+        "../contracts/artifacts/TestToken.json"
     );
 }
 
