@@ -25,15 +25,15 @@ use crate::support::{TestApp, spawn_anvil};
 use adescrow::db::MIGRATOR;
 
 /// A devnet with the contracts deployed and one funded campaign.
-struct Chain {
-    anvil: AnvilInstance,
-    deployment: Deployment,
+pub struct Chain {
+    pub anvil: AnvilInstance,
+    pub deployment: Deployment,
     token: Address,
     campaign: B256,
 }
 
 impl Chain {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let anvil = spawn_anvil();
         let deployment = deploy(&DeployArgs {
             rpc_url: anvil.endpoint_url(),
@@ -115,7 +115,7 @@ impl Chain {
     }
 
     /// Grants consent for `count` scopes from wallet `index`, in one mined block.
-    async fn grant_many(&self, index: usize, count: u64, expiry: u64) {
+    pub async fn grant_many(&self, index: usize, count: u64, expiry: u64) {
         let wallet = self.wallet(index);
         wallet.anvil_set_auto_mine(false).await.unwrap();
         let registry = ConsentRegistry::new(self.deployment.consent_registry.address, &wallet);
@@ -168,7 +168,7 @@ impl Chain {
         tree
     }
 
-    async fn mine(&self, blocks: u64) {
+    pub async fn mine(&self, blocks: u64) {
         self.wallet(0).anvil_mine(Some(blocks), None).await.unwrap();
     }
 }

@@ -11,5 +11,6 @@ mod nodes;
 mod openapi;
 mod rate_limit;
 mod readiness;
+mod rpc_faults;
 mod sign_in;
 mod vectors;

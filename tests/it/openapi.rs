@@ -48,6 +48,11 @@ async fn document_lists_every_route(pool: PgPool) {
         "GET /v1/admin/users/{id}",
         "PUT /v1/admin/users/{id}/roles/{role}",
         "DELETE /v1/admin/users/{id}/roles/{role}",
+        "GET /v1/chain/status",
+        "GET /v1/escrow/campaigns/{campaign_id}",
+        "GET /v1/escrow/settlements",
+        "GET /v1/escrow/claims/{account}",
+        "GET /v1/consent/{user}",
     ]
     .into_iter()
     .map(String::from)

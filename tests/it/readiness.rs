@@ -60,3 +60,38 @@ async fn not_ready_when_the_database_is_down() {
     assert!(detail.contains("database does not answer"), "{detail}");
     assert!(!detail.contains("chain"), "{detail}");
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn not_ready_when_the_indexer_has_stalled(pool: PgPool) {
+    let anvil = spawn_anvil();
+    // The chain moves on (head 100) while the mirror sits at block 10 and has not moved
+    // for two minutes.
+    alloy::providers::ext::AnvilApi::anvil_mine(
+        &alloy::providers::ProviderBuilder::new().connect_http(anvil.endpoint_url()),
+        Some(100),
+        None,
+    )
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO chain_checkpoints (chain_id, indexed_block, finalized_block, head_block, updated_at)
+         VALUES (31337, 10, 0, 10, now() - interval '2 minutes')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let app = TestApp::with(pool.clone(), |c| c.rpc_url = anvil.endpoint_url());
+    let reply = app.get("/readyz", None).await;
+    let detail = reply.problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable")["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(detail.contains("indexer has stalled"), "{detail}");
+
+    // A mirror that is merely idle on an idle chain is fine.
+    sqlx::query("UPDATE chain_checkpoints SET indexed_block = 100")
+        .execute(&pool)
+        .await
+        .unwrap();
+    app.get("/readyz", None).await.ok();
+}
