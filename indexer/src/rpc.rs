@@ -149,11 +149,6 @@ impl ChainRpc {
         self.inner.expected_chain_id
     }
 
-    /// The first endpoint's provider, for callers that need more than the calls here.
-    pub fn provider(&self) -> &RootProvider {
-        &self.inner.providers[0].1
-    }
-
     /// Runs `f` against the active endpoint, failing over to the others on transient errors.
     async fn call<T, F, Fut>(&self, call: &'static str, f: F) -> Result<T, CallError>
     where

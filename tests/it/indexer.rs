@@ -410,3 +410,32 @@ async fn killing_the_indexer_anywhere_loses_and_duplicates_nothing(pool: PgPool)
     assert_eq!(events, 300, "every event exactly once");
     assert_mirror_matches_chain(&pool, &chain, &users, 50).await;
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_reorg_deeper_than_the_window_stops_the_indexer(pool: PgPool) {
+    let chain = Chain::start().await;
+    let mut follower = chain.follower(&pool, chain.anvil.endpoint_url(), 2);
+    sync(&mut follower).await;
+
+    let snapshot = chain.wallet(0).anvil_snapshot().await.unwrap();
+    for _ in 0..70 {
+        chain.grant_many(5, 1, 4_000_000_000).await;
+    }
+    sync(&mut follower).await;
+
+    // Replace all 70 blocks: more than the 64-block window.
+    assert!(chain.wallet(0).anvil_revert(snapshot).await.unwrap());
+    chain.mine(71).await;
+    let error = loop {
+        match follower.step().await {
+            Ok(Step::Idle) => panic!("the deep reorg went unnoticed"),
+            Ok(_) => continue,
+            Err(error) => break error,
+        }
+    };
+    assert!(
+        matches!(error, adescrow_indexer::follower::FollowError::DeepReorg { .. }),
+        "{error}"
+    );
+    assert!(error.is_fatal());
+}
