@@ -278,79 +278,27 @@ pub async fn prune_window(conn: &mut PgConnection, chain_id: u64, below: u64) ->
     Ok(())
 }
 
-/// Deletes everything above `ancestor`: event rows and window blocks. Returns the number of
-/// event rows removed.
+/// Deletes everything above `ancestor`: event rows and window blocks, in one statement
+/// (Postgres runs every data-modifying CTE, read or not). Returns the number of event rows
+/// removed; a settlement's debits and totals count with its row.
 pub async fn rollback(conn: &mut PgConnection, chain_id: u64, ancestor: u64) -> Result<u64, sqlx::Error> {
-    let (chain, above) = (chain_id as i64, ancestor as i64);
-    let mut removed = 0;
-    removed += sqlx::query!(
-        "DELETE FROM mirror_campaign_events WHERE chain_id = $1 AND block_number > $2",
-        chain,
-        above
+    let removed = sqlx::query_scalar!(
+        r#"WITH campaign_events AS (DELETE FROM mirror_campaign_events WHERE chain_id = $1 AND block_number > $2 RETURNING 1),
+                settlements AS (DELETE FROM mirror_settlements WHERE chain_id = $1 AND block_number > $2 RETURNING 1),
+                debits AS (DELETE FROM mirror_settlement_debits WHERE chain_id = $1 AND block_number > $2 RETURNING 1),
+                totals AS (DELETE FROM mirror_settlement_totals WHERE chain_id = $1 AND block_number > $2 RETURNING 1),
+                revocations AS (DELETE FROM mirror_settlement_revocations WHERE chain_id = $1 AND block_number > $2 RETURNING 1),
+                claims AS (DELETE FROM mirror_claims WHERE chain_id = $1 AND block_number > $2 RETURNING 1),
+                consent AS (DELETE FROM mirror_consent_events WHERE chain_id = $1 AND block_number > $2 RETURNING 1),
+                admin AS (DELETE FROM mirror_escrow_admin_events WHERE chain_id = $1 AND block_number > $2 RETURNING 1),
+                blocks AS (DELETE FROM chain_blocks WHERE chain_id = $1 AND number > $2 RETURNING 1)
+           SELECT (SELECT count(*) FROM campaign_events) + (SELECT count(*) FROM settlements)
+                + (SELECT count(*) FROM revocations) + (SELECT count(*) FROM claims)
+                + (SELECT count(*) FROM consent) + (SELECT count(*) FROM admin) AS "removed!""#,
+        chain_id as i64,
+        ancestor as i64
     )
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    removed += sqlx::query!(
-        "DELETE FROM mirror_settlements WHERE chain_id = $1 AND block_number > $2",
-        chain,
-        above
-    )
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    sqlx::query!(
-        "DELETE FROM mirror_settlement_debits WHERE chain_id = $1 AND block_number > $2",
-        chain,
-        above
-    )
-    .execute(&mut *conn)
+    .fetch_one(conn)
     .await?;
-    sqlx::query!(
-        "DELETE FROM mirror_settlement_totals WHERE chain_id = $1 AND block_number > $2",
-        chain,
-        above
-    )
-    .execute(&mut *conn)
-    .await?;
-    removed += sqlx::query!(
-        "DELETE FROM mirror_settlement_revocations WHERE chain_id = $1 AND block_number > $2",
-        chain,
-        above
-    )
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    removed += sqlx::query!(
-        "DELETE FROM mirror_claims WHERE chain_id = $1 AND block_number > $2",
-        chain,
-        above
-    )
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    removed += sqlx::query!(
-        "DELETE FROM mirror_consent_events WHERE chain_id = $1 AND block_number > $2",
-        chain,
-        above
-    )
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    removed += sqlx::query!(
-        "DELETE FROM mirror_escrow_admin_events WHERE chain_id = $1 AND block_number > $2",
-        chain,
-        above
-    )
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    sqlx::query!(
-        "DELETE FROM chain_blocks WHERE chain_id = $1 AND number > $2",
-        chain,
-        above
-    )
-    .execute(&mut *conn)
-    .await?;
-    Ok(removed)
+    Ok(removed as u64)
 }
