@@ -17,6 +17,7 @@ use alloy::node_bindings::Anvil;
 use alloy::primitives::aliases::U40;
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy::providers::ProviderBuilder;
+use alloy::providers::ext::AnvilApi;
 use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
@@ -36,8 +37,26 @@ fn used(receipt: &TransactionReceipt, what: &str) -> u64 {
     receipt.gas_used
 }
 
+/// Debits `amount` from `campaigns` in equal shares (the first takes the remainder).
+fn split(campaigns: &[B256], amount: U256) -> Vec<IAdEscrow::Debit> {
+    let count = U256::from(campaigns.len() as u64);
+    let share = amount / count;
+    campaigns
+        .iter()
+        .enumerate()
+        .map(|(i, &campaign_id)| IAdEscrow::Debit {
+            campaignId: campaign_id,
+            amount: if i == 0 {
+                amount - share * (count - U256::from(1u64))
+            } else {
+                share
+            },
+        })
+        .collect()
+}
+
 /// Earnings of every payee in an epoch: payee `i` has earned `(i + 1) * epoch` base units.
-fn tree(payees: &[Address], token: Address, epoch: u64) -> (PayoutTree, U256) {
+fn earnings(payees: &[Address], token: Address, epoch: u64) -> (PayoutTree, U256) {
     let leaves: Vec<PayoutLeaf> = payees
         .iter()
         .enumerate()
@@ -112,20 +131,10 @@ async fn main() -> anyhow::Result<()> {
     let mut epoch = 0u64;
     let mut settle = |debited: usize| {
         epoch += 1;
-        let (tree, total) = tree(&payees, token_address, epoch);
+        let (tree, total) = earnings(&payees, token_address, epoch);
         // Spread this epoch's new earnings (`total / epoch` of the cumulative) over campaigns.
         let new = total / U256::from(epoch);
-        let share = new / U256::from(debited as u64);
-        let debits: Vec<IAdEscrow::Debit> = (0..debited)
-            .map(|i| IAdEscrow::Debit {
-                campaignId: campaigns[i],
-                amount: if i == 0 {
-                    new - share * U256::from(debited as u64 - 1)
-                } else {
-                    share
-                },
-            })
-            .collect();
+        let debits = split(&campaigns[..debited], new);
         let totals = vec![IAdEscrow::TokenTotal {
             token: token_address,
             amount: new,
@@ -203,6 +212,74 @@ async fn main() -> anyhow::Result<()> {
         gas: used(&receipt, "claim"),
         limit: Some(60_000),
     });
+
+    // With a challenge window (production), each settlement also promotes the previous root
+    // and stores the new one as pending with its commitment.
+    let window = 3_600u64;
+    let receipt = AdEscrow::deploy_builder(
+        &operator_rpc,
+        operator.address(),
+        U40::from(86_400u64),
+        U40::from(window),
+    )
+    .send()
+    .await?
+    .get_receipt()
+    .await?;
+    let windowed = AdEscrow::new(receipt.contract_address.expect("a deployment"), &operator_rpc);
+    let settler_role = windowed.SETTLER_ROLE().call().await?;
+    windowed
+        .grantRole(settler_role, operator.address())
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    token
+        .mint(advertiser.address(), budget * U256::from(10u64))
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    token
+        .approve(*windowed.address(), U256::MAX)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    let advertiser_windowed = AdEscrow::new(*windowed.address(), &advertiser_rpc);
+    for id in &campaigns {
+        advertiser_windowed
+            .openCampaign(*id, token_address, budget, end)
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+    }
+    for (epoch, debited) in [(1u64, 1usize), (2, 1), (3, 1), (4, 2), (5, 5)] {
+        let (tree, total) = earnings(&payees, token_address, epoch);
+        let new = total / U256::from(epoch);
+        let totals = vec![IAdEscrow::TokenTotal {
+            token: token_address,
+            amount: new,
+        }];
+        let receipt = windowed
+            .settle(epoch, tree.root(), split(&campaigns[..debited], new), totals)
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        let gas = used(&receipt, "settle with a window");
+        if epoch > 2 {
+            let limit = Some(60_000 + 10_000 * debited as u64);
+            figures.push(Figure {
+                name: format!("settle + promote (1 h window), {debited} campaign(s)"),
+                gas,
+                limit,
+            });
+        }
+        operator_rpc.anvil_increase_time(window + 1).await?;
+        operator_rpc.anvil_mine(Some(1), None).await?;
+    }
 
     // Consent: a direct grant, and a grant by signature submitted by a relayer.
     let scope = keccak256("personalized-ads");
