@@ -155,11 +155,10 @@ contract AdEscrow is IAdEscrow, AccessControl {
         if (s.paused) revert AdEscrowPaused();
         if (epoch != s.lastEpoch + 1) revert AdEscrowWrongEpoch(s.lastEpoch + 1, epoch);
         if (root == bytes32(0)) revert AdEscrowEmptyRoot();
+        // One pending root at a time; once its window has passed, `activate` (anyone) makes it
+        // current. Keeping promotion out of `settle` keeps the settler's gas flat.
         if (s.pendingClaimableAt != 0) {
-            if (block.timestamp < s.pendingClaimableAt) {
-                revert AdEscrowSettlementPending(s.lastEpoch, s.pendingClaimableAt);
-            }
-            _promotePending(s);
+            revert AdEscrowSettlementPending(s.lastEpoch, s.pendingClaimableAt);
         }
 
         _debit(debits, totals);

@@ -289,10 +289,17 @@ contract AdEscrowSettlementTest is AdEscrowTestBase {
         _settle(2, ROOT_2, _debits(CAMPAIGN_A, 1), _totals(usd, 1));
     }
 
-    function test_settle_promotesElapsedPendingRoot() public {
+    function test_settle_revertsUntilElapsedPendingRootIsActivated() public {
         _setWindow(WINDOW);
         _settle(1, ROOT_1, _debits(CAMPAIGN_A, 1), _totals(usd, 1));
-        vm.warp(_pendingClaimableAt());
+        uint40 claimableAt = _pendingClaimableAt();
+        vm.warp(claimableAt);
+        vm.expectRevert(
+            abi.encodeWithSelector(IAdEscrow.AdEscrowSettlementPending.selector, 1, claimableAt)
+        );
+        _settle(2, ROOT_2, _debits(CAMPAIGN_A, 1), _totals(usd, 1));
+
+        escrow.activate();
         _settle(2, ROOT_2, _debits(CAMPAIGN_A, 1), _totals(usd, 1));
 
         (bytes32 current, bytes32 previous) = escrow.claimableRoots();

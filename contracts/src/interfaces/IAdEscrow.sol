@@ -121,8 +121,8 @@ interface IAdEscrow {
     /// @notice Thrown when a settlement names an epoch other than the next one.
     error AdEscrowWrongEpoch(uint64 expected, uint64 given);
 
-    /// @notice Thrown when a settlement is posted while the previous root is still in its
-    ///         challenge window.
+    /// @notice Thrown when a settlement is posted while the previous root is still pending:
+    ///         in its challenge window, or past it but not yet activated.
     error AdEscrowSettlementPending(uint64 pendingEpoch, uint40 claimableAt);
 
     /// @notice Thrown when a settlement has an empty root.
@@ -209,7 +209,7 @@ interface IAdEscrow {
     ) external;
 
     /// @notice Makes the pending root the current one once its challenge window has passed.
-    ///         Anyone may call; `settle` does it too.
+    ///         Anyone may call; the next settlement needs it done.
     function activate() external;
 
     /// @notice Revokes the pending epoch while its challenge window is open (a pause stops

@@ -166,9 +166,12 @@ contract AdEscrowHandler is Test {
     function settle(uint256 seed, bool waitOutWindow) external {
         (uint64 lastEpoch,, uint40 pendingAt, uint40 window, bool paused) = escrow.settlementState();
         if (paused) return;
-        if (pendingAt != 0 && block.timestamp < pendingAt) {
+        if (pendingAt != 0) {
+            // A pending root must be activated (after its window) before the next settlement.
             if (!waitOutWindow) return;
-            vm.warp(pendingAt);
+            if (block.timestamp < pendingAt) vm.warp(pendingAt);
+            escrow.activate();
+            _promoteGhost();
         }
 
         (IAdEscrow.Debit[] memory debits, uint256[TOKENS] memory earned) = _pickDebits(seed);
@@ -190,7 +193,6 @@ contract AdEscrowHandler is Test {
         vm.prank(settler);
         escrow.settle(lastEpoch + 1, root, debits, totals);
 
-        if (pendingAt != 0) _promoteGhost();
         if (window == 0) {
             ghostPreviousRoot = ghostCurrentRoot;
             ghostCurrentRoot = root;
@@ -214,7 +216,8 @@ contract AdEscrowHandler is Test {
     ///      withdraw), which settle must refuse.
     function settleClosedCampaign(uint256 campaignSeed, uint256 amount) external {
         (uint64 lastEpoch,, uint40 pendingAt,, bool paused) = escrow.settlementState();
-        if (paused || (pendingAt != 0 && block.timestamp < pendingAt)) return;
+        // A pending root (activated or not) blocks every settlement first.
+        if (paused || pendingAt != 0) return;
         uint256 count = campaignIds.length;
         uint256 start = count == 0 ? 0 : campaignSeed % count;
         for (uint256 i; i < count; ++i) {
