@@ -3,7 +3,7 @@
 //! and whether that block is final. Chain data is public, so these need no credential.
 
 use alloy::primitives::{Address, B256};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, ProblemSchema};
-use super::extract::{Json, Path};
+use super::extract::{Json, Path, Query};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -2,7 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::path::ErrorKind;
-use axum::extract::rejection::{BytesRejection, FailedToBufferBody, PathRejection};
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
@@ -115,6 +115,17 @@ impl From<PathRejection> for ApiError {
             _ => "path".to_owned(),
         };
         ApiError::invalid(field, rejection.body_text())
+    }
+}
+
+/// A query string. A rejection is a 422 problem like any other bad field.
+#[derive(Debug, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::invalid("query", rejection.body_text())
     }
 }
 

@@ -439,3 +439,47 @@ async fn a_reorg_deeper_than_the_window_stops_the_indexer(pool: PgPool) {
     );
     assert!(error.is_fatal());
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn chain_reads_refuse_bad_input(pool: PgPool) {
+    let app = TestApp::new(pool.clone());
+    // Before the indexer has run there is nothing to answer from.
+    app.get("/v1/chain/status", None)
+        .await
+        .problem(axum::http::StatusCode::NOT_FOUND, "not-found");
+
+    sqlx::query(
+        "INSERT INTO chain_checkpoints (chain_id, indexed_block, finalized_block, head_block) VALUES (31337, 5, 3, 5)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let unprocessable = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+    app.get("/v1/escrow/campaigns/0x1234", None)
+        .await
+        .problem(unprocessable, "invalid-field");
+    app.get("/v1/escrow/claims/not-an-address", None)
+        .await
+        .problem(unprocessable, "invalid-field");
+    app.get("/v1/consent/0x12", None)
+        .await
+        .problem(unprocessable, "invalid-field");
+    let zero = app.get("/v1/escrow/settlements?limit=0", None).await;
+    assert_eq!(zero.problem(unprocessable, "invalid-field")["field"], "limit");
+    let text = app.get("/v1/escrow/settlements?limit=many", None).await;
+    assert_eq!(text.problem(unprocessable, "invalid-field")["field"], "query");
+    let unknown = app.get("/v1/escrow/settlements?page=2", None).await;
+    unknown.problem(unprocessable, "invalid-field");
+    app.get(&format!("/v1/escrow/campaigns/{}", B256::repeat_byte(7)), None)
+        .await
+        .problem(axum::http::StatusCode::NOT_FOUND, "not-found");
+    assert_eq!(
+        app.get("/v1/escrow/settlements", None)
+            .await
+            .ok()
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}
