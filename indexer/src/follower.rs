@@ -154,12 +154,15 @@ impl Follower {
         if next <= finalized {
             return self.backfill(next, finalized, head).await;
         }
-        if let Some(checkpoint) = checkpoint
-            && let Some(step) = self.verify_tip(checkpoint.indexed_block.min(head)).await?
-        {
-            return Ok(step);
-        }
         if next > head {
+            // Nothing new: make sure what we hold is still the chain (a reorg at the same
+            // height, a rollback, or one that happened while we were down). When a new block
+            // exists, its parent check below does this job.
+            if let Some(checkpoint) = checkpoint
+                && let Some(step) = self.verify_tip(checkpoint.indexed_block.min(head)).await?
+            {
+                return Ok(step);
+            }
             return Ok(Step::Idle);
         }
         let Some(block) = self.rpc.block(next).await? else {
