@@ -9,6 +9,9 @@ use uuid::Uuid;
 
 use crate::auth::Role;
 
+/// Whose resources a request may see: one owner's, or everyone's when `None` (admins).
+pub type OwnerScope = Option<Uuid>;
+
 /// A user as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

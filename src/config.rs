@@ -76,6 +76,9 @@ pub struct ServeArgs {
     /// Also run the indexer in this process.
     #[arg(long, env = "ADESCROW_WITH_INDEXER")]
     pub with_indexer: bool,
+    /// How often the campaign scheduler runs (one process at a time holds its lock).
+    #[arg(long, env = "ADESCROW_SCHEDULER_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub scheduler_interval: Duration,
     #[command(flatten)]
     pub follow: FollowArgs,
 }
@@ -168,6 +171,18 @@ pub struct ApiArgs {
     /// Requests a client may burst above the sustained rate.
     #[arg(long, env = "ADESCROW_RATE_LIMIT_BURST", default_value_t = 100)]
     pub rate_limit_burst: u32,
+    /// Secret that MACs decision tickets; at least 32 bytes. Every API process must share it.
+    #[arg(long, env = "ADESCROW_TICKET_SECRET", hide_env_values = true)]
+    pub ticket_secret: String,
+    /// How long a decision ticket stays billable.
+    #[arg(long, env = "ADESCROW_TICKET_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub ticket_ttl: Duration,
+    /// Lifetime of a node session token.
+    #[arg(long, env = "ADESCROW_NODE_SESSION_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub node_session_ttl: Duration,
+    /// The serving index is rebuilt on every change and at least this often (to pick up spend).
+    #[arg(long, env = "ADESCROW_SERVING_REFRESH", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub serving_refresh: Duration,
     /// /readyz fails when the indexer is this many blocks behind the head and has not
     /// moved for a minute.
     #[arg(long, env = "ADESCROW_INDEXER_MAX_LAG", default_value_t = 64)]

@@ -5,18 +5,30 @@
 //! its own process. See `ARCHITECTURE.md` for which module owns which concept.
 
 pub mod accounts;
+pub mod analytics;
 pub mod auth;
+pub mod brands;
+pub mod campaigns;
 pub mod cli;
 pub mod config;
+pub mod creatives;
 pub mod db;
 pub mod deploy;
 pub mod http;
 pub mod indexer;
+pub mod leader;
+pub mod money;
 pub mod nodes;
 pub mod payout_tree;
+pub mod placements;
+pub mod pricing;
+pub mod schedule;
+pub mod scheduler;
 pub mod server;
+pub mod serving;
 pub mod shutdown;
 pub mod telemetry;
+pub mod viewers;
 
 /// Contract bindings and signed messages live with the chain code in `adescrow-indexer`.
 pub use adescrow_indexer::contracts;

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::accounts::OwnerScope;
 use crate::auth::personal_sign::{self, SignatureError};
 
 /// A registered node as the API shows it.
@@ -57,9 +58,6 @@ pub fn verify_proof(owner: Address, node: Address, chain_id: u64, signature: &st
         Err(ProofError::WrongSigner(recovered))
     }
 }
-
-/// Who may see a node: its owner, or anyone when `None` (admins).
-pub type OwnerScope = Option<Uuid>;
 
 struct NodeRow {
     id: Uuid,

@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::config::ServeArgs;
 use crate::http::{self, AppState};
-use crate::{db, indexer, shutdown};
+use crate::{db, indexer, scheduler, shutdown};
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let pool = db::connect(&args.database)
@@ -29,8 +29,22 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let state = AppState::new(args.api, pool).context("invalid API configuration")?;
+    let chain_id = args.api.chain_id;
+    let serving_refresh = args.api.serving_refresh;
+    let state = AppState::new(args.api, pool.clone()).context("invalid API configuration")?;
     state.spawn_housekeeping();
+    state
+        .ad_server
+        .refresh()
+        .await
+        .context("cannot build the serving index")?;
+    let ad_server = state.ad_server.spawn(serving_refresh, shutdown::signal());
+    let scheduler = tokio::spawn(scheduler::run(
+        pool,
+        chain_id,
+        args.scheduler_interval,
+        shutdown::signal(),
+    ));
 
     let listener = TcpListener::bind(args.listen)
         .await
@@ -45,6 +59,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     .await
     .context("server error")?;
     tracing::info!("API stopped");
+    ad_server.await.context("serving index task panicked")?;
+    scheduler.await.context("scheduler task panicked")?;
     if let Some(indexer) = indexer {
         indexer.await.context("indexer task panicked")??;
     }

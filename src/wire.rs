@@ -11,3 +11,13 @@ pub mod checksummed {
         serializer.serialize_str(&address.to_checksum(None))
     }
 }
+
+/// For PATCH bodies: tells a member set to `null` (`Some(None)`, clear it) from one left out
+/// (`None`, keep it). Use with `#[serde(default, deserialize_with = "...")]`.
+pub fn double_option<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}

@@ -1,6 +1,7 @@
 //! Who is calling: wallet sign-in (SIWE), session tokens, API keys and roles.
 
 pub mod api_key;
+pub mod node_session;
 pub mod personal_sign;
 pub mod principal;
 pub mod session;

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::session::SessionKeys;
 use super::{Role, api_key};
-use crate::accounts;
+use crate::accounts::{self, OwnerScope};
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +46,12 @@ impl Principal {
 
     pub fn is_admin(&self) -> bool {
         self.has(Role::Admin)
+    }
+
+    /// Admins see every owner's resources; everyone else sees their own. Others' resources
+    /// answer 404, not 403, so that ids do not leak.
+    pub fn scope(&self) -> OwnerScope {
+        (!self.is_admin()).then_some(self.user_id)
     }
 
     /// Resolves a bearer credential: an `adk_` API key or a session token.

@@ -129,22 +129,48 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
+/// The request's bearer credential.
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthenticated("missing Authorization: Bearer credential".into()))?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| ApiError::Unauthenticated("Authorization header must be `Bearer <token>`".into()))
+}
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthenticated("missing Authorization: Bearer credential".into()))?;
-        let bearer = header
-            .to_str()
-            .ok()
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| ApiError::Unauthenticated("Authorization header must be `Bearer <token>`".into()))?;
-        Ok(Principal::authenticate(&state.db, &state.sessions, bearer).await?)
+        Ok(Principal::authenticate(&state.db, &state.sessions, bearer(parts)?).await?)
+    }
+}
+
+/// A hoster node calling with a node session token. Resolved from memory: the token is a
+/// MAC, and the serving index knows which nodes are retired or lost their owner's hoster role.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeCaller(pub uuid::Uuid);
+
+impl FromRequestParts<AppState> for NodeCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let node = state
+            .node_sessions
+            .verify(bearer(parts)?)
+            .ok_or_else(|| ApiError::Unauthenticated("node session token is invalid or expired".into()))?;
+        if !state.ad_server.is_active_node(node) {
+            return Err(ApiError::Unauthenticated(
+                "this node is retired, unknown, or its owner is no longer a hoster".into(),
+            ));
+        }
+        Ok(NodeCaller(node))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The signed-in user: who am I, and taking on a role.
 
 use axum::extract::State;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -11,9 +11,13 @@ use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::Json;
 use crate::accounts::{self, User};
 use crate::auth::{Credential, Principal, Role};
+use crate::viewers;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(me)).routes(routes!(take_role))
+    OpenApiRouter::new()
+        .routes(routes!(me))
+        .routes(routes!(take_role))
+        .routes(routes!(viewer_id))
 }
 
 /// The authenticated user and their roles.
@@ -62,4 +66,24 @@ async fn take_role(
         .await?
         .ok_or(ApiError::NotFound("user"))?;
     Ok(Json(user))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ViewerId {
+    /// Give this to the sites you browse; ads needing consent then see yours.
+    #[schema(example = "vw_3q2-7wEjRkqXb0xZ9mJ1aA")]
+    pub viewer_id: String,
+}
+
+/// The caller's pseudonymous viewer id, created on first request. Hosters pass it with
+/// decisions so that the viewer's on-chain consent counts, without learning the wallet.
+#[utoipa::path(
+    post, path = "/me/viewer-id", tag = "accounts", security(("bearer" = [])),
+    responses((status = 200, body = ViewerId), (status = 401, body = ProblemSchema))
+)]
+async fn viewer_id(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<ViewerId>> {
+    let mut conn = state.db.acquire().await?;
+    let viewer_id = viewers::ensure(&mut conn, principal.user_id).await?;
+    Ok(Json(ViewerId { viewer_id }))
 }

@@ -11,11 +11,16 @@ pub mod validate;
 mod admin;
 mod api_keys;
 mod auth;
+mod brands;
+mod campaigns;
 mod chain;
+mod creatives;
+mod decisions;
 mod docs;
 mod health;
 mod me;
 mod nodes;
+mod placements;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -35,9 +40,11 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::auth::node_session::NodeSessions;
 use crate::auth::session::{SessionKeys, WeakSecret};
 use crate::auth::siwe::SignInPolicy;
 use crate::config::ApiArgs;
+use crate::serving::AdServer;
 use crate::telemetry;
 use middleware::ClientRateLimiter;
 
@@ -50,6 +57,8 @@ pub struct AppState {
     pub db: PgPool,
     pub config: Arc<ApiArgs>,
     pub sessions: Arc<SessionKeys>,
+    pub node_sessions: Arc<NodeSessions>,
+    pub ad_server: Arc<AdServer>,
     pub sign_in: Arc<SignInPolicy>,
     pub chain: ChainRpc,
     pub rate_limiter: Arc<ClientRateLimiter>,
@@ -63,6 +72,8 @@ pub enum ConfigError {
     WeakSecret(#[from] WeakSecret),
     #[error("rate limits must be at least 1")]
     ZeroRateLimit,
+    #[error("the ticket secret must be at least 32 bytes")]
+    WeakTicketSecret,
 }
 
 impl AppState {
@@ -72,9 +83,20 @@ impl AppState {
         let chain = ChainRpc::new(config.rpc_url.clone(), config.chain_id, PROBE_TIMEOUT);
         let per_second = NonZeroU32::new(config.rate_limit_per_second).ok_or(ConfigError::ZeroRateLimit)?;
         let burst = NonZeroU32::new(config.rate_limit_burst).ok_or(ConfigError::ZeroRateLimit)?;
+        if config.ticket_secret.len() < 32 {
+            return Err(ConfigError::WeakTicketSecret);
+        }
+        let ad_server = AdServer::new(
+            db.clone(),
+            config.chain_id,
+            config.ticket_secret.as_bytes(),
+            config.ticket_ttl,
+        );
         Ok(Self {
             db,
             sessions: Arc::new(sessions),
+            node_sessions: Arc::new(NodeSessions::new(config.jwt_secret.as_bytes(), config.node_session_ttl)),
+            ad_server: Arc::new(ad_server),
             sign_in: Arc::new(sign_in),
             chain,
             rate_limiter: Arc::new(ClientRateLimiter::new(per_second, burst)),
@@ -120,6 +142,8 @@ impl AppState {
         (name = "nodes", description = "Registry of hoster and witness node signing keys"),
         (name = "admin", description = "Operator actions"),
         (name = "chain", description = "The chain mirror: escrow, settlements, claims, consent"),
+        (name = "campaigns", description = "Brands, campaigns, ad sets, ads, placements, prices and analytics"),
+        (name = "decisions", description = "Hoster nodes: sessions and ad decisions"),
     )
 )]
 struct ApiDoc;
@@ -151,6 +175,11 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(nodes::router())
         .merge(admin::router())
         .merge(chain::router())
+        .merge(brands::router())
+        .merge(campaigns::router())
+        .merge(creatives::router())
+        .merge(placements::router())
+        .merge(decisions::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::rate_limit,

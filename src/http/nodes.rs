@@ -13,18 +13,12 @@ use super::error::{ApiError, ApiResult, ProblemSchema, on_unique};
 use super::extract::{Json, Path};
 use super::{AppState, validate};
 use crate::auth::{Principal, Role};
-use crate::nodes::{self, Node, OwnerScope, ProofError};
+use crate::nodes::{self, Node, ProofError};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register, list))
         .routes(routes!(get_node, update, retire))
-}
-
-/// Admins see every node; everyone else sees their own. Others' nodes are 404, not 403, so
-/// ids do not leak.
-fn scope(principal: &Principal) -> OwnerScope {
-    (!principal.is_admin()).then_some(principal.user_id)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -87,7 +81,7 @@ async fn register(
     responses((status = 200, body = [Node]), (status = 401, body = ProblemSchema))
 )]
 async fn list(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Vec<Node>>> {
-    Ok(Json(nodes::list(&state.db, scope(&principal)).await?))
+    Ok(Json(nodes::list(&state.db, principal.scope()).await?))
 }
 
 /// One node.
@@ -96,7 +90,7 @@ async fn list(State(state): State<AppState>, principal: Principal) -> ApiResult<
     responses((status = 200, body = Node), (status = 404, body = ProblemSchema))
 )]
 async fn get_node(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> ApiResult<Json<Node>> {
-    let node = nodes::find(&state.db, id, scope(&principal)).await?;
+    let node = nodes::find(&state.db, id, principal.scope()).await?;
     node.map(Json).ok_or(ApiError::NotFound("node"))
 }
 
@@ -124,7 +118,7 @@ async fn update(
         .as_deref()
         .map(|name| validate::name("name", name))
         .transpose()?;
-    let node = nodes::update(&state.db, id, scope(&principal), name, request.can_witness).await?;
+    let node = nodes::update(&state.db, id, principal.scope(), name, request.can_witness).await?;
     node.map(Json).ok_or(ApiError::NotFound("node"))
 }
 
@@ -134,6 +128,6 @@ async fn update(
     responses((status = 200, body = Node), (status = 404, body = ProblemSchema))
 )]
 async fn retire(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> ApiResult<Json<Node>> {
-    let node = nodes::retire(&state.db, id, scope(&principal)).await?;
+    let node = nodes::retire(&state.db, id, principal.scope()).await?;
     node.map(Json).ok_or(ApiError::NotFound("node"))
 }

@@ -6,6 +6,8 @@ mod support;
 mod api_keys;
 mod errors;
 mod escrow;
+mod fixtures;
+mod scheduler;
 mod indexer;
 mod nodes;
 mod openapi;

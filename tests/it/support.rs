@@ -39,6 +39,10 @@ pub fn config() -> ApiArgs {
         rate_limit_per_second: 10_000,
         rate_limit_burst: 10_000,
         indexer_max_lag: 64,
+        ticket_secret: "ticket-secret-ticket-secret-ticket!".into(),
+        ticket_ttl: Duration::from_secs(3600),
+        node_session_ttl: Duration::from_secs(3600),
+        serving_refresh: Duration::from_secs(5),
     }
 }
 
@@ -87,6 +91,7 @@ impl Reply {
 pub struct TestApp {
     pub router: Router,
     pub pool: PgPool,
+    pub state: AppState,
 }
 
 impl TestApp {
@@ -99,8 +104,9 @@ impl TestApp {
         adjust(&mut config);
         let state = AppState::new(config, pool.clone()).expect("valid test config");
         Self {
-            router: app(state),
+            router: app(state.clone()),
             pool,
+            state,
         }
     }
 
@@ -139,6 +145,10 @@ impl TestApp {
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
         self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.call(Method::PATCH, path, token, Some(body)).await
     }
 
     /// Signs in with a wallet through the real SIWE flow; returns the session document.

@@ -1,0 +1,144 @@
+//! Brands over HTTP: advertisers manage their own; admins see all.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::error::{ApiError, ApiResult, ProblemSchema};
+use super::extract::{Json, Path};
+use super::{AppState, validate};
+use crate::auth::{Principal, Role};
+use crate::brands::{self, Brand, BrandFields};
+use crate::money::Amount;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(get_brand, update))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateBrand {
+    #[schema(example = "Acme Coffee")]
+    pub name: String,
+    pub daily_budget: Amount,
+    pub monthly_budget: Amount,
+    #[schema(example = "Europe/Berlin")]
+    pub time_zone: String,
+    #[serde(default = "active_by_default")]
+    pub active: bool,
+}
+
+fn active_by_default() -> bool {
+    true
+}
+
+/// Checks a brand's settings as a whole (create and update share this).
+fn checked(fields: &BrandFields<'_>) -> ApiResult<(String, String)> {
+    let name = validate::name("name", fields.name)?.to_owned();
+    validate::positive("dailyBudget", fields.daily_budget)?;
+    validate::positive("monthlyBudget", fields.monthly_budget)?;
+    if fields.monthly_budget < fields.daily_budget {
+        return Err(ApiError::invalid("monthlyBudget", "must be at least the daily budget"));
+    }
+    let zone = validate::time_zone("timeZone", fields.time_zone)?;
+    Ok((name, zone))
+}
+
+/// Creates a brand owned by the caller. Needs the advertiser role.
+#[utoipa::path(
+    post, path = "/brands", tag = "campaigns", security(("bearer" = [])), request_body = CreateBrand,
+    responses((status = 201, body = Brand), (status = 403, body = ProblemSchema), (status = 422, body = ProblemSchema))
+)]
+async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(request): Json<CreateBrand>,
+) -> ApiResult<(StatusCode, Json<Brand>)> {
+    principal.require(Role::Advertiser)?;
+    let fields = BrandFields {
+        name: &request.name,
+        daily_budget: request.daily_budget,
+        monthly_budget: request.monthly_budget,
+        time_zone: &request.time_zone,
+        active: request.active,
+    };
+    let (name, time_zone) = checked(&fields)?;
+    let fields = BrandFields {
+        name: &name,
+        time_zone: &time_zone,
+        ..fields
+    };
+    let brand = brands::insert(&state.db, principal.user_id, &fields).await?;
+    Ok((StatusCode::CREATED, Json(brand)))
+}
+
+/// The caller's brands (every brand for admins).
+#[utoipa::path(
+    get, path = "/brands", tag = "campaigns", security(("bearer" = [])),
+    responses((status = 200, body = [Brand]), (status = 401, body = ProblemSchema))
+)]
+async fn list(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Vec<Brand>>> {
+    Ok(Json(brands::list(&state.db, principal.scope()).await?))
+}
+
+/// One brand.
+#[utoipa::path(
+    get, path = "/brands/{id}", tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = Brand), (status = 404, body = ProblemSchema))
+)]
+async fn get_brand(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Brand>> {
+    let brand = brands::find(&state.db, id, principal.scope()).await?;
+    brand.map(Json).ok_or(ApiError::NotFound("brand"))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateBrand {
+    pub name: Option<String>,
+    pub daily_budget: Option<Amount>,
+    pub monthly_budget: Option<Amount>,
+    pub time_zone: Option<String>,
+    pub active: Option<bool>,
+}
+
+/// Changes a brand's settings; members left out keep their value.
+#[utoipa::path(
+    patch, path = "/brands/{id}", tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = UpdateBrand,
+    responses((status = 200, body = Brand), (status = 404, body = ProblemSchema), (status = 422, body = ProblemSchema))
+)]
+async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+    Json(request): Json<UpdateBrand>,
+) -> ApiResult<Json<Brand>> {
+    let current = brands::find(&state.db, id, principal.scope())
+        .await?
+        .ok_or(ApiError::NotFound("brand"))?;
+    let fields = BrandFields {
+        name: request.name.as_deref().unwrap_or(&current.name),
+        daily_budget: request.daily_budget.unwrap_or(current.daily_budget),
+        monthly_budget: request.monthly_budget.unwrap_or(current.monthly_budget),
+        time_zone: request.time_zone.as_deref().unwrap_or(&current.time_zone),
+        active: request.active.unwrap_or(current.active),
+    };
+    let (name, time_zone) = checked(&fields)?;
+    let fields = BrandFields {
+        name: &name,
+        time_zone: &time_zone,
+        ..fields
+    };
+    let brand = brands::update(&state.db, id, principal.scope(), &fields).await?;
+    brand.map(Json).ok_or(ApiError::NotFound("brand"))
+}

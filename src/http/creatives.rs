@@ -1,0 +1,277 @@
+//! Ad sets and ads over HTTP. Each belongs to one of the caller's campaigns; naming another
+//! advertiser's campaign or ad set is refused as an unknown id, so ids do not leak.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::error::{ApiError, ApiResult, ProblemSchema};
+use super::extract::{Json, Path, Query};
+use super::{AppState, validate};
+use crate::auth::Principal;
+use crate::campaigns::{self, CampaignStatus};
+use crate::creatives::{self, Ad, AdFields, AdSet, Creative, CreativeKind, Filter};
+use crate::pricing::PriceList;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_ad_set, list_ad_sets))
+        .routes(routes!(get_ad_set, update_ad_set))
+        .routes(routes!(create_ad, list_ads))
+        .routes(routes!(get_ad, update_ad))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CreativeQuery {
+    pub campaign_id: Option<Uuid>,
+    pub ad_set_id: Option<Uuid>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateAdSet {
+    pub campaign_id: Uuid,
+    pub name: String,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Creates an ad set in one of the caller's campaigns.
+#[utoipa::path(
+    post, path = "/ad-sets", tag = "campaigns", security(("bearer" = [])), request_body = CreateAdSet,
+    responses((status = 201, body = AdSet), (status = 409, body = ProblemSchema), (status = 422, body = ProblemSchema))
+)]
+async fn create_ad_set(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(request): Json<CreateAdSet>,
+) -> ApiResult<(StatusCode, Json<AdSet>)> {
+    let campaign = campaigns::find(&state.db, request.campaign_id, principal.scope())
+        .await?
+        .ok_or_else(|| ApiError::invalid("campaignId", "no such campaign among yours"))?;
+    if campaign.status == CampaignStatus::Completed {
+        return Err(ApiError::conflict("campaignId", "the campaign is COMPLETED"));
+    }
+    let name = validate::name("name", &request.name)?;
+    let id = creatives::insert_ad_set(&state.db, campaign.id, name, request.active).await?;
+    Ok((StatusCode::CREATED, Json(find_ad_set(&state, &principal, id).await?)))
+}
+
+async fn find_ad_set(state: &AppState, principal: &Principal, id: Uuid) -> ApiResult<AdSet> {
+    let filter = Filter {
+        id: Some(id),
+        scope: principal.scope(),
+        ..Filter::default()
+    };
+    creatives::select_ad_sets(&state.db, filter)
+        .await?
+        .pop()
+        .ok_or(ApiError::NotFound("ad set"))
+}
+
+/// The caller's ad sets, optionally of one campaign.
+#[utoipa::path(
+    get, path = "/ad-sets", tag = "campaigns", security(("bearer" = [])), params(CreativeQuery),
+    responses((status = 200, body = [AdSet]))
+)]
+async fn list_ad_sets(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<CreativeQuery>,
+) -> ApiResult<Json<Vec<AdSet>>> {
+    let filter = Filter {
+        campaign_id: query.campaign_id,
+        scope: principal.scope(),
+        ..Filter::default()
+    };
+    Ok(Json(creatives::select_ad_sets(&state.db, filter).await?))
+}
+
+/// One ad set.
+#[utoipa::path(
+    get, path = "/ad-sets/{id}", tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = AdSet), (status = 404, body = ProblemSchema))
+)]
+async fn get_ad_set(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<AdSet>> {
+    Ok(Json(find_ad_set(&state, &principal, id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateAdSet {
+    pub name: Option<String>,
+    pub active: Option<bool>,
+}
+
+/// Renames an ad set or turns it on or off.
+#[utoipa::path(
+    patch, path = "/ad-sets/{id}", tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = UpdateAdSet,
+    responses((status = 200, body = AdSet), (status = 404, body = ProblemSchema), (status = 422, body = ProblemSchema))
+)]
+async fn update_ad_set(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+    Json(request): Json<UpdateAdSet>,
+) -> ApiResult<Json<AdSet>> {
+    let current = find_ad_set(&state, &principal, id).await?;
+    let name = validate::name("name", request.name.as_deref().unwrap_or(&current.name))?;
+    creatives::update_ad_set(&state.db, id, name, request.active.unwrap_or(current.active)).await?;
+    Ok(Json(find_ad_set(&state, &principal, id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateAd {
+    pub ad_set_id: Uuid,
+    pub name: String,
+    #[serde(default = "yes")]
+    pub active: bool,
+    pub creative: Creative,
+    /// The ad's own prices; events left out use the token's default.
+    #[serde(default)]
+    pub prices: PriceList,
+}
+
+/// Checks an ad's settings as a whole (create and update share this).
+fn checked(name: &str, active: bool, creative: Creative, prices: PriceList) -> ApiResult<AdFields> {
+    let name = validate::name("name", name)?.to_owned();
+    let title = validate::text("creative.title", &creative.title, 1, 200)?.to_owned();
+    let text = validate::text("creative.text", &creative.text, 0, 2000)?.to_owned();
+    validate::web_url("creative.clickUrl", &creative.click_url)?;
+    match &creative.media_url {
+        Some(url) => validate::web_url("creative.mediaUrl", url)?,
+        None if creative.kind != CreativeKind::Text => {
+            return Err(ApiError::invalid(
+                "creative.mediaUrl",
+                "image and video ads need a media URL",
+            ));
+        }
+        None => {}
+    }
+    let prices = prices
+        .to_unit_prices()
+        .map_err(|error| ApiError::invalid(format!("prices.{}", error.field), error.message))?;
+    Ok(AdFields {
+        name,
+        active,
+        creative: Creative {
+            title,
+            text,
+            ..creative
+        },
+        prices,
+    })
+}
+
+/// Creates an ad in one of the caller's ad sets.
+#[utoipa::path(
+    post, path = "/ads", tag = "campaigns", security(("bearer" = [])), request_body = CreateAd,
+    responses((status = 201, body = Ad), (status = 409, body = ProblemSchema), (status = 422, body = ProblemSchema))
+)]
+async fn create_ad(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(request): Json<CreateAd>,
+) -> ApiResult<(StatusCode, Json<Ad>)> {
+    let ad_set = find_ad_set(&state, &principal, request.ad_set_id)
+        .await
+        .map_err(|_| ApiError::invalid("adSetId", "no such ad set among yours"))?;
+    let campaign = campaigns::find(&state.db, ad_set.campaign_id, None)
+        .await?
+        .ok_or(ApiError::NotFound("campaign"))?;
+    if campaign.status == CampaignStatus::Completed {
+        return Err(ApiError::conflict("adSetId", "the ad set's campaign is COMPLETED"));
+    }
+    let fields = checked(&request.name, request.active, request.creative, request.prices)?;
+    let id = creatives::insert_ad(&state.db, ad_set.id, &fields).await?;
+    Ok((StatusCode::CREATED, Json(find_ad(&state, &principal, id).await?)))
+}
+
+async fn find_ad(state: &AppState, principal: &Principal, id: Uuid) -> ApiResult<Ad> {
+    let filter = Filter {
+        id: Some(id),
+        scope: principal.scope(),
+        ..Filter::default()
+    };
+    creatives::select_ads(&state.db, filter)
+        .await?
+        .pop()
+        .ok_or(ApiError::NotFound("ad"))
+}
+
+/// The caller's ads, optionally of one campaign or ad set.
+#[utoipa::path(
+    get, path = "/ads", tag = "campaigns", security(("bearer" = [])), params(CreativeQuery),
+    responses((status = 200, body = [Ad]))
+)]
+async fn list_ads(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<CreativeQuery>,
+) -> ApiResult<Json<Vec<Ad>>> {
+    let filter = Filter {
+        campaign_id: query.campaign_id,
+        ad_set_id: query.ad_set_id,
+        scope: principal.scope(),
+        ..Filter::default()
+    };
+    Ok(Json(creatives::select_ads(&state.db, filter).await?))
+}
+
+/// One ad.
+#[utoipa::path(
+    get, path = "/ads/{id}", tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = Ad), (status = 404, body = ProblemSchema))
+)]
+async fn get_ad(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> ApiResult<Json<Ad>> {
+    Ok(Json(find_ad(&state, &principal, id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateAd {
+    pub name: Option<String>,
+    pub active: Option<bool>,
+    pub creative: Option<Creative>,
+    /// Replaces all of the ad's own prices.
+    pub prices: Option<PriceList>,
+}
+
+/// Changes an ad; members left out keep their value.
+#[utoipa::path(
+    patch, path = "/ads/{id}", tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = UpdateAd,
+    responses((status = 200, body = Ad), (status = 404, body = ProblemSchema), (status = 422, body = ProblemSchema))
+)]
+async fn update_ad(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+    Json(request): Json<UpdateAd>,
+) -> ApiResult<Json<Ad>> {
+    let current = find_ad(&state, &principal, id).await?;
+    let fields = checked(
+        request.name.as_deref().unwrap_or(&current.name),
+        request.active.unwrap_or(current.active),
+        request.creative.unwrap_or(current.creative),
+        request.prices.unwrap_or(current.prices),
+    )?;
+    creatives::update_ad(&state.db, id, &fields).await?;
+    Ok(Json(find_ad(&state, &principal, id).await?))
+}

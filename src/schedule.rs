@@ -1,0 +1,160 @@
+//! When a campaign may run: its dates, and its dayparting window in the brand's time zone.
+//! Pure functions of an instant, so the scheduler, the ad server and the tests agree and
+//! tests can put the clock anywhere (midnight, month ends, DST changes).
+//!
+//! Zones come from the IANA database bundled into the binary (jiff's `tzdb-bundle-always`),
+//! so every machine resolves a zone name the same way.
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use time::OffsetDateTime;
+
+/// Looks up an IANA zone name such as `Europe/Berlin`.
+pub fn zone(name: &str) -> Option<TimeZone> {
+    TimeZone::get(name).ok()
+}
+
+/// Converts from the `time` crate, which sqlx speaks, to jiff, which knows zones.
+pub fn timestamp(at: OffsetDateTime) -> Timestamp {
+    Timestamp::from_nanosecond(at.unix_timestamp_nanos()).expect("an OffsetDateTime is within jiff's range")
+}
+
+/// Converts back from jiff to the `time` crate.
+pub fn offset_date_time(at: Timestamp) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(at.as_nanosecond()).expect("a jiff Timestamp is within time's range")
+}
+
+/// Hours of the local day in which a campaign runs: `[start, end)`. A window whose end is
+/// before its start runs past midnight: 22 to 6 is 22:00 to 05:59 the next morning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Daypart {
+    pub start_hour: u8,
+    pub end_hour: u8,
+}
+
+impl Daypart {
+    /// A window of hours in 0..=23 whose start and end differ.
+    pub fn new(start_hour: u8, end_hour: u8) -> Option<Daypart> {
+        (start_hour < 24 && end_hour < 24 && start_hour != end_hour).then_some(Daypart { start_hour, end_hour })
+    }
+
+    pub fn contains(&self, local_hour: u8) -> bool {
+        if self.start_hour < self.end_hour {
+            (self.start_hour..self.end_hour).contains(&local_hour)
+        } else {
+            local_hour >= self.start_hour || local_hour < self.end_hour
+        }
+    }
+}
+
+/// A campaign's dates and optional daypart, evaluated in its brand's zone.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub starts_at: Timestamp,
+    pub ends_at: Timestamp,
+    pub daypart: Option<Daypart>,
+}
+
+impl Schedule {
+    pub fn has_ended(&self, now: Timestamp) -> bool {
+        now >= self.ends_at
+    }
+
+    /// Whether the campaign may show ads at `now`: within its dates and its daypart.
+    pub fn is_live(&self, now: Timestamp, zone: &TimeZone) -> bool {
+        self.is_live_at(now, local_hour(now, zone))
+    }
+
+    /// [`Self::is_live`] for a caller that already knows the local hour at `now`.
+    pub fn is_live_at(&self, now: Timestamp, local_hour: u8) -> bool {
+        now >= self.starts_at && now < self.ends_at && self.daypart.is_none_or(|daypart| daypart.contains(local_hour))
+    }
+}
+
+/// The hour of the local wall clock at `now`.
+pub fn local_hour(now: Timestamp, zone: &TimeZone) -> u8 {
+    now.to_zoned(zone.clone()).hour() as u8
+}
+
+/// The first instant of the local day containing `now`; on a day whose midnight a DST change
+/// skips, the first instant that exists.
+pub fn day_start(now: Timestamp, zone: &TimeZone) -> Timestamp {
+    let date = now.to_zoned(zone.clone()).date();
+    date.to_zoned(zone.clone())
+        .expect("every local date has a first instant")
+        .timestamp()
+}
+
+/// The first instant of the local month containing `now`.
+pub fn month_start(now: Timestamp, zone: &TimeZone) -> Timestamp {
+    let date = now.to_zoned(zone.clone()).date().first_of_month();
+    date.to_zoned(zone.clone())
+        .expect("every local date has a first instant")
+        .timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(rfc3339: &str) -> Timestamp {
+        rfc3339.parse().unwrap()
+    }
+
+    #[test]
+    fn daypart_past_midnight_wraps() {
+        let night = Daypart::new(22, 6).unwrap();
+        assert!(night.contains(22) && night.contains(23) && night.contains(0) && night.contains(5));
+        assert!(!night.contains(6) && !night.contains(12) && !night.contains(21));
+        let office = Daypart::new(9, 17).unwrap();
+        assert!(office.contains(9) && office.contains(16));
+        assert!(!office.contains(17) && !office.contains(8));
+        assert_eq!(Daypart::new(5, 5), None);
+        assert_eq!(Daypart::new(0, 24), None);
+    }
+
+    #[test]
+    fn daypart_is_read_on_the_local_clock() {
+        let tokyo = zone("Asia/Tokyo").unwrap();
+        let schedule = Schedule {
+            starts_at: at("2026-01-01T00:00:00Z"),
+            ends_at: at("2027-01-01T00:00:00Z"),
+            daypart: Daypart::new(22, 6),
+        };
+        // 14:00 UTC is 23:00 in Tokyo: inside; 00:00 UTC is 09:00 in Tokyo: outside.
+        assert!(schedule.is_live(at("2026-03-10T14:00:00Z"), &tokyo));
+        assert!(schedule.is_live(at("2026-03-10T20:59:59Z"), &tokyo));
+        assert!(!schedule.is_live(at("2026-03-10T21:00:00Z"), &tokyo));
+        assert!(!schedule.is_live(at("2026-03-11T00:00:00Z"), &tokyo));
+    }
+
+    #[test]
+    fn days_and_months_start_at_local_midnight_across_dst() {
+        let berlin = zone("Europe/Berlin").unwrap();
+        // Summer time: local midnight is 22:00 UTC the day before.
+        assert_eq!(
+            day_start(at("2026-07-15T12:00:00Z"), &berlin),
+            at("2026-07-14T22:00:00Z")
+        );
+        // The night clocks go forward (29 March 2026), midnight is still at +01:00.
+        assert_eq!(
+            day_start(at("2026-03-29T12:00:00Z"), &berlin),
+            at("2026-03-28T23:00:00Z")
+        );
+        assert_eq!(
+            month_start(at("2026-03-31T21:59:59Z"), &berlin),
+            at("2026-02-28T23:00:00Z")
+        );
+        assert_eq!(
+            month_start(at("2026-03-31T22:00:00Z"), &berlin),
+            at("2026-03-31T22:00:00Z")
+        );
+        // Santiago skips midnight when summer time starts: the day begins at 01:00 local.
+        let santiago = zone("America/Santiago").unwrap();
+        assert_eq!(
+            day_start(at("2026-09-06T12:00:00Z"), &santiago),
+            at("2026-09-06T04:00:00Z")
+        );
+        assert!(zone("Mars/Olympus_Mons").is_none());
+    }
+}

@@ -1,0 +1,233 @@
+//! The ad server's decision engine. Hoster nodes ask for ads; [`AdServer::decide`] answers
+//! from an in-memory index so that a decision touches no database in the common case.
+//!
+//! The index ([`snapshot::Snapshot`]) is rebuilt when Postgres reports a change to anything
+//! it holds (`NOTIFY serving_index`, sent by statement triggers) and on a timer, which picks
+//! up budgets that billing spends and stands in for notifications missed while the listener
+//! reconnects.
+
+pub mod frequency;
+pub mod select;
+pub mod served;
+pub mod snapshot;
+pub mod ticket;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use rand::Rng;
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::creatives::Creative;
+use crate::schedule;
+use frequency::FrequencyCounter;
+pub use select::{Context, NoAdReason};
+use served::ServedCounter;
+use snapshot::Snapshot;
+pub use ticket::{Ticket, TicketError, TicketKeys};
+
+/// The Postgres notification channel the schema's triggers send on.
+const CHANNEL: &str = "serving_index";
+/// Changes usually come in bursts (a campaign and its ads); wait this long to take them in one rebuild.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// One ad chosen for a request, with its signed ticket.
+#[derive(Debug, Clone)]
+pub struct ServedAd {
+    pub ticket: Ticket,
+    /// The ticket as the hoster passes it back with receipts.
+    pub token: String,
+    pub creative: Arc<Creative>,
+}
+
+#[derive(Debug)]
+pub struct AdServer {
+    db: PgPool,
+    chain_id: u64,
+    snapshot: ArcSwap<Snapshot>,
+    frequency: FrequencyCounter,
+    served: ServedCounter,
+    tickets: TicketKeys,
+    ticket_ttl: Duration,
+}
+
+/// The placement named in a request does not exist.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown placement")]
+pub struct UnknownPlacement;
+
+impl AdServer {
+    /// An ad server with an empty index; [`Self::refresh`] fills it.
+    pub fn new(db: PgPool, chain_id: u64, ticket_secret: &[u8], ticket_ttl: Duration) -> Self {
+        Self {
+            db,
+            chain_id,
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            frequency: FrequencyCounter::default(),
+            served: ServedCounter::default(),
+            tickets: TicketKeys::new(ticket_secret),
+            ticket_ttl,
+        }
+    }
+
+    /// Rebuilds the index from Postgres and swaps it in; decisions in flight finish on the old one.
+    pub async fn refresh(&self) -> Result<(), sqlx::Error> {
+        let started = std::time::Instant::now();
+        let now = schedule::timestamp(OffsetDateTime::now_utc());
+        let snapshot = Snapshot::load(&self.db, self.chain_id, now).await?;
+        metrics::histogram!("adescrow_serving_index_rebuild_seconds").record(started.elapsed().as_secs_f64());
+        metrics::gauge!("adescrow_serving_index_ads").set(snapshot.ad_count() as f64);
+        tracing::debug!(
+            campaigns = snapshot.campaigns.len(),
+            ads = snapshot.ad_count(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "serving index rebuilt"
+        );
+        self.snapshot.store(Arc::new(snapshot));
+        Ok(())
+    }
+
+    /// Whether a node may ask for decisions: registered, not retired, owned by a hoster.
+    pub fn is_active_node(&self, node: Uuid) -> bool {
+        self.snapshot.load().active_nodes.contains_key(&node)
+    }
+
+    pub fn tickets(&self) -> &TicketKeys {
+        &self.tickets
+    }
+
+    pub fn frequency(&self) -> &FrequencyCounter {
+        &self.frequency
+    }
+
+    /// Chooses ads for a node's request and issues a ticket for each.
+    pub fn decide(
+        &self,
+        node: Uuid,
+        placement: &str,
+        context: &Context<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Result<Vec<ServedAd>, NoAdReason>, UnknownPlacement> {
+        let snapshot = self.snapshot.load();
+        let max_ads = *snapshot.placements.get(placement).ok_or(UnknownPlacement)?;
+        let mut rng = rand::rng();
+        let chosen = match select::select(
+            &snapshot,
+            &self.frequency,
+            max_ads,
+            context,
+            schedule::timestamp(now),
+            &mut rng,
+        ) {
+            Ok(chosen) => chosen,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let issued_at = now.unix_timestamp();
+        let expires_at = issued_at + self.ticket_ttl.as_secs() as i64;
+        let viewer = context.viewer.map(ticket::viewer_hash);
+        Ok(Ok(chosen
+            .into_iter()
+            .map(|ad| {
+                let ticket = Ticket {
+                    id: uuid::Builder::from_random_bytes(rng.random()).into_uuid(),
+                    ad_id: ad.id,
+                    campaign_id: snapshot.campaigns[ad.campaign].id,
+                    hoster_node_id: node,
+                    viewer,
+                    prices: ad.prices,
+                    issued_at,
+                    expires_at,
+                };
+                self.served.record(ad.id, node, issued_at);
+                ServedAd {
+                    token: self.tickets.issue(&ticket),
+                    ticket,
+                    creative: ad.creative.clone(),
+                }
+            })
+            .collect()))
+    }
+
+    /// Keeps the index fresh until `shutdown`: rebuilds on change notifications and every
+    /// `interval`, flushes served counts and forgets frequency counts older than an hour.
+    pub fn spawn(
+        self: &Arc<Self>,
+        interval: Duration,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let server = self.clone();
+        tokio::spawn(async move { server.run(interval, shutdown).await })
+    }
+
+    async fn run(&self, interval: Duration, shutdown: impl Future<Output = ()>) {
+        let mut listener = match PgListener::connect_with(&self.db).await {
+            Ok(mut listener) => match listener.listen(CHANNEL).await {
+                Ok(()) => Some(listener),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for serving changes; refreshing on the timer only");
+                    None
+                }
+            },
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for serving changes; refreshing on the timer only");
+                None
+            }
+        };
+        let mut tick = tokio::time::interval(interval);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                _ = tick.tick() => {
+                    self.housekeeping().await;
+                }
+                notification = recv(&mut listener) => {
+                    if let Err(error) = notification {
+                        // sqlx reconnects on the next receive; what changed meanwhile is read now.
+                        tracing::warn!(%error, "serving change listener lost its connection");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    tokio::time::sleep(DEBOUNCE).await;
+                    if let Some(listener) = listener.as_mut() {
+                        while listener.next_buffered().is_some() {}
+                    }
+                    self.refresh_logged().await;
+                }
+            }
+        }
+        if let Err(error) = self.served.flush(&self.db).await {
+            tracing::warn!(%error, "could not flush served counts at shutdown");
+        }
+    }
+
+    async fn housekeeping(&self) {
+        self.refresh_logged().await;
+        if let Err(error) = self.served.flush(&self.db).await {
+            tracing::warn!(%error, "could not flush served counts; will retry");
+        }
+        self.frequency.forget_old(OffsetDateTime::now_utc().unix_timestamp());
+    }
+
+    async fn refresh_logged(&self) {
+        if let Err(error) = self.refresh().await {
+            tracing::warn!(%error, "could not rebuild the serving index; serving from the previous one");
+        }
+    }
+
+    /// Writes served counts now (normally done on the refresh timer).
+    pub async fn flush_served(&self) -> Result<(), sqlx::Error> {
+        self.served.flush(&self.db).await
+    }
+}
+
+async fn recv(listener: &mut Option<PgListener>) -> Result<(), sqlx::Error> {
+    match listener {
+        Some(listener) => listener.recv().await.map(drop),
+        None => std::future::pending().await,
+    }
+}
