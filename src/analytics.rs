@@ -131,9 +131,9 @@ pub async fn campaign(
                WHERE s.campaign_id = $1 AND sc.bucket >= $2 AND sc.bucket < $3
            )
            SELECT ad_id, node_id, day, GROUPING(ad_id, node_id, day) AS "grouping!",
-                  sum(served)::bigint AS "served!", sum(impressions)::bigint AS "impressions!",
-                  sum(clicks)::bigint AS "clicks!", sum(views)::bigint AS "views!",
-                  sum(acquisitions)::bigint AS "acquisitions!", sum(spend)::text AS "spend!"
+                  coalesce(sum(served), 0)::bigint AS "served!", coalesce(sum(impressions), 0)::bigint AS "impressions!",
+                  coalesce(sum(clicks), 0)::bigint AS "clicks!", coalesce(sum(views), 0)::bigint AS "views!",
+                  coalesce(sum(acquisitions), 0)::bigint AS "acquisitions!", coalesce(sum(spend), 0)::text AS "spend!"
            FROM events GROUP BY GROUPING SETS ((ad_id), (node_id), (day), ())
            ORDER BY 4, 1, 2, 3"#,
         campaign,

@@ -4,6 +4,8 @@
 mod support;
 
 mod api_keys;
+mod campaigns;
+mod decisions;
 mod errors;
 mod escrow;
 mod fixtures;
