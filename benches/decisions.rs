@@ -15,6 +15,9 @@
 //! create and finally drop the database `adescrow_bench_decisions`. Prints one line per
 //! figure with its target, and exits non-zero when a figure misses it.
 
+// A bench binary reports on stdout.
+#![allow(clippy::print_stdout)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -108,8 +111,12 @@ fn config() -> ApiArgs {
 /// A random request: a viewer out of a million, often a region, sometimes communities.
 fn random_request(rng: &mut impl Rng) -> (String, Option<String>, Vec<String>, Option<&'static str>) {
     let viewer = format!("viewer-{}", rng.random_range(0..VIEWERS));
-    let region = rng.random_bool(0.8).then(|| format!("region-{}", rng.random_range(0..10)));
-    let communities = (0..rng.random_range(0..3)).map(|_| format!("community-{}", rng.random_range(0..20))).collect();
+    let region = rng
+        .random_bool(0.8)
+        .then(|| format!("region-{}", rng.random_range(0..10)));
+    let communities = (0..rng.random_range(0..3))
+        .map(|_| format!("community-{}", rng.random_range(0..20)))
+        .collect();
     let user_type = rng.random_bool(0.3).then_some("member");
     (viewer, region, communities, user_type)
 }
@@ -129,10 +136,12 @@ async fn seed(pool: &PgPool, node_key: &PrivateKeySigner) -> anyhow::Result<()> 
     sqlx::query("INSERT INTO user_roles (user_id, role) VALUES ('00000000-0000-0000-0000-000000000002', 'hoster')")
         .execute(pool)
         .await?;
-    sqlx::query("INSERT INTO nodes (owner_id, address, name) VALUES ('00000000-0000-0000-0000-000000000002', $1, 'bench')")
-        .bind(node_key.address().as_slice())
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO nodes (owner_id, address, name) VALUES ('00000000-0000-0000-0000-000000000002', $1, 'bench')",
+    )
+    .bind(node_key.address().as_slice())
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -182,7 +191,10 @@ async fn over_http(state: AppState, node_key: &PrivateKeySigner) -> anyhow::Resu
 
     let issued_at = OffsetDateTime::now_utc().format(&Rfc3339)?;
     let message = session_message(node_key.address(), CHAIN_ID, &issued_at);
-    let signature = format!("0x{}", hex::encode(node_key.sign_message_sync(message.as_bytes())?.as_bytes()));
+    let signature = format!(
+        "0x{}",
+        hex::encode(node_key.sign_message_sync(message.as_bytes())?.as_bytes())
+    );
     let session: serde_json::Value = client
         .post(format!("{base}/v1/nodes/sessions"))
         .json(&json!({ "address": node_key.address(), "issuedAt": issued_at, "signature": signature }))
@@ -198,7 +210,12 @@ async fn over_http(state: AppState, node_key: &PrivateKeySigner) -> anyhow::Resu
     let deadline = started + HTTP_DURATION;
     let mut workers = Vec::new();
     for _ in 0..CONCURRENCY {
-        let (client, token, completed, url) = (client.clone(), token.clone(), completed.clone(), format!("{base}/v1/decisions"));
+        let (client, token, completed, url) = (
+            client.clone(),
+            token.clone(),
+            completed.clone(),
+            format!("{base}/v1/decisions"),
+        );
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             while Instant::now() < deadline {
@@ -257,14 +274,21 @@ async fn admin(admin_url: &str) -> anyhow::Result<PgConnection> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin_url =
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let mut conn = admin(&admin_url).await?;
-    sqlx::query("DROP DATABASE IF EXISTS adescrow_bench_decisions WITH (FORCE)").execute(&mut conn).await?;
-    sqlx::query("CREATE DATABASE adescrow_bench_decisions").execute(&mut conn).await?;
+    sqlx::query("DROP DATABASE IF EXISTS adescrow_bench_decisions WITH (FORCE)")
+        .execute(&mut conn)
+        .await?;
+    sqlx::query("CREATE DATABASE adescrow_bench_decisions")
+        .execute(&mut conn)
+        .await?;
     let mut db_url = Url::parse(&admin_url)?;
     db_url.set_path(DATABASE);
     let result = run(&db_url).await;
-    sqlx::query("DROP DATABASE IF EXISTS adescrow_bench_decisions WITH (FORCE)").execute(&mut conn).await?;
+    sqlx::query("DROP DATABASE IF EXISTS adescrow_bench_decisions WITH (FORCE)")
+        .execute(&mut conn)
+        .await?;
     if !result? {
         std::process::exit(1);
     }

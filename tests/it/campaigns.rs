@@ -39,7 +39,11 @@ async fn brands_refuse_bad_budgets_and_zones(pool: PgPool) {
         ("dailyBudget", json!("0"), "dailyBudget"),
         ("dailyBudget", json!("-5"), "dailyBudget"),
         ("dailyBudget", json!(1000), "dailyBudget"),
-        ("monthlyBudget", json!("340282366920938463463374607431768211456"), "monthlyBudget"),
+        (
+            "monthlyBudget",
+            json!("340282366920938463463374607431768211456"),
+            "monthlyBudget",
+        ),
         ("monthlyBudget", json!("999"), "monthlyBudget"),
         ("name", json!(" "), "name"),
     ] {
@@ -51,11 +55,26 @@ async fn brands_refuse_bad_budgets_and_zones(pool: PgPool) {
     assert_eq!(brand.status, StatusCode::CREATED, "{}", brand.text);
     assert_eq!(brand.body["dailyBudget"], "1000");
     let id = brand.body["id"].as_str().unwrap();
-    let patched = app.patch(&format!("/v1/brands/{id}"), Some(&token), json!({ "timeZone": "Asia/Kolkata", "active": false })).await;
+    let patched = app
+        .patch(
+            &format!("/v1/brands/{id}"),
+            Some(&token),
+            json!({ "timeZone": "Asia/Kolkata", "active": false }),
+        )
+        .await;
     assert_eq!(patched.ok()["timeZone"], "Asia/Kolkata");
     assert_eq!(patched.body["active"], false);
-    let bad_patch = app.patch(&format!("/v1/brands/{id}"), Some(&token), json!({ "timeZone": "Nowhere/City" })).await;
-    assert_eq!(bad_patch.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"], "timeZone");
+    let bad_patch = app
+        .patch(
+            &format!("/v1/brands/{id}"),
+            Some(&token),
+            json!({ "timeZone": "Nowhere/City" }),
+        )
+        .await;
+    assert_eq!(
+        bad_patch.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"],
+        "timeZone"
+    );
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
@@ -74,7 +93,11 @@ async fn campaigns_ads_and_prices_refuse_bad_input(pool: PgPool) {
         ("daypart", json!({ "startHour": 5, "endHour": 5 }), "daypart"),
         ("daypart", json!({ "startHour": 24, "endHour": 5 }), "daypart"),
         ("priority", json!(101), "priority"),
-        ("frequencyCaps", json!({ "impressionsPerHour": 0, "clicksPerHour": 1 }), "frequencyCaps.impressionsPerHour"),
+        (
+            "frequencyCaps",
+            json!({ "impressionsPerHour": 0, "clicksPerHour": 1 }),
+            "frequencyCaps.impressionsPerHour",
+        ),
         ("targeting", json!({ "regions": [""] }), "targeting.regions[0]"),
         ("token", json!("0x0000000000000000000000000000000000000000"), "token"),
         ("token", json!("not-an-address"), "token"),
@@ -86,7 +109,10 @@ async fn campaigns_ads_and_prices_refuse_bad_input(pool: PgPool) {
 
     let (campaign, _) = advertiser.campaign(&app, json!({}), json!({ "cpm": "1000000" })).await;
     let ad_set = app
-        .get(&format!("/v1/ad-sets?campaignId={}", campaign["id"].as_str().unwrap()), Some(token))
+        .get(
+            &format!("/v1/ad-sets?campaignId={}", campaign["id"].as_str().unwrap()),
+            Some(token),
+        )
         .await
         .ok()[0]["id"]
         .clone();
@@ -97,11 +123,19 @@ async fn campaigns_ads_and_prices_refuse_bad_input(pool: PgPool) {
     });
     for (path, value, field) in [
         ("/creative/clickUrl", json!("javascript:alert(1)"), "creative.clickUrl"),
-        ("/creative/mediaUrl", json!("ftp://cdn.example/a.png"), "creative.mediaUrl"),
+        (
+            "/creative/mediaUrl",
+            json!("ftp://cdn.example/a.png"),
+            "creative.mediaUrl",
+        ),
         ("/creative/mediaUrl", Value::Null, "creative.mediaUrl"),
         ("/prices/cpc", json!("0"), "prices.cpc"),
         ("/prices/cpm", json!("1500"), "prices.cpm"),
-        ("/prices/cpc", json!("340282366920938463463374607431768211456"), "prices.cpc"),
+        (
+            "/prices/cpc",
+            json!("340282366920938463463374607431768211456"),
+            "prices.cpc",
+        ),
         ("/adSetId", json!(uuid::Uuid::new_v4()), "adSetId"),
     ] {
         let mut body = good_ad.clone();
@@ -114,7 +148,10 @@ async fn campaigns_ads_and_prices_refuse_bad_input(pool: PgPool) {
     refused(&app, &other.token, "/v1/ads", foreign, "adSetId", "ads").await;
     let created = app.post("/v1/ads", Some(token), good_ad).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
-    assert_eq!(created.body["prices"], json!({ "cpm": "2000000", "cpc": "50000", "cpv": null, "cpa": null }));
+    assert_eq!(
+        created.body["prices"],
+        json!({ "cpm": "2000000", "cpc": "50000", "cpv": null, "cpa": null })
+    );
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
@@ -140,17 +177,42 @@ async fn status_changes_follow_the_machine_and_are_recorded(pool: PgPool) {
         let refused = app.post(&path, Some(token), change(to)).await;
         let problem = refused.problem(StatusCode::CONFLICT, "conflict");
         assert_eq!(problem["field"], "status");
-        assert!(problem["detail"].as_str().unwrap().contains(&format!("the campaign is {current}")), "{problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("the campaign is {current}")),
+            "{problem}"
+        );
     }
-    assert_eq!(app.post(&path, Some(token), change("SCHEDULED")).await.ok()["status"], "SCHEDULED");
-    app.post(&path, Some(token), change("RUNNING")).await.problem(StatusCode::CONFLICT, "conflict");
+    assert_eq!(
+        app.post(&path, Some(token), change("SCHEDULED")).await.ok()["status"],
+        "SCHEDULED"
+    );
+    app.post(&path, Some(token), change("RUNNING"))
+        .await
+        .problem(StatusCode::CONFLICT, "conflict");
     advertiser.fund(&pool, &campaign.body, 1_000_000).await;
     assert_eq!(tick(&pool, id, "2026-06-01T00:00:00Z").await, "RUNNING");
-    let paused = app.post(&path, Some(token), json!({ "status": "PAUSED", "reason": "creative review" })).await;
+    let paused = app
+        .post(
+            &path,
+            Some(token),
+            json!({ "status": "PAUSED", "reason": "creative review" }),
+        )
+        .await;
     assert_eq!(paused.ok()["status"], "PAUSED");
-    assert_eq!(app.post(&path, Some(token), change("RUNNING")).await.ok()["status"], "RUNNING");
-    assert_eq!(app.post(&path, Some(token), change("COMPLETED")).await.ok()["status"], "COMPLETED");
-    app.post(&path, Some(token), change("SCHEDULED")).await.problem(StatusCode::CONFLICT, "conflict");
+    assert_eq!(
+        app.post(&path, Some(token), change("RUNNING")).await.ok()["status"],
+        "RUNNING"
+    );
+    assert_eq!(
+        app.post(&path, Some(token), change("COMPLETED")).await.ok()["status"],
+        "COMPLETED"
+    );
+    app.post(&path, Some(token), change("SCHEDULED"))
+        .await
+        .problem(StatusCode::CONFLICT, "conflict");
     app.patch(&format!("/v1/campaigns/{id}"), Some(token), json!({ "name": "Again" }))
         .await
         .problem(StatusCode::CONFLICT, "conflict");
@@ -161,7 +223,14 @@ async fn status_changes_follow_the_machine_and_are_recorded(pool: PgPool) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| format!("{}>{} {}", c["from"].as_str().unwrap_or("-"), c["to"].as_str().unwrap(), c["cause"].as_str().unwrap()))
+        .map(|c| {
+            format!(
+                "{}>{} {}",
+                c["from"].as_str().unwrap_or("-"),
+                c["to"].as_str().unwrap(),
+                c["cause"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(
         steps,
@@ -196,20 +265,50 @@ async fn advertisers_see_only_their_own_and_admins_see_all(pool: PgPool) {
         format!("/v1/campaigns/{id}/analytics"),
         format!("/v1/ads/{ad}"),
     ] {
-        app.get(&path, Some(&bob.token)).await.problem(StatusCode::NOT_FOUND, "not-found");
+        app.get(&path, Some(&bob.token))
+            .await
+            .problem(StatusCode::NOT_FOUND, "not-found");
         app.get(&path, Some(&alice.token)).await.ok();
     }
-    app.post(&format!("/v1/campaigns/{id}/status"), Some(&bob.token), json!({ "status": "COMPLETED" }))
-        .await
-        .problem(StatusCode::NOT_FOUND, "not-found");
+    app.post(
+        &format!("/v1/campaigns/{id}/status"),
+        Some(&bob.token),
+        json!({ "status": "COMPLETED" }),
+    )
+    .await
+    .problem(StatusCode::NOT_FOUND, "not-found");
     app.patch(&format!("/v1/ads/{ad}"), Some(&bob.token), json!({ "active": false }))
         .await
         .problem(StatusCode::NOT_FOUND, "not-found");
-    assert_eq!(app.get("/v1/campaigns", Some(&bob.token)).await.ok().as_array().unwrap().len(), 0);
-    assert_eq!(app.get("/v1/ads", Some(&bob.token)).await.ok().as_array().unwrap().len(), 0);
+    assert_eq!(
+        app.get("/v1/campaigns", Some(&bob.token))
+            .await
+            .ok()
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        app.get("/v1/ads", Some(&bob.token))
+            .await
+            .ok()
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
 
     let admin_token = app.token(&admin).await;
-    assert_eq!(app.get("/v1/brands", Some(&admin_token)).await.ok().as_array().unwrap().len(), 2);
+    assert_eq!(
+        app.get("/v1/brands", Some(&admin_token))
+            .await
+            .ok()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     app.get(&format!("/v1/campaigns/{id}"), Some(&admin_token)).await.ok();
 }
 
@@ -219,17 +318,52 @@ async fn placements_are_seeded_and_admin_managed(pool: PgPool) {
     let app = TestApp::with(pool, |config| config.admin_addresses = vec![admin.address()]);
     let advertiser = Advertiser::new(&app, "UTC", 1_000, 10_000).await;
     let placements = app.get("/v1/placements", Some(&advertiser.token)).await;
-    let slugs: Vec<_> = placements.ok().as_array().unwrap().iter().map(|p| p["slug"].clone()).collect();
-    assert_eq!(slugs, [json!("feed-top-banner"), json!("post-interstitial"), json!("region-page"), json!("sidebar")]);
+    let slugs: Vec<_> = placements
+        .ok()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["slug"].clone())
+        .collect();
+    assert_eq!(
+        slugs,
+        [
+            json!("feed-top-banner"),
+            json!("post-interstitial"),
+            json!("region-page"),
+            json!("sidebar")
+        ]
+    );
 
     let body = json!({ "slug": "footer-strip", "name": "Footer", "maxAds": 4 });
     app.post("/v1/placements", Some(&advertiser.token), body.clone())
         .await
         .problem(StatusCode::FORBIDDEN, "forbidden");
     let admin_token = app.token(&admin).await;
-    refused(&app, &admin_token, "/v1/placements", json!({ "slug": "Footer Strip", "name": "F", "maxAds": 1 }), "slug", "placements").await;
-    refused(&app, &admin_token, "/v1/placements", json!({ "slug": "footer", "name": "F", "maxAds": 11 }), "maxAds", "placements").await;
-    assert_eq!(app.post("/v1/placements", Some(&admin_token), body.clone()).await.status, StatusCode::CREATED);
+    refused(
+        &app,
+        &admin_token,
+        "/v1/placements",
+        json!({ "slug": "Footer Strip", "name": "F", "maxAds": 1 }),
+        "slug",
+        "placements",
+    )
+    .await;
+    refused(
+        &app,
+        &admin_token,
+        "/v1/placements",
+        json!({ "slug": "footer", "name": "F", "maxAds": 11 }),
+        "maxAds",
+        "placements",
+    )
+    .await;
+    assert_eq!(
+        app.post("/v1/placements", Some(&admin_token), body.clone())
+            .await
+            .status,
+        StatusCode::CREATED
+    );
     let duplicate = app.post("/v1/placements", Some(&admin_token), body).await;
     assert_eq!(duplicate.problem(StatusCode::CONFLICT, "conflict")["field"], "slug");
 
@@ -241,5 +375,8 @@ async fn placements_are_seeded_and_admin_managed(pool: PgPool) {
             Some(json!({ "cpm": "1234" })),
         )
         .await;
-    assert_eq!(prices.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"], "cpm");
+    assert_eq!(
+        prices.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"],
+        "cpm"
+    );
 }

@@ -49,7 +49,11 @@ fn session_body(key: &PrivateKeySigner, issued_at: OffsetDateTime) -> Value {
 
 async fn node_token(app: &TestApp, node: &Node) -> String {
     let session = app
-        .post("/v1/nodes/sessions", None, session_body(&node.key, OffsetDateTime::now_utc()))
+        .post(
+            "/v1/nodes/sessions",
+            None,
+            session_body(&node.key, OffsetDateTime::now_utc()),
+        )
         .await;
     assert_eq!(session.ok()["nodeId"], node.id.as_str());
     session.body["token"].as_str().unwrap().to_owned()
@@ -70,7 +74,12 @@ async fn decide(app: &TestApp, token: &str, body: Value) -> Value {
 }
 
 fn ad_ids(decision: &Value) -> Vec<String> {
-    decision["ads"].as_array().unwrap().iter().map(|a| a["adId"].as_str().unwrap().to_owned()).collect()
+    decision["ads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["adId"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
@@ -80,38 +89,74 @@ async fn node_sessions_need_the_registered_key_and_a_fresh_time(pool: PgPool) {
     app.state.ad_server.refresh().await.unwrap();
     let now = OffsetDateTime::now_utc();
 
-    let stale = app.post("/v1/nodes/sessions", None, session_body(&node.key, now - Duration::from_secs(300))).await;
-    assert_eq!(stale.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"], "issuedAt");
+    let stale = app
+        .post(
+            "/v1/nodes/sessions",
+            None,
+            session_body(&node.key, now - Duration::from_secs(300)),
+        )
+        .await;
+    assert_eq!(
+        stale.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"],
+        "issuedAt"
+    );
 
     let mut forged = session_body(&node.key, now);
     forged["signature"] = session_body(&PrivateKeySigner::random(), now)["signature"].clone();
     let forged = app.post("/v1/nodes/sessions", None, forged).await;
-    assert_eq!(forged.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"], "signature");
+    assert_eq!(
+        forged.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"],
+        "signature"
+    );
 
-    let unknown = app.post("/v1/nodes/sessions", None, session_body(&PrivateKeySigner::random(), now)).await;
-    assert_eq!(unknown.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"], "address");
+    let unknown = app
+        .post(
+            "/v1/nodes/sessions",
+            None,
+            session_body(&PrivateKeySigner::random(), now),
+        )
+        .await;
+    assert_eq!(
+        unknown.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"],
+        "address"
+    );
 
     let token = node_token(&app, &node).await;
     let empty = decide(&app, &token, json!({ "placement": "sidebar" })).await;
     assert_eq!(empty["reason"], "no_running_campaigns");
 
     // A user session is not a node session, nor the other way round.
-    app.post("/v1/decisions", Some(&node.owner_token), json!({ "placement": "sidebar" }))
+    app.post(
+        "/v1/decisions",
+        Some(&node.owner_token),
+        json!({ "placement": "sidebar" }),
+    )
+    .await
+    .problem(StatusCode::UNAUTHORIZED, "unauthenticated");
+    app.get("/v1/me", Some(&token))
         .await
         .problem(StatusCode::UNAUTHORIZED, "unauthenticated");
-    app.get("/v1/me", Some(&token)).await.problem(StatusCode::UNAUTHORIZED, "unauthenticated");
 
     // Retiring the node revokes its sessions as soon as the index sees it.
-    app.call(axum::http::Method::DELETE, &format!("/v1/nodes/{}", node.id), Some(&node.owner_token), None)
-        .await
-        .ok();
+    app.call(
+        axum::http::Method::DELETE,
+        &format!("/v1/nodes/{}", node.id),
+        Some(&node.owner_token),
+        None,
+    )
+    .await
+    .ok();
     app.state.ad_server.refresh().await.unwrap();
     app.post("/v1/decisions", Some(&token), json!({ "placement": "sidebar" }))
         .await
         .problem(StatusCode::UNAUTHORIZED, "unauthenticated");
-    app.post("/v1/nodes/sessions", None, session_body(&node.key, OffsetDateTime::now_utc()))
-        .await
-        .problem(StatusCode::FORBIDDEN, "forbidden");
+    app.post(
+        "/v1/nodes/sessions",
+        None,
+        session_body(&node.key, OffsetDateTime::now_utc()),
+    )
+    .await
+    .problem(StatusCode::FORBIDDEN, "forbidden");
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
@@ -139,7 +184,12 @@ async fn decisions_return_signed_tickets_with_effective_prices(pool: PgPool) {
     app.state.ad_server.refresh().await.unwrap();
     let token = node_token(&app, &node).await;
 
-    let decision = decide(&app, &token, json!({ "placement": "feed-top-banner", "viewer": "anon-1" })).await;
+    let decision = decide(
+        &app,
+        &token,
+        json!({ "placement": "feed-top-banner", "viewer": "anon-1" }),
+    )
+    .await;
     let served = &decision["ads"][0];
     assert_eq!(served["adId"], ad.as_str());
     assert_eq!(served["campaignId"], campaign.as_str());
@@ -149,7 +199,12 @@ async fn decisions_return_signed_tickets_with_effective_prices(pool: PgPool) {
     assert!(decision["reason"].is_null());
 
     // The ticket verifies with the server key and carries what the response says.
-    let ticket = app.state.ad_server.tickets().verify(served["ticket"].as_str().unwrap()).unwrap();
+    let ticket = app
+        .state
+        .ad_server
+        .tickets()
+        .verify(served["ticket"].as_str().unwrap())
+        .unwrap();
     assert_eq!(ticket.id.to_string(), served["ticketId"].as_str().unwrap());
     assert_eq!(ticket.hoster_node_id.to_string(), node.id);
     assert_eq!(ticket.viewer, Some(adescrow::serving::ticket::viewer_hash("anon-1")));
@@ -157,12 +212,19 @@ async fn decisions_return_signed_tickets_with_effective_prices(pool: PgPool) {
     assert!(expires > OffsetDateTime::now_utc() + Duration::from_secs(3500));
 
     // An unknown placement names the field and serves nothing.
-    let unknown = app.post("/v1/decisions", Some(&token), json!({ "placement": "billboard" })).await;
-    assert_eq!(unknown.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"], "placement");
+    let unknown = app
+        .post("/v1/decisions", Some(&token), json!({ "placement": "billboard" }))
+        .await;
+    assert_eq!(
+        unknown.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"],
+        "placement"
+    );
 
     // Served counts reach the table when flushed, apart from billed events.
     app.state.ad_server.flush_served().await.unwrap();
-    let analytics = app.get(&format!("/v1/campaigns/{campaign}/analytics"), Some(&advertiser.token)).await;
+    let analytics = app
+        .get(&format!("/v1/campaigns/{campaign}/analytics"), Some(&advertiser.token))
+        .await;
     assert_eq!(analytics.ok()["totals"]["served"], 1);
     assert_eq!(analytics.body["totals"]["impressions"], 0);
     assert_eq!(analytics.body["nodes"][0]["nodeId"], node.id.as_str());
@@ -178,8 +240,13 @@ async fn targeting_rules_each_filter(pool: PgPool) {
     app.state.ad_server.refresh().await.unwrap();
     let token = node_token(&app, &node).await;
 
-    let matching = json!({ "placement": "sidebar", "region": "eu-west", "communities": ["Coffee"], "userType": "member" });
-    assert_eq!(ad_ids(&decide(&app, &token, matching.clone()).await), [ad.clone()], "labels compare case-insensitively");
+    let matching =
+        json!({ "placement": "sidebar", "region": "eu-west", "communities": ["Coffee"], "userType": "member" });
+    assert_eq!(
+        ad_ids(&decide(&app, &token, matching.clone()).await),
+        [ad.clone()],
+        "labels compare case-insensitively"
+    );
     for (member, value) in [
         ("region", json!("us-east")),
         ("communities", json!(["chess"])),
@@ -200,7 +267,13 @@ async fn consent_is_required_where_the_campaign_asks(pool: PgPool) {
     let app = TestApp::new(pool.clone());
     let advertiser = Advertiser::new(&app, "UTC", 1_000_000_000, 10_000_000_000).await;
     let scope = B256::repeat_byte(0xc0);
-    let (_, ad) = running(&app, &advertiser, json!({ "targeting": { "consentScope": scope } }), json!({ "cpm": "1000000" })).await;
+    let (_, ad) = running(
+        &app,
+        &advertiser,
+        json!({ "targeting": { "consentScope": scope } }),
+        json!({ "cpm": "1000000" }),
+    )
+    .await;
     let node = hoster_node(&app).await;
 
     let viewer = PrivateKeySigner::random();
@@ -217,7 +290,10 @@ async fn consent_is_required_where_the_campaign_asks(pool: PgPool) {
     let token = node_token(&app, &node).await;
     let request = json!({ "placement": "sidebar", "viewer": viewer_id });
     assert_eq!(decide(&app, &token, request.clone()).await["reason"], "consent_missing");
-    assert_eq!(decide(&app, &token, json!({ "placement": "sidebar" })).await["reason"], "consent_missing");
+    assert_eq!(
+        decide(&app, &token, json!({ "placement": "sidebar" })).await["reason"],
+        "consent_missing"
+    );
 
     // The indexer mirrors the viewer's on-chain grant.
     let grant = |block: i64, expiry: Option<i64>| {
@@ -232,7 +308,10 @@ async fn consent_is_required_where_the_campaign_asks(pool: PgPool) {
         .bind(scope.as_slice().to_vec())
         .bind(expiry)
     };
-    grant(10, Some(OffsetDateTime::now_utc().unix_timestamp() + 3600)).execute(&pool).await.unwrap();
+    grant(10, Some(OffsetDateTime::now_utc().unix_timestamp() + 3600))
+        .execute(&pool)
+        .await
+        .unwrap();
     app.state.ad_server.refresh().await.unwrap();
     assert_eq!(ad_ids(&decide(&app, &token, request.clone()).await), [ad]);
 
@@ -246,7 +325,13 @@ async fn consent_is_required_where_the_campaign_asks(pool: PgPool) {
 async fn frequency_caps_limit_each_viewer(pool: PgPool) {
     let app = TestApp::new(pool);
     let advertiser = Advertiser::new(&app, "UTC", 1_000_000_000, 10_000_000_000).await;
-    let (_, ad) = running(&app, &advertiser, json!({ "frequencyCaps": { "impressionsPerHour": 2, "clicksPerHour": 1 } }), json!({ "cpm": "1000000" })).await;
+    let (_, ad) = running(
+        &app,
+        &advertiser,
+        json!({ "frequencyCaps": { "impressionsPerHour": 2, "clicksPerHour": 1 } }),
+        json!({ "cpm": "1000000" }),
+    )
+    .await;
     let node = hoster_node(&app).await;
     app.state.ad_server.refresh().await.unwrap();
     let token = node_token(&app, &node).await;
@@ -255,12 +340,21 @@ async fn frequency_caps_limit_each_viewer(pool: PgPool) {
     assert_eq!(ad_ids(&decide(&app, &token, alice.clone()).await), [ad.clone()]);
     assert_eq!(ad_ids(&decide(&app, &token, alice.clone()).await), [ad.clone()]);
     assert_eq!(decide(&app, &token, alice.clone()).await["reason"], "frequency_capped");
-    assert_eq!(ad_ids(&decide(&app, &token, json!({ "placement": "sidebar", "viewer": "bob" })).await), [ad.clone()]);
+    assert_eq!(
+        ad_ids(&decide(&app, &token, json!({ "placement": "sidebar", "viewer": "bob" })).await),
+        [ad.clone()]
+    );
 
     // A billed click counts against the click cap.
     let ad_id = ad.parse().unwrap();
-    app.state.ad_server.frequency().record_click("bob", ad_id, OffsetDateTime::now_utc().unix_timestamp());
-    assert_eq!(decide(&app, &token, json!({ "placement": "sidebar", "viewer": "bob" })).await["reason"], "frequency_capped");
+    app.state
+        .ad_server
+        .frequency()
+        .record_click("bob", ad_id, OffsetDateTime::now_utc().unix_timestamp());
+    assert_eq!(
+        decide(&app, &token, json!({ "placement": "sidebar", "viewer": "bob" })).await["reason"],
+        "frequency_capped"
+    );
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
@@ -271,7 +365,9 @@ async fn budget_and_priority_decide_who_wins(pool: PgPool) {
     // its acquisition price.
     let (_, cheap) = running(&app, &advertiser, json!({ "priority": 10 }), json!({ "cpm": "1000" })).await;
     let (_, rich) = running(&app, &advertiser, json!({ "priority": 1 }), json!({ "cpm": "9000000" })).await;
-    let (poor_campaign, _) = advertiser.campaign(&app, json!({ "priority": 50 }), json!({ "cpa": "2000000000" })).await;
+    let (poor_campaign, _) = advertiser
+        .campaign(&app, json!({ "priority": 50 }), json!({ "cpa": "2000000000" }))
+        .await;
     advertiser.fund(&pool, &poor_campaign, 1_000_000_000).await;
     let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap();
     tick(&pool, poor_campaign["id"].as_str().unwrap(), &now).await;
@@ -283,7 +379,10 @@ async fn budget_and_priority_decide_who_wins(pool: PgPool) {
     let decision = decide(&app, &token, json!({ "placement": "sidebar" })).await;
     assert_eq!(ad_ids(&decision), [cheap.clone(), rich.clone()]);
     // The banner shows one: the best.
-    assert_eq!(ad_ids(&decide(&app, &token, json!({ "placement": "feed-top-banner" })).await), [cheap]);
+    assert_eq!(
+        ad_ids(&decide(&app, &token, json!({ "placement": "feed-top-banner" })).await),
+        [cheap]
+    );
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]

@@ -50,7 +50,11 @@ impl Advertiser {
         let campaign = app.post("/v1/campaigns", Some(&self.token), body).await.ok().clone();
         let id = campaign["id"].as_str().unwrap();
         let ad_set = app
-            .post("/v1/ad-sets", Some(&self.token), json!({ "campaignId": id, "name": "Set" }))
+            .post(
+                "/v1/ad-sets",
+                Some(&self.token),
+                json!({ "campaignId": id, "name": "Set" }),
+            )
             .await
             .ok()["id"]
             .clone();
@@ -129,7 +133,11 @@ pub async fn bill(pool: &PgPool, campaign: &str, ad: &str, price: u128, at: Offs
 
 /// Some registered node, created on first use, for billed-event fixtures.
 async fn any_node(pool: &PgPool) -> Uuid {
-    if let Some(id) = sqlx::query_scalar("SELECT id FROM nodes LIMIT 1").fetch_optional(pool).await.unwrap() {
+    if let Some(id) = sqlx::query_scalar("SELECT id FROM nodes LIMIT 1")
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+    {
         return id;
     }
     let owner: Uuid = sqlx::query_scalar("INSERT INTO users (address) VALUES ($1) RETURNING id")

@@ -18,7 +18,11 @@ async fn dayparting_past_midnight_follows_the_brand_zone(pool: PgPool) {
     let app = TestApp::new(pool.clone());
     let advertiser = Advertiser::new(&app, "Asia/Tokyo", 1_000_000_000, 10_000_000_000).await;
     let (campaign, _) = advertiser
-        .campaign(&app, json!({ "daypart": { "startHour": 22, "endHour": 6 } }), json!({ "cpm": CPM }))
+        .campaign(
+            &app,
+            json!({ "daypart": { "startHour": 22, "endHour": 6 } }),
+            json!({ "cpm": CPM }),
+        )
         .await;
     advertiser.fund(&pool, &campaign, 1_000_000_000).await;
     let id = campaign["id"].as_str().unwrap();
@@ -35,7 +39,13 @@ async fn dayparting_past_midnight_follows_the_brand_zone(pool: PgPool) {
     let history = app
         .get(&format!("/v1/campaigns/{id}/history"), Some(&advertiser.token))
         .await;
-    let causes: Vec<_> = history.ok().as_array().unwrap().iter().map(|c| (c["to"].clone(), c["cause"].clone())).collect();
+    let causes: Vec<_> = history
+        .ok()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["to"].clone(), c["cause"].clone()))
+        .collect();
     assert_eq!(
         causes,
         [
@@ -45,7 +55,10 @@ async fn dayparting_past_midnight_follows_the_brand_zone(pool: PgPool) {
             (json!("SCHEDULED"), json!("scheduler")),
         ]
     );
-    assert_eq!(history.body[2]["changedAt"], "2026-03-10T13:00:00Z", "the change is stamped with the scheduler's clock");
+    assert_eq!(
+        history.body[2]["changedAt"], "2026-03-10T13:00:00Z",
+        "the change is stamped with the scheduler's clock"
+    );
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
@@ -59,7 +72,11 @@ async fn daily_budget_stops_the_campaign_until_local_midnight(pool: PgPool) {
     assert_eq!(tick(&pool, id, "2026-01-15T15:00:00Z").await, "RUNNING");
 
     bill(&pool, id, &ad, 3_000, datetime!(2026-01-15 15:01 UTC)).await;
-    assert_eq!(tick(&pool, id, "2026-01-15T15:02:00Z").await, "RUNNING", "under the daily budget");
+    assert_eq!(
+        tick(&pool, id, "2026-01-15T15:02:00Z").await,
+        "RUNNING",
+        "under the daily budget"
+    );
     bill(&pool, id, &ad, 2_000, datetime!(2026-01-15 15:03 UTC)).await;
     assert_eq!(tick(&pool, id, "2026-01-15T15:04:00Z").await, "BUDGET_REACHED");
     // 04:59 UTC is still the 15th in New York.
@@ -67,10 +84,28 @@ async fn daily_budget_stops_the_campaign_until_local_midnight(pool: PgPool) {
     // Local midnight: the day's spend starts again; the campaign returns and starts.
     assert_eq!(tick(&pool, id, "2026-01-16T05:00:00Z").await, "RUNNING");
 
-    let history = app.get(&format!("/v1/campaigns/{id}/history"), Some(&advertiser.token)).await;
-    let steps: Vec<_> = history.ok().as_array().unwrap().iter().map(|c| (c["to"].clone(), c["cause"].clone(), c["reason"].clone())).collect();
-    assert_eq!(steps[3], (json!("BUDGET_REACHED"), json!("budget"), json!("brand daily budget reached")));
-    assert_eq!(steps[4], (json!("SCHEDULED"), json!("budget"), json!("budget available again")));
+    let history = app
+        .get(&format!("/v1/campaigns/{id}/history"), Some(&advertiser.token))
+        .await;
+    let steps: Vec<_> = history
+        .ok()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["to"].clone(), c["cause"].clone(), c["reason"].clone()))
+        .collect();
+    assert_eq!(
+        steps[3],
+        (
+            json!("BUDGET_REACHED"),
+            json!("budget"),
+            json!("brand daily budget reached")
+        )
+    );
+    assert_eq!(
+        steps[4],
+        (json!("SCHEDULED"), json!("budget"), json!("budget available again"))
+    );
     assert_eq!(steps[5].0, json!("RUNNING"));
 }
 
@@ -98,7 +133,11 @@ async fn dst_change_moves_the_window_in_utc(pool: PgPool) {
     let app = TestApp::new(pool.clone());
     let advertiser = Advertiser::new(&app, "Europe/Berlin", 1_000_000_000, 10_000_000_000).await;
     let (campaign, _) = advertiser
-        .campaign(&app, json!({ "daypart": { "startHour": 9, "endHour": 17 } }), json!({ "cpm": CPM }))
+        .campaign(
+            &app,
+            json!({ "daypart": { "startHour": 9, "endHour": 17 } }),
+            json!({ "cpm": CPM }),
+        )
         .await;
     advertiser.fund(&pool, &campaign, 1_000_000_000).await;
     let id = campaign["id"].as_str().unwrap();
@@ -121,12 +160,20 @@ async fn unfunded_or_exhausted_escrow_does_not_run(pool: PgPool) {
     let advertiser = Advertiser::new(&app, "UTC", 1_000_000_000, 10_000_000_000).await;
     let (campaign, ad) = advertiser.campaign(&app, json!({}), json!({ "cpm": CPM })).await;
     let id = campaign["id"].as_str().unwrap();
-    assert_eq!(tick(&pool, id, "2026-06-01T12:00:00Z").await, "SCHEDULED", "no escrow on chain");
+    assert_eq!(
+        tick(&pool, id, "2026-06-01T12:00:00Z").await,
+        "SCHEDULED",
+        "no escrow on chain"
+    );
 
     // An escrow under this id opened by someone else's wallet does not count.
     let chain_id = campaign["chainCampaignId"].as_str().unwrap().parse().unwrap();
     fund_escrow(&pool, chain_id, alloy::primitives::Address::repeat_byte(9), 1_000_000).await;
-    assert_eq!(tick(&pool, id, "2026-06-01T12:01:00Z").await, "SCHEDULED", "escrow of another wallet");
+    assert_eq!(
+        tick(&pool, id, "2026-06-01T12:01:00Z").await,
+        "SCHEDULED",
+        "escrow of another wallet"
+    );
 
     let other = Advertiser::new(&app, "UTC", 1_000_000_000, 10_000_000_000).await;
     let (funded, funded_ad) = other.campaign(&app, json!({}), json!({ "cpm": CPM })).await;
@@ -147,9 +194,13 @@ async fn campaigns_complete_at_their_end_date_and_paused_ones_stay_paused(pool: 
     advertiser.fund(&pool, &campaign, 1_000_000_000).await;
     let id = campaign["id"].as_str().unwrap();
     assert_eq!(tick(&pool, id, "2026-06-01T12:00:00Z").await, "RUNNING");
-    app.post(&format!("/v1/campaigns/{id}/status"), Some(&advertiser.token), json!({ "status": "PAUSED" }))
-        .await
-        .ok();
+    app.post(
+        &format!("/v1/campaigns/{id}/status"),
+        Some(&advertiser.token),
+        json!({ "status": "PAUSED" }),
+    )
+    .await
+    .ok();
     assert_eq!(tick(&pool, id, "2026-06-01T12:01:00Z").await, "PAUSED");
     assert_eq!(tick(&pool, id, "2030-01-01T00:00:00Z").await, "COMPLETED");
     // Nothing moves a completed campaign.
@@ -160,7 +211,10 @@ async fn campaigns_complete_at_their_end_date_and_paused_ones_stay_paused(pool: 
 async fn only_one_scheduler_holds_the_lock(pool: PgPool) {
     let key = 42;
     let first = Leader::try_acquire(&pool, key).await.unwrap().expect("free lock");
-    assert!(Leader::try_acquire(&pool, key).await.unwrap().is_none(), "second instance waits");
+    assert!(
+        Leader::try_acquire(&pool, key).await.unwrap().is_none(),
+        "second instance waits"
+    );
     first.release().await;
     let mut again = Leader::try_acquire(&pool, key).await.unwrap().expect("released lock");
     assert!(again.still_held().await);
