@@ -244,7 +244,7 @@ async fn targeting_rules_each_filter(pool: PgPool) {
         json!({ "placement": "sidebar", "region": "eu-west", "communities": ["Coffee"], "userType": "member" });
     assert_eq!(
         ad_ids(&decide(&app, &token, matching.clone()).await),
-        [ad.clone()],
+        [ad.as_str()],
         "labels compare case-insensitively"
     );
     for (member, value) in [
@@ -337,12 +337,12 @@ async fn frequency_caps_limit_each_viewer(pool: PgPool) {
     let token = node_token(&app, &node).await;
 
     let alice = json!({ "placement": "sidebar", "viewer": "alice" });
-    assert_eq!(ad_ids(&decide(&app, &token, alice.clone()).await), [ad.clone()]);
-    assert_eq!(ad_ids(&decide(&app, &token, alice.clone()).await), [ad.clone()]);
+    assert_eq!(ad_ids(&decide(&app, &token, alice.clone()).await), [ad.as_str()]);
+    assert_eq!(ad_ids(&decide(&app, &token, alice.clone()).await), [ad.as_str()]);
     assert_eq!(decide(&app, &token, alice.clone()).await["reason"], "frequency_capped");
     assert_eq!(
         ad_ids(&decide(&app, &token, json!({ "placement": "sidebar", "viewer": "bob" })).await),
-        [ad.clone()]
+        [ad.as_str()]
     );
 
     // A billed click counts against the click cap.
@@ -377,7 +377,7 @@ async fn budget_and_priority_decide_who_wins(pool: PgPool) {
 
     // The sidebar shows three: the poor campaign is skipped, priority beats revenue.
     let decision = decide(&app, &token, json!({ "placement": "sidebar" })).await;
-    assert_eq!(ad_ids(&decision), [cheap.clone(), rich.clone()]);
+    assert_eq!(ad_ids(&decision), [cheap.as_str(), rich.as_str()]);
     // The banner shows one: the best.
     assert_eq!(
         ad_ids(&decide(&app, &token, json!({ "placement": "feed-top-banner" })).await),
@@ -416,17 +416,16 @@ async fn the_index_refreshes_itself_on_change(pool: PgPool) {
 
     // No explicit refresh: the notification from the status change rebuilds the index.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let token = loop {
+    loop {
         if app.state.ad_server.is_active_node(node.id.parse().unwrap()) {
             let token = node_token(&app, &node).await;
-            if ad_ids(&decide(&app, &token, json!({ "placement": "sidebar" })).await) == [ad.clone()] {
-                break token;
+            if ad_ids(&decide(&app, &token, json!({ "placement": "sidebar" })).await) == [ad.as_str()] {
+                break;
             }
         }
         assert!(tokio::time::Instant::now() < deadline, "index never refreshed");
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    }
     stop.send(()).unwrap();
     refresher.await.unwrap();
-    let _ = token;
 }

@@ -158,7 +158,7 @@ async fn dst_change_moves_the_window_in_utc(pool: PgPool) {
 async fn unfunded_or_exhausted_escrow_does_not_run(pool: PgPool) {
     let app = TestApp::new(pool.clone());
     let advertiser = Advertiser::new(&app, "UTC", 1_000_000_000, 10_000_000_000).await;
-    let (campaign, ad) = advertiser.campaign(&app, json!({}), json!({ "cpm": CPM })).await;
+    let (campaign, _) = advertiser.campaign(&app, json!({}), json!({ "cpm": CPM })).await;
     let id = campaign["id"].as_str().unwrap();
     assert_eq!(
         tick(&pool, id, "2026-06-01T12:00:00Z").await,
@@ -183,7 +183,6 @@ async fn unfunded_or_exhausted_escrow_does_not_run(pool: PgPool) {
     // Billed spend eats the whole escrow before any settlement: nothing left to pay with.
     bill(&pool, funded_id, &funded_ad, 5_000, datetime!(2026-06-01 12:03 UTC)).await;
     assert_eq!(tick(&pool, funded_id, "2026-06-01T12:04:00Z").await, "BUDGET_REACHED");
-    let _ = ad;
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
