@@ -183,6 +183,41 @@ pub struct ApiArgs {
     /// The serving index is rebuilt on every change and at least this often (to pick up spend).
     #[arg(long, env = "ADESCROW_SERVING_REFRESH", default_value = "5s", value_parser = humantime::parse_duration)]
     pub serving_refresh: Duration,
+    /// The escrow whose deployment receipt batches are signed for (their EIP-712 domain).
+    /// `serve` reads it from the deployment file when not given.
+    #[arg(long, env = "ADESCROW_ESCROW_ADDRESS")]
+    pub escrow_address: Option<Address>,
+    /// Wallet that receives the platform's share of every billed event.
+    #[arg(long, env = "ADESCROW_PLATFORM_ADDRESS")]
+    pub platform_address: Address,
+    /// Witnessed events: hoster, platform and witness shares in basis points (sum 10000).
+    #[arg(
+        long,
+        env = "ADESCROW_SPLIT_WITNESSED",
+        value_delimiter = ',',
+        default_value = "9000,900,100"
+    )]
+    pub split_witnessed: Vec<u32>,
+    /// Unwitnessed events: hoster and platform shares in basis points (sum 10000).
+    #[arg(
+        long,
+        env = "ADESCROW_SPLIT_UNWITNESSED",
+        value_delimiter = ',',
+        default_value = "5000,5000"
+    )]
+    pub split_unwitnessed: Vec<u32>,
+    /// Viewer reward per event type (impression, click, view, acquisition), in basis points
+    /// of the price, paid from the platform's share to signed-in viewers holding consent.
+    #[arg(
+        long,
+        env = "ADESCROW_VIEWER_REWARD_BPS",
+        value_delimiter = ',',
+        default_value = "0,500,0,500"
+    )]
+    pub viewer_reward_bps: Vec<u32>,
+    /// Most receipts in one batch.
+    #[arg(long, env = "ADESCROW_MAX_BATCH_RECEIPTS", default_value_t = 1000)]
+    pub max_batch_receipts: usize,
     /// /readyz fails when the indexer is this many blocks behind the head and has not
     /// moved for a minute.
     #[arg(long, env = "ADESCROW_INDEXER_MAX_LAG", default_value_t = 64)]

@@ -17,6 +17,7 @@ pub mod deploy;
 pub mod http;
 pub mod indexer;
 pub mod leader;
+pub mod ledger;
 pub mod money;
 pub mod nodes;
 pub mod payout_tree;
@@ -28,6 +29,7 @@ pub mod server;
 pub mod serving;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tracking;
 pub mod viewers;
 
 /// Contract bindings and signed messages live with the chain code in `adescrow-indexer`.

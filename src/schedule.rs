@@ -76,21 +76,14 @@ pub fn local_hour(now: Timestamp, zone: &TimeZone) -> u8 {
     now.to_zoned(zone.clone()).hour() as u8
 }
 
-/// The first instant of the local day containing `now`; on a day whose midnight a DST change
-/// skips, the first instant that exists.
-pub fn day_start(now: Timestamp, zone: &TimeZone) -> Timestamp {
+/// The local calendar date at `now`, and the first of its month, as Postgres `date`s.
+pub fn local_day_and_month(now: Timestamp, zone: &TimeZone) -> (time::Date, time::Date) {
     let date = now.to_zoned(zone.clone()).date();
-    date.to_zoned(zone.clone())
-        .expect("every local date has a first instant")
-        .timestamp()
-}
-
-/// The first instant of the local month containing `now`.
-pub fn month_start(now: Timestamp, zone: &TimeZone) -> Timestamp {
-    let date = now.to_zoned(zone.clone()).date().first_of_month();
-    date.to_zoned(zone.clone())
-        .expect("every local date has a first instant")
-        .timestamp()
+    let convert = |d: jiff::civil::Date| {
+        let month = time::Month::try_from(d.month() as u8).expect("months are 1 to 12");
+        time::Date::from_calendar_date(i32::from(d.year()), month, d.day() as u8).expect("a valid civil date")
+    };
+    (convert(date), convert(date.first_of_month()))
 }
 
 #[cfg(test)]
@@ -129,30 +122,37 @@ mod tests {
     }
 
     #[test]
-    fn days_and_months_start_at_local_midnight_across_dst() {
+    fn local_days_and_months_turn_at_local_midnight_across_dst() {
+        let date = |s: &str| s.parse::<jiff::civil::Date>().unwrap();
+        let day = |at_utc: &str, zone: &TimeZone| {
+            let (day, month) = local_day_and_month(at(at_utc), zone);
+            (day.to_string(), month.to_string())
+        };
         let berlin = zone("Europe/Berlin").unwrap();
         // Summer time: local midnight is 22:00 UTC the day before.
         assert_eq!(
-            day_start(at("2026-07-15T12:00:00Z"), &berlin),
-            at("2026-07-14T22:00:00Z")
-        );
-        // The night clocks go forward (29 March 2026), midnight is still at +01:00.
-        assert_eq!(
-            day_start(at("2026-03-29T12:00:00Z"), &berlin),
-            at("2026-03-28T23:00:00Z")
+            day("2026-07-14T21:59:59Z", &berlin),
+            ("2026-07-14".into(), "2026-07-01".into())
         );
         assert_eq!(
-            month_start(at("2026-03-31T21:59:59Z"), &berlin),
-            at("2026-02-28T23:00:00Z")
+            day("2026-07-14T22:00:00Z", &berlin),
+            ("2026-07-15".into(), "2026-07-01".into())
+        );
+        // Clocks went forward on 29 March: the month turns at 22:00 UTC on the 31st.
+        assert_eq!(
+            day("2026-03-31T21:59:59Z", &berlin),
+            ("2026-03-31".into(), "2026-03-01".into())
         );
         assert_eq!(
-            month_start(at("2026-03-31T22:00:00Z"), &berlin),
-            at("2026-03-31T22:00:00Z")
+            day("2026-03-31T22:00:00Z", &berlin),
+            ("2026-04-01".into(), "2026-04-01".into())
         );
-        // Santiago skips midnight when summer time starts: the day begins at 01:00 local.
+        // Santiago skips midnight when summer time starts: the 6th begins at 01:00 local.
         let santiago = zone("America/Santiago").unwrap();
+        assert_eq!(day("2026-09-06T03:59:59Z", &santiago).0, "2026-09-05");
+        assert_eq!(day("2026-09-06T04:00:00Z", &santiago).0, "2026-09-06");
         assert_eq!(
-            day_start(at("2026-09-06T12:00:00Z"), &santiago),
+            date("2026-09-06").to_zoned(santiago).unwrap().timestamp(),
             at("2026-09-06T04:00:00Z")
         );
         assert!(zone("Mars/Olympus_Mons").is_none());

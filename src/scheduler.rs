@@ -83,8 +83,9 @@ fn next(facts: &Facts) -> Option<(CampaignStatus, StatusCause, &'static str)> {
 /// One pass over every campaign that may need to move. Returns what moved.
 pub async fn tick(db: &PgPool, chain_id: u64, now: OffsetDateTime) -> Result<Vec<Moved>, sqlx::Error> {
     let campaigns = sqlx::query!(
-        r#"SELECT c.id, c.brand_id, c.status AS "status: CampaignStatus", c.starts_at, c.ends_at,
-                  c.daypart_start_hour, c.daypart_end_hour, b.time_zone, b.active AS brand_active,
+        r#"SELECT c.id AS "id!", c.brand_id AS "brand_id!", c.status AS "status!: CampaignStatus",
+                  c.starts_at AS "starts_at!", c.ends_at AS "ends_at!", c.daypart_start_hour, c.daypart_end_hour,
+                  b.time_zone AS "time_zone!", b.active AS "brand_active!",
                   b.daily_budget::text AS "daily_budget!", b.monthly_budget::text AS "monthly_budget!",
                   cb.available::text AS "available!"
            FROM campaigns c JOIN brands b ON b.id = c.brand_id
@@ -96,16 +97,13 @@ pub async fn tick(db: &PgPool, chain_id: u64, now: OffsetDateTime) -> Result<Vec
     .await?;
 
     let now_ts = schedule::timestamp(now);
-    // Each brand's day and month start in its own zone.
-    let mut periods: HashMap<Uuid, (OffsetDateTime, OffsetDateTime)> = HashMap::new();
+    // Each brand's local day and month, in its own zone.
+    let mut periods: HashMap<Uuid, (time::Date, time::Date)> = HashMap::new();
     for row in &campaigns {
         if let Some(zone) = schedule::zone(&row.time_zone) {
-            periods.entry(row.brand_id).or_insert_with(|| {
-                (
-                    schedule::offset_date_time(schedule::day_start(now_ts, &zone)),
-                    schedule::offset_date_time(schedule::month_start(now_ts, &zone)),
-                )
-            });
+            periods
+                .entry(row.brand_id)
+                .or_insert_with(|| schedule::local_day_and_month(now_ts, &zone));
         }
     }
     let spend = brand_spend(db, &periods).await?;
@@ -171,10 +169,10 @@ pub async fn tick(db: &PgPool, chain_id: u64, now: OffsetDateTime) -> Result<Vec
     Ok(moved)
 }
 
-/// Billed spend of each brand since its local day and month started.
-async fn brand_spend(
-    db: &PgPool,
-    periods: &HashMap<Uuid, (OffsetDateTime, OffsetDateTime)>,
+/// Billed spend of each brand on its local day and in its local month so far.
+pub async fn brand_spend(
+    db: impl sqlx::PgExecutor<'_>,
+    periods: &HashMap<Uuid, (time::Date, time::Date)>,
 ) -> Result<HashMap<Uuid, (Amount, Amount)>, sqlx::Error> {
     let (brands, (days, months)): (Vec<Uuid>, (Vec<_>, Vec<_>)) = periods
         .iter()
@@ -182,11 +180,10 @@ async fn brand_spend(
         .unzip();
     let rows = sqlx::query!(
         r#"SELECT p.brand AS "brand!",
-                  coalesce(sum(e.price) FILTER (WHERE e.billed_at >= p.day_start), 0)::text AS "daily!",
-                  coalesce(sum(e.price), 0)::text AS "monthly!"
-           FROM UNNEST($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS p(brand, day_start, month_start)
-           JOIN campaigns c ON c.brand_id = p.brand
-           JOIN billed_events e ON e.campaign_id = c.id AND e.billed_at >= p.month_start
+                  coalesce(sum(s.spend) FILTER (WHERE s.day = p.today), 0)::text AS "daily!",
+                  coalesce(sum(s.spend), 0)::text AS "monthly!"
+           FROM UNNEST($1::uuid[], $2::date[], $3::date[]) AS p(brand, today, month_start)
+           JOIN brand_daily_spend s ON s.brand_id = p.brand AND s.day >= p.month_start AND s.day <= p.today
            GROUP BY p.brand"#,
         &brands,
         &days,

@@ -29,6 +29,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let mut args = args;
+    if args.api.escrow_address.is_none() && args.follow.deployment.exists() {
+        let deployment = crate::deploy::Deployment::load(&args.follow.deployment)
+            .context("cannot read the deployment file for the escrow address")?;
+        args.api.escrow_address = Some(deployment.ad_escrow.address);
+    }
     let chain_id = args.api.chain_id;
     let serving_refresh = args.api.serving_refresh;
     let state = AppState::new(args.api, pool.clone()).context("invalid API configuration")?;

@@ -165,6 +165,8 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("{message}")]
     Conflict { field: Option<String>, message: String },
+    #[error("{0}")]
+    Unavailable(String),
     #[error("too many requests; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("internal error")]
@@ -202,6 +204,7 @@ impl ApiError {
             Self::NotFound(_) => ProblemKind::NotFound,
             Self::Conflict { .. } => ProblemKind::Conflict,
             Self::RateLimited { .. } => ProblemKind::RateLimited,
+            Self::Unavailable(_) => ProblemKind::Unavailable,
         }
     }
 

@@ -21,6 +21,7 @@ mod health;
 mod me;
 mod nodes;
 mod placements;
+mod receipts;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -46,6 +47,7 @@ use crate::auth::siwe::SignInPolicy;
 use crate::config::ApiArgs;
 use crate::serving::AdServer;
 use crate::telemetry;
+use crate::tracking::{SplitPolicy, split};
 use middleware::ClientRateLimiter;
 
 /// How long readiness waits for each dependency.
@@ -59,6 +61,7 @@ pub struct AppState {
     pub sessions: Arc<SessionKeys>,
     pub node_sessions: Arc<NodeSessions>,
     pub ad_server: Arc<AdServer>,
+    pub split: SplitPolicy,
     pub sign_in: Arc<SignInPolicy>,
     pub chain: ChainRpc,
     pub rate_limiter: Arc<ClientRateLimiter>,
@@ -74,6 +77,10 @@ pub enum ConfigError {
     ZeroRateLimit,
     #[error("the ticket secret must be at least 32 bytes")]
     WeakTicketSecret,
+    #[error("revenue splits must have {0} shares in basis points summing to 10000")]
+    BadSplit(usize),
+    #[error("viewer rewards need one figure per event type (4), each at most 10000 basis points")]
+    BadViewerReward,
 }
 
 impl AppState {
@@ -86,6 +93,7 @@ impl AppState {
         if config.ticket_secret.len() < 32 {
             return Err(ConfigError::WeakTicketSecret);
         }
+        let split = split_policy(&config)?;
         let ad_server = AdServer::new(
             db.clone(),
             config.chain_id,
@@ -97,6 +105,7 @@ impl AppState {
             sessions: Arc::new(sessions),
             node_sessions: Arc::new(NodeSessions::new(config.jwt_secret.as_bytes(), config.node_session_ttl)),
             ad_server: Arc::new(ad_server),
+            split,
             sign_in: Arc::new(sign_in),
             chain,
             rate_limiter: Arc::new(ClientRateLimiter::new(per_second, burst)),
@@ -125,6 +134,31 @@ impl AppState {
     }
 }
 
+/// The revenue split the configuration describes, checked.
+fn split_policy(config: &ApiArgs) -> Result<SplitPolicy, ConfigError> {
+    fn shares<const N: usize>(values: &[u32]) -> Result<[u32; N], ConfigError> {
+        let shares: [u32; N] = values.try_into().map_err(|_| ConfigError::BadSplit(N))?;
+        if shares.iter().sum::<u32>() != split::WHOLE {
+            return Err(ConfigError::BadSplit(N));
+        }
+        Ok(shares)
+    }
+    let viewer_reward: [u32; 4] = config
+        .viewer_reward_bps
+        .as_slice()
+        .try_into()
+        .map_err(|_| ConfigError::BadViewerReward)?;
+    if viewer_reward.iter().any(|bps| *bps > split::WHOLE) {
+        return Err(ConfigError::BadViewerReward);
+    }
+    Ok(SplitPolicy {
+        witnessed: shares(&config.split_witnessed)?,
+        unwitnessed: shares(&config.split_unwitnessed)?,
+        viewer_reward,
+        platform: config.platform_address,
+    })
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -144,6 +178,7 @@ impl AppState {
         (name = "chain", description = "The chain mirror: escrow, settlements, claims, consent"),
         (name = "campaigns", description = "Brands, campaigns, ad sets, ads, placements, prices and analytics"),
         (name = "decisions", description = "Hoster nodes: sessions and ad decisions"),
+        (name = "tracking", description = "Witnessed receipt batches, billing and earnings"),
     )
 )]
 struct ApiDoc;
@@ -180,6 +215,7 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(creatives::router())
         .merge(placements::router())
         .merge(decisions::router())
+        .merge(receipts::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::rate_limit,

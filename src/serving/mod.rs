@@ -16,6 +16,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alloy::primitives::Address;
 use arc_swap::ArcSwap;
 use rand::Rng;
 use sqlx::PgPool;
@@ -95,6 +96,16 @@ impl AdServer {
     /// Whether a node may ask for decisions: registered, not retired, owned by a hoster.
     pub fn is_active_node(&self, node: Uuid) -> bool {
         self.snapshot.load().active_nodes.contains_key(&node)
+    }
+
+    /// The active node registered under a signing address.
+    pub fn node_by_address(&self, address: Address) -> Option<snapshot::ActiveNode> {
+        let snapshot = self.snapshot.load();
+        snapshot
+            .node_ids
+            .get(&address)
+            .and_then(|id| snapshot.active_nodes.get(id))
+            .copied()
     }
 
     pub fn tickets(&self) -> &TicketKeys {

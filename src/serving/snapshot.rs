@@ -42,6 +42,17 @@ pub struct AdEntry {
     pub creative: Arc<Creative>,
 }
 
+/// A node that may call the ad server and sign receipts.
+#[derive(Debug, Clone, Copy)]
+pub struct ActiveNode {
+    pub id: Uuid,
+    pub address: Address,
+    pub owner: Uuid,
+    /// The owner's wallet: where the node's earnings are paid.
+    pub payee: Address,
+    pub can_witness: bool,
+}
+
 /// Ads of equal priority and expected revenue: decisions pick among them at random.
 #[derive(Debug, Default)]
 pub struct Tier {
@@ -55,8 +66,9 @@ pub struct Tier {
 pub struct Snapshot {
     /// Placement slug to the most ads it shows.
     pub placements: HashMap<String, usize>,
-    /// Nodes that may ask for decisions: not retired, owner still a hoster.
-    pub active_nodes: HashMap<Uuid, Address>,
+    /// Nodes that may ask for decisions and sign receipts: not retired, owner still a hoster.
+    pub active_nodes: HashMap<Uuid, ActiveNode>,
+    pub node_ids: HashMap<Address, Uuid>,
     pub zones: Vec<TimeZone>,
     pub campaigns: Vec<CampaignEntry>,
     /// Best first.
@@ -99,16 +111,24 @@ impl Snapshot {
         }
 
         let nodes = sqlx::query!(
-            "SELECT n.id, n.address FROM nodes n
+            "SELECT n.id, n.address, n.owner_id, u.address AS owner_address, n.can_witness
+             FROM nodes n JOIN users u ON u.id = n.owner_id
              WHERE n.retired_at IS NULL
                AND EXISTS (SELECT 1 FROM user_roles r WHERE r.user_id = n.owner_id AND r.role = 'hoster')"
         )
         .fetch_all(db)
         .await?;
-        snapshot.active_nodes = nodes
-            .into_iter()
-            .map(|n| (n.id, Address::from_slice(&n.address)))
-            .collect();
+        for node in nodes {
+            let node = ActiveNode {
+                id: node.id,
+                address: Address::from_slice(&node.address),
+                owner: node.owner_id,
+                payee: Address::from_slice(&node.owner_address),
+                can_witness: node.can_witness,
+            };
+            snapshot.node_ids.insert(node.address, node.id);
+            snapshot.active_nodes.insert(node.id, node);
+        }
 
         let campaigns = sqlx::query!(
             r#"SELECT c.id, c.starts_at, c.ends_at, c.daypart_start_hour, c.daypart_end_hour, c.target_regions,

@@ -4,9 +4,7 @@
 
 use std::time::Duration;
 
-use adescrow::auth::node_session::session_message;
 use adescrow::db::MIGRATOR;
-use adescrow::nodes::registration_message;
 use alloy::primitives::B256;
 use alloy::signers::local::PrivateKeySigner;
 use axum::http::StatusCode;
@@ -17,61 +15,6 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::fixtures::*;
 use crate::support::*;
-
-struct Node {
-    key: PrivateKeySigner,
-    id: String,
-    owner_token: String,
-}
-
-/// A hoster with one registered node.
-async fn hoster_node(app: &TestApp) -> Node {
-    let owner = PrivateKeySigner::random();
-    let key = PrivateKeySigner::random();
-    let owner_token = app.token_with_role(&owner, "hoster").await;
-    let message = registration_message(owner.address(), key.address(), CHAIN_ID);
-    let node = app
-        .post(
-            "/v1/nodes",
-            Some(&owner_token),
-            json!({ "address": key.address(), "name": "edge", "signature": personal_sign(&key, &message) }),
-        )
-        .await;
-    let id = node.ok()["id"].as_str().unwrap().to_owned();
-    Node { key, id, owner_token }
-}
-
-fn session_body(key: &PrivateKeySigner, issued_at: OffsetDateTime) -> Value {
-    let issued_at = issued_at.format(&Rfc3339).unwrap();
-    let message = session_message(key.address(), CHAIN_ID, &issued_at);
-    json!({ "address": key.address(), "issuedAt": issued_at, "signature": personal_sign(key, &message) })
-}
-
-async fn node_token(app: &TestApp, node: &Node) -> String {
-    let session = app
-        .post(
-            "/v1/nodes/sessions",
-            None,
-            session_body(&node.key, OffsetDateTime::now_utc()),
-        )
-        .await;
-    assert_eq!(session.ok()["nodeId"], node.id.as_str());
-    session.body["token"].as_str().unwrap().to_owned()
-}
-
-/// A running, funded campaign with one ad; returns (campaign id, ad id).
-async fn running(app: &TestApp, advertiser: &Advertiser, extra: Value, prices: Value) -> (String, String) {
-    let (campaign, ad) = advertiser.campaign(app, extra, prices).await;
-    advertiser.fund(&app.pool, &campaign, 1_000_000_000).await;
-    let id = campaign["id"].as_str().unwrap().to_owned();
-    let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap();
-    assert_eq!(tick(&app.pool, &id, &now).await, "RUNNING");
-    (id, ad)
-}
-
-async fn decide(app: &TestApp, token: &str, body: Value) -> Value {
-    app.post("/v1/decisions", Some(token), body).await.ok().clone()
-}
 
 fn ad_ids(decision: &Value) -> Vec<String> {
     decision["ads"]
@@ -85,7 +28,7 @@ fn ad_ids(decision: &Value) -> Vec<String> {
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn node_sessions_need_the_registered_key_and_a_fresh_time(pool: PgPool) {
     let app = TestApp::new(pool);
-    let node = hoster_node(&app).await;
+    let node = hoster_node(&app, false).await;
     app.state.ad_server.refresh().await.unwrap();
     let now = OffsetDateTime::now_utc();
 
@@ -180,7 +123,7 @@ async fn decisions_return_signed_tickets_with_effective_prices(pool: PgPool) {
     .await
     .ok();
     let (campaign, ad) = running(&app, &advertiser, json!({}), json!({ "cpm": "3000000" })).await;
-    let node = hoster_node(&app).await;
+    let node = hoster_node(&app, false).await;
     app.state.ad_server.refresh().await.unwrap();
     let token = node_token(&app, &node).await;
 
@@ -236,7 +179,7 @@ async fn targeting_rules_each_filter(pool: PgPool) {
     let advertiser = Advertiser::new(&app, "UTC", 1_000_000_000, 10_000_000_000).await;
     let targeting = json!({ "targeting": { "regions": ["EU-West"], "communities": ["cycling", "coffee"], "userTypes": ["member"] } });
     let (_, ad) = running(&app, &advertiser, targeting, json!({ "cpm": "1000000" })).await;
-    let node = hoster_node(&app).await;
+    let node = hoster_node(&app, false).await;
     app.state.ad_server.refresh().await.unwrap();
     let token = node_token(&app, &node).await;
 
@@ -274,7 +217,7 @@ async fn consent_is_required_where_the_campaign_asks(pool: PgPool) {
         json!({ "cpm": "1000000" }),
     )
     .await;
-    let node = hoster_node(&app).await;
+    let node = hoster_node(&app, false).await;
 
     let viewer = PrivateKeySigner::random();
     let viewer_token = app.token(&viewer).await;
@@ -332,7 +275,7 @@ async fn frequency_caps_limit_each_viewer(pool: PgPool) {
         json!({ "cpm": "1000000" }),
     )
     .await;
-    let node = hoster_node(&app).await;
+    let node = hoster_node(&app, false).await;
     app.state.ad_server.refresh().await.unwrap();
     let token = node_token(&app, &node).await;
 
@@ -371,7 +314,7 @@ async fn budget_and_priority_decide_who_wins(pool: PgPool) {
     advertiser.fund(&pool, &poor_campaign, 1_000_000_000).await;
     let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap();
     tick(&pool, poor_campaign["id"].as_str().unwrap(), &now).await;
-    let node = hoster_node(&app).await;
+    let node = hoster_node(&app, false).await;
     app.state.ad_server.refresh().await.unwrap();
     let token = node_token(&app, &node).await;
 
@@ -391,7 +334,7 @@ async fn equal_ads_share_traffic(pool: PgPool) {
     let advertiser = Advertiser::new(&app, "UTC", 1_000_000_000, 10_000_000_000).await;
     let (_, first) = running(&app, &advertiser, json!({}), json!({ "cpm": "1000000" })).await;
     let (_, second) = running(&app, &advertiser, json!({}), json!({ "cpm": "1000000" })).await;
-    let node = hoster_node(&app).await;
+    let node = hoster_node(&app, false).await;
     app.state.ad_server.refresh().await.unwrap();
     let token = node_token(&app, &node).await;
     let mut wins = [0; 2];
@@ -411,7 +354,7 @@ async fn the_index_refreshes_itself_on_change(pool: PgPool) {
         let _ = stopped.await;
     });
     let advertiser = Advertiser::new(&app, "UTC", 1_000_000_000, 10_000_000_000).await;
-    let node = hoster_node(&app).await;
+    let node = hoster_node(&app, false).await;
     let (_, ad) = running(&app, &advertiser, json!({}), json!({ "cpm": "1000000" })).await;
 
     // No explicit refresh: the notification from the status change rebuilds the index.

@@ -1,12 +1,15 @@
 //! Ad-server fixtures: an advertiser with a brand, a campaign, an ad set and an ad, made
 //! through the API; the escrow funding the indexer would have mirrored; billed spend.
 
+use adescrow::auth::node_session::session_message;
+use adescrow::nodes::registration_message;
 use adescrow::scheduler;
 use alloy::primitives::{Address, B256};
 use alloy::signers::local::PrivateKeySigner;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use crate::support::*;
@@ -113,12 +116,22 @@ pub async fn fund_escrow(pool: &PgPool, campaign: B256, advertiser: Address, amo
     .unwrap();
 }
 
-/// Records billed spend for an ad, as the tracking side will.
+/// Records billed spend for an ad at `at`, as billing would: the event, the campaign's
+/// running total and the brand's local day.
 pub async fn bill(pool: &PgPool, campaign: &str, ad: &str, price: u128, at: OffsetDateTime) {
     let node = any_node(pool).await;
     sqlx::query(
-        "INSERT INTO billed_events (ticket_id, event, campaign_id, ad_id, hoster_node_id, price, occurred_at, billed_at)
-         VALUES ($1, 'impression', $2, $3, $4, $5::text::numeric, $6, $6)",
+        "WITH e AS (
+             INSERT INTO billed_events (ticket_id, event, campaign_id, ad_id, hoster_node_id, price, occurred_at, billed_at, platform_share)
+             VALUES ($1, 'impression', $2, $3, $4, $5::text::numeric, $6, $6, $5::text::numeric)
+         ), c AS (
+             INSERT INTO campaign_spend (campaign_id, billed) VALUES ($2, $5::text::numeric)
+             ON CONFLICT (campaign_id) DO UPDATE SET billed = campaign_spend.billed + EXCLUDED.billed
+         )
+         INSERT INTO brand_daily_spend (brand_id, day, spend)
+         SELECT c.brand_id, ($6 AT TIME ZONE b.time_zone)::date, $5::text::numeric
+         FROM campaigns c JOIN brands b ON b.id = c.brand_id WHERE c.id = $2
+         ON CONFLICT (brand_id, day) DO UPDATE SET spend = brand_daily_spend.spend + EXCLUDED.spend",
     )
     .bind(Uuid::new_v4())
     .bind(campaign.parse::<Uuid>().unwrap())
@@ -151,6 +164,67 @@ async fn any_node(pool: &PgPool) -> Uuid {
         .fetch_one(pool)
         .await
         .unwrap()
+}
+
+pub struct Node {
+    pub key: PrivateKeySigner,
+    pub id: String,
+    pub owner: PrivateKeySigner,
+    pub owner_token: String,
+}
+
+/// A new hoster with one registered node.
+pub async fn hoster_node(app: &TestApp, can_witness: bool) -> Node {
+    let owner = PrivateKeySigner::random();
+    let key = PrivateKeySigner::random();
+    let owner_token = app.token_with_role(&owner, "hoster").await;
+    let message = registration_message(owner.address(), key.address(), CHAIN_ID);
+    let node = app
+        .post(
+            "/v1/nodes",
+            Some(&owner_token),
+            json!({ "address": key.address(), "name": "edge", "canWitness": can_witness, "signature": personal_sign(&key, &message) }),
+        )
+        .await;
+    let id = node.ok()["id"].as_str().unwrap().to_owned();
+    Node {
+        key,
+        id,
+        owner,
+        owner_token,
+    }
+}
+
+pub fn session_body(key: &PrivateKeySigner, issued_at: OffsetDateTime) -> Value {
+    let issued_at = issued_at.format(&Rfc3339).unwrap();
+    let message = session_message(key.address(), CHAIN_ID, &issued_at);
+    json!({ "address": key.address(), "issuedAt": issued_at, "signature": personal_sign(key, &message) })
+}
+
+pub async fn node_token(app: &TestApp, node: &Node) -> String {
+    let session = app
+        .post(
+            "/v1/nodes/sessions",
+            None,
+            session_body(&node.key, OffsetDateTime::now_utc()),
+        )
+        .await;
+    assert_eq!(session.ok()["nodeId"], node.id.as_str());
+    session.body["token"].as_str().unwrap().to_owned()
+}
+
+/// A running, funded campaign with one ad; returns (campaign id, ad id).
+pub async fn running(app: &TestApp, advertiser: &Advertiser, extra: Value, prices: Value) -> (String, String) {
+    let (campaign, ad) = advertiser.campaign(app, extra, prices).await;
+    advertiser.fund(&app.pool, &campaign, 1_000_000_000).await;
+    let id = campaign["id"].as_str().unwrap().to_owned();
+    let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap();
+    assert_eq!(tick(&app.pool, &id, &now).await, "RUNNING");
+    (id, ad)
+}
+
+pub async fn decide(app: &TestApp, token: &str, body: Value) -> Value {
+    app.post("/v1/decisions", Some(token), body).await.ok().clone()
 }
 
 /// Runs the scheduler at `at` (RFC 3339) and returns the campaign's status afterwards.

@@ -14,6 +14,7 @@ mod nodes;
 mod openapi;
 mod rate_limit;
 mod readiness;
+mod receipts;
 mod rpc_faults;
 mod scheduler;
 mod sign_in;

@@ -43,6 +43,12 @@ pub fn config() -> ApiArgs {
         ticket_ttl: Duration::from_secs(3600),
         node_session_ttl: Duration::from_secs(3600),
         serving_refresh: Duration::from_secs(5),
+        escrow_address: Some(alloy::primitives::Address::repeat_byte(0xe5)),
+        platform_address: alloy::primitives::Address::repeat_byte(0xfa),
+        split_witnessed: vec![9000, 900, 100],
+        split_unwitnessed: vec![5000, 5000],
+        viewer_reward_bps: vec![0, 500, 0, 500],
+        max_batch_receipts: 1000,
     }
 }
 

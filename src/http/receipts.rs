@@ -1,0 +1,234 @@
+//! Receipt batches over HTTP: hoster nodes report what they showed, signed by themselves and
+//! co-signed by a witness node; each receipt comes back billed or refused with a reason.
+//! Also each payee's earnings, from the ledger.
+
+use std::collections::HashSet;
+
+use alloy::primitives::{Address, B256};
+use axum::extract::State;
+use serde::Deserialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, ApiResult, ProblemSchema};
+use super::extract::Json;
+use super::{AppState, validate};
+use crate::auth::Principal;
+use crate::auth::personal_sign::SignatureError;
+use crate::contracts::ReceiptBatch;
+use crate::ledger::{self, Balance};
+use crate::pricing::EventType;
+use crate::serving::snapshot::ActiveNode;
+use crate::tracking::batch::{self, Receipt};
+use crate::tracking::store::{self, BillError};
+use crate::tracking::{BatchAnswer, Candidate, Party, VerifiedBatch, check_receipt};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(submit)).routes(routes!(earnings))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReceiptInput {
+    /// The decision ticket, exactly as issued.
+    pub ticket: String,
+    pub event: EventType,
+    /// When it happened, in unix seconds.
+    pub at: i64,
+    /// The viewer's pseudonymous id, as given in the decision request.
+    pub viewer: Option<String>,
+    /// For acquisitions: the advertiser's order reference.
+    pub order_ref: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubmitBatch {
+    pub chain_id: u64,
+    /// The hoster node's signing address.
+    #[schema(value_type = String)]
+    pub hoster: Address,
+    /// The witness node's signing address; leave out for an unwitnessed batch.
+    #[schema(value_type = Option<String>)]
+    pub witness: Option<Address>,
+    /// Per hoster node, a number never used for a different batch.
+    pub sequence: u64,
+    pub receipts: Vec<ReceiptInput>,
+    /// The hoster key's signature of the `ReceiptBatch` EIP-712 message (`docs/ENCODING.md`).
+    pub hoster_signature: String,
+    /// The witness key's signature of the same message.
+    pub witness_signature: Option<String>,
+}
+
+fn signature_error(field: &str, error: SignatureError) -> ApiError {
+    ApiError::invalid(field, error.to_string())
+}
+
+/// Checks the batch's signatures against the node registry: the hoster's, and the
+/// witness's when there is one (a different node, of a different owner, allowed to witness).
+fn verify(
+    state: &AppState,
+    escrow: Address,
+    request: &SubmitBatch,
+    receipts_hash: B256,
+) -> ApiResult<(ActiveNode, Option<ActiveNode>)> {
+    let message = ReceiptBatch {
+        hoster: request.hoster,
+        witness: request.witness.unwrap_or(Address::ZERO),
+        sequence: request.sequence,
+        receiptsHash: receipts_hash,
+    };
+    let digest = batch::signing_hash(state.config.chain_id, escrow, &message);
+    let signer =
+        batch::recover(digest, &request.hoster_signature).map_err(|e| signature_error("hosterSignature", e))?;
+    if signer != request.hoster {
+        return Err(ApiError::invalid(
+            "hosterSignature",
+            "not signed by the hoster key for this batch, chain and escrow",
+        ));
+    }
+    let hoster = state
+        .ad_server
+        .node_by_address(request.hoster)
+        .ok_or_else(|| ApiError::invalid("hoster", "not a registered, active hoster node"))?;
+    let witness = match (request.witness, &request.witness_signature) {
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ApiError::invalid(
+                "witnessSignature",
+                "a witnessed batch needs the witness's signature",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::invalid(
+                "witness",
+                "a witness signature needs the witness's address",
+            ));
+        }
+        (Some(address), Some(signature)) => {
+            let signer = batch::recover(digest, signature).map_err(|e| signature_error("witnessSignature", e))?;
+            if signer != address {
+                return Err(ApiError::invalid(
+                    "witnessSignature",
+                    "not signed by the witness key for this batch",
+                ));
+            }
+            let witness = state
+                .ad_server
+                .node_by_address(address)
+                .ok_or_else(|| ApiError::invalid("witness", "not a registered, active node"))?;
+            if !witness.can_witness {
+                return Err(ApiError::invalid("witness", "this node is not allowed to witness"));
+            }
+            if witness.id == hoster.id || witness.owner == hoster.owner {
+                return Err(ApiError::invalid("witness", "a witness must be another owner's node"));
+            }
+            Some(witness)
+        }
+    };
+    Ok((hoster, witness))
+}
+
+fn decode_signature(signature: &str) -> Vec<u8> {
+    hex::decode(signature.trim_start_matches("0x")).unwrap_or_default()
+}
+
+/// Submits a batch of receipts. Each is billed or refused with a reason; a batch submitted
+/// again with the same sequence gets the first answer and bills nothing twice. A batch
+/// without a witness is billed as unwitnessed (a smaller hoster share).
+#[utoipa::path(
+    post, path = "/receipts", tag = "tracking", request_body = SubmitBatch,
+    responses(
+        (status = 200, body = BatchAnswer),
+        (status = 409, description = "The sequence was used for a different batch", body = ProblemSchema),
+        (status = 422, body = ProblemSchema), (status = 503, body = ProblemSchema),
+    )
+)]
+async fn submit(State(state): State<AppState>, Json(request): Json<SubmitBatch>) -> ApiResult<Json<BatchAnswer>> {
+    let now = OffsetDateTime::now_utc();
+    if request.chain_id != state.config.chain_id {
+        return Err(ApiError::invalid(
+            "chainId",
+            format!("this API bills chain {}", state.config.chain_id),
+        ));
+    }
+    if request.receipts.is_empty() || request.receipts.len() > state.config.max_batch_receipts {
+        return Err(ApiError::invalid(
+            "receipts",
+            format!("a batch holds 1 to {} receipts", state.config.max_batch_receipts),
+        ));
+    }
+    let escrow = state.config.escrow_address.ok_or_else(|| {
+        ApiError::Unavailable("billing needs the escrow address (ADESCROW_ESCROW_ADDRESS or a deployment file)".into())
+    })?;
+    let mut receipts = Vec::with_capacity(request.receipts.len());
+    for (i, input) in request.receipts.iter().enumerate() {
+        let at = OffsetDateTime::from_unix_timestamp(input.at)
+            .map_err(|_| ApiError::invalid(format!("receipts[{i}].at"), "must be unix seconds"))?;
+        if let Some(viewer) = &input.viewer {
+            validate::text(&format!("receipts[{i}].viewer"), viewer, 1, 128)?;
+        }
+        if let Some(order) = &input.order_ref {
+            validate::text(&format!("receipts[{i}].orderRef"), order, 1, 128)?;
+        }
+        receipts.push(Receipt {
+            ticket: input.ticket.clone(),
+            event: input.event,
+            at,
+            viewer: input.viewer.clone(),
+            order_ref: input.order_ref.clone(),
+        });
+    }
+    let receipts_hash = batch::receipts_hash(&receipts);
+    let (hoster, witness) = verify(&state, escrow, &request, receipts_hash)?;
+
+    let mut seen = HashSet::with_capacity(receipts.len());
+    let checked: Vec<_> = receipts
+        .iter()
+        .enumerate()
+        .map(|(position, receipt)| {
+            check_receipt(state.ad_server.tickets(), hoster.id, receipt, now, &mut seen).map(|(ticket, price)| {
+                Candidate {
+                    position,
+                    ticket,
+                    price,
+                }
+            })
+        })
+        .collect();
+    let party = |node: ActiveNode| Party {
+        node: node.id,
+        payee: node.payee,
+    };
+    let verified = VerifiedBatch {
+        hoster: party(hoster),
+        witness: witness.map(party),
+        sequence: request.sequence,
+        receipts_hash,
+        hoster_signature: decode_signature(&request.hoster_signature),
+        witness_signature: request.witness_signature.as_deref().map(decode_signature),
+        receipts,
+    };
+    let answer = store::bill(&state.db, state.config.chain_id, &state.split, &verified, &checked, now)
+        .await
+        .map_err(|error| match error {
+            BillError::SequenceReused(_) => ApiError::conflict("sequence", error.to_string()),
+            BillError::Contended => ApiError::Unavailable(error.to_string()),
+            BillError::Database(error) => error.into(),
+        })?;
+    metrics::counter!("adescrow_receipts_total", "outcome" => "billed").increment(answer.billed as u64);
+    metrics::counter!("adescrow_receipts_total", "outcome" => "refused").increment(answer.refused as u64);
+    Ok(Json(answer))
+}
+
+/// What the caller's wallet has earned per token (as hoster operator, witness, viewer or
+/// platform), from the ledger.
+#[utoipa::path(
+    get, path = "/me/earnings", tag = "tracking", security(("bearer" = [])),
+    responses((status = 200, body = [Balance]), (status = 401, body = ProblemSchema))
+)]
+async fn earnings(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Vec<Balance>>> {
+    Ok(Json(ledger::balances(&state.db, principal.address).await?))
+}

@@ -1,0 +1,726 @@
+//! Billing a verified batch in one Postgres transaction.
+//!
+//! The batch row goes in first: `(hoster, sequence)` is unique, so a resubmission (even a
+//! concurrent one, which waits for the first to commit) finds it and gets the first answer.
+//! Then everything the checks need is read in a handful of set queries, each receipt is
+//! judged in batch order, and the results are written: billed events, refused receipts,
+//! ledger postings, and the running spend totals.
+//!
+//! Budgets hold under concurrency without holding locks while judging: the totals are
+//! updated last, with the budget as a condition (`billed + delta <= cap`). If another batch
+//! spent the budget meanwhile, or billed one of our tickets, the transaction starts over and
+//! judges against what that batch committed.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use alloy::primitives::{Address, B256};
+use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::split::{WHOLE, largest_remainder};
+use super::{BatchAnswer, Candidate, ReceiptResult, Refusal, SplitPolicy, VerifiedBatch, rewards_scope};
+use crate::ledger::{self, Posting, Role, Source};
+use crate::money::Amount;
+use crate::pricing::EventType;
+use crate::schedule;
+use crate::serving::ticket::viewer_hash;
+
+/// Attempts before a batch that keeps racing others gives up (the node retries later).
+const MAX_ATTEMPTS: usize = 8;
+const HOUR_SECS: i64 = 3600;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BillError {
+    #[error("sequence {0} was already used for a different batch")]
+    SequenceReused(u64),
+    #[error("the batch kept racing other batches for the same budgets; retry it")]
+    Contended,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Bills a batch whose receipts were checked one by one (`checked[i]` for receipt `i`).
+pub async fn bill(
+    db: &PgPool,
+    chain_id: u64,
+    policy: &SplitPolicy,
+    batch: &VerifiedBatch,
+    checked: &[Result<Candidate, (Option<Uuid>, Refusal)>],
+    now: OffsetDateTime,
+) -> Result<BatchAnswer, BillError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let mut tx = db.begin().await?;
+        let Some(batch_id) = insert_batch(&mut tx, batch).await? else {
+            tx.rollback().await?;
+            return replay(db, batch).await;
+        };
+        match judge_and_write(&mut tx, batch_id, chain_id, policy, batch, checked, now).await? {
+            Some(answer) => {
+                tx.commit().await?;
+                return Ok(answer);
+            }
+            None => {
+                tx.rollback().await?;
+                metrics::counter!("adescrow_billing_retries_total").increment(1);
+            }
+        }
+    }
+    Err(BillError::Contended)
+}
+
+async fn insert_batch(conn: &mut PgConnection, batch: &VerifiedBatch) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "INSERT INTO receipt_batches (hoster_node_id, sequence, witness_node_id, receipts_hash, hoster_signature,
+                                      witness_signature, receipt_count)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (hoster_node_id, sequence) DO NOTHING
+         RETURNING id",
+        batch.hoster.node,
+        batch.sequence as i64,
+        batch.witness.map(|w| w.node),
+        batch.receipts_hash.as_slice(),
+        &batch.hoster_signature,
+        batch.witness_signature.as_deref(),
+        batch.receipts.len() as i32
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// The first answer to a batch submitted again, if it is the same batch.
+async fn replay(db: &PgPool, batch: &VerifiedBatch) -> Result<BatchAnswer, BillError> {
+    let stored = sqlx::query!(
+        "SELECT id, receipts_hash FROM receipt_batches WHERE hoster_node_id = $1 AND sequence = $2",
+        batch.hoster.node,
+        batch.sequence as i64
+    )
+    .fetch_one(db)
+    .await?;
+    if stored.receipts_hash != batch.receipts_hash.as_slice() {
+        return Err(BillError::SequenceReused(batch.sequence));
+    }
+    Ok(load_answer(db, stored.id).await?)
+}
+
+/// A stored batch's answer, rebuilt from its billed and refused receipts.
+pub async fn load_answer(db: &PgPool, batch_id: i64) -> Result<BatchAnswer, sqlx::Error> {
+    let batch = sqlx::query!(
+        "SELECT sequence, witness_node_id IS NOT NULL AS \"witnessed!\" FROM receipt_batches WHERE id = $1",
+        batch_id
+    )
+    .fetch_one(db)
+    .await?;
+    let rows = sqlx::query!(
+        r#"SELECT position AS "position!", ticket_id, event AS "event!: EventType", price::text AS price,
+                  NULL::refusal_reason AS "reason: Refusal"
+           FROM billed_events WHERE batch_id = $1
+           UNION ALL
+           SELECT position, ticket_id, event, NULL, reason
+           FROM refused_receipts WHERE batch_id = $1
+           ORDER BY 1"#,
+        batch_id
+    )
+    .fetch_all(db)
+    .await?;
+    let receipts: Vec<ReceiptResult> = rows
+        .into_iter()
+        .map(|row| ReceiptResult {
+            index: row.position as usize,
+            ticket_id: row.ticket_id,
+            event: row.event,
+            billed: row.price.is_some(),
+            price: row.price.as_deref().map(Amount::from_db),
+            reason: row.reason,
+        })
+        .collect();
+    Ok(answer(batch_id, batch.sequence as u64, batch.witnessed, receipts))
+}
+
+fn answer(batch_id: i64, sequence: u64, witnessed: bool, receipts: Vec<ReceiptResult>) -> BatchAnswer {
+    let billed = receipts.iter().filter(|r| r.billed).count();
+    BatchAnswer {
+        batch_id,
+        sequence,
+        witnessed,
+        billed,
+        refused: receipts.len() - billed,
+        receipts,
+    }
+}
+
+/// What billing needs to know about a campaign and its brand.
+struct CampaignFacts {
+    token: Address,
+    brand: Uuid,
+    impression_cap: i64,
+    click_cap: i64,
+    consent_scope: Option<B256>,
+    /// What it may still spend, and the most its running total may reach.
+    available: u128,
+    cap: u128,
+}
+
+struct BrandFacts {
+    today: time::Date,
+    /// What may still be spent today, within both the daily and the monthly budget.
+    room: u128,
+    /// The most today's spend may reach: the daily budget, or less when the month's other
+    /// days leave less of the monthly one.
+    limit: u128,
+}
+
+/// A linked viewer's wallet and the consent scopes it holds (with expiry).
+struct ViewerFacts {
+    wallet: Address,
+    consent: Vec<(B256, i64)>,
+}
+
+impl ViewerFacts {
+    fn holds(&self, scope: B256, at: i64) -> bool {
+        self.consent.iter().any(|(s, expiry)| *s == scope && *expiry > at)
+    }
+}
+
+/// One receipt to write as billed.
+struct Billed<'a> {
+    candidate: &'a Candidate,
+    viewer_hash: Option<[u8; 32]>,
+    shares: [Amount; 4],
+    viewer_payee: Option<Address>,
+}
+
+/// Judges every receipt and writes the outcome. `None` when a concurrent batch got in the
+/// way and the transaction must start over.
+#[allow(clippy::too_many_lines)]
+async fn judge_and_write(
+    tx: &mut PgConnection,
+    batch_id: i64,
+    chain_id: u64,
+    policy: &SplitPolicy,
+    batch: &VerifiedBatch,
+    checked: &[Result<Candidate, (Option<Uuid>, Refusal)>],
+    now: OffsetDateTime,
+) -> Result<Option<BatchAnswer>, sqlx::Error> {
+    let candidates: Vec<&Candidate> = checked.iter().filter_map(|c| c.as_ref().ok()).collect();
+    let receipts = &batch.receipts;
+    let mut campaigns = campaign_facts(tx, chain_id, &candidates).await?;
+    let mut brands = brand_facts(tx, &campaigns, now).await?;
+    let mut billed_keys = already_billed(tx, &candidates).await?;
+    let mut seen = frequency_history(tx, &candidates, receipts).await?;
+    let viewers = viewer_facts(tx, chain_id, &candidates, receipts).await?;
+
+    let mut results = Vec::with_capacity(receipts.len());
+    let mut billed: Vec<Billed> = Vec::new();
+    let mut refused: Vec<(usize, Option<Uuid>, Refusal)> = Vec::new();
+    let mut postings: BTreeMap<Address, Posting> = BTreeMap::new();
+    let mut campaign_delta: HashMap<Uuid, u128> = HashMap::new();
+    let mut brand_delta: HashMap<Uuid, u128> = HashMap::new();
+
+    for (position, check) in checked.iter().enumerate() {
+        let receipt = &receipts[position];
+        let outcome = match check {
+            Err((ticket_id, reason)) => Err((*ticket_id, *reason)),
+            Ok(candidate) => {
+                let ticket = &candidate.ticket;
+                let at = receipt.at.unix_timestamp();
+                let viewer = receipt.viewer.as_deref();
+                let hashed = viewer.map(viewer_hash);
+                let linked = viewer.and_then(|v| viewers.get(v));
+                let judged = match campaigns.get_mut(&ticket.campaign_id) {
+                    None => Err(Refusal::CampaignBudgetExhausted),
+                    Some(campaign) => {
+                        let brand = brands.get_mut(&campaign.brand).expect("every campaign's brand is read");
+                        let frequency_key = hashed.map(|h| (ticket.ad_id, h));
+                        if billed_keys.contains(&(ticket.id, receipt.event)) {
+                            Err(Refusal::Duplicate)
+                        } else if receipt.event == EventType::Click
+                            && !billed_keys.contains(&(ticket.id, EventType::Impression))
+                        {
+                            Err(Refusal::ClickWithoutImpression)
+                        } else if frequency_key.is_some_and(|key| {
+                            let cap = match receipt.event {
+                                EventType::Impression => campaign.impression_cap,
+                                EventType::Click => campaign.click_cap,
+                                _ => i64::MAX,
+                            };
+                            let recent = seen.get(&key).map_or(0, |events| {
+                                events
+                                    .iter()
+                                    .filter(|(e, t)| *e == receipt.event && *t > at - HOUR_SECS && *t <= at)
+                                    .count()
+                            });
+                            recent as i64 >= cap
+                        }) {
+                            Err(Refusal::FrequencyCapped)
+                        } else if campaign
+                            .consent_scope
+                            .is_some_and(|scope| !linked.is_some_and(|v| v.holds(scope, at)))
+                        {
+                            Err(Refusal::ConsentMissing)
+                        } else if campaign.available < candidate.price.0 {
+                            Err(Refusal::CampaignBudgetExhausted)
+                        } else if brand.room < candidate.price.0 {
+                            Err(Refusal::BrandBudgetReached)
+                        } else {
+                            campaign.available -= candidate.price.0;
+                            brand.room -= candidate.price.0;
+                            *campaign_delta.entry(ticket.campaign_id).or_default() += candidate.price.0;
+                            *brand_delta.entry(campaign.brand).or_default() += candidate.price.0;
+                            billed_keys.insert((ticket.id, receipt.event));
+                            if let Some(key) = frequency_key {
+                                seen.entry(key).or_default().push((receipt.event, at));
+                            }
+                            let reward_scope = campaign.consent_scope.unwrap_or_else(rewards_scope);
+                            let rewarded = linked.filter(|v| v.holds(reward_scope, at)).map(|v| v.wallet);
+                            let shares = split(
+                                policy,
+                                batch.witness.is_some(),
+                                receipt.event,
+                                candidate.price,
+                                rewarded,
+                            );
+                            let posting = postings.entry(campaign.token).or_default();
+                            posting.spend(ticket.campaign_id, candidate.price);
+                            posting.earn(Role::Hoster, batch.hoster.payee, shares[0]);
+                            posting.earn(Role::Platform, policy.platform, shares[1]);
+                            if let Some(witness) = batch.witness {
+                                posting.earn(Role::Witness, witness.payee, shares[2]);
+                            }
+                            if let Some(wallet) = rewarded {
+                                posting.earn(Role::Viewer, wallet, shares[3]);
+                            }
+                            billed.push(Billed {
+                                candidate,
+                                viewer_hash: hashed,
+                                shares,
+                                viewer_payee: rewarded.filter(|_| !shares[3].is_zero()),
+                            });
+                            Ok(candidate.price)
+                        }
+                    }
+                };
+                judged.map_err(|reason| (Some(ticket.id), reason))
+            }
+        };
+        results.push(match outcome {
+            Ok(price) => ReceiptResult {
+                index: position,
+                ticket_id: check.as_ref().ok().map(|c| c.ticket.id),
+                event: receipt.event,
+                billed: true,
+                price: Some(price),
+                reason: None,
+            },
+            Err((ticket_id, reason)) => {
+                refused.push((position, ticket_id, reason));
+                ReceiptResult {
+                    index: position,
+                    ticket_id,
+                    event: receipt.event,
+                    billed: false,
+                    price: None,
+                    reason: Some(reason),
+                }
+            }
+        });
+    }
+    debug_assert!(postings.values().all(Posting::balances));
+
+    if !insert_billed(tx, batch_id, batch, &billed).await? {
+        return Ok(None);
+    }
+    insert_refused(tx, batch_id, receipts, &refused).await?;
+    ledger::post(tx, Source::ReceiptBatch, &batch_id.to_string(), &postings).await?;
+    if !add_campaign_spend(tx, &campaigns, &campaign_delta).await?
+        || !add_brand_spend(tx, &brands, &brand_delta).await?
+    {
+        return Ok(None);
+    }
+    Ok(Some(answer(batch_id, batch.sequence, batch.witness.is_some(), results)))
+}
+
+/// Hoster, platform, witness and viewer shares of one price.
+fn split(
+    policy: &SplitPolicy,
+    witnessed: bool,
+    event: EventType,
+    price: Amount,
+    rewarded: Option<Address>,
+) -> [Amount; 4] {
+    let [hoster, mut platform, witness] = if witnessed {
+        largest_remainder(price, policy.witnessed)
+    } else {
+        let [hoster, platform] = largest_remainder(price, policy.unwitnessed);
+        [hoster, platform, Amount::ZERO]
+    };
+    let reward = match rewarded {
+        // The reward comes out of the platform's share and never exceeds it.
+        Some(_) => Amount(
+            price.0 / u128::from(WHOLE) * u128::from(policy.viewer_reward[event as usize])
+                + price.0 % u128::from(WHOLE) * u128::from(policy.viewer_reward[event as usize]) / u128::from(WHOLE),
+        )
+        .min(platform),
+        None => Amount::ZERO,
+    };
+    platform = platform.saturating_sub(reward);
+    [hoster, platform, witness, reward]
+}
+
+async fn campaign_facts(
+    tx: &mut PgConnection,
+    chain_id: u64,
+    candidates: &[&Candidate],
+) -> Result<HashMap<Uuid, CampaignFacts>, sqlx::Error> {
+    let ids: Vec<Uuid> = candidates
+        .iter()
+        .map(|c| c.ticket.campaign_id)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    // Running totals must exist for the conditional update at the end.
+    sqlx::query!(
+        "INSERT INTO campaign_spend (campaign_id) SELECT id FROM UNNEST($1::uuid[]) AS t(id)
+         JOIN campaigns c USING (id) ON CONFLICT DO NOTHING",
+        &ids
+    )
+    .execute(&mut *tx)
+    .await?;
+    let rows = sqlx::query!(
+        r#"SELECT c.id AS "id!", c.token AS "token!", c.brand_id AS "brand_id!",
+                  c.impression_cap_per_hour AS "impression_cap_per_hour!", c.click_cap_per_hour AS "click_cap_per_hour!",
+                  c.required_consent_scope, cb.available::text AS "available!",
+                  (cb.on_chain_remaining + cb.settled)::text AS "cap!"
+           FROM campaigns c JOIN campaign_budgets($1, $2) cb ON cb.campaign_id = c.id"#,
+        i64::try_from(chain_id).unwrap_or(i64::MAX),
+        &ids
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let facts = CampaignFacts {
+                token: Address::from_slice(&row.token),
+                brand: row.brand_id,
+                impression_cap: i64::from(row.impression_cap_per_hour),
+                click_cap: i64::from(row.click_cap_per_hour),
+                consent_scope: row.required_consent_scope.as_deref().map(B256::from_slice),
+                available: Amount::from_db(&row.available).0,
+                cap: Amount::from_db(&row.cap).0,
+            };
+            (row.id, facts)
+        })
+        .collect())
+}
+
+async fn brand_facts(
+    tx: &mut PgConnection,
+    campaigns: &HashMap<Uuid, CampaignFacts>,
+    now: OffsetDateTime,
+) -> Result<HashMap<Uuid, BrandFacts>, sqlx::Error> {
+    let ids: Vec<Uuid> = campaigns
+        .values()
+        .map(|c| c.brand)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let brands = sqlx::query!(
+        r#"SELECT id, time_zone, daily_budget::text AS "daily!", monthly_budget::text AS "monthly!"
+           FROM brands WHERE id = ANY($1)"#,
+        &ids
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let now = schedule::timestamp(now);
+    let mut periods = HashMap::new();
+    let mut budgets = HashMap::new();
+    for brand in brands {
+        let zone = schedule::zone(&brand.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
+        periods.insert(brand.id, schedule::local_day_and_month(now, &zone));
+        budgets.insert(
+            brand.id,
+            (Amount::from_db(&brand.daily).0, Amount::from_db(&brand.monthly).0),
+        );
+    }
+    let spend = crate::scheduler::brand_spend(&mut *tx, &periods).await?;
+    Ok(periods
+        .into_iter()
+        .map(|(brand, (today, _))| {
+            let (daily, monthly) = budgets[&brand];
+            let (spent_today, spent_month) = spend.get(&brand).copied().unwrap_or_default();
+            let other_days = spent_month.0.saturating_sub(spent_today.0);
+            let limit = daily.min(monthly.saturating_sub(other_days));
+            let room = limit.saturating_sub(spent_today.0);
+            (brand, BrandFacts { today, room, limit })
+        })
+        .collect())
+}
+
+/// Events already billed for the batch's tickets.
+async fn already_billed(
+    tx: &mut PgConnection,
+    candidates: &[&Candidate],
+) -> Result<HashSet<(Uuid, EventType)>, sqlx::Error> {
+    let tickets: Vec<Uuid> = candidates.iter().map(|c| c.ticket.id).collect();
+    let rows = sqlx::query!(
+        r#"SELECT ticket_id, event AS "event: EventType" FROM billed_events WHERE ticket_id = ANY($1)"#,
+        &tickets
+    )
+    .fetch_all(tx)
+    .await?;
+    Ok(rows.into_iter().map(|row| (row.ticket_id, row.event)).collect())
+}
+
+type FrequencyKey = (Uuid, [u8; 32]);
+
+/// Billed impressions and clicks of each (ad, viewer) in the batch, from an hour before its
+/// earliest event.
+async fn frequency_history(
+    tx: &mut PgConnection,
+    candidates: &[&Candidate],
+    receipts: &[super::batch::Receipt],
+) -> Result<HashMap<FrequencyKey, Vec<(EventType, i64)>>, sqlx::Error> {
+    let mut ads = Vec::new();
+    let mut viewers = Vec::new();
+    let mut since = i64::MAX;
+    let mut pairs = HashSet::new();
+    for candidate in candidates {
+        let receipt = &receipts[candidate.position];
+        if let Some(hash) = candidate.ticket.viewer
+            && pairs.insert((candidate.ticket.ad_id, hash))
+        {
+            ads.push(candidate.ticket.ad_id);
+            viewers.push(hash.to_vec());
+        }
+        since = since.min(receipt.at.unix_timestamp() - HOUR_SECS);
+    }
+    if ads.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let since = OffsetDateTime::from_unix_timestamp(since).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let rows = sqlx::query!(
+        r#"SELECT e.ad_id, e.viewer_hash AS "viewer_hash!", e.event AS "event: EventType", e.occurred_at
+           FROM billed_events e JOIN UNNEST($1::uuid[], $2::bytea[]) AS p(ad, viewer)
+             ON e.ad_id = p.ad AND e.viewer_hash = p.viewer
+           WHERE e.viewer_hash IS NOT NULL AND e.event IN ('impression', 'click') AND e.occurred_at >= $3"#,
+        &ads,
+        &viewers,
+        since
+    )
+    .fetch_all(tx)
+    .await?;
+    let mut seen: HashMap<FrequencyKey, Vec<(EventType, i64)>> = HashMap::new();
+    for row in rows {
+        let hash: [u8; 32] = row.viewer_hash.as_slice().try_into().unwrap_or_default();
+        seen.entry((row.ad_id, hash))
+            .or_default()
+            .push((row.event, row.occurred_at.unix_timestamp()));
+    }
+    Ok(seen)
+}
+
+/// Wallets and consent of the linked viewers in the batch.
+async fn viewer_facts(
+    tx: &mut PgConnection,
+    chain_id: u64,
+    candidates: &[&Candidate],
+    receipts: &[super::batch::Receipt],
+) -> Result<HashMap<String, ViewerFacts>, sqlx::Error> {
+    let ids: Vec<String> = candidates
+        .iter()
+        .filter_map(|c| receipts[c.position].viewer.clone())
+        .filter(|v| v.starts_with(crate::viewers::PREFIX))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = sqlx::query!(
+        "SELECT v.viewer_id, u.address, cv.scope, cv.expiry
+         FROM viewer_ids v JOIN users u ON u.id = v.user_id
+         LEFT JOIN consent_view cv ON cv.chain_id = $2 AND cv.user_address = u.address
+         WHERE v.viewer_id = ANY($1)",
+        &ids,
+        i64::try_from(chain_id).unwrap_or(i64::MAX)
+    )
+    .fetch_all(tx)
+    .await?;
+    let mut viewers: HashMap<String, ViewerFacts> = HashMap::new();
+    for row in rows {
+        let facts = viewers.entry(row.viewer_id).or_insert_with(|| ViewerFacts {
+            wallet: Address::from_slice(&row.address),
+            consent: Vec::new(),
+        });
+        if let (Some(scope), Some(expiry)) = (row.scope, row.expiry) {
+            facts.consent.push((B256::from_slice(&scope), expiry));
+        }
+    }
+    Ok(viewers)
+}
+
+/// Writes the billed receipts. `false` when one of them was billed by a concurrent batch.
+async fn insert_billed(
+    tx: &mut PgConnection,
+    batch_id: i64,
+    batch: &VerifiedBatch,
+    billed: &[Billed<'_>],
+) -> Result<bool, sqlx::Error> {
+    if billed.is_empty() {
+        return Ok(true);
+    }
+    let n = billed.len();
+    let (mut tickets, mut events, mut campaigns, mut ads, mut prices, mut times, mut positions) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut viewers, mut orders, mut payees) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut shares: [Vec<String>; 4] = Default::default();
+    for entry in billed {
+        let candidate = entry.candidate;
+        let receipt = &batch.receipts[candidate.position];
+        tickets.push(candidate.ticket.id);
+        events.push(receipt.event);
+        campaigns.push(candidate.ticket.campaign_id);
+        ads.push(candidate.ticket.ad_id);
+        prices.push(candidate.price.to_string());
+        times.push(receipt.at);
+        positions.push(candidate.position as i32);
+        viewers.push(entry.viewer_hash.map(|h| h.to_vec()));
+        orders.push(receipt.order_ref.clone());
+        payees.push(entry.viewer_payee.map(|p| p.to_vec()));
+        for (column, share) in shares.iter_mut().zip(entry.shares) {
+            column.push(share.to_string());
+        }
+    }
+    let [hoster, platform, witness, viewer] = &shares;
+    let inserted = sqlx::query!(
+        "INSERT INTO billed_events (ticket_id, event, campaign_id, ad_id, hoster_node_id, witness_node_id, price,
+                                    occurred_at, batch_id, position, viewer_hash, order_ref, hoster_share,
+                                    platform_share, witness_share, viewer_share, viewer_payee)
+         SELECT t, e, c, a, $5, $6, p::numeric, o, $9, n, v, r, hs::numeric, ps::numeric, ws::numeric, vs::numeric, y
+         FROM UNNEST($1::uuid[], $2::billable_event[], $3::uuid[], $4::uuid[], $7::text[], $8::timestamptz[],
+                     $10::int[], $11::bytea[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
+                     $17::bytea[])
+              AS u(t, e, c, a, p, o, n, v, r, hs, ps, ws, vs, y)
+         ON CONFLICT (ticket_id, event) DO NOTHING",
+        &tickets,
+        &events as &[EventType],
+        &campaigns,
+        &ads,
+        batch.hoster.node,
+        batch.witness.map(|w| w.node),
+        &prices,
+        &times,
+        batch_id,
+        &positions,
+        &viewers as &[Option<Vec<u8>>],
+        &orders as &[Option<String>],
+        hoster,
+        platform,
+        witness,
+        viewer,
+        &payees as &[Option<Vec<u8>>]
+    )
+    .execute(tx)
+    .await?;
+    Ok(inserted.rows_affected() == n as u64)
+}
+
+async fn insert_refused(
+    tx: &mut PgConnection,
+    batch_id: i64,
+    receipts: &[super::batch::Receipt],
+    refused: &[(usize, Option<Uuid>, Refusal)],
+) -> Result<(), sqlx::Error> {
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let positions: Vec<i32> = refused.iter().map(|(p, _, _)| *p as i32).collect();
+    let tickets: Vec<Option<Uuid>> = refused.iter().map(|(_, t, _)| *t).collect();
+    let events: Vec<EventType> = refused.iter().map(|(p, _, _)| receipts[*p].event).collect();
+    let times: Vec<OffsetDateTime> = refused.iter().map(|(p, _, _)| receipts[*p].at).collect();
+    let reasons: Vec<Refusal> = refused.iter().map(|(_, _, r)| *r).collect();
+    sqlx::query!(
+        "INSERT INTO refused_receipts (batch_id, position, ticket_id, event, occurred_at, reason)
+         SELECT $1, n, t, e, o, r
+         FROM UNNEST($2::int[], $3::uuid[], $4::billable_event[], $5::timestamptz[], $6::refusal_reason[])
+              AS u(n, t, e, o, r)",
+        batch_id,
+        &positions,
+        &tickets as &[Option<Uuid>],
+        &events as &[EventType],
+        &times,
+        &reasons as &[Refusal]
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Adds to campaigns' running totals unless that would pass their escrow. `false` when a
+/// concurrent batch spent what this one counted on.
+async fn add_campaign_spend(
+    tx: &mut PgConnection,
+    campaigns: &HashMap<Uuid, CampaignFacts>,
+    delta: &HashMap<Uuid, u128>,
+) -> Result<bool, sqlx::Error> {
+    if delta.is_empty() {
+        return Ok(true);
+    }
+    let ids: Vec<Uuid> = delta.keys().copied().collect();
+    let deltas: Vec<String> = ids.iter().map(|id| delta[id].to_string()).collect();
+    let caps: Vec<String> = ids.iter().map(|id| campaigns[id].cap.to_string()).collect();
+    let updated = sqlx::query!(
+        "UPDATE campaign_spend s SET billed = s.billed + d.delta::numeric
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS d(id, delta, cap)
+         WHERE s.campaign_id = d.id AND s.billed + d.delta::numeric <= d.cap::numeric",
+        &ids,
+        &deltas,
+        &caps
+    )
+    .execute(tx)
+    .await?;
+    Ok(updated.rows_affected() == ids.len() as u64)
+}
+
+/// Adds to brands' spend of their local day unless that would pass the room left today.
+async fn add_brand_spend(
+    tx: &mut PgConnection,
+    brands: &HashMap<Uuid, BrandFacts>,
+    delta: &HashMap<Uuid, u128>,
+) -> Result<bool, sqlx::Error> {
+    if delta.is_empty() {
+        return Ok(true);
+    }
+    let ids: Vec<Uuid> = delta.keys().copied().collect();
+    let days: Vec<time::Date> = ids.iter().map(|id| brands[id].today).collect();
+    let deltas: Vec<String> = ids.iter().map(|id| delta[id].to_string()).collect();
+    let limits: Vec<String> = ids.iter().map(|id| brands[id].limit.to_string()).collect();
+    sqlx::query!(
+        "INSERT INTO brand_daily_spend (brand_id, day) SELECT * FROM UNNEST($1::uuid[], $2::date[])
+         ON CONFLICT DO NOTHING",
+        &ids,
+        &days
+    )
+    .execute(&mut *tx)
+    .await?;
+    let updated = sqlx::query!(
+        "UPDATE brand_daily_spend s SET spend = s.spend + d.delta::numeric
+         FROM UNNEST($1::uuid[], $2::date[], $3::text[], $4::text[]) AS d(brand, day, delta, lim)
+         WHERE s.brand_id = d.brand AND s.day = d.day AND s.spend + d.delta::numeric <= d.lim::numeric",
+        &ids,
+        &days,
+        &deltas,
+        &limits
+    )
+    .execute(tx)
+    .await?;
+    Ok(updated.rows_affected() == ids.len() as u64)
+}
