@@ -33,7 +33,8 @@ impl EventType {
 /// `keccak256(abi.encode(keccak256(ticket), uint8 event, uint64 at, keccak256(viewer), keccak256(orderRef)))`
 /// with absent strings hashed as empty.
 pub fn receipt_hash(receipt: &Receipt) -> B256 {
-    let text = |s: Option<&str>| keccak256(s.unwrap_or_default().as_bytes());
+    const EMPTY: B256 = alloy::primitives::KECCAK256_EMPTY;
+    let text = |s: Option<&str>| s.map_or(EMPTY, |s| keccak256(s.as_bytes()));
     // abi.encode of five static values: five 32-byte words, numbers right-aligned.
     let mut words = [0u8; 160];
     words[..32].copy_from_slice(keccak256(receipt.ticket.as_bytes()).as_slice());

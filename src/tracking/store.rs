@@ -49,19 +49,33 @@ pub async fn bill(
     checked: &[Result<Candidate, (Option<Uuid>, Refusal)>],
     now: OffsetDateTime,
 ) -> Result<BatchAnswer, BillError> {
+    // The first attempt looks up earlier billing only for clicks (which need their
+    // impression); other repeats surface as conflicts on insert, and the next attempt
+    // looks them all up.
+    let mut look_up_all = false;
     for _ in 0..MAX_ATTEMPTS {
         let mut tx = db.begin().await?;
         let Some(batch_id) = insert_batch(&mut tx, batch).await? else {
             tx.rollback().await?;
             return replay(db, batch).await;
         };
-        match judge_and_write(&mut tx, batch_id, chain_id, policy, batch, checked, now).await? {
+        let context = Context {
+            batch_id,
+            chain_id,
+            policy,
+            batch,
+            checked,
+            now,
+            look_up_all,
+        };
+        match judge_and_write(&mut tx, &context).await? {
             Some(answer) => {
                 tx.commit().await?;
                 return Ok(answer);
             }
             None => {
                 tx.rollback().await?;
+                look_up_all = true;
                 metrics::counter!("adescrow_billing_retries_total").increment(1);
             }
         }
@@ -190,23 +204,36 @@ struct Billed<'a> {
     viewer_payee: Option<Address>,
 }
 
-/// Judges every receipt and writes the outcome. `None` when a concurrent batch got in the
-/// way and the transaction must start over.
-#[allow(clippy::too_many_lines)]
-async fn judge_and_write(
-    tx: &mut PgConnection,
+/// One attempt at billing a batch.
+struct Context<'a> {
     batch_id: i64,
     chain_id: u64,
-    policy: &SplitPolicy,
-    batch: &VerifiedBatch,
-    checked: &[Result<Candidate, (Option<Uuid>, Refusal)>],
+    policy: &'a SplitPolicy,
+    batch: &'a VerifiedBatch,
+    checked: &'a [Result<Candidate, (Option<Uuid>, Refusal)>],
     now: OffsetDateTime,
-) -> Result<Option<BatchAnswer>, sqlx::Error> {
+    /// Look up earlier billing of every ticket, not only of clicks' tickets.
+    look_up_all: bool,
+}
+
+/// Judges every receipt and writes the outcome. `None` when a concurrent or earlier batch
+/// got in the way and the transaction must start over.
+#[allow(clippy::too_many_lines)]
+async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result<Option<BatchAnswer>, sqlx::Error> {
+    let Context {
+        batch_id,
+        chain_id,
+        policy,
+        batch,
+        checked,
+        now,
+        look_up_all,
+    } = *context;
     let candidates: Vec<&Candidate> = checked.iter().filter_map(|c| c.as_ref().ok()).collect();
     let receipts = &batch.receipts;
     let mut campaigns = campaign_facts(tx, chain_id, &candidates).await?;
     let mut brands = brand_facts(tx, &campaigns, now).await?;
-    let mut billed_keys = already_billed(tx, &candidates).await?;
+    let mut billed_keys = already_billed(tx, &candidates, &batch.receipts, look_up_all).await?;
     let mut seen = frequency_history(tx, &candidates, receipts).await?;
     let viewers = viewer_facts(tx, chain_id, &candidates, receipts).await?;
 
@@ -378,14 +405,6 @@ async fn campaign_facts(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    // Running totals must exist for the conditional update at the end.
-    sqlx::query!(
-        "INSERT INTO campaign_spend (campaign_id) SELECT id FROM UNNEST($1::uuid[]) AS t(id)
-         JOIN campaigns c USING (id) ON CONFLICT DO NOTHING",
-        &ids
-    )
-    .execute(&mut *tx)
-    .await?;
     let rows = sqlx::query!(
         r#"SELECT c.id AS "id!", c.token AS "token!", c.brand_id AS "brand_id!",
                   c.impression_cap_per_hour AS "impression_cap_per_hour!", c.click_cap_per_hour AS "click_cap_per_hour!",
@@ -457,12 +476,21 @@ async fn brand_facts(
         .collect())
 }
 
-/// Events already billed for the batch's tickets.
+/// Events already billed for the batch's tickets: all of them, or only those of clicks.
 async fn already_billed(
     tx: &mut PgConnection,
     candidates: &[&Candidate],
+    receipts: &[super::batch::Receipt],
+    all: bool,
 ) -> Result<HashSet<(Uuid, EventType)>, sqlx::Error> {
-    let tickets: Vec<Uuid> = candidates.iter().map(|c| c.ticket.id).collect();
+    let tickets: Vec<Uuid> = candidates
+        .iter()
+        .filter(|c| all || receipts[c.position].event == EventType::Click)
+        .map(|c| c.ticket.id)
+        .collect();
+    if tickets.is_empty() {
+        return Ok(HashSet::new());
+    }
     let rows = sqlx::query!(
         r#"SELECT ticket_id, event AS "event: EventType" FROM billed_events WHERE ticket_id = ANY($1)"#,
         &tickets
@@ -500,10 +528,14 @@ async fn frequency_history(
     }
     let since = OffsetDateTime::from_unix_timestamp(since).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let rows = sqlx::query!(
-        r#"SELECT e.ad_id, e.viewer_hash AS "viewer_hash!", e.event AS "event: EventType", e.occurred_at
-           FROM billed_events e JOIN UNNEST($1::uuid[], $2::bytea[]) AS p(ad, viewer)
-             ON e.ad_id = p.ad AND e.viewer_hash = p.viewer
-           WHERE e.viewer_hash IS NOT NULL AND e.event IN ('impression', 'click') AND e.occurred_at >= $3"#,
+        // LATERAL keeps this an index probe per pair, whatever the table's size.
+        r#"SELECT p.ad AS "ad_id!", p.viewer AS "viewer_hash!", e.event AS "event!: EventType", e.occurred_at AS "occurred_at!"
+           FROM UNNEST($1::uuid[], $2::bytea[]) AS p(ad, viewer)
+           CROSS JOIN LATERAL (
+               SELECT event, occurred_at FROM billed_events
+               WHERE ad_id = p.ad AND viewer_hash = p.viewer AND viewer_hash IS NOT NULL
+                 AND event IN ('impression', 'click') AND occurred_at >= $3
+           ) e"#,
         &ads,
         &viewers,
         since
@@ -609,7 +641,7 @@ async fn insert_billed(
                      $10::int[], $11::bytea[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
                      $17::bytea[])
               AS u(t, e, c, a, p, o, n, v, r, hs, ps, ws, vs, y)
-         ON CONFLICT (ticket_id, event) DO NOTHING",
+         ON CONFLICT ON CONSTRAINT billed_events_pkey DO NOTHING",
         &tickets,
         &events as &[EventType],
         &campaigns,
@@ -674,13 +706,19 @@ async fn add_campaign_spend(
     if delta.is_empty() {
         return Ok(true);
     }
-    let ids: Vec<Uuid> = delta.keys().copied().collect();
+    // Rows are updated in one order by every batch, so that two batches never wait on
+    // each other's locks in a cycle.
+    let mut ids: Vec<Uuid> = delta.keys().copied().collect();
+    ids.sort_unstable();
     let deltas: Vec<String> = ids.iter().map(|id| delta[id].to_string()).collect();
     let caps: Vec<String> = ids.iter().map(|id| campaigns[id].cap.to_string()).collect();
     let updated = sqlx::query!(
-        "UPDATE campaign_spend s SET billed = s.billed + d.delta::numeric
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS d(id, delta, cap)
-         WHERE s.campaign_id = d.id AND s.billed + d.delta::numeric <= d.cap::numeric",
+        "WITH d AS (SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS d(id, delta, cap)),
+              locked AS (SELECT s.campaign_id FROM campaign_spend s JOIN d ON d.id = s.campaign_id
+                         ORDER BY s.campaign_id FOR UPDATE OF s)
+         UPDATE campaign_spend s SET billed = s.billed + d.delta::numeric
+         FROM d, locked l
+         WHERE s.campaign_id = d.id AND l.campaign_id = d.id AND s.billed + d.delta::numeric <= d.cap::numeric",
         &ids,
         &deltas,
         &caps
@@ -699,7 +737,8 @@ async fn add_brand_spend(
     if delta.is_empty() {
         return Ok(true);
     }
-    let ids: Vec<Uuid> = delta.keys().copied().collect();
+    let mut ids: Vec<Uuid> = delta.keys().copied().collect();
+    ids.sort_unstable();
     let days: Vec<time::Date> = ids.iter().map(|id| brands[id].today).collect();
     let deltas: Vec<String> = ids.iter().map(|id| delta[id].to_string()).collect();
     let limits: Vec<String> = ids.iter().map(|id| brands[id].limit.to_string()).collect();

@@ -80,6 +80,8 @@ async fn document_lists_every_route(pool: PgPool) {
         "PUT /v1/pricing/{token}",
         "POST /v1/nodes/sessions",
         "POST /v1/decisions",
+        "POST /v1/receipts",
+        "GET /v1/me/earnings",
     ]
     .into_iter()
     .map(String::from)

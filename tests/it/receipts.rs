@@ -388,7 +388,7 @@ async fn consent_and_budgets_refuse_with_reasons(pool: PgPool) {
 
     let consent_world = World::new(
         pool.clone(),
-        json!({ "targeting": { "consentScope": B256::from(scope) } }),
+        json!({ "targeting": { "consentScope": scope } }),
         json!({ "cpm": "1000000" }),
         1_000_000,
     )
@@ -404,7 +404,7 @@ async fn consent_and_budgets_refuse_with_reasons(pool: PgPool) {
         .as_str()
         .unwrap()
         .to_owned();
-    mirror_consent(&pool, viewer.address(), scope.into(), 1, Some(at + 60)).await;
+    mirror_consent(&pool, viewer.address(), scope, 1, Some(at + 60)).await;
     consent_world.app.state.ad_server.refresh().await.unwrap();
     let ticket = consent_world.tickets(1, Some(&viewer_id)).await.remove(0);
     // At the event's time the consent had expired.

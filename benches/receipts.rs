@@ -1,0 +1,328 @@
+//! Tracking's figures, end to end through HTTP against a real Postgres:
+//!
+//! - **Witnessed impressions accepted and durable per second**: batches of 1,000
+//!   impressions, each signed once by the hoster node and once by the witness node, posted
+//!   to `POST /v1/receipts` on loopback by `CONCURRENCY` reqwest clients in this process; a
+//!   batch counts when its answer (every receipt billed, committed) is back. The 99th
+//!   percentile batch latency is reported with it.
+//! - **k256 signature verification per batch**: recovering both signers of a batch digest.
+//!
+//! Tickets are issued in process with the server's ticket key (as decisions would), for 200
+//! campaigns with five ads each, and batches are signed before the clock starts: the
+//! figures are the server's.
+//!
+//! ```text
+//! cargo bench --bench receipts
+//! ```
+//!
+//! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) is only used to
+//! create and finally drop the database `adescrow_bench_receipts`. Exits non-zero when a
+//! figure misses its target.
+
+// A bench binary reports on stdout.
+#![allow(clippy::print_stdout)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use adescrow::config::ApiArgs;
+use adescrow::contracts::ReceiptBatch;
+use adescrow::db::MIGRATOR;
+use adescrow::http::{AppState, app};
+use adescrow::money::Amount;
+use adescrow::pricing::{EventType, UnitPrices};
+use adescrow::serving::Ticket;
+use adescrow::tracking::batch::{self, Receipt};
+use alloy::primitives::Address;
+use alloy::signers::SignerSync;
+use alloy::signers::local::PrivateKeySigner;
+use anyhow::{Context as _, ensure};
+use rand::Rng;
+use serde_json::json;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use time::OffsetDateTime;
+use tokio::sync::Mutex;
+use url::Url;
+use uuid::Uuid;
+
+const DATABASE: &str = "adescrow_bench_receipts";
+const CHAIN_ID: u64 = 31337;
+const ESCROW: Address = Address::repeat_byte(0xe5);
+const BATCH: usize = 1_000;
+const BATCHES: usize = 600;
+const CONCURRENCY: usize = 8;
+const CAMPAIGNS: usize = 200;
+const ADS_PER_CAMPAIGN: usize = 5;
+const TARGET_PER_SEC: f64 = 50_000.0;
+
+const SEED: &str = r#"
+INSERT INTO users (id, address) VALUES
+    ('00000000-0000-0000-0000-000000000001', '\x1111111111111111111111111111111111111111'),
+    ('00000000-0000-0000-0000-000000000002', '\x2222222222222222222222222222222222222222'),
+    ('00000000-0000-0000-0000-000000000003', '\x3333333333333333333333333333333333333333');
+INSERT INTO user_roles (user_id, role) VALUES
+    ('00000000-0000-0000-0000-000000000001', 'advertiser'),
+    ('00000000-0000-0000-0000-000000000002', 'hoster'),
+    ('00000000-0000-0000-0000-000000000003', 'hoster');
+INSERT INTO brands (id, owner_id, name, daily_budget, monthly_budget, time_zone)
+VALUES ('00000000-0000-0000-0000-0000000000b1', '00000000-0000-0000-0000-000000000001', 'Brand', 1e30, 1e30, 'UTC');
+INSERT INTO campaigns (id, brand_id, name, token, chain_campaign_id, starts_at, ends_at, status)
+SELECT md5('campaign' || c)::uuid, '00000000-0000-0000-0000-0000000000b1', 'Campaign ' || c,
+       '\x7070707070707070707070707070707070707070', sha256(('campaign' || c)::bytea),
+       now() - interval '1 day', now() + interval '30 days', 'running'
+FROM generate_series(0, 199) c;
+INSERT INTO ad_sets (id, campaign_id, name) SELECT md5('set' || c)::uuid, md5('campaign' || c)::uuid, 'Set' FROM generate_series(0, 199) c;
+INSERT INTO ads (id, ad_set_id, name, kind, title, click_url, price_impression)
+SELECT md5('ad' || c || '-' || a)::uuid, md5('set' || c)::uuid, 'Ad', 'text', 'Title', 'https://example.com/', 1000
+FROM generate_series(0, 199) c, generate_series(0, 4) a;
+INSERT INTO mirror_campaign_events (chain_id, block_number, log_index, tx_hash, kind, campaign_id, account, token, amount, remaining, end_time)
+SELECT 31337, c + 1, k, '\x01', kind::campaign_event_kind, sha256(('campaign' || c)::bytea),
+       '\x1111111111111111111111111111111111111111',
+       CASE WHEN kind = 'opened' THEN '\x7070707070707070707070707070707070707070'::bytea END,
+       CASE WHEN kind = 'funded' THEN 1e24 END, CASE WHEN kind = 'funded' THEN 1e24 END,
+       CASE WHEN kind = 'opened' THEN 4000000000 END
+FROM generate_series(0, 199) c, (VALUES (0, 'opened'), (1, 'funded')) AS e(k, kind);
+"#;
+
+fn config() -> ApiArgs {
+    ApiArgs {
+        public_url: "http://127.0.0.1:8080".parse().unwrap(),
+        rpc_url: "http://127.0.0.1:9".parse().unwrap(),
+        chain_id: CHAIN_ID,
+        jwt_secret: "bench-secret-bench-secret-bench-secret".into(),
+        session_ttl: Duration::from_secs(900),
+        refresh_ttl: Duration::from_secs(86_400),
+        nonce_ttl: Duration::from_secs(600),
+        admin_addresses: Vec::new(),
+        body_limit: 4 * 1024 * 1024,
+        request_timeout: Duration::from_secs(30),
+        cors_origins: Vec::new(),
+        rate_limit_per_second: 1_000_000,
+        rate_limit_burst: 1_000_000,
+        indexer_max_lag: 64,
+        ticket_secret: "bench-ticket-secret-bench-ticket-secret".into(),
+        ticket_ttl: Duration::from_secs(3600),
+        node_session_ttl: Duration::from_secs(3600),
+        serving_refresh: Duration::from_secs(5),
+        escrow_address: Some(ESCROW),
+        platform_address: Address::repeat_byte(0xfa),
+        split_witnessed: vec![9000, 900, 100],
+        split_unwitnessed: vec![5000, 5000],
+        viewer_reward_bps: vec![0, 500, 0, 500],
+        max_batch_receipts: BATCH,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn seed(pool: &PgPool, hoster: &PrivateKeySigner, witness: &PrivateKeySigner) -> anyhow::Result<Uuid> {
+    sqlx::raw_sql(SEED).execute(pool).await.context("seeding campaigns")?;
+    let hoster_id: Uuid = sqlx::query_scalar(
+        "INSERT INTO nodes (owner_id, address, name) VALUES ('00000000-0000-0000-0000-000000000002', $1, 'hoster') RETURNING id",
+    )
+    .bind(hoster.address().as_slice())
+    .fetch_one(pool)
+    .await?;
+    sqlx::query("INSERT INTO nodes (owner_id, address, name, can_witness) VALUES ('00000000-0000-0000-0000-000000000003', $1, 'witness', true)")
+        .bind(witness.address().as_slice())
+        .execute(pool)
+        .await?;
+    Ok(hoster_id)
+}
+
+/// Signed batch bodies of fresh tickets, one impression each, for random viewers.
+fn batches(
+    state: &AppState,
+    ads: &[(Uuid, Uuid)],
+    hoster_id: Uuid,
+    hoster: &PrivateKeySigner,
+    witness: &PrivateKeySigner,
+) -> Vec<Vec<u8>> {
+    let mut rng = rand::rng();
+    let mut prices = UnitPrices::default();
+    prices.set(EventType::Impression, Some(Amount(1000)));
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    (0..BATCHES as u64)
+        .map(|sequence| {
+            let receipts: Vec<Receipt> = (0..BATCH)
+                .map(|_| {
+                    let (campaign_id, ad_id) = ads[rng.random_range(0..ads.len())];
+                    let viewer = format!("viewer-{}", rng.random::<u64>());
+                    let ticket = Ticket {
+                        id: Uuid::new_v4(),
+                        ad_id,
+                        campaign_id,
+                        hoster_node_id: hoster_id,
+                        viewer: Some(adescrow::serving::ticket::viewer_hash(&viewer)),
+                        prices,
+                        issued_at: now,
+                        expires_at: now + 3600,
+                    };
+                    Receipt {
+                        ticket: state.ad_server.tickets().issue(&ticket),
+                        event: EventType::Impression,
+                        at: OffsetDateTime::from_unix_timestamp(now).unwrap(),
+                        viewer: Some(viewer),
+                        order_ref: None,
+                    }
+                })
+                .collect();
+            let message = ReceiptBatch {
+                hoster: hoster.address(),
+                witness: witness.address(),
+                sequence,
+                receiptsHash: batch::receipts_hash(&receipts),
+            };
+            let digest = batch::signing_hash(CHAIN_ID, ESCROW, &message);
+            let sign =
+                |key: &PrivateKeySigner| format!("0x{}", hex::encode(key.sign_hash_sync(&digest).unwrap().as_bytes()));
+            let body = json!({
+                "chainId": CHAIN_ID,
+                "hoster": hoster.address(),
+                "witness": witness.address(),
+                "sequence": sequence,
+                "receipts": receipts.iter().map(|r| json!({
+                    "ticket": r.ticket, "event": "impression", "at": now, "viewer": r.viewer,
+                })).collect::<Vec<_>>(),
+                "hosterSignature": sign(hoster),
+                "witnessSignature": sign(witness),
+            });
+            serde_json::to_vec(&body).unwrap()
+        })
+        .collect()
+}
+
+/// Microseconds to recover both signers of one batch digest.
+fn k256_per_batch(hoster: &PrivateKeySigner, witness: &PrivateKeySigner) -> f64 {
+    let message = ReceiptBatch {
+        hoster: hoster.address(),
+        witness: witness.address(),
+        sequence: 1,
+        receiptsHash: alloy::primitives::B256::repeat_byte(7),
+    };
+    let digest = batch::signing_hash(CHAIN_ID, ESCROW, &message);
+    let signatures: Vec<String> = [hoster, witness]
+        .iter()
+        .map(|key| format!("0x{}", hex::encode(key.sign_hash_sync(&digest).unwrap().as_bytes())))
+        .collect();
+    let rounds = 500;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        for signature in &signatures {
+            std::hint::black_box(batch::recover(digest, signature).unwrap());
+        }
+    }
+    started.elapsed().as_secs_f64() * 1e6 / f64::from(rounds)
+}
+
+async fn run(db_url: &Url) -> anyhow::Result<bool> {
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .connect(db_url.as_str())
+        .await?;
+    MIGRATOR.run(&pool).await?;
+    let (hoster, witness) = (PrivateKeySigner::random(), PrivateKeySigner::random());
+    let hoster_id = seed(&pool, &hoster, &witness).await?;
+    let state = AppState::new(config(), pool.clone())?;
+    state.ad_server.refresh().await?;
+    ensure!(
+        state.ad_server.node_by_address(hoster.address()).is_some(),
+        "bench hoster is active"
+    );
+
+    let k256 = k256_per_batch(&hoster, &witness);
+    println!("k256 verification: {k256:.0} µs per batch (two signatures)");
+
+    let ads: Vec<(Uuid, Uuid)> =
+        sqlx::query_as("SELECT s.campaign_id, a.id FROM ads a JOIN ad_sets s ON s.id = a.ad_set_id")
+            .fetch_all(&pool)
+            .await?;
+    ensure!(ads.len() == CAMPAIGNS * ADS_PER_CAMPAIGN, "seeded ads");
+    let bodies = batches(&state, &ads, hoster_id, &hoster, &witness);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>()).await
+    });
+    let url = format!("http://{address}/v1/receipts");
+    let client = reqwest::Client::new();
+    let queue = Arc::new(Mutex::new(bodies));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (client, queue, url) = (client.clone(), queue.clone(), url.clone());
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let Some(body) = queue.lock().await.pop() else {
+                    break;
+                };
+                let sent = Instant::now();
+                let response = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await?;
+                ensure!(
+                    response.status().is_success(),
+                    "batch failed: {}",
+                    response.text().await?
+                );
+                let answer: serde_json::Value = response.json().await?;
+                ensure!(answer["billed"] == BATCH, "not all billed: {}", answer["refused"]);
+                latencies.push(sent.elapsed());
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    server.abort();
+    let durable: i64 = sqlx::query_scalar("SELECT count(*) FROM billed_events")
+        .fetch_one(&pool)
+        .await?;
+    ensure!(durable as usize == BATCHES * BATCH, "{durable} billed rows");
+    latencies.sort();
+    let per_sec = durable as f64 / elapsed;
+    println!(
+        "witnessed impressions: {per_sec:.0}/s accepted and durable ({BATCHES} batches of {BATCH}, {CONCURRENCY} in flight, {elapsed:.1} s; batch p50 {:.0} ms, p99 {:.0} ms) (target >= {TARGET_PER_SEC:.0}/s)",
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+    );
+    pool.close().await;
+    Ok(per_sec >= TARGET_PER_SEC)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_env_filter("error").init();
+    let admin_url =
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut conn = PgConnection::connect(&admin_url)
+        .await
+        .context("cannot connect to Postgres (is it running, and is DATABASE_URL right?)")?;
+    sqlx::query("DROP DATABASE IF EXISTS adescrow_bench_receipts WITH (FORCE)")
+        .execute(&mut conn)
+        .await?;
+    sqlx::query("CREATE DATABASE adescrow_bench_receipts")
+        .execute(&mut conn)
+        .await?;
+    let mut db_url = Url::parse(&admin_url)?;
+    db_url.set_path(DATABASE);
+    let result = run(&db_url).await;
+    sqlx::query("DROP DATABASE IF EXISTS adescrow_bench_receipts WITH (FORCE)")
+        .execute(&mut conn)
+        .await?;
+    if !result? {
+        std::process::exit(1);
+    }
+    Ok(())
+}
