@@ -45,8 +45,6 @@ ALTER TABLE billed_events
     ADD COLUMN viewer_share   numeric(39, 0) NOT NULL DEFAULT 0,
     -- The viewer's wallet when it earned a reward.
     ADD COLUMN viewer_payee   bytea,
-    -- A batch's answer is rebuilt from its billed and refused receipts.
-    ADD CONSTRAINT billed_events_batch_position_key UNIQUE (batch_id, position),
     ADD CONSTRAINT billed_events_split_sums CHECK (hoster_share + platform_share + witness_share + viewer_share = price),
     ADD CONSTRAINT billed_events_viewer_paid CHECK ((viewer_share > 0) <= (viewer_payee IS NOT NULL));
 CREATE INDEX billed_events_frequency_idx ON billed_events (ad_id, viewer_hash, occurred_at)

@@ -57,7 +57,7 @@ pub async fn bill(
         let mut tx = db.begin().await?;
         let Some(batch_id) = insert_batch(&mut tx, batch).await? else {
             tx.rollback().await?;
-            return replay(db, batch).await;
+            return replay(db, batch, checked).await;
         };
         let context = Context {
             batch_id,
@@ -102,10 +102,17 @@ async fn insert_batch(conn: &mut PgConnection, batch: &VerifiedBatch) -> Result<
     .await
 }
 
-/// The first answer to a batch submitted again, if it is the same batch.
-async fn replay(db: &PgPool, batch: &VerifiedBatch) -> Result<BatchAnswer, BillError> {
+/// The first answer to a batch submitted again, if it is the same batch. The receipts are
+/// the same (their hash says so), so the answer is rebuilt from the refusals recorded for
+/// the batch and the billed events under the receipts' own keys.
+async fn replay(
+    db: &PgPool,
+    batch: &VerifiedBatch,
+    checked: &[Result<Candidate, (Option<Uuid>, Refusal)>],
+) -> Result<BatchAnswer, BillError> {
     let stored = sqlx::query!(
-        "SELECT id, receipts_hash FROM receipt_batches WHERE hoster_node_id = $1 AND sequence = $2",
+        r#"SELECT id, receipts_hash, witness_node_id IS NOT NULL AS "witnessed!"
+           FROM receipt_batches WHERE hoster_node_id = $1 AND sequence = $2"#,
         batch.hoster.node,
         batch.sequence as i64
     )
@@ -114,41 +121,68 @@ async fn replay(db: &PgPool, batch: &VerifiedBatch) -> Result<BatchAnswer, BillE
     if stored.receipts_hash != batch.receipts_hash.as_slice() {
         return Err(BillError::SequenceReused(batch.sequence));
     }
-    Ok(load_answer(db, stored.id).await?)
-}
-
-/// A stored batch's answer, rebuilt from its billed and refused receipts.
-pub async fn load_answer(db: &PgPool, batch_id: i64) -> Result<BatchAnswer, sqlx::Error> {
-    let batch = sqlx::query!(
-        "SELECT sequence, witness_node_id IS NOT NULL AS \"witnessed!\" FROM receipt_batches WHERE id = $1",
-        batch_id
-    )
-    .fetch_one(db)
-    .await?;
-    let rows = sqlx::query!(
-        r#"SELECT position AS "position!", ticket_id, event AS "event!: EventType", price::text AS price,
-                  NULL::refusal_reason AS "reason: Refusal"
-           FROM billed_events WHERE batch_id = $1
-           UNION ALL
-           SELECT position, ticket_id, event, NULL, reason
-           FROM refused_receipts WHERE batch_id = $1
-           ORDER BY 1"#,
-        batch_id
+    let refused: HashMap<usize, (Option<Uuid>, Refusal)> = sqlx::query!(
+        r#"SELECT position, ticket_id, reason AS "reason: Refusal" FROM refused_receipts WHERE batch_id = $1"#,
+        stored.id
     )
     .fetch_all(db)
-    .await?;
-    let receipts: Vec<ReceiptResult> = rows
-        .into_iter()
-        .map(|row| ReceiptResult {
-            index: row.position as usize,
-            ticket_id: row.ticket_id,
-            event: row.event,
-            billed: row.price.is_some(),
-            price: row.price.as_deref().map(Amount::from_db),
-            reason: row.reason,
+    .await?
+    .into_iter()
+    .map(|row| (row.position as usize, (row.ticket_id, row.reason)))
+    .collect();
+    let (tickets, events): (Vec<Uuid>, Vec<EventType>) = checked
+        .iter()
+        .filter_map(|c| c.as_ref().ok())
+        .map(|c| (c.ticket.id, batch.receipts[c.position].event))
+        .unzip();
+    let prices: HashMap<(Uuid, EventType), Amount> = sqlx::query!(
+        r#"SELECT ticket_id, event AS "event: EventType", price::text AS "price!" FROM billed_events
+           WHERE (ticket_id, event) IN (SELECT * FROM UNNEST($1::uuid[], $2::billable_event[])) AND batch_id = $3"#,
+        &tickets,
+        &events as &[EventType],
+        stored.id
+    )
+    .fetch_all(db)
+    .await?
+    .into_iter()
+    .map(|row| ((row.ticket_id, row.event), Amount::from_db(&row.price)))
+    .collect();
+    let receipts = checked
+        .iter()
+        .enumerate()
+        .map(|(index, check)| {
+            let event = batch.receipts[index].event;
+            let billed = check
+                .as_ref()
+                .ok()
+                .filter(|_| !refused.contains_key(&index))
+                .and_then(|c| prices.get(&(c.ticket.id, event)).map(|price| (c.ticket.id, *price)));
+            match (billed, refused.get(&index)) {
+                (Some((ticket_id, price)), _) => ReceiptResult {
+                    index,
+                    ticket_id: Some(ticket_id),
+                    event,
+                    billed: true,
+                    price: Some(price),
+                    reason: None,
+                },
+                (None, refusal) => {
+                    // Every receipt of a stored batch was billed or refused; a receipt found
+                    // in neither can only have been billed by another batch.
+                    let (ticket_id, reason) = refusal.copied().unwrap_or((None, Refusal::Duplicate));
+                    ReceiptResult {
+                        index,
+                        ticket_id,
+                        event,
+                        billed: false,
+                        price: None,
+                        reason: Some(reason),
+                    }
+                }
+            }
         })
         .collect();
-    Ok(answer(batch_id, batch.sequence as u64, batch.witnessed, receipts))
+    Ok(answer(stored.id, batch.sequence, stored.witnessed, receipts))
 }
 
 fn answer(batch_id: i64, sequence: u64, witnessed: bool, receipts: Vec<ReceiptResult>) -> BatchAnswer {
