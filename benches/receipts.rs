@@ -107,6 +107,7 @@ fn config() -> ApiArgs {
         node_session_ttl: Duration::from_secs(3600),
         serving_refresh: Duration::from_secs(5),
         escrow_address: Some(ESCROW),
+        consent_address: None,
         platform_address: Address::repeat_byte(0xfa),
         split_witnessed: vec![9000, 900, 100],
         split_unwitnessed: vec![5000, 5000],

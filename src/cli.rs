@@ -3,7 +3,7 @@
 use anyhow::Context;
 
 use crate::config::{Cli, Command};
-use crate::{db, deploy, indexer, server, shutdown};
+use crate::{db, deploy, indexer, relayer, server, shutdown};
 
 /// Runs the subcommand named on the command line to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -26,6 +26,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let follower = indexer::follower(pool, args.rpc_url.clone(), args.chain_id, &args.follow).await?;
             indexer::run(follower, shutdown::signal()).await
+        }
+        Command::Relayer(args) => {
+            let pool = db::connect(&args.database)
+                .await
+                .context("cannot connect to Postgres (is it running, and is DATABASE_URL right?)")?;
+            if args.migrate {
+                db::migrate(&pool).await.context("migration failed")?;
+            }
+            let relayer = relayer::setup::relayer(
+                pool,
+                args.rpc_url.clone(),
+                args.chain_id,
+                &args.deployment,
+                &args.relayer,
+            )
+            .await?;
+            relayer.run(shutdown::signal()).await.context("relayer stopped")
         }
         Command::Deploy(args) => {
             let deployment = deploy::deploy(&args).await.context("deployment failed")?;

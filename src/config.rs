@@ -31,6 +31,8 @@ pub enum Command {
     Deploy(Box<crate::deploy::DeployArgs>),
     /// Mirror the contracts' events into Postgres, following the chain.
     Indexer(Box<IndexerArgs>),
+    /// Close settlement epochs and send settlements, activations and gasless consent.
+    Relayer(Box<RelayerCommandArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,6 +83,70 @@ pub struct ServeArgs {
     pub scheduler_interval: Duration,
     #[command(flatten)]
     pub follow: FollowArgs,
+    /// Also run the settlement relayer in this process.
+    #[arg(long, env = "ADESCROW_WITH_RELAYER")]
+    pub with_relayer: bool,
+    #[command(flatten)]
+    pub relayer: RelayerArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RelayerCommandArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Apply pending migrations before relaying.
+    #[arg(long, env = "ADESCROW_MIGRATE")]
+    pub migrate: bool,
+    /// JSON-RPC URL of the chain.
+    #[arg(long, env = "ADESCROW_RPC_URL", default_value = "http://127.0.0.1:8545")]
+    pub rpc_url: Url,
+    /// The chain id the RPC and the deployment file must both have.
+    #[arg(long, env = "ADESCROW_CHAIN_ID", default_value_t = 31337)]
+    pub chain_id: u64,
+    /// Deployment file written by `adescrow deploy`.
+    #[arg(long, env = "ADESCROW_DEPLOYMENT", default_value = "deployments/local.json")]
+    pub deployment: std::path::PathBuf,
+    #[command(flatten)]
+    pub relayer: RelayerArgs,
+}
+
+/// How the relayer signs, settles and sends (shared by `relayer` and `serve --with-relayer`).
+#[derive(Debug, Clone, Args)]
+pub struct RelayerArgs {
+    /// Private key (hex) of the settler account the relayer signs with.
+    #[arg(long, env = "ADESCROW_RELAYER_KEY", hide_env_values = true)]
+    pub relayer_key: Option<alloy::signers::local::PrivateKeySigner>,
+    /// Or an encrypted JSON keystore file holding that key.
+    #[arg(long, env = "ADESCROW_RELAYER_KEYSTORE", conflicts_with = "relayer_key")]
+    pub relayer_keystore: Option<std::path::PathBuf>,
+    /// The keystore's password.
+    #[arg(long, env = "ADESCROW_RELAYER_KEYSTORE_PASSWORD", hide_env_values = true)]
+    pub relayer_keystore_password: Option<String>,
+    /// Nothing owed waits longer than this for a settlement epoch.
+    #[arg(long, env = "ADESCROW_EPOCH_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub epoch_interval: Duration,
+    /// An epoch closes early once payees are owed this much (token base units).
+    #[arg(long, env = "ADESCROW_EPOCH_OWED_THRESHOLD", default_value_t = 1_000_000_000_000)]
+    pub epoch_owed_threshold: u128,
+    /// Blocks a transaction must be buried under (its own included) before it counts.
+    #[arg(long, env = "ADESCROW_CONFIRMATIONS", default_value_t = 3)]
+    pub confirmations: u64,
+    /// A transaction not mined this long is replaced with higher fees.
+    #[arg(long, env = "ADESCROW_REPLACE_AFTER", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub replace_after: Duration,
+    /// The highest max fee per gas (wei) the relayer offers; reaching it raises an alert.
+    #[arg(long, env = "ADESCROW_MAX_FEE_PER_GAS", default_value_t = 500_000_000_000)]
+    pub max_fee_per_gas: u128,
+    /// How often the relayer looks for work.
+    #[arg(long, env = "ADESCROW_RELAYER_POLL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub relayer_poll: Duration,
+    /// Below this balance (wei) the relayer key is reported as running low.
+    #[arg(
+        long,
+        env = "ADESCROW_RELAYER_LOW_BALANCE",
+        default_value_t = 100_000_000_000_000_000
+    )]
+    pub relayer_low_balance: u128,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -187,6 +253,10 @@ pub struct ApiArgs {
     /// `serve` reads it from the deployment file when not given.
     #[arg(long, env = "ADESCROW_ESCROW_ADDRESS")]
     pub escrow_address: Option<Address>,
+    /// The consent registry gasless consent is signed for. `serve` reads it from the
+    /// deployment file when not given.
+    #[arg(long, env = "ADESCROW_CONSENT_ADDRESS")]
+    pub consent_address: Option<Address>,
     /// Wallet that receives the platform's share of every billed event.
     #[arg(long, env = "ADESCROW_PLATFORM_ADDRESS")]
     pub platform_address: Address,

@@ -26,6 +26,16 @@ pub enum EventType {
 
 impl EventType {
     pub const ALL: [EventType; 4] = [Self::Impression, Self::Click, Self::View, Self::Acquisition];
+
+    /// The name the API and the database use.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Impression => "impression",
+            Self::Click => "click",
+            Self::View => "view",
+            Self::Acquisition => "acquisition",
+        }
+    }
 }
 
 /// The price of each event type, in base units per event; `None` means not billable.

@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::config::ServeArgs;
 use crate::http::{self, AppState};
-use crate::{db, indexer, scheduler, shutdown};
+use crate::{db, indexer, relayer, scheduler, shutdown};
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let pool = db::connect(&args.database)
@@ -29,11 +29,27 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let relayer = if args.with_relayer {
+        let relayer = relayer::setup::relayer(
+            pool.clone(),
+            args.api.rpc_url.clone(),
+            args.api.chain_id,
+            &args.follow.deployment,
+            &args.relayer,
+        )
+        .await?;
+        Some(tokio::spawn(relayer.run(shutdown::signal())))
+    } else {
+        None
+    };
     let mut args = args;
-    if args.api.escrow_address.is_none() && args.follow.deployment.exists() {
+    if args.follow.deployment.exists() {
         let deployment = crate::deploy::Deployment::load(&args.follow.deployment)
-            .context("cannot read the deployment file for the escrow address")?;
-        args.api.escrow_address = Some(deployment.ad_escrow.address);
+            .context("cannot read the deployment file for the contract addresses")?;
+        args.api.escrow_address.get_or_insert(deployment.ad_escrow.address);
+        args.api
+            .consent_address
+            .get_or_insert(deployment.consent_registry.address);
     }
     let chain_id = args.api.chain_id;
     let serving_refresh = args.api.serving_refresh;
@@ -69,6 +85,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     scheduler.await.context("scheduler task panicked")?;
     if let Some(indexer) = indexer {
         indexer.await.context("indexer task panicked")??;
+    }
+    if let Some(relayer) = relayer {
+        relayer.await.context("relayer task panicked")??;
     }
     Ok(())
 }

@@ -14,12 +14,14 @@ mod auth;
 mod brands;
 mod campaigns;
 mod chain;
+mod consent;
 mod creatives;
 mod decisions;
 mod docs;
 mod health;
 mod me;
 mod nodes;
+mod payouts;
 mod placements;
 mod receipts;
 
@@ -179,6 +181,7 @@ fn split_policy(config: &ApiArgs) -> Result<SplitPolicy, ConfigError> {
         (name = "campaigns", description = "Brands, campaigns, ad sets, ads, placements, prices and analytics"),
         (name = "decisions", description = "Hoster nodes: sessions and ad decisions"),
         (name = "tracking", description = "Witnessed receipt batches, billing and earnings"),
+        (name = "settlement", description = "Payouts with proofs to claim on chain, and gasless consent"),
     )
 )]
 struct ApiDoc;
@@ -216,6 +219,8 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(placements::router())
         .merge(decisions::router())
         .merge(receipts::router())
+        .merge(payouts::router())
+        .merge(consent::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::rate_limit,

@@ -28,8 +28,8 @@ use adescrow::db::MIGRATOR;
 pub struct Chain {
     pub anvil: AnvilInstance,
     pub deployment: Deployment,
-    token: Address,
-    campaign: B256,
+    pub token: Address,
+    pub campaign: B256,
 }
 
 impl Chain {
@@ -89,7 +89,7 @@ impl Chain {
         chain
     }
 
-    fn wallet(&self, index: usize) -> DynProvider {
+    pub fn wallet(&self, index: usize) -> DynProvider {
         let signer = PrivateKeySigner::from(self.anvil.keys()[index].clone());
         ProviderBuilder::new()
             .wallet(EthereumWallet::from(signer))
@@ -97,7 +97,7 @@ impl Chain {
             .erased()
     }
 
-    fn follower(&self, pool: &PgPool, url: Url, finality_depth: u64) -> Follower {
+    pub fn follower(&self, pool: &PgPool, url: Url, finality_depth: u64) -> Follower {
         let contracts = Contracts {
             escrow: self.deployment.ad_escrow.address,
             consent: self.deployment.consent_registry.address,
@@ -174,7 +174,7 @@ impl Chain {
 }
 
 /// Steps until the follower has nothing left to do.
-async fn sync(follower: &mut Follower) -> Vec<Step> {
+pub async fn sync(follower: &mut Follower) -> Vec<Step> {
     let mut steps = Vec::new();
     for _ in 0..10_000 {
         match follower.step().await.unwrap() {

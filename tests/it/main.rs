@@ -15,6 +15,7 @@ mod openapi;
 mod rate_limit;
 mod readiness;
 mod receipts;
+mod relayer;
 mod rpc_faults;
 mod scheduler;
 mod sign_in;

@@ -81,6 +81,10 @@ async fn document_lists_every_route(pool: PgPool) {
         "POST /v1/nodes/sessions",
         "POST /v1/decisions",
         "POST /v1/receipts",
+        // Settlement.
+        "GET /v1/payouts/{account}",
+        "POST /v1/consent",
+        "GET /v1/consent/requests/{digest}",
         "GET /v1/me/earnings",
     ]
     .into_iter()

@@ -19,11 +19,11 @@ use url::Url;
 
 use crate::indexer::Chain;
 
-const PASS: u8 = 0;
+pub const PASS: u8 = 0;
 /// Refuse `eth_getLogs` over more than 20 blocks, as hosted providers do.
 const LIMIT_RANGES: u8 = 1;
 /// Answer everything with 503.
-const DOWN: u8 = 2;
+pub const DOWN: u8 = 2;
 
 #[derive(Clone)]
 struct Proxy {
@@ -68,7 +68,7 @@ async fn forward(State(proxy): State<Proxy>, body: String) -> Response {
 }
 
 /// Starts a proxy to `upstream` on a free loopback port.
-async fn start_proxy(upstream: Url, mode: u8) -> (Url, Arc<AtomicU8>) {
+pub async fn start_proxy(upstream: Url, mode: u8) -> (Url, Arc<AtomicU8>) {
     let mode = Arc::new(AtomicU8::new(mode));
     let proxy = Proxy {
         upstream,

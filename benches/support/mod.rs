@@ -1,0 +1,81 @@
+//! What the bench binaries share: an API configuration for in-process servers, a throwaway
+//! database, and percentiles.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use adescrow::config::ApiArgs;
+use alloy::primitives::Address;
+use anyhow::Context as _;
+use sqlx::{Connection, PgConnection};
+use url::Url;
+
+pub const CHAIN_ID: u64 = 31337;
+
+/// API settings for a bench: limits out of the way, an RPC nobody answers.
+pub fn config(escrow: Address, max_batch_receipts: usize) -> ApiArgs {
+    ApiArgs {
+        public_url: "http://127.0.0.1:8080".parse().unwrap(),
+        rpc_url: "http://127.0.0.1:9".parse().unwrap(),
+        chain_id: CHAIN_ID,
+        jwt_secret: "bench-secret-bench-secret-bench-secret".into(),
+        session_ttl: Duration::from_secs(900),
+        refresh_ttl: Duration::from_secs(86_400),
+        nonce_ttl: Duration::from_secs(600),
+        admin_addresses: Vec::new(),
+        body_limit: 4 * 1024 * 1024,
+        request_timeout: Duration::from_secs(30),
+        cors_origins: Vec::new(),
+        rate_limit_per_second: 1_000_000,
+        rate_limit_burst: 1_000_000,
+        indexer_max_lag: 64,
+        ticket_secret: "bench-ticket-secret-bench-ticket-secret".into(),
+        ticket_ttl: Duration::from_secs(3600),
+        node_session_ttl: Duration::from_secs(3600),
+        serving_refresh: Duration::from_secs(5),
+        escrow_address: Some(escrow),
+        consent_address: None,
+        platform_address: Address::repeat_byte(0xfa),
+        split_witnessed: vec![9000, 900, 100],
+        split_unwitnessed: vec![5000, 5000],
+        viewer_reward_bps: vec![0, 500, 0, 500],
+        max_batch_receipts,
+    }
+}
+
+/// The value at quantile `p` of sorted samples.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Runs `bench` against a fresh database `name` (created through `DATABASE_URL`, default
+/// `postgres://postgres@127.0.0.1:5432/postgres`), drops it afterwards, and exits non-zero
+/// when `bench` reports a missed target.
+pub async fn with_database<F, Fut>(name: &str, bench: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Url) -> Fut,
+    Fut: Future<Output = anyhow::Result<bool>>,
+{
+    let admin_url =
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut conn = PgConnection::connect(&admin_url)
+        .await
+        .context("cannot connect to Postgres (is it running, and is DATABASE_URL right?)")?;
+    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(drop.clone()))
+        .execute(&mut conn)
+        .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await?;
+    let mut db_url = Url::parse(&admin_url)?;
+    db_url.set_path(name);
+    let result = bench(db_url).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut conn).await?;
+    if !result? {
+        std::process::exit(1);
+    }
+    Ok(())
+}
