@@ -16,6 +16,9 @@ CREATE TABLE settlement_epochs (
     -- Set once the settlement has its confirmations on chain.
     settled_tx   bytea,
     confirmed_at timestamptz,
+    -- Set once the chain's current root (the one claims verify against) is this epoch's or
+    -- a later one's: right away without a challenge window, after activate() with one.
+    activated_at timestamptz,
     CONSTRAINT settlement_epochs_pkey PRIMARY KEY (chain_id, epoch),
     CONSTRAINT settlement_epochs_positive CHECK (epoch > 0),
     CONSTRAINT settlement_epochs_built CHECK ((root IS NULL) = (built_at IS NULL)),

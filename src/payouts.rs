@@ -26,7 +26,7 @@ pub struct TokenPayout {
     pub claimed: Amount,
     /// What a claim pays now: `cumulative - claimed`.
     pub claimable: Amount,
-    /// Earned in the ledger but not settled yet.
+    /// Earned in the ledger but not claimable yet (unsettled, or in a challenge window).
     pub pending: Amount,
     /// The Merkle proof of (account, token, cumulative) under the root; empty when nothing
     /// is settled for this token yet.
@@ -48,7 +48,7 @@ pub struct Payouts {
     #[schema(value_type = String)]
     #[serde(serialize_with = "crate::wire::checksummed::serialize")]
     pub escrow: Address,
-    /// The latest epoch settled on chain and claimable, and its root; none before then.
+    /// The latest epoch claims can use, and its root; none before the first.
     pub epoch: Option<u64>,
     #[schema(value_type = Option<String>)]
     pub root: Option<B256>,
@@ -56,18 +56,14 @@ pub struct Payouts {
 }
 
 /// Reads `account`'s payouts: one indexed lookup for the leaves and proofs (with the claims
-/// beside them), one for the ledger's earnings. The epoch served is the latest one settled
-/// by the relayer whose root the mirror shows past its challenge window (the relayer
-/// activates such a root on its next pass).
+/// beside them), one for the ledger's earnings. The epoch served is the latest one whose
+/// root claims verify against on chain (past its challenge window and activated).
 pub async fn payouts(db: &PgPool, chain_id: u64, escrow: Address, account: Address) -> Result<Payouts, sqlx::Error> {
     let chain = chain_id as i64;
     let leaves = sqlx::query!(
         r#"WITH e AS (
-               SELECT s.epoch, s.root FROM settlement_epochs s
-               JOIN mirror_settlements m ON m.chain_id = s.chain_id AND m.epoch = s.epoch AND m.root = s.root
-               WHERE s.chain_id = $1 AND s.confirmed_at IS NOT NULL
-                 AND m.claimable_at <= extract(epoch FROM now())
-               ORDER BY s.epoch DESC LIMIT 1)
+               SELECT epoch, root FROM settlement_epochs
+               WHERE chain_id = $1 AND activated_at IS NOT NULL ORDER BY epoch DESC LIMIT 1)
            SELECT e.epoch, e.root AS "root!", l.token AS "token?", l.cumulative::text AS "cumulative?", l.proof AS "proof?",
                   (SELECT c.cumulative_amount::text FROM claims_view c
                    WHERE c.chain_id = $1 AND c.account = $2 AND c.token = l.token) AS claimed

@@ -133,12 +133,12 @@ impl Relayer {
     pub async fn tick(&self) -> Result<()> {
         self.close_epoch(OffsetDateTime::now_utc()).await?;
         self.plan_settlement().await?;
-        self.plan_activation().await?;
         consent::assign_nonces(&self.db, &self.rpc, &self.outbox, self.config.chain_id).await?;
         self.outbox.sign_queued().await?;
         self.outbox.check().await?;
         self.outbox.broadcast().await?;
         self.outbox.confirm().await?;
+        self.plan_activation().await?;
         self.report().await
     }
 
@@ -258,8 +258,9 @@ impl Relayer {
         }
     }
 
-    /// Queues `activate()` once the pending root's challenge window is over, so that claims
-    /// use it and the next settlement is accepted.
+    /// Records which epochs claims can use (the chain's current root), and queues
+    /// `activate()` once a pending root's challenge window is over, so that claims use it
+    /// and the next settlement is accepted.
     pub async fn plan_activation(&self) -> Result<()> {
         let state = self
             .rpc
@@ -268,9 +269,17 @@ impl Relayer {
         let state = AdEscrow::settlementStateCall::abi_decode_returns(&state).map_err(|error| {
             RelayerError::NeedsOperator(format!("the escrow's settlementState() is not as expected: {error}"))
         })?;
-        let claimable_at = state.pendingClaimableAt.to::<u64>();
-        let now = OffsetDateTime::now_utc().unix_timestamp() as u64;
-        if claimable_at == 0 || now < claimable_at || state.paused {
+        sqlx::query!(
+            "UPDATE settlement_epochs SET activated_at = now()
+             WHERE chain_id = $1 AND epoch <= $2 AND confirmed_at IS NOT NULL AND activated_at IS NULL",
+            self.config.chain_id as i64,
+            state.currentEpoch as i64
+        )
+        .execute(&self.db)
+        .await?;
+        // The chain's clock, not ours, decides when the window is over: `estimate_gas` below
+        // reverts until then.
+        if state.pendingClaimableAt.is_zero() || state.paused {
             return Ok(());
         }
         let live = sqlx::query_scalar!(

@@ -581,3 +581,54 @@ async fn gasless_consent_is_checked_queued_once_and_lands(pool: PgPool) {
 async fn shutdown(mut stopped: watch::Receiver<()>) {
     let _ = stopped.changed().await;
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_root_is_activated_after_its_challenge_window_and_then_claimable(pool: PgPool) {
+    let world = World::new(pool).await;
+    let admin = world.chain.wallet(0);
+    AdEscrow::new(world.chain.deployment.ad_escrow.address, &admin)
+        .setChallengeWindow(alloy::primitives::aliases::U40::from(3_600u64))
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
+    let claimer = PrivateKeySigner::from(world.chain.anvil.keys()[6].clone());
+    let relayer = world.relayer(1);
+    world.owe("windowed", &[(claimer.address(), 70_000)]).await;
+    world.settle(&relayer, 1).await;
+
+    // Settled but pending: claims cannot use it yet, and nothing activates it early.
+    for _ in 0..3 {
+        relayer.tick().await.unwrap();
+    }
+    let pending = world.app.get(&format!("/v1/payouts/{}", claimer.address()), None).await;
+    assert_eq!(pending.ok()["epoch"], Value::Null, "{}", pending.text);
+    assert_eq!(pending.body["tokens"][0]["pending"], "70000", "owed, not claimable yet");
+
+    // The window passes on chain: the relayer activates the root.
+    admin.anvil_increase_time(3_601).await.unwrap();
+    world.chain.mine(1).await;
+    for _ in 0..4 {
+        relayer.tick().await.unwrap();
+        world.chain.mine(1).await;
+    }
+    let activations: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE kind = 'activate' AND status = 'confirmed'")
+            .fetch_one(&world.pool)
+            .await
+            .unwrap();
+    assert_eq!(activations, 1, "one activate() transaction");
+    let balance = world.token_balance(claimer.address()).await;
+    claim_with_api_proof(&world, &claimer, "70000", "0", "70000").await;
+    assert_eq!(
+        world.token_balance(claimer.address()).await,
+        balance + U256::from(70_000)
+    );
+
+    // The next epoch is accepted now that the previous root is active.
+    world.owe("after", &[(claimer.address(), 1)]).await;
+    world.settle(&relayer, 2).await;
+    world.assert_settled_once(2, 70_001).await;
+}
