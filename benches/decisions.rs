@@ -18,13 +18,14 @@
 // A bench binary reports on stdout.
 #![allow(clippy::print_stdout)]
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use adescrow::auth::node_session::session_message;
-use adescrow::config::ApiArgs;
 use adescrow::db::MIGRATOR;
 use adescrow::http::{AppState, app};
 use adescrow::serving::Context;
@@ -33,15 +34,16 @@ use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context as _, ensure};
 use rand::Rng;
 use serde_json::json;
+use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgConnection, PgPool};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use url::Url;
+
+use support::{CHAIN_ID, percentile};
 use uuid::Uuid;
 
 const DATABASE: &str = "adescrow_bench_decisions";
-const CHAIN_ID: u64 = 31337;
 const IN_PROCESS_DECISIONS: usize = 200_000;
 const HTTP_DURATION: Duration = Duration::from_secs(10);
 const CONCURRENCY: usize = 64;
@@ -85,36 +87,6 @@ SELECT 31337, c + 1, k, '\x01', kind::campaign_event_kind, sha256(('campaign' ||
 FROM generate_series(0, 999) c, (VALUES (0, 'opened'), (1, 'funded')) AS e(k, kind);
 "#;
 
-fn config() -> ApiArgs {
-    ApiArgs {
-        public_url: "http://127.0.0.1:8080".parse().unwrap(),
-        rpc_url: "http://127.0.0.1:9".parse().unwrap(),
-        chain_id: CHAIN_ID,
-        jwt_secret: "bench-secret-bench-secret-bench-secret".into(),
-        session_ttl: Duration::from_secs(900),
-        refresh_ttl: Duration::from_secs(86_400),
-        nonce_ttl: Duration::from_secs(600),
-        admin_addresses: Vec::new(),
-        body_limit: 64 * 1024,
-        request_timeout: Duration::from_secs(10),
-        cors_origins: Vec::new(),
-        rate_limit_per_second: 1_000_000,
-        rate_limit_burst: 1_000_000,
-        indexer_max_lag: 64,
-        ticket_secret: "bench-ticket-secret-bench-ticket-secret".into(),
-        ticket_ttl: Duration::from_secs(3600),
-        node_session_ttl: Duration::from_secs(3600),
-        serving_refresh: Duration::from_secs(5),
-        escrow_address: Some(alloy::primitives::Address::repeat_byte(0xe5)),
-        consent_address: Some(alloy::primitives::Address::repeat_byte(0xc0)),
-        platform_address: alloy::primitives::Address::repeat_byte(0xfa),
-        split_witnessed: vec![9000, 900, 100],
-        split_unwitnessed: vec![5000, 5000],
-        viewer_reward_bps: vec![0, 500, 0, 500],
-        max_batch_receipts: 1000,
-    }
-}
-
 /// A random request: a viewer out of a million, often a region, sometimes communities.
 fn random_request(rng: &mut impl Rng) -> (String, Option<String>, Vec<String>, Option<&'static str>) {
     let viewer = format!("viewer-{}", rng.random_range(0..VIEWERS));
@@ -126,10 +98,6 @@ fn random_request(rng: &mut impl Rng) -> (String, Option<String>, Vec<String>, O
         .collect();
     let user_type = rng.random_bool(0.3).then_some("member");
     (viewer, region, communities, user_type)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 async fn seed(pool: &PgPool, node_key: &PrivateKeySigner) -> anyhow::Result<()> {
@@ -260,7 +228,10 @@ async fn run(db_url: &Url) -> anyhow::Result<bool> {
     MIGRATOR.run(&pool).await?;
     let node_key = PrivateKeySigner::random();
     seed(&pool, &node_key).await?;
-    let state = AppState::new(config(), pool.clone())?;
+    let state = AppState::new(
+        support::config(alloy::primitives::Address::repeat_byte(0xe5), 1000),
+        pool.clone(),
+    )?;
     let started = Instant::now();
     state.ad_server.refresh().await?;
     println!("serving index built in {:.0} ms", started.elapsed().as_secs_f64() * 1e3);
@@ -273,31 +244,7 @@ async fn run(db_url: &Url) -> anyhow::Result<bool> {
     Ok(in_process_met && http_met)
 }
 
-async fn admin(admin_url: &str) -> anyhow::Result<PgConnection> {
-    PgConnection::connect(admin_url)
-        .await
-        .context("cannot connect to Postgres (is it running, and is DATABASE_URL right?)")
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let admin_url =
-        std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut conn = admin(&admin_url).await?;
-    sqlx::query("DROP DATABASE IF EXISTS adescrow_bench_decisions WITH (FORCE)")
-        .execute(&mut conn)
-        .await?;
-    sqlx::query("CREATE DATABASE adescrow_bench_decisions")
-        .execute(&mut conn)
-        .await?;
-    let mut db_url = Url::parse(&admin_url)?;
-    db_url.set_path(DATABASE);
-    let result = run(&db_url).await;
-    sqlx::query("DROP DATABASE IF EXISTS adescrow_bench_decisions WITH (FORCE)")
-        .execute(&mut conn)
-        .await?;
-    if !result? {
-        std::process::exit(1);
-    }
-    Ok(())
+    support::with_database(DATABASE, |url| async move { run(&url).await }).await
 }

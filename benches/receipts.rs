@@ -22,11 +22,12 @@
 // A bench binary reports on stdout.
 #![allow(clippy::print_stdout)]
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use adescrow::config::ApiArgs;
 use adescrow::contracts::ReceiptBatch;
 use adescrow::db::MIGRATOR;
 use adescrow::http::{AppState, app};
@@ -40,15 +41,16 @@ use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context as _, ensure};
 use rand::Rng;
 use serde_json::json;
+use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgConnection, PgPool};
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
 use url::Url;
+
+use support::{CHAIN_ID, percentile};
 use uuid::Uuid;
 
 const DATABASE: &str = "adescrow_bench_receipts";
-const CHAIN_ID: u64 = 31337;
 const ESCROW: Address = Address::repeat_byte(0xe5);
 const BATCH: usize = 1_000;
 const BATCHES: usize = 600;
@@ -85,40 +87,6 @@ SELECT 31337, c + 1, k, '\x01', kind::campaign_event_kind, sha256(('campaign' ||
        CASE WHEN kind = 'opened' THEN 4000000000 END
 FROM generate_series(0, 199) c, (VALUES (0, 'opened'), (1, 'funded')) AS e(k, kind);
 "#;
-
-fn config() -> ApiArgs {
-    ApiArgs {
-        public_url: "http://127.0.0.1:8080".parse().unwrap(),
-        rpc_url: "http://127.0.0.1:9".parse().unwrap(),
-        chain_id: CHAIN_ID,
-        jwt_secret: "bench-secret-bench-secret-bench-secret".into(),
-        session_ttl: Duration::from_secs(900),
-        refresh_ttl: Duration::from_secs(86_400),
-        nonce_ttl: Duration::from_secs(600),
-        admin_addresses: Vec::new(),
-        body_limit: 4 * 1024 * 1024,
-        request_timeout: Duration::from_secs(30),
-        cors_origins: Vec::new(),
-        rate_limit_per_second: 1_000_000,
-        rate_limit_burst: 1_000_000,
-        indexer_max_lag: 64,
-        ticket_secret: "bench-ticket-secret-bench-ticket-secret".into(),
-        ticket_ttl: Duration::from_secs(3600),
-        node_session_ttl: Duration::from_secs(3600),
-        serving_refresh: Duration::from_secs(5),
-        escrow_address: Some(ESCROW),
-        consent_address: None,
-        platform_address: Address::repeat_byte(0xfa),
-        split_witnessed: vec![9000, 900, 100],
-        split_unwitnessed: vec![5000, 5000],
-        viewer_reward_bps: vec![0, 500, 0, 500],
-        max_batch_receipts: BATCH,
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
 
 async fn seed(pool: &PgPool, hoster: &PrivateKeySigner, witness: &PrivateKeySigner) -> anyhow::Result<Uuid> {
     sqlx::raw_sql(SEED).execute(pool).await.context("seeding campaigns")?;
@@ -228,7 +196,7 @@ async fn run(db_url: &Url) -> anyhow::Result<bool> {
     MIGRATOR.run(&pool).await?;
     let (hoster, witness) = (PrivateKeySigner::random(), PrivateKeySigner::random());
     let hoster_id = seed(&pool, &hoster, &witness).await?;
-    let state = AppState::new(config(), pool.clone())?;
+    let state = AppState::new(support::config(ESCROW, BATCH), pool.clone())?;
     state.ad_server.refresh().await?;
     ensure!(
         state.ad_server.node_by_address(hoster.address()).is_some(),
@@ -305,25 +273,5 @@ async fn run(db_url: &Url) -> anyhow::Result<bool> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter("error").init();
-    let admin_url =
-        std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut conn = PgConnection::connect(&admin_url)
-        .await
-        .context("cannot connect to Postgres (is it running, and is DATABASE_URL right?)")?;
-    sqlx::query("DROP DATABASE IF EXISTS adescrow_bench_receipts WITH (FORCE)")
-        .execute(&mut conn)
-        .await?;
-    sqlx::query("CREATE DATABASE adescrow_bench_receipts")
-        .execute(&mut conn)
-        .await?;
-    let mut db_url = Url::parse(&admin_url)?;
-    db_url.set_path(DATABASE);
-    let result = run(&db_url).await;
-    sqlx::query("DROP DATABASE IF EXISTS adescrow_bench_receipts WITH (FORCE)")
-        .execute(&mut conn)
-        .await?;
-    if !result? {
-        std::process::exit(1);
-    }
-    Ok(())
+    support::with_database(DATABASE, |url| async move { run(&url).await }).await
 }
