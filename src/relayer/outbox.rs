@@ -185,20 +185,25 @@ impl Outbox {
             priority: estimate.max_priority_fee_per_gas.min(max),
         };
         for row in &queued {
-            let unsigned = TxEip1559 {
-                chain_id: self.chain_id,
-                nonce: row.nonce as u64,
-                gas_limit: row.gas_limit as u64,
-                max_fee_per_gas: fees.max,
-                max_priority_fee_per_gas: fees.priority,
-                to: TxKind::Call(Address::from_slice(&row.target)),
-                value: U256::ZERO,
-                access_list: Default::default(),
-                input: Bytes::copy_from_slice(&row.calldata),
-            };
+            let unsigned = self.transaction(row.nonce, row.gas_limit, &row.target, &row.calldata, fees);
             self.store_attempt(row.id, unsigned, fees).await?;
         }
         Ok(queued.len())
+    }
+
+    /// An outbox row as an EIP-1559 transaction with `fees`.
+    fn transaction(&self, nonce: i64, gas_limit: i64, target: &[u8], calldata: &[u8], fees: Fees) -> TxEip1559 {
+        TxEip1559 {
+            chain_id: self.chain_id,
+            nonce: nonce as u64,
+            gas_limit: gas_limit as u64,
+            max_fee_per_gas: fees.max,
+            max_priority_fee_per_gas: fees.priority,
+            to: TxKind::Call(Address::from_slice(target)),
+            value: U256::ZERO,
+            access_list: Default::default(),
+            input: Bytes::copy_from_slice(calldata),
+        }
     }
 
     /// Signs `unsigned` and stores it as an attempt of row `id` (marking the row sent).
@@ -350,17 +355,7 @@ impl Outbox {
             };
             match replacement_fees(last, network, self.config.fee_ceiling) {
                 Some(fees) => {
-                    let unsigned = TxEip1559 {
-                        chain_id: self.chain_id,
-                        nonce: row.nonce as u64,
-                        gas_limit: row.gas_limit as u64,
-                        max_fee_per_gas: fees.max,
-                        max_priority_fee_per_gas: fees.priority,
-                        to: TxKind::Call(Address::from_slice(&row.target)),
-                        value: U256::ZERO,
-                        access_list: Default::default(),
-                        input: Bytes::copy_from_slice(&row.calldata),
-                    };
+                    let unsigned = self.transaction(row.nonce, row.gas_limit, &row.target, &row.calldata, fees);
                     let hash = self.store_attempt(row.id, unsigned, fees).await?;
                     metrics::counter!("relayer_replacements_total").increment(1);
                     tracing::warn!(id = row.id, nonce = row.nonce, tx = %hash, max_fee = fees.max, "not mined in time; replaced with higher fees");
