@@ -71,9 +71,9 @@ pub async fn payouts(db: &PgPool, chain_id: u64, escrow: Address, account: Addre
         chain,
         account.as_slice()
     )
-    .fetch_all(db)
-    .await?;
-    let earned = crate::ledger::balances(db, account).await?;
+    .fetch_all(db);
+    // Two connections, so the two lookups overlap.
+    let (leaves, earned) = tokio::try_join!(leaves, crate::ledger::balances(db, account))?;
 
     let (mut epoch, mut root) = (None, None);
     let mut tokens: BTreeMap<Address, TokenPayout> = BTreeMap::new();
