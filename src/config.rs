@@ -257,6 +257,9 @@ pub struct ApiArgs {
     /// deployment file when not given.
     #[arg(long, env = "ADESCROW_CONSENT_ADDRESS")]
     pub consent_address: Option<Address>,
+    /// The escrow's grace period in seconds, from the deployment file (`serve` reads it).
+    #[arg(skip)]
+    pub grace_period: Option<u64>,
     /// Wallet that receives the platform's share of every billed event.
     #[arg(long, env = "ADESCROW_PLATFORM_ADDRESS")]
     pub platform_address: Address,

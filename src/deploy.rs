@@ -64,6 +64,9 @@ pub struct Deployment {
     pub consent_registry: Deployed,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_token: Option<Deployed>,
+    /// The escrow's grace period in seconds: campaigns can be withdrawn at end + this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_period: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -200,6 +203,7 @@ pub async fn deploy(args: &DeployArgs) -> Result<Deployment, DeployError> {
         ad_escrow,
         consent_registry,
         test_token,
+        grace_period: Some(args.grace_period.as_secs()),
     })
 }
 

@@ -50,6 +50,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.api
             .consent_address
             .get_or_insert(deployment.consent_registry.address);
+        args.api.grace_period = args.api.grace_period.or(deployment.grace_period);
     }
     let chain_id = args.api.chain_id;
     let serving_refresh = args.api.serving_refresh;

@@ -103,6 +103,10 @@ pub struct CampaignEscrow {
     /// Unix seconds.
     pub end: i64,
     pub closed_early: bool,
+    /// Unix seconds from which the advertiser can withdraw what is left: the end plus the
+    /// escrow's grace period, during which the last impressions are settled. Absent when
+    /// the API was started without the deployment file.
+    pub withdrawable_at: Option<i64>,
     /// Token base units, as decimal strings.
     pub funded: String,
     pub debited: String,
@@ -137,6 +141,7 @@ async fn campaign(State(state): State<AppState>, Path(campaign_id): Path<B256>) 
         token: Address::from_slice(&row.token),
         end: row.end_time,
         closed_early: row.closed_early,
+        withdrawable_at: state.config.grace_period.map(|grace| row.end_time + grace as i64),
         funded: row.funded,
         debited: row.debited,
         withdrawn: row.withdrawn,

@@ -55,6 +55,7 @@ impl World {
         let app = TestApp::with(pool.clone(), |config| {
             config.escrow_address = Some(escrow);
             config.consent_address = Some(registry);
+            config.grace_period = Some(86_400);
         });
         let advertiser = Advertiser::new(&app, "UTC", 10u128.pow(15), 10u128.pow(15)).await;
         let (campaign, _) = advertiser
@@ -285,6 +286,18 @@ async fn ledger_to_claim_end_to_end(pool: PgPool) {
 
     world.settle(&relayer, 1).await;
     sync(&mut follower).await;
+    // The advertiser learns when the unspent budget can be withdrawn: end + grace.
+    let escrow = world
+        .app
+        .get(&format!("/v1/escrow/campaigns/{}", world.chain.campaign), None)
+        .await;
+    assert_eq!(
+        escrow.ok()["withdrawableAt"],
+        4_000_000_000i64 + 86_400,
+        "{}",
+        escrow.text
+    );
+    assert_eq!(escrow.body["debited"], "1000000");
     let balance = world.token_balance(payee).await;
     let claim = claim_with_api_proof(&world, &claimer, "600000", "0", "600000").await;
     assert_eq!(world.token_balance(payee).await, balance + U256::from(600_000));
