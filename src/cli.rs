@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 
-use crate::config::{Cli, Command};
+use crate::config::{Cli, Command, DatabaseArgs};
 use crate::{db, deploy, indexer, relayer, server, shutdown};
 
 /// Runs the subcommand named on the command line to completion.
@@ -10,30 +10,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => server::serve(*args).await,
         Command::Migrate(args) => {
-            let pool = db::connect(&args)
-                .await
-                .context("cannot connect to Postgres (is it running, and is DATABASE_URL right?)")?;
-            db::migrate(&pool).await.context("migration failed")?;
+            open(&args, true).await?;
             tracing::info!("database is up to date");
             Ok(())
         }
         Command::Indexer(args) => {
-            let pool = db::connect(&args.database)
-                .await
-                .context("cannot connect to Postgres (is it running, and is DATABASE_URL right?)")?;
-            if args.migrate {
-                db::migrate(&pool).await.context("migration failed")?;
-            }
+            let pool = open(&args.database, args.migrate).await?;
             let follower = indexer::follower(pool, args.rpc_url.clone(), args.chain_id, &args.follow).await?;
             indexer::run(follower, shutdown::signal()).await
         }
         Command::Relayer(args) => {
-            let pool = db::connect(&args.database)
-                .await
-                .context("cannot connect to Postgres (is it running, and is DATABASE_URL right?)")?;
-            if args.migrate {
-                db::migrate(&pool).await.context("migration failed")?;
-            }
+            let pool = open(&args.database, args.migrate).await?;
             let relayer = relayer::setup::relayer(
                 pool,
                 args.rpc_url.clone(),
@@ -51,4 +38,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Connects to Postgres, migrating first when asked.
+async fn open(database: &DatabaseArgs, migrate: bool) -> anyhow::Result<sqlx::PgPool> {
+    let pool = db::connect(database)
+        .await
+        .context("cannot connect to Postgres (is it running, and is DATABASE_URL right?)")?;
+    if migrate {
+        db::migrate(&pool).await.context("migration failed")?;
+    }
+    Ok(pool)
 }
