@@ -1,9 +1,11 @@
 //! Dispatch of the binary's subcommands to the roles that implement them.
 
+use std::io::Write;
+
 use anyhow::Context;
 
 use crate::config::{Cli, Command, DatabaseArgs};
-use crate::{db, deploy, indexer, relayer, server, shutdown};
+use crate::{db, demo, deploy, indexer, relayer, server, shutdown};
 
 /// Runs the subcommand named on the command line to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -30,6 +32,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?;
             relayer.run(shutdown::signal()).await.context("relayer stopped")
+        }
+        Command::Demo(args) => {
+            let mut out = std::io::stdout();
+            if args.accounts {
+                // For the devnet's banner: by default anvil's public development keys.
+                let accounts = demo::DemoAccounts::from_args(&args)?;
+                write!(out, "{}", demo::accounts::AccountsTable(&accounts))?;
+                return Ok(());
+            }
+            let config = demo::DemoConfig::from_args(&args).context("cannot set up the demo")?;
+            demo::run(&config, &mut out).await?;
+            Ok(())
         }
         Command::Deploy(args) => {
             let deployment = deploy::deploy(&args).await.context("deployment failed")?;

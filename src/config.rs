@@ -33,6 +33,8 @@ pub enum Command {
     Indexer(Box<IndexerArgs>),
     /// Close settlement epochs and send settlements, activations and gasless consent.
     Relayer(Box<RelayerCommandArgs>),
+    /// Run the whole loop against a running devnet (`scripts/dev`), printing each step.
+    Demo(Box<DemoArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -295,4 +297,61 @@ pub struct ApiArgs {
     /// moved for a minute.
     #[arg(long, env = "ADESCROW_INDEXER_MAX_LAG", default_value_t = 64)]
     pub indexer_max_lag: u64,
+}
+
+/// `adescrow demo`: where the devnet is and who acts in it. Every key defaults to one of
+/// anvil's public development accounts, so none of them is worth anything: devnet only.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Base URL of the devnet's API (its public URL).
+    #[arg(long, env = "ADESCROW_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    pub api_url: Url,
+    /// JSON-RPC URL of the devnet's chain.
+    #[arg(long, env = "ADESCROW_RPC_URL", default_value = "http://127.0.0.1:8545")]
+    pub rpc_url: Url,
+    /// Deployment file of the devnet (contract addresses and the test token).
+    #[arg(long, env = "ADESCROW_DEPLOYMENT", default_value = ".devnet/deployment.json")]
+    pub deployment: std::path::PathBuf,
+    /// Advertiser's wallet key (default: anvil account 3).
+    #[arg(long, env = "ADESCROW_DEMO_ADVERTISER_KEY", hide_env_values = true)]
+    pub advertiser_key: Option<alloy::signers::local::PrivateKeySigner>,
+    /// Hoster's wallet key, owner of both hoster nodes (default: anvil account 4).
+    #[arg(long, env = "ADESCROW_DEMO_HOSTER_KEY", hide_env_values = true)]
+    pub hoster_key: Option<alloy::signers::local::PrivateKeySigner>,
+    /// The two hoster nodes' signing keys, comma separated (default: anvil accounts 5 and 6).
+    #[arg(
+        long,
+        env = "ADESCROW_DEMO_HOSTER_NODE_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub hoster_node_keys: Vec<alloy::signers::local::PrivateKeySigner>,
+    /// Witness's wallet key, a second operator (default: anvil account 7).
+    #[arg(long, env = "ADESCROW_DEMO_WITNESS_KEY", hide_env_values = true)]
+    pub witness_key: Option<alloy::signers::local::PrivateKeySigner>,
+    /// Witness node's signing key (default: anvil account 8).
+    #[arg(long, env = "ADESCROW_DEMO_WITNESS_NODE_KEY", hide_env_values = true)]
+    pub witness_node_key: Option<alloy::signers::local::PrivateKeySigner>,
+    /// Viewer's wallet key (default: anvil account 9).
+    #[arg(long, env = "ADESCROW_DEMO_VIEWER_KEY", hide_env_values = true)]
+    pub viewer_key: Option<alloy::signers::local::PrivateKeySigner>,
+    /// The API's split of witnessed events (hoster, platform, witness basis points), which
+    /// the demo's expected earnings follow.
+    #[arg(
+        long,
+        env = "ADESCROW_SPLIT_WITNESSED",
+        value_delimiter = ',',
+        default_value = "9000,900,100"
+    )]
+    pub split_witnessed: Vec<u32>,
+    /// How long any one wait (indexer, scheduler, relayer, epoch) may take before the demo fails.
+    #[arg(long, env = "ADESCROW_DEMO_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub wait_timeout: Duration,
+    /// Grace periods up to this long are waited out; longer ones are skipped by advancing
+    /// anvil's clock (anvil only).
+    #[arg(long, env = "ADESCROW_DEMO_MAX_GRACE_WAIT", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub max_grace_wait: Duration,
+    /// Print the demo accounts (addresses and private keys) and exit.
+    #[arg(long)]
+    pub accounts: bool,
 }

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod creatives;
 pub mod db;
+pub mod demo;
 pub mod deploy;
 pub mod http;
 pub mod indexer;

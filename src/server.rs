@@ -1,9 +1,11 @@
 //! `adescrow serve`: the API process. Connects, optionally migrates, serves until a shutdown
 //! signal, then lets in-flight requests finish.
 
+use std::future::Future;
 use std::net::SocketAddr;
 
 use anyhow::Context;
+use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::config::ServeArgs;
@@ -17,6 +19,20 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.migrate {
         db::migrate(&pool).await.context("migration failed")?;
     }
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (is the port taken?)", args.listen))?;
+    run(args, pool, listener, shutdown::signal).await
+}
+
+/// Runs the API on `listener` with every role `args` asks for (scheduler always; indexer and
+/// relayer when enabled) until `shutdown()` resolves. Each role gets its own `shutdown()`
+/// future, so a test can stop a whole in-process devnet the way a signal stops `serve`.
+pub async fn run<S, F>(args: ServeArgs, pool: PgPool, listener: TcpListener, shutdown: S) -> anyhow::Result<()>
+where
+    S: Fn() -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
     let indexer = if args.with_indexer {
         let follower = indexer::follower(
             pool.clone(),
@@ -25,7 +41,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             &args.follow,
         )
         .await?;
-        Some(tokio::spawn(indexer::run(follower, shutdown::signal())))
+        Some(tokio::spawn(indexer::run(follower, shutdown())))
     } else {
         None
     };
@@ -38,7 +54,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             &args.relayer,
         )
         .await?;
-        Some(tokio::spawn(relayer.run(shutdown::signal())))
+        Some(tokio::spawn(relayer.run(shutdown())))
     } else {
         None
     };
@@ -61,24 +77,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .refresh()
         .await
         .context("cannot build the serving index")?;
-    let ad_server = state.ad_server.spawn(serving_refresh, shutdown::signal());
-    let scheduler = tokio::spawn(scheduler::run(
-        pool,
-        chain_id,
-        args.scheduler_interval,
-        shutdown::signal(),
-    ));
+    let ad_server = state.ad_server.spawn(serving_refresh, shutdown());
+    let scheduler = tokio::spawn(scheduler::run(pool, chain_id, args.scheduler_interval, shutdown()));
 
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (is the port taken?)", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, "API listening");
-
     axum::serve(
         listener,
         http::app(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown::signal())
+    .with_graceful_shutdown(shutdown())
     .await
     .context("server error")?;
     tracing::info!("API stopped");

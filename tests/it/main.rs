@@ -6,6 +6,7 @@ mod support;
 mod api_keys;
 mod campaigns;
 mod decisions;
+mod demo;
 mod errors;
 mod escrow;
 mod fixtures;

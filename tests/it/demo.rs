@@ -1,0 +1,212 @@
+//! The demo is the end-to-end test: a devnet started here (anvil; the contracts and the
+//! test token deployed by `adescrow deploy`'s code; `adescrow serve`'s own code running the
+//! API with the indexer, the relayer and the scheduler on a random port over a database of
+//! its own) and the same scenario `adescrow demo` runs against `scripts/dev`. The scenario
+//! fails at the first step whose result is not what it expects; here it must succeed with
+//! exactly the amounts the campaign's prices and the split imply.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use adescrow::config::{DatabaseArgs, FollowArgs, RelayerArgs, ServeArgs};
+use adescrow::db::MIGRATOR;
+use adescrow::demo::report::Step;
+use adescrow::demo::{self, DemoAccounts, DemoConfig, Economics, Failure, Outcome};
+use adescrow::deploy::{DeployArgs, Deployment, deploy};
+use alloy::node_bindings::AnvilInstance;
+use alloy::signers::local::PrivateKeySigner;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::support::{config, spawn_anvil};
+
+/// A devnet like `scripts/dev`'s, with shorter intervals so that the test takes seconds.
+struct Devnet {
+    anvil: AnvilInstance,
+    deployment: Deployment,
+    api_url: url::Url,
+    stop: watch::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    file: PathBuf,
+}
+
+impl Devnet {
+    async fn start(pool: PgPool, grace_period: Duration) -> Devnet {
+        let anvil = spawn_anvil();
+        let operator = PrivateKeySigner::from(anvil.keys()[0].clone());
+        let file = std::env::temp_dir().join(format!("adescrow-demo-{}-{}.json", std::process::id(), anvil.port()));
+        let deployment = deploy(&DeployArgs {
+            rpc_url: anvil.endpoint_url(),
+            deployer_key: operator.clone(),
+            admin: None,
+            settler: Some(anvil.addresses()[1]),
+            guardian: Some(anvil.addresses()[2]),
+            grace_period,
+            challenge_window: Duration::ZERO,
+            test_token: true,
+            out: file.clone(),
+        })
+        .await
+        .unwrap();
+        deployment.save(&file).unwrap();
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api_url: url::Url = format!("http://{}", listener.local_addr().unwrap()).parse().unwrap();
+        let mut api = config();
+        api.public_url = api_url.clone();
+        api.rpc_url = anvil.endpoint_url();
+        // From the deployment file, as `serve` reads them.
+        api.escrow_address = None;
+        api.consent_address = None;
+        api.platform_address = operator.address();
+        api.serving_refresh = Duration::from_millis(500);
+        let args = ServeArgs {
+            database: DatabaseArgs {
+                database_url: "unused: the test hands over its pool".into(),
+                database_max_connections: 16,
+            },
+            migrate: false,
+            listen: listener.local_addr().unwrap(),
+            api,
+            with_indexer: true,
+            scheduler_interval: Duration::from_millis(200),
+            follow: FollowArgs {
+                deployment: file.clone(),
+                finality_depth: 0,
+                max_log_range: 10_000,
+                reorg_window: 256,
+                poll_interval: Duration::from_millis(50),
+                rpc_timeout: Duration::from_secs(5),
+            },
+            with_relayer: true,
+            relayer: RelayerArgs {
+                relayer_key: Some(PrivateKeySigner::from(anvil.keys()[1].clone())),
+                relayer_keystore: None,
+                relayer_keystore_password: None,
+                epoch_interval: Duration::from_secs(1),
+                epoch_owed_threshold: 1_000_000_000_000,
+                confirmations: 1,
+                replace_after: Duration::from_secs(60),
+                max_fee_per_gas: 500_000_000_000,
+                relayer_poll: Duration::from_millis(200),
+                relayer_low_balance: 0,
+            },
+        };
+        let (stop, stopped) = watch::channel(());
+        let server = tokio::spawn(adescrow::server::run(args, pool, listener, move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.changed().await;
+            }
+        }));
+        Devnet {
+            anvil,
+            deployment,
+            api_url,
+            stop,
+            server,
+            file,
+        }
+    }
+
+    fn demo(&self) -> DemoConfig {
+        self.demo_with(Economics::default())
+    }
+
+    fn demo_with(&self, economics: Economics) -> DemoConfig {
+        DemoConfig {
+            api_url: self.api_url.clone(),
+            rpc_url: self.anvil.endpoint_url(),
+            deployment: self.deployment.clone(),
+            accounts: DemoAccounts::anvil(),
+            economics,
+            wait_timeout: Duration::from_secs(60),
+            max_grace_wait: Duration::from_secs(30),
+        }
+    }
+
+    /// Runs the demo; on failure, panics with its whole output.
+    async fn run_demo(&self) -> (Outcome, String) {
+        let mut out = Vec::new();
+        let outcome = demo::run(&self.demo(), &mut out).await;
+        let printed = String::from_utf8_lossy(&out).into_owned();
+        match outcome {
+            Ok(outcome) => (outcome, printed),
+            Err(error) => panic!("{error}\n\n--- demo output ---\n{printed}"),
+        }
+    }
+
+    /// Stops every role the way a shutdown signal does, and checks that they all stopped.
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), self.server)
+            .await
+            .expect("serve stops after the signal")
+            .unwrap()
+            .unwrap();
+        std::fs::remove_file(&self.file).ok();
+    }
+}
+
+/// What one run bills and pays with the default economics: five witnessed impressions at
+/// 1,000 units and one click at 50,000; the hoster's 90% of that; the budget less the spend.
+fn expected(epoch: u64) -> Outcome {
+    Outcome {
+        epoch,
+        billed: 55_000,
+        claimed: 49_500,
+        refunded: 100_000_000 - 55_000,
+    }
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn the_demo_runs_the_whole_loop_and_again_on_the_same_devnet(pool: PgPool) {
+    // A grace period the demo waits out in real time, as on `scripts/dev`.
+    let devnet = Devnet::start(pool, Duration::from_secs(3)).await;
+    let (outcome, printed) = devnet.run_demo().await;
+    assert_eq!(outcome, expected(1), "{printed}");
+    for step in Step::ALL {
+        assert!(printed.contains(&step.to_string()), "step {step:?} printed:\n{printed}");
+    }
+    assert!(
+        !printed.contains("advancing anvil's clock"),
+        "a short grace period is waited out, not skipped:\n{printed}"
+    );
+
+    // A second run on the same devnet reuses the accounts and nodes and earns the same again.
+    let (outcome, printed) = devnet.run_demo().await;
+    assert_eq!(outcome, expected(2), "{printed}");
+    assert!(printed.contains("already registered"), "{printed}");
+    devnet.stop().await;
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_long_grace_period_is_skipped_by_advancing_anvils_clock(pool: PgPool) {
+    let devnet = Devnet::start(pool, Duration::from_secs(86_400)).await;
+    let (outcome, printed) = devnet.run_demo().await;
+    assert_eq!(outcome, expected(1), "{printed}");
+    assert!(
+        printed.contains("advancing anvil's clock"),
+        "the demo said it moved the clock:\n{printed}"
+    );
+
+    // The demo's checks bite: expecting another split than the API's fails the receipts step
+    // and names what it expected and what it saw.
+    let economics = Economics {
+        split_witnessed: [8_000, 1_900, 100],
+        ..Economics::default()
+    };
+    let error = demo::run(&devnet.demo_with(economics), &mut Vec::new())
+        .await
+        .expect_err("a wrong split cannot pass");
+    assert_eq!(error.step, Step::Receipts, "{error}");
+    match &error.failure {
+        Failure::Mismatch { what, expected, seen } => {
+            assert_eq!(what, "hoster's new earnings in the ledger");
+            assert_eq!((expected.as_str(), seen.as_str()), ("44000", "49500"));
+        }
+        other => panic!("expected a mismatch, got {other}"),
+    }
+    devnet.stop().await;
+}
