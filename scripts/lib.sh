@@ -13,6 +13,13 @@ psql_admin() { psql -X -d postgres "$@"; }
 # Fails with a clear message unless Postgres answers.
 require_postgres() {
     command -v psql >/dev/null || die "psql not found: install the PostgreSQL client (apt-get install postgresql-client)"
+    if ! pg_isready -q -h "$PGHOST" -p "$PGPORT" -t 5 && [[ "$PGHOST" == 127.0.0.1 || "$PGHOST" == localhost ]] &&
+        command -v pg_ctlcluster >/dev/null && [[ -d /etc/postgresql ]]; then
+        # A local Debian cluster that is installed but stopped (after a reboot, say): start it.
+        say "Postgres is not running; starting the local cluster"
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start >&2 || true
+        pg_isready -q -h "$PGHOST" -p "$PGPORT" -t 15 || true
+    fi
     if ! pg_isready -q -h "$PGHOST" -p "$PGPORT" -t 5; then
         die "Postgres does not answer at $PGHOST:$PGPORT.
   Start it (on these machines: pg_ctlcluster --skip-systemctl-redirect \$(ls /etc/postgresql) main start)

@@ -89,18 +89,28 @@ impl FollowError {
     }
 }
 
+/// A long backfill reports how far it got at most this often, so it is seen to move.
+const BACKFILL_PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
 #[derive(Debug)]
 pub struct Follower {
     rpc: ChainRpc,
     db: PgPool,
     config: FollowerConfig,
     range: u64,
+    last_progress: Instant,
 }
 
 impl Follower {
     pub fn new(rpc: ChainRpc, db: PgPool, config: FollowerConfig) -> Self {
         let range = config.max_range;
-        Self { rpc, db, config, range }
+        Self {
+            rpc,
+            db,
+            config,
+            range,
+            last_progress: Instant::now(),
+        }
     }
 
     fn chain_id(&self) -> u64 {
@@ -215,6 +225,10 @@ impl Follower {
         store::save_checkpoint(&mut tx, self.chain_id(), checkpoint).await?;
         tx.commit().await?;
         metrics::counter!("indexer_rows_written_total").increment(rows.len() as u64);
+        if to < finalized && self.last_progress.elapsed() >= BACKFILL_PROGRESS_EVERY {
+            self.last_progress = Instant::now();
+            tracing::info!(indexed = to, finalized, left = finalized - to, range = self.range, "backfilling");
+        }
         Ok(Step::Backfilled {
             from,
             to,
