@@ -227,7 +227,13 @@ impl Follower {
         metrics::counter!("indexer_rows_written_total").increment(rows.len() as u64);
         if to < finalized && self.last_progress.elapsed() >= BACKFILL_PROGRESS_EVERY {
             self.last_progress = Instant::now();
-            tracing::info!(indexed = to, finalized, left = finalized - to, range = self.range, "backfilling");
+            tracing::info!(
+                indexed = to,
+                finalized,
+                left = finalized - to,
+                range = self.range,
+                "backfilling"
+            );
         }
         Ok(Step::Backfilled {
             from,
