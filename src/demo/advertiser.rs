@@ -83,7 +83,7 @@ pub async fn sign_in(devnet: &Devnet, report: &mut Report<'_>, wallet: &PrivateK
 pub async fn create_campaign(
     devnet: &Devnet,
     report: &mut Report<'_>,
-    advertiser: &mut Advertiser,
+    advertiser: &Advertiser,
 ) -> Result<DemoCampaign> {
     let api = &devnet.api;
     let token = Some(advertiser.session.as_str());

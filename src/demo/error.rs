@@ -8,12 +8,12 @@ use alloy::primitives::TxHash;
 use super::report::Step;
 use crate::contracts::{AdEscrow, ConsentRegistry, TestToken};
 
-/// A failed demo run: the step and its failure.
+/// A failed demo run: the step and its failure. Its message already holds the failure's, so
+/// it names no source (which would print the same text twice).
 #[derive(Debug, thiserror::Error)]
 #[error("demo step \"{step}\" failed: {failure}")]
 pub struct DemoError {
     pub step: Step,
-    #[source]
     pub failure: Failure,
 }
 

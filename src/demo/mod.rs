@@ -102,6 +102,7 @@ pub struct Outcome {
 pub async fn run(config: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<Outcome, DemoError> {
     let mut report = Report::new(out);
     report.say("adescrow demo: the whole loop on a devnet (accounts and keys are devnet-only)");
+    // Prints the step's heading before its future starts, and tags its failure with the step.
     macro_rules! step {
         ($step:expr, $body:expr) => {{
             report.begin($step);
@@ -110,13 +111,13 @@ pub async fn run(config: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<Ou
     }
 
     let devnet = step!(Step::Devnet, devnet::check(config, &mut report));
-    let mut advertiser = step!(
+    let advertiser = step!(
         Step::AdvertiserSignIn,
         advertiser::sign_in(&devnet, &mut report, &config.accounts.advertiser)
     );
     let campaign = step!(
         Step::CampaignSetup,
-        advertiser::create_campaign(&devnet, &mut report, &mut advertiser)
+        advertiser::create_campaign(&devnet, &mut report, &advertiser)
     );
     step!(
         Step::Funding,
