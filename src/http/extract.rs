@@ -28,18 +28,35 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let JsonBody(bytes) = JsonBody::from_request(req, state).await?;
+        parse(&bytes).map(Json)
+    }
+}
+
+/// A JSON body, checked for its media type and size but not yet parsed: for handlers that
+/// parse large bodies off the async runtime (with [`parse`]).
+#[derive(Debug, Clone)]
+pub struct JsonBody(pub Bytes);
+
+impl<S> FromRequest<S> for JsonBody
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         if !is_json(&req) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(req, state)
+        Bytes::from_request(req, state)
             .await
+            .map(JsonBody)
             .map_err(|rejection| match rejection {
                 BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
                     ApiError::PayloadTooLarge
                 }
                 other => ApiError::MalformedBody(other.body_text()),
-            })?;
-        parse(&bytes).map(Json)
+            })
     }
 }
 
@@ -60,6 +77,11 @@ fn is_json(req: &Request) -> bool {
 /// Deserializes a JSON document, classifying failures: broken JSON is a 400, JSON of the
 /// wrong shape is a 422 naming the field.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Tracking the path costs on every value; only a body that fails pays for it, parsed
+    // a second time to name the field.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();

@@ -11,9 +11,10 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult, ProblemSchema};
-use super::extract::Json;
+use super::extract::{self, Json, JsonBody};
 use super::{AppState, validate};
 use crate::auth::Principal;
 use crate::auth::personal_sign::SignatureError;
@@ -23,7 +24,7 @@ use crate::pricing::EventType;
 use crate::serving::snapshot::ActiveNode;
 use crate::tracking::batch::{self, Receipt};
 use crate::tracking::store::{self, BillError};
-use crate::tracking::{BatchAnswer, Candidate, Party, VerifiedBatch, check_receipt};
+use crate::tracking::{BatchAnswer, Candidate, Party, Refusal, VerifiedBatch, check_receipt};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(submit)).routes(routes!(earnings))
@@ -146,8 +147,39 @@ fn decode_signature(signature: &str) -> Vec<u8> {
         (status = 422, body = ProblemSchema), (status = 503, body = ProblemSchema),
     )
 )]
-async fn submit(State(state): State<AppState>, Json(request): Json<SubmitBatch>) -> ApiResult<Json<BatchAnswer>> {
+async fn submit(State(state): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<Json<BatchAnswer>> {
     let now = OffsetDateTime::now_utc();
+    // Parsing, hashing and checking a thousand receipts is milliseconds of CPU. It runs on
+    // the blocking pool so that the runtime's workers stay free to drive other batches'
+    // database work: a batch that waits for a worker while it holds its campaigns' spend
+    // rows holds up every batch billing the same campaigns.
+    let prepared = tokio::task::spawn_blocking({
+        let state = state.clone();
+        move || prepare(&state, &body, now)
+    })
+    .await
+    .map_err(|error| ApiError::Internal(error.into()))??;
+    let (verified, checked) = prepared;
+    let answer = store::bill(&state.db, state.config.chain_id, &state.split, &verified, &checked, now)
+        .await
+        .map_err(|error| match error {
+            BillError::SequenceReused(_) => ApiError::conflict("sequence", error.to_string()),
+            BillError::Contended => ApiError::Unavailable(error.to_string()),
+            BillError::Database(error) => error.into(),
+        })?;
+    metrics::counter!("adescrow_receipts_total", "outcome" => "billed").increment(answer.billed as u64);
+    metrics::counter!("adescrow_receipts_total", "outcome" => "refused").increment(answer.refused as u64);
+    Ok(Json(answer))
+}
+
+/// A batch ready to bill: its signatures verified, each receipt checked on its own
+/// (`checked[i]` for receipt `i`).
+type Prepared = (VerifiedBatch, Vec<Result<Candidate, (Option<Uuid>, Refusal)>>);
+
+/// Everything about a batch that needs no database: its shape, its signatures against the
+/// node registry, and each receipt's ticket.
+fn prepare(state: &AppState, body: &[u8], now: OffsetDateTime) -> ApiResult<Prepared> {
+    let mut request: SubmitBatch = extract::parse(body)?;
     if request.chain_id != state.config.chain_id {
         return Err(ApiError::invalid(
             "chainId",
@@ -164,7 +196,7 @@ async fn submit(State(state): State<AppState>, Json(request): Json<SubmitBatch>)
         ApiError::Unavailable("billing needs the escrow address (ADESCROW_ESCROW_ADDRESS or a deployment file)".into())
     })?;
     let mut receipts = Vec::with_capacity(request.receipts.len());
-    for (i, input) in request.receipts.iter().enumerate() {
+    for (i, input) in std::mem::take(&mut request.receipts).into_iter().enumerate() {
         let at = OffsetDateTime::from_unix_timestamp(input.at)
             .map_err(|_| ApiError::invalid(format!("receipts[{i}].at"), "must be unix seconds"))?;
         if let Some(viewer) = &input.viewer {
@@ -174,15 +206,15 @@ async fn submit(State(state): State<AppState>, Json(request): Json<SubmitBatch>)
             validate::text(&format!("receipts[{i}].orderRef"), order, 1, 128)?;
         }
         receipts.push(Receipt {
-            ticket: input.ticket.clone(),
+            ticket: input.ticket,
             event: input.event,
             at,
-            viewer: input.viewer.clone(),
-            order_ref: input.order_ref.clone(),
+            viewer: input.viewer,
+            order_ref: input.order_ref,
         });
     }
     let receipts_hash = batch::receipts_hash(&receipts);
-    let (hoster, witness) = verify(&state, escrow, &request, receipts_hash)?;
+    let (hoster, witness) = verify(state, escrow, &request, receipts_hash)?;
 
     let mut seen = HashSet::with_capacity(receipts.len());
     let checked: Vec<_> = receipts
@@ -211,16 +243,7 @@ async fn submit(State(state): State<AppState>, Json(request): Json<SubmitBatch>)
         witness_signature: request.witness_signature.as_deref().map(decode_signature),
         receipts,
     };
-    let answer = store::bill(&state.db, state.config.chain_id, &state.split, &verified, &checked, now)
-        .await
-        .map_err(|error| match error {
-            BillError::SequenceReused(_) => ApiError::conflict("sequence", error.to_string()),
-            BillError::Contended => ApiError::Unavailable(error.to_string()),
-            BillError::Database(error) => error.into(),
-        })?;
-    metrics::counter!("adescrow_receipts_total", "outcome" => "billed").increment(answer.billed as u64);
-    metrics::counter!("adescrow_receipts_total", "outcome" => "refused").increment(answer.refused as u64);
-    Ok(Json(answer))
+    Ok((verified, checked))
 }
 
 /// What the caller's wallet has earned per token (as hoster operator, witness, viewer or

@@ -24,7 +24,6 @@ use crate::ledger::{self, Posting, Role, Source};
 use crate::money::Amount;
 use crate::pricing::EventType;
 use crate::schedule;
-use crate::serving::ticket::viewer_hash;
 
 /// Attempts before a batch that keeps racing others gives up (the node retries later).
 const MAX_ATTEMPTS: usize = 8;
@@ -286,7 +285,8 @@ async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result
                 let ticket = &candidate.ticket;
                 let at = receipt.at.unix_timestamp();
                 let viewer = receipt.viewer.as_deref();
-                let hashed = viewer.map(viewer_hash);
+                // The ticket's viewer hash, which `check_receipt` matched to this viewer.
+                let hashed = ticket.viewer;
                 let linked = viewer.and_then(|v| viewers.get(v));
                 let judged = match campaigns.get_mut(&ticket.campaign_id) {
                     None => Err(Refusal::CampaignBudgetExhausted),
@@ -393,9 +393,7 @@ async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result
     }
     insert_refused(tx, batch_id, receipts, &refused).await?;
     ledger::post(tx, Source::ReceiptBatch, &batch_id.to_string(), &postings).await?;
-    if !add_campaign_spend(tx, &campaigns, &campaign_delta).await?
-        || !add_brand_spend(tx, &brands, &brand_delta).await?
-    {
+    if !add_spend(tx, &campaigns, &campaign_delta, &brands, &brand_delta).await? {
         return Ok(None);
     }
     Ok(Some(answer(batch_id, batch.sequence, batch.witness.is_some(), results)))
@@ -536,6 +534,20 @@ async fn already_billed(
 
 type FrequencyKey = (Uuid, [u8; 32]);
 
+/// What the frequency index is keyed by: the first 8 bytes of SHA-256(ad id || viewer
+/// hash), read as Postgres reads them into a bigint (big-endian, two's complement). The
+/// row's own ad and viewer hash settle a collision.
+fn frequency_key(ad: Uuid, viewer_hash: &[u8; 32]) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(ad.as_bytes())
+        .chain_update(viewer_hash)
+        .finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
+
 /// Billed impressions and clicks of each (ad, viewer) in the batch, from an hour before its
 /// earliest event.
 async fn frequency_history(
@@ -544,6 +556,7 @@ async fn frequency_history(
     receipts: &[super::batch::Receipt],
 ) -> Result<HashMap<FrequencyKey, Vec<(EventType, i64)>>, sqlx::Error> {
     let mut ads = Vec::new();
+    let mut keys = Vec::new();
     let mut viewers = Vec::new();
     let mut since = i64::MAX;
     let mut pairs = HashSet::new();
@@ -553,6 +566,7 @@ async fn frequency_history(
             && pairs.insert((candidate.ticket.ad_id, hash))
         {
             ads.push(candidate.ticket.ad_id);
+            keys.push(frequency_key(candidate.ticket.ad_id, &hash));
             viewers.push(hash.to_vec());
         }
         since = since.min(receipt.at.unix_timestamp() - HOUR_SECS);
@@ -564,13 +578,14 @@ async fn frequency_history(
     let rows = sqlx::query!(
         // LATERAL keeps this an index probe per pair, whatever the table's size.
         r#"SELECT p.ad AS "ad_id!", p.viewer AS "viewer_hash!", e.event AS "event!: EventType", e.occurred_at AS "occurred_at!"
-           FROM UNNEST($1::uuid[], $2::bytea[]) AS p(ad, viewer)
+           FROM UNNEST($1::uuid[], $2::bigint[], $3::bytea[]) AS p(ad, key, viewer)
            CROSS JOIN LATERAL (
                SELECT event, occurred_at FROM billed_events
-               WHERE ad_id = p.ad AND viewer_hash = p.viewer AND viewer_hash IS NOT NULL
-                 AND event IN ('impression', 'click') AND occurred_at >= $3
+               WHERE frequency_key = p.key AND ad_id = p.ad AND viewer_hash = p.viewer
+                 AND event IN ('impression', 'click') AND occurred_at >= $4
            ) e"#,
         &ads,
+        &keys,
         &viewers,
         since
     )
@@ -637,14 +652,18 @@ async fn insert_billed(
     if billed.is_empty() {
         return Ok(true);
     }
+    // In ticket order: tickets are time-ordered, so consecutive rows go to the same few
+    // pages at the end of the ticket index.
+    let mut order: Vec<&Billed<'_>> = billed.iter().collect();
+    order.sort_unstable_by_key(|entry| entry.candidate.ticket.id);
     let mut rows = String::with_capacity(billed.len() * 360);
-    for entry in billed {
+    for entry in order {
         copy_row(&mut rows, batch_id, batch, entry);
     }
     let mut copy = tx
         .copy_in_raw(
             "COPY billed_events (ticket_id, event, campaign_id, ad_id, hoster_node_id, witness_node_id, price,
-                                 occurred_at, batch_id, position, viewer_hash, order_ref, hoster_share,
+                                 occurred_at, batch_id, position, viewer_hash, frequency_key, order_ref, hoster_share,
                                  platform_share, witness_share, viewer_share, viewer_payee) FROM STDIN",
         )
         .await?;
@@ -690,7 +709,12 @@ fn copy_row(out: &mut String, batch_id: i64, batch: &VerifiedBatch, entry: &Bill
     )
     .expect("writing to a String cannot fail");
     bytea(out, entry.viewer_hash.as_ref().map(|h| h.as_slice()));
-    out.push('\t');
+    match &entry.viewer_hash {
+        Some(hash) => {
+            write!(out, "\t{}\t", frequency_key(candidate.ticket.ad_id, hash)).expect("writing to a String cannot fail")
+        }
+        None => out.push_str("\t\\N\t"),
+    }
     match &receipt.order_ref {
         Some(order) => {
             for c in order.chars() {
@@ -744,70 +768,45 @@ async fn insert_refused(
     Ok(())
 }
 
-/// Adds to campaigns' running totals unless that would pass their escrow. `false` when a
+/// Adds to the campaigns' running totals and the brands' spend of their local day, unless
+/// that would pass a campaign's escrow or a brand's room for today. `false` when a
 /// concurrent batch spent what this one counted on.
-async fn add_campaign_spend(
+async fn add_spend(
     tx: &mut PgConnection,
     campaigns: &HashMap<Uuid, CampaignFacts>,
-    delta: &HashMap<Uuid, u128>,
-) -> Result<bool, sqlx::Error> {
-    if delta.is_empty() {
-        return Ok(true);
-    }
-    // Rows are updated in one order by every batch, so that two batches never wait on
-    // each other's locks in a cycle.
-    let mut ids: Vec<Uuid> = delta.keys().copied().collect();
-    ids.sort_unstable();
-    let deltas: Vec<String> = ids.iter().map(|id| delta[id].to_string()).collect();
-    let caps: Vec<String> = ids.iter().map(|id| campaigns[id].cap.to_string()).collect();
-    let updated = sqlx::query!(
-        "WITH d AS (SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS d(id, delta, cap)),
-              locked AS (SELECT s.campaign_id FROM campaign_spend s JOIN d ON d.id = s.campaign_id
-                         ORDER BY s.campaign_id FOR UPDATE OF s)
-         UPDATE campaign_spend s SET billed = s.billed + d.delta::numeric
-         FROM d, locked l
-         WHERE s.campaign_id = d.id AND l.campaign_id = d.id AND s.billed + d.delta::numeric <= d.cap::numeric",
-        &ids,
-        &deltas,
-        &caps
-    )
-    .execute(tx)
-    .await?;
-    Ok(updated.rows_affected() == ids.len() as u64)
-}
-
-/// Adds to brands' spend of their local day unless that would pass the room left today.
-async fn add_brand_spend(
-    tx: &mut PgConnection,
+    campaign_delta: &HashMap<Uuid, u128>,
     brands: &HashMap<Uuid, BrandFacts>,
-    delta: &HashMap<Uuid, u128>,
+    brand_delta: &HashMap<Uuid, u128>,
 ) -> Result<bool, sqlx::Error> {
-    if delta.is_empty() {
+    if campaign_delta.is_empty() {
         return Ok(true);
     }
-    let mut ids: Vec<Uuid> = delta.keys().copied().collect();
-    ids.sort_unstable();
-    let days: Vec<time::Date> = ids.iter().map(|id| brands[id].today).collect();
-    let deltas: Vec<String> = ids.iter().map(|id| delta[id].to_string()).collect();
-    let limits: Vec<String> = ids.iter().map(|id| brands[id].limit.to_string()).collect();
-    sqlx::query!(
-        "INSERT INTO brand_daily_spend (brand_id, day) SELECT * FROM UNNEST($1::uuid[], $2::date[])
-         ON CONFLICT DO NOTHING",
-        &ids,
-        &days
-    )
-    .execute(&mut *tx)
-    .await?;
-    let updated = sqlx::query!(
-        "UPDATE brand_daily_spend s SET spend = s.spend + d.delta::numeric
-         FROM UNNEST($1::uuid[], $2::date[], $3::text[], $4::text[]) AS d(brand, day, delta, lim)
-         WHERE s.brand_id = d.brand AND s.day = d.day AND s.spend + d.delta::numeric <= d.lim::numeric",
-        &ids,
+    // Sorted, because rows are locked in the order given (see `add_billed_spend`).
+    let campaign_delta: BTreeMap<_, _> = campaign_delta.iter().collect();
+    let brand_delta: BTreeMap<_, _> = brand_delta.iter().collect();
+    let (campaign_ids, campaign_deltas, caps): (Vec<Uuid>, Vec<String>, Vec<String>) = campaign_delta
+        .into_iter()
+        .map(|(id, delta)| (*id, delta.to_string(), campaigns[id].cap.to_string()))
+        .collect();
+    let (brand_ids, (days, (brand_deltas, limits))): (Vec<Uuid>, (Vec<time::Date>, (Vec<String>, Vec<String>))) =
+        brand_delta
+            .into_iter()
+            .map(|(id, delta)| {
+                let brand = &brands[id];
+                (*id, (brand.today, (delta.to_string(), brand.limit.to_string())))
+            })
+            .collect();
+    sqlx::query_scalar!(
+        r#"SELECT add_billed_spend($1, $2::text[]::numeric[], $3::text[]::numeric[],
+                                   $4, $5, $6::text[]::numeric[], $7::text[]::numeric[]) AS "added!""#,
+        &campaign_ids,
+        &campaign_deltas,
+        &caps,
+        &brand_ids,
         &days,
-        &deltas,
+        &brand_deltas,
         &limits
     )
-    .execute(tx)
-    .await?;
-    Ok(updated.rows_affected() == ids.len() as u64)
+    .fetch_one(tx)
+    .await
 }

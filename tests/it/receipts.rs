@@ -354,6 +354,26 @@ async fn every_refusal_has_its_reason(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(refused, 11, "refusals are recorded, not dropped");
+    // A later batch's cap counts what is billed (looked up through the frequency index): a
+    // third process issues bob a ticket its own counts allow, and billing refuses it.
+    let third_process = TestApp::new(pool.clone());
+    third_process.state.ad_server.refresh().await.unwrap();
+    let request = json!({ "placement": "feed-top-banner", "viewer": "bob", "region": world.region });
+    let decision = decide(&third_process, &world.hoster_session, request).await;
+    let third = decision["ads"][0]["ticket"].as_str().unwrap().to_owned();
+    let capped = world
+        .submit(3, &[receipt(&third, "impression", at, Some("bob"))], true)
+        .await;
+    assert_eq!(outcomes(capped.ok()), ["frequency_capped"]);
+    // The keys billing writes are the ones the migration derives in SQL for older rows.
+    let mismatched: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM billed_events WHERE viewer_hash IS NOT NULL AND frequency_key IS DISTINCT FROM
+             ('x' || encode(substr(sha256(uuid_send(ad_id) || viewer_hash), 1, 8), 'hex'))::bit(64)::bigint",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(mismatched, 0, "frequency keys agree with their SQL definition");
     assert_ledger_consistent(&pool).await;
 }
 
@@ -686,14 +706,33 @@ async fn the_ledger_balances_after_a_randomized_run(pool: PgPool) {
     .fetch_one(&mut *tx)
     .await
     .unwrap();
-    sqlx::query("INSERT INTO ledger_entries (posting_id, role, payee, amount) VALUES ($1, 'platform', $2, 5)")
-        .bind(posting)
-        .bind(PLATFORM.as_slice())
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    let error = tx.commit().await.unwrap_err();
+    let error =
+        sqlx::query("INSERT INTO ledger_entries (posting_id, role, payee, amount) VALUES ($1, 'platform', $2, 5)")
+            .bind(posting)
+            .bind(PLATFORM.as_slice())
+            .execute(&mut *tx)
+            .await
+            .unwrap_err();
     assert!(error.to_string().contains("does not balance"), "{error}");
+    tx.rollback().await.unwrap();
+    // Entries that balance among themselves go in; their posting still sums to zero.
+    let mut tx = pool.begin().await.unwrap();
+    let posting: i64 = sqlx::query_scalar(
+        "INSERT INTO ledger_postings (token, source, source_id) VALUES ($1, 'adjustment', 'test') RETURNING id",
+    )
+    .bind(TOKEN.as_slice())
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO ledger_entries (posting_id, role, payee, amount) VALUES ($1, 'platform', $2, 5), ($1, 'hoster', $2, -5)",
+    )
+    .bind(posting)
+    .bind(PLATFORM.as_slice())
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
     // And any change to what is posted.
     let error = sqlx::query("UPDATE ledger_entries SET amount = amount + 1")
         .execute(&pool)
