@@ -788,14 +788,13 @@ async fn add_spend(
         .into_iter()
         .map(|(id, delta)| (*id, delta.to_string(), campaigns[id].cap.to_string()))
         .collect();
-    let (brand_ids, (days, (brand_deltas, limits))): (Vec<Uuid>, (Vec<time::Date>, (Vec<String>, Vec<String>))) =
-        brand_delta
-            .into_iter()
-            .map(|(id, delta)| {
-                let brand = &brands[id];
-                (*id, (brand.today, (delta.to_string(), brand.limit.to_string())))
-            })
-            .collect();
+    let (mut brand_ids, mut days, mut brand_deltas, mut limits) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (id, delta) in brand_delta {
+        brand_ids.push(*id);
+        days.push(brands[id].today);
+        brand_deltas.push(delta.to_string());
+        limits.push(brands[id].limit.to_string());
+    }
     sqlx::query_scalar!(
         r#"SELECT add_billed_spend($1, $2::text[]::numeric[], $3::text[]::numeric[],
                                    $4, $5, $6::text[]::numeric[], $7::text[]::numeric[]) AS "added!""#,
