@@ -73,6 +73,13 @@ where
         .await?;
     let mut db_url = Url::parse(&admin_url)?;
     db_url.set_path(name);
+    // A bench measures the service beside Postgres on this host. Over loopback, TLS protects
+    // nothing and costs both ends CPU (a service on the database's host would connect without
+    // it too); a URL that names its own sslmode keeps it.
+    let loopback = matches!(db_url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    if loopback && !db_url.query_pairs().any(|(key, _)| key == "sslmode") {
+        db_url.query_pairs_mut().append_pair("sslmode", "disable");
+    }
     let result = bench(db_url).await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut conn).await?;
     if !result? {
