@@ -699,13 +699,7 @@ async fn the_ledger_balances_after_a_randomized_run(pool: PgPool) {
     assert_ledger_consistent(&pool).await;
     // The database itself refuses a posting that does not balance.
     let mut tx = pool.begin().await.unwrap();
-    let posting: i64 = sqlx::query_scalar(
-        "INSERT INTO ledger_postings (token, source, source_id) VALUES ($1, 'adjustment', 'test') RETURNING id",
-    )
-    .bind(TOKEN.as_slice())
-    .fetch_one(&mut *tx)
-    .await
-    .unwrap();
+    let posting = adjustment_posting(&mut tx).await;
     let error =
         sqlx::query("INSERT INTO ledger_entries (posting_id, role, payee, amount) VALUES ($1, 'platform', $2, 5)")
             .bind(posting)
@@ -717,13 +711,7 @@ async fn the_ledger_balances_after_a_randomized_run(pool: PgPool) {
     tx.rollback().await.unwrap();
     // Entries that balance among themselves go in; their posting still sums to zero.
     let mut tx = pool.begin().await.unwrap();
-    let posting: i64 = sqlx::query_scalar(
-        "INSERT INTO ledger_postings (token, source, source_id) VALUES ($1, 'adjustment', 'test') RETURNING id",
-    )
-    .bind(TOKEN.as_slice())
-    .fetch_one(&mut *tx)
-    .await
-    .unwrap();
+    let posting = adjustment_posting(&mut tx).await;
     sqlx::query(
         "INSERT INTO ledger_entries (posting_id, role, payee, amount) VALUES ($1, 'platform', $2, 5), ($1, 'hoster', $2, -5)",
     )
@@ -739,6 +727,17 @@ async fn the_ledger_balances_after_a_randomized_run(pool: PgPool) {
         .await
         .unwrap_err();
     assert!(error.to_string().contains("append-only"), "{error}");
+}
+
+/// A new posting without entries, as an adjustment would start.
+async fn adjustment_posting(tx: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO ledger_postings (token, source, source_id) VALUES ($1, 'adjustment', 'test') RETURNING id",
+    )
+    .bind(TOKEN.as_slice())
+    .fetch_one(tx)
+    .await
+    .unwrap()
 }
 
 /// A cloneable handle for concurrent requests against the same router.
