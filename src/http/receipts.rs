@@ -153,13 +153,12 @@ async fn submit(State(state): State<AppState>, JsonBody(body): JsonBody) -> ApiR
     // the blocking pool so that the runtime's workers stay free to drive other batches'
     // database work: a batch that waits for a worker while it holds its campaigns' spend
     // rows holds up every batch billing the same campaigns.
-    let prepared = tokio::task::spawn_blocking({
+    let (verified, checked) = tokio::task::spawn_blocking({
         let state = state.clone();
         move || prepare(&state, &body, now)
     })
     .await
     .map_err(|error| ApiError::Internal(error.into()))??;
-    let (verified, checked) = prepared;
     let answer = store::bill(&state.db, state.config.chain_id, &state.split, &verified, &checked, now)
         .await
         .map_err(|error| match error {
