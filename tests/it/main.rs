@@ -11,6 +11,7 @@ mod errors;
 mod escrow;
 mod fixtures;
 mod indexer;
+mod mirror_totals;
 mod nodes;
 mod openapi;
 mod rate_limit;
