@@ -4,10 +4,10 @@
 -- mirrored; billing asks for a batch's campaigns on every batch, and Postgres grouped all
 -- of them first, so billing slowed with every settled epoch. Now:
 -- - each campaign's debited total (settlements not revoked) is kept in
---   `mirror_campaign_debited`, recomputed for the campaigns a statement touched by triggers
---   on the debits, settlements and revocations (a reorg's rollback included, which deletes
---   from all of them in one statement: each trigger recomputes from the final state, so
---   the order they fire in does not matter);
+--   `mirror_campaign_debited` by triggers on the debits, settlements and revocations: new
+--   debits add to it; anything else recomputes the campaigns the statement touched (a
+--   reorg's rollback deletes from all of them in one statement: each trigger recomputes
+--   from the final state, so the order they fire in does not matter);
 -- - the rest of a campaign's escrow comes from its own few events, in `campaign_escrow`, a
 --   SQL function Postgres inlines where it is called: under a LATERAL join it reads one
 --   campaign's rows through the (chain_id, campaign_id) index. The view is that function
@@ -40,7 +40,28 @@ LANGUAGE sql AS $$
     GROUP BY d.chain_id, d.campaign_id;
 $$;
 
-CREATE FUNCTION mirror_debits_changed() RETURNS trigger
+-- New debits, the indexer's everyday write, are added to the totals (their settlement row
+-- is written first, in the same transaction); what is rare (a rollback, a revocation, a
+-- settlement row after its debits) recomputes the campaigns it touches.
+CREATE FUNCTION mirror_debits_inserted() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO mirror_campaign_debited AS t (chain_id, campaign_id, debited, block_number)
+    SELECT d.chain_id, d.campaign_id, sum(d.amount), max(d.block_number)
+    FROM changed d
+    JOIN mirror_settlements s
+      ON s.chain_id = d.chain_id AND s.block_number = d.block_number AND s.log_index = d.log_index
+    WHERE NOT EXISTS (
+        SELECT 1 FROM mirror_settlement_revocations r
+        WHERE r.chain_id = s.chain_id AND r.epoch = s.epoch AND r.root = s.root)
+    GROUP BY d.chain_id, d.campaign_id
+    ON CONFLICT (chain_id, campaign_id) DO UPDATE
+    SET debited = t.debited + excluded.debited, block_number = greatest(t.block_number, excluded.block_number);
+    RETURN NULL;
+END;
+$$;
+
+CREATE FUNCTION mirror_debits_deleted() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM refresh_campaign_debited(array_agg(chain_id), array_agg(campaign_id)) FROM changed;
@@ -72,9 +93,9 @@ END;
 $$;
 
 CREATE TRIGGER mirror_debits_inserted AFTER INSERT ON mirror_settlement_debits
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION mirror_debits_changed();
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION mirror_debits_inserted();
 CREATE TRIGGER mirror_debits_deleted AFTER DELETE ON mirror_settlement_debits
-    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION mirror_debits_changed();
+    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION mirror_debits_deleted();
 CREATE TRIGGER mirror_settlements_inserted AFTER INSERT ON mirror_settlements
     REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION mirror_settlements_changed();
 CREATE TRIGGER mirror_settlements_deleted AFTER DELETE ON mirror_settlements
