@@ -97,6 +97,22 @@ fn signed_batch(
     }))
 }
 
+/// The body of hoster node `node`'s next batch of `lines`, co-signed by the witness node,
+/// and its sequence.
+fn witnessed_batch(devnet: &Devnet, hosting: &mut Hosting, node: usize, lines: &[Line]) -> Result<(u64, Value)> {
+    let sequence = hosting.next_sequence(node);
+    let witness = &hosting.witness_node.key;
+    let body = signed_batch(
+        devnet,
+        &hosting.nodes[node].key,
+        witness.address(),
+        witness,
+        sequence,
+        lines,
+    )?;
+    Ok((sequence, body))
+}
+
 /// Per receipt: `billed` or the refusal reason.
 fn outcomes(answer: &Value) -> Vec<String> {
     answer["receipts"]
@@ -163,16 +179,7 @@ pub async fn submit(
     let (mut hoster_share, mut witness_share) = (0, 0);
     let mut first_batch = None;
     for (node, lines, prices) in batches {
-        let sequence = hosting.next_sequence(node);
-        let witness = &hosting.witness_node.key;
-        let body = signed_batch(
-            devnet,
-            &hosting.nodes[node].key,
-            witness.address(),
-            witness,
-            sequence,
-            &lines,
-        )?;
+        let (sequence, body) = witnessed_batch(devnet, hosting, node, &lines)?;
         let answer = devnet.api.post("/v1/receipts", None, &body).await?;
         Failure::expect_eq("batch witnessed", json!(true), answer["witnessed"].clone())?;
         Failure::expect_eq(
@@ -263,16 +270,7 @@ pub async fn refused(
         ),
     ];
     let lines: Vec<Line> = cases.iter().map(|(line, _)| line.clone()).collect();
-    let sequence = hosting.next_sequence(0);
-    let witness = &hosting.witness_node.key;
-    let body = signed_batch(
-        devnet,
-        &hosting.nodes[0].key,
-        witness.address(),
-        witness,
-        sequence,
-        &lines,
-    )?;
+    let (_, body) = witnessed_batch(devnet, hosting, 0, &lines)?;
     let answer = devnet.api.post("/v1/receipts", None, &body).await?;
     let expected: Vec<&str> = cases.iter().map(|(_, reason)| *reason).collect();
     Failure::expect_eq(
