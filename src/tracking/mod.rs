@@ -3,10 +3,15 @@
 //! A node submits receipts in batches signed once by itself and once by a witness node
 //! ([`batch`]). Each receipt is billed or refused with a reason, all or nothing per receipt:
 //! first the checks that need no database ([`check_receipt`]), then, in one transaction,
-//! those against what is already billed, consent and budgets ([`store`]). Billed receipts
-//! post to the ledger, split between hoster, platform, witness and viewer ([`split`]).
+//! those against what is already billed, consent and budgets ([`store`], reading what it
+//! needs through `facts`, writing rows through `billed_rows` and running totals through
+//! `spend`). Billed receipts post to the ledger, split between hoster, platform, witness and
+//! viewer ([`split`]).
 
 pub mod batch;
+mod billed_rows;
+mod facts;
+mod spend;
 pub mod split;
 pub mod store;
 

@@ -3,7 +3,11 @@
 //! payees with the largest remainders (ties to the earlier payee), so the shares always sum
 //! to the price exactly.
 
+use alloy::primitives::Address;
+
+use super::SplitPolicy;
 use crate::money::Amount;
+use crate::pricing::EventType;
 
 /// Basis points in a whole.
 pub const WHOLE: u32 = 10_000;
@@ -31,6 +35,34 @@ pub fn largest_remainder<const N: usize>(price: Amount, weights: [u32; N]) -> [A
         shares[i].0 += 1;
     }
     shares
+}
+
+/// Hoster, platform, witness and viewer shares of one price: the split of its kind (witnessed
+/// or not), with the viewer's reward, when `rewarded`, taken from the platform's share.
+pub fn shares(
+    policy: &SplitPolicy,
+    witnessed: bool,
+    event: EventType,
+    price: Amount,
+    rewarded: Option<Address>,
+) -> [Amount; 4] {
+    let [hoster, mut platform, witness] = if witnessed {
+        largest_remainder(price, policy.witnessed)
+    } else {
+        let [hoster, platform] = largest_remainder(price, policy.unwitnessed);
+        [hoster, platform, Amount::ZERO]
+    };
+    let reward = match rewarded {
+        // The reward comes out of the platform's share and never exceeds it.
+        Some(_) => Amount(
+            price.0 / u128::from(WHOLE) * u128::from(policy.viewer_reward[event as usize])
+                + price.0 % u128::from(WHOLE) * u128::from(policy.viewer_reward[event as usize]) / u128::from(WHOLE),
+        )
+        .min(platform),
+        None => Amount::ZERO,
+    };
+    platform = platform.saturating_sub(reward);
+    [hoster, platform, witness, reward]
 }
 
 #[cfg(test)]
