@@ -1,0 +1,112 @@
+//! Billed receipts split exactly: witnessed, unwitnessed, and with viewer rewards.
+
+use super::*;
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn witnessed_batches_bill_once_and_split_exactly(pool: PgPool) {
+    let world = World::new(
+        pool.clone(),
+        json!({}),
+        json!({ "cpm": "2001000", "cpc": "50007" }),
+        1_000_000_000,
+    )
+    .await;
+    let tickets = world.tickets(3, Some("anon-7")).await;
+    let at = now();
+    let receipts = [
+        receipt(&tickets[0], "impression", at, Some("anon-7")),
+        receipt(&tickets[0], "click", at + 1, Some("anon-7")),
+        receipt(&tickets[1], "impression", at, Some("anon-7")),
+        receipt(&tickets[2], "impression", at, Some("anon-7")),
+    ];
+    let reply = world.submit(1, &receipts, true).await;
+    let answer = reply.ok().clone();
+    assert_eq!(outcomes(&answer), ["billed"; 4]);
+    assert_eq!(answer["witnessed"], true);
+    assert_eq!(answer["receipts"][0]["price"], "2001");
+    assert_eq!(answer["receipts"][1]["price"], "50007");
+
+    // 3 impressions of 2001 and a click of 50007: 56010 in all.
+    let hoster = world.earned(world.hoster.owner.address()).await;
+    let witness = world.earned(world.witness.owner.address()).await;
+    let platform = world.earned(PLATFORM).await;
+    assert_eq!(hoster + witness + platform, 56_010);
+    // Per event, largest remainder: 2001 -> 1801 / 180 / 20; 50007 -> 45006 / 4501 / 500.
+    assert_eq!(hoster, 3 * 1801 + 45_006);
+    assert_eq!(platform, 3 * 180 + 4501);
+    assert_eq!(witness, 3 * 20 + 500);
+    assert_ledger_consistent(&pool).await;
+
+    // The hoster's owner sees it as earnings.
+    let owner_token = world.app.token(&world.hoster.owner).await;
+    let earnings = world.app.get("/v1/me/earnings", Some(&owner_token)).await;
+    assert_eq!(earnings.ok()[0]["earned"], hoster.to_string());
+
+    // Billed numbers reach the advertiser's analytics.
+    let analytics = world
+        .app
+        .get(
+            &format!("/v1/campaigns/{}/analytics", world.campaign),
+            Some(&world.advertiser.token),
+        )
+        .await;
+    assert_eq!(analytics.ok()["totals"]["impressions"], 3);
+    assert_eq!(analytics.body["totals"]["clicks"], 1);
+    assert_eq!(analytics.body["totals"]["spend"], "56010");
+    assert_eq!(analytics.body["budget"]["billed"], "56010");
+    assert_eq!(
+        analytics.body["budget"]["available"],
+        (1_000_000_000u128 - 56_010).to_string()
+    );
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn unwitnessed_batches_pay_the_hoster_half(pool: PgPool) {
+    let world = World::new(pool.clone(), json!({}), json!({ "cpm": "3001000" }), 1_000_000_000).await;
+    let tickets = world.tickets(1, None).await;
+    let reply = world
+        .submit(1, &[receipt(&tickets[0], "impression", now(), None)], false)
+        .await;
+    assert_eq!(reply.ok()["witnessed"], false);
+    // 3001 / 2: the odd unit goes to the hoster (a tie, first payee).
+    assert_eq!(world.earned(world.hoster.owner.address()).await, 1501);
+    assert_eq!(world.earned(PLATFORM).await, 1500);
+    assert_eq!(world.earned(world.witness.owner.address()).await, 0);
+    assert_ledger_consistent(&pool).await;
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn viewers_holding_consent_earn_from_the_platform_share(pool: PgPool) {
+    let world = World::new(
+        pool.clone(),
+        json!({}),
+        json!({ "cpm": "1000000", "cpc": "100000" }),
+        1_000_000_000,
+    )
+    .await;
+    let viewer = PrivateKeySigner::random();
+    let viewer_token = world.app.token(&viewer).await;
+    let viewer_id = world
+        .app
+        .post("/v1/me/viewer-id", Some(&viewer_token), json!({}))
+        .await
+        .ok()["viewerId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    mirror_consent(&pool, viewer.address(), keccak256(b"rewards"), 1, Some(now() + 3600)).await;
+    let ticket = world.tickets(1, Some(&viewer_id)).await.remove(0);
+    let at = now();
+    let receipts = [
+        receipt(&ticket, "impression", at, Some(&viewer_id)),
+        receipt(&ticket, "click", at, Some(&viewer_id)),
+    ];
+    assert_eq!(
+        outcomes(world.submit(1, &receipts, true).await.ok()),
+        ["billed", "billed"]
+    );
+    // Clicks reward 5% (5000 of 100000) out of the platform's 9%; impressions nothing.
+    assert_eq!(world.earned(viewer.address()).await, 5_000);
+    assert_eq!(world.earned(PLATFORM).await, 90 + 9_000 - 5_000);
+    assert_ledger_consistent(&pool).await;
+}
