@@ -1,0 +1,274 @@
+//! The settlement relayer against a real anvil and real Postgres: the whole path from the
+//! ledger to a claim on chain, and the faults it must survive (a relayer killed between any
+//! two steps, a stuck transaction, a reorg, an RPC outage, two relayers at once). The
+//! reference is always the chain itself.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use adescrow::contracts::{AdEscrow, ConsentGrant, ConsentRegistry, TestToken, consent_domain};
+use adescrow::db::MIGRATOR;
+use adescrow::leader::Leader;
+use adescrow::ledger::{self, Posting, Role, Source};
+use adescrow::money::Amount;
+use adescrow::relayer::outbox::OutboxConfig;
+use adescrow::relayer::rpc::RelayerRpc;
+use adescrow::relayer::{EpochPolicy, Relayer, RelayerConfig};
+use alloy::network::{EthereumWallet, TransactionBuilder};
+use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy::providers::Provider;
+use alloy::providers::ext::AnvilApi;
+use alloy::rpc::types::{Filter, TransactionRequest};
+use alloy::signers::SignerSync;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::{SolEvent, SolStruct};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use sqlx::{Connection, PgPool};
+use tokio::sync::watch;
+use url::Url;
+use uuid::Uuid;
+
+use crate::fixtures::Advertiser;
+use crate::indexer::{Chain, sync};
+use crate::rpc_faults::{DOWN, PASS, start_proxy};
+use crate::support::{CHAIN_ID, TestApp};
+
+mod claims;
+mod consent;
+mod faults;
+
+const GWEI: u128 = 1_000_000_000;
+
+/// A devnet with the contracts, a funded escrow campaign and its off-chain twin.
+struct World {
+    chain: Chain,
+    pool: PgPool,
+    app: TestApp,
+    /// The off-chain campaign whose spend the ledger records.
+    campaign: Uuid,
+}
+
+impl World {
+    async fn new(pool: PgPool) -> World {
+        let chain = Chain::start().await;
+        let (escrow, registry) = (
+            chain.deployment.ad_escrow.address,
+            chain.deployment.consent_registry.address,
+        );
+        let app = TestApp::with(pool.clone(), |config| {
+            config.escrow_address = Some(escrow);
+            config.consent_address = Some(registry);
+            config.grace_period = Some(86_400);
+        });
+        let advertiser = Advertiser::new(&app, "UTC", 10u128.pow(15), 10u128.pow(15)).await;
+        let (campaign, _) = advertiser
+            .campaign(
+                &app,
+                json!({ "token": chain.token, "chainCampaignId": chain.campaign }),
+                json!({ "cpm": "1000000" }),
+            )
+            .await;
+        let campaign = campaign["id"].as_str().unwrap().parse().unwrap();
+        World {
+            chain,
+            pool,
+            app,
+            campaign,
+        }
+    }
+
+    fn relayer_at(&self, url: Url, confirmations: u64, replace_after: Duration) -> Relayer {
+        let deployment = &self.chain.deployment;
+        let config = RelayerConfig {
+            chain_id: CHAIN_ID,
+            escrow: deployment.ad_escrow.address,
+            escrow_block: deployment.ad_escrow.block,
+            consent_registry: deployment.consent_registry.address,
+            // Every posting is due at once; the tests decide when epochs close.
+            epochs: EpochPolicy {
+                interval: Duration::ZERO,
+                owed_threshold: u128::MAX,
+            },
+            outbox: OutboxConfig {
+                confirmations,
+                replace_after,
+                fee_ceiling: 1_000 * GWEI,
+            },
+            poll_interval: Duration::from_millis(50),
+            low_balance: 0,
+        };
+        let settler = PrivateKeySigner::from(self.chain.anvil.keys()[1].clone());
+        Relayer::new(
+            self.pool.clone(),
+            RelayerRpc::new(url, Duration::from_secs(5)),
+            EthereumWallet::new(settler),
+            config,
+        )
+    }
+
+    fn relayer(&self, confirmations: u64) -> Relayer {
+        self.relayer_at(self.chain.anvil.endpoint_url(), confirmations, Duration::from_secs(600))
+    }
+
+    /// Posts spend of the campaign to the ledger, earned by `payees`, as billing would.
+    async fn owe(&self, source: &str, payees: &[(Address, u128)]) {
+        let mut posting = Posting::default();
+        posting.spend(self.campaign, Amount(payees.iter().map(|(_, a)| a).sum()));
+        for (payee, amount) in payees {
+            posting.earn(Role::Hoster, *payee, Amount(*amount));
+        }
+        let mut conn = self.pool.acquire().await.unwrap();
+        let mut tx = conn.begin().await.unwrap();
+        ledger::post(
+            &mut tx,
+            Source::Adjustment,
+            source,
+            &BTreeMap::from([(self.chain.token, posting)]),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    /// Ticks `relayer` (mining a block after each tick) until `epoch` is confirmed.
+    async fn settle(&self, relayer: &Relayer, epoch: i64) {
+        for _ in 0..40 {
+            relayer.tick().await.unwrap();
+            if self.confirmed(epoch).await {
+                return;
+            }
+            self.chain.mine(1).await;
+        }
+        panic!("epoch {epoch} was never confirmed");
+    }
+
+    async fn confirmed(&self, epoch: i64) -> bool {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT confirmed_at IS NOT NULL FROM settlement_epochs WHERE chain_id = $1 AND epoch = $2",
+        )
+        .bind(CHAIN_ID as i64)
+        .bind(epoch)
+        .fetch_optional(&self.pool)
+        .await
+        .unwrap()
+        .unwrap_or(false)
+    }
+
+    /// Waits (in real time, for relayers running on their own) until `epoch` is confirmed.
+    async fn wait_confirmed(&self, epoch: i64, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while !self.confirmed(epoch).await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "epoch {epoch} not confirmed in {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `Settled` events on the canonical chain, per epoch.
+    async fn settled_events(&self) -> BTreeMap<u64, usize> {
+        let provider = self.chain.wallet(0);
+        let logs = provider
+            .get_logs(
+                &Filter::new()
+                    .address(self.chain.deployment.ad_escrow.address)
+                    .event_signature(AdEscrow::Settled::SIGNATURE_HASH)
+                    .from_block(0),
+            )
+            .await
+            .unwrap();
+        let mut epochs = BTreeMap::new();
+        for log in logs {
+            let settled = AdEscrow::Settled::decode_log_data(log.data()).unwrap();
+            *epochs.entry(settled.epoch).or_default() += 1;
+        }
+        epochs
+    }
+
+    /// Asserts that the chain holds epochs 1..=`epochs` once each, that it settled exactly
+    /// what the ledger spent, and that the relayer's bookkeeping agrees.
+    async fn assert_settled_once(&self, epochs: u64, spent: u128) {
+        let expected: BTreeMap<u64, usize> = (1..=epochs).map(|e| (e, 1)).collect();
+        assert_eq!(self.settled_events().await, expected, "Settled events per epoch");
+        let escrow = AdEscrow::new(self.chain.deployment.ad_escrow.address, self.chain.wallet(0));
+        let state = escrow.settlementState().call().await.unwrap();
+        assert_eq!(state.lastEpoch, epochs, "the chain's last epoch");
+        let totals = escrow.tokenTotals(self.chain.token).call().await.unwrap();
+        assert_eq!(
+            totals.settled,
+            U256::from(spent),
+            "settled on chain = spent in the ledger"
+        );
+        let live: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE kind = 'settle' AND status <> 'failed'")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+        assert_eq!(live, epochs as i64, "one live outbox row per epoch");
+        let confirmed: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM settlement_epochs WHERE confirmed_at IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await
+                .unwrap();
+        assert_eq!(confirmed, epochs as i64, "epochs confirmed in Postgres");
+    }
+
+    async fn token_balance(&self, account: Address) -> U256 {
+        TestToken::new(self.chain.token, self.chain.wallet(0))
+            .balanceOf(account)
+            .call()
+            .await
+            .unwrap()
+    }
+}
+
+fn hoster(n: u8) -> Address {
+    Address::repeat_byte(0xa0 + n)
+}
+
+/// Reads the payout from the API, checks its figures, and claims with its calldata.
+async fn claim_with_api_proof(
+    world: &World,
+    claimer: &PrivateKeySigner,
+    cumulative: &str,
+    claimed: &str,
+    claimable: &str,
+) -> Bytes {
+    let reply = world.app.get(&format!("/v1/payouts/{}", claimer.address()), None).await;
+    let payouts = reply.ok();
+    let token = &payouts["tokens"][0];
+    assert_eq!(
+        (&token["cumulative"], &token["claimed"], &token["claimable"]),
+        (&json!(cumulative), &json!(claimed), &json!(claimable)),
+        "{payouts}"
+    );
+    assert_eq!(
+        payouts["escrow"].as_str().unwrap().parse::<Address>().unwrap(),
+        world.chain.deployment.ad_escrow.address
+    );
+    let calldata: Bytes = token["calldata"].as_str().unwrap().parse().unwrap();
+    send(world, claimer, calldata.clone()).await;
+    calldata
+}
+
+async fn send(world: &World, from: &PrivateKeySigner, calldata: Bytes) {
+    let provider = alloy::providers::ProviderBuilder::new()
+        .wallet(EthereumWallet::new(from.clone()))
+        .connect_http(world.chain.anvil.endpoint_url());
+    let request = TransactionRequest::default()
+        .with_to(world.chain.deployment.ad_escrow.address)
+        .with_input(calldata);
+    let receipt = provider
+        .send_transaction(request)
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status(), "the claim succeeds");
+}
+
+async fn shutdown(mut stopped: watch::Receiver<()>) {
+    let _ = stopped.changed().await;
+}
