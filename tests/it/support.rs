@@ -96,6 +96,8 @@ impl Reply {
     }
 }
 
+/// The API over a test database. Cloning shares the router and pool, for concurrent requests.
+#[derive(Clone)]
 pub struct TestApp {
     pub router: Router,
     pub pool: PgPool,

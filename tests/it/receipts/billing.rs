@@ -84,16 +84,7 @@ async fn viewers_holding_consent_earn_from_the_platform_share(pool: PgPool) {
         1_000_000_000,
     )
     .await;
-    let viewer = PrivateKeySigner::random();
-    let viewer_token = world.app.token(&viewer).await;
-    let viewer_id = world
-        .app
-        .post("/v1/me/viewer-id", Some(&viewer_token), json!({}))
-        .await
-        .ok()["viewerId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (viewer, viewer_id) = world.signed_in_viewer().await;
     mirror_consent(&pool, viewer.address(), keccak256(b"rewards"), 1, Some(now() + 3600)).await;
     let ticket = world.tickets(1, Some(&viewer_id)).await.remove(0);
     let at = now();

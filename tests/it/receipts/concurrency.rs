@@ -37,12 +37,7 @@ async fn concurrent_overlapping_batches_bill_each_ticket_once(pool: PgPool) {
             signed(&world.hoster.key, Some(&world.witness.key), task + 1, &receipts)
         })
         .collect();
-    let router = world.app.router.clone();
-    let answers = futures_all(bodies.into_iter().map(|body| {
-        let app = TestAppRef(router.clone());
-        async move { app.post("/v1/receipts", body).await }
-    }))
-    .await;
+    let answers = world.submit_concurrently(bodies).await;
     let mut billed_tickets = HashSet::new();
     for answer in &answers {
         assert!(answer.status.is_success(), "{}", answer.text);
@@ -76,12 +71,7 @@ async fn concurrent_batches_never_bill_past_the_escrow(pool: PgPool) {
             signed(&world.hoster.key, Some(&world.witness.key), i as u64 + 1, &receipts)
         })
         .collect();
-    let router = world.app.router.clone();
-    let answers = futures_all(bodies.into_iter().map(|body| {
-        let app = TestAppRef(router.clone());
-        async move { app.post("/v1/receipts", body).await }
-    }))
-    .await;
+    let answers = world.submit_concurrently(bodies).await;
     let billed: usize = answers
         .iter()
         .map(|a| a.body["billed"].as_u64().unwrap() as usize)

@@ -107,6 +107,33 @@ impl World {
             .await
     }
 
+    /// Posts the signed batch bodies at once, each from its own task; the answers in order.
+    async fn submit_concurrently(&self, bodies: Vec<Value>) -> Vec<Reply> {
+        let tasks: Vec<_> = bodies
+            .into_iter()
+            .map(|body| {
+                let app = self.app.clone();
+                tokio::spawn(async move { app.post("/v1/receipts", None, body).await })
+            })
+            .collect();
+        let mut answers = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            answers.push(task.await.unwrap());
+        }
+        answers
+    }
+
+    /// A viewer signed in with a fresh wallet, and the pseudonymous id hosters see.
+    async fn signed_in_viewer(&self) -> (PrivateKeySigner, String) {
+        let viewer = PrivateKeySigner::random();
+        let token = self.app.token(&viewer).await;
+        let id = self.app.post("/v1/me/viewer-id", Some(&token), json!({})).await.ok()["viewerId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (viewer, id)
+    }
+
     async fn earned(&self, payee: Address) -> u128 {
         sqlx::query_scalar::<_, String>("SELECT coalesce(sum(earned), 0)::text FROM payee_balances WHERE payee = $1")
             .bind(payee.as_slice())
@@ -232,43 +259,4 @@ async fn adjustment_posting(tx: &mut sqlx::PgConnection) -> i64 {
     .fetch_one(tx)
     .await
     .unwrap()
-}
-
-/// A cloneable handle for concurrent requests against the same router.
-struct TestAppRef(axum::Router);
-
-impl TestAppRef {
-    async fn post(&self, path: &str, body: Value) -> Reply {
-        use tower::ServiceExt;
-        let request = axum::http::Request::post(path)
-            .header("content-type", "application/json")
-            .body(axum::body::Body::from(body.to_string()))
-            .unwrap();
-        let response = self.0.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = http_body_util::BodyExt::collect(response.into_body())
-            .await
-            .unwrap()
-            .to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        Reply {
-            status,
-            headers,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            text,
-        }
-    }
-}
-
-/// Runs the futures concurrently on the test runtime and collects their outputs in order.
-async fn futures_all<F: std::future::Future<Output = Reply> + Send + 'static>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<Reply> {
-    let handles: Vec<_> = futures.map(tokio::spawn).collect();
-    let mut replies = Vec::with_capacity(handles.len());
-    for handle in handles {
-        replies.push(handle.await.unwrap());
-    }
-    replies
 }

@@ -140,16 +140,7 @@ async fn consent_and_budgets_refuse_with_reasons(pool: PgPool) {
     )
     .await;
     // The decision needs consent too, so the ticket is issued while the viewer holds it.
-    let viewer = PrivateKeySigner::random();
-    let viewer_token = consent_world.app.token(&viewer).await;
-    let viewer_id = consent_world
-        .app
-        .post("/v1/me/viewer-id", Some(&viewer_token), json!({}))
-        .await
-        .ok()["viewerId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (viewer, viewer_id) = consent_world.signed_in_viewer().await;
     mirror_consent(&pool, viewer.address(), scope, 1, Some(at + 60)).await;
     consent_world.app.state.ad_server.refresh().await.unwrap();
     let ticket = consent_world.tickets(1, Some(&viewer_id)).await.remove(0);
