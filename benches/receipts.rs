@@ -60,33 +60,20 @@ const CAMPAIGNS: usize = 200;
 const ADS_PER_CAMPAIGN: usize = 5;
 const TARGET_PER_SEC: f64 = 50_000.0;
 
+/// Beside the campaigns and their escrows: two hoster operators, five ads a campaign, and
+/// settled history.
 const SEED: &str = r#"
 INSERT INTO users (id, address) VALUES
-    ('00000000-0000-0000-0000-000000000001', '\x1111111111111111111111111111111111111111'),
     ('00000000-0000-0000-0000-000000000002', '\x2222222222222222222222222222222222222222'),
     ('00000000-0000-0000-0000-000000000003', '\x3333333333333333333333333333333333333333');
 INSERT INTO user_roles (user_id, role) VALUES
     ('00000000-0000-0000-0000-000000000001', 'advertiser'),
     ('00000000-0000-0000-0000-000000000002', 'hoster'),
     ('00000000-0000-0000-0000-000000000003', 'hoster');
-INSERT INTO brands (id, owner_id, name, daily_budget, monthly_budget, time_zone)
-VALUES ('00000000-0000-0000-0000-0000000000b1', '00000000-0000-0000-0000-000000000001', 'Brand', 1e30, 1e30, 'UTC');
-INSERT INTO campaigns (id, brand_id, name, token, chain_campaign_id, starts_at, ends_at, status)
-SELECT md5('campaign' || c)::uuid, '00000000-0000-0000-0000-0000000000b1', 'Campaign ' || c,
-       '\x7070707070707070707070707070707070707070', sha256(('campaign' || c)::bytea),
-       now() - interval '1 day', now() + interval '30 days', 'running'
-FROM generate_series(0, 199) c;
 INSERT INTO ad_sets (id, campaign_id, name) SELECT md5('set' || c)::uuid, md5('campaign' || c)::uuid, 'Set' FROM generate_series(0, 199) c;
 INSERT INTO ads (id, ad_set_id, name, kind, title, click_url, price_impression)
 SELECT md5('ad' || c || '-' || a)::uuid, md5('set' || c)::uuid, 'Ad', 'text', 'Title', 'https://example.com/', 1000
 FROM generate_series(0, 199) c, generate_series(0, 4) a;
-INSERT INTO mirror_campaign_events (chain_id, block_number, log_index, tx_hash, kind, campaign_id, account, token, amount, remaining, end_time)
-SELECT 31337, c + 1, k, '\x01', kind::campaign_event_kind, sha256(('campaign' || c)::bytea),
-       '\x1111111111111111111111111111111111111111',
-       CASE WHEN kind = 'opened' THEN '\x7070707070707070707070707070707070707070'::bytea END,
-       CASE WHEN kind = 'funded' THEN 1e24 END, CASE WHEN kind = 'funded' THEN 1e24 END,
-       CASE WHEN kind = 'opened' THEN 4000000000 END
-FROM generate_series(0, 199) c, (VALUES (0, 'opened'), (1, 'funded')) AS e(k, kind);
 -- History: 100 settled epochs, each debiting every campaign, as after a day of settlements.
 INSERT INTO mirror_settlements (chain_id, block_number, log_index, tx_hash, epoch, root, claimable_at)
 SELECT 31337, 1000 + e, 0, '\x02', e, sha256(e::text::bytea), 0 FROM generate_series(1, 100) e;
@@ -102,7 +89,15 @@ ANALYZE users, brands, campaigns, ad_sets, ads, mirror_campaign_events, mirror_s
 "#;
 
 async fn seed(pool: &PgPool, hoster: &PrivateKeySigner, witness: &PrivateKeySigner) -> anyhow::Result<Uuid> {
-    sqlx::raw_sql(SEED).execute(pool).await.context("seeding campaigns")?;
+    let seed = format!(
+        "{}{}{SEED}",
+        support::campaigns_sql(CAMPAIGNS),
+        support::escrows_sql(CAMPAIGNS)
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(seed))
+        .execute(pool)
+        .await
+        .context("seeding campaigns")?;
     let hoster_id: Uuid = sqlx::query_scalar(
         "INSERT INTO nodes (owner_id, address, name) VALUES ('00000000-0000-0000-0000-000000000002', $1, 'hoster') RETURNING id",
     )

@@ -44,18 +44,6 @@ const PROOF_REQUESTS: usize = 5_000;
 const TARGET_CLOSE: Duration = Duration::from_secs(5);
 const TARGET_PROOF_P99: Duration = Duration::from_millis(1);
 
-/// One advertiser, 1,000 campaigns.
-const CAMPAIGNS_SQL: &str = r#"
-INSERT INTO users (id, address) VALUES ('00000000-0000-0000-0000-000000000001', '\x1111111111111111111111111111111111111111');
-INSERT INTO brands (id, owner_id, name, daily_budget, monthly_budget, time_zone)
-VALUES ('00000000-0000-0000-0000-0000000000b1', '00000000-0000-0000-0000-000000000001', 'Brand', 1e30, 1e30, 'UTC');
-INSERT INTO campaigns (id, brand_id, name, token, chain_campaign_id, starts_at, ends_at, status)
-SELECT md5('campaign' || c)::uuid, '00000000-0000-0000-0000-0000000000b1', 'Campaign ' || c,
-       '\x7070707070707070707070707070707070707070', sha256(('campaign' || c)::bytea),
-       now() - interval '1 day', now() + interval '30 days', 'running'
-FROM generate_series(0, 999) c;
-"#;
-
 /// Spend of every campaign, earned by 100 payees each: 100,000 payees in all. `round`
 /// makes each call's postings distinct.
 fn ledger_sql(round: u32) -> String {
@@ -66,11 +54,12 @@ INSERT INTO ledger_postings (token, source, source_id)
 SELECT '\x7070707070707070707070707070707070707070', 'adjustment', 'bench-{round}-' || c FROM generate_series(0, 999) c;
 CREATE TEMP TABLE round_postings AS
     SELECT id, row_number() OVER (ORDER BY id) - 1 AS c FROM ledger_postings WHERE source_id LIKE 'bench-{round}-%';
-INSERT INTO ledger_entries (posting_id, role, payee, amount)
-SELECT p.id, 'hoster', substring(sha256(('payee' || i)::bytea) FROM 1 FOR 20), 1000 + i % 7 + {round}
-FROM generate_series(0, 99999) i JOIN round_postings p ON p.c = i / 100;
-INSERT INTO ledger_entries (posting_id, role, campaign_id, amount)
-SELECT p.id, 'campaign', md5('campaign' || p.c)::uuid, -sum(1000 + i % 7 + {round})
+-- One statement: every statement's entries must balance per posting.
+INSERT INTO ledger_entries (posting_id, role, campaign_id, payee, amount)
+SELECT p.id, 'hoster'::ledger_role, NULL::uuid, substring(sha256(('payee' || i)::bytea) FROM 1 FOR 20), 1000 + i % 7 + {round}
+FROM generate_series(0, 99999) i JOIN round_postings p ON p.c = i / 100
+UNION ALL
+SELECT p.id, 'campaign', md5('campaign' || p.c)::uuid, NULL, -sum(1000 + i % 7 + {round})
 FROM generate_series(0, 99999) i JOIN round_postings p ON p.c = i / 100
 GROUP BY p.id, p.c;
 DROP TABLE round_postings;
@@ -93,7 +82,7 @@ async fn settle_epoch(pool: &PgPool) -> anyhow::Result<(u64, Duration)> {
 async fn run(db_url: Url) -> anyhow::Result<bool> {
     let pool = PgPoolOptions::new().max_connections(8).connect(db_url.as_str()).await?;
     MIGRATOR.run(&pool).await?;
-    sqlx::raw_sql(CAMPAIGNS_SQL)
+    sqlx::raw_sql(sqlx::AssertSqlSafe(support::campaigns_sql(CAMPAIGNS)))
         .execute(&pool)
         .await
         .context("seeding campaigns")?;

@@ -46,6 +46,42 @@ pub fn config(escrow: Address, max_batch_receipts: usize) -> ApiArgs {
     }
 }
 
+/// One advertiser (`\x1111...`), one brand without budget limits, and `count` running
+/// campaigns (`md5('campaign' || c)`, escrow id `sha256('campaign' || c)`) in the token
+/// `\x7070...`.
+pub fn campaigns_sql(count: usize) -> String {
+    format!(
+        r#"
+INSERT INTO users (id, address) VALUES ('00000000-0000-0000-0000-000000000001', '\x1111111111111111111111111111111111111111');
+INSERT INTO brands (id, owner_id, name, daily_budget, monthly_budget, time_zone)
+VALUES ('00000000-0000-0000-0000-0000000000b1', '00000000-0000-0000-0000-000000000001', 'Brand', 1e30, 1e30, 'UTC');
+INSERT INTO campaigns (id, brand_id, name, token, chain_campaign_id, starts_at, ends_at, status)
+SELECT md5('campaign' || c)::uuid, '00000000-0000-0000-0000-0000000000b1', 'Campaign ' || c,
+       '\x7070707070707070707070707070707070707070', sha256(('campaign' || c)::bytea),
+       now() - interval '1 day', now() + interval '30 days', 'running'
+FROM generate_series(0, {last}) c;
+"#,
+        last = count - 1
+    )
+}
+
+/// The chain mirror's view of `count` such campaigns' escrows: opened by the advertiser in
+/// the token, funded with 10^24 base units, ending far in the future.
+pub fn escrows_sql(count: usize) -> String {
+    format!(
+        r#"
+INSERT INTO mirror_campaign_events (chain_id, block_number, log_index, tx_hash, kind, campaign_id, account, token, amount, remaining, end_time)
+SELECT {CHAIN_ID}, c + 1, k, '\x01', kind::campaign_event_kind, sha256(('campaign' || c)::bytea),
+       '\x1111111111111111111111111111111111111111',
+       CASE WHEN kind = 'opened' THEN '\x7070707070707070707070707070707070707070'::bytea END,
+       CASE WHEN kind = 'funded' THEN 1e24 END, CASE WHEN kind = 'funded' THEN 1e24 END,
+       CASE WHEN kind = 'opened' THEN 4000000000 END
+FROM generate_series(0, {last}) c, (VALUES (0, 'opened'), (1, 'funded')) AS e(k, kind);
+"#,
+        last = count - 1
+    )
+}
+
 /// The value at quantile `p` of sorted samples.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
