@@ -195,7 +195,14 @@ async fn bad_batches_are_refused_whole_and_write_nothing(pool: PgPool) {
     let mut witness_unsigned = signed(&world.hoster.key, Some(&world.witness.key), 1, &receipts);
     witness_unsigned.as_object_mut().unwrap().remove("witnessSignature");
     let too_many: Vec<Value> = (0..4).map(|_| receipts[0].clone()).collect();
+    // Parsed off the runtime, a body of the wrong shape still names its field.
+    let mut misshapen = signed(&world.hoster.key, None, 1, &receipts);
+    misshapen["receipts"][0]["event"] = json!("teleport");
+    let mut unknown_field = signed(&world.hoster.key, None, 1, &receipts);
+    unknown_field["receipts"][0]["ip"] = json!("203.0.113.7");
     let cases = [
+        (misshapen, "receipts[0].event"),
+        (unknown_field, "receipts[0].ip"),
         (forged, "hosterSignature"),
         (high_s, "hosterSignature"),
         (signed_for(1, &world.hoster.key, None, 1, &receipts), "hosterSignature"),
@@ -225,6 +232,12 @@ async fn bad_batches_are_refused_whole_and_write_nothing(pool: PgPool) {
             reply.text
         );
     }
+    let truncated = axum::http::Request::post("/v1/receipts")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(r#"{"chainId": 31337, "receipts": ["#))
+        .unwrap();
+    let reply = world.app.send(truncated).await;
+    reply.problem(StatusCode::BAD_REQUEST, "malformed-body");
     assert_eq!(world.app.count("receipt_batches").await, 0);
     assert_eq!(world.app.count("billed_events").await, 0);
 
