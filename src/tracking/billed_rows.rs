@@ -14,7 +14,6 @@ use crate::pricing::EventType;
 /// One receipt to write as billed.
 pub(super) struct Billed<'a> {
     pub(super) candidate: &'a Candidate,
-    pub(super) viewer_hash: Option<[u8; 32]>,
     pub(super) shares: [Amount; 4],
     pub(super) viewer_payee: Option<Address>,
 }
@@ -86,8 +85,10 @@ fn copy_row(out: &mut String, batch_id: i64, batch: &VerifiedBatch, entry: &Bill
         candidate.position,
     )
     .expect("writing to a String cannot fail");
-    bytea(out, entry.viewer_hash.as_ref().map(|h| h.as_slice()));
-    match &entry.viewer_hash {
+    // The ticket's viewer hash, which the receipt's viewer matched.
+    let viewer_hash = candidate.ticket.viewer;
+    bytea(out, viewer_hash.as_ref().map(|h| h.as_slice()));
+    match &viewer_hash {
         Some(hash) => {
             write!(out, "\t{}\t", frequency_key(candidate.ticket.ad_id, hash)).expect("writing to a String cannot fail")
         }

@@ -313,7 +313,6 @@ async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result
                             }
                             billed.push(Billed {
                                 candidate,
-                                viewer_hash: hashed,
                                 shares,
                                 viewer_payee: rewarded.filter(|_| !shares[3].is_zero()),
                             });
