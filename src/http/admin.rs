@@ -6,10 +6,11 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::AppState;
+use super::access::{Admins, Caller};
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::{Json, Path};
 use crate::accounts::{self, User};
-use crate::auth::{Principal, Role};
+use crate::auth::Role;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -19,12 +20,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// A user by id.
 #[utoipa::path(
-    get, path = "/admin/users/{id}", tag = "admin", security(("bearer" = [])),
+    get, path = "/admin/users/{id}", tag = "admin", security(("bearer" = ["admin"])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = User), (status = 403, body = ProblemSchema), (status = 404, body = ProblemSchema))
 )]
-async fn get_user(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> ApiResult<Json<User>> {
-    principal.require(Role::Admin)?;
+async fn get_user(State(state): State<AppState>, _: Caller<Admins>, Path(id): Path<Uuid>) -> ApiResult<Json<User>> {
     Ok(Json(
         accounts::find(&state.db, id).await?.ok_or(ApiError::NotFound("user"))?,
     ))
@@ -32,16 +32,15 @@ async fn get_user(State(state): State<AppState>, principal: Principal, Path(id):
 
 /// Grants a role to a user. Idempotent.
 #[utoipa::path(
-    put, path = "/admin/users/{id}/roles/{role}", tag = "admin", security(("bearer" = [])),
+    put, path = "/admin/users/{id}/roles/{role}", tag = "admin", security(("bearer" = ["admin"])),
     params(("id" = Uuid, Path), ("role" = Role, Path)),
     responses((status = 200, body = User), (status = 403, body = ProblemSchema), (status = 404, body = ProblemSchema))
 )]
 async fn grant_role(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<Admins>,
     Path((id, role)): Path<(Uuid, Role)>,
 ) -> ApiResult<Json<User>> {
-    principal.require(Role::Admin)?;
     let mut tx = state.db.begin().await?;
     accounts::find(&mut *tx, id).await?.ok_or(ApiError::NotFound("user"))?;
     accounts::grant_role(&mut tx, id, role).await?;
@@ -53,16 +52,15 @@ async fn grant_role(
 
 /// Revokes a role from a user. API keys for that role stop working at once. Idempotent.
 #[utoipa::path(
-    delete, path = "/admin/users/{id}/roles/{role}", tag = "admin", security(("bearer" = [])),
+    delete, path = "/admin/users/{id}/roles/{role}", tag = "admin", security(("bearer" = ["admin"])),
     params(("id" = Uuid, Path), ("role" = Role, Path)),
     responses((status = 200, body = User), (status = 403, body = ProblemSchema), (status = 404, body = ProblemSchema))
 )]
 async fn revoke_role(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<Admins>,
     Path((id, role)): Path<(Uuid, Role)>,
 ) -> ApiResult<Json<User>> {
-    principal.require(Role::Admin)?;
     let mut tx = state.db.begin().await?;
     accounts::revoke_role(&mut tx, id, role).await?;
     let user = accounts::find(&mut *tx, id).await?.ok_or(ApiError::NotFound("user"))?;

@@ -10,10 +10,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::access::{Caller, WalletSession};
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::{Json, Path};
 use super::{AppState, validate};
-use crate::auth::{Credential, Principal, Role, api_key};
+use crate::auth::{Role, api_key};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -56,25 +57,16 @@ pub struct CreatedApiKey {
     pub secret: String,
 }
 
-/// Only a wallet session manages keys, so a leaked key cannot mint more keys.
-fn require_session(principal: &Principal) -> ApiResult<()> {
-    match principal.credential {
-        Credential::Session => Ok(()),
-        Credential::ApiKey { .. } => Err(ApiError::Forbidden("API keys are managed with a wallet session".into())),
-    }
-}
-
 /// Creates an API key for one of the caller's roles. The secret is in this response only.
 #[utoipa::path(
-    post, path = "/api-keys", tag = "accounts", security(("bearer" = [])), request_body = CreateApiKey,
+    post, path = "/api-keys", tag = "accounts", security(("session" = [])), request_body = CreateApiKey,
     responses((status = 201, body = CreatedApiKey), (status = 403, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn create(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<WalletSession>,
     Json(request): Json<CreateApiKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
-    require_session(&principal)?;
     let name = validate::name("name", &request.name)?;
     principal.require(request.role)?;
     let new_key = api_key::generate();
@@ -109,11 +101,10 @@ async fn create(
 
 /// The caller's API keys, newest first, without secrets.
 #[utoipa::path(
-    get, path = "/api-keys", tag = "accounts", security(("bearer" = [])),
+    get, path = "/api-keys", tag = "accounts", security(("session" = [])),
     responses((status = 200, body = [ApiKey]), (status = 401, body = ProblemSchema))
 )]
-async fn list(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Vec<ApiKey>>> {
-    require_session(&principal)?;
+async fn list(State(state): State<AppState>, principal: Caller<WalletSession>) -> ApiResult<Json<Vec<ApiKey>>> {
     let keys = sqlx::query_as!(
         ApiKey,
         r#"SELECT id, name, role AS "role: Role", prefix, created_at, last_used_at, revoked_at
@@ -127,12 +118,15 @@ async fn list(State(state): State<AppState>, principal: Principal) -> ApiResult<
 
 /// Revokes one of the caller's API keys; it stops working at once. Idempotent.
 #[utoipa::path(
-    delete, path = "/api-keys/{id}", tag = "accounts", security(("bearer" = [])),
+    delete, path = "/api-keys/{id}", tag = "accounts", security(("session" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 204, description = "Revoked"), (status = 404, body = ProblemSchema))
 )]
-async fn revoke(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
-    require_session(&principal)?;
+async fn revoke(
+    State(state): State<AppState>,
+    principal: Caller<WalletSession>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
     let found = sqlx::query_scalar!(
         "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND user_id = $2 RETURNING id",
         id,

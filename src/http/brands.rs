@@ -8,10 +8,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::access::{Advertisers, Caller, CampaignManagers};
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::{Json, Path};
 use super::{AppState, validate};
-use crate::auth::{Principal, Role};
 use crate::brands::{self, Brand, BrandFields};
 use crate::money::Amount;
 
@@ -52,15 +52,14 @@ fn checked(fields: &BrandFields<'_>) -> ApiResult<(String, String)> {
 
 /// Creates a brand owned by the caller. Needs the advertiser role.
 #[utoipa::path(
-    post, path = "/brands", tag = "campaigns", security(("bearer" = [])), request_body = CreateBrand,
+    post, path = "/brands", tag = "campaigns", security(("bearer" = ["advertiser"])), request_body = CreateBrand,
     responses((status = 201, body = Brand), (status = 403, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn create(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<Advertisers>,
     Json(request): Json<CreateBrand>,
 ) -> ApiResult<(StatusCode, Json<Brand>)> {
-    principal.require(Role::Advertiser)?;
     let fields = BrandFields {
         name: &request.name,
         daily_budget: request.daily_budget,
@@ -80,21 +79,21 @@ async fn create(
 
 /// The caller's brands (every brand for admins).
 #[utoipa::path(
-    get, path = "/brands", tag = "campaigns", security(("bearer" = [])),
+    get, path = "/brands", tag = "campaigns", security(("bearer" = ["advertiser", "admin"])),
     responses((status = 200, body = [Brand]), (status = 401, body = ProblemSchema))
 )]
-async fn list(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Vec<Brand>>> {
+async fn list(State(state): State<AppState>, principal: Caller<CampaignManagers>) -> ApiResult<Json<Vec<Brand>>> {
     Ok(Json(brands::list(&state.db, principal.scope()).await?))
 }
 
 /// One brand.
 #[utoipa::path(
-    get, path = "/brands/{id}", tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    get, path = "/brands/{id}", tag = "campaigns", security(("bearer" = ["advertiser", "admin"])), params(("id" = Uuid, Path)),
     responses((status = 200, body = Brand), (status = 404, body = ProblemSchema))
 )]
 async fn get_brand(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<CampaignManagers>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Brand>> {
     let brand = brands::find(&state.db, id, principal.scope()).await?;
@@ -113,13 +112,13 @@ pub struct UpdateBrand {
 
 /// Changes a brand's settings; members left out keep their value.
 #[utoipa::path(
-    patch, path = "/brands/{id}", tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    patch, path = "/brands/{id}", tag = "campaigns", security(("bearer" = ["advertiser", "admin"])), params(("id" = Uuid, Path)),
     request_body = UpdateBrand,
     responses((status = 200, body = Brand), (status = 404, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn update(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<CampaignManagers>,
     Path(id): Path<Uuid>,
     Json(request): Json<UpdateBrand>,
 ) -> ApiResult<Json<Brand>> {

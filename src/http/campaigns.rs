@@ -13,11 +13,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::access::{Advertisers, Caller, CampaignManagers};
 use super::error::{ApiError, ApiResult, ProblemSchema, on_unique};
 use super::extract::{Json, Path, Query};
 use super::{AppState, validate};
 use crate::analytics::{self, CampaignAnalytics};
-use crate::auth::{Principal, Role};
+use crate::auth::Principal;
 use crate::brands;
 use crate::campaigns::{
     self, Campaign, CampaignFields, CampaignStatus, Change, ChangeError, DaypartWindow, Filter, FrequencyCaps,
@@ -103,7 +104,7 @@ fn checked(mut fields: CampaignFields) -> ApiResult<CampaignFields> {
 
 /// Creates a campaign, as a DRAFT, under one of the caller's brands.
 #[utoipa::path(
-    post, path = "/campaigns", tag = "campaigns", security(("bearer" = [])), request_body = CreateCampaign,
+    post, path = "/campaigns", tag = "campaigns", security(("bearer" = ["advertiser"])), request_body = CreateCampaign,
     responses(
         (status = 201, body = Campaign), (status = 403, body = ProblemSchema),
         (status = 409, description = "The escrow campaign id is taken", body = ProblemSchema),
@@ -112,10 +113,9 @@ fn checked(mut fields: CampaignFields) -> ApiResult<CampaignFields> {
 )]
 async fn create(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<Advertisers>,
     Json(request): Json<CreateCampaign>,
 ) -> ApiResult<(StatusCode, Json<Campaign>)> {
-    principal.require(Role::Advertiser)?;
     brands::find(&state.db, request.brand_id, principal.scope())
         .await?
         .ok_or_else(|| ApiError::invalid("brandId", "no such brand among yours"))?;
@@ -164,12 +164,12 @@ pub struct CampaignQuery {
 
 /// The caller's campaigns (every campaign for admins).
 #[utoipa::path(
-    get, path = "/campaigns", tag = "campaigns", security(("bearer" = [])), params(CampaignQuery),
+    get, path = "/campaigns", tag = "campaigns", security(("bearer" = ["advertiser", "admin"])), params(CampaignQuery),
     responses((status = 200, body = [Campaign]), (status = 401, body = ProblemSchema))
 )]
 async fn list(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<CampaignManagers>,
     Query(query): Query<CampaignQuery>,
 ) -> ApiResult<Json<Vec<Campaign>>> {
     let filter = Filter {
@@ -188,12 +188,12 @@ async fn find(state: &AppState, principal: &Principal, id: Uuid) -> ApiResult<Ca
 
 /// One campaign.
 #[utoipa::path(
-    get, path = "/campaigns/{id}", tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    get, path = "/campaigns/{id}", tag = "campaigns", security(("bearer" = ["advertiser", "admin"])), params(("id" = Uuid, Path)),
     responses((status = 200, body = Campaign), (status = 404, body = ProblemSchema))
 )]
 async fn get_campaign(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<CampaignManagers>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Campaign>> {
     Ok(Json(find(&state, &principal, id).await?))
@@ -219,7 +219,7 @@ pub struct UpdateCampaign {
 /// Changes a campaign's settings; members left out keep their value. The token and escrow
 /// campaign id are fixed at creation. A completed campaign no longer changes.
 #[utoipa::path(
-    patch, path = "/campaigns/{id}", tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    patch, path = "/campaigns/{id}", tag = "campaigns", security(("bearer" = ["advertiser", "admin"])), params(("id" = Uuid, Path)),
     request_body = UpdateCampaign,
     responses(
         (status = 200, body = Campaign), (status = 404, body = ProblemSchema),
@@ -228,7 +228,7 @@ pub struct UpdateCampaign {
 )]
 async fn update(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<CampaignManagers>,
     Path(id): Path<Uuid>,
     Json(request): Json<UpdateCampaign>,
 ) -> ApiResult<Json<Campaign>> {
@@ -264,7 +264,7 @@ pub struct ChangeStatus {
 /// Moves a campaign through its status machine. A change the machine does not allow from
 /// the current status is a 409 that names it.
 #[utoipa::path(
-    post, path = "/campaigns/{id}/status", tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    post, path = "/campaigns/{id}/status", tag = "campaigns", security(("bearer" = ["advertiser", "admin"])), params(("id" = Uuid, Path)),
     request_body = ChangeStatus,
     responses(
         (status = 200, body = Campaign), (status = 404, body = ProblemSchema),
@@ -273,7 +273,7 @@ pub struct ChangeStatus {
 )]
 async fn change_status(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<CampaignManagers>,
     Path(id): Path<Uuid>,
     Json(request): Json<ChangeStatus>,
 ) -> ApiResult<Json<Campaign>> {
@@ -305,12 +305,12 @@ async fn change_status(
 
 /// Every status change of a campaign: who, when and why.
 #[utoipa::path(
-    get, path = "/campaigns/{id}/history", tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    get, path = "/campaigns/{id}/history", tag = "campaigns", security(("bearer" = ["advertiser", "admin"])), params(("id" = Uuid, Path)),
     responses((status = 200, body = [StatusChange]), (status = 404, body = ProblemSchema))
 )]
 async fn history(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<CampaignManagers>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Vec<StatusChange>>> {
     find(&state, &principal, id).await?;
@@ -329,13 +329,13 @@ pub struct AnalyticsQuery {
 
 /// A campaign's served and billed numbers, spend and budget, by ad, node and local day.
 #[utoipa::path(
-    get, path = "/campaigns/{id}/analytics", tag = "campaigns", security(("bearer" = [])),
+    get, path = "/campaigns/{id}/analytics", tag = "campaigns", security(("bearer" = ["advertiser", "admin"])),
     params(("id" = Uuid, Path), AnalyticsQuery),
     responses((status = 200, body = CampaignAnalytics), (status = 404, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn campaign_analytics(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<CampaignManagers>,
     Path(id): Path<Uuid>,
     Query(query): Query<AnalyticsQuery>,
 ) -> ApiResult<Json<CampaignAnalytics>> {

@@ -9,6 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::access::{Caller, CampaignManagers};
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::{Json, Path, Query};
 use super::{AppState, validate};
@@ -48,12 +49,12 @@ fn yes() -> bool {
 
 /// Creates an ad set in one of the caller's campaigns.
 #[utoipa::path(
-    post, path = "/ad-sets", tag = "campaigns", security(("bearer" = [])), request_body = CreateAdSet,
+    post, path = "/ad-sets", tag = "campaigns", security(("bearer" = ["advertiser", "admin"])), request_body = CreateAdSet,
     responses((status = 201, body = AdSet), (status = 409, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn create_ad_set(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<CampaignManagers>,
     Json(request): Json<CreateAdSet>,
 ) -> ApiResult<(StatusCode, Json<AdSet>)> {
     let campaign = campaigns::find(&state.db, request.campaign_id, principal.scope())
@@ -81,12 +82,12 @@ async fn find_ad_set(state: &AppState, principal: &Principal, id: Uuid) -> ApiRe
 
 /// The caller's ad sets, optionally of one campaign.
 #[utoipa::path(
-    get, path = "/ad-sets", tag = "campaigns", security(("bearer" = [])), params(CreativeQuery),
+    get, path = "/ad-sets", tag = "campaigns", security(("bearer" = ["advertiser", "admin"])), params(CreativeQuery),
     responses((status = 200, body = [AdSet]))
 )]
 async fn list_ad_sets(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<CampaignManagers>,
     Query(query): Query<CreativeQuery>,
 ) -> ApiResult<Json<Vec<AdSet>>> {
     let filter = Filter {
@@ -99,12 +100,12 @@ async fn list_ad_sets(
 
 /// One ad set.
 #[utoipa::path(
-    get, path = "/ad-sets/{id}", tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    get, path = "/ad-sets/{id}", tag = "campaigns", security(("bearer" = ["advertiser", "admin"])), params(("id" = Uuid, Path)),
     responses((status = 200, body = AdSet), (status = 404, body = ProblemSchema))
 )]
 async fn get_ad_set(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<CampaignManagers>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<AdSet>> {
     Ok(Json(find_ad_set(&state, &principal, id).await?))
@@ -119,13 +120,13 @@ pub struct UpdateAdSet {
 
 /// Renames an ad set or turns it on or off.
 #[utoipa::path(
-    patch, path = "/ad-sets/{id}", tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    patch, path = "/ad-sets/{id}", tag = "campaigns", security(("bearer" = ["advertiser", "admin"])), params(("id" = Uuid, Path)),
     request_body = UpdateAdSet,
     responses((status = 200, body = AdSet), (status = 404, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn update_ad_set(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<CampaignManagers>,
     Path(id): Path<Uuid>,
     Json(request): Json<UpdateAdSet>,
 ) -> ApiResult<Json<AdSet>> {
@@ -181,12 +182,12 @@ fn checked(name: &str, active: bool, creative: Creative, prices: PriceList) -> A
 
 /// Creates an ad in one of the caller's ad sets.
 #[utoipa::path(
-    post, path = "/ads", tag = "campaigns", security(("bearer" = [])), request_body = CreateAd,
+    post, path = "/ads", tag = "campaigns", security(("bearer" = ["advertiser", "admin"])), request_body = CreateAd,
     responses((status = 201, body = Ad), (status = 409, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn create_ad(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<CampaignManagers>,
     Json(request): Json<CreateAd>,
 ) -> ApiResult<(StatusCode, Json<Ad>)> {
     let ad_set = find_ad_set(&state, &principal, request.ad_set_id)
@@ -217,12 +218,12 @@ async fn find_ad(state: &AppState, principal: &Principal, id: Uuid) -> ApiResult
 
 /// The caller's ads, optionally of one campaign or ad set.
 #[utoipa::path(
-    get, path = "/ads", tag = "campaigns", security(("bearer" = [])), params(CreativeQuery),
+    get, path = "/ads", tag = "campaigns", security(("bearer" = ["advertiser", "admin"])), params(CreativeQuery),
     responses((status = 200, body = [Ad]))
 )]
 async fn list_ads(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<CampaignManagers>,
     Query(query): Query<CreativeQuery>,
 ) -> ApiResult<Json<Vec<Ad>>> {
     let filter = Filter {
@@ -236,10 +237,14 @@ async fn list_ads(
 
 /// One ad.
 #[utoipa::path(
-    get, path = "/ads/{id}", tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    get, path = "/ads/{id}", tag = "campaigns", security(("bearer" = ["advertiser", "admin"])), params(("id" = Uuid, Path)),
     responses((status = 200, body = Ad), (status = 404, body = ProblemSchema))
 )]
-async fn get_ad(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> ApiResult<Json<Ad>> {
+async fn get_ad(
+    State(state): State<AppState>,
+    principal: Caller<CampaignManagers>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Ad>> {
     Ok(Json(find_ad(&state, &principal, id).await?))
 }
 
@@ -255,13 +260,13 @@ pub struct UpdateAd {
 
 /// Changes an ad; members left out keep their value.
 #[utoipa::path(
-    patch, path = "/ads/{id}", tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    patch, path = "/ads/{id}", tag = "campaigns", security(("bearer" = ["advertiser", "admin"])), params(("id" = Uuid, Path)),
     request_body = UpdateAd,
     responses((status = 200, body = Ad), (status = 404, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn update_ad(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<CampaignManagers>,
     Path(id): Path<Uuid>,
     Json(request): Json<UpdateAd>,
 ) -> ApiResult<Json<Ad>> {

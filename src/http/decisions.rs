@@ -158,7 +158,7 @@ impl From<ServedAd> for DecidedAd {
 /// memory: running campaigns inside their schedule, targeting matched, consent held where
 /// required, frequency caps not reached, budget left; best priority, then expected revenue.
 #[utoipa::path(
-    post, path = "/decisions", tag = "decisions", security(("bearer" = [])), request_body = DecisionRequest,
+    post, path = "/decisions", tag = "decisions", security(("nodeSession" = [])), request_body = DecisionRequest,
     responses((status = 200, body = DecisionResponse), (status = 401, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn decide(

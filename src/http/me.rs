@@ -7,10 +7,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::access::{Caller, SignedIn, Viewers, WalletSession};
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::Json;
 use crate::accounts::{self, User};
-use crate::auth::{Credential, Principal, Role};
+use crate::auth::Role;
 use crate::viewers;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -22,10 +23,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The authenticated user and their roles.
 #[utoipa::path(
-    get, path = "/me", tag = "accounts", security(("bearer" = [])),
+    get, path = "/me", tag = "accounts", security(("bearer" = ["advertiser", "hoster", "viewer", "admin"])),
     responses((status = 200, body = User), (status = 401, body = ProblemSchema))
 )]
-async fn me(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<User>> {
+async fn me(State(state): State<AppState>, principal: Caller<SignedIn>) -> ApiResult<Json<User>> {
     let user = accounts::find(&state.db, principal.user_id)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
@@ -41,19 +42,14 @@ pub struct TakeRoleRequest {
 
 /// Takes on a self-service role (advertiser, hoster or viewer). Idempotent.
 #[utoipa::path(
-    post, path = "/me/roles", tag = "accounts", security(("bearer" = [])), request_body = TakeRoleRequest,
+    post, path = "/me/roles", tag = "accounts", security(("session" = [])), request_body = TakeRoleRequest,
     responses((status = 200, body = User), (status = 401, body = ProblemSchema), (status = 403, body = ProblemSchema))
 )]
 async fn take_role(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<WalletSession>,
     Json(request): Json<TakeRoleRequest>,
 ) -> ApiResult<Json<User>> {
-    if principal.credential != Credential::Session {
-        return Err(ApiError::Forbidden(
-            "roles are taken with a wallet session, not an API key".into(),
-        ));
-    }
     if !request.role.is_self_service() {
         return Err(ApiError::Forbidden(format!(
             "the {} role is granted by an admin",
@@ -79,10 +75,10 @@ pub struct ViewerId {
 /// The caller's pseudonymous viewer id, created on first request. Hosters pass it with
 /// decisions so that the viewer's on-chain consent counts, without learning the wallet.
 #[utoipa::path(
-    post, path = "/me/viewer-id", tag = "accounts", security(("bearer" = [])),
+    post, path = "/me/viewer-id", tag = "accounts", security(("bearer" = ["viewer"])),
     responses((status = 200, body = ViewerId), (status = 401, body = ProblemSchema))
 )]
-async fn viewer_id(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<ViewerId>> {
+async fn viewer_id(State(state): State<AppState>, principal: Caller<Viewers>) -> ApiResult<Json<ViewerId>> {
     let mut conn = state.db.acquire().await?;
     let viewer_id = viewers::ensure(&mut conn, principal.user_id).await?;
     Ok(Json(ViewerId { viewer_id }))

@@ -3,6 +3,7 @@
 //! Each resource lives in its own module with its own `router()`; [`app`] merges them
 //! under `/v1`, collects their OpenAPI paths, and wraps them in the shared layers.
 
+pub mod access;
 pub mod error;
 pub mod extract;
 pub mod middleware;
@@ -197,7 +198,31 @@ impl utoipa::Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("A session token from sign-in, or an API key (`adk_...`)."))
+                    .description(Some(
+                        "A session token from sign-in, or an API key (`adk_...`). The scopes are the \
+                         roles that admit the caller: any one of them.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A session token from wallet sign-in; API keys are refused here. Scopes, \
+                         where present, are the roles that admit the caller.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "nodeSession",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A hoster node's session token from `POST /v1/nodes/sessions`."))
                     .build(),
             ),
         );

@@ -9,10 +9,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::access::{Caller, Hosters, NodeManagers};
 use super::error::{ApiError, ApiResult, ProblemSchema, on_unique};
 use super::extract::{Json, Path};
 use super::{AppState, validate};
-use crate::auth::{Principal, Role};
 use crate::nodes::{self, Node, ProofError};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -40,7 +40,7 @@ pub struct RegisterNode {
 
 /// Registers a node signing key. Needs the hoster role.
 #[utoipa::path(
-    post, path = "/nodes", tag = "nodes", security(("bearer" = [])), request_body = RegisterNode,
+    post, path = "/nodes", tag = "nodes", security(("bearer" = ["hoster"])), request_body = RegisterNode,
     responses(
         (status = 201, body = Node), (status = 403, body = ProblemSchema),
         (status = 409, description = "Address already registered", body = ProblemSchema),
@@ -49,10 +49,9 @@ pub struct RegisterNode {
 )]
 async fn register(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<Hosters>,
     Json(request): Json<RegisterNode>,
 ) -> ApiResult<(StatusCode, Json<Node>)> {
-    principal.require(Role::Hoster)?;
     let name = validate::name("name", &request.name)?;
     nodes::verify_proof(
         principal.address,
@@ -77,19 +76,23 @@ async fn register(
 
 /// The caller's nodes (every node for admins).
 #[utoipa::path(
-    get, path = "/nodes", tag = "nodes", security(("bearer" = [])),
+    get, path = "/nodes", tag = "nodes", security(("bearer" = ["hoster", "admin"])),
     responses((status = 200, body = [Node]), (status = 401, body = ProblemSchema))
 )]
-async fn list(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Vec<Node>>> {
+async fn list(State(state): State<AppState>, principal: Caller<NodeManagers>) -> ApiResult<Json<Vec<Node>>> {
     Ok(Json(nodes::list(&state.db, principal.scope()).await?))
 }
 
 /// One node.
 #[utoipa::path(
-    get, path = "/nodes/{id}", tag = "nodes", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    get, path = "/nodes/{id}", tag = "nodes", security(("bearer" = ["hoster", "admin"])), params(("id" = Uuid, Path)),
     responses((status = 200, body = Node), (status = 404, body = ProblemSchema))
 )]
-async fn get_node(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> ApiResult<Json<Node>> {
+async fn get_node(
+    State(state): State<AppState>,
+    principal: Caller<NodeManagers>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Node>> {
     let node = nodes::find(&state.db, id, principal.scope()).await?;
     node.map(Json).ok_or(ApiError::NotFound("node"))
 }
@@ -103,13 +106,13 @@ pub struct UpdateNode {
 
 /// Renames a node or changes whether it may witness.
 #[utoipa::path(
-    patch, path = "/nodes/{id}", tag = "nodes", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    patch, path = "/nodes/{id}", tag = "nodes", security(("bearer" = ["hoster", "admin"])), params(("id" = Uuid, Path)),
     request_body = UpdateNode,
     responses((status = 200, body = Node), (status = 404, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn update(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<NodeManagers>,
     Path(id): Path<Uuid>,
     Json(request): Json<UpdateNode>,
 ) -> ApiResult<Json<Node>> {
@@ -124,10 +127,14 @@ async fn update(
 
 /// Retires a node; its signatures stop counting. Idempotent.
 #[utoipa::path(
-    delete, path = "/nodes/{id}", tag = "nodes", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    delete, path = "/nodes/{id}", tag = "nodes", security(("bearer" = ["hoster", "admin"])), params(("id" = Uuid, Path)),
     responses((status = 200, body = Node), (status = 404, body = ProblemSchema))
 )]
-async fn retire(State(state): State<AppState>, principal: Principal, Path(id): Path<Uuid>) -> ApiResult<Json<Node>> {
+async fn retire(
+    State(state): State<AppState>,
+    principal: Caller<NodeManagers>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Node>> {
     let node = nodes::retire(&state.db, id, principal.scope()).await?;
     node.map(Json).ok_or(ApiError::NotFound("node"))
 }

@@ -9,10 +9,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::access::{Admins, Caller, CatalogReaders};
 use super::error::{ApiError, ApiResult, ProblemSchema, on_unique};
 use super::extract::{Json, Path};
 use super::{AppState, validate};
-use crate::auth::{Principal, Role};
 use crate::placements::{self, Placement, PlacementFields};
 use crate::pricing::{self, PriceList, TokenPrices};
 
@@ -26,10 +26,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Every placement.
 #[utoipa::path(
-    get, path = "/placements", tag = "campaigns", security(("bearer" = [])),
+    get, path = "/placements", tag = "campaigns", security(("bearer" = ["advertiser", "hoster", "admin"])),
     responses((status = 200, body = [Placement]), (status = 401, body = ProblemSchema))
 )]
-async fn list(State(state): State<AppState>, _principal: Principal) -> ApiResult<Json<Vec<Placement>>> {
+async fn list(State(state): State<AppState>, _: Caller<CatalogReaders>) -> ApiResult<Json<Vec<Placement>>> {
     Ok(Json(placements::list(&state.db).await?))
 }
 
@@ -59,7 +59,7 @@ fn checked<'a>(name: &'a str, description: &'a str, max_ads: i32) -> ApiResult<P
 
 /// Adds a placement. Admins only.
 #[utoipa::path(
-    post, path = "/placements", tag = "campaigns", security(("bearer" = [])), request_body = CreatePlacement,
+    post, path = "/placements", tag = "campaigns", security(("bearer" = ["admin"])), request_body = CreatePlacement,
     responses(
         (status = 201, body = Placement), (status = 403, body = ProblemSchema),
         (status = 409, body = ProblemSchema), (status = 422, body = ProblemSchema),
@@ -67,10 +67,9 @@ fn checked<'a>(name: &'a str, description: &'a str, max_ads: i32) -> ApiResult<P
 )]
 async fn create(
     State(state): State<AppState>,
-    principal: Principal,
+    _: Caller<Admins>,
     Json(request): Json<CreatePlacement>,
 ) -> ApiResult<(StatusCode, Json<Placement>)> {
-    principal.require(Role::Admin)?;
     let slug = request.slug.trim();
     let well_formed = !slug.is_empty()
         && slug.len() <= 64
@@ -100,17 +99,16 @@ pub struct UpdatePlacement {
 
 /// Changes a placement. Admins only.
 #[utoipa::path(
-    patch, path = "/placements/{id}", tag = "campaigns", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    patch, path = "/placements/{id}", tag = "campaigns", security(("bearer" = ["admin"])), params(("id" = Uuid, Path)),
     request_body = UpdatePlacement,
     responses((status = 200, body = Placement), (status = 403, body = ProblemSchema), (status = 404, body = ProblemSchema))
 )]
 async fn update(
     State(state): State<AppState>,
-    principal: Principal,
+    _: Caller<Admins>,
     Path(id): Path<Uuid>,
     Json(request): Json<UpdatePlacement>,
 ) -> ApiResult<Json<Placement>> {
-    principal.require(Role::Admin)?;
     let current = placements::list(&state.db)
         .await?
         .into_iter()
@@ -127,10 +125,10 @@ async fn update(
 
 /// Default prices of every token. An ad's own price overrides its token's default.
 #[utoipa::path(
-    get, path = "/pricing", tag = "campaigns", security(("bearer" = [])),
+    get, path = "/pricing", tag = "campaigns", security(("bearer" = ["advertiser", "hoster", "admin"])),
     responses((status = 200, body = [TokenPrices]), (status = 401, body = ProblemSchema))
 )]
-async fn list_prices(State(state): State<AppState>, _principal: Principal) -> ApiResult<Json<Vec<TokenPrices>>> {
+async fn list_prices(State(state): State<AppState>, _: Caller<CatalogReaders>) -> ApiResult<Json<Vec<TokenPrices>>> {
     let defaults = pricing::list_defaults(&state.db).await?;
     Ok(Json(
         defaults
@@ -145,17 +143,16 @@ async fn list_prices(State(state): State<AppState>, _principal: Principal) -> Ap
 
 /// Sets a token's default prices; events left out have no default. Admins only.
 #[utoipa::path(
-    put, path = "/pricing/{token}", tag = "campaigns", security(("bearer" = [])),
+    put, path = "/pricing/{token}", tag = "campaigns", security(("bearer" = ["admin"])),
     params(("token" = String, Path, description = "Token contract address")), request_body = PriceList,
     responses((status = 200, body = TokenPrices), (status = 403, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn set_prices(
     State(state): State<AppState>,
-    principal: Principal,
+    principal: Caller<Admins>,
     Path(token): Path<Address>,
     Json(prices): Json<PriceList>,
 ) -> ApiResult<Json<TokenPrices>> {
-    principal.require(Role::Admin)?;
     let unit = prices
         .to_unit_prices()
         .map_err(|error| ApiError::invalid(error.field, error.message))?;

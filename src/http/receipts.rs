@@ -13,10 +13,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::access::{Caller, SignedIn};
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::{self, Json, JsonBody};
 use super::{AppState, validate};
-use crate::auth::Principal;
 use crate::auth::personal_sign::SignatureError;
 use crate::contracts::ReceiptBatch;
 use crate::ledger::{self, Balance};
@@ -248,9 +248,9 @@ fn prepare(state: &AppState, body: &[u8], now: OffsetDateTime) -> ApiResult<Prep
 /// What the caller's wallet has earned per token (as hoster operator, witness, viewer or
 /// platform), from the ledger.
 #[utoipa::path(
-    get, path = "/me/earnings", tag = "tracking", security(("bearer" = [])),
+    get, path = "/me/earnings", tag = "tracking", security(("bearer" = ["advertiser", "hoster", "viewer", "admin"])),
     responses((status = 200, body = [Balance]), (status = 401, body = ProblemSchema))
 )]
-async fn earnings(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Vec<Balance>>> {
+async fn earnings(State(state): State<AppState>, principal: Caller<SignedIn>) -> ApiResult<Json<Vec<Balance>>> {
     Ok(Json(ledger::balances(&state.db, principal.address).await?))
 }

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod access;
 mod api_keys;
 mod campaigns;
 mod decisions;
