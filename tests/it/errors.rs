@@ -113,7 +113,7 @@ async fn malformed_and_mistyped_bodies(pool: PgPool) {
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn routing_errors_are_problems_too(pool: PgPool) {
     let app = TestApp::new(pool);
-    let token = app.token(&PrivateKeySigner::random()).await;
+    let token = app.token_with_role(&PrivateKeySigner::random(), "hoster").await;
 
     app.get("/v1/nope", None)
         .await
