@@ -4,7 +4,6 @@
 use alloy::primitives::{Address, B256};
 use axum::extract::State;
 use axum::http::StatusCode;
-use jiff::civil::Date;
 use rand::Rng;
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -69,9 +68,8 @@ fn checked(mut fields: CampaignFields) -> ApiResult<CampaignFields> {
     if fields.ends_at <= fields.starts_at {
         return Err(ApiError::invalid("endsAt", "must be after startsAt"));
     }
-    if fields.ends_at.unix_timestamp() >= 1 << 40 {
-        return Err(ApiError::invalid("endsAt", "is beyond what the escrow can record"));
-    }
+    validate::instant("startsAt", fields.starts_at)?;
+    validate::instant("endsAt", fields.ends_at)?;
     if let Some(window) = fields.daypart
         && window.daypart().is_none()
     {
@@ -344,17 +342,12 @@ async fn campaign_analytics(
         .await?
         .ok_or(ApiError::NotFound("brand"))?;
     let zone = schedule::zone(&brand.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let date = |field: &str, value: &str| {
-        value
-            .parse::<Date>()
-            .map_err(|_| ApiError::invalid(field, "must be a date as YYYY-MM-DD"))
-    };
     let to = match query.to.as_deref() {
-        Some(to) => date("to", to)?,
+        Some(to) => validate::date("to", to)?,
         None => jiff::Timestamp::now().to_zoned(zone).date(),
     };
     let from = match query.from.as_deref() {
-        Some(from) => date("from", from)?,
+        Some(from) => validate::date("from", from)?,
         None => to.checked_sub(jiff::Span::new().days(29)).unwrap_or(to),
     };
     if from > to {

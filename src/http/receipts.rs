@@ -196,8 +196,10 @@ fn prepare(state: &AppState, body: &[u8], now: OffsetDateTime) -> ApiResult<Prep
     })?;
     let mut receipts = Vec::with_capacity(request.receipts.len());
     for (i, input) in std::mem::take(&mut request.receipts).into_iter().enumerate() {
+        let field = || format!("receipts[{i}].at");
         let at = OffsetDateTime::from_unix_timestamp(input.at)
-            .map_err(|_| ApiError::invalid(format!("receipts[{i}].at"), "must be unix seconds"))?;
+            .map_err(|_| ApiError::invalid(field(), "must be unix seconds"))
+            .and_then(|at| validate::instant(&field(), at))?;
         if let Some(viewer) = &input.viewer {
             validate::text(&format!("receipts[{i}].viewer"), viewer, 1, 128)?;
         }

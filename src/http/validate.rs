@@ -1,6 +1,8 @@
 //! Checks of request values that serde's types cannot express, each failing with a 422 that
 //! names the field.
 
+use jiff::civil::Date;
+use time::OffsetDateTime;
 use url::Url;
 
 use super::error::{ApiError, ApiResult};
@@ -20,6 +22,38 @@ pub fn text<'a>(field: &str, value: &'a str, min: usize, max: usize) -> ApiResul
         return Err(ApiError::invalid(field, format!("must be {min} to {max} characters")));
     }
     Ok(value)
+}
+
+/// The years in which the service accepts instants and dates (campaign dates, receipt
+/// times, report ranges): `[2000, 2100)`. Well inside what the escrow (40-bit seconds),
+/// Postgres and both time crates represent, so no later conversion of an accepted value,
+/// in any zone, can fail.
+pub const YEARS: std::ops::Range<i32> = 2000..2100;
+
+/// An instant within [`YEARS`] (in UTC).
+pub fn instant(field: &str, at: OffsetDateTime) -> ApiResult<OffsetDateTime> {
+    if !YEARS.contains(&at.to_offset(time::UtcOffset::UTC).year()) {
+        return Err(year_out_of_range(field));
+    }
+    Ok(at)
+}
+
+/// A calendar date as `YYYY-MM-DD`, within [`YEARS`].
+pub fn date(field: &str, value: &str) -> ApiResult<Date> {
+    let date: Date = value
+        .parse()
+        .map_err(|_| ApiError::invalid(field, "must be a date as YYYY-MM-DD"))?;
+    if !YEARS.contains(&i32::from(date.year())) {
+        return Err(year_out_of_range(field));
+    }
+    Ok(date)
+}
+
+fn year_out_of_range(field: &str) -> ApiError {
+    ApiError::invalid(
+        field,
+        format!("must be in the years {} to {}", YEARS.start, YEARS.end - 1),
+    )
 }
 
 /// An amount that must be more than zero (budgets, prices).
@@ -69,4 +103,33 @@ pub fn labels(field: &str, values: &[String]) -> ApiResult<Vec<String>> {
 /// One targeting label, normalized as [`labels`] does.
 pub fn label(field: &str, value: &str) -> ApiResult<String> {
     Ok(text(field, value, 1, 64)?.to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use time::{Month, UtcOffset};
+
+    use super::*;
+
+    fn at(year: i32, month: Month, day: u8, hour: u8, offset_hours: i8) -> OffsetDateTime {
+        time::Date::from_calendar_date(year, month, day)
+            .unwrap()
+            .with_hms(hour, 0, 0)
+            .unwrap()
+            .assume_offset(UtcOffset::from_hms(offset_hours, 0, 0).unwrap())
+    }
+
+    #[test]
+    fn instants_and_dates_outside_the_supported_years_are_refused() {
+        assert!(instant("endsAt", at(2099, Month::December, 31, 23, 0)).is_ok());
+        assert!(instant("endsAt", at(9999, Month::December, 31, 23, 0)).is_err());
+        assert!(
+            instant("endsAt", at(2100, Month::January, 1, 0, 1)).is_ok(),
+            "2099 in UTC"
+        );
+        assert!(instant("at", at(1970, Month::January, 1, 0, 0)).is_err());
+        assert!(date("to", "2026-12-02").is_ok());
+        assert!(date("to", "9999-12-31").is_err());
+        assert!(date("from", "02/12/2026").is_err());
+    }
 }

@@ -380,3 +380,47 @@ async fn placements_are_seeded_and_admin_managed(pool: PgPool) {
         "cpm"
     );
 }
+
+/// What stopped the scheduler once: an end in year 9999 is refused where it enters.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn dates_outside_the_supported_years_are_refused(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let advertiser = crate::fixtures::Advertiser::new(&app, "UTC", 1_000_000, 10_000_000).await;
+    let body = |starts: &str, ends: &str| json!({ "brandId": advertiser.brand, "name": "Far", "token": crate::fixtures::TOKEN, "startsAt": starts, "endsAt": ends });
+    for (starts, ends, field) in [
+        ("2026-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "endsAt"),
+        ("1999-12-31T23:59:59Z", "2030-01-01T00:00:00Z", "startsAt"),
+    ] {
+        let reply = app
+            .post("/v1/campaigns", Some(&advertiser.token), body(starts, ends))
+            .await;
+        assert_eq!(
+            reply.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"],
+            field
+        );
+    }
+    assert_eq!(app.count("campaigns").await, 0);
+    let (campaign, _) = advertiser.campaign(&app, json!({}), json!({})).await;
+    let id = campaign["id"].as_str().unwrap();
+    let reply = app
+        .patch(
+            &format!("/v1/campaigns/{id}"),
+            Some(&advertiser.token),
+            json!({ "endsAt": "9999-12-31T23:59:59Z" }),
+        )
+        .await;
+    assert_eq!(
+        reply.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"],
+        "endsAt"
+    );
+    let reply = app
+        .get(
+            &format!("/v1/campaigns/{id}/analytics?to=9999-12-31"),
+            Some(&advertiser.token),
+        )
+        .await;
+    assert_eq!(
+        reply.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"],
+        "to"
+    );
+}

@@ -169,3 +169,94 @@ async fn cors_allows_only_configured_origins(pool: PgPool) {
     let refused = app.send(preflight("https://evil.test")).await;
     assert!(refused.headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
 }
+
+/// Postgres cannot store U+0000 in text: every text field refuses it with a 422 naming the
+/// field, before anything is written.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn nul_characters_are_refused_naming_the_field(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let advertiser = crate::fixtures::Advertiser::new(&app, "UTC", 1_000_000, 10_000_000).await;
+    let (campaign, ad) = advertiser.campaign(&app, json!({}), json!({})).await;
+    let campaign_id = campaign["id"].as_str().unwrap();
+    let t = Some(advertiser.token.as_str());
+    let nul = "a\u{0}b";
+    let cases = [
+        (
+            Method::POST,
+            "/v1/brands".to_owned(),
+            json!({ "name": nul, "dailyBudget": "1", "monthlyBudget": "1", "timeZone": "UTC" }),
+            "name",
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/brands/{}", advertiser.brand),
+            json!({ "name": nul }),
+            "name",
+        ),
+        (
+            Method::POST,
+            "/v1/campaigns".to_owned(),
+            json!({ "brandId": advertiser.brand, "name": "x", "token": crate::fixtures::TOKEN, "startsAt": "2026-01-01T00:00:00Z",
+                    "endsAt": "2030-01-01T00:00:00Z", "targeting": { "regions": ["eu", nul] } }),
+            "targeting.regions[1]",
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/campaigns/{campaign_id}"),
+            json!({ "name": nul }),
+            "name",
+        ),
+        (
+            Method::POST,
+            format!("/v1/campaigns/{campaign_id}/status"),
+            json!({ "status": "PAUSED", "reason": nul }),
+            "reason",
+        ),
+        (
+            Method::POST,
+            "/v1/ad-sets".to_owned(),
+            json!({ "campaignId": campaign_id, "name": nul }),
+            "name",
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/ads/{ad}"),
+            json!({ "creative": { "kind": "text", "title": nul, "clickUrl": "https://acme.example/" } }),
+            "creative.title",
+        ),
+        (
+            Method::POST,
+            "/v1/api-keys".to_owned(),
+            json!({ "name": nul, "role": "advertiser" }),
+            "name",
+        ),
+    ];
+    let before = sqlx::query_scalar::<_, i64>(
+        "SELECT (SELECT count(*) FROM brands) + (SELECT count(*) FROM campaigns) + (SELECT count(*) FROM ad_sets)
+              + (SELECT count(*) FROM api_keys) + (SELECT count(*) FROM campaign_status_changes)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let ad_before = app.get(&format!("/v1/ads/{ad}"), t).await.ok().clone();
+    for (method, path, body, field) in cases {
+        let reply = app.call(method.clone(), &path, t, Some(body)).await;
+        let problem = reply.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field");
+        assert_eq!(problem["field"], field, "{method} {path}");
+    }
+    let query = app.get("/v1/campaigns?brandId=%00", t).await;
+    assert_eq!(
+        query.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"],
+        "brandId"
+    );
+
+    let after = sqlx::query_scalar::<_, i64>(
+        "SELECT (SELECT count(*) FROM brands) + (SELECT count(*) FROM campaigns) + (SELECT count(*) FROM ad_sets)
+              + (SELECT count(*) FROM api_keys) + (SELECT count(*) FROM campaign_status_changes)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(after, before, "nothing was written");
+    assert_eq!(app.get(&format!("/v1/ads/{ad}"), t).await.ok(), &ad_before);
+}
