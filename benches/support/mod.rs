@@ -24,6 +24,7 @@ pub fn config(escrow: Address, max_batch_receipts: usize) -> ApiArgs {
         session_ttl: Duration::from_secs(900),
         refresh_ttl: Duration::from_secs(86_400),
         nonce_ttl: Duration::from_secs(600),
+        nonces_per_client: std::num::NonZeroU32::new(32).unwrap(),
         admin_addresses: Vec::new(),
         body_limit: 4 * 1024 * 1024,
         request_timeout: Duration::from_secs(30),

@@ -32,6 +32,7 @@ pub fn config() -> ApiArgs {
         session_ttl: Duration::from_secs(900),
         refresh_ttl: Duration::from_secs(86_400),
         nonce_ttl: Duration::from_secs(600),
+        nonces_per_client: std::num::NonZeroU32::new(32).unwrap(),
         admin_addresses: Vec::new(),
         body_limit: 64 * 1024,
         request_timeout: Duration::from_secs(10),
