@@ -8,7 +8,7 @@ pub mod principal;
 pub mod session;
 pub mod siwe;
 
-pub use principal::{Caller, Credential, Principal};
+pub use principal::{Authenticated, Credential, Principal};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -29,7 +29,7 @@ pub struct Principal {
 /// Who a request's credential names: a user (by session token or API key) or a hoster node
 /// (by node session token).
 #[derive(Debug, Clone)]
-pub enum Caller {
+pub enum Authenticated {
     User(Principal),
     Node(Uuid),
 }

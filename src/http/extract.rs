@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use super::{AppState, middleware};
 use crate::auth::principal::{AuthError, MissingRole, Refusal};
-use crate::auth::{Caller, Principal};
+use crate::auth::{Authenticated, Principal};
 
 /// A JSON body. Unlike `axum::Json`, a rejection names the field at fault (as a path such
 /// as `items[2].price`) in a problem document.
@@ -242,8 +242,8 @@ impl FromRequestParts<AppState> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match middleware::identity(parts, state).await? {
-            Caller::User(principal) => Ok(principal),
-            Caller::Node(_) => Err(AuthError::Refused(Refusal::InvalidSession).into()),
+            Authenticated::User(principal) => Ok(principal),
+            Authenticated::Node(_) => Err(AuthError::Refused(Refusal::InvalidSession).into()),
         }
     }
 }
@@ -258,13 +258,13 @@ impl FromRequestParts<AppState> for NodeCaller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match middleware::identity(parts, state).await {
-            Ok(Caller::Node(node)) => Ok(NodeCaller(node)),
+            Ok(Authenticated::Node(node)) => Ok(NodeCaller(node)),
             Err(
                 error @ (AuthError::Database(_)
                 | AuthError::Refused(Refusal::Missing | Refusal::NotBearer | Refusal::InactiveNode)),
             ) => Err(error.into()),
             // A user's credential, or one that is nobody's: either way not a node's.
-            Ok(Caller::User(_)) | Err(AuthError::Refused(_)) => {
+            Ok(Authenticated::User(_)) | Err(AuthError::Refused(_)) => {
                 Err(AuthError::Refused(Refusal::InvalidNodeSession).into())
             }
         }

@@ -21,7 +21,7 @@ use super::error::{ApiError, ProblemKind, problem_response};
 use super::extract::bearer;
 use crate::auth::client_network::{ClientNetwork, ClientNetworks};
 use crate::auth::principal::{AuthError, Refusal};
-use crate::auth::{Caller, Principal, api_key};
+use crate::auth::{Authenticated, Principal, api_key};
 
 /// Whom a request counts against. Only a verified credential has a budget of its own:
 /// anything else (no credential, or one that does not verify) counts against its network,
@@ -80,10 +80,10 @@ impl ClientRateLimiter {
 /// [`Principal`] and [`NodeCaller`](super::extract::NodeCaller) extractors reuse it: an API
 /// key or session check costs a database round trip, paid once per request.
 #[derive(Debug, Clone)]
-pub struct Identity(pub Result<Caller, Refusal>);
+pub struct Identity(pub Result<Authenticated, Refusal>);
 
 /// Checks a request's bearer credential.
-pub async fn identify(headers: &HeaderMap, state: &AppState) -> Result<Caller, AuthError> {
+pub async fn identify(headers: &HeaderMap, state: &AppState) -> Result<Authenticated, AuthError> {
     let token = bearer(headers)?;
     // Node tokens are checked from memory: a MAC, and the serving index's view of which
     // nodes are retired or lost their owner's hoster role.
@@ -91,19 +91,19 @@ pub async fn identify(headers: &HeaderMap, state: &AppState) -> Result<Caller, A
         && let Some(node) = state.node_sessions.verify(token)
     {
         return if state.ad_server.is_active_node(node) {
-            Ok(Caller::Node(node))
+            Ok(Authenticated::Node(node))
         } else {
             Err(Refusal::InactiveNode.into())
         };
     }
-    Ok(Caller::User(
+    Ok(Authenticated::User(
         Principal::authenticate(&state.db, &state.sessions, token).await?,
     ))
 }
 
 /// The request's identity: the one the rate limit found, or (on routes it does not cover)
 /// checked now.
-pub async fn identity(parts: &Parts, state: &AppState) -> Result<Caller, AuthError> {
+pub async fn identity(parts: &Parts, state: &AppState) -> Result<Authenticated, AuthError> {
     match parts.extensions.get::<Identity>() {
         Some(Identity(identity)) => Ok(identity.clone()?),
         None => identify(&parts.headers, state).await,
@@ -114,8 +114,8 @@ pub async fn identity(parts: &Parts, state: &AppState) -> Result<Caller, AuthErr
 pub async fn rate_limit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let identified = identify(req.headers(), &state).await;
     let key = match &identified {
-        Ok(Caller::User(principal)) => ClientKey::User(principal.user_id),
-        Ok(Caller::Node(node)) => ClientKey::Node(*node),
+        Ok(Authenticated::User(principal)) => ClientKey::User(principal.user_id),
+        Ok(Authenticated::Node(node)) => ClientKey::Node(*node),
         Err(_) => ClientKey::Network(state.rate_limiter.network_of(req.extensions())),
     };
     if let Err(retry_after_secs) = state.rate_limiter.check(&key) {
