@@ -1,5 +1,5 @@
 //! What the bench binaries share: an API configuration for in-process servers, a throwaway
-//! database, and percentiles.
+//! database, percentiles, and where the native anvil is (the tests' `foundry` module).
 
 #![allow(dead_code)]
 
@@ -11,6 +11,9 @@ use alloy::primitives::Address;
 use anyhow::Context as _;
 use sqlx::{Connection, PgConnection};
 use url::Url;
+
+#[path = "../../tests/it/support/foundry.rs"]
+pub mod foundry;
 
 pub const CHAIN_ID: u64 = 31337;
 
