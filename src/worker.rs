@@ -302,6 +302,8 @@ impl Supervisor {
         let name = role.name();
         self.health
             .register(name, self.stall_after.max(role.longest_quiet().saturating_mul(2)));
+        // Listed from the first scrape, before the role first fails.
+        metrics::counter!(RESTARTS_METRIC, "role" => name).increment(0);
         let health = self.health.clone();
         let stopping = self.stopping.clone();
         let mut restart = self.restart;
