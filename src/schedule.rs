@@ -123,6 +123,18 @@ pub fn local_hour(now: Timestamp, zone: &TimeZone) -> u8 {
     now.to_zoned(zone.clone()).hour() as u8
 }
 
+/// The instant `date` begins in `zone`. Only the first and last days of jiff's range can
+/// fall outside it in some zones; they are taken as its ends.
+pub fn start_of_day(date: jiff::civil::Date, zone: &TimeZone) -> Timestamp {
+    date.to_zoned(zone.clone())
+        .map(|start| start.timestamp())
+        .unwrap_or(if date.year() < 0 {
+            Timestamp::MIN
+        } else {
+            Timestamp::MAX
+        })
+}
+
 /// The local calendar date at `now`, and the first of its month, as Postgres `date`s.
 pub fn local_day_and_month(now: Timestamp, zone: &TimeZone) -> (time::Date, time::Date) {
     let date = now.to_zoned(zone.clone()).date();

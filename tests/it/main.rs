@@ -1,6 +1,8 @@
 //! Integration tests: the real API against real Postgres (`#[sqlx::test]` gives each test
 //! its own database) and, where the chain matters, a real anvil.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic is how a test fails")]
+
 mod support;
 
 mod api_keys;
