@@ -15,6 +15,11 @@
 //! create and finally drop the database `adescrow_bench_decisions`. Prints one line per
 //! figure with its target, and exits non-zero when a figure misses it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a bench that cannot set up has nothing to measure"
+)]
 // A bench binary reports on stdout.
 #![allow(clippy::print_stdout)]
 

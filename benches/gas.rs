@@ -6,6 +6,12 @@
 //! Prints one line per figure with the limit the contracts are held to, and exits non-zero
 //! when a figure is over its limit.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a bench that cannot set up has nothing to measure"
+)]
+
 mod support;
 
 use std::path::PathBuf;

@@ -16,6 +16,12 @@
 //! create and finally drop the database `adescrow_bench_indexer`. Prints one line per figure
 //! with its target, and exits non-zero when a figure misses it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a bench that cannot set up has nothing to measure"
+)]
+
 mod support;
 
 use std::path::PathBuf;

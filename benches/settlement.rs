@@ -15,6 +15,11 @@
 //! create and finally drop the database `adescrow_bench_settlement`. Exits non-zero when a
 //! figure misses its target.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a bench that cannot set up has nothing to measure"
+)]
 // A bench binary reports on stdout.
 #![allow(clippy::print_stdout)]
 

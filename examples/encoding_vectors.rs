@@ -4,6 +4,12 @@
 //!
 //!     cargo run --example encoding_vectors > contracts/test/vectors/encoding.json
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a generator run by hand; a panic names what is wrong"
+)]
+
 use adescrow::contracts::{ConsentGrant, ConsentRevocation, ReceiptBatch, consent_domain, receipts_domain};
 use adescrow::payout_tree::{PayoutLeaf, PayoutTree};
 use alloy::primitives::{Address, B256, U256, address, keccak256};

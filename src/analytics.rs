@@ -116,8 +116,7 @@ pub async fn campaign(
     to: Date,
 ) -> Result<CampaignAnalytics, sqlx::Error> {
     let tz = crate::schedule::zone(zone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let instant =
-        |date: Date| crate::schedule::offset_date_time(date.to_zoned(tz.clone()).expect("dates in range").timestamp());
+    let instant = |date: Date| crate::schedule::offset_date_time(crate::schedule::start_of_day(date, &tz));
     let (start, end): (OffsetDateTime, OffsetDateTime) = (instant(from), instant(to.tomorrow().unwrap_or(to)));
     let rows = sqlx::query!(
         r#"WITH events AS (

@@ -1,11 +1,14 @@
 //! Dispatch of the binary's subcommands to the roles that implement them.
 
 use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::config::{Cli, Command, DatabaseArgs};
-use crate::{db, demo, deploy, indexer, relayer, server, shutdown};
+use crate::worker::{Health, Role, Supervisor};
+use crate::{db, demo, deploy, indexer, relayer, server, shutdown, telemetry};
 
 /// Runs the subcommand named on the command line to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -19,7 +22,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Indexer(args) => {
             let pool = open(&args.database, args.migrate).await?;
             let follower = indexer::follower(pool, args.rpc_url.clone(), args.chain_id, &args.follow).await?;
-            indexer::run(follower, shutdown::signal()).await
+            run_alone(indexer::Indexer(follower), args.metrics_addr).await
         }
         Command::Relayer(args) => {
             let pool = open(&args.database, args.migrate).await?;
@@ -31,7 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 &args.relayer,
             )
             .await?;
-            relayer.run(shutdown::signal()).await.context("relayer stopped")
+            run_alone(relayer, args.metrics_addr).await
         }
         Command::Demo(args) => {
             let mut out = std::io::stdout();
@@ -52,6 +55,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Runs one role supervised until a shutdown signal, with `/metrics` on `metrics_addr` if
+/// given. There is no `/readyz` here: the role's restarts show in its logs and metrics.
+async fn run_alone(role: impl Role, metrics_addr: Option<SocketAddr>) -> anyhow::Result<()> {
+    let metrics = match metrics_addr {
+        Some(address) => {
+            let listener = telemetry::bind_metrics(address).await?;
+            Some(tokio::spawn(telemetry::serve_metrics(listener, shutdown::signal())))
+        }
+        None => None,
+    };
+    // Nothing reads the health of a process without an API: no stall period.
+    let mut supervisor = Supervisor::new(Health::default(), Duration::MAX, shutdown::signal());
+    supervisor.spawn(role);
+    supervisor.wait().await;
+    if let Some(metrics) = metrics {
+        metrics.await.context("metrics server task panicked")??;
+    }
+    Ok(())
 }
 
 /// Connects to Postgres, migrating first when asked.

@@ -83,6 +83,10 @@ pub struct ServeArgs {
     /// How often the campaign scheduler runs (one process at a time holds its lock).
     #[arg(long, env = "ADESCROW_SCHEDULER_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
     pub scheduler_interval: Duration,
+    /// /readyz fails for a background role that has not finished a step for this long (or
+    /// twice its own interval, if longer).
+    #[arg(long, env = "ADESCROW_ROLE_STALL_AFTER", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub role_stall_after: Duration,
     #[command(flatten)]
     pub follow: FollowArgs,
     /// Also run the settlement relayer in this process.
@@ -110,6 +114,9 @@ pub struct RelayerCommandArgs {
     pub deployment: std::path::PathBuf,
     #[command(flatten)]
     pub relayer: RelayerArgs,
+    /// Serve `/metrics` on this address (none by default).
+    #[arg(long, env = "ADESCROW_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// How the relayer signs, settles and sends (shared by `relayer` and `serve --with-relayer`).
@@ -171,6 +178,9 @@ pub struct IndexerArgs {
     pub chain_id: u64,
     #[command(flatten)]
     pub follow: FollowArgs,
+    /// Serve `/metrics` on this address (none by default).
+    #[arg(long, env = "ADESCROW_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// How the indexer follows the chain (shared by `indexer` and `serve --with-indexer`).
@@ -301,6 +311,9 @@ pub struct ApiArgs {
     /// moved for a minute.
     #[arg(long, env = "ADESCROW_INDEXER_MAX_LAG", default_value_t = 64)]
     pub indexer_max_lag: u64,
+    /// Serve `/metrics` on this address (a private one) and not on the API's.
+    #[arg(long, env = "ADESCROW_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// `adescrow demo`: where the devnet is and who acts in it. Every key defaults to one of

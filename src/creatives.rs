@@ -193,7 +193,16 @@ pub async fn select_ads(db: impl PgExecutor<'_>, filter: Filter) -> Result<Vec<A
     .await?;
     Ok(rows
         .into_iter()
-        .map(|row| Ad {
+        .filter_map(|row| {
+            // Click URLs are checked before they are stored; one the database holds anyway
+            // leaves its ad out rather than failing the whole listing.
+            let Ok(click_url) = row.click_url.parse() else {
+                tracing::warn!(ad = %row.id, "stored click URL does not parse; ad left out");
+                return None;
+            };
+            Some((row, click_url))
+        })
+        .map(|(row, click_url)| Ad {
             id: row.id,
             ad_set_id: row.ad_set_id,
             campaign_id: row.campaign_id,
@@ -204,10 +213,7 @@ pub async fn select_ads(db: impl PgExecutor<'_>, filter: Filter) -> Result<Vec<A
                 title: row.title,
                 text: row.body,
                 media_url: row.media_url.and_then(|u| u.parse().ok()),
-                click_url: row
-                    .click_url
-                    .parse()
-                    .expect("click URLs are checked before they are stored"),
+                click_url,
             },
             prices: UnitPrices::from_db(
                 row.price_impression,

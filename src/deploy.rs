@@ -129,7 +129,7 @@ impl Deployment {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let text = serde_json::to_string_pretty(self).expect("a deployment serializes");
+        let text = serde_json::to_string_pretty(self).map_err(|error| io(error.into()))?;
         std::fs::write(path, text + "\n").map_err(io)
     }
 }

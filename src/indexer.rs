@@ -1,10 +1,10 @@
 //! `adescrow indexer` (and `serve --with-indexer`): wires configuration, the deployment file
 //! and the RPC endpoints into the chain follower of `adescrow-indexer`.
 
-use std::future::Future;
+use std::time::Duration;
 
 use adescrow_indexer::events::Contracts;
-use adescrow_indexer::follower::{Follower, FollowerConfig};
+use adescrow_indexer::follower::{Follower, FollowerConfig, Step};
 use adescrow_indexer::rpc::ChainRpc;
 use anyhow::Context;
 use sqlx::PgPool;
@@ -12,6 +12,7 @@ use url::Url;
 
 use crate::config::FollowArgs;
 use crate::deploy::Deployment;
+use crate::worker::{Backoff, Role, StepError};
 
 /// Builds a follower for the deployment named in `args`, after checking that the RPC serves
 /// the chain the deployment was made on.
@@ -36,9 +37,37 @@ pub async fn follower(db: PgPool, rpc_urls: Vec<Url>, chain_id: u64, args: &Foll
     Ok(Follower::new(rpc, db, config))
 }
 
-/// Runs a follower until `shutdown`; only a fatal error (a reorg deeper than the window, a
-/// permanent RPC error) ends it early.
-pub async fn run(follower: Follower, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    tracing::info!("indexer following the chain");
-    follower.run(shutdown).await.context("indexer stopped")
+/// The indexer role: one follower step after another, at once while there is more to read
+/// and every poll interval once caught up. Transient faults are retried with backoff; a
+/// fatal one (a reorg deeper than the window, an RPC error that will not pass) restarts the
+/// role, which resumes from the checkpoint, and shows in `/readyz` until it is resolved.
+#[derive(Debug, Clone)]
+pub struct Indexer(pub Follower);
+
+impl Role for Indexer {
+    fn name(&self) -> &'static str {
+        "indexer"
+    }
+
+    fn longest_quiet(&self) -> Duration {
+        self.0.config().poll_interval
+    }
+
+    fn retry(&self) -> Backoff {
+        Backoff::new(Duration::from_millis(200), Duration::from_secs(30))
+    }
+
+    async fn start(&mut self) -> anyhow::Result<()> {
+        tracing::info!("indexer following the chain");
+        Ok(())
+    }
+
+    async fn step(&mut self) -> Result<Duration, StepError> {
+        match self.0.step().await {
+            Ok(Step::Idle) => Ok(self.0.config().poll_interval),
+            Ok(_) => Ok(Duration::ZERO),
+            Err(error) if error.is_fatal() => Err(StepError::Fatal(error.into())),
+            Err(error) => Err(StepError::Retry(error.into())),
+        }
+    }
 }

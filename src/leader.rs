@@ -1,6 +1,7 @@
 //! One active instance across processes, for roles that must not run twice at once (the
-//! scheduler; later the relayer). A Postgres session-level advisory lock is held on a
-//! dedicated connection: if the process dies, its connection closes and the lock is free.
+//! scheduler, the relayer: see `worker::Leadership`). A Postgres session-level advisory
+//! lock is held on a dedicated connection: if the process dies, its connection closes and
+//! the lock is free.
 
 use sqlx::{Connection, PgConnection, PgPool};
 

@@ -34,6 +34,7 @@ pub mod shutdown;
 pub mod telemetry;
 pub mod tracking;
 pub mod viewers;
+pub mod worker;
 
 /// Contract bindings and signed messages live with the chain code in `adescrow-indexer`.
 pub use adescrow_indexer::contracts;

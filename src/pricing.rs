@@ -168,11 +168,15 @@ pub async fn list_defaults(db: impl PgExecutor<'_>) -> Result<Vec<(Address, Unit
     let mut tokens: Vec<(Address, UnitPrices)> = Vec::new();
     for row in rows {
         let token = Address::from_slice(&row.token);
-        if tokens.last().is_none_or(|(last, _)| *last != token) {
-            tokens.push((token, UnitPrices::default()));
+        let price = Some(Amount::from_db(&row.price));
+        match tokens.last_mut() {
+            Some((last, prices)) if *last == token => prices.set(row.event, price),
+            _ => {
+                let mut prices = UnitPrices::default();
+                prices.set(row.event, price);
+                tokens.push((token, prices));
+            }
         }
-        let prices = &mut tokens.last_mut().expect("pushed above").1;
-        prices.set(row.event, Some(Amount::from_db(&row.price)));
     }
     Ok(tokens)
 }

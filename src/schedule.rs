@@ -14,14 +14,22 @@ pub fn zone(name: &str) -> Option<TimeZone> {
     TimeZone::get(name).ok()
 }
 
-/// Converts from the `time` crate, which sqlx speaks, to jiff, which knows zones.
+/// Converts from the `time` crate, which sqlx speaks, to jiff, which knows zones. jiff's
+/// range ends about a day short of `time`'s (on 9999-12-30); instants past either end are
+/// taken as that end, which no schedule can tell apart from it.
 pub fn timestamp(at: OffsetDateTime) -> Timestamp {
-    Timestamp::from_nanosecond(at.unix_timestamp_nanos()).expect("an OffsetDateTime is within jiff's range")
+    let nanos = at.unix_timestamp_nanos();
+    Timestamp::from_nanosecond(nanos).unwrap_or(if nanos < 0 { Timestamp::MIN } else { Timestamp::MAX })
 }
 
-/// Converts back from jiff to the `time` crate.
+/// Converts back from jiff to the `time` crate, whose range holds all of jiff's.
 pub fn offset_date_time(at: Timestamp) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(at.as_nanosecond()).expect("a jiff Timestamp is within time's range")
+    let nanos = at.as_nanosecond();
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(if nanos < 0 {
+        time::PrimitiveDateTime::MIN.assume_utc()
+    } else {
+        time::PrimitiveDateTime::MAX.assume_utc()
+    })
 }
 
 /// Hours of the local day in which a campaign runs: `[start, end)`. A window whose end is
@@ -55,7 +63,46 @@ pub struct Schedule {
     pub daypart: Option<Daypart>,
 }
 
+/// A stored daypart that is not a window of hours (the schema forbids it; the database may
+/// hold it anyway).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("daypart {start:?} to {end:?} is not a window of hours 0 to 23")]
+pub struct InvalidDaypart {
+    pub start: Option<i16>,
+    pub end: Option<i16>,
+}
+
 impl Schedule {
+    /// A campaign's schedule as stored: dates read through `schedule_instant()` (so that
+    /// Postgres instants past `time`'s range are readable), and a daypart given by both of
+    /// its hours or neither.
+    pub fn from_db(
+        starts_at: OffsetDateTime,
+        ends_at: OffsetDateTime,
+        daypart_start_hour: Option<i16>,
+        daypart_end_hour: Option<i16>,
+    ) -> Result<Schedule, InvalidDaypart> {
+        let daypart = match (daypart_start_hour, daypart_end_hour) {
+            (None, None) => None,
+            (Some(start), Some(end)) => Some(
+                u8::try_from(start)
+                    .ok()
+                    .zip(u8::try_from(end).ok())
+                    .and_then(|(start, end)| Daypart::new(start, end))
+                    .ok_or(InvalidDaypart {
+                        start: Some(start),
+                        end: Some(end),
+                    })?,
+            ),
+            (start, end) => return Err(InvalidDaypart { start, end }),
+        };
+        Ok(Schedule {
+            starts_at: timestamp(starts_at),
+            ends_at: timestamp(ends_at),
+            daypart,
+        })
+    }
+
     pub fn has_ended(&self, now: Timestamp) -> bool {
         now >= self.ends_at
     }
@@ -76,14 +123,35 @@ pub fn local_hour(now: Timestamp, zone: &TimeZone) -> u8 {
     now.to_zoned(zone.clone()).hour() as u8
 }
 
+/// The instant `date` begins in `zone`. Only the first and last days of jiff's range can
+/// fall outside it in some zones; they are taken as its ends.
+pub fn start_of_day(date: jiff::civil::Date, zone: &TimeZone) -> Timestamp {
+    date.to_zoned(zone.clone())
+        .map(|start| start.timestamp())
+        .unwrap_or(if date.year() < 0 {
+            Timestamp::MIN
+        } else {
+            Timestamp::MAX
+        })
+}
+
 /// The local calendar date at `now`, and the first of its month, as Postgres `date`s.
 pub fn local_day_and_month(now: Timestamp, zone: &TimeZone) -> (time::Date, time::Date) {
     let date = now.to_zoned(zone.clone()).date();
-    let convert = |d: jiff::civil::Date| {
-        let month = time::Month::try_from(d.month() as u8).expect("months are 1 to 12");
-        time::Date::from_calendar_date(i32::from(d.year()), month, d.day() as u8).expect("a valid civil date")
-    };
-    (convert(date), convert(date.first_of_month()))
+    (civil_date(date), civil_date(date.first_of_month()))
+}
+
+/// A jiff date as a `time` date: both take years -9999 to 9999 and agree on the calendar.
+fn civil_date(date: jiff::civil::Date) -> time::Date {
+    // `nth_next` from January cannot fail, unlike `Month::try_from`.
+    let month = time::Month::January.nth_next(date.month().unsigned_abs() - 1);
+    time::Date::from_calendar_date(i32::from(date.year()), month, date.day().unsigned_abs()).unwrap_or(
+        if date.year() < 0 {
+            time::Date::MIN
+        } else {
+            time::Date::MAX
+        },
+    )
 }
 
 #[cfg(test)]
@@ -156,5 +224,43 @@ mod tests {
             at("2026-09-06T04:00:00Z")
         );
         assert!(zone("Mars/Olympus_Mons").is_none());
+    }
+
+    #[test]
+    fn instants_past_jiffs_range_are_its_ends() {
+        use time::macros::datetime;
+        assert_eq!(timestamp(datetime!(9999-12-31 23:59:59 UTC)), Timestamp::MAX);
+        assert_eq!(timestamp(datetime!(-9999-01-01 00:00 UTC)), Timestamp::MIN);
+        let inside = datetime!(2026-03-10 14:00:00.5 UTC);
+        assert_eq!(offset_date_time(timestamp(inside)), inside);
+        let far = timestamp(datetime!(9999-12-31 23:59:59 UTC));
+        let (day, month) = local_day_and_month(far, &zone("Pacific/Kiritimati").unwrap());
+        assert_eq!(
+            (day.to_string(), month.to_string()),
+            ("9999-12-31".into(), "9999-12-01".into())
+        );
+    }
+
+    #[test]
+    fn stored_dayparts_are_both_hours_or_neither() {
+        use time::macros::datetime;
+        let (start, end) = (datetime!(2026-01-01 0:00 UTC), datetime!(2027-01-01 0:00 UTC));
+        assert_eq!(
+            Schedule::from_db(start, end, Some(22), Some(6)).unwrap().daypart,
+            Daypart::new(22, 6)
+        );
+        assert_eq!(Schedule::from_db(start, end, None, None).unwrap().daypart, None);
+        for (start_hour, end_hour) in [
+            (Some(9), None),
+            (None, Some(9)),
+            (Some(300), Some(6)),
+            (Some(-1), Some(6)),
+            (Some(5), Some(5)),
+        ] {
+            assert!(
+                Schedule::from_db(start, end, start_hour, end_hour).is_err(),
+                "{start_hour:?} {end_hour:?}"
+            );
+        }
     }
 }

@@ -8,11 +8,11 @@
 //! - A scheduled campaign inside its dates and daypart, with budget, starts; a running one
 //!   outside them goes back to SCHEDULED.
 //!
-//! [`tick`] takes the time as an argument so tests can put the clock anywhere. [`run`] keeps
-//! one active scheduler across processes with an advisory lock.
+//! [`tick`] takes the time as an argument so tests can put the clock anywhere. A campaign
+//! whose row the scheduler cannot make sense of is logged and left where it is; the others
+//! move on. [`Scheduler`] is the role that ticks, one active instance across processes.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -20,9 +20,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::campaigns::{self, CampaignStatus, Change, ChangeError, StatusCause};
-use crate::leader::Leader;
 use crate::money::Amount;
-use crate::schedule::{self, Daypart, Schedule};
+use crate::schedule::{self, Schedule};
+use crate::worker::{Backoff, Leadership, Role, StepError};
 
 /// `pg_advisory_lock` key of the scheduler ("adsched" in ASCII).
 const LOCK_KEY: i64 = 0x0061_6473_6368_6564;
@@ -84,7 +84,7 @@ fn next(facts: &Facts) -> Option<(CampaignStatus, StatusCause, &'static str)> {
 pub async fn tick(db: &PgPool, chain_id: u64, now: OffsetDateTime) -> Result<Vec<Moved>, sqlx::Error> {
     let campaigns = sqlx::query!(
         r#"SELECT c.id AS "id!", c.brand_id AS "brand_id!", c.status AS "status!: CampaignStatus",
-                  c.starts_at AS "starts_at!", c.ends_at AS "ends_at!", c.daypart_start_hour, c.daypart_end_hour,
+                  schedule_instant(c.starts_at) AS "starts_at!", schedule_instant(c.ends_at) AS "ends_at!", c.daypart_start_hour, c.daypart_end_hour,
                   b.time_zone AS "time_zone!", b.active AS "brand_active!",
                   b.daily_budget::text AS "daily_budget!", b.monthly_budget::text AS "monthly_budget!",
                   cb.available::text AS "available!"
@@ -114,14 +114,14 @@ pub async fn tick(db: &PgPool, chain_id: u64, now: OffsetDateTime) -> Result<Vec
             tracing::warn!(campaign = %row.id, zone = row.time_zone, "unknown time zone; campaign not scheduled");
             continue;
         };
-        let campaign_schedule = Schedule {
-            starts_at: schedule::timestamp(row.starts_at),
-            ends_at: schedule::timestamp(row.ends_at),
-            daypart: row
-                .daypart_start_hour
-                .zip(row.daypart_end_hour)
-                .and_then(|(start, end)| Daypart::new(start as u8, end as u8)),
-        };
+        let campaign_schedule =
+            match Schedule::from_db(row.starts_at, row.ends_at, row.daypart_start_hour, row.daypart_end_hour) {
+                Ok(campaign_schedule) => campaign_schedule,
+                Err(error) => {
+                    tracing::warn!(campaign = %row.id, %error, "campaign not scheduled");
+                    continue;
+                }
+            };
         let (daily, monthly) = spend.get(&row.brand_id).copied().unwrap_or_default();
         let over_budget = if daily >= Amount::from_db(&row.daily_budget) {
             Some("brand daily budget reached")
@@ -197,43 +197,40 @@ pub async fn brand_spend(
         .collect())
 }
 
-/// Runs [`tick`] every `interval` while this process holds the scheduler lock; waits for the
-/// lock otherwise. Returns when `shutdown` resolves.
-pub async fn run(db: PgPool, chain_id: u64, interval: Duration, shutdown: impl Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    let mut leader: Option<Leader> = None;
-    let mut timer = tokio::time::interval(interval);
-    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            _ = timer.tick() => {}
-        }
-        if let Some(held) = leader.as_mut()
-            && !held.still_held().await
-        {
-            tracing::warn!("scheduler lost its lock connection; standing by");
-            leader = None;
-        }
-        if leader.is_none() {
-            match Leader::try_acquire(&db, LOCK_KEY).await {
-                Ok(Some(acquired)) => {
-                    tracing::info!("this process is now the active scheduler");
-                    leader = Some(acquired);
-                }
-                Ok(None) => continue,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot reach Postgres for the scheduler lock");
-                    continue;
-                }
-            }
-        }
-        match tick(&db, chain_id, OffsetDateTime::now_utc()).await {
-            Ok(moved) => metrics::counter!("adescrow_scheduler_status_changes_total").increment(moved.len() as u64),
-            Err(error) => tracing::warn!(%error, "scheduler pass failed; retrying next tick"),
-        }
+/// The scheduler role: [`tick`] every `interval` in the one process that holds its lock.
+#[derive(Debug, Clone)]
+pub struct Scheduler {
+    pub db: PgPool,
+    pub chain_id: u64,
+    pub interval: Duration,
+}
+
+impl Role for Scheduler {
+    fn name(&self) -> &'static str {
+        "scheduler"
     }
-    if let Some(leader) = leader {
-        leader.release().await;
+
+    fn leadership(&self) -> Option<Leadership> {
+        Some(Leadership {
+            db: self.db.clone(),
+            key: LOCK_KEY,
+            poll: self.interval,
+        })
+    }
+
+    fn longest_quiet(&self) -> Duration {
+        self.interval
+    }
+
+    fn retry(&self) -> Backoff {
+        Backoff::new(self.interval.min(Duration::from_secs(1)), self.interval)
+    }
+
+    async fn step(&mut self) -> Result<Duration, StepError> {
+        let moved = tick(&self.db, self.chain_id, OffsetDateTime::now_utc())
+            .await
+            .map_err(|error| StepError::Retry(error.into()))?;
+        metrics::counter!("adescrow_scheduler_status_changes_total").increment(moved.len() as u64);
+        Ok(self.interval)
     }
 }

@@ -1,8 +1,9 @@
 //! `adescrow serve`: the API process. Connects, optionally migrates, serves until a shutdown
-//! signal, then lets in-flight requests finish.
+//! signal, then lets in-flight requests finish and every background role stop between steps.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::PgPool;
@@ -10,7 +11,10 @@ use tokio::net::TcpListener;
 
 use crate::config::ServeArgs;
 use crate::http::{self, AppState};
-use crate::{db, indexer, relayer, scheduler, shutdown};
+use crate::scheduler::Scheduler;
+use crate::serving::Refresh;
+use crate::worker::{Role, StepError, Supervisor};
+use crate::{db, indexer, relayer, shutdown, telemetry};
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let pool = db::connect(&args.database)
@@ -25,9 +29,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     run(args, pool, listener, shutdown::signal).await
 }
 
-/// Runs the API on `listener` with every role `args` asks for (scheduler always; indexer and
-/// relayer when enabled) until `shutdown()` resolves. Each role gets its own `shutdown()`
-/// future, so a test can stop a whole in-process devnet the way a signal stops `serve`.
+/// Runs the API on `listener` with every role `args` asks for (scheduler, serving refresh
+/// and housekeeping always; indexer and relayer when enabled), each under the supervisor,
+/// until `shutdown()` resolves. Each part gets its own `shutdown()` future, so a test can
+/// stop a whole in-process devnet the way a signal stops `serve`.
 pub async fn run<S, F>(args: ServeArgs, pool: PgPool, listener: TcpListener, shutdown: S) -> anyhow::Result<()>
 where
     S: Fn() -> F,
@@ -41,7 +46,7 @@ where
             &args.follow,
         )
         .await?;
-        Some(tokio::spawn(indexer::run(follower, shutdown())))
+        Some(indexer::Indexer(follower))
     } else {
         None
     };
@@ -54,9 +59,13 @@ where
             &args.relayer,
         )
         .await?;
-        Some(tokio::spawn(relayer.run(shutdown())))
+        Some(relayer)
     } else {
         None
+    };
+    let metrics_listener = match args.api.metrics_addr {
+        Some(address) => Some(telemetry::bind_metrics(address).await?),
+        None => None,
     };
     let mut args = args;
     if args.follow.deployment.exists() {
@@ -71,14 +80,27 @@ where
     let chain_id = args.api.chain_id;
     let serving_refresh = args.api.serving_refresh;
     let state = AppState::new(args.api, pool.clone()).context("invalid API configuration")?;
-    state.spawn_housekeeping();
     state
         .ad_server
         .refresh()
         .await
         .context("cannot build the serving index")?;
-    let ad_server = state.ad_server.spawn(serving_refresh, shutdown());
-    let scheduler = tokio::spawn(scheduler::run(pool, chain_id, args.scheduler_interval, shutdown()));
+
+    let mut supervisor = Supervisor::new(state.roles.clone(), args.role_stall_after, shutdown());
+    supervisor.spawn(Housekeeping(state.clone()));
+    supervisor.spawn(Refresh::new(state.ad_server.clone(), serving_refresh));
+    supervisor.spawn(Scheduler {
+        db: pool,
+        chain_id,
+        interval: args.scheduler_interval,
+    });
+    if let Some(indexer) = indexer {
+        supervisor.spawn(indexer);
+    }
+    if let Some(relayer) = relayer {
+        supervisor.spawn(relayer);
+    }
+    let metrics = metrics_listener.map(|listener| tokio::spawn(telemetry::serve_metrics(listener, shutdown())));
 
     tracing::info!(address = %listener.local_addr()?, "API listening");
     axum::serve(
@@ -89,13 +111,32 @@ where
     .await
     .context("server error")?;
     tracing::info!("API stopped");
-    ad_server.await.context("serving index task panicked")?;
-    scheduler.await.context("scheduler task panicked")?;
-    if let Some(indexer) = indexer {
-        indexer.await.context("indexer task panicked")??;
-    }
-    if let Some(relayer) = relayer {
-        relayer.await.context("relayer task panicked")??;
+    supervisor.wait().await;
+    if let Some(metrics) = metrics {
+        metrics.await.context("metrics server task panicked")??;
     }
     Ok(())
+}
+
+/// The API process's periodic clean-up ([`AppState::housekeeping`]), every minute.
+#[derive(Debug, Clone)]
+struct Housekeeping(AppState);
+
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
+
+impl Role for Housekeeping {
+    fn name(&self) -> &'static str {
+        "housekeeping"
+    }
+
+    fn longest_quiet(&self) -> Duration {
+        HOUSEKEEPING_EVERY
+    }
+
+    async fn step(&mut self) -> Result<Duration, StepError> {
+        self.0.housekeeping().await.map_err(|error| {
+            StepError::Retry(anyhow::Error::new(error).context("could not purge expired sign-in nonces"))
+        })?;
+        Ok(HOUSEKEEPING_EVERY)
+    }
 }

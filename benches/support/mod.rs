@@ -47,6 +47,7 @@ pub fn config(escrow: Address, max_batch_receipts: usize) -> ApiArgs {
         split_unwitnessed: vec![5000, 5000],
         viewer_reward_bps: vec![0, 500, 0, 500],
         max_batch_receipts,
+        metrics_addr: None,
     }
 }
 

@@ -92,7 +92,8 @@ impl FollowError {
 /// A long backfill reports how far it got at most this often, so it is seen to move.
 const BACKFILL_PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
-#[derive(Debug)]
+/// Cloning gives a follower in the same state, reading from the same RPC and database.
+#[derive(Debug, Clone)]
 pub struct Follower {
     rpc: ChainRpc,
     db: PgPool,
@@ -115,6 +116,10 @@ impl Follower {
 
     fn chain_id(&self) -> u64 {
         self.rpc.chain_id()
+    }
+
+    pub fn config(&self) -> &FollowerConfig {
+        &self.config
     }
 
     /// Follows until `shutdown` resolves or a fatal error. Transient faults back off
@@ -302,10 +307,12 @@ impl Follower {
         let Some(ancestor) = ancestor else {
             return Err(FollowError::DeepReorg { floor, from: height });
         };
-        let previous = store::checkpoint(&self.db, self.chain_id())
-            .await?
-            .expect("a checkpoint exists above the window");
-        let depth = previous.indexed_block - ancestor;
+        // Blocks in the window were recorded with a checkpoint; without one there is nothing
+        // to roll back.
+        let Some(previous) = store::checkpoint(&self.db, self.chain_id()).await? else {
+            return Ok(Step::Idle);
+        };
+        let depth = previous.indexed_block.saturating_sub(ancestor);
 
         let mut tx = self.db.begin().await?;
         let removed = store::rollback(&mut tx, self.chain_id(), ancestor).await?;

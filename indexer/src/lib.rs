@@ -6,5 +6,6 @@
 pub mod contracts;
 pub mod events;
 pub mod follower;
+pub mod metrics;
 pub mod rpc;
 pub mod store;

@@ -183,7 +183,10 @@ impl ChainRpc {
                 }
             }
         }
-        Err(last.expect("at least one endpoint was tried"))
+        Err(last.unwrap_or_else(|| CallError::Transient {
+            call,
+            message: "no RPC endpoint is configured".into(),
+        }))
     }
 
     /// Confirms an endpoint answers and serves the expected chain; returns the head height.

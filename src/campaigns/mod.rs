@@ -164,7 +164,8 @@ struct CampaignRow {
 
 impl From<CampaignRow> for Campaign {
     fn from(row: CampaignRow) -> Self {
-        let hour = |h: i16| u8::try_from(h).expect("the schema keeps hours in 0..=23");
+        // The schema keeps hours in 0..=23; a row outside it reads as the nearest hour.
+        let hour = |h: i16| h.clamp(0, 23) as u8;
         Self {
             id: row.id,
             brand_id: row.brand_id,

@@ -44,8 +44,11 @@ impl CampaignStatus {
 
 impl std::fmt::Display for CampaignStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = serde_json::to_value(self).expect("a unit variant serializes");
-        f.write_str(name.as_str().expect("unit variants serialize as strings"))
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::String(name)) => f.write_str(&name),
+            // Unit variants always serialize as their names.
+            _ => write!(f, "{self:?}"),
+        }
     }
 }
 

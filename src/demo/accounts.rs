@@ -26,6 +26,7 @@ pub const ANVIL_KEYS: [&str; 10] = [
 
 /// Anvil account `index` (0 to 9). Accounts 0 to 2 are the operator's on a devnet
 /// (deployer and platform, settler, guardian); the demo uses 3 to 9.
+#[allow(clippy::expect_used, reason = "the keys are constants that parse")]
 pub fn anvil_account(index: usize) -> PrivateKeySigner {
     ANVIL_KEYS[index].parse().expect("anvil's keys are valid")
 }

@@ -1,7 +1,6 @@
 //! Liveness (`/healthz`), readiness (`/readyz`) and Prometheus metrics (`/metrics`).
 
 use axum::extract::State;
-use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -14,11 +13,13 @@ use super::error::{ProblemKind, problem_response};
 use super::extract::Json;
 use super::{AppState, PROBE_TIMEOUT};
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(healthz))
-        .routes(routes!(readyz))
-        .routes(routes!(metrics))
+/// `/metrics` is left out when it has an address of its own (`ADESCROW_METRICS_ADDR`).
+pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
+    let router = OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz));
+    match state.config.metrics_addr {
+        Some(_) => router,
+        None => router.routes(routes!(metrics)),
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -42,12 +43,13 @@ pub struct Readiness {
     chain_head: u64,
 }
 
-/// The database and the chain RPC both answer (and the RPC serves the configured chain).
+/// The database and the chain RPC both answer (and the RPC serves the configured chain),
+/// and every background role of the process is up and making progress.
 #[utoipa::path(
     get, path = "/readyz", tag = "health",
     responses(
         (status = 200, body = Readiness),
-        (status = 503, description = "A dependency is down; `detail` says which", body = super::error::ProblemSchema,
+        (status = 503, description = "A dependency or a background role is down; `detail` names it", body = super::error::ProblemSchema,
          content_type = "application/problem+json"),
     )
 )]
@@ -74,6 +76,14 @@ async fn readyz(State(state): State<AppState>) -> axum::response::Response {
             _ => "chain RPC does not answer",
         });
     }
+    // A role's own error is logged by its worker; here only its name and state.
+    let roles: Vec<String> = state
+        .roles
+        .problems()
+        .iter()
+        .map(|problem| format!("role {problem}"))
+        .collect();
+    failures.extend(roles.iter().map(String::as_str));
     if let Ok(head) = &chain {
         match super::chain::indexer_stalled(&state, *head).await {
             Ok(true) => failures.push("indexer has stalled"),
@@ -99,8 +109,5 @@ async fn readyz(State(state): State<AppState>) -> axum::response::Response {
 /// metrics of every role running in this process.
 #[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, content_type = "text/plain", body = String)))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    crate::telemetry::exposition(&state.metrics)
 }

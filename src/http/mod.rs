@@ -70,6 +70,8 @@ pub struct AppState {
     pub chain: ChainRpc,
     pub rate_limiter: Arc<ClientRateLimiter>,
     pub metrics: PrometheusHandle,
+    /// The background roles of this process, which `/readyz` reports on.
+    pub roles: crate::worker::Health,
 }
 
 /// A configuration the API cannot run with.
@@ -118,27 +120,17 @@ impl AppState {
                 ClientNetworks::new(config.jwt_secret.as_bytes()),
             )),
             metrics: telemetry::metrics_handle(),
+            roles: crate::worker::Health::default(),
             config: Arc::new(config),
         })
     }
 
-    /// Periodic clean-up owned by the API process: idle rate-limit buckets and spent nonces.
-    pub fn spawn_housekeeping(&self) -> tokio::task::JoinHandle<()> {
-        let state = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                state.rate_limiter.forget_idle();
-                let purged = async {
-                    let mut conn = state.db.acquire().await?;
-                    crate::auth::siwe::purge_expired_nonces(&mut conn).await
-                };
-                if let Err(error) = purged.await {
-                    tracing::warn!(%error, "could not purge expired sign-in nonces");
-                }
-            }
-        })
+    /// One round of the API process's clean-up: idle rate-limit buckets and spent nonces
+    /// (the housekeeping role in `server.rs` runs it every minute).
+    pub async fn housekeeping(&self) -> Result<(), sqlx::Error> {
+        self.rate_limiter.forget_idle();
+        let mut conn = self.db.acquire().await?;
+        crate::auth::siwe::purge_expired_nonces(&mut conn).await.map(drop)
     }
 }
 
@@ -256,7 +248,7 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
             middleware::rate_limit,
         ));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(health::router())
+        .merge(health::router(state))
         .merge(docs::problems_router())
         .nest("/v1", v1)
 }

@@ -167,9 +167,10 @@ pub async fn submit(
     .await?
     .rows_affected()
         == 1;
+    // Stored above or by the submission it conflicted with; outbox rows are never deleted.
     let request = request(db, chain_id, checked.digest)
         .await?
-        .expect("the request was just stored");
+        .ok_or(sqlx::Error::RowNotFound)?;
     Ok((request, inserted))
 }
 

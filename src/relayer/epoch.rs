@@ -7,7 +7,6 @@
 //! builds the same tree on restart: the epoch's watermark alone determines it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256, U256};
@@ -236,14 +235,12 @@ pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, Build
 
     let mut rows = String::with_capacity(tree.len() * 1300);
     for (index, leaf) in tree.leaves().enumerate() {
-        write!(
-            rows,
+        rows.push_str(&format!(
             "{chain}\t{epoch}\t\\\\x{}\t\\\\x{}\t{}\t\\\\x",
             hex::encode(leaf.account),
             hex::encode(leaf.token),
             leaf.cumulative_amount
-        )
-        .expect("writing to a String cannot fail");
+        ));
         for node in tree.proof(index) {
             rows.push_str(&hex::encode(node));
         }

@@ -25,7 +25,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use crate::contracts::{AdEscrow, IAdEscrow};
-use crate::leader::Leader;
+use crate::worker::{Backoff, Health, Leadership, Role, StepError, Supervisor};
 pub use epoch::EpochPolicy;
 use error::alert;
 pub use error::{RelayerError, Result};
@@ -80,52 +80,12 @@ impl Relayer {
         &self.outbox
     }
 
-    /// Runs as leader until `shutdown`: waits for the lock, then ticks every poll interval,
-    /// backing off while the chain or the database is unreachable.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
-        tokio::pin!(shutdown);
-        let mut leader = loop {
-            match Leader::try_acquire(&self.db, LEADER_KEY).await {
-                Ok(Some(leader)) => break leader,
-                Ok(None) => tracing::info!("another relayer is active; waiting for its lock"),
-                Err(error) => tracing::warn!(%error, "cannot reach Postgres for the relayer lock"),
-            }
-            tokio::select! {
-                () = &mut shutdown => return Ok(()),
-                () = tokio::time::sleep(self.config.poll_interval.max(Duration::from_millis(500))) => {}
-            }
-        };
-        tracing::info!(sender = %self.sender(), "relayer active");
-        let mut backoff = self.config.poll_interval;
-        loop {
-            let wait = match self.tick().await {
-                Ok(()) => {
-                    backoff = self.config.poll_interval;
-                    self.config.poll_interval
-                }
-                Err(error) => {
-                    if error.is_transient() {
-                        tracing::warn!(%error, retry_in = ?backoff, "relayer step failed; retrying");
-                    } else {
-                        alert("step_failed", &error.to_string());
-                    }
-                    let wait = backoff;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                    wait
-                }
-            };
-            tokio::select! {
-                () = &mut shutdown => break,
-                () = tokio::time::sleep(wait) => {}
-            }
-            if !leader.still_held().await {
-                return Err(RelayerError::NeedsOperator(
-                    "lost the relayer lock's database session".into(),
-                ));
-            }
-        }
-        leader.release().await;
-        tracing::info!("relayer stopped");
+    /// Runs the relayer role on its own until `shutdown` (the `relayer` command and tests;
+    /// `serve` adds the role to its supervisor).
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let mut supervisor = Supervisor::new(Health::default(), Duration::MAX, shutdown);
+        supervisor.spawn(self);
+        supervisor.wait().await;
         Ok(())
     }
 
@@ -165,9 +125,11 @@ impl Relayer {
         .await?;
         let Some(epoch) = next else { return Ok(()) };
         let epoch = epoch as u64;
-        let settlement = epoch::settlement(&self.db, self.config.chain_id, epoch)
-            .await?
-            .expect("a built epoch has its settlement");
+        let Some(settlement) = epoch::settlement(&self.db, self.config.chain_id, epoch).await? else {
+            return Err(RelayerError::NeedsOperator(format!(
+                "epoch {epoch} has a root but no settlement rows"
+            )));
+        };
         let calldata: Bytes = AdEscrow::settleCall {
             epoch,
             root: settlement.root,
@@ -341,6 +303,53 @@ impl Relayer {
             tracing::warn!(balance, sender = %self.sender(), "the relayer key is running low on gas money");
         }
         Ok(())
+    }
+}
+
+/// The relayer role: one leader at a time, a [`Relayer::tick`] every poll interval. A step
+/// that fails for a reason an operator must look at raises an alert and is retried like a
+/// transient one, since the cause (a paused escrow, say) may be lifted; losing the lock's
+/// session ends the run before another step is taken.
+impl Role for Relayer {
+    fn name(&self) -> &'static str {
+        "relayer"
+    }
+
+    fn leadership(&self) -> Option<Leadership> {
+        Some(Leadership {
+            db: self.db.clone(),
+            key: LEADER_KEY,
+            poll: self.config.poll_interval.max(Duration::from_millis(500)),
+        })
+    }
+
+    fn longest_quiet(&self) -> Duration {
+        self.config.poll_interval
+    }
+
+    fn retry(&self) -> Backoff {
+        Backoff::new(self.config.poll_interval, Duration::from_secs(30))
+    }
+
+    async fn start(&mut self) -> anyhow::Result<()> {
+        tracing::info!(sender = %self.sender(), "relayer active");
+        Ok(())
+    }
+
+    async fn step(&mut self) -> std::result::Result<Duration, StepError> {
+        match self.tick().await {
+            Ok(()) => Ok(self.config.poll_interval),
+            Err(error) => {
+                if !error.is_transient() {
+                    alert("step_failed", &error.to_string());
+                }
+                Err(StepError::Retry(error.into()))
+            }
+        }
+    }
+
+    async fn stop(&mut self) {
+        tracing::info!("relayer stopped");
     }
 }
 

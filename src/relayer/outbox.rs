@@ -369,10 +369,11 @@ impl Outbox {
                         ),
                     );
                     // Nodes that dropped it take it back; it stays the best we may offer.
+                    // (Grouped rows have an attempt; without one, NULL matches no row.)
                     sqlx::query!(
                         "UPDATE outbox_attempts SET broadcast_at = NULL, signed_at = now()
                          WHERE tx_hash = $1",
-                        row.hashes.last().expect("grouped rows have an attempt")
+                        row.hashes.last()
                     )
                     .execute(&self.db)
                     .await?;

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use uuid::Uuid;
 
@@ -47,6 +47,12 @@ impl Default for FrequencyCounter {
     }
 }
 
+/// A shard's counts. Each update leaves them whole, so a panic while one was held (which
+/// poisons the lock) leaves nothing half-written.
+fn lock(shard: &Shard) -> MutexGuard<'_, HashMap<(u64, Uuid), Seen>> {
+    shard.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl FrequencyCounter {
     fn shard(&self, viewer: &str, ad: Uuid) -> (&Shard, (u64, Uuid)) {
         let key = self.hasher.hash_one(viewer);
@@ -56,7 +62,7 @@ impl FrequencyCounter {
     /// Takes an impression slot for this viewer and ad if both caps allow one more.
     pub fn try_reserve(&self, viewer: &str, ad: Uuid, caps: FrequencyCaps, now: i64) -> bool {
         let (shard, key) = self.shard(viewer, ad);
-        let mut map = shard.lock().expect("frequency shard poisoned");
+        let mut map = lock(shard);
         let seen = map.entry(key).or_default();
         seen.forget_before(now - WINDOW_SECS);
         let allowed = seen.impressions.len() < caps.impressions_per_hour as usize
@@ -71,14 +77,14 @@ impl FrequencyCounter {
     /// within the hour.
     pub fn record_click(&self, viewer: &str, ad: Uuid, now: i64) {
         let (shard, key) = self.shard(viewer, ad);
-        let mut map = shard.lock().expect("frequency shard poisoned");
+        let mut map = lock(shard);
         map.entry(key).or_default().clicks.push(now);
     }
 
     /// Drops what is older than the window, so memory follows the last hour's traffic.
     pub fn forget_old(&self, now: i64) {
         for shard in &self.shards {
-            let mut map = shard.lock().expect("frequency shard poisoned");
+            let mut map = lock(shard);
             map.retain(|_, seen| {
                 seen.forget_before(now - WINDOW_SECS);
                 !seen.impressions.is_empty() || !seen.clicks.is_empty()

@@ -14,7 +14,7 @@ pub mod ticket;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use alloy::primitives::Address;
 use arc_swap::ArcSwap;
@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use crate::creatives::Creative;
 use crate::schedule;
+use crate::worker::{Backoff, Health, Role, StepError, Supervisor};
 use frequency::FrequencyCounter;
 pub use select::{Context, NoAdReason};
 use served::ServedCounter;
@@ -167,75 +168,122 @@ impl AdServer {
             .collect()))
     }
 
-    /// Keeps the index fresh until `shutdown`: rebuilds on change notifications and every
-    /// `interval`, flushes served counts and forgets frequency counts older than an hour.
+    /// Keeps the index fresh on its own until `shutdown` (tests; `serve` adds the
+    /// [`Refresh`] role to its supervisor).
     pub fn spawn(
         self: &Arc<Self>,
         interval: Duration,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> tokio::task::JoinHandle<()> {
-        let server = self.clone();
-        tokio::spawn(async move { server.run(interval, shutdown).await })
-    }
-
-    async fn run(&self, interval: Duration, shutdown: impl Future<Output = ()>) {
-        let mut listener = match PgListener::connect_with(&self.db).await {
-            Ok(mut listener) => match listener.listen(CHANNEL).await {
-                Ok(()) => Some(listener),
-                Err(error) => {
-                    tracing::warn!(%error, "cannot listen for serving changes; refreshing on the timer only");
-                    None
-                }
-            },
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for serving changes; refreshing on the timer only");
-                None
-            }
-        };
-        let mut tick = tokio::time::interval(interval);
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                _ = tick.tick() => {
-                    self.housekeeping().await;
-                }
-                notification = recv(&mut listener) => {
-                    if let Err(error) = notification {
-                        // sqlx reconnects on the next receive; what changed meanwhile is read now.
-                        tracing::warn!(%error, "serving change listener lost its connection");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                    tokio::time::sleep(DEBOUNCE).await;
-                    if let Some(listener) = listener.as_mut() {
-                        while listener.next_buffered().is_some() {}
-                    }
-                    self.refresh_logged().await;
-                }
-            }
-        }
-        if let Err(error) = self.served.flush(&self.db).await {
-            tracing::warn!(%error, "could not flush served counts at shutdown");
-        }
-    }
-
-    async fn housekeeping(&self) {
-        self.refresh_logged().await;
-        if let Err(error) = self.served.flush(&self.db).await {
-            tracing::warn!(%error, "could not flush served counts; will retry");
-        }
-        self.frequency.forget_old(OffsetDateTime::now_utc().unix_timestamp());
-    }
-
-    async fn refresh_logged(&self) {
-        if let Err(error) = self.refresh().await {
-            tracing::warn!(%error, "could not rebuild the serving index; serving from the previous one");
-        }
+        let mut supervisor = Supervisor::new(Health::default(), Duration::MAX, shutdown);
+        supervisor.spawn(Refresh::new(self.clone(), interval));
+        tokio::spawn(supervisor.wait())
     }
 
     /// Writes served counts now (normally done on the refresh timer).
     pub async fn flush_served(&self) -> Result<(), sqlx::Error> {
         self.served.flush(&self.db).await
+    }
+}
+
+/// The serving index's refresh role: rebuilds the index on change notifications and every
+/// `interval`; on the timer it also flushes served counts and forgets frequency counts older
+/// than an hour. Every API process runs its own (each has its own index).
+#[derive(Debug)]
+pub struct Refresh {
+    server: Arc<AdServer>,
+    interval: Duration,
+    listener: Option<PgListener>,
+    /// When served counts are next flushed and old frequency counts forgotten; rebuilds on
+    /// notifications in between do only the index.
+    housekeeping_due: Instant,
+}
+
+impl Refresh {
+    pub fn new(server: Arc<AdServer>, interval: Duration) -> Self {
+        Self {
+            server,
+            interval,
+            listener: None,
+            housekeeping_due: Instant::now(),
+        }
+    }
+}
+
+/// A fresh copy listens on its own connection once started.
+impl Clone for Refresh {
+    fn clone(&self) -> Self {
+        Self::new(self.server.clone(), self.interval)
+    }
+}
+
+impl Role for Refresh {
+    fn name(&self) -> &'static str {
+        "serving-refresh"
+    }
+
+    fn longest_quiet(&self) -> Duration {
+        self.interval
+    }
+
+    fn retry(&self) -> Backoff {
+        Backoff::new(Duration::from_secs(1), self.interval.max(Duration::from_secs(1)))
+    }
+
+    async fn start(&mut self) -> anyhow::Result<()> {
+        let listener = async {
+            let mut listener = PgListener::connect_with(&self.server.db).await?;
+            listener.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        self.listener = match listener.await {
+            Ok(listener) => Some(listener),
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for serving changes; refreshing on the timer only");
+                None
+            }
+        };
+        Ok(())
+    }
+
+    async fn step(&mut self) -> Result<Duration, StepError> {
+        let server = &self.server;
+        server.refresh().await.map_err(|error| {
+            StepError::Retry(
+                anyhow::Error::new(error).context("could not rebuild the serving index; serving from the previous one"),
+            )
+        })?;
+        if Instant::now() >= self.housekeeping_due {
+            server.served.flush(&server.db).await.map_err(|error| {
+                StepError::Retry(anyhow::Error::new(error).context("could not flush served counts"))
+            })?;
+            server.frequency.forget_old(OffsetDateTime::now_utc().unix_timestamp());
+            self.housekeeping_due = Instant::now() + self.interval;
+        }
+        Ok(self.housekeeping_due.saturating_duration_since(Instant::now()))
+    }
+
+    async fn wait(&mut self, due: Duration) {
+        tokio::select! {
+            () = tokio::time::sleep(due) => {}
+            notification = recv(&mut self.listener) => {
+                if let Err(error) = notification {
+                    // sqlx reconnects on the next receive; what changed meanwhile is read now.
+                    tracing::warn!(%error, "serving change listener lost its connection");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                tokio::time::sleep(DEBOUNCE).await;
+                if let Some(listener) = self.listener.as_mut() {
+                    while listener.next_buffered().is_some() {}
+                }
+            }
+        }
+    }
+
+    async fn stop(&mut self) {
+        if let Err(error) = self.server.served.flush(&self.server.db).await {
+            tracing::warn!(%error, "could not flush served counts at shutdown");
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! only receipts produce.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -22,7 +22,7 @@ impl ServedCounter {
         *self
             .counts
             .lock()
-            .expect("served counter poisoned")
+            .unwrap_or_else(PoisonError::into_inner)
             .entry((ad, node, bucket))
             .or_default() += 1;
     }
@@ -30,7 +30,7 @@ impl ServedCounter {
     /// Adds what was counted since the last flush to the table. On failure the counts are
     /// kept for the next flush.
     pub async fn flush(&self, db: &PgPool) -> Result<(), sqlx::Error> {
-        let pending = std::mem::take(&mut *self.counts.lock().expect("served counter poisoned"));
+        let pending = std::mem::take(&mut *self.counts.lock().unwrap_or_else(PoisonError::into_inner));
         if pending.is_empty() {
             return Ok(());
         }
@@ -60,7 +60,7 @@ impl ServedCounter {
         .execute(db)
         .await;
         if let Err(error) = result {
-            let mut counts = self.counts.lock().expect("served counter poisoned");
+            let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
             for (key, count) in pending {
                 *counts.entry(key).or_default() += count;
             }

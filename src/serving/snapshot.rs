@@ -14,7 +14,7 @@ use crate::campaigns::FrequencyCaps;
 use crate::creatives::{Creative, CreativeKind};
 use crate::money::Amount;
 use crate::pricing::{self, EventType, UnitPrices};
-use crate::schedule::{self, Daypart, Schedule};
+use crate::schedule::{self, Schedule};
 
 /// A running campaign as decisions see it.
 #[derive(Debug)]
@@ -131,7 +131,7 @@ impl Snapshot {
         }
 
         let campaigns = sqlx::query!(
-            r#"SELECT c.id, c.starts_at, c.ends_at, c.daypart_start_hour, c.daypart_end_hour, c.target_regions,
+            r#"SELECT c.id, schedule_instant(c.starts_at) AS "starts_at!", schedule_instant(c.ends_at) AS "ends_at!", c.daypart_start_hour, c.daypart_end_hour, c.target_regions,
                       c.target_communities, c.target_user_types, c.required_consent_scope,
                       c.impression_cap_per_hour, c.click_cap_per_hour, b.time_zone, cb.available::text AS "available!"
                FROM campaigns c JOIN brands b ON b.id = c.brand_id
@@ -148,6 +148,14 @@ impl Snapshot {
                 tracing::warn!(campaign = %row.id, zone = row.time_zone, "unknown time zone; campaign not served");
                 continue;
             };
+            let campaign_schedule =
+                match Schedule::from_db(row.starts_at, row.ends_at, row.daypart_start_hour, row.daypart_end_hour) {
+                    Ok(campaign_schedule) => campaign_schedule,
+                    Err(error) => {
+                        tracing::warn!(campaign = %row.id, %error, "campaign not served");
+                        continue;
+                    }
+                };
             let zone = *zone_index.entry(row.time_zone).or_insert_with(|| {
                 snapshot.zones.push(zone);
                 snapshot.zones.len() - 1
@@ -156,14 +164,7 @@ impl Snapshot {
             snapshot.campaigns.push(CampaignEntry {
                 id: row.id,
                 zone,
-                schedule: Schedule {
-                    starts_at: schedule::timestamp(row.starts_at),
-                    ends_at: schedule::timestamp(row.ends_at),
-                    daypart: row
-                        .daypart_start_hour
-                        .zip(row.daypart_end_hour)
-                        .and_then(|(start, end)| Daypart::new(start as u8, end as u8)),
-                },
+                schedule: campaign_schedule,
                 regions: row.target_regions,
                 communities: row.target_communities,
                 user_types: row.target_user_types,

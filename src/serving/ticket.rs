@@ -66,6 +66,7 @@ impl std::fmt::Debug for TicketKeys {
 
 impl TicketKeys {
     /// `secret` must be at least 32 bytes; the caller checks.
+    #[allow(clippy::expect_used, reason = "HMAC takes keys of any length: this cannot fail")]
     pub fn new(secret: &[u8]) -> Self {
         Self {
             mac: HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length"),

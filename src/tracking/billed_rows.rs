@@ -35,7 +35,7 @@ pub(super) async fn insert_billed(
     order.sort_unstable_by_key(|entry| entry.candidate.ticket.id);
     let mut rows = String::with_capacity(billed.len() * 360);
     for entry in order {
-        copy_row(&mut rows, batch_id, batch, entry);
+        copy_row(&mut rows, batch_id, batch, entry).map_err(sqlx::Error::Encode)?;
     }
     let mut copy = tx
         .copy_in_raw(
@@ -53,7 +53,13 @@ pub(super) async fn insert_billed(
 }
 
 /// One billed event as a line of `COPY`'s text format: tab-separated, `\N` for null.
-fn copy_row(out: &mut String, batch_id: i64, batch: &VerifiedBatch, entry: &Billed<'_>) {
+/// Fails only on a receipt time that RFC 3339 cannot write (a year outside 0 to 9999).
+fn copy_row(
+    out: &mut String,
+    batch_id: i64,
+    batch: &VerifiedBatch,
+    entry: &Billed<'_>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     use std::fmt::Write as _;
     let candidate = entry.candidate;
     let receipt = &batch.receipts[candidate.position];
@@ -66,10 +72,7 @@ fn copy_row(out: &mut String, batch_id: i64, batch: &VerifiedBatch, entry: &Bill
         None => out.push_str("\\N"),
     };
     let witness = batch.witness.map_or_else(|| "\\N".to_owned(), |w| w.node.to_string());
-    let at = receipt
-        .at
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("billable times format");
+    let at = receipt.at.format(&time::format_description::well_known::Rfc3339)?;
     write!(
         out,
         "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t",
@@ -83,15 +86,12 @@ fn copy_row(out: &mut String, batch_id: i64, batch: &VerifiedBatch, entry: &Bill
         at,
         batch_id,
         candidate.position,
-    )
-    .expect("writing to a String cannot fail");
+    )?;
     // The ticket's viewer hash, which the receipt's viewer matched.
     let viewer_hash = candidate.ticket.viewer;
     bytea(out, viewer_hash.as_ref().map(|h| h.as_slice()));
     match &viewer_hash {
-        Some(hash) => {
-            write!(out, "\t{}\t", frequency_key(candidate.ticket.ad_id, hash)).expect("writing to a String cannot fail")
-        }
+        Some(hash) => write!(out, "\t{}\t", frequency_key(candidate.ticket.ad_id, hash))?,
         None => out.push_str("\t\\N\t"),
     }
     match &receipt.order_ref {
@@ -109,11 +109,12 @@ fn copy_row(out: &mut String, batch_id: i64, batch: &VerifiedBatch, entry: &Bill
         None => out.push_str("\\N"),
     }
     for share in entry.shares {
-        write!(out, "\t{share}").expect("writing to a String cannot fail");
+        write!(out, "\t{share}")?;
     }
     out.push('\t');
     bytea(out, entry.viewer_payee.as_ref().map(|p| p.as_slice()));
     out.push('\n');
+    Ok(())
 }
 
 pub(super) async fn insert_refused(

@@ -248,10 +248,13 @@ async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result
                 // The ticket's viewer hash, which `check_receipt` matched to this viewer.
                 let hashed = ticket.viewer;
                 let linked = viewer.and_then(|v| viewers.get(v));
-                let judged = match campaigns.get_mut(&ticket.campaign_id) {
+                let campaign_and_brand = campaigns
+                    .get_mut(&ticket.campaign_id)
+                    .and_then(|campaign| Some((brands.get_mut(&campaign.brand)?, campaign)));
+                // Every campaign's brand is read with it, in the same transaction.
+                let judged = match campaign_and_brand {
                     None => Err(Refusal::CampaignBudgetExhausted),
-                    Some(campaign) => {
-                        let brand = brands.get_mut(&campaign.brand).expect("every campaign's brand is read");
+                    Some((brand, campaign)) => {
                         let frequency_key = hashed.map(|h| (ticket.ad_id, h));
                         if billed_keys.contains(&(ticket.id, receipt.event)) {
                             Err(Refusal::Duplicate)

@@ -71,6 +71,7 @@ impl Devnet {
             api,
             with_indexer: true,
             scheduler_interval: Duration::from_millis(200),
+            role_stall_after: Duration::from_secs(300),
             follow: FollowArgs {
                 deployment: file.clone(),
                 finality_depth: 0,

@@ -1,6 +1,8 @@
 //! Integration tests: the real API against real Postgres (`#[sqlx::test]` gives each test
 //! its own database) and, where the chain matters, a real anvil.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic is how a test fails")]
+
 mod support;
 
 mod access;
@@ -12,6 +14,7 @@ mod errors;
 mod escrow;
 mod fixtures;
 mod indexer;
+mod metrics;
 mod mirror_totals;
 mod nodes;
 mod openapi;
@@ -22,4 +25,5 @@ mod relayer;
 mod rpc_faults;
 mod scheduler;
 mod sign_in;
+mod supervision;
 mod vectors;

@@ -1,10 +1,15 @@
 //! Liveness and readiness against real dependencies: a real anvil and real Postgres, and
-//! each of them missing.
+//! each of them missing; background roles that are down or stuck.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use adescrow::db::MIGRATOR;
+use adescrow::worker::{Role, StepError, Supervisor};
 use axum::http::StatusCode;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use tokio::sync::Semaphore;
 
 use crate::support::*;
 
@@ -94,4 +99,90 @@ async fn not_ready_when_the_indexer_has_stalled(pool: PgPool) {
         .await
         .unwrap();
     app.get("/readyz", None).await.ok();
+}
+
+/// A role whose step waits until the test lets it through.
+#[derive(Clone)]
+struct Gated {
+    gate: Arc<Semaphore>,
+}
+
+impl Role for Gated {
+    fn name(&self) -> &'static str {
+        "gated"
+    }
+
+    async fn step(&mut self) -> Result<Duration, StepError> {
+        self.gate
+            .acquire()
+            .await
+            .map_err(|error| StepError::Fatal(error.into()))?
+            .forget();
+        Ok(Duration::from_millis(10))
+    }
+}
+
+/// A role whose every run fails.
+#[derive(Clone)]
+struct Broken;
+
+impl Role for Broken {
+    fn name(&self) -> &'static str {
+        "broken"
+    }
+
+    async fn step(&mut self) -> Result<Duration, StepError> {
+        Err(StepError::Fatal(anyhow::anyhow!("cannot work")))
+    }
+}
+
+async fn readiness_detail(app: &TestApp) -> String {
+    let reply = app.get("/readyz", None).await;
+    reply.problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable")["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn not_ready_while_a_role_is_stuck_and_ready_once_it_moves(pool: PgPool) {
+    let anvil = spawn_anvil();
+    let app = TestApp::with(pool, |c| c.rpc_url = anvil.endpoint_url());
+    let gate = Arc::new(Semaphore::new(1));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut supervisor = Supervisor::new(app.state.roles.clone(), Duration::from_millis(300), async {
+        let _ = stopped.await;
+    });
+    supervisor.spawn(Gated { gate: gate.clone() });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.get("/readyz", None).await.ok();
+
+    // Its second step never finishes.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let detail = readiness_detail(&app).await;
+    assert!(detail.contains("role gated has made no progress"), "{detail}");
+    assert!(!detail.contains("chain") && !detail.contains("database"), "{detail}");
+
+    gate.add_permits(1_000_000);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.get("/readyz", None).await.ok();
+    stop.send(()).unwrap();
+    supervisor.wait().await;
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn not_ready_while_a_role_is_down(pool: PgPool) {
+    let anvil = spawn_anvil();
+    let app = TestApp::with(pool, |c| c.rpc_url = anvil.endpoint_url());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut supervisor = Supervisor::new(app.state.roles.clone(), Duration::from_secs(60), async {
+        let _ = stopped.await;
+    })
+    .with_restart_backoff(Duration::from_secs(3600), Duration::from_secs(3600));
+    supervisor.spawn(Broken);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let detail = readiness_detail(&app).await;
+    assert!(detail.contains("role broken is down"), "{detail}");
+    stop.send(()).unwrap();
+    supervisor.wait().await;
 }

@@ -1,9 +1,14 @@
 //! The campaign scheduler with a controlled clock: dayparting across midnight in a non-UTC
 //! zone, budgets that reset at the brand's local midnight and month start, a DST change,
-//! escrow funding, end dates, and one active scheduler across processes.
+//! escrow funding, end dates, rows no API would write, and one active scheduler across
+//! processes.
+
+use std::time::Duration;
 
 use adescrow::db::MIGRATOR;
 use adescrow::leader::Leader;
+use adescrow::scheduler::Scheduler;
+use adescrow::worker::Supervisor;
 use serde_json::json;
 use sqlx::PgPool;
 use time::macros::datetime;
@@ -217,4 +222,81 @@ async fn only_one_scheduler_holds_the_lock(pool: PgPool) {
     first.release().await;
     let mut again = Leader::try_acquire(&pool, key).await.unwrap().expect("released lock");
     assert!(again.still_held().await);
+}
+
+/// Sets a campaign's end straight in the database, as no API would.
+async fn set_end(pool: &PgPool, campaign: &str, end: &str) {
+    sqlx::query("UPDATE campaigns SET ends_at = $2::timestamptz WHERE id = $1")
+        .bind(campaign.parse::<uuid::Uuid>().unwrap())
+        .bind(end)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn campaigns_ending_past_the_clocks_range_do_not_stop_the_others(pool: PgPool) {
+    let app = TestApp::new(pool.clone());
+    let advertiser = Advertiser::new(&app, "UTC", 1_000_000_000, 10_000_000_000).await;
+    // Past jiff's range, past the `time` crate's, and Postgres' own infinity: drafts, as
+    // the advertiser in the report left theirs.
+    for end in ["9999-12-31T23:59:59Z", "20000-01-01T00:00:00Z", "infinity"] {
+        let draft = app
+            .post(
+                "/v1/campaigns",
+                Some(&advertiser.token),
+                json!({ "brandId": advertiser.brand, "name": "Forever", "token": TOKEN,
+                        "startsAt": "2026-01-01T00:00:00Z", "endsAt": "2030-01-01T00:00:00Z" }),
+            )
+            .await;
+        set_end(&pool, draft.ok()["id"].as_str().unwrap(), end).await;
+    }
+    // One that is scheduled and funded, and ends "never": it runs like any other.
+    let (endless, _) = advertiser.campaign(&app, json!({}), json!({ "cpm": CPM })).await;
+    advertiser.fund(&pool, &endless, 1_000_000_000).await;
+    let endless = endless["id"].as_str().unwrap();
+    set_end(&pool, endless, "infinity").await;
+    let (campaign, _) = advertiser.campaign(&app, json!({}), json!({ "cpm": CPM })).await;
+    advertiser.fund(&pool, &campaign, 1_000_000_000).await;
+    let id = campaign["id"].as_str().unwrap();
+
+    assert_eq!(tick(&pool, id, "2026-06-01T12:00:00Z").await, "RUNNING");
+    assert_eq!(status(&pool, endless).await, "RUNNING");
+    assert_eq!(tick(&pool, id, "2030-01-01T00:00:00Z").await, "COMPLETED");
+    assert_eq!(status(&pool, endless).await, "RUNNING", "it has not ended");
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn the_supervised_scheduler_starts_campaigns_past_a_bad_row(pool: PgPool) {
+    let app = TestApp::new(pool.clone());
+    let advertiser = Advertiser::new(&app, "UTC", 1_000_000_000, 10_000_000_000).await;
+    let (bad, _) = advertiser.campaign(&app, json!({}), json!({ "cpm": CPM })).await;
+    set_end(&pool, bad["id"].as_str().unwrap(), "9999-12-31T23:59:59Z").await;
+    let (campaign, _) = advertiser
+        .campaign(
+            &app,
+            json!({ "startsAt": "2026-01-01T00:00:00Z" }),
+            json!({ "cpm": CPM }),
+        )
+        .await;
+    advertiser.fund(&pool, &campaign, 1_000_000_000).await;
+    let id = campaign["id"].as_str().unwrap();
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut supervisor = Supervisor::new(app.state.roles.clone(), Duration::from_secs(60), async {
+        let _ = stopped.await;
+    });
+    supervisor.spawn(Scheduler {
+        db: pool.clone(),
+        chain_id: CHAIN_ID,
+        interval: Duration::from_millis(100),
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while status(&pool, id).await != "RUNNING" {
+        assert!(tokio::time::Instant::now() < deadline, "the scheduler never started it");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.state.roles.problems(), [], "the scheduler is up");
+    stop.send(()).unwrap();
+    supervisor.wait().await;
 }

@@ -53,6 +53,7 @@ pub fn config() -> ApiArgs {
         split_unwitnessed: vec![5000, 5000],
         viewer_reward_bps: vec![0, 500, 0, 500],
         max_batch_receipts: 1000,
+        metrics_addr: None,
     }
 }
 
