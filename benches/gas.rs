@@ -6,6 +6,8 @@
 //! Prints one line per figure with the limit the contracts are held to, and exits non-zero
 //! when a figure is over its limit.
 
+mod support;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -72,8 +74,7 @@ fn earnings(payees: &[Address], token: Address, epoch: u64) -> (PayoutTree, U256
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let anvil_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node_modules/.bin/anvil");
-    let anvil = Anvil::at(anvil_path).spawn();
+    let anvil = Anvil::at(support::foundry::anvil()).spawn();
     let key = |i: usize| PrivateKeySigner::from(anvil.keys()[i].clone());
     let (operator, advertiser, user, relayer) = (key(0), key(1), key(2), key(3));
 

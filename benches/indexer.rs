@@ -16,6 +16,8 @@
 //! create and finally drop the database `adescrow_bench_indexer`. Prints one line per figure
 //! with its target, and exits non-zero when a figure misses it.
 
+mod support;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -109,8 +111,8 @@ fn batcher_code() -> anyhow::Result<Bytes> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("contracts/out/ConsentBatcher.sol/ConsentBatcher.json");
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
-            "cannot read {}: run `forge build` first (with FOUNDRY_SOLC=$PWD/scripts/solc and \
-             node_modules/.bin on PATH)",
+            "cannot read {}: run `forge build` first (after `source scripts/lib.sh && \
+             require_node_toolchain`, which puts the native forge on PATH and sets FOUNDRY_SOLC)",
             path.display()
         )
     })?;
@@ -339,14 +341,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 async fn run(db_url: &Url) -> anyhow::Result<bool> {
-    let anvil_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node_modules/.bin/anvil");
-    ensure!(
-        anvil_path.exists(),
-        "anvil not found at {}: run `npm ci`",
-        anvil_path.display()
-    );
     // No historical states: anvil would otherwise snapshot its growing state at every block.
-    let anvil = Anvil::at(anvil_path).arg("--prune-history").spawn();
+    let anvil = Anvil::at(support::foundry::anvil()).arg("--prune-history").spawn();
     let deployment = deploy(&DeployArgs {
         rpc_url: anvil.endpoint_url(),
         deployer_key: PrivateKeySigner::from(anvil.keys()[0].clone()),

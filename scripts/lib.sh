@@ -28,18 +28,58 @@ require_postgres() {
     psql_admin -q -c 'SELECT 1' >/dev/null 2>&1 || die "Postgres at $PGHOST:$PGPORT refused user $PGUSER"
 }
 
+# The platform part of the names of Foundry's npm packages with native binaries
+# (@foundry-rs/forge-linux-amd64 and so on).
+foundry_platform() {
+    case "$(uname -s)-$(uname -m)" in
+        Linux-x86_64) echo linux-amd64 ;;
+        Linux-aarch64 | Linux-arm64) echo linux-arm64 ;;
+        Darwin-x86_64) echo darwin-amd64 ;;
+        Darwin-arm64) echo darwin-arm64 ;;
+        *) return 1 ;;
+    esac
+}
+
 # Installs the pinned Solidity toolchain (forge, anvil, cast, solc-js, libraries) from npm
-# when package-lock.json changed since the last install.
+# when package-lock.json changed since the last install, and puts the native forge, cast and
+# anvil first on PATH.
+#
+# Never node_modules/.bin/: those are Node wrappers that exit 0 whatever the tool returns
+# (foundry-rs/foundry#14781), so a failing test, format check or reverted `cast send` would
+# pass, and killing one leaves its anvil running. ADESCROW_FOUNDRY_BIN names a directory with
+# a native Foundry of one's own (~/.foundry/bin, say) to use instead of the pinned one.
 require_node_toolchain() {
     command -v npm >/dev/null || die "npm not found: install Node.js 20+ (apt-get install nodejs npm)"
-    if [[ ! -x node_modules/.bin/forge || package-lock.json -nt node_modules/.package-lock.json ]]; then
+    local platform="" dirs=() tool dir
+    if [[ -z "${ADESCROW_FOUNDRY_BIN:-}" ]]; then
+        platform="$(foundry_platform)" ||
+            die "Foundry's npm packages have no binaries for $(uname -s) $(uname -m): install Foundry (https://getfoundry.sh) and set ADESCROW_FOUNDRY_BIN to its bin directory"
+    fi
+    if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ||
+        (-n "$platform" && ! -x node_modules/@foundry-rs/forge-$platform/bin/forge) ]]; then
         say "installing the Solidity toolchain from npm"
         # Not `npm ci`: the Foundry packages list optional per-platform binaries that the
         # registry here does not serve, which `npm ci` treats as an out-of-date lock file.
         # `--no-save` still installs exactly the locked versions and never rewrites the lock.
         npm install --no-audit --no-fund --no-save --loglevel=error
     fi
-    export PATH="$PWD/node_modules/.bin:$PATH"
+    for tool in forge cast anvil; do
+        if [[ -n "$platform" ]]; then
+            dir="$PWD/node_modules/@foundry-rs/$tool-$platform/bin"
+            [[ -x "$dir/$tool" ]] ||
+                die "npm did not install @foundry-rs/$tool-$platform (the native $tool for this machine): run \`npm install\` and look for errors, or set ADESCROW_FOUNDRY_BIN to a native Foundry's bin directory"
+            dirs+=("$dir")
+        else
+            dir="$(cd "$ADESCROW_FOUNDRY_BIN" 2>/dev/null && pwd)" || die "ADESCROW_FOUNDRY_BIN=$ADESCROW_FOUNDRY_BIN is not a directory"
+            [[ -x "$dir/$tool" ]] || die "no $tool in ADESCROW_FOUNDRY_BIN=$ADESCROW_FOUNDRY_BIN"
+            # The npm wrappers are the one thing this must not be.
+            head -n1 "$dir/$tool" | grep -q '^#!.*node' &&
+                die "$dir/$tool is a Node wrapper, which exits 0 whatever $tool returns: point ADESCROW_FOUNDRY_BIN at native binaries"
+            dirs=("$dir")
+        fi
+    done
+    PATH="$(IFS=:; echo "${dirs[*]}"):$PATH"
+    export PATH
     # forge compiles with solc-js behind this shim unless the user brings a native solc.
     export FOUNDRY_SOLC="${FOUNDRY_SOLC:-$PWD/scripts/solc}"
 }

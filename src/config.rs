@@ -221,6 +221,10 @@ pub struct ApiArgs {
     /// How long a sign-in nonce stays usable.
     #[arg(long, env = "ADESCROW_NONCE_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
     pub nonce_ttl: Duration,
+    /// Most unused, unexpired sign-in nonces one client network (an IPv4 address or an IPv6
+    /// /64) may hold; each nonce is a row anyone can make the API write.
+    #[arg(long, env = "ADESCROW_NONCES_PER_CLIENT", default_value = "32")]
+    pub nonces_per_client: std::num::NonZeroU32,
     /// Wallet addresses that receive the admin role when they sign in (comma separated).
     #[arg(long, env = "ADESCROW_ADMIN_ADDRESSES", value_delimiter = ',')]
     pub admin_addresses: Vec<Address>,

@@ -1,5 +1,5 @@
 //! What the bench binaries share: an API configuration for in-process servers, a throwaway
-//! database, and percentiles.
+//! database, percentiles, and where the native anvil is (the tests' `foundry` module).
 
 #![allow(dead_code)]
 
@@ -11,6 +11,9 @@ use alloy::primitives::Address;
 use anyhow::Context as _;
 use sqlx::{Connection, PgConnection};
 use url::Url;
+
+#[path = "../../tests/it/support/foundry.rs"]
+pub mod foundry;
 
 pub const CHAIN_ID: u64 = 31337;
 
@@ -24,6 +27,7 @@ pub fn config(escrow: Address, max_batch_receipts: usize) -> ApiArgs {
         session_ttl: Duration::from_secs(900),
         refresh_ttl: Duration::from_secs(86_400),
         nonce_ttl: Duration::from_secs(600),
+        nonces_per_client: std::num::NonZeroU32::new(32).unwrap(),
         admin_addresses: Vec::new(),
         body_limit: 4 * 1024 * 1024,
         request_timeout: Duration::from_secs(30),

@@ -1,13 +1,14 @@
 //! Who is calling: wallet sign-in (SIWE), session tokens, API keys and roles.
 
 pub mod api_key;
+pub mod client_network;
 pub mod node_session;
 pub mod personal_sign;
 pub mod principal;
 pub mod session;
 pub mod siwe;
 
-pub use principal::{Credential, Principal};
+pub use principal::{Authenticated, Credential, Principal};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -105,6 +105,9 @@ impl NodeSessions {
             iat: now.unix_timestamp(),
             exp: expires_at.unix_timestamp(),
         };
+        // Encoding fails only for a key of another algorithm's type or claims serde cannot
+        // write; neither can happen with an HMAC key and these fields.
+        #[allow(clippy::expect_used, reason = "HS256 signing of plain claims cannot fail")]
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing of plain claims cannot fail");
         (token, expires_at)

@@ -4,9 +4,9 @@ use alloy::primitives::Address;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::session::SessionKeys;
+use super::session::{SessionKeys, SessionToken};
 use super::{Role, api_key};
-use crate::accounts::{self, OwnerScope};
+use crate::accounts::OwnerScope;
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,15 +26,38 @@ pub struct Principal {
     pub credential: Credential,
 }
 
-/// Why a credential did not authenticate anyone.
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    #[error("missing bearer credential")]
+/// Who a request's credential names: a user (by session token or API key) or a hoster node
+/// (by node session token).
+#[derive(Debug, Clone)]
+pub enum Authenticated {
+    User(Principal),
+    Node(Uuid),
+}
+
+/// Why a credential did not authenticate anyone. The message is what the client is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("missing Authorization: Bearer credential")]
     Missing,
+    #[error("Authorization header must be `Bearer <token>`")]
+    NotBearer,
     #[error("session token is invalid or expired")]
     InvalidSession,
+    #[error("this sign-in has ended (signed out or revoked); sign in again")]
+    SignInEnded,
     #[error("API key is unknown or revoked")]
     InvalidApiKey,
+    #[error("node session token is invalid or expired")]
+    InvalidNodeSession,
+    #[error("this node is retired, unknown, or its owner is no longer a hoster")]
+    InactiveNode,
+}
+
+/// Why a credential could not be checked or did not authenticate anyone.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -54,46 +77,67 @@ impl Principal {
         (!self.is_admin()).then_some(self.user_id)
     }
 
-    /// Resolves a bearer credential: an `adk_` API key or a session token.
+    /// Resolves a bearer credential: an `adk_` API key or a session token. One database
+    /// round trip either way.
     pub async fn authenticate(db: &PgPool, sessions: &SessionKeys, bearer: &str) -> Result<Self, AuthError> {
         if bearer.starts_with(api_key::PREFIX) {
             Self::from_api_key(db, bearer).await
         } else {
-            let user_id = sessions.verify(bearer).ok_or(AuthError::InvalidSession)?;
-            Self::from_session(db, user_id).await
+            let token = sessions.verify(bearer).ok_or(Refusal::InvalidSession)?;
+            Self::from_session(db, token).await
         }
     }
 
-    async fn from_session(db: &PgPool, user_id: Uuid) -> Result<Self, AuthError> {
-        let user = accounts::find(db, user_id).await?.ok_or(AuthError::InvalidSession)?;
+    /// The user and roles behind a session token, provided its sign-in is still live: a
+    /// signed-out or revoked sign-in stops its tokens at once, not when they expire.
+    async fn from_session(db: &PgPool, token: SessionToken) -> Result<Self, AuthError> {
+        let row = sqlx::query!(
+            r#"SELECT u.address,
+                      array_remove(array_agg(r.role ORDER BY r.role), NULL) AS "roles!: Vec<Role>"
+               FROM users u LEFT JOIN user_roles r ON r.user_id = u.id
+               WHERE u.id = $1
+                 AND EXISTS (SELECT 1 FROM refresh_sessions s
+                             WHERE s.family_id = $2 AND s.user_id = u.id
+                               AND s.rotated_at IS NULL AND s.revoked_at IS NULL AND s.expires_at > now())
+               GROUP BY u.id"#,
+            token.user_id,
+            token.sign_in,
+        )
+        .fetch_optional(db)
+        .await?
+        .ok_or(Refusal::SignInEnded)?;
         Ok(Self {
-            user_id,
-            address: user.address,
-            roles: user.roles,
+            user_id: token.user_id,
+            address: Address::from_slice(&row.address),
+            roles: row.roles,
             credential: Credential::Session,
         })
     }
 
     async fn from_api_key(db: &PgPool, secret: &str) -> Result<Self, AuthError> {
-        // The key acts with its role only while its owner still holds that role.
+        // The key acts with its role only while its owner still holds that role. Use is
+        // recorded at most once a minute, so a busy node does not write on every call, and
+        // in the same statement, so that checking a key stays one round trip.
         let row = sqlx::query!(
-            r#"SELECT k.id, k.user_id, u.address, k.role AS "role: Role",
-                      EXISTS (SELECT 1 FROM user_roles r WHERE r.user_id = k.user_id AND r.role = k.role) AS "role_held!"
-               FROM api_keys k JOIN users u ON u.id = k.user_id
-               WHERE k.key_hash = $1 AND k.revoked_at IS NULL"#,
+            r#"WITH key AS (
+                   SELECT k.id, k.user_id, u.address, k.role,
+                          EXISTS (SELECT 1 FROM user_roles r WHERE r.user_id = k.user_id AND r.role = k.role) AS role_held
+                   FROM api_keys k JOIN users u ON u.id = k.user_id
+                   WHERE k.key_hash = $1 AND k.revoked_at IS NULL
+               ), used AS (
+                   UPDATE api_keys SET last_used_at = now()
+                   FROM key
+                   WHERE api_keys.id = key.id
+                     AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < now() - interval '1 minute')
+               )
+               SELECT id AS "id!", user_id AS "user_id!", address AS "address!", role AS "role!: Role",
+                      role_held AS "role_held!"
+               FROM key"#,
             &api_key::hash(secret)[..]
         )
         .fetch_optional(db)
         .await?
-        .ok_or(AuthError::InvalidApiKey)?;
-        // Recording use at most once a minute keeps a busy node from writing on every call.
-        sqlx::query!(
-            "UPDATE api_keys SET last_used_at = now()
-             WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
-            row.id
-        )
-        .execute(db)
-        .await?;
+        .ok_or(Refusal::InvalidApiKey)?;
         Ok(Self {
             user_id: row.user_id,
             address: Address::from_slice(&row.address),

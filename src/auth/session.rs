@@ -1,9 +1,12 @@
 //! Session tokens and refresh tokens.
 //!
-//! A session token is a short-lived HS256 JWT naming the user; roles are read from the
-//! database on each request so that revoking a role takes effect at once. A refresh token
-//! is an opaque random string stored hashed; each use rotates it within its family, and a
-//! rotated token presented again revokes the family (it can only have leaked).
+//! A sign-in is a family of refresh tokens. A refresh token is an opaque random string
+//! stored hashed; each use rotates it within its family, and a rotated token presented again
+//! revokes the family (it can only have leaked), as sign-out does.
+//!
+//! A session (access) token is a short-lived HS256 JWT naming the user and the sign-in.
+//! Roles and whether the sign-in is still live are read from the database on each request
+//! (see [`Principal`](super::Principal)), so revoking a role or a sign-in takes effect at once.
 
 use std::time::Duration;
 
@@ -45,9 +48,19 @@ impl std::fmt::Debug for SessionKeys {
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     sub: Uuid,
+    /// The sign-in (refresh family) the token belongs to.
+    sid: Uuid,
     iss: String,
     iat: i64,
     exp: i64,
+}
+
+/// What a valid, unexpired session token says. Whether its sign-in is still live is for the
+/// database to tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionToken {
+    pub user_id: Uuid,
+    pub sign_in: Uuid,
 }
 
 /// A session token and a refresh token, as returned by sign-in and refresh.
@@ -88,21 +101,28 @@ impl SessionKeys {
         })
     }
 
-    /// Returns the user a valid, unexpired session token names.
-    pub fn verify(&self, token: &str) -> Option<Uuid> {
+    /// Reads a valid, unexpired session token.
+    pub fn verify(&self, token: &str) -> Option<SessionToken> {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .ok()
-            .map(|data| data.claims.sub)
+            .map(|data| SessionToken {
+                user_id: data.claims.sub,
+                sign_in: data.claims.sid,
+            })
     }
 
-    fn access_token(&self, user_id: Uuid, now: OffsetDateTime) -> (String, OffsetDateTime) {
+    fn access_token(&self, session: SessionToken, now: OffsetDateTime) -> (String, OffsetDateTime) {
         let expires_at = now + self.session_ttl;
         let claims = Claims {
-            sub: user_id,
+            sub: session.user_id,
+            sid: session.sign_in,
             iss: ISSUER.to_owned(),
             iat: now.unix_timestamp(),
             exp: expires_at.unix_timestamp(),
         };
+        // Encoding fails only for a key of another algorithm's type or claims serde cannot
+        // write; neither can happen with an HMAC key and these fields.
+        #[allow(clippy::expect_used, reason = "HS256 signing of plain claims cannot fail")]
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing of plain claims cannot fail");
         (token, expires_at)
@@ -121,7 +141,11 @@ impl SessionKeys {
         family_id: Uuid,
     ) -> Result<IssuedSession, sqlx::Error> {
         let now = OffsetDateTime::now_utc();
-        let (access_token, access_expires_at) = self.access_token(user_id, now);
+        let session = SessionToken {
+            user_id,
+            sign_in: family_id,
+        };
+        let (access_token, access_expires_at) = self.access_token(session, now);
         let refresh_token = random_token();
         let refresh_expires_at = now + self.refresh_ttl;
         sqlx::query!(
@@ -209,11 +233,18 @@ mod tests {
         assert!(SessionKeys::new(b"short", Duration::from_secs(1), Duration::from_secs(1)).is_err());
     }
 
+    fn session() -> SessionToken {
+        SessionToken {
+            user_id: Uuid::new_v4(),
+            sign_in: Uuid::new_v4(),
+        }
+    }
+
     #[test]
-    fn a_token_names_its_user_and_only_verifies_with_its_key() {
-        let user = Uuid::new_v4();
-        let (token, _) = keys().access_token(user, OffsetDateTime::now_utc());
-        assert_eq!(keys().verify(&token), Some(user));
+    fn a_token_names_its_user_and_sign_in_and_only_verifies_with_its_key() {
+        let session = session();
+        let (token, _) = keys().access_token(session, OffsetDateTime::now_utc());
+        assert_eq!(keys().verify(&token), Some(session));
         let other = SessionKeys::new(&[8u8; 32], Duration::from_secs(60), Duration::from_secs(60)).unwrap();
         assert_eq!(other.verify(&token), None);
         assert_eq!(keys().verify("not a token"), None);
@@ -221,7 +252,7 @@ mod tests {
 
     #[test]
     fn expired_tokens_are_refused() {
-        let (token, _) = keys().access_token(Uuid::new_v4(), OffsetDateTime::now_utc() - Duration::from_secs(3600));
+        let (token, _) = keys().access_token(session(), OffsetDateTime::now_utc() - Duration::from_secs(3600));
         assert_eq!(keys().verify(&token), None);
     }
 }

@@ -7,10 +7,11 @@
 use std::time::Duration;
 
 use alloy::primitives::Address;
-use sqlx::PgConnection;
+use sqlx::{Acquire, PgConnection};
 use time::OffsetDateTime;
 use url::Url;
 
+use super::client_network::ClientNetwork;
 use super::personal_sign::{self, SignatureError};
 
 /// Clock skew tolerated between a wallet and this server for `Issued At`.
@@ -161,17 +162,68 @@ impl SignInPolicy {
     }
 }
 
-/// Issues a fresh nonce, valid for the policy's nonce lifetime.
-pub async fn issue_nonce(conn: &mut PgConnection, ttl: Duration) -> Result<(String, OffsetDateTime), sqlx::Error> {
-    let nonce = siwe::generate_nonce();
-    let expires_at = OffsetDateTime::now_utc() + ttl;
+/// Why no nonce was issued.
+#[derive(Debug, thiserror::Error)]
+pub enum NonceError {
+    /// The client's network already holds as many unused, unexpired nonces as it may.
+    #[error("too many unused sign-in nonces from this network; use one or retry after one expires")]
+    TooMany {
+        /// Until the first of them expires.
+        retry_after: Duration,
+    },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// `pg_advisory_xact_lock(class, key)` class of nonce issuing ("nonc" in ASCII). The
+/// two-key form has a key space of its own, apart from the single-key leader locks.
+const NONCE_LOCK_CLASS: i32 = 0x6e6f_6e63;
+
+/// Issues a fresh nonce for a client, valid for `ttl`, unless the client's network already
+/// holds `limit` outstanding ones: each nonce is a row written for anyone who asks, so what
+/// one network can make the table hold is bounded.
+pub async fn issue_nonce(
+    conn: &mut PgConnection,
+    client: &ClientNetwork,
+    ttl: Duration,
+    limit: u32,
+) -> Result<(String, OffsetDateTime), NonceError> {
+    let mut tx = conn.begin().await?;
+    // Serializes one network's requests so that concurrent ones cannot all see room under
+    // the cap; unrelated networks sharing the lock's 32 bits only wait for each other.
+    let [a, b, c, d, ..] = *client.as_bytes();
     sqlx::query!(
-        "INSERT INTO siwe_nonces (nonce, expires_at) VALUES ($1, $2)",
-        nonce,
-        expires_at
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        NONCE_LOCK_CLASS,
+        i32::from_be_bytes([a, b, c, d])
     )
-    .execute(conn)
+    .execute(&mut *tx)
     .await?;
+    let outstanding = sqlx::query!(
+        r#"SELECT count(*) AS "count!", min(expires_at) AS first_expiry FROM siwe_nonces
+           WHERE client_hash = $1 AND used_at IS NULL AND expires_at > now()"#,
+        &client.as_bytes()[..]
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let now = OffsetDateTime::now_utc();
+    if outstanding.count >= i64::from(limit) {
+        let first_expiry = outstanding.first_expiry.unwrap_or(now);
+        return Err(NonceError::TooMany {
+            retry_after: (first_expiry - now).try_into().unwrap_or_default(),
+        });
+    }
+    let nonce = siwe::generate_nonce();
+    let expires_at = now + ttl;
+    sqlx::query!(
+        "INSERT INTO siwe_nonces (nonce, expires_at, client_hash) VALUES ($1, $2, $3)",
+        nonce,
+        expires_at,
+        &client.as_bytes()[..]
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
     Ok((nonce, expires_at))
 }
 

@@ -54,7 +54,7 @@ impl<P> fmt::Debug for Caller<P> {
 
 /// Why a caller was not admitted.
 fn refusal<P: Policy>(principal: &Principal) -> Option<String> {
-    if P::SESSION_ONLY && !matches!(principal.credential, Credential::Session { .. }) {
+    if P::SESSION_ONLY && !matches!(principal.credential, Credential::Session) {
         return Some("this needs a wallet session, not an API key".to_owned());
     }
     if P::ROLES.iter().any(|role| principal.has(*role)) {

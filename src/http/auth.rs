@@ -13,7 +13,9 @@ use super::AppState;
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::Json;
 use crate::accounts::{self, User};
+use crate::auth::client_network::ClientNetwork;
 use crate::auth::session::{IssuedSession, RefreshError};
+use crate::auth::siwe::NonceError;
 use crate::auth::{Role, siwe};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -39,11 +41,33 @@ pub struct SignInChallenge {
     pub chain_id: u64,
 }
 
-/// Issues a single-use sign-in nonce.
-#[utoipa::path(get, path = "/auth/nonce", tag = "auth", responses((status = 200, body = SignInChallenge)))]
-async fn nonce(State(state): State<AppState>) -> ApiResult<Json<SignInChallenge>> {
+/// Issues a single-use sign-in nonce. A network may hold only so many unused ones at a time
+/// (`ADESCROW_NONCES_PER_CLIENT`); beyond that the answer is 429 until one is used or expires.
+#[utoipa::path(
+    get, path = "/auth/nonce", tag = "auth",
+    responses(
+        (status = 200, body = SignInChallenge),
+        (status = 429, description = "Too many unused nonces from this network; `Retry-After` says when one expires", body = ProblemSchema),
+    )
+)]
+async fn nonce(State(state): State<AppState>, client: ClientNetwork) -> ApiResult<Json<SignInChallenge>> {
     let mut conn = state.db.acquire().await?;
-    let (nonce, expires_at) = siwe::issue_nonce(&mut conn, state.sign_in.nonce_ttl()).await?;
+    let issued = siwe::issue_nonce(
+        &mut conn,
+        &client,
+        state.sign_in.nonce_ttl(),
+        state.config.nonces_per_client.get(),
+    )
+    .await;
+    let (nonce, expires_at) = match issued {
+        Ok(issued) => issued,
+        Err(NonceError::TooMany { retry_after }) => {
+            return Err(ApiError::RateLimited {
+                retry_after_secs: retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
+            });
+        }
+        Err(NonceError::Database(error)) => return Err(error.into()),
+    };
     Ok(Json(SignInChallenge {
         nonce,
         expires_at,

@@ -4,16 +4,17 @@ use axum::body::Bytes;
 use axum::extract::path::ErrorKind;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::AppState;
 use super::error::ApiError;
-use crate::auth::Principal;
-use crate::auth::principal::MissingRole;
+use super::{AppState, middleware};
+use crate::auth::principal::{AuthError, MissingRole, Refusal};
+use crate::auth::{Authenticated, Principal};
 
 /// A JSON body. Unlike `axum::Json`, a rejection names the field at fault (as a path such
 /// as `items[2].price`) in a problem document.
@@ -224,25 +225,26 @@ impl From<QueryRejection> for ApiError {
 }
 
 /// The request's bearer credential.
-fn bearer(parts: &Parts) -> Result<&str, ApiError> {
-    let header = parts
-        .headers
-        .get(AUTHORIZATION)
-        .ok_or_else(|| ApiError::Unauthenticated("missing Authorization: Bearer credential".into()))?;
+pub(super) fn bearer(headers: &HeaderMap) -> Result<&str, Refusal> {
+    let header = headers.get(AUTHORIZATION).ok_or(Refusal::Missing)?;
     header
         .to_str()
         .ok()
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|token| !token.is_empty())
-        .ok_or_else(|| ApiError::Unauthenticated("Authorization header must be `Bearer <token>`".into()))
+        .ok_or(Refusal::NotBearer)
 }
 
+/// A user, by session token or API key; identified once per request by the rate limit.
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(Principal::authenticate(&state.db, &state.sessions, bearer(parts)?).await?)
+        match middleware::identity(parts, state).await? {
+            Authenticated::User(principal) => Ok(principal),
+            Authenticated::Node(_) => Err(AuthError::Refused(Refusal::InvalidSession).into()),
+        }
     }
 }
 
@@ -255,16 +257,17 @@ impl FromRequestParts<AppState> for NodeCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let node = state
-            .node_sessions
-            .verify(bearer(parts)?)
-            .ok_or_else(|| ApiError::Unauthenticated("node session token is invalid or expired".into()))?;
-        if !state.ad_server.is_active_node(node) {
-            return Err(ApiError::Unauthenticated(
-                "this node is retired, unknown, or its owner is no longer a hoster".into(),
-            ));
+        match middleware::identity(parts, state).await {
+            Ok(Authenticated::Node(node)) => Ok(NodeCaller(node)),
+            Err(
+                error @ (AuthError::Database(_)
+                | AuthError::Refused(Refusal::Missing | Refusal::NotBearer | Refusal::InactiveNode)),
+            ) => Err(error.into()),
+            // A user's credential, or one that is nobody's: either way not a node's.
+            Ok(Authenticated::User(_)) | Err(AuthError::Refused(_)) => {
+                Err(AuthError::Refused(Refusal::InvalidNodeSession).into())
+            }
         }
-        Ok(NodeCaller(node))
     }
 }
 

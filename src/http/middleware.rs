@@ -1,30 +1,39 @@
-//! Cross-cutting request handling: per-client rate limits, security headers, and turning
-//! bare error statuses from lower layers into problem documents.
+//! Cross-cutting request handling: who is calling and their rate limit, security headers,
+//! and turning bare error statuses from lower layers into problem documents.
 
-use std::net::{IpAddr, SocketAddr};
+use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header::{self, AUTHORIZATION, HeaderName, HeaderValue};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::header::{self, HeaderName, HeaderValue};
+use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use sha2::{Digest, Sha256};
 use tower_http::set_header::SetResponseHeaderLayer;
+use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ProblemKind, problem_response};
+use super::extract::bearer;
+use crate::auth::client_network::{ClientNetwork, ClientNetworks};
+use crate::auth::principal::{AuthError, Refusal};
+use crate::auth::{Authenticated, Principal, api_key};
 
-/// Whom a request counts against: its credential when it carries one (so machines behind one
-/// NAT keep separate budgets), its peer address otherwise.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Whom a request counts against. Only a verified credential has a budget of its own:
+/// anything else (no credential, or one that does not verify) counts against its network,
+/// so made-up credentials cannot mint fresh budgets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ClientKey {
-    /// SHA-256 of the bearer credential; the secret itself is never kept.
-    Credential([u8; 32]),
-    Ip(IpAddr),
-    /// No credential and no peer address (in-process callers such as tests).
-    Unknown,
+    /// A user, by session token or API key: one budget per account, so that opening more
+    /// sessions or keys does not buy more requests.
+    User(Uuid),
+    /// A hoster node, by node session token.
+    Node(Uuid),
+    Network(ClientNetwork),
 }
 
 /// A GCRA limiter (the `governor` crate) keyed by client.
@@ -32,13 +41,15 @@ pub enum ClientKey {
 pub struct ClientRateLimiter {
     limiter: DefaultKeyedRateLimiter<ClientKey>,
     clock: DefaultClock,
+    networks: ClientNetworks,
 }
 
 impl ClientRateLimiter {
-    pub fn new(per_second: NonZeroU32, burst: NonZeroU32) -> Self {
+    pub fn new(per_second: NonZeroU32, burst: NonZeroU32, networks: ClientNetworks) -> Self {
         Self {
             limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
             clock: DefaultClock::default(),
+            networks,
         }
     }
 
@@ -55,23 +66,77 @@ impl ClientRateLimiter {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
     }
-}
 
-fn client_key(req: &Request) -> ClientKey {
-    if let Some(credential) = req.headers().get(AUTHORIZATION) {
-        return ClientKey::Credential(Sha256::digest(credential.as_bytes()).into());
-    }
-    match req.extensions().get::<ConnectInfo<SocketAddr>>() {
-        Some(ConnectInfo(addr)) => ClientKey::Ip(addr.ip()),
-        None => ClientKey::Unknown,
+    /// The network a request came from.
+    pub fn network_of(&self, extensions: &Extensions) -> ClientNetwork {
+        let peer = extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        self.networks.of(peer)
     }
 }
 
-/// Refuses requests over the client's budget with 429 and `Retry-After`.
-pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    match state.rate_limiter.check(&client_key(&req)) {
-        Ok(()) => next.run(req).await,
-        Err(retry_after_secs) => ApiError::RateLimited { retry_after_secs }.into_response(),
+/// The result of checking a request's credential, kept in its extensions so that the
+/// [`Principal`] and [`NodeCaller`](super::extract::NodeCaller) extractors reuse it: an API
+/// key or session check costs a database round trip, paid once per request.
+#[derive(Debug, Clone)]
+pub struct Identity(pub Result<Authenticated, Refusal>);
+
+/// Checks a request's bearer credential.
+pub async fn identify(headers: &HeaderMap, state: &AppState) -> Result<Authenticated, AuthError> {
+    let token = bearer(headers)?;
+    // Node tokens are checked from memory: a MAC, and the serving index's view of which
+    // nodes are retired or lost their owner's hoster role.
+    if !token.starts_with(api_key::PREFIX)
+        && let Some(node) = state.node_sessions.verify(token)
+    {
+        return if state.ad_server.is_active_node(node) {
+            Ok(Authenticated::Node(node))
+        } else {
+            Err(Refusal::InactiveNode.into())
+        };
+    }
+    Ok(Authenticated::User(
+        Principal::authenticate(&state.db, &state.sessions, token).await?,
+    ))
+}
+
+/// The request's identity: the one the rate limit found, or (on routes it does not cover)
+/// checked now.
+pub async fn identity(parts: &Parts, state: &AppState) -> Result<Authenticated, AuthError> {
+    match parts.extensions.get::<Identity>() {
+        Some(Identity(identity)) => Ok(identity.clone()?),
+        None => identify(&parts.headers, state).await,
+    }
+}
+
+/// Identifies the caller, then refuses requests over its budget with 429 and `Retry-After`.
+pub async fn rate_limit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let identified = identify(req.headers(), &state).await;
+    let key = match &identified {
+        Ok(Authenticated::User(principal)) => ClientKey::User(principal.user_id),
+        Ok(Authenticated::Node(node)) => ClientKey::Node(*node),
+        Err(_) => ClientKey::Network(state.rate_limiter.network_of(req.extensions())),
+    };
+    if let Err(retry_after_secs) = state.rate_limiter.check(&key) {
+        return ApiError::RateLimited { retry_after_secs }.into_response();
+    }
+    let identity = match identified {
+        Ok(caller) => Ok(caller),
+        Err(AuthError::Refused(refusal)) => Err(refusal),
+        // Nobody can be authenticated while the database fails; say so at once.
+        Err(error @ AuthError::Database(_)) => return ApiError::from(error).into_response(),
+    };
+    req.extensions_mut().insert(Identity(identity));
+    next.run(req).await
+}
+
+/// The network a request came from, as its keyed hash.
+impl FromRequestParts<AppState> for ClientNetwork {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
+        Ok(state.rate_limiter.network_of(&parts.extensions))
     }
 }
 

@@ -44,6 +44,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::auth::client_network::ClientNetworks;
 use crate::auth::node_session::NodeSessions;
 use crate::auth::session::{SessionKeys, WeakSecret};
 use crate::auth::siwe::SignInPolicy;
@@ -111,7 +112,11 @@ impl AppState {
             split,
             sign_in: Arc::new(sign_in),
             chain,
-            rate_limiter: Arc::new(ClientRateLimiter::new(per_second, burst)),
+            rate_limiter: Arc::new(ClientRateLimiter::new(
+                per_second,
+                burst,
+                ClientNetworks::new(config.jwt_secret.as_bytes()),
+            )),
             metrics: telemetry::metrics_handle(),
             config: Arc::new(config),
         })

@@ -40,12 +40,13 @@ async fn lifecycle(pool: PgPool) {
     let nodes = app.get("/v1/nodes", Some(&secret)).await;
     nodes.ok();
 
-    // Listed without the secret.
+    // Listed without the secret; its use is recorded (at most once a minute).
     let listed = app.get("/v1/api-keys", Some(&token)).await;
     let listed = listed.ok().as_array().unwrap().clone();
     assert_eq!(listed.len(), 1);
     assert!(listed[0].get("secret").is_none());
     assert_eq!(listed[0]["role"], "hoster");
+    assert!(listed[0]["lastUsedAt"].is_string(), "{}", listed[0]);
 
     // Revoked keys stop working; revoking twice is fine.
     let id = created.body["id"].as_str().unwrap();

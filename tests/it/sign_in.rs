@@ -254,3 +254,82 @@ async fn protected_routes_refuse_missing_and_bad_tokens(pool: PgPool) {
         .await
         .problem(StatusCode::UNAUTHORIZED, "unauthenticated");
 }
+
+/// The user behind an access token, or the problem slug it is refused with.
+async fn me(app: &TestApp, token: &str) -> Result<String, String> {
+    let reply = app.get("/v1/me", Some(token)).await;
+    if reply.status == StatusCode::OK {
+        Ok(reply.body["id"].as_str().unwrap().to_owned())
+    } else {
+        Err(reply.problem(StatusCode::UNAUTHORIZED, "unauthenticated")["detail"]
+            .as_str()
+            .unwrap()
+            .to_owned())
+    }
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn signing_out_stops_the_access_token_at_once(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let wallet = PrivateKeySigner::random();
+    let session = app.sign_in(&wallet).await;
+    let other = app.sign_in(&wallet).await;
+    let token = session["accessToken"].as_str().unwrap();
+    let other_token = other["accessToken"].as_str().unwrap();
+    me(&app, token).await.unwrap();
+
+    let reply = app
+        .post(
+            "/v1/auth/logout",
+            None,
+            json!({ "refreshToken": session["refreshToken"] }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let refused = me(&app, token).await.unwrap_err();
+    assert!(refused.contains("sign-in has ended"), "{refused}");
+
+    // The user's other sign-in is untouched.
+    assert_eq!(me(&app, other_token).await.unwrap(), other["user"]["id"]);
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_replayed_refresh_token_stops_every_access_token_of_its_sign_in(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let wallet = PrivateKeySigner::random();
+    let session = app.sign_in(&wallet).await;
+    let other = app.sign_in(&wallet).await;
+    let refresh = session["refreshToken"].as_str().unwrap();
+    let rotated = app
+        .post("/v1/auth/refresh", None, json!({ "refreshToken": refresh }))
+        .await
+        .ok()
+        .clone();
+    let first = session["accessToken"].as_str().unwrap();
+    let second = rotated["accessToken"].as_str().unwrap();
+    // Rotation keeps the sign-in live: both its access tokens work until they expire.
+    me(&app, first).await.unwrap();
+    me(&app, second).await.unwrap();
+
+    app.post("/v1/auth/refresh", None, json!({ "refreshToken": refresh }))
+        .await
+        .problem(StatusCode::UNAUTHORIZED, "unauthenticated");
+    for token in [first, second] {
+        let refused = me(&app, token).await.unwrap_err();
+        assert!(refused.contains("sign-in has ended"), "{refused}");
+    }
+    me(&app, other["accessToken"].as_str().unwrap()).await.unwrap();
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn an_access_token_stops_when_its_sign_in_expires(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let wallet = PrivateKeySigner::random();
+    let token = app.token(&wallet).await;
+    me(&app, &token).await.unwrap();
+    sqlx::query("UPDATE refresh_sessions SET expires_at = now() - interval '1 second'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    me(&app, &token).await.unwrap_err();
+}

@@ -1,6 +1,5 @@
 //! Test harness: an app over a test database, request helpers, and wallet sign-in.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use adescrow::config::ApiArgs;
@@ -19,6 +18,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tower::ServiceExt;
 
+mod foundry;
+
 pub const DOMAIN: &str = "api.adescrow.test";
 pub const CHAIN_ID: u64 = 31337;
 
@@ -32,6 +33,7 @@ pub fn config() -> ApiArgs {
         session_ttl: Duration::from_secs(900),
         refresh_ttl: Duration::from_secs(86_400),
         nonce_ttl: Duration::from_secs(600),
+        nonces_per_client: std::num::NonZeroU32::new(32).unwrap(),
         admin_addresses: Vec::new(),
         body_limit: 64 * 1024,
         request_timeout: Duration::from_secs(10),
@@ -231,13 +233,7 @@ pub fn sign_in_body(wallet: &PrivateKeySigner, message: &str) -> Value {
     serde_json::json!({ "message": message, "signature": personal_sign(wallet, message) })
 }
 
-/// A local anvil from the npm-installed Foundry (see package.json).
+/// A local anvil: the native binary of the pinned Foundry (see `foundry`).
 pub fn spawn_anvil() -> AnvilInstance {
-    let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node_modules/.bin/anvil");
-    assert!(
-        binary.exists(),
-        "anvil not found at {}: run `npm ci` (scripts/test does)",
-        binary.display()
-    );
-    Anvil::at(binary).chain_id(CHAIN_ID).spawn()
+    Anvil::at(foundry::anvil()).chain_id(CHAIN_ID).spawn()
 }
