@@ -18,7 +18,7 @@ pub type OwnerScope = Option<Uuid>;
 pub struct User {
     pub id: Uuid,
     /// EIP-55 checksummed wallet address.
-    #[schema(value_type = String, example = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8")]
+    #[schema(value_type = crate::wire::schema::Address, example = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8")]
     #[serde(serialize_with = "crate::wire::checksummed::serialize")]
     pub address: Address,
     pub roles: Vec<Role>,

@@ -15,13 +15,14 @@ use crate::money::Amount;
 pub struct Brand {
     pub id: Uuid,
     pub owner_id: Uuid,
+    #[schema(value_type = crate::wire::schema::Name)]
     pub name: String,
     /// Most billed spend per local day, in base units of the campaigns' tokens.
     pub daily_budget: Amount,
     /// Most billed spend per local month.
     pub monthly_budget: Amount,
     /// IANA zone name; days and months start at its midnight.
-    #[schema(example = "Europe/Berlin")]
+    #[schema(value_type = crate::wire::schema::TimeZone, example = "Europe/Berlin")]
     pub time_zone: String,
     /// An inactive brand's campaigns do not run.
     pub active: bool,

@@ -16,6 +16,7 @@ use crate::pricing::{PriceList, UnitPrices};
 pub struct AdSet {
     pub id: Uuid,
     pub campaign_id: Uuid,
+    #[schema(value_type = crate::wire::schema::Name)]
     pub name: String,
     pub active: bool,
     #[serde(with = "time::serde::rfc3339")]
@@ -36,15 +37,17 @@ pub enum CreativeKind {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Creative {
     pub kind: CreativeKind,
+    #[schema(value_type = crate::wire::schema::Title)]
     pub title: String,
     #[serde(default)]
+    #[schema(value_type = crate::wire::schema::BodyText)]
     pub text: String,
     /// The image or video; required unless `kind` is `text`. http or https.
-    #[schema(value_type = Option<String>, example = "https://cdn.example.com/banner.png")]
+    #[schema(value_type = Option<crate::wire::schema::WebUrl>, example = "https://cdn.example.com/banner.png")]
     #[serde(default)]
     pub media_url: Option<Url>,
     /// Where a click leads; http or https.
-    #[schema(value_type = String, example = "https://example.com/landing")]
+    #[schema(value_type = crate::wire::schema::WebUrl, example = "https://example.com/landing")]
     pub click_url: Url,
 }
 
@@ -54,6 +57,7 @@ pub struct Ad {
     pub id: Uuid,
     pub ad_set_id: Uuid,
     pub campaign_id: Uuid,
+    #[schema(value_type = crate::wire::schema::Name)]
     pub name: String,
     pub active: bool,
     pub creative: Creative,

@@ -149,7 +149,7 @@ pub async fn post(
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Balance {
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::wire::schema::TokenAddress)]
     #[serde(serialize_with = "crate::wire::checksummed::serialize")]
     pub token: Address,
     pub earned: Amount,

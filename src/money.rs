@@ -75,18 +75,58 @@ impl<'de> Deserialize<'de> for Amount {
     }
 }
 
+/// A decimal string schema; the patterns stop below 2^128 (`3[0-3]` then 37 digits at most)
+/// so that every string they admit parses, and allow the leading zeros `parse` allows.
+fn amount_schema(pattern: &str, description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .pattern(Some(pattern))
+        .description(Some(description))
+        .examples(["2500000"])
+        .into()
+}
+
 impl utoipa::PartialSchema for Amount {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::Type::String)
-            .pattern(Some("^[0-9]{1,39}$"))
-            .description(Some("An amount in the token's base units, as a decimal string."))
-            .examples(["2500000"])
-            .into()
+        amount_schema(
+            "^0*([0-9]{1,38}|[1-2][0-9]{38}|3[0-3][0-9]{37})$",
+            "An amount in the token's base units, as a decimal string.",
+        )
     }
 }
 
 impl utoipa::ToSchema for Amount {}
+
+/// Schema of an [`Amount`] that must be more than zero (budgets, prices).
+#[derive(Debug)]
+pub struct PositiveAmount;
+
+impl utoipa::PartialSchema for PositiveAmount {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        amount_schema(
+            "^0*([1-9][0-9]{0,37}|[1-2][0-9]{38}|3[0-3][0-9]{37})$",
+            "An amount in the token's base units, more than zero, as a decimal string.",
+        )
+    }
+}
+
+impl utoipa::ToSchema for PositiveAmount {}
+
+/// Schema of a price per thousand impressions: more than zero and a multiple of 1,000, so
+/// that one impression costs a whole base unit.
+#[derive(Debug)]
+pub struct CpmAmount;
+
+impl utoipa::PartialSchema for CpmAmount {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        amount_schema(
+            "^0*([1-9][0-9]{0,34}|[1-2][0-9]{35}|3[0-3][0-9]{34})000$",
+            "Token base units per thousand impressions: a multiple of 1000, more than zero, as a decimal string.",
+        )
+    }
+}
+
+impl utoipa::ToSchema for CpmAmount {}
 
 #[cfg(test)]
 mod tests {

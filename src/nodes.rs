@@ -21,9 +21,10 @@ pub struct Node {
     pub id: Uuid,
     pub owner_id: Uuid,
     /// The node's signing address, EIP-55 checksummed.
-    #[schema(value_type = String, example = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC")]
+    #[schema(value_type = crate::wire::schema::Address, example = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC")]
     #[serde(serialize_with = "crate::wire::checksummed::serialize")]
     pub address: Address,
+    #[schema(value_type = crate::wire::schema::Name)]
     pub name: String,
     /// Whether the node may co-sign other hosters' receipt batches as a witness.
     pub can_witness: bool,

@@ -17,7 +17,7 @@ use crate::money::Amount;
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenPayout {
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::wire::schema::TokenAddress)]
     #[serde(serialize_with = "crate::wire::checksummed::serialize")]
     pub token: Address,
     /// Earned since the beginning, as of the settled epoch (the leaf's amount).
@@ -30,10 +30,10 @@ pub struct TokenPayout {
     pub pending: Amount,
     /// The Merkle proof of (account, token, cumulative) under the root; empty when nothing
     /// is settled for this token yet.
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<crate::wire::schema::Bytes32>)]
     pub proof: Vec<B256>,
     /// `AdEscrow.claim(account, token, cumulative, proof)`, ABI-encoded, to send to `escrow`.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::wire::schema::HexBytes>)]
     pub calldata: Option<Bytes>,
 }
 
@@ -41,16 +41,16 @@ pub struct TokenPayout {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Payouts {
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::wire::schema::Address)]
     #[serde(serialize_with = "crate::wire::checksummed::serialize")]
     pub account: Address,
     /// The escrow the calldata is for.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::wire::schema::Address)]
     #[serde(serialize_with = "crate::wire::checksummed::serialize")]
     pub escrow: Address,
     /// The latest epoch claims can use, and its root; none before the first.
     pub epoch: Option<u64>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::wire::schema::Bytes32>)]
     pub root: Option<B256>,
     pub tokens: Vec<TokenPayout>,
 }

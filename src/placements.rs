@@ -13,9 +13,12 @@ pub struct Placement {
     /// What hosters name in decision requests.
     #[schema(example = "feed-top-banner")]
     pub slug: String,
+    #[schema(value_type = crate::wire::schema::Name)]
     pub name: String,
+    #[schema(value_type = crate::wire::schema::Description)]
     pub description: String,
     /// Most ads shown at once (1 to 10).
+    #[schema(minimum = 1, maximum = 10)]
     pub max_ads: i32,
 }
 

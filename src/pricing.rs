@@ -105,12 +105,16 @@ impl UnitPrices {
 #[serde(deny_unknown_fields)]
 pub struct PriceList {
     /// Cost per thousand impressions; a multiple of 1,000 base units.
+    #[schema(value_type = Option<crate::money::CpmAmount>)]
     pub cpm: Option<Amount>,
     /// Cost per click.
+    #[schema(value_type = Option<crate::money::PositiveAmount>)]
     pub cpc: Option<Amount>,
     /// Cost per (video) view.
+    #[schema(value_type = Option<crate::money::PositiveAmount>)]
     pub cpv: Option<Amount>,
     /// Cost per acquisition (conversion).
+    #[schema(value_type = Option<crate::money::PositiveAmount>)]
     pub cpa: Option<Amount>,
 }
 
@@ -152,7 +156,7 @@ impl PriceList {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenPrices {
-    #[schema(value_type = String, example = "0x5FbDB2315678afecb367f032d93F642f64180aa3")]
+    #[schema(value_type = crate::wire::schema::TokenAddress)]
     #[serde(serialize_with = "crate::wire::checksummed::serialize")]
     pub token: Address,
     pub prices: PriceList,

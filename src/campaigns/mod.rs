@@ -19,13 +19,14 @@ pub use status::{CampaignStatus, StatusCause, TransitionError};
 pub struct Campaign {
     pub id: Uuid,
     pub brand_id: Uuid,
+    #[schema(value_type = crate::wire::schema::Name)]
     pub name: String,
     /// The ERC-20 token the campaign pays in.
-    #[schema(value_type = String, example = "0x5FbDB2315678afecb367f032d93F642f64180aa3")]
+    #[schema(value_type = crate::wire::schema::TokenAddress)]
     #[serde(serialize_with = "crate::wire::checksummed::serialize")]
     pub token: Address,
     /// The campaign's id in the escrow contract: open and fund the escrow with it.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::wire::schema::Bytes32)]
     pub chain_campaign_id: B256,
     #[serde(with = "time::serde::rfc3339")]
     pub starts_at: OffsetDateTime,
@@ -35,6 +36,7 @@ pub struct Campaign {
     pub targeting: Targeting,
     pub frequency_caps: FrequencyCaps,
     /// 0 to 100; higher wins over expected revenue.
+    #[schema(minimum = 0, maximum = 100)]
     pub priority: i32,
     pub status: CampaignStatus,
     #[serde(with = "time::serde::rfc3339")]
@@ -65,13 +67,16 @@ impl DaypartWindow {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Targeting {
     #[serde(default)]
+    #[schema(value_type = Vec<crate::wire::schema::Label>, max_items = 100)]
     pub regions: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::wire::schema::Label>, max_items = 100)]
     pub communities: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::wire::schema::Label>, max_items = 100)]
     pub user_types: Vec<String>,
     /// A consent scope (bytes32) the viewer must hold on chain to see this campaign.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::wire::schema::Bytes32>)]
     #[serde(default)]
     pub consent_scope: Option<B256>,
 }
@@ -80,9 +85,9 @@ pub struct Targeting {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FrequencyCaps {
-    #[schema(minimum = 1)]
+    #[schema(maximum = 1000, minimum = 1)]
     pub impressions_per_hour: u32,
-    #[schema(minimum = 1)]
+    #[schema(maximum = 1000, minimum = 1)]
     pub clicks_per_hour: u32,
 }
 

@@ -26,7 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateApiKey {
     /// A label to tell keys apart, 1 to 100 characters.
-    #[schema(example = "hoster node eu-1")]
+    #[schema(value_type = crate::wire::schema::Name, example = "hoster node eu-1")]
     pub name: String,
     /// The one role the key acts with; the owner must hold it.
     pub role: Role,
@@ -36,6 +36,7 @@ pub struct CreateApiKey {
 #[serde(rename_all = "camelCase")]
 pub struct ApiKey {
     pub id: Uuid,
+    #[schema(value_type = crate::wire::schema::Name)]
     pub name: String,
     pub role: Role,
     /// The key's first characters, to recognize it.

@@ -83,6 +83,7 @@ pub struct SignInRequest {
     /// The EIP-4361 message exactly as signed.
     pub message: String,
     /// The wallet's `personal_sign` signature of `message`: 0x-prefixed 65 bytes.
+    #[schema(value_type = crate::wire::schema::Signature)]
     pub signature: String,
 }
 

@@ -38,12 +38,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateCampaign {
     pub brand_id: Uuid,
+    #[schema(value_type = crate::wire::schema::Name)]
     pub name: String,
     /// The ERC-20 token the campaign pays in.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::wire::schema::TokenAddress)]
     pub token: Address,
     /// The escrow campaign id to use; a random one is chosen when left out.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::wire::schema::Bytes32>)]
     pub chain_campaign_id: Option<B256>,
     #[serde(with = "time::serde::rfc3339")]
     pub starts_at: OffsetDateTime,
@@ -56,6 +57,7 @@ pub struct CreateCampaign {
     #[serde(default)]
     pub frequency_caps: FrequencyCaps,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 100)]
     pub priority: i32,
 }
 
@@ -200,6 +202,7 @@ async fn get_campaign(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateCampaign {
+    #[schema(value_type = Option<crate::wire::schema::Name>)]
     pub name: Option<String>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub starts_at: Option<OffsetDateTime>,
@@ -211,6 +214,7 @@ pub struct UpdateCampaign {
     pub daypart: Option<Option<DaypartWindow>>,
     pub targeting: Option<Targeting>,
     pub frequency_caps: Option<FrequencyCaps>,
+    #[schema(minimum = 0, maximum = 100)]
     pub priority: Option<i32>,
 }
 
@@ -256,6 +260,7 @@ pub struct ChangeStatus {
     /// `SCHEDULED` (from DRAFT), `PAUSED`, `RUNNING` (from PAUSED) or `COMPLETED`.
     pub status: CampaignStatus,
     /// Recorded in the campaign's history.
+    #[schema(value_type = Option<crate::wire::schema::Reason>)]
     pub reason: Option<String>,
 }
 

@@ -92,12 +92,12 @@ async fn status(State(state): State<AppState>) -> ApiResult<Json<IndexerStatus>>
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CampaignEscrow {
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::wire::schema::Bytes32)]
     pub campaign_id: B256,
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::wire::schema::Address)]
     #[serde(serialize_with = "crate::wire::checksummed::serialize")]
     pub advertiser: Address,
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::wire::schema::TokenAddress)]
     #[serde(serialize_with = "crate::wire::checksummed::serialize")]
     pub token: Address,
     /// Unix seconds.
@@ -119,7 +119,7 @@ pub struct CampaignEscrow {
 /// A campaign's escrow as the chain holds it.
 #[utoipa::path(
     get, path = "/escrow/campaigns/{campaign_id}", tag = "chain",
-    params(("campaign_id" = String, Path, description = "bytes32, 0x-prefixed")),
+    params(("campaign_id" = crate::wire::schema::Bytes32, Path, description = "The escrow campaign id")),
     responses((status = 200, body = CampaignEscrow), (status = 404, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn campaign(State(state): State<AppState>, Path(campaign_id): Path<B256>) -> ApiResult<Json<CampaignEscrow>> {
@@ -154,6 +154,7 @@ async fn campaign(State(state): State<AppState>, Path(campaign_id): Path<B256>) 
 #[serde(deny_unknown_fields)]
 pub struct Page {
     /// Most items to return (1 to 500, default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
@@ -161,19 +162,30 @@ pub struct Page {
 #[serde(rename_all = "camelCase")]
 pub struct Settlement {
     pub epoch: i64,
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::wire::schema::Bytes32)]
     pub root: B256,
     /// Unix seconds from which claims may use the root.
     pub claimable_at: i64,
     /// `pending`, `final` or `revoked`.
     pub status: String,
-    /// Per-token totals: `[{ "token": "0x…", "amount": "…" }]`.
-    #[schema(value_type = Object)]
+    /// What the epoch settled, per token, in the order the transaction listed them.
+    #[schema(value_type = Vec<SettlementTotal>)]
     pub totals: serde_json::Value,
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::wire::schema::Bytes32)]
     pub tx_hash: B256,
     #[serde(flatten)]
     pub reflects: Reflects,
+}
+
+/// One token's total in a settlement (the schema of the JSON the view builds).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SettlementTotal {
+    #[schema(value_type = crate::wire::schema::TokenAddress)]
+    token: String,
+    /// Token base units, as a decimal string.
+    #[schema(pattern = "^[0-9]{1,78}$")]
+    amount: String,
 }
 
 /// Settlement history, newest first.
@@ -197,11 +209,13 @@ async fn settlements(State(state): State<AppState>, Query(page): Query<Page>) ->
     .fetch_all(&state.db)
     .await?;
     let totals = |mut value: serde_json::Value| {
-        // Tokens come out of Postgres as bytea hex (`\x…`); show them as addresses.
+        // Tokens come out of Postgres as bytea hex (`\x…`); show them checksummed, like
+        // every other address.
         if let Some(items) = value.as_array_mut() {
             for item in items {
-                if let Some(token) = item["token"].as_str().and_then(|t| t.strip_prefix("\\x")) {
-                    item["token"] = serde_json::Value::String(format!("0x{token}"));
+                let token = item["token"].as_str().and_then(|t| t.strip_prefix("\\x"));
+                if let Some(token) = token.and_then(|t| t.parse::<Address>().ok()) {
+                    item["token"] = serde_json::Value::String(token.to_checksum(None));
                 }
             }
         }
@@ -225,7 +239,7 @@ async fn settlements(State(state): State<AppState>, Query(page): Query<Page>) ->
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClaimedBalance {
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::wire::schema::TokenAddress)]
     #[serde(serialize_with = "crate::wire::checksummed::serialize")]
     pub token: Address,
     /// Everything claimed so far, in token base units.
@@ -236,7 +250,7 @@ pub struct ClaimedBalance {
 
 /// What an account has claimed, per token.
 #[utoipa::path(
-    get, path = "/escrow/claims/{account}", tag = "chain", params(("account" = String, Path)),
+    get, path = "/escrow/claims/{account}", tag = "chain", params(("account" = crate::wire::schema::Address, Path)),
     responses((status = 200, body = [ClaimedBalance]), (status = 422, body = ProblemSchema))
 )]
 async fn claims(State(state): State<AppState>, Path(account): Path<Address>) -> ApiResult<Json<Vec<ClaimedBalance>>> {
@@ -263,7 +277,7 @@ async fn claims(State(state): State<AppState>, Path(account): Path<Address>) -> 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsentRecord {
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::wire::schema::Bytes32)]
     pub scope: B256,
     /// Unix seconds; absent when revoked.
     pub expiry: Option<i64>,
@@ -275,7 +289,7 @@ pub struct ConsentRecord {
 
 /// A user's current consent per scope.
 #[utoipa::path(
-    get, path = "/consent/{user}", tag = "chain", params(("user" = String, Path)),
+    get, path = "/consent/{user}", tag = "chain", params(("user" = crate::wire::schema::Address, Path)),
     responses((status = 200, body = [ConsentRecord]), (status = 422, body = ProblemSchema))
 )]
 async fn consent(State(state): State<AppState>, Path(user): Path<Address>) -> ApiResult<Json<Vec<ConsentRecord>>> {

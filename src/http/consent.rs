@@ -32,20 +32,21 @@ pub enum Action {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SubmitConsent {
     pub action: Action,
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::wire::schema::Address)]
     pub user: Address,
     /// bytes32 scope, 0x-prefixed.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::wire::schema::Bytes32)]
     pub scope: B256,
     /// Grants: until when (unix seconds). Not part of a revocation.
     pub expiry: Option<u64>,
     /// The user's next nonce in the registry, as a decimal string.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::wire::schema::Uint256)]
     pub nonce: U256,
     /// Unix seconds after which the signature is void, as a decimal string.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::wire::schema::Uint256)]
     pub deadline: U256,
     /// 65-byte EIP-712 signature, 0x-hex.
+    #[schema(value_type = crate::wire::schema::Signature)]
     pub signature: String,
 }
 
@@ -89,7 +90,7 @@ async fn submit(
 /// A consent request's progress: queued, sent, mined, confirmed or failed (with why).
 #[utoipa::path(
     get, path = "/consent/requests/{digest}", tag = "settlement",
-    params(("digest" = String, Path, description = "the EIP-712 digest the user signed")),
+    params(("digest" = crate::wire::schema::Bytes32, Path, description = "the EIP-712 digest the user signed")),
     responses((status = 200, body = ConsentRequest), (status = 404, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn status(State(state): State<AppState>, Path(digest): Path<B256>) -> ApiResult<Json<ConsentRequest>> {

@@ -38,6 +38,7 @@ pub struct CreativeQuery {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateAdSet {
     pub campaign_id: Uuid,
+    #[schema(value_type = crate::wire::schema::Name)]
     pub name: String,
     #[serde(default = "yes")]
     pub active: bool,
@@ -114,6 +115,7 @@ async fn get_ad_set(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateAdSet {
+    #[schema(value_type = Option<crate::wire::schema::Name>)]
     pub name: Option<String>,
     pub active: Option<bool>,
 }
@@ -140,6 +142,7 @@ async fn update_ad_set(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateAd {
     pub ad_set_id: Uuid,
+    #[schema(value_type = crate::wire::schema::Name)]
     pub name: String,
     #[serde(default = "yes")]
     pub active: bool,
@@ -251,6 +254,7 @@ async fn get_ad(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateAd {
+    #[schema(value_type = Option<crate::wire::schema::Name>)]
     pub name: Option<String>,
     pub active: Option<bool>,
     pub creative: Option<Creative>,

@@ -1,5 +1,10 @@
 //! The OpenAPI document (`/openapi.json`), its interactive page (`/docs`), and descriptions
 //! of the problem types error responses name (`/problems/{slug}`).
+//!
+//! Handlers document what is theirs (bodies, parameters, their own errors, security);
+//! [`complete`] adds what every operation shares because the shared layers and extractors
+//! cause it: operation ids, the problem media type, and the 400/401/403/413/415/422/429
+//! answers that extraction, authentication and rate limiting give.
 
 use axum::Router;
 use axum::http::header;
@@ -7,23 +12,68 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa::openapi::header::Header;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{Content, HeaderBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use utoipa_scalar::Scalar;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, ProblemKind};
 use super::extract::{Json, Path};
 
-/// The docs page loads Scalar from its CDN, so it needs a looser policy than the API.
-const DOCS_CSP: &str = "default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; \
-                        style-src 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; \
-                        font-src https://fonts.gstatic.com https://cdn.jsdelivr.net data:; \
-                        img-src 'self' data: https:; connect-src 'self'; frame-ancestors 'none'";
+/// The Scalar API reference the docs page runs: the standalone bundle of the npm package
+/// `@scalar/api-reference` at this version, committed under `assets/` (refresh with
+/// `scripts/scalar-bundle VERSION`) so that a plain `cargo build` embeds it and the page
+/// loads nothing from another origin.
+macro_rules! scalar_version {
+    () => {
+        "1.76.0"
+    };
+}
+const SCALAR_JS: &[u8] = include_bytes!(concat!("assets/scalar-api-reference-", scalar_version!(), ".js"));
+/// Versioned, so a release that changes the bundle changes the URL and the long cache is safe.
+const SCALAR_PATH: &str = concat!("/docs/scalar-api-reference-", scalar_version!(), ".js");
 
-pub fn router(openapi: utoipa::openapi::OpenApi) -> Router<AppState> {
-    let html = Scalar::new(openapi.clone()).title("adescrow API").to_html();
+/// Scripts come only from this origin (the bundle above; the document is inline JSON, which
+/// is data, not script). Scalar injects its stylesheet as a `<style>` element, hence
+/// `'unsafe-inline'` for styles only.
+const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                        font-src 'self' data:; img-src 'self' data:; connect-src 'self'; \
+                        base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The page: Scalar reads the document from the `api-reference` element. Default fonts
+/// would come from Scalar's font CDN, which the policy refuses.
+const DOCS_HTML: &str = concat!(
+    r#"<!doctype html>
+<html>
+<head>
+<title>adescrow API</title>
+<meta charset="utf-8"/>
+<meta name="viewport" content="width=device-width, initial-scale=1"/>
+</head>
+<body>
+<script id="api-reference" type="application/json" data-configuration="{&quot;withDefaultFonts&quot;:false}">
+$spec
+</script>
+<script src=""#,
+    "/docs/scalar-api-reference-",
+    scalar_version!(),
+    r#".js"></script>
+</body>
+</html>
+"#
+);
+
+pub fn router(openapi: OpenApi) -> Router<AppState> {
     let json = openapi.to_json().expect("the OpenAPI document serializes");
+    // Inside a <script> element only `</` can end it early; `<\/` is the same JSON string.
+    let inline = serde_json::from_str::<serde_json::Value>(&json)
+        .expect("the OpenAPI document is JSON")
+        .to_string()
+        .replace("</", "<\\/");
+    let html = DOCS_HTML.replace("$spec", &inline);
     Router::new()
         .route(
             "/openapi.json",
@@ -32,6 +82,18 @@ pub fn router(openapi: utoipa::openapi::OpenApi) -> Router<AppState> {
         .route(
             "/docs",
             get(move || async move { ([(header::CONTENT_SECURITY_POLICY, DOCS_CSP)], Html(html)) }),
+        )
+        .route(
+            SCALAR_PATH,
+            get(|| async {
+                (
+                    [
+                        (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+                        (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+                    ],
+                    SCALAR_JS,
+                )
+            }),
         )
 }
 
@@ -61,4 +123,236 @@ async fn problem_type(Path(slug): Path<String>) -> ApiResult<impl IntoResponse> 
         title,
         status: status.as_u16(),
     }))
+}
+
+/// Client-facing names of the operations, by method and path. Generated clients name their
+/// methods after these, so they are part of the API: change one only with a new version.
+const OPERATION_IDS: &[(&str, &str, &str)] = &[
+    ("get", "/healthz", "checkLiveness"),
+    ("get", "/readyz", "checkReadiness"),
+    ("get", "/metrics", "getMetrics"),
+    ("get", "/problems/{slug}", "getProblemType"),
+    ("get", "/v1/auth/nonce", "getSignInNonce"),
+    ("post", "/v1/auth/siwe", "signIn"),
+    ("post", "/v1/auth/refresh", "refreshSession"),
+    ("post", "/v1/auth/logout", "signOut"),
+    ("get", "/v1/me", "getMe"),
+    ("post", "/v1/me/roles", "takeRole"),
+    ("post", "/v1/me/viewer-id", "getViewerId"),
+    ("get", "/v1/me/earnings", "getEarnings"),
+    ("get", "/v1/api-keys", "listApiKeys"),
+    ("post", "/v1/api-keys", "createApiKey"),
+    ("delete", "/v1/api-keys/{id}", "revokeApiKey"),
+    ("get", "/v1/nodes", "listNodes"),
+    ("post", "/v1/nodes", "registerNode"),
+    ("get", "/v1/nodes/{id}", "getNode"),
+    ("patch", "/v1/nodes/{id}", "updateNode"),
+    ("delete", "/v1/nodes/{id}", "retireNode"),
+    ("post", "/v1/nodes/sessions", "openNodeSession"),
+    ("get", "/v1/admin/users/{id}", "getUser"),
+    ("put", "/v1/admin/users/{id}/roles/{role}", "grantRole"),
+    ("delete", "/v1/admin/users/{id}/roles/{role}", "revokeRole"),
+    ("get", "/v1/chain/status", "getChainStatus"),
+    ("get", "/v1/escrow/campaigns/{campaign_id}", "getCampaignEscrow"),
+    ("get", "/v1/escrow/settlements", "listSettlements"),
+    ("get", "/v1/escrow/claims/{account}", "listClaims"),
+    ("get", "/v1/consent/{user}", "getConsent"),
+    ("post", "/v1/consent", "submitConsent"),
+    ("get", "/v1/consent/requests/{digest}", "getConsentRequest"),
+    ("get", "/v1/brands", "listBrands"),
+    ("post", "/v1/brands", "createBrand"),
+    ("get", "/v1/brands/{id}", "getBrand"),
+    ("patch", "/v1/brands/{id}", "updateBrand"),
+    ("get", "/v1/campaigns", "listCampaigns"),
+    ("post", "/v1/campaigns", "createCampaign"),
+    ("get", "/v1/campaigns/{id}", "getCampaign"),
+    ("patch", "/v1/campaigns/{id}", "updateCampaign"),
+    ("post", "/v1/campaigns/{id}/status", "changeCampaignStatus"),
+    ("get", "/v1/campaigns/{id}/history", "getCampaignHistory"),
+    ("get", "/v1/campaigns/{id}/analytics", "getCampaignAnalytics"),
+    ("get", "/v1/ad-sets", "listAdSets"),
+    ("post", "/v1/ad-sets", "createAdSet"),
+    ("get", "/v1/ad-sets/{id}", "getAdSet"),
+    ("patch", "/v1/ad-sets/{id}", "updateAdSet"),
+    ("get", "/v1/ads", "listAds"),
+    ("post", "/v1/ads", "createAd"),
+    ("get", "/v1/ads/{id}", "getAd"),
+    ("patch", "/v1/ads/{id}", "updateAd"),
+    ("get", "/v1/placements", "listPlacements"),
+    ("post", "/v1/placements", "createPlacement"),
+    ("patch", "/v1/placements/{id}", "updatePlacement"),
+    ("get", "/v1/pricing", "listPrices"),
+    ("put", "/v1/pricing/{token}", "setPrices"),
+    ("post", "/v1/decisions", "requestDecision"),
+    ("post", "/v1/receipts", "submitReceipts"),
+    ("get", "/v1/payouts/{account}", "getPayouts"),
+];
+
+/// The operation id of `method path`. An operation missing from [`OPERATION_IDS`] still gets
+/// a unique id (method and path spelled out); the OpenAPI tests fail until it is named.
+pub fn operation_id(method: &str, path: &str) -> String {
+    OPERATION_IDS
+        .iter()
+        .find(|(m, p, _)| *m == method && *p == path)
+        .map(|(_, _, id)| (*id).to_owned())
+        .unwrap_or_else(|| {
+            let words = path
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .filter(|w| !w.is_empty());
+            std::iter::once(method).chain(words).collect::<Vec<_>>().join("_")
+        })
+}
+
+/// Adds to every operation of the assembled document what the shared layers give it. Runs
+/// on the merged document: the `#[openapi]` modifiers run before the routers' paths exist.
+pub fn complete(openapi: &mut OpenApi) {
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let operations = [
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("options", &mut item.options),
+            ("head", &mut item.head),
+            ("patch", &mut item.patch),
+            ("trace", &mut item.trace),
+        ];
+        for (method, operation) in operations {
+            if let Some(operation) = operation {
+                operation.operation_id = Some(operation_id(method, path));
+                complete_responses(path, operation);
+            }
+        }
+    }
+}
+
+fn complete_responses(path: &str, operation: &mut Operation) {
+    let has_body = operation.request_body.is_some();
+    let has_parameters = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    // Security requirements' members are private; their JSON form is `{scheme: [scopes]}`.
+    let security = serde_json::to_value(&operation.security).unwrap_or_default();
+    let requirements = security.as_array().map(Vec::as_slice).unwrap_or_default();
+    let authenticated = requirements
+        .iter()
+        .any(|r| r.as_object().is_some_and(|r| !r.is_empty()));
+    // Scopes name the roles that admit a caller; `session` refuses API keys. Either way a
+    // valid credential can still be turned away.
+    let role_bound = requirements
+        .iter()
+        .filter_map(|r| r.as_object())
+        .flatten()
+        .any(|(scheme, scopes)| scheme == "session" || scopes.as_array().is_some_and(|s| !s.is_empty()));
+
+    let responses = &mut operation.responses.responses;
+    // Every error the API sends is a problem document (handlers, extractors and the layer
+    // that wraps bare statuses all make one).
+    for (status, response) in responses.iter_mut() {
+        if let (true, RefOr::T(response)) = (status.starts_with('4') || status.starts_with('5'), response) {
+            response.content.clear();
+            response
+                .content
+                .insert(PROBLEM_MEDIA_TYPE.to_owned(), RefOr::T(problem_content()));
+        }
+    }
+    let mut add = |status: &str, response: fn() -> Response| {
+        responses
+            .entry(status.to_owned())
+            .or_insert_with(|| RefOr::T(response()));
+    };
+    if has_body {
+        add("400", || problem("The body is not valid JSON"));
+        add("413", || problem("The body is larger than the API accepts"));
+        add("415", || problem("The body is not `application/json`"));
+    }
+    if has_body || has_parameters {
+        add("422", || problem("A member or parameter is invalid; `field` names it"));
+    }
+    if authenticated {
+        add("401", unauthenticated);
+    }
+    if role_bound {
+        add("403", || {
+            problem("The credential does not carry a role this operation needs")
+        });
+    }
+    if path.starts_with("/v1/") {
+        add("429", rate_limited);
+    }
+    // Handlers document their own 401s and 429s too; the headers come with them all the same.
+    for (status, header, describe) in [
+        ("401", header::WWW_AUTHENTICATE, www_authenticate as fn() -> Header),
+        ("429", header::RETRY_AFTER, retry_after),
+    ] {
+        if let Some(RefOr::T(response)) = responses.get_mut(status) {
+            response
+                .headers
+                .entry(header.as_str().to_owned())
+                .or_insert_with(|| RefOr::T(describe()));
+        }
+    }
+}
+
+const PROBLEM_MEDIA_TYPE: &str = "application/problem+json";
+
+fn problem_content() -> Content {
+    Content::new(Some(Ref::from_schema_name("Problem")))
+}
+
+fn problem(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(PROBLEM_MEDIA_TYPE, problem_content())
+        .build()
+}
+
+fn unauthenticated() -> Response {
+    problem("Missing, malformed, expired or revoked credential")
+}
+
+fn rate_limited() -> Response {
+    problem("The client (credential or address) is over its request rate")
+}
+
+fn www_authenticate() -> Header {
+    HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .description(Some("`Bearer`"))
+        .build()
+}
+
+fn retry_after() -> Header {
+    HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0))))
+        .description(Some("Seconds until a request will be accepted"))
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    #[test]
+    fn the_bundle_is_the_published_one() {
+        // SHA-256 of `package/dist/browser/standalone.js` in the npm tarball of
+        // @scalar/api-reference at `scalar_version!()` (npm checked the tarball's integrity).
+        assert_eq!(
+            hex::encode(Sha256::digest(SCALAR_JS)),
+            "dcb027152bf20bf2f6dcd66e8f9fb073c1a9e274cf0b94b939a7d99ab8947060"
+        );
+        assert!(
+            DOCS_HTML.contains(SCALAR_PATH),
+            "the page loads the bundle this binary serves"
+        );
+    }
+
+    #[test]
+    fn unnamed_operations_still_get_unique_ids() {
+        assert_eq!(operation_id("post", "/v1/campaigns"), "createCampaign");
+        assert_eq!(
+            operation_id("post", "/v1/campaigns/{id}/refunds"),
+            "post_v1_campaigns_id_refunds"
+        );
+    }
 }

@@ -253,14 +253,21 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .nest("/v1", v1)
 }
 
+/// The routes and the complete OpenAPI document describing them.
+fn routes_and_document(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (routes, mut openapi) = api(state).split_for_parts();
+    docs::complete(&mut openapi);
+    (routes, openapi)
+}
+
 /// The OpenAPI document of the API, as served at `/openapi.json`.
 pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
-    api(state).split_for_parts().1
+    routes_and_document(state).1
 }
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
-    let (routes, openapi) = api(&state).split_for_parts();
+    let (routes, openapi) = routes_and_document(&state);
     let metrics = PrometheusMetricLayerBuilder::new()
         // Unmatched paths share one label so that scanners cannot blow up cardinality.
         .with_endpoint_label_type(EndpointLabel::MatchedPathWithFallbackFn(|_| "unmatched".to_owned()))

@@ -19,7 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// proof and calldata of `AdEscrow.claim`.
 #[utoipa::path(
     get, path = "/payouts/{account}", tag = "settlement",
-    params(("account" = String, Path, description = "the payee's address")),
+    params(("account" = crate::wire::schema::Address, Path, description = "the payee's address")),
     responses((status = 200, body = Payouts), (status = 422, body = ProblemSchema), (status = 503, body = ProblemSchema))
 )]
 async fn payouts_of(State(state): State<AppState>, Path(account): Path<Address>) -> ApiResult<Json<Payouts>> {

@@ -37,12 +37,15 @@ async fn list(State(state): State<AppState>, _: Caller<CatalogReaders>) -> ApiRe
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreatePlacement {
     /// Lowercase words joined by hyphens, as hosters name it.
-    #[schema(example = "footer-strip")]
+    #[schema(pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 64, example = "footer-strip")]
     pub slug: String,
+    #[schema(value_type = crate::wire::schema::Name)]
     pub name: String,
     #[serde(default)]
+    #[schema(value_type = crate::wire::schema::Description)]
     pub description: String,
     /// 1 to 10.
+    #[schema(minimum = 1, maximum = 10)]
     pub max_ads: i32,
 }
 
@@ -92,8 +95,11 @@ async fn create(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdatePlacement {
+    #[schema(value_type = Option<crate::wire::schema::Name>)]
     pub name: Option<String>,
+    #[schema(value_type = Option<crate::wire::schema::Description>)]
     pub description: Option<String>,
+    #[schema(minimum = 1, maximum = 10)]
     pub max_ads: Option<i32>,
 }
 
@@ -144,7 +150,7 @@ async fn list_prices(State(state): State<AppState>, _: Caller<CatalogReaders>) -
 /// Sets a token's default prices; events left out have no default. Admins only.
 #[utoipa::path(
     put, path = "/pricing/{token}", tag = "campaigns", security(("bearer" = ["admin"])),
-    params(("token" = String, Path, description = "Token contract address")), request_body = PriceList,
+    params(("token" = crate::wire::schema::TokenAddress, Path, description = "Token contract address")), request_body = PriceList,
     responses((status = 200, body = TokenPrices), (status = 403, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn set_prices(

@@ -39,8 +39,10 @@ pub struct ReceiptInput {
     /// When it happened, in unix seconds.
     pub at: i64,
     /// The viewer's pseudonymous id, as given in the decision request.
+    #[schema(value_type = Option<crate::wire::schema::Reference>)]
     pub viewer: Option<String>,
     /// For acquisitions: the advertiser's order reference.
+    #[schema(value_type = Option<crate::wire::schema::Reference>)]
     pub order_ref: Option<String>,
 }
 
@@ -49,10 +51,10 @@ pub struct ReceiptInput {
 pub struct SubmitBatch {
     pub chain_id: u64,
     /// The hoster node's signing address.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::wire::schema::Address)]
     pub hoster: Address,
     /// The witness node's signing address; leave out for an unwitnessed batch.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::wire::schema::Address>)]
     pub witness: Option<Address>,
     /// Per hoster node, a number never used for a different batch.
     pub sequence: u64,

@@ -135,12 +135,12 @@ pub fn check(
 #[serde(rename_all = "camelCase")]
 pub struct ConsentRequest {
     /// The EIP-712 digest the user signed; identifies the request.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::wire::schema::Bytes32)]
     pub digest: B256,
     /// queued, sent, mined, confirmed or failed.
     pub status: String,
     /// The transaction that carried it, once mined.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::wire::schema::Bytes32>)]
     pub tx_hash: Option<B256>,
     /// Why it failed.
     pub error: Option<String>,

@@ -4,6 +4,8 @@
 use std::collections::BTreeSet;
 
 use adescrow::db::MIGRATOR;
+use axum::http::header;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::support::*;
@@ -93,6 +95,167 @@ async fn document_lists_every_route(pool: PgPool) {
     assert_eq!(documented, expected);
     assert!(doc["components"]["schemas"]["Problem"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+/// Every operation of the document, as (`METHOD path`, operation).
+fn operations(doc: &Value) -> Vec<(String, &Value)> {
+    doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .iter()
+                .map(move |(method, op)| (format!("{} {path}", method.to_uppercase()), op))
+        })
+        .collect()
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn operation_ids_are_unique_and_named(pool: PgPool) {
+    let doc = TestApp::new(pool).get("/openapi.json", None).await.ok().clone();
+    let mut seen = BTreeSet::new();
+    for (operation, op) in operations(&doc) {
+        let id = op["operationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{operation}: no operationId"));
+        // A generated client turns ids into method names: lower camel case, no separators
+        // (an id with `_` is the fallback for an operation missing from the table in docs.rs).
+        assert!(
+            id.chars().next().is_some_and(|c| c.is_ascii_lowercase()) && id.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{operation}: operationId {id:?} is not lower camel case"
+        );
+        assert!(
+            seen.insert(id.to_owned()),
+            "{operation}: operationId {id:?} is used twice"
+        );
+    }
+    assert_eq!(
+        doc["paths"]["/v1/campaigns"]["post"]["operationId"], "createCampaign",
+        "ids read as what the operation does"
+    );
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn errors_are_documented_as_problems_wherever_they_can_happen(pool: PgPool) {
+    let doc = TestApp::new(pool).get("/openapi.json", None).await.ok().clone();
+    let problem = json!({ "schema": { "$ref": "#/components/schemas/Problem" } });
+    for (operation, op) in operations(&doc) {
+        let responses = op["responses"].as_object().unwrap();
+        for (status, response) in responses {
+            if status.starts_with('4') || status.starts_with('5') {
+                assert_eq!(
+                    response["content"],
+                    json!({ "application/problem+json": problem }),
+                    "{operation} {status}"
+                );
+            }
+        }
+        let has = |status: &str| responses.contains_key(status);
+        if op.get("requestBody").is_some() {
+            for status in ["400", "413", "415", "422"] {
+                assert!(has(status), "{operation}: a JSON body can be answered {status}");
+            }
+        }
+        if op["parameters"].as_array().is_some_and(|p| !p.is_empty()) {
+            assert!(has("422"), "{operation}: a parameter can be refused");
+        }
+        let security = op["security"].as_array().cloned().unwrap_or_default();
+        if security.iter().any(|r| r.as_object().is_some_and(|r| !r.is_empty())) {
+            assert!(has("401"), "{operation}: a credential can be missing");
+            assert!(
+                responses["401"]["headers"]["www-authenticate"].is_object(),
+                "{operation}"
+            );
+        }
+        let role_bound = security
+            .iter()
+            .filter_map(Value::as_object)
+            .flatten()
+            .any(|(scheme, scopes)| scheme == "session" || scopes.as_array().is_some_and(|s| !s.is_empty()));
+        if role_bound {
+            assert!(has("403"), "{operation}: a caller without the role is refused");
+        }
+        if operation.split(' ').nth(1).unwrap().starts_with("/v1/") {
+            assert!(
+                responses["429"]["headers"]["retry-after"].is_object(),
+                "{operation}: rate limited"
+            );
+        }
+    }
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn schemas_state_what_the_server_checks(pool: PgPool) {
+    let doc = TestApp::new(pool).get("/openapi.json", None).await.ok().clone();
+    let schemas = &doc["components"]["schemas"];
+    let settlement = &schemas["Settlement"]["allOf"][1]["properties"];
+    assert_eq!(settlement["totals"]["type"], "array", "totals are served as an array");
+    assert_eq!(
+        settlement["totals"]["items"]["$ref"],
+        "#/components/schemas/SettlementTotal"
+    );
+    assert_eq!(schemas["Address"]["pattern"], "^(0[xX])?[0-9a-fA-F]{40}$");
+    assert_eq!(
+        doc["paths"]["/v1/payouts/{account}"]["get"]["parameters"][0]["schema"]["$ref"], "#/components/schemas/Address",
+        "path addresses are addresses, not any string"
+    );
+    assert_eq!(
+        schemas["CreateBrand"]["properties"]["name"]["$ref"],
+        "#/components/schemas/Name"
+    );
+    assert!(
+        schemas["TimeZone"]["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("Europe/Berlin")),
+        "time zones are the ones the server knows"
+    );
+    // Example tokens are the devnet's test token, never its escrow (the deployer's first
+    // contract, 0x5FbDB…).
+    let text = doc.to_string();
+    assert!(
+        text.contains("0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"),
+        "the test token"
+    );
+    assert!(
+        !text.contains("0x5FbDB2315678afecb367f032d93F642f64180aa3"),
+        "the escrow as a token"
+    );
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn docs_page_loads_scalar_from_this_origin_only(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let docs = app.get("/docs", None).await;
+    assert!(docs.status.is_success());
+    let csp = docs.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    assert!(!csp.contains("http"), "no other origin is allowed: {csp}");
+    let src = docs
+        .text
+        .split("<script src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page loads a script");
+    assert!(src.starts_with("/docs/scalar-api-reference-"), "{src}");
+    assert!(
+        docs.text
+            .contains(r#"<script id="api-reference" type="application/json""#)
+    );
+
+    let bundle = app.get(src, None).await;
+    assert!(bundle.status.is_success());
+    assert_eq!(bundle.headers[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+    assert_eq!(
+        bundle.headers[header::CACHE_CONTROL],
+        "public, max-age=31536000, immutable"
+    );
+    assert!(
+        bundle.text.contains("createApiReference"),
+        "the Scalar standalone bundle"
+    );
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
