@@ -221,6 +221,10 @@ impl ApiError {
 /// Builds the problem response for a kind; the one place a problem document is made.
 pub fn problem_response(kind: ProblemKind, detail: Option<String>, field: Option<String>) -> Response {
     let (slug, status, title) = kind.describe();
+    #[allow(
+        clippy::expect_used,
+        reason = "slugs are constant lowercase words; a test renders every kind"
+    )]
     let mut problem = ProblemDetails::from_status_code(status)
         .with_type(
             format!("/problems/{slug}")
@@ -288,5 +292,18 @@ pub fn on_unique(error: sqlx::Error, constraint: &str, field: &str, message: &st
     match &error {
         sqlx::Error::Database(db) if db.constraint() == Some(constraint) => ApiError::conflict(field, message),
         _ => error.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_kind_renders_with_its_status() {
+        for kind in ProblemKind::ALL {
+            let response = problem_response(kind, Some("detail".into()), None);
+            assert_eq!(response.status(), kind.describe().1, "{kind:?}");
+        }
     }
 }
