@@ -231,13 +231,16 @@ async fn nul_characters_are_refused_naming_the_field(pool: PgPool) {
             "name",
         ),
     ];
-    let before = sqlx::query_scalar::<_, i64>(
-        "SELECT (SELECT count(*) FROM brands) + (SELECT count(*) FROM campaigns) + (SELECT count(*) FROM ad_sets)
-              + (SELECT count(*) FROM api_keys) + (SELECT count(*) FROM campaign_status_changes)",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    let rows = async || {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT (SELECT count(*) FROM brands) + (SELECT count(*) FROM campaigns) + (SELECT count(*) FROM ad_sets)
+                  + (SELECT count(*) FROM api_keys) + (SELECT count(*) FROM campaign_status_changes)",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    let before = rows().await;
     let ad_before = app.get(&format!("/v1/ads/{ad}"), t).await.ok().clone();
     for (method, path, body, field) in cases {
         let reply = app.call(method.clone(), &path, t, Some(body)).await;
@@ -250,13 +253,7 @@ async fn nul_characters_are_refused_naming_the_field(pool: PgPool) {
         "brandId"
     );
 
-    let after = sqlx::query_scalar::<_, i64>(
-        "SELECT (SELECT count(*) FROM brands) + (SELECT count(*) FROM campaigns) + (SELECT count(*) FROM ad_sets)
-              + (SELECT count(*) FROM api_keys) + (SELECT count(*) FROM campaign_status_changes)",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    let after = rows().await;
     assert_eq!(after, before, "nothing was written");
     assert_eq!(app.get(&format!("/v1/ads/{ad}"), t).await.ok(), &ad_before);
 }
