@@ -79,8 +79,8 @@ pub mod schema {
     );
     hex_schema!(
         Signature,
-        "^0x[0-9a-fA-F]{130}$",
-        "A 65-byte `r || s || v` ECDSA signature, 0x-prefixed hex.",
+        "^0x[0-9a-fA-F]{128}(0[01]|1[bBcC])$",
+        "A 65-byte `r || s || v` ECDSA signature, 0x-prefixed hex, with `v` 27 or 28 (or 0 or 1).",
         "0x5f1ac1c4a1e3b7e6d1c7b5a7f3e9d2c1b0a9f8e7d6c5b4a39281706f5e4d3c2b1a0f1e2d3c4b5a69788796a5b4c3d2e1f0a1b2c3d4e5f60718293a4b5c6d7e8f901b"
     );
     hex_schema!(
