@@ -39,15 +39,16 @@ pub mod schema {
             .into()
     }
 
-    macro_rules! hex_schema {
-        ($name:ident, $pattern:literal, $description:literal, $example:literal) => {
-            #[doc = $description]
+    /// Declares a marker type whose schema is `$schema`, named after the type in the document.
+    macro_rules! named_schema {
+        ($(#[$doc:meta])* $name:ident => $schema:expr) => {
+            $(#[$doc])*
             #[derive(Debug)]
             pub struct $name;
 
             impl utoipa::PartialSchema for $name {
                 fn schema() -> RefOr<Schema> {
-                    hex($pattern, $description, $example)
+                    $schema
                 }
             }
 
@@ -56,6 +57,12 @@ pub mod schema {
                     Cow::Borrowed(stringify!($name))
                 }
             }
+        };
+    }
+
+    macro_rules! hex_schema {
+        ($name:ident, $pattern:literal, $description:literal, $example:literal) => {
+            named_schema!(#[doc = $description] $name => hex($pattern, $description, $example));
         };
     }
 
@@ -90,13 +97,10 @@ pub mod schema {
         "0xa9059cbb"
     );
 
-    /// A 256-bit unsigned integer: a decimal or `0x` hex string, or a JSON integer up to
-    /// 2^64 - 1 (what alloy's `U256` reads). Decimal strings stop at 77 digits, all below 2^256.
-    #[derive(Debug)]
-    pub struct Uint256;
-
-    impl utoipa::PartialSchema for Uint256 {
-        fn schema() -> RefOr<Schema> {
+    named_schema!(
+        /// A 256-bit unsigned integer: a decimal or `0x` hex string, or a JSON integer up to
+        /// 2^64 - 1 (what alloy's `U256` reads). Decimal strings stop at 77 digits, all below 2^256.
+        Uint256 => {
             ObjectBuilder::new()
                 .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
                     Type::String,
@@ -109,13 +113,7 @@ pub mod schema {
                 .examples(["0"])
                 .into()
         }
-    }
-
-    impl utoipa::ToSchema for Uint256 {
-        fn name() -> Cow<'static, str> {
-            Cow::Borrowed("Uint256")
-        }
-    }
+    );
 
     /// What `str::trim` removes (Unicode `White_Space`), spelled out: regex engines disagree
     /// on `\s`. U+0000 is refused in every body, so no text schema admits it either.
@@ -141,21 +139,7 @@ pub mod schema {
 
     macro_rules! text_schema {
         ($name:ident, $min:literal, $max:literal, $description:literal) => {
-            #[doc = $description]
-            #[derive(Debug)]
-            pub struct $name;
-
-            impl utoipa::PartialSchema for $name {
-                fn schema() -> RefOr<Schema> {
-                    trimmed($min, $max, $description)
-                }
-            }
-
-            impl utoipa::ToSchema for $name {
-                fn name() -> Cow<'static, str> {
-                    Cow::Borrowed(stringify!($name))
-                }
-            }
+            named_schema!(#[doc = $description] $name => trimmed($min, $max, $description));
         };
     }
 
@@ -167,14 +151,11 @@ pub mod schema {
     text_schema!(Label, 1, 64, "A targeting label, compared without case.");
     text_schema!(Reference, 1, 128, "An opaque reference chosen by the caller.");
 
-    /// A link shown to viewers: http or https with a host, at most 2048 characters. The
-    /// pattern is narrower than what the server reads (any URL it parses); every URL it
-    /// admits is accepted.
-    #[derive(Debug)]
-    pub struct WebUrl;
-
-    impl utoipa::PartialSchema for WebUrl {
-        fn schema() -> RefOr<Schema> {
+    named_schema!(
+        /// A link shown to viewers: http or https with a host, at most 2048 characters. The
+        /// pattern is narrower than what the server reads (any URL it parses); every URL it
+        /// admits is accepted.
+        WebUrl => {
             ObjectBuilder::new()
                 .schema_type(Type::String)
                 .format(Some(utoipa::openapi::SchemaFormat::Custom("uri".to_owned())))
@@ -184,20 +165,11 @@ pub mod schema {
                 .examples(["https://example.com/landing"])
                 .into()
         }
-    }
+    );
 
-    impl utoipa::ToSchema for WebUrl {
-        fn name() -> Cow<'static, str> {
-            Cow::Borrowed("WebUrl")
-        }
-    }
-
-    /// An IANA time zone name, as the bundled time zone database knows them.
-    #[derive(Debug)]
-    pub struct TimeZone;
-
-    impl utoipa::PartialSchema for TimeZone {
-        fn schema() -> RefOr<Schema> {
+    named_schema!(
+        /// An IANA time zone name, as the bundled time zone database knows them.
+        TimeZone => {
             let mut names: Vec<String> = jiff::tz::db().available().map(|name| name.to_string()).collect();
             names.sort();
             ObjectBuilder::new()
@@ -207,11 +179,5 @@ pub mod schema {
                 .examples(["Europe/Berlin"])
                 .into()
         }
-    }
-
-    impl utoipa::ToSchema for TimeZone {
-        fn name() -> Cow<'static, str> {
-            Cow::Borrowed("TimeZone")
-        }
-    }
+    );
 }
