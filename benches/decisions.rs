@@ -30,10 +30,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use adescrow::auth::node_session::session_message;
-use adescrow::db::MIGRATOR;
+use adescrow::accounts::node_session::session_message;
+use adescrow::adserver::serving::Context;
 use adescrow::http::{AppState, app};
-use adescrow::serving::Context;
+use adescrow::platform::db::MIGRATOR;
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context as _, ensure};

@@ -18,8 +18,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use adescrow::contracts::{AdEscrow, ConsentGrant, ConsentRegistry, IAdEscrow, TestToken, consent_domain};
-use adescrow::deploy::{DeployArgs, deploy};
-use adescrow::payout_tree::{PayoutLeaf, PayoutTree};
+use adescrow::platform::deploy::{DeployArgs, deploy};
+use adescrow::settlement::payout_tree::{PayoutLeaf, PayoutTree};
 use alloy::network::EthereumWallet;
 use alloy::node_bindings::Anvil;
 use alloy::primitives::aliases::U40;

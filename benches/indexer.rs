@@ -28,8 +28,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use adescrow::contracts::ConsentRegistry;
-use adescrow::db::MIGRATOR;
-use adescrow::deploy::{DeployArgs, Deployment, deploy};
+use adescrow::platform::db::MIGRATOR;
+use adescrow::platform::deploy::{DeployArgs, Deployment, deploy};
 use adescrow_indexer::events::Contracts;
 use adescrow_indexer::follower::{Follower, FollowerConfig, Step};
 use adescrow_indexer::rpc::ChainRpc;

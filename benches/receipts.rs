@@ -34,13 +34,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use adescrow::adserver::pricing::{EventType, UnitPrices};
+use adescrow::adserver::serving::Ticket;
+use adescrow::billing::batch::{self, Receipt};
 use adescrow::contracts::ReceiptBatch;
-use adescrow::db::MIGRATOR;
 use adescrow::http::{AppState, app};
 use adescrow::money::Amount;
-use adescrow::pricing::{EventType, UnitPrices};
-use adescrow::serving::Ticket;
-use adescrow::tracking::batch::{self, Receipt};
+use adescrow::platform::db::MIGRATOR;
 use alloy::primitives::Address;
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
@@ -146,7 +146,7 @@ fn batches(
                         ad_id,
                         campaign_id,
                         hoster_node_id: hoster_id,
-                        viewer: Some(adescrow::serving::ticket::viewer_hash(&viewer)),
+                        viewer: Some(adescrow::adserver::serving::ticket::viewer_hash(&viewer)),
                         prices,
                         issued_at: now,
                         expires_at: now + 3600,

@@ -27,9 +27,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use adescrow::db::MIGRATOR;
 use adescrow::http::{AppState, app};
-use adescrow::relayer::epoch;
+use adescrow::platform::db::MIGRATOR;
+use adescrow::settlement::relayer::epoch;
 use alloy::primitives::{Address, B256};
 use anyhow::{Context as _, ensure};
 use axum::body::Body;

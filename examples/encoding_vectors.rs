@@ -11,7 +11,7 @@
 )]
 
 use adescrow::contracts::{ConsentGrant, ConsentRevocation, ReceiptBatch, consent_domain, receipts_domain};
-use adescrow::payout_tree::{PayoutLeaf, PayoutTree};
+use adescrow::settlement::payout_tree::{PayoutLeaf, PayoutTree};
 use alloy::primitives::{Address, B256, U256, address, keccak256};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;

@@ -5,7 +5,7 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = adescrow::config::Cli::parse();
-    adescrow::telemetry::init_tracing(&cli.log);
-    adescrow::cli::run(cli).await
+    let cli = adescrow::platform::config::Cli::parse();
+    adescrow::platform::telemetry::init_tracing(&cli.log);
+    adescrow::platform::cli::run(cli).await
 }

@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use adescrow::config::ApiArgs;
+use adescrow::platform::config::ApiArgs;
 use alloy::primitives::Address;
 use anyhow::Context as _;
 use sqlx::{Connection, PgConnection};

@@ -8,7 +8,7 @@ use std::fmt;
 use alloy::signers::local::PrivateKeySigner;
 
 use super::error::Failure;
-use crate::config::DemoArgs;
+use crate::platform::config::DemoArgs;
 
 /// Private keys of anvil's accounts 0 to 9.
 pub const ANVIL_KEYS: [&str; 10] = [

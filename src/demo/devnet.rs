@@ -16,7 +16,7 @@ use super::error::{Failure, Result};
 use super::report::{Probe, Report, wait_for};
 use super::wallet::Chain;
 use crate::contracts::{AdEscrow, TestToken};
-use crate::deploy::Deployment;
+use crate::platform::deploy::Deployment;
 
 /// The devnet as the demo found it, and the names of this run.
 #[derive(Debug)]

@@ -59,7 +59,7 @@ pub enum Failure {
     #[error("signing failed: {0}")]
     Signer(#[from] alloy::signers::Error),
     #[error(transparent)]
-    Deployment(#[from] crate::deploy::DeployError),
+    Deployment(#[from] crate::platform::deploy::DeployError),
     #[error("{0}")]
     Setup(String),
 }

@@ -19,8 +19,8 @@ use super::error::{Failure, Result};
 use super::report::{Probe, Report, wait_for};
 use super::viewer::Viewer;
 use super::wallet::{self, personal_sign};
-use crate::auth::node_session::session_message;
-use crate::nodes::registration_message;
+use crate::accounts::node_session::session_message;
+use crate::accounts::nodes::registration_message;
 
 /// Tickets each hoster node takes: node 1 bills three and keeps three for the refusals.
 const NODE_1_TICKETS: usize = 6;

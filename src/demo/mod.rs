@@ -37,8 +37,8 @@ pub use economics::Economics;
 pub use error::{DemoError, Failure};
 use report::{Report, Step};
 
-use crate::config::DemoArgs;
-use crate::deploy::Deployment;
+use crate::platform::config::DemoArgs;
+use crate::platform::deploy::Deployment;
 
 /// Everything a demo run needs to know.
 #[derive(Debug, Clone)]

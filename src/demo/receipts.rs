@@ -17,9 +17,9 @@ use super::error::{Failure, Result};
 use super::hoster::{Hosting, Operator, Tickets};
 use super::report::Report;
 use super::viewer::Viewer;
+use crate::adserver::pricing::EventType;
+use crate::billing::batch::{self, Receipt};
 use crate::contracts::ReceiptBatch;
-use crate::pricing::EventType;
-use crate::tracking::batch::{self, Receipt};
 
 /// What the witnessed batches billed.
 #[derive(Debug)]

@@ -15,7 +15,7 @@ use axum::http::request::Parts;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::auth::{Credential, Principal, Role};
+use crate::accounts::{Credential, Principal, Role};
 
 /// Which callers an operation admits.
 pub trait Policy: Send + Sync + 'static {

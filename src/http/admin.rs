@@ -9,8 +9,8 @@ use super::AppState;
 use super::access::{Admins, Caller};
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::{Json, Path};
+use crate::accounts::Role;
 use crate::accounts::{self, User};
-use crate::auth::Role;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

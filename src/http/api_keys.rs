@@ -14,7 +14,7 @@ use super::access::{Caller, WalletSession};
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::{Json, Path};
 use super::{AppState, validate};
-use crate::auth::{Role, api_key};
+use crate::accounts::{Role, api_key};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -26,7 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateApiKey {
     /// A label to tell keys apart, 1 to 100 characters.
-    #[schema(value_type = crate::wire::schema::Name, example = "hoster node eu-1")]
+    #[schema(value_type = crate::platform::wire::schema::Name, example = "hoster node eu-1")]
     pub name: String,
     /// The one role the key acts with; the owner must hold it.
     pub role: Role,
@@ -36,7 +36,7 @@ pub struct CreateApiKey {
 #[serde(rename_all = "camelCase")]
 pub struct ApiKey {
     pub id: Uuid,
-    #[schema(value_type = crate::wire::schema::Name)]
+    #[schema(value_type = crate::platform::wire::schema::Name)]
     pub name: String,
     pub role: Role,
     /// The key's first characters, to recognize it.

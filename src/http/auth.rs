@@ -12,11 +12,11 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::Json;
+use crate::accounts::client_network::ClientNetwork;
+use crate::accounts::session::{IssuedSession, RefreshError};
+use crate::accounts::siwe::NonceError;
 use crate::accounts::{self, User};
-use crate::auth::client_network::ClientNetwork;
-use crate::auth::session::{IssuedSession, RefreshError};
-use crate::auth::siwe::NonceError;
-use crate::auth::{Role, siwe};
+use crate::accounts::{Role, siwe};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -83,7 +83,7 @@ pub struct SignInRequest {
     /// The EIP-4361 message exactly as signed.
     pub message: String,
     /// The wallet's `personal_sign` signature of `message`: 0x-prefixed 65 bytes.
-    #[schema(value_type = crate::wire::schema::Signature)]
+    #[schema(value_type = crate::platform::wire::schema::Signature)]
     pub signature: String,
 }
 

@@ -12,7 +12,7 @@ use super::access::{Advertisers, Caller, CampaignManagers};
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::{Json, Path};
 use super::{AppState, validate};
-use crate::brands::{self, Brand, BrandFields};
+use crate::adserver::brands::{self, Brand, BrandFields};
 use crate::money::Amount;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -24,14 +24,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateBrand {
-    #[schema(value_type = crate::wire::schema::Name, example = "Acme Coffee")]
+    #[schema(value_type = crate::platform::wire::schema::Name, example = "Acme Coffee")]
     pub name: String,
     #[schema(value_type = crate::money::PositiveAmount)]
     pub daily_budget: Amount,
     /// At least the daily budget.
     #[schema(value_type = crate::money::PositiveAmount)]
     pub monthly_budget: Amount,
-    #[schema(value_type = crate::wire::schema::TimeZone, example = "Europe/Berlin")]
+    #[schema(value_type = crate::platform::wire::schema::TimeZone, example = "Europe/Berlin")]
     pub time_zone: String,
     #[serde(default = "active_by_default")]
     pub active: bool,
@@ -106,13 +106,13 @@ async fn get_brand(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateBrand {
-    #[schema(value_type = Option<crate::wire::schema::Name>)]
+    #[schema(value_type = Option<crate::platform::wire::schema::Name>)]
     pub name: Option<String>,
     #[schema(value_type = Option<crate::money::PositiveAmount>)]
     pub daily_budget: Option<Amount>,
     #[schema(value_type = Option<crate::money::PositiveAmount>)]
     pub monthly_budget: Option<Amount>,
-    #[schema(value_type = Option<crate::wire::schema::TimeZone>)]
+    #[schema(value_type = Option<crate::platform::wire::schema::TimeZone>)]
     pub time_zone: Option<String>,
     pub active: Option<bool>,
 }

@@ -16,14 +16,14 @@ use super::access::{Advertisers, Caller, CampaignManagers};
 use super::error::{ApiError, ApiResult, ProblemSchema, on_unique};
 use super::extract::{Json, Path, Query};
 use super::{AppState, validate};
-use crate::analytics::{self, CampaignAnalytics};
-use crate::auth::Principal;
-use crate::brands;
-use crate::campaigns::{
+use crate::accounts::Principal;
+use crate::adserver::analytics::{self, CampaignAnalytics};
+use crate::adserver::brands;
+use crate::adserver::campaigns::{
     self, Campaign, CampaignFields, CampaignStatus, Change, ChangeError, DaypartWindow, Filter, FrequencyCaps,
     StatusCause, StatusChange, Targeting,
 };
-use crate::schedule;
+use crate::adserver::schedule;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -38,13 +38,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateCampaign {
     pub brand_id: Uuid,
-    #[schema(value_type = crate::wire::schema::Name)]
+    #[schema(value_type = crate::platform::wire::schema::Name)]
     pub name: String,
     /// The ERC-20 token the campaign pays in.
-    #[schema(value_type = crate::wire::schema::TokenAddress)]
+    #[schema(value_type = crate::platform::wire::schema::TokenAddress)]
     pub token: Address,
     /// The escrow campaign id to use; a random one is chosen when left out.
-    #[schema(value_type = Option<crate::wire::schema::Bytes32>)]
+    #[schema(value_type = Option<crate::platform::wire::schema::Bytes32>)]
     pub chain_campaign_id: Option<B256>,
     #[serde(with = "time::serde::rfc3339")]
     pub starts_at: OffsetDateTime,
@@ -202,7 +202,7 @@ async fn get_campaign(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateCampaign {
-    #[schema(value_type = Option<crate::wire::schema::Name>)]
+    #[schema(value_type = Option<crate::platform::wire::schema::Name>)]
     pub name: Option<String>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub starts_at: Option<OffsetDateTime>,
@@ -210,7 +210,7 @@ pub struct UpdateCampaign {
     pub ends_at: Option<OffsetDateTime>,
     /// `null` removes the daypart.
     #[schema(value_type = Option<DaypartWindow>)]
-    #[serde(default, deserialize_with = "crate::wire::double_option")]
+    #[serde(default, deserialize_with = "crate::platform::wire::double_option")]
     pub daypart: Option<Option<DaypartWindow>>,
     pub targeting: Option<Targeting>,
     pub frequency_caps: Option<FrequencyCaps>,
@@ -260,7 +260,7 @@ pub struct ChangeStatus {
     /// `SCHEDULED` (from DRAFT), `PAUSED`, `RUNNING` (from PAUSED) or `COMPLETED`.
     pub status: CampaignStatus,
     /// Recorded in the campaign's history.
-    #[schema(value_type = Option<crate::wire::schema::Reason>)]
+    #[schema(value_type = Option<crate::platform::wire::schema::Reason>)]
     pub reason: Option<String>,
 }
 

@@ -92,13 +92,13 @@ async fn status(State(state): State<AppState>) -> ApiResult<Json<IndexerStatus>>
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CampaignEscrow {
-    #[schema(value_type = crate::wire::schema::Bytes32)]
+    #[schema(value_type = crate::platform::wire::schema::Bytes32)]
     pub campaign_id: B256,
-    #[schema(value_type = crate::wire::schema::Address)]
-    #[serde(serialize_with = "crate::wire::checksummed::serialize")]
+    #[schema(value_type = crate::platform::wire::schema::Address)]
+    #[serde(serialize_with = "crate::platform::wire::checksummed::serialize")]
     pub advertiser: Address,
-    #[schema(value_type = crate::wire::schema::TokenAddress)]
-    #[serde(serialize_with = "crate::wire::checksummed::serialize")]
+    #[schema(value_type = crate::platform::wire::schema::TokenAddress)]
+    #[serde(serialize_with = "crate::platform::wire::checksummed::serialize")]
     pub token: Address,
     /// Unix seconds.
     pub end: i64,
@@ -119,7 +119,7 @@ pub struct CampaignEscrow {
 /// A campaign's escrow as the chain holds it.
 #[utoipa::path(
     get, path = "/escrow/campaigns/{campaign_id}", tag = "chain",
-    params(("campaign_id" = crate::wire::schema::Bytes32, Path, description = "The escrow campaign id")),
+    params(("campaign_id" = crate::platform::wire::schema::Bytes32, Path, description = "The escrow campaign id")),
     responses((status = 200, body = CampaignEscrow), (status = 404, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn campaign(State(state): State<AppState>, Path(campaign_id): Path<B256>) -> ApiResult<Json<CampaignEscrow>> {
@@ -162,7 +162,7 @@ pub struct Page {
 #[serde(rename_all = "camelCase")]
 pub struct Settlement {
     pub epoch: i64,
-    #[schema(value_type = crate::wire::schema::Bytes32)]
+    #[schema(value_type = crate::platform::wire::schema::Bytes32)]
     pub root: B256,
     /// Unix seconds from which claims may use the root.
     pub claimable_at: i64,
@@ -171,7 +171,7 @@ pub struct Settlement {
     /// What the epoch settled, per token, in the order the transaction listed them.
     #[schema(value_type = Vec<SettlementTotal>)]
     pub totals: serde_json::Value,
-    #[schema(value_type = crate::wire::schema::Bytes32)]
+    #[schema(value_type = crate::platform::wire::schema::Bytes32)]
     pub tx_hash: B256,
     #[serde(flatten)]
     pub reflects: Reflects,
@@ -181,7 +181,7 @@ pub struct Settlement {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct SettlementTotal {
-    #[schema(value_type = crate::wire::schema::TokenAddress)]
+    #[schema(value_type = crate::platform::wire::schema::TokenAddress)]
     token: String,
     /// Token base units, as a decimal string.
     #[schema(pattern = "^[0-9]{1,78}$")]
@@ -239,8 +239,8 @@ async fn settlements(State(state): State<AppState>, Query(page): Query<Page>) ->
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClaimedBalance {
-    #[schema(value_type = crate::wire::schema::TokenAddress)]
-    #[serde(serialize_with = "crate::wire::checksummed::serialize")]
+    #[schema(value_type = crate::platform::wire::schema::TokenAddress)]
+    #[serde(serialize_with = "crate::platform::wire::checksummed::serialize")]
     pub token: Address,
     /// Everything claimed so far, in token base units.
     pub claimed: String,
@@ -250,7 +250,7 @@ pub struct ClaimedBalance {
 
 /// What an account has claimed, per token.
 #[utoipa::path(
-    get, path = "/escrow/claims/{account}", tag = "chain", params(("account" = crate::wire::schema::Address, Path)),
+    get, path = "/escrow/claims/{account}", tag = "chain", params(("account" = crate::platform::wire::schema::Address, Path)),
     responses((status = 200, body = [ClaimedBalance]), (status = 422, body = ProblemSchema))
 )]
 async fn claims(State(state): State<AppState>, Path(account): Path<Address>) -> ApiResult<Json<Vec<ClaimedBalance>>> {
@@ -277,7 +277,7 @@ async fn claims(State(state): State<AppState>, Path(account): Path<Address>) -> 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsentRecord {
-    #[schema(value_type = crate::wire::schema::Bytes32)]
+    #[schema(value_type = crate::platform::wire::schema::Bytes32)]
     pub scope: B256,
     /// Unix seconds; absent when revoked.
     pub expiry: Option<i64>,
@@ -289,7 +289,7 @@ pub struct ConsentRecord {
 
 /// A user's current consent per scope.
 #[utoipa::path(
-    get, path = "/consent/{user}", tag = "chain", params(("user" = crate::wire::schema::Address, Path)),
+    get, path = "/consent/{user}", tag = "chain", params(("user" = crate::platform::wire::schema::Address, Path)),
     responses((status = 200, body = [ConsentRecord]), (status = 422, body = ProblemSchema))
 )]
 async fn consent(State(state): State<AppState>, Path(user): Path<Address>) -> ApiResult<Json<Vec<ConsentRecord>>> {

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::{Json, Path};
-use crate::relayer::consent::{self, ConsentAction, ConsentRequest, SignedConsent};
+use crate::settlement::relayer::consent::{self, ConsentAction, ConsentRequest, SignedConsent};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(submit)).routes(routes!(status))
@@ -32,21 +32,21 @@ pub enum Action {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SubmitConsent {
     pub action: Action,
-    #[schema(value_type = crate::wire::schema::Address)]
+    #[schema(value_type = crate::platform::wire::schema::Address)]
     pub user: Address,
     /// bytes32 scope, 0x-prefixed.
-    #[schema(value_type = crate::wire::schema::Bytes32)]
+    #[schema(value_type = crate::platform::wire::schema::Bytes32)]
     pub scope: B256,
     /// Grants: until when (unix seconds). Not part of a revocation.
     pub expiry: Option<u64>,
     /// The user's next nonce in the registry, as a decimal string.
-    #[schema(value_type = crate::wire::schema::Uint256)]
+    #[schema(value_type = crate::platform::wire::schema::Uint256)]
     pub nonce: U256,
     /// Unix seconds after which the signature is void, as a decimal string.
-    #[schema(value_type = crate::wire::schema::Uint256)]
+    #[schema(value_type = crate::platform::wire::schema::Uint256)]
     pub deadline: U256,
     /// 65-byte EIP-712 signature, 0x-hex.
-    #[schema(value_type = crate::wire::schema::Signature)]
+    #[schema(value_type = crate::platform::wire::schema::Signature)]
     pub signature: String,
 }
 
@@ -90,7 +90,7 @@ async fn submit(
 /// A consent request's progress: queued, sent, mined, confirmed or failed (with why).
 #[utoipa::path(
     get, path = "/consent/requests/{digest}", tag = "settlement",
-    params(("digest" = crate::wire::schema::Bytes32, Path, description = "the EIP-712 digest the user signed")),
+    params(("digest" = crate::platform::wire::schema::Bytes32, Path, description = "the EIP-712 digest the user signed")),
     responses((status = 200, body = ConsentRequest), (status = 404, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn status(State(state): State<AppState>, Path(digest): Path<B256>) -> ApiResult<Json<ConsentRequest>> {

@@ -13,10 +13,10 @@ use super::access::{Caller, CampaignManagers};
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::{Json, Path, Query};
 use super::{AppState, validate};
-use crate::auth::Principal;
-use crate::campaigns::{self, CampaignStatus};
-use crate::creatives::{self, Ad, AdFields, AdSet, Creative, CreativeKind, Filter};
-use crate::pricing::PriceList;
+use crate::accounts::Principal;
+use crate::adserver::campaigns::{self, CampaignStatus};
+use crate::adserver::creatives::{self, Ad, AdFields, AdSet, Creative, CreativeKind, Filter};
+use crate::adserver::pricing::PriceList;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -38,7 +38,7 @@ pub struct CreativeQuery {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateAdSet {
     pub campaign_id: Uuid,
-    #[schema(value_type = crate::wire::schema::Name)]
+    #[schema(value_type = crate::platform::wire::schema::Name)]
     pub name: String,
     #[serde(default = "yes")]
     pub active: bool,
@@ -115,7 +115,7 @@ async fn get_ad_set(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateAdSet {
-    #[schema(value_type = Option<crate::wire::schema::Name>)]
+    #[schema(value_type = Option<crate::platform::wire::schema::Name>)]
     pub name: Option<String>,
     pub active: Option<bool>,
 }
@@ -142,7 +142,7 @@ async fn update_ad_set(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateAd {
     pub ad_set_id: Uuid,
-    #[schema(value_type = crate::wire::schema::Name)]
+    #[schema(value_type = crate::platform::wire::schema::Name)]
     pub name: String,
     #[serde(default = "yes")]
     pub active: bool,
@@ -254,7 +254,7 @@ async fn get_ad(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateAd {
-    #[schema(value_type = Option<crate::wire::schema::Name>)]
+    #[schema(value_type = Option<crate::platform::wire::schema::Name>)]
     pub name: Option<String>,
     pub active: Option<bool>,
     pub creative: Option<Creative>,

@@ -15,11 +15,11 @@ use uuid::Uuid;
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::{Json, NodeCaller};
 use super::{AppState, validate};
-use crate::auth::node_session::NodeSignInError;
-use crate::creatives::Creative;
+use crate::accounts::node_session::NodeSignInError;
+use crate::adserver::creatives::Creative;
+use crate::adserver::pricing::EventType;
+use crate::adserver::serving::{Context, NoAdReason, ServedAd};
 use crate::money::Amount;
-use crate::pricing::EventType;
-use crate::serving::{Context, NoAdReason, ServedAd};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -31,7 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NodeSessionRequest {
     /// The node's registered signing address.
-    #[schema(value_type = crate::wire::schema::Address)]
+    #[schema(value_type = crate::platform::wire::schema::Address)]
     pub address: Address,
     /// RFC 3339 time of signing, within 60 seconds of the server's clock.
     #[schema(example = "2026-11-21T12:00:00Z")]
@@ -39,7 +39,7 @@ pub struct NodeSessionRequest {
     /// The node key's `personal_sign` of
     /// `"adescrow node session\nnode: <address>\nchain id: <chain id>\nissued at: <issuedAt>"`,
     /// the address EIP-55 checksummed and `issuedAt` exactly as sent.
-    #[schema(value_type = crate::wire::schema::Signature)]
+    #[schema(value_type = crate::platform::wire::schema::Signature)]
     pub signature: String,
 }
 
@@ -99,17 +99,17 @@ pub struct DecisionRequest {
     pub placement: String,
     /// The viewer's pseudonymous id: a linked `vw_...` id for signed-in viewers (their
     /// on-chain consent then counts), or any stable id the hoster keeps for anonymous ones.
-    #[schema(value_type = Option<crate::wire::schema::Reference>)]
+    #[schema(value_type = Option<crate::platform::wire::schema::Reference>)]
     pub viewer: Option<String>,
-    #[schema(value_type = Option<crate::wire::schema::Label>)]
+    #[schema(value_type = Option<crate::platform::wire::schema::Label>)]
     pub region: Option<String>,
     #[serde(default)]
-    #[schema(value_type = Vec<crate::wire::schema::Label>, max_items = 100)]
+    #[schema(value_type = Vec<crate::platform::wire::schema::Label>, max_items = 100)]
     pub communities: Vec<String>,
-    #[schema(value_type = Option<crate::wire::schema::Label>)]
+    #[schema(value_type = Option<crate::platform::wire::schema::Label>)]
     pub user_type: Option<String>,
     /// The page the ad will appear on.
-    #[schema(value_type = Option<crate::wire::schema::WebUrl>, example = "https://forum.example.com/t/42")]
+    #[schema(value_type = Option<crate::platform::wire::schema::WebUrl>, example = "https://forum.example.com/t/42")]
     pub page_url: Option<Url>,
 }
 

@@ -10,8 +10,8 @@ use problem_details::ProblemDetails;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::auth::principal::AuthError;
-use crate::auth::siwe::SignInError;
+use crate::accounts::principal::AuthError;
+use crate::accounts::siwe::SignInError;
 
 /// Stable problem types. The slug is part of the API: clients branch on `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

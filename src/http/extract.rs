@@ -13,8 +13,8 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use super::{AppState, middleware};
-use crate::auth::principal::{AuthError, MissingRole, Refusal};
-use crate::auth::{Authenticated, Principal};
+use crate::accounts::principal::{AuthError, MissingRole, Refusal};
+use crate::accounts::{Authenticated, Principal};
 
 /// A JSON body. Unlike `axum::Json`, a rejection names the field at fault (as a path such
 /// as `items[2].price`) in a problem document.

@@ -109,5 +109,5 @@ async fn readyz(State(state): State<AppState>) -> axum::response::Response {
 /// metrics of every role running in this process.
 #[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, content_type = "text/plain", body = String)))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    crate::telemetry::exposition(&state.metrics)
+    crate::platform::telemetry::exposition(&state.metrics)
 }

@@ -10,9 +10,9 @@ use super::AppState;
 use super::access::{Caller, SignedIn, Viewers, WalletSession};
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::Json;
+use crate::accounts::Role;
+use crate::accounts::viewers;
 use crate::accounts::{self, User};
-use crate::auth::Role;
-use crate::viewers;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -19,9 +19,9 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{ApiError, ProblemKind, problem_response};
 use super::extract::bearer;
-use crate::auth::client_network::{ClientNetwork, ClientNetworks};
-use crate::auth::principal::{AuthError, Refusal};
-use crate::auth::{Authenticated, Principal, api_key};
+use crate::accounts::client_network::{ClientNetwork, ClientNetworks};
+use crate::accounts::principal::{AuthError, Refusal};
+use crate::accounts::{Authenticated, Principal, api_key};
 
 /// Whom a request counts against. Only a verified credential has a budget of its own:
 /// anything else (no credential, or one that does not verify) counts against its network,

@@ -44,14 +44,14 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::auth::client_network::ClientNetworks;
-use crate::auth::node_session::NodeSessions;
-use crate::auth::session::{SessionKeys, WeakSecret};
-use crate::auth::siwe::SignInPolicy;
-use crate::config::ApiArgs;
-use crate::serving::AdServer;
-use crate::telemetry;
-use crate::tracking::{SplitPolicy, split};
+use crate::accounts::client_network::ClientNetworks;
+use crate::accounts::node_session::NodeSessions;
+use crate::accounts::session::{SessionKeys, WeakSecret};
+use crate::accounts::siwe::SignInPolicy;
+use crate::adserver::serving::AdServer;
+use crate::billing::{SplitPolicy, split};
+use crate::platform::config::ApiArgs;
+use crate::platform::telemetry;
 use middleware::ClientRateLimiter;
 
 /// How long readiness waits for each dependency.
@@ -71,7 +71,7 @@ pub struct AppState {
     pub rate_limiter: Arc<ClientRateLimiter>,
     pub metrics: PrometheusHandle,
     /// The background roles of this process, which `/readyz` reports on.
-    pub roles: crate::worker::Health,
+    pub roles: crate::platform::worker::Health,
 }
 
 /// A configuration the API cannot run with.
@@ -120,7 +120,7 @@ impl AppState {
                 ClientNetworks::new(config.jwt_secret.as_bytes()),
             )),
             metrics: telemetry::metrics_handle(),
-            roles: crate::worker::Health::default(),
+            roles: crate::platform::worker::Health::default(),
             config: Arc::new(config),
         })
     }
@@ -130,7 +130,7 @@ impl AppState {
     pub async fn housekeeping(&self) -> Result<(), sqlx::Error> {
         self.rate_limiter.forget_idle();
         let mut conn = self.db.acquire().await?;
-        crate::auth::siwe::purge_expired_nonces(&mut conn).await.map(drop)
+        crate::accounts::siwe::purge_expired_nonces(&mut conn).await.map(drop)
     }
 }
 

@@ -13,7 +13,7 @@ use super::access::{Caller, Hosters, NodeManagers};
 use super::error::{ApiError, ApiResult, ProblemSchema, on_unique};
 use super::extract::{Json, Path};
 use super::{AppState, validate};
-use crate::nodes::{self, Node, ProofError};
+use crate::accounts::nodes::{self, Node, ProofError};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -25,9 +25,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegisterNode {
     /// The node's secp256k1 signing address.
-    #[schema(value_type = crate::wire::schema::Address, example = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC")]
+    #[schema(value_type = crate::platform::wire::schema::Address, example = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC")]
     pub address: Address,
-    #[schema(value_type = crate::wire::schema::Name, example = "edge-eu-1")]
+    #[schema(value_type = crate::platform::wire::schema::Name, example = "edge-eu-1")]
     pub name: String,
     /// Whether the node may witness other hosters' impressions.
     #[serde(default)]
@@ -35,7 +35,7 @@ pub struct RegisterNode {
     /// Proof of possession: the node key's `personal_sign` of
     /// `"adescrow node registration\nowner: <owner address>\nnode: <node address>\nchain id: <chain id>"`
     /// with both addresses EIP-55 checksummed.
-    #[schema(value_type = crate::wire::schema::Signature)]
+    #[schema(value_type = crate::platform::wire::schema::Signature)]
     pub signature: String,
 }
 
@@ -101,7 +101,7 @@ async fn get_node(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateNode {
-    #[schema(value_type = Option<crate::wire::schema::Name>)]
+    #[schema(value_type = Option<crate::platform::wire::schema::Name>)]
     pub name: Option<String>,
     pub can_witness: Option<bool>,
 }

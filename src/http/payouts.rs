@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::{Json, Path};
-use crate::payouts::{self, Payouts};
+use crate::settlement::payouts::{self, Payouts};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(payouts_of))
@@ -19,7 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// proof and calldata of `AdEscrow.claim`.
 #[utoipa::path(
     get, path = "/payouts/{account}", tag = "settlement",
-    params(("account" = crate::wire::schema::Address, Path, description = "the payee's address")),
+    params(("account" = crate::platform::wire::schema::Address, Path, description = "the payee's address")),
     responses((status = 200, body = Payouts), (status = 422, body = ProblemSchema), (status = 503, body = ProblemSchema))
 )]
 async fn payouts_of(State(state): State<AppState>, Path(account): Path<Address>) -> ApiResult<Json<Payouts>> {

@@ -13,8 +13,8 @@ use super::access::{Admins, Caller, CatalogReaders};
 use super::error::{ApiError, ApiResult, ProblemSchema, on_unique};
 use super::extract::{Json, Path};
 use super::{AppState, validate};
-use crate::placements::{self, Placement, PlacementFields};
-use crate::pricing::{self, PriceList, TokenPrices};
+use crate::adserver::placements::{self, Placement, PlacementFields};
+use crate::adserver::pricing::{self, PriceList, TokenPrices};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -39,10 +39,10 @@ pub struct CreatePlacement {
     /// Lowercase words joined by hyphens, as hosters name it.
     #[schema(pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 64, example = "footer-strip")]
     pub slug: String,
-    #[schema(value_type = crate::wire::schema::Name)]
+    #[schema(value_type = crate::platform::wire::schema::Name)]
     pub name: String,
     #[serde(default)]
-    #[schema(value_type = crate::wire::schema::Description)]
+    #[schema(value_type = crate::platform::wire::schema::Description)]
     pub description: String,
     /// 1 to 10.
     #[schema(minimum = 1, maximum = 10)]
@@ -95,9 +95,9 @@ async fn create(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdatePlacement {
-    #[schema(value_type = Option<crate::wire::schema::Name>)]
+    #[schema(value_type = Option<crate::platform::wire::schema::Name>)]
     pub name: Option<String>,
-    #[schema(value_type = Option<crate::wire::schema::Description>)]
+    #[schema(value_type = Option<crate::platform::wire::schema::Description>)]
     pub description: Option<String>,
     #[schema(minimum = 1, maximum = 10)]
     pub max_ads: Option<i32>,
@@ -150,7 +150,7 @@ async fn list_prices(State(state): State<AppState>, _: Caller<CatalogReaders>) -
 /// Sets a token's default prices; events left out have no default. Admins only.
 #[utoipa::path(
     put, path = "/pricing/{token}", tag = "campaigns", security(("bearer" = ["admin"])),
-    params(("token" = crate::wire::schema::TokenAddress, Path, description = "Token contract address")), request_body = PriceList,
+    params(("token" = crate::platform::wire::schema::TokenAddress, Path, description = "Token contract address")), request_body = PriceList,
     responses((status = 200, body = TokenPrices), (status = 403, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn set_prices(

@@ -17,14 +17,14 @@ use super::access::{Caller, SignedIn};
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::{self, Json, JsonBody};
 use super::{AppState, validate};
-use crate::auth::personal_sign::SignatureError;
+use crate::accounts::personal_sign::SignatureError;
+use crate::adserver::pricing::EventType;
+use crate::adserver::serving::snapshot::ActiveNode;
+use crate::billing::batch::{self, Receipt};
+use crate::billing::store::{self, BillError};
+use crate::billing::{BatchAnswer, Candidate, Party, Refusal, VerifiedBatch, check_receipt};
 use crate::contracts::ReceiptBatch;
-use crate::ledger::{self, Balance};
-use crate::pricing::EventType;
-use crate::serving::snapshot::ActiveNode;
-use crate::tracking::batch::{self, Receipt};
-use crate::tracking::store::{self, BillError};
-use crate::tracking::{BatchAnswer, Candidate, Party, Refusal, VerifiedBatch, check_receipt};
+use crate::money::ledger::{self, Balance};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(submit)).routes(routes!(earnings))
@@ -39,10 +39,10 @@ pub struct ReceiptInput {
     /// When it happened, in unix seconds.
     pub at: i64,
     /// The viewer's pseudonymous id, as given in the decision request.
-    #[schema(value_type = Option<crate::wire::schema::Reference>)]
+    #[schema(value_type = Option<crate::platform::wire::schema::Reference>)]
     pub viewer: Option<String>,
     /// For acquisitions: the advertiser's order reference.
-    #[schema(value_type = Option<crate::wire::schema::Reference>)]
+    #[schema(value_type = Option<crate::platform::wire::schema::Reference>)]
     pub order_ref: Option<String>,
 }
 
@@ -51,10 +51,10 @@ pub struct ReceiptInput {
 pub struct SubmitBatch {
     pub chain_id: u64,
     /// The hoster node's signing address.
-    #[schema(value_type = crate::wire::schema::Address)]
+    #[schema(value_type = crate::platform::wire::schema::Address)]
     pub hoster: Address,
     /// The witness node's signing address; leave out for an unwitnessed batch.
-    #[schema(value_type = Option<crate::wire::schema::Address>)]
+    #[schema(value_type = Option<crate::platform::wire::schema::Address>)]
     pub witness: Option<Address>,
     /// Per hoster node, a number never used for a different batch.
     pub sequence: u64,

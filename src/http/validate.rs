@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 use url::Url;
 
 use super::error::{ApiError, ApiResult};
+use crate::adserver::schedule;
 use crate::money::Amount;
-use crate::schedule;
 
 /// A display name: trimmed, 1 to 100 characters (the database checks the same bound).
 pub fn name<'a>(field: &str, value: &'a str) -> ApiResult<&'a str> {

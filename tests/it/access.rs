@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use adescrow::db::MIGRATOR;
+use adescrow::platform::db::MIGRATOR;
 use alloy::signers::local::PrivateKeySigner;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};

@@ -1,6 +1,6 @@
 //! API keys: created for a held role, shown once, stored hashed, revocable.
 
-use adescrow::db::MIGRATOR;
+use adescrow::platform::db::MIGRATOR;
 use alloy::signers::local::PrivateKeySigner;
 use axum::http::{Method, StatusCode};
 use serde_json::json;

@@ -1,7 +1,7 @@
 //! The advertiser-facing model over HTTP: bad input is refused naming the field and writes
 //! nothing; status changes follow the machine and are recorded; tenants are isolated.
 
-use adescrow::db::MIGRATOR;
+use adescrow::platform::db::MIGRATOR;
 use alloy::signers::local::PrivateKeySigner;
 use axum::http::StatusCode;
 use serde_json::{Value, json};

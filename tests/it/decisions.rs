@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use adescrow::db::MIGRATOR;
+use adescrow::platform::db::MIGRATOR;
 use alloy::primitives::B256;
 use alloy::signers::local::PrivateKeySigner;
 use axum::http::StatusCode;
@@ -150,7 +150,10 @@ async fn decisions_return_signed_tickets_with_effective_prices(pool: PgPool) {
         .unwrap();
     assert_eq!(ticket.id.to_string(), served["ticketId"].as_str().unwrap());
     assert_eq!(ticket.hoster_node_id.to_string(), node.id);
-    assert_eq!(ticket.viewer, Some(adescrow::serving::ticket::viewer_hash("anon-1")));
+    assert_eq!(
+        ticket.viewer,
+        Some(adescrow::adserver::serving::ticket::viewer_hash("anon-1"))
+    );
     let expires = OffsetDateTime::parse(served["expiresAt"].as_str().unwrap(), &Rfc3339).unwrap();
     assert!(expires > OffsetDateTime::now_utc() + Duration::from_secs(3500));
 

@@ -8,11 +8,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use adescrow::config::{DatabaseArgs, FollowArgs, RelayerArgs, ServeArgs};
-use adescrow::db::MIGRATOR;
 use adescrow::demo::report::Step;
 use adescrow::demo::{self, DemoAccounts, DemoConfig, Economics, Failure, Outcome};
-use adescrow::deploy::{DeployArgs, Deployment, deploy};
+use adescrow::platform::config::{DatabaseArgs, FollowArgs, RelayerArgs, ServeArgs};
+use adescrow::platform::db::MIGRATOR;
+use adescrow::platform::deploy::{DeployArgs, Deployment, deploy};
 use alloy::node_bindings::AnvilInstance;
 use alloy::signers::local::PrivateKeySigner;
 use sqlx::PgPool;
@@ -95,7 +95,7 @@ impl Devnet {
             },
         };
         let (stop, stopped) = watch::channel(());
-        let server = tokio::spawn(adescrow::server::run(args, pool, listener, move || {
+        let server = tokio::spawn(adescrow::platform::server::run(args, pool, listener, move || {
             let mut stopped = stopped.clone();
             async move {
                 let _ = stopped.changed().await;

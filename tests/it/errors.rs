@@ -1,6 +1,6 @@
 //! Bad input of every shape gets a problem document naming the cause, and writes nothing.
 
-use adescrow::db::MIGRATOR;
+use adescrow::platform::db::MIGRATOR;
 use alloy::signers::local::PrivateKeySigner;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use adescrow::contracts::{AdEscrow, IAdEscrow, TestToken};
-use adescrow::deploy::{DeployArgs, DeployError, Deployment, deploy};
-use adescrow::payout_tree::{PayoutLeaf, PayoutTree};
+use adescrow::platform::deploy::{DeployArgs, DeployError, Deployment, deploy};
+use adescrow::settlement::payout_tree::{PayoutLeaf, PayoutTree};
 use alloy::network::EthereumWallet;
 use alloy::primitives::aliases::U40;
 use alloy::primitives::{U256, keccak256};

@@ -1,9 +1,9 @@
 //! Ad-server fixtures: an advertiser with a brand, a campaign, an ad set and an ad, made
 //! through the API; the escrow funding the indexer would have mirrored; billed spend.
 
-use adescrow::auth::node_session::session_message;
-use adescrow::nodes::registration_message;
-use adescrow::scheduler;
+use adescrow::accounts::node_session::session_message;
+use adescrow::accounts::nodes::registration_message;
+use adescrow::adserver::scheduler;
 use alloy::primitives::{Address, B256};
 use alloy::signers::local::PrivateKeySigner;
 use serde_json::{Value, json};

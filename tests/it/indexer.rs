@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use adescrow::contracts::{AdEscrow, ConsentRegistry, IAdEscrow, TestToken};
-use adescrow::deploy::{DeployArgs, Deployment, deploy};
-use adescrow::payout_tree::{PayoutLeaf, PayoutTree};
+use adescrow::platform::deploy::{DeployArgs, Deployment, deploy};
+use adescrow::settlement::payout_tree::{PayoutLeaf, PayoutTree};
 use adescrow_indexer::events::Contracts;
 use adescrow_indexer::follower::{Follower, FollowerConfig, Step};
 use adescrow_indexer::rpc::ChainRpc;
@@ -22,7 +22,7 @@ use sqlx::PgPool;
 use url::Url;
 
 use crate::support::{TestApp, spawn_anvil};
-use adescrow::db::MIGRATOR;
+use adescrow::platform::db::MIGRATOR;
 
 /// A devnet with the contracts deployed and one funded campaign.
 pub struct Chain {

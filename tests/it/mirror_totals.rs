@@ -1,7 +1,7 @@
 //! The campaign escrow totals the mirror keeps (`mirror_campaign_debited`) always equal what
 //! the mirror's own rows say: through settlements, revocations and a reorg's rollback.
 
-use adescrow::db::MIGRATOR;
+use adescrow::platform::db::MIGRATOR;
 use sqlx::PgPool;
 
 const CHAIN: i64 = 31337;

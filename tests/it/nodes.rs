@@ -1,8 +1,8 @@
 //! The node registry and role checks: hosters register their own keys with a proof of
 //! possession, see only their own nodes, and admins manage roles.
 
-use adescrow::db::MIGRATOR;
-use adescrow::nodes::registration_message;
+use adescrow::accounts::nodes::registration_message;
+use adescrow::platform::db::MIGRATOR;
 use alloy::signers::local::PrivateKeySigner;
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use adescrow::db::MIGRATOR;
+use adescrow::platform::db::MIGRATOR;
 use axum::http::header;
 use serde_json::{Value, json};
 use sqlx::PgPool;

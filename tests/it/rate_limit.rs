@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use adescrow::db::MIGRATOR;
+use adescrow::platform::db::MIGRATOR;
 use alloy::signers::local::PrivateKeySigner;
 use axum::body::Body;
 use axum::extract::ConnectInfo;

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use adescrow::db::MIGRATOR;
-use adescrow::worker::{Role, StepError, Supervisor};
+use adescrow::platform::db::MIGRATOR;
+use adescrow::platform::worker::{Role, StepError, Supervisor};
 use axum::http::StatusCode;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;

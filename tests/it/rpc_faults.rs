@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use adescrow::db::MIGRATOR;
+use adescrow::platform::db::MIGRATOR;
 use adescrow_indexer::events::Contracts;
 use adescrow_indexer::follower::{Follower, FollowerConfig, Step};
 use adescrow_indexer::rpc::ChainRpc;
@@ -147,7 +147,7 @@ async fn a_dead_endpoint_fails_over_to_the_next(pool: PgPool) {
 
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn an_outage_is_waited_out_and_the_indexer_recovers(pool: PgPool) {
-    adescrow::telemetry::metrics_handle();
+    adescrow::platform::telemetry::metrics_handle();
     let chain = Chain::start().await;
     chain.grant_many(5, 5, 4_000_000_000).await;
     let (proxy, mode) = start_proxy(chain.anvil.endpoint_url(), DOWN).await;
@@ -164,7 +164,7 @@ async fn an_outage_is_waited_out_and_the_indexer_recovers(pool: PgPool) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     task.abort();
-    let metrics = adescrow::telemetry::metrics_handle().render();
+    let metrics = adescrow::platform::telemetry::metrics_handle().render();
     assert!(
         metrics.contains("indexer_rpc_errors_total"),
         "RPC errors are counted by kind"

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use adescrow::db::MIGRATOR;
-use adescrow::leader::Leader;
-use adescrow::scheduler::Scheduler;
-use adescrow::worker::Supervisor;
+use adescrow::adserver::scheduler::Scheduler;
+use adescrow::platform::db::MIGRATOR;
+use adescrow::platform::leader::Leader;
+use adescrow::platform::worker::Supervisor;
 use serde_json::json;
 use sqlx::PgPool;
 use time::macros::datetime;

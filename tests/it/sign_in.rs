@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use adescrow::db::MIGRATOR;
+use adescrow::platform::db::MIGRATOR;
 use alloy::signers::local::PrivateKeySigner;
 use axum::http::StatusCode;
 use serde_json::json;

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use adescrow::db::MIGRATOR;
-use adescrow::leader::Leader;
-use adescrow::telemetry::metrics_handle;
-use adescrow::worker::{Health, Leadership, Role, StepError, Supervisor};
+use adescrow::platform::db::MIGRATOR;
+use adescrow::platform::leader::Leader;
+use adescrow::platform::telemetry::metrics_handle;
+use adescrow::platform::worker::{Health, Leadership, Role, StepError, Supervisor};
 use sqlx::PgPool;
 use tokio::sync::watch;
 

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use adescrow::config::ApiArgs;
 use adescrow::http::{AppState, app};
+use adescrow::platform::config::ApiArgs;
 use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::Address;
 use alloy::signers::SignerSync;

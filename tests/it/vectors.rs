@@ -2,7 +2,7 @@
 //! Solidity side checks the same file in contracts/test/Vectors.t.sol.
 
 use adescrow::contracts::{ConsentGrant, ConsentRevocation, ReceiptBatch, consent_domain, receipts_domain};
-use adescrow::payout_tree::{PayoutLeaf, PayoutTree};
+use adescrow::settlement::payout_tree::{PayoutLeaf, PayoutTree};
 use alloy::primitives::{Address, B256, Signature, U256};
 use alloy::sol_types::SolStruct;
 use serde_json::Value;

@@ -5,10 +5,10 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use adescrow::adserver::pricing::EventType;
+use adescrow::billing::batch::{self, Receipt};
 use adescrow::contracts::ReceiptBatch;
-use adescrow::db::MIGRATOR;
-use adescrow::pricing::EventType;
-use adescrow::tracking::batch::{self, Receipt};
+use adescrow::platform::db::MIGRATOR;
 use alloy::primitives::{Address, B256, keccak256};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;

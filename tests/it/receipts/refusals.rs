@@ -171,7 +171,8 @@ async fn bad_batches_are_refused_whole_and_write_nothing(pool: PgPool) {
     let receipts = [receipt(&tickets[0], "impression", now(), None)];
     let same_owner_witness = {
         let key = PrivateKeySigner::random();
-        let message = adescrow::nodes::registration_message(world.hoster.owner.address(), key.address(), CHAIN_ID);
+        let message =
+            adescrow::accounts::nodes::registration_message(world.hoster.owner.address(), key.address(), CHAIN_ID);
         world
             .app
             .post(

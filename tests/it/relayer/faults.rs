@@ -157,7 +157,7 @@ async fn of_two_relayers_only_the_leader_submits(pool: PgPool) {
     world.owe("pair", &[(hoster(4), 31_337)]).await;
     world.wait_confirmed(1, Duration::from_secs(30)).await;
     assert!(
-        Leader::try_acquire(&world.pool, adescrow::relayer::LEADER_KEY)
+        Leader::try_acquire(&world.pool, adescrow::settlement::relayer::LEADER_KEY)
             .await
             .unwrap()
             .is_none(),

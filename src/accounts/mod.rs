@@ -1,0 +1,131 @@
+//! Who uses the service and how they prove it: users (a wallet address each) and their
+//! roles, wallet sign-in (SIWE), session tokens, API keys, hoster and witness nodes, and
+//! pseudonymous viewer ids.
+
+pub mod api_key;
+pub mod client_network;
+pub mod node_session;
+pub mod nodes;
+pub mod personal_sign;
+pub mod principal;
+pub mod session;
+pub mod siwe;
+pub mod viewers;
+
+pub use principal::{Authenticated, Credential, Principal};
+
+use alloy::primitives::Address;
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgExecutor};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// What a user may do. A user may hold several roles; an API key acts with exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema, sqlx::Type)]
+#[sqlx(type_name = "user_role", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Funds campaigns and manages brands, campaigns and ads.
+    Advertiser,
+    /// Runs nodes that show ads and report witnessed receipts.
+    Hoster,
+    /// Sees ads; grants consent and earns rewards.
+    Viewer,
+    /// Operates the platform; sees everything.
+    Admin,
+}
+
+impl Role {
+    /// Roles a user may take on by themselves. Admin is granted only by configuration or by
+    /// another admin.
+    pub fn is_self_service(self) -> bool {
+        !matches!(self, Role::Admin)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Advertiser => "advertiser",
+            Role::Hoster => "hoster",
+            Role::Viewer => "viewer",
+            Role::Admin => "admin",
+        })
+    }
+}
+
+/// Whose resources a request may see: one owner's, or everyone's when `None` (admins).
+pub type OwnerScope = Option<Uuid>;
+
+/// A user as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: Uuid,
+    /// EIP-55 checksummed wallet address.
+    #[schema(value_type = crate::platform::wire::schema::Address, example = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8")]
+    #[serde(serialize_with = "crate::platform::wire::checksummed::serialize")]
+    pub address: Address,
+    pub roles: Vec<Role>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// Returns the user with this address, creating it (as a viewer) on first sign-in.
+pub async fn upsert_by_address(conn: &mut PgConnection, address: Address) -> Result<Uuid, sqlx::Error> {
+    // `ON CONFLICT DO UPDATE` (a no-op update) returns the id in both cases in one round trip.
+    let id = sqlx::query_scalar!(
+        "INSERT INTO users (address) VALUES ($1)
+         ON CONFLICT ON CONSTRAINT users_address_key DO UPDATE SET address = EXCLUDED.address
+         RETURNING id",
+        address.as_slice()
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    grant_role(conn, id, Role::Viewer).await?;
+    Ok(id)
+}
+
+/// Grants a role; granting a role already held changes nothing.
+pub async fn grant_role(conn: &mut PgConnection, user_id: Uuid, role: Role) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO user_roles (user_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        user_id,
+        role as Role
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Revokes a role; returns whether the user held it.
+pub async fn revoke_role(conn: &mut PgConnection, user_id: Uuid, role: Role) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query!(
+        "DELETE FROM user_roles WHERE user_id = $1 AND role = $2",
+        user_id,
+        role as Role
+    )
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() > 0)
+}
+
+pub async fn find(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<Option<User>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT u.id, u.address, u.created_at,
+                  array_remove(array_agg(r.role ORDER BY r.role), NULL) AS "roles!: Vec<Role>"
+           FROM users u LEFT JOIN user_roles r ON r.user_id = u.id
+           WHERE u.id = $1
+           GROUP BY u.id"#,
+        user_id
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|row| User {
+        id: row.id,
+        address: Address::from_slice(&row.address),
+        roles: row.roles,
+        created_at: row.created_at,
+    }))
+}

@@ -1,0 +1,96 @@
+//! Receipt batches as nodes sign them: the receipts' hash and the EIP-712 message over the
+//! batch (specified in `docs/ENCODING.md`). One signature per node per batch, so signature
+//! cost is paid per batch, not per impression.
+
+use alloy::primitives::{Address, B256, keccak256};
+use alloy::sol_types::SolStruct;
+use time::OffsetDateTime;
+
+use crate::accounts::personal_sign::{self, SignatureError};
+use crate::adserver::pricing::EventType;
+use crate::contracts::{ReceiptBatch, receipts_domain};
+
+/// One reported event, as the hoster node signed it.
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    /// The decision ticket, exactly as the ad server issued it.
+    pub ticket: String,
+    pub event: EventType,
+    pub at: OffsetDateTime,
+    /// The viewer's pseudonymous id; must match the one the ticket was issued for.
+    pub viewer: Option<String>,
+    /// Acquisitions only: the advertiser's order reference.
+    pub order_ref: Option<String>,
+}
+
+impl EventType {
+    /// The event's code in receipt hashes.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// `keccak256(abi.encode(keccak256(ticket), uint8 event, uint64 at, keccak256(viewer), keccak256(orderRef)))`
+/// with absent strings hashed as empty.
+pub fn receipt_hash(receipt: &Receipt) -> B256 {
+    const EMPTY: B256 = alloy::primitives::KECCAK256_EMPTY;
+    let text = |s: Option<&str>| s.map_or(EMPTY, |s| keccak256(s.as_bytes()));
+    // abi.encode of five static values: five 32-byte words, numbers right-aligned.
+    let mut words = [0u8; 160];
+    words[..32].copy_from_slice(keccak256(receipt.ticket.as_bytes()).as_slice());
+    words[63] = receipt.event.code();
+    words[88..96].copy_from_slice(&(receipt.at.unix_timestamp().max(0) as u64).to_be_bytes());
+    words[96..128].copy_from_slice(text(receipt.viewer.as_deref()).as_slice());
+    words[128..].copy_from_slice(text(receipt.order_ref.as_deref()).as_slice());
+    keccak256(words)
+}
+
+/// `keccak256` of the receipt hashes concatenated in batch order.
+pub fn receipts_hash(receipts: &[Receipt]) -> B256 {
+    let mut packed = Vec::with_capacity(receipts.len() * 32);
+    for receipt in receipts {
+        packed.extend_from_slice(receipt_hash(receipt).as_slice());
+    }
+    keccak256(packed)
+}
+
+/// The digest each node signs: `ReceiptBatch` under the receipts domain of this chain and
+/// escrow. An unwitnessed batch names the zero address as its witness.
+pub fn signing_hash(chain_id: u64, escrow: Address, batch: &ReceiptBatch) -> B256 {
+    batch.eip712_signing_hash(&receipts_domain(chain_id, escrow))
+}
+
+/// Recovers the signer of a batch digest; 65-byte, low-s signatures only.
+pub fn recover(digest: B256, signature: &str) -> Result<Address, SignatureError> {
+    personal_sign::parse(signature)?
+        .recover_address_from_prehash(&digest)
+        .map_err(|_| SignatureError::Unrecoverable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::sol_types::SolValue;
+
+    #[test]
+    fn receipt_hash_is_abi_encode_of_its_fields() {
+        let receipt = Receipt {
+            ticket: "ticket".into(),
+            event: EventType::Click,
+            at: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+            viewer: Some("vw_x".into()),
+            order_ref: None,
+        };
+        let expected = keccak256(
+            (
+                keccak256(b"ticket"),
+                alloy::primitives::U256::from(1u8),
+                1_700_000_000u64,
+                keccak256(b"vw_x"),
+                keccak256(b""),
+            )
+                .abi_encode(),
+        );
+        assert_eq!(receipt_hash(&receipt), expected);
+    }
+}

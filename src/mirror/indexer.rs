@@ -1,0 +1,73 @@
+//! `adescrow indexer` (and `serve --with-indexer`): wires configuration, the deployment file
+//! and the RPC endpoints into the chain follower of `adescrow-indexer`.
+
+use std::time::Duration;
+
+use adescrow_indexer::events::Contracts;
+use adescrow_indexer::follower::{Follower, FollowerConfig, Step};
+use adescrow_indexer::rpc::ChainRpc;
+use anyhow::Context;
+use sqlx::PgPool;
+use url::Url;
+
+use crate::platform::config::FollowArgs;
+use crate::platform::deploy::Deployment;
+use crate::platform::worker::{Backoff, Role, StepError};
+
+/// Builds a follower for the deployment named in `args`, after checking that the RPC serves
+/// the chain the deployment was made on.
+pub async fn follower(db: PgPool, rpc_urls: Vec<Url>, chain_id: u64, args: &FollowArgs) -> anyhow::Result<Follower> {
+    let deployment = Deployment::load(&args.deployment)?;
+    deployment.expect_chain(&args.deployment, chain_id)?;
+    let rpc = ChainRpc::with_failover(rpc_urls, chain_id, args.rpc_timeout);
+    rpc.check().await.context("the chain RPC is not usable")?;
+
+    let contracts = Contracts {
+        escrow: deployment.ad_escrow.address,
+        consent: deployment.consent_registry.address,
+    };
+    let mut config = FollowerConfig::new(
+        contracts,
+        deployment.ad_escrow.block.min(deployment.consent_registry.block),
+    );
+    config.finality_depth = args.finality_depth;
+    config.max_range = args.max_log_range.max(1);
+    config.window = args.reorg_window.max(1);
+    config.poll_interval = args.poll_interval;
+    Ok(Follower::new(rpc, db, config))
+}
+
+/// The indexer role: one follower step after another, at once while there is more to read
+/// and every poll interval once caught up. Transient faults are retried with backoff; a
+/// fatal one (a reorg deeper than the window, an RPC error that will not pass) restarts the
+/// role, which resumes from the checkpoint, and shows in `/readyz` until it is resolved.
+#[derive(Debug, Clone)]
+pub struct Indexer(pub Follower);
+
+impl Role for Indexer {
+    fn name(&self) -> &'static str {
+        "indexer"
+    }
+
+    fn longest_quiet(&self) -> Duration {
+        self.0.config().poll_interval
+    }
+
+    fn retry(&self) -> Backoff {
+        Backoff::new(Duration::from_millis(200), Duration::from_secs(30))
+    }
+
+    async fn start(&mut self) -> anyhow::Result<()> {
+        tracing::info!("indexer following the chain");
+        Ok(())
+    }
+
+    async fn step(&mut self) -> Result<Duration, StepError> {
+        match self.0.step().await {
+            Ok(Step::Idle) => Ok(self.0.config().poll_interval),
+            Ok(_) => Ok(Duration::ZERO),
+            Err(error) if error.is_fatal() => Err(StepError::Fatal(error.into())),
+            Err(error) => Err(StepError::Retry(error.into())),
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! Settlement epochs: closing one freezes the ledger postings it covers; building it sums
+//! every payee's cumulative earnings per token, each campaign's debit, and stores the
+//! payout tree's leaves with their proofs.
+//!
+//! Closing and building are two steps so that the lock closing takes is held for one
+//! statement, not for the seconds a large tree takes. A relayer that dies between them
+//! builds the same tree on restart: the epoch's watermark alone determines it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256, U256};
+use sqlx::{Connection, PgConnection, PgPool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::settlement::payout_tree::{PayoutLeaf, PayoutTree};
+
+/// When an epoch closes.
+#[derive(Debug, Clone)]
+pub struct EpochPolicy {
+    /// Nothing owed waits longer than this for an epoch.
+    pub interval: Duration,
+    /// An epoch closes early once payees are owed this much (base units, all tokens).
+    pub owed_threshold: u128,
+}
+
+/// What an epoch settles on chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    pub epoch: u64,
+    pub root: B256,
+    /// Per campaign (on-chain id): the amount debited, in the campaign's token.
+    pub debits: Vec<(B256, U256)>,
+    /// Per token: the sum of its debits.
+    pub totals: Vec<(Address, U256)>,
+}
+
+/// Closes the next epoch if it is due: the previous one is confirmed, postings wait, and
+/// the oldest has waited the interval, payees are owed the threshold, or a campaign with
+/// unsettled spend has ended (its last impressions must land within the grace period).
+pub async fn close_if_due(
+    db: &PgPool,
+    chain_id: u64,
+    policy: &EpochPolicy,
+    now: OffsetDateTime,
+) -> Result<Option<u64>, sqlx::Error> {
+    let chain = chain_id as i64;
+    let last = sqlx::query!(
+        "SELECT epoch, last_posting, confirmed_at FROM settlement_epochs
+         WHERE chain_id = $1 ORDER BY epoch DESC LIMIT 1",
+        chain
+    )
+    .fetch_optional(db)
+    .await?;
+    // One epoch in flight at a time: each root builds on the one before it.
+    if last.as_ref().is_some_and(|l| l.confirmed_at.is_none()) {
+        return Ok(None);
+    }
+    let covered = last.as_ref().map_or(0, |l| l.last_posting);
+    let waiting = sqlx::query!(
+        r#"SELECT min(p.posted_at) AS oldest,
+                  coalesce(sum(e.amount) FILTER (WHERE e.payee IS NOT NULL), 0)::text AS "owed!",
+                  bool_or(c.status = 'completed' OR c.ends_at <= $2) AS ended
+           FROM ledger_postings p
+           JOIN ledger_entries e ON e.posting_id = p.id
+           LEFT JOIN campaigns c ON c.id = e.campaign_id
+           WHERE p.id > $1"#,
+        covered,
+        now
+    )
+    .fetch_one(db)
+    .await?;
+    let Some(oldest) = waiting.oldest else {
+        return Ok(None);
+    };
+    let owed: u128 = waiting.owed.parse().unwrap_or(u128::MAX);
+    let due = now - oldest >= policy.interval || owed >= policy.owed_threshold || waiting.ended.unwrap_or(false);
+    if !due {
+        return Ok(None);
+    }
+    close(db, chain_id).await.map(Some)
+}
+
+/// Closes the next epoch now, covering every posting committed so far.
+pub async fn close(db: &PgPool, chain_id: u64) -> Result<u64, sqlx::Error> {
+    let mut conn = db.acquire().await?;
+    let mut tx = conn.begin().await?;
+    // SHARE mode waits for every transaction that is inserting postings and keeps new ones
+    // out until this commits, so every id at or below the watermark is committed: a
+    // posting that commits later always has a higher id and falls into the next epoch.
+    sqlx::query!("LOCK TABLE ledger_postings IN SHARE MODE")
+        .execute(&mut *tx)
+        .await?;
+    let epoch = sqlx::query_scalar!(
+        r#"INSERT INTO settlement_epochs (chain_id, epoch, last_posting)
+           SELECT $1,
+                  coalesce((SELECT max(epoch) FROM settlement_epochs WHERE chain_id = $1), 0) + 1,
+                  coalesce((SELECT max(id) FROM ledger_postings), 0)
+           RETURNING epoch"#,
+        chain_id as i64
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    metrics::counter!("relayer_epochs_closed_total").increment(1);
+    tracing::info!(epoch, "epoch closed");
+    Ok(epoch as u64)
+}
+
+/// Builds every closed epoch that has no tree yet. Returns how many were built.
+pub async fn build_pending(db: &PgPool, chain_id: u64) -> Result<usize, BuildError> {
+    let unbuilt = sqlx::query_scalar!(
+        "SELECT epoch FROM settlement_epochs WHERE chain_id = $1 AND root IS NULL ORDER BY epoch",
+        chain_id as i64
+    )
+    .fetch_all(db)
+    .await?;
+    for epoch in &unbuilt {
+        build(db, chain_id, *epoch as u64).await?;
+    }
+    Ok(unbuilt.len())
+}
+
+/// Why an epoch could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("epoch {0} is not closed")]
+    NotClosed(u64),
+    #[error("epoch {epoch}: the ledger does not balance for token {token}")]
+    Unbalanced { epoch: u64, token: Address },
+    #[error("epoch {0} has nothing to pay")]
+    Empty(u64),
+}
+
+/// Builds epoch `epoch`'s payout tree from the previous epoch's leaves plus the postings
+/// in between, and stores leaves, proofs and debits in one transaction.
+pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, BuildError> {
+    let chain = chain_id as i64;
+    let this = sqlx::query!(
+        "SELECT last_posting, root FROM settlement_epochs WHERE chain_id = $1 AND epoch = $2",
+        chain,
+        epoch as i64
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(BuildError::NotClosed(epoch))?;
+    if let Some(root) = this.root {
+        return Ok(B256::from_slice(&root));
+    }
+    let covered = sqlx::query_scalar!(
+        "SELECT last_posting FROM settlement_epochs WHERE chain_id = $1 AND epoch = $2",
+        chain,
+        epoch as i64 - 1
+    )
+    .fetch_optional(db)
+    .await?
+    .unwrap_or(0);
+
+    // Cumulative earnings: the previous tree's leaves plus what was earned since.
+    let mut cumulative: HashMap<(Address, Address), U256> = HashMap::new();
+    let previous = sqlx::query!(
+        r#"SELECT account, token, cumulative::text AS "cumulative!" FROM payout_leaves
+           WHERE chain_id = $1 AND epoch = $2"#,
+        chain,
+        epoch as i64 - 1
+    )
+    .fetch_all(db)
+    .await?;
+    for row in previous {
+        cumulative.insert(
+            (Address::from_slice(&row.account), Address::from_slice(&row.token)),
+            parse_amount(&row.cumulative),
+        );
+    }
+    let earned = sqlx::query!(
+        r#"SELECT e.payee AS "payee!", p.token, sum(e.amount)::text AS "amount!"
+           FROM ledger_postings p JOIN ledger_entries e ON e.posting_id = p.id
+           WHERE p.id > $1 AND p.id <= $2 AND e.payee IS NOT NULL
+           GROUP BY e.payee, p.token"#,
+        covered,
+        this.last_posting
+    )
+    .fetch_all(db)
+    .await?;
+    let mut earned_per_token: BTreeMap<Address, U256> = BTreeMap::new();
+    for row in earned {
+        let token = Address::from_slice(&row.token);
+        let amount = parse_amount(&row.amount);
+        *cumulative.entry((Address::from_slice(&row.payee), token)).or_default() += amount;
+        *earned_per_token.entry(token).or_default() += amount;
+    }
+
+    // Debits: what each campaign spent in the same postings (campaign entries are negative).
+    let spent = sqlx::query!(
+        r#"SELECT e.campaign_id AS "campaign_id!", c.chain_campaign_id, p.token, (-sum(e.amount))::text AS "amount!"
+           FROM ledger_postings p
+           JOIN ledger_entries e ON e.posting_id = p.id
+           JOIN campaigns c ON c.id = e.campaign_id
+           WHERE p.id > $1 AND p.id <= $2 AND e.campaign_id IS NOT NULL
+           GROUP BY e.campaign_id, c.chain_campaign_id, p.token
+           ORDER BY c.chain_campaign_id"#,
+        covered,
+        this.last_posting
+    )
+    .fetch_all(db)
+    .await?;
+    let mut spent_per_token: BTreeMap<Address, U256> = BTreeMap::new();
+    for row in &spent {
+        *spent_per_token.entry(Address::from_slice(&row.token)).or_default() += parse_amount(&row.amount);
+    }
+    // The ledger's own constraint makes this hold; checked again because the contract
+    // refuses a settlement whose totals differ from its debits.
+    if let Some((token, _)) = earned_per_token
+        .iter()
+        .find(|(token, amount)| spent_per_token.get(*token) != Some(*amount))
+    {
+        return Err(BuildError::Unbalanced { epoch, token: *token });
+    }
+
+    let mut leaves: Vec<PayoutLeaf> = cumulative
+        .into_iter()
+        .map(|((account, token), cumulative_amount)| PayoutLeaf {
+            account,
+            token,
+            cumulative_amount,
+        })
+        .collect();
+    // A fixed order, so that a rebuild writes identical rows.
+    leaves.sort_unstable_by_key(|leaf| (leaf.account, leaf.token));
+    let tree = PayoutTree::new(leaves).map_err(|_| BuildError::Empty(epoch))?;
+    let root = tree.root();
+
+    let mut rows = String::with_capacity(tree.len() * 1300);
+    for (index, leaf) in tree.leaves().enumerate() {
+        rows.push_str(&format!(
+            "{chain}\t{epoch}\t\\\\x{}\t\\\\x{}\t{}\t\\\\x",
+            hex::encode(leaf.account),
+            hex::encode(leaf.token),
+            leaf.cumulative_amount
+        ));
+        for node in tree.proof(index) {
+            rows.push_str(&hex::encode(node));
+        }
+        rows.push('\n');
+    }
+
+    let (mut campaigns, mut chain_ids, mut tokens, mut amounts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for row in spent {
+        campaigns.push(row.campaign_id);
+        chain_ids.push(row.chain_campaign_id);
+        tokens.push(row.token);
+        amounts.push(row.amount);
+    }
+
+    let mut conn = db.acquire().await?;
+    let mut tx = conn.begin().await?;
+    let mut copy = tx
+        .copy_in_raw("COPY payout_leaves (chain_id, epoch, account, token, cumulative, proof) FROM STDIN")
+        .await?;
+    copy.send(rows.as_bytes()).await?;
+    copy.finish().await?;
+    sqlx::query!(
+        "INSERT INTO settlement_debits (chain_id, epoch, campaign_id, chain_campaign_id, token, amount)
+         SELECT $1, $2, c, i, t, a::numeric
+         FROM UNNEST($3::uuid[], $4::bytea[], $5::bytea[], $6::text[]) AS u(c, i, t, a)",
+        chain,
+        epoch as i64,
+        &campaigns as &[Uuid],
+        &chain_ids,
+        &tokens,
+        &amounts
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "UPDATE settlement_epochs SET root = $3, built_at = now(), payees = $4
+         WHERE chain_id = $1 AND epoch = $2",
+        chain,
+        epoch as i64,
+        root.as_slice(),
+        tree.len() as i32
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::info!(epoch, %root, payees = tree.len(), "epoch built");
+    Ok(root)
+}
+
+/// What epoch `epoch` settles: its root, debits and per-token totals.
+pub async fn settlement(db: &PgPool, chain_id: u64, epoch: u64) -> Result<Option<Settlement>, sqlx::Error> {
+    let Some(root) = sqlx::query_scalar!(
+        "SELECT root FROM settlement_epochs WHERE chain_id = $1 AND epoch = $2",
+        chain_id as i64,
+        epoch as i64
+    )
+    .fetch_optional(db)
+    .await?
+    .flatten() else {
+        return Ok(None);
+    };
+    let rows = sqlx::query!(
+        r#"SELECT chain_campaign_id, token, amount::text AS "amount!" FROM settlement_debits
+           WHERE chain_id = $1 AND epoch = $2 ORDER BY chain_campaign_id"#,
+        chain_id as i64,
+        epoch as i64
+    )
+    .fetch_all(db)
+    .await?;
+    let mut totals: BTreeMap<Address, U256> = BTreeMap::new();
+    let mut debits = Vec::with_capacity(rows.len());
+    for row in rows {
+        let amount = parse_amount(&row.amount);
+        debits.push((B256::from_slice(&row.chain_campaign_id), amount));
+        *totals.entry(Address::from_slice(&row.token)).or_default() += amount;
+    }
+    Ok(Some(Settlement {
+        epoch,
+        root: B256::from_slice(&root),
+        debits,
+        totals: totals.into_iter().collect(),
+    }))
+}
+
+/// Marks `epoch` settled by `tx_hash`, in the caller's transaction, and drops the leaves of
+/// epochs two or more behind: the contract accepts proofs of the current and the previous
+/// root only.
+pub async fn confirm(conn: &mut PgConnection, chain_id: u64, epoch: u64, tx_hash: B256) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE settlement_epochs SET confirmed_at = now(), settled_tx = $3
+         WHERE chain_id = $1 AND epoch = $2 AND confirmed_at IS NULL",
+        chain_id as i64,
+        epoch as i64,
+        tx_hash.as_slice()
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!(
+        "DELETE FROM payout_leaves WHERE chain_id = $1 AND epoch < $2",
+        chain_id as i64,
+        epoch as i64 - 1
+    )
+    .execute(&mut *conn)
+    .await?;
+    metrics::counter!("relayer_epochs_confirmed_total").increment(1);
+    tracing::info!(epoch, tx = %tx_hash, "epoch settled on chain");
+    Ok(())
+}
+
+/// Reads a `numeric` rendered as text; the schema keeps these non-negative integers.
+pub(crate) fn parse_amount(text: &str) -> U256 {
+    text.parse().unwrap_or(U256::MAX)
+}

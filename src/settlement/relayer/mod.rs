@@ -1,0 +1,359 @@
+//! The settlement relayer: closes epochs of the ledger, settles their payout roots on chain
+//! through the outbox, activates roots after their challenge window, and submits users'
+//! signed consent. One leader at a time across processes (a Postgres advisory lock); a
+//! second instance waits for the lock.
+//!
+//! Every step reads its work from Postgres and writes its result there before the next
+//! step starts, so a relayer killed anywhere resumes from the database alone: see
+//! [`Relayer::tick`] for the order.
+
+pub mod consent;
+pub mod epoch;
+pub mod error;
+pub mod outbox;
+pub mod rpc;
+pub mod setup;
+
+use std::future::Future;
+use std::time::Duration;
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, B256, Bytes};
+use alloy::rpc::types::Filter;
+use alloy::sol_types::{SolCall, SolEvent, SolInterface};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+use crate::contracts::{AdEscrow, IAdEscrow};
+use crate::platform::worker::{Backoff, Health, Leadership, Role, StepError, Supervisor};
+pub use epoch::EpochPolicy;
+use error::alert;
+pub use error::{RelayerError, Result};
+use outbox::{Kind, NewTransaction, Outbox, OutboxConfig};
+use rpc::{RelayerRpc, RpcFault};
+
+/// The advisory lock key of the relayer role (`'relayer'` in ASCII).
+pub const LEADER_KEY: i64 = 0x0072_656c_6179_6572;
+
+/// Everything the relayer needs to know.
+#[derive(Debug, Clone)]
+pub struct RelayerConfig {
+    pub chain_id: u64,
+    pub escrow: Address,
+    /// The escrow's deployment block, where log searches start.
+    pub escrow_block: u64,
+    pub consent_registry: Address,
+    pub epochs: EpochPolicy,
+    pub outbox: OutboxConfig,
+    /// How often the relayer looks for work.
+    pub poll_interval: Duration,
+    /// Below this balance (wei) the relayer key is reported as running low.
+    pub low_balance: u128,
+}
+
+#[derive(Debug, Clone)]
+pub struct Relayer {
+    db: PgPool,
+    rpc: RelayerRpc,
+    outbox: Outbox,
+    config: RelayerConfig,
+}
+
+impl Relayer {
+    /// `wallet` signs every transaction; any `TxSigner` fits behind it (a local key, a
+    /// keystore, a KMS).
+    pub fn new(db: PgPool, rpc: RelayerRpc, wallet: EthereumWallet, config: RelayerConfig) -> Self {
+        let outbox = Outbox::new(db.clone(), rpc.clone(), wallet, config.chain_id, config.outbox.clone());
+        Self {
+            db,
+            rpc,
+            outbox,
+            config,
+        }
+    }
+
+    pub fn sender(&self) -> Address {
+        self.outbox.sender()
+    }
+
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// Runs the relayer role on its own until `shutdown` (the `relayer` command and tests;
+    /// `serve` adds the role to its supervisor).
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let mut supervisor = Supervisor::new(Health::default(), Duration::MAX, shutdown);
+        supervisor.spawn(self);
+        supervisor.wait().await;
+        Ok(())
+    }
+
+    /// One pass over every step, in order. Each is safe to repeat and to interrupt.
+    pub async fn tick(&self) -> Result<()> {
+        self.close_epoch(OffsetDateTime::now_utc()).await?;
+        self.plan_settlement().await?;
+        consent::assign_nonces(&self.db, &self.rpc, &self.outbox, self.config.chain_id).await?;
+        self.outbox.sign_queued().await?;
+        self.outbox.check().await?;
+        self.outbox.broadcast().await?;
+        self.outbox.confirm().await?;
+        self.plan_activation().await?;
+        self.report().await
+    }
+
+    /// Closes an epoch if one is due, and builds every closed epoch's tree.
+    pub async fn close_epoch(&self, now: OffsetDateTime) -> Result<Option<u64>> {
+        let closed = epoch::close_if_due(&self.db, self.config.chain_id, &self.config.epochs, now).await?;
+        epoch::build_pending(&self.db, self.config.chain_id).await?;
+        Ok(closed)
+    }
+
+    /// Queues the settlement of the oldest built, unconfirmed epoch that has no live
+    /// transaction, after simulating it; reconciles with the chain when it already holds
+    /// the epoch; queues `activate()` when a pending root's window has passed.
+    pub async fn plan_settlement(&self) -> Result<()> {
+        let next = sqlx::query_scalar!(
+            "SELECT e.epoch FROM settlement_epochs e
+             WHERE e.chain_id = $1 AND e.root IS NOT NULL AND e.confirmed_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.chain_id = e.chain_id AND o.kind = 'settle'
+                                 AND o.epoch = e.epoch AND o.status <> 'failed')
+             ORDER BY e.epoch LIMIT 1",
+            self.config.chain_id as i64
+        )
+        .fetch_optional(&self.db)
+        .await?;
+        let Some(epoch) = next else { return Ok(()) };
+        let epoch = epoch as u64;
+        let Some(settlement) = epoch::settlement(&self.db, self.config.chain_id, epoch).await? else {
+            return Err(RelayerError::NeedsOperator(format!(
+                "epoch {epoch} has a root but no settlement rows"
+            )));
+        };
+        let calldata: Bytes = AdEscrow::settleCall {
+            epoch,
+            root: settlement.root,
+            debits: settlement
+                .debits
+                .iter()
+                .map(|(campaign, amount)| IAdEscrow::Debit {
+                    campaignId: *campaign,
+                    amount: *amount,
+                })
+                .collect(),
+            totals: settlement
+                .totals
+                .iter()
+                .map(|(token, amount)| IAdEscrow::TokenTotal {
+                    token: *token,
+                    amount: *amount,
+                })
+                .collect(),
+        }
+        .abi_encode()
+        .into();
+        match self
+            .rpc
+            .estimate_gas(self.sender(), self.config.escrow, &calldata)
+            .await
+        {
+            Ok(gas) => {
+                self.outbox
+                    .enqueue(NewTransaction {
+                        kind: Kind::Settle,
+                        epoch: Some(epoch),
+                        target: self.config.escrow,
+                        calldata,
+                        gas_limit: with_margin(gas),
+                    })
+                    .await?;
+                Ok(())
+            }
+            Err(RpcFault::Reverted { data, message }) => {
+                let reason = data
+                    .as_deref()
+                    .and_then(|data| AdEscrow::AdEscrowErrors::abi_decode(data).ok());
+                match reason {
+                    Some(AdEscrow::AdEscrowErrors::AdEscrowWrongEpoch(wrong)) if wrong.expected > epoch => {
+                        self.reconcile(epoch, settlement.root).await
+                    }
+                    // The previous root waits out its challenge window; `plan_activation`
+                    // activates it when the window is over.
+                    Some(AdEscrow::AdEscrowErrors::AdEscrowSettlementPending(_)) => Ok(()),
+                    other => {
+                        let detail = match other {
+                            Some(error) => format!("{error:?}"),
+                            None => message,
+                        };
+                        Err(RelayerError::NeedsOperator(format!(
+                            "settling epoch {epoch} would revert: {detail}"
+                        )))
+                    }
+                }
+            }
+            Err(fault) => Err(fault.into()),
+        }
+    }
+
+    /// The chain is past `epoch`: done if the root it holds for it is ours.
+    async fn reconcile(&self, epoch: u64, root: B256) -> Result<()> {
+        let filter = Filter::new()
+            .address(self.config.escrow)
+            .event_signature(AdEscrow::Settled::SIGNATURE_HASH)
+            .topic1(B256::from(alloy::primitives::U256::from(epoch)))
+            .from_block(self.config.escrow_block);
+        let logs = self.rpc.logs(&filter).await?;
+        let ours = logs.iter().rev().find_map(|log| {
+            let settled = AdEscrow::Settled::decode_log_data(log.data()).ok()?;
+            (settled.root == root).then_some(log.transaction_hash?)
+        });
+        match ours {
+            Some(tx_hash) => {
+                let mut conn = self.db.acquire().await?;
+                epoch::confirm(&mut conn, self.config.chain_id, epoch, tx_hash).await?;
+                tracing::info!(epoch, tx = %tx_hash, "epoch already on chain; reconciled");
+                Ok(())
+            }
+            None => Err(RelayerError::NeedsOperator(format!(
+                "epoch {epoch} is settled on chain with a root that is not ours"
+            ))),
+        }
+    }
+
+    /// Records which epochs claims can use (the chain's current root), and queues
+    /// `activate()` once a pending root's challenge window is over, so that claims use it
+    /// and the next settlement is accepted.
+    pub async fn plan_activation(&self) -> Result<()> {
+        let state = self
+            .rpc
+            .view(self.config.escrow, AdEscrow::settlementStateCall {}.abi_encode().into())
+            .await?;
+        let state = AdEscrow::settlementStateCall::abi_decode_returns(&state).map_err(|error| {
+            RelayerError::NeedsOperator(format!("the escrow's settlementState() is not as expected: {error}"))
+        })?;
+        sqlx::query!(
+            "UPDATE settlement_epochs SET activated_at = now()
+             WHERE chain_id = $1 AND epoch <= $2 AND confirmed_at IS NOT NULL AND activated_at IS NULL",
+            self.config.chain_id as i64,
+            state.currentEpoch as i64
+        )
+        .execute(&self.db)
+        .await?;
+        // The chain's clock, not ours, decides when the window is over: `estimate_gas` below
+        // reverts until then.
+        if state.pendingClaimableAt.is_zero() || state.paused {
+            return Ok(());
+        }
+        let live = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "n!" FROM outbox WHERE chain_id = $1 AND kind = 'activate'
+               AND status IN ('queued', 'sent', 'mined')"#,
+            self.config.chain_id as i64
+        )
+        .fetch_one(&self.db)
+        .await?;
+        if live > 0 {
+            return Ok(());
+        }
+        let calldata: Bytes = AdEscrow::activateCall {}.abi_encode().into();
+        let gas = match self
+            .rpc
+            .estimate_gas(self.sender(), self.config.escrow, &calldata)
+            .await
+        {
+            Ok(gas) => gas,
+            // The chain's clock has not reached the end of the window yet.
+            Err(RpcFault::Reverted { .. }) => return Ok(()),
+            Err(fault) => return Err(fault.into()),
+        };
+        self.outbox
+            .enqueue(NewTransaction {
+                kind: Kind::Activate,
+                epoch: None,
+                target: self.config.escrow,
+                calldata,
+                gas_limit: with_margin(gas),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Gauges for dashboards and alerts: epochs by state, outbox depth and the age of the
+    /// oldest unconfirmed transaction, and the relayer key's balance.
+    pub async fn report(&self) -> Result<()> {
+        let status = sqlx::query!(
+            r#"SELECT
+                 (SELECT count(*) FROM settlement_epochs WHERE chain_id = $1 AND confirmed_at IS NULL) AS "pending_epochs!",
+                 (SELECT count(*) FROM settlement_epochs WHERE chain_id = $1 AND confirmed_at IS NOT NULL) AS "confirmed_epochs!",
+                 (SELECT count(*) FROM outbox WHERE chain_id = $1 AND status IN ('queued', 'sent', 'mined')) AS "depth!",
+                 (SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
+                  FROM outbox WHERE chain_id = $1 AND status IN ('queued', 'sent', 'mined')) AS "oldest!""#,
+            self.config.chain_id as i64
+        )
+        .fetch_one(&self.db)
+        .await?;
+        metrics::gauge!("relayer_epochs", "state" => "pending").set(status.pending_epochs as f64);
+        metrics::gauge!("relayer_epochs", "state" => "confirmed").set(status.confirmed_epochs as f64);
+        metrics::gauge!("relayer_outbox_depth").set(status.depth as f64);
+        metrics::gauge!("relayer_oldest_unconfirmed_seconds").set(status.oldest);
+        let balance = self.rpc.balance(self.sender()).await?;
+        let balance = u128::try_from(balance).unwrap_or(u128::MAX);
+        metrics::gauge!("relayer_balance_wei").set(balance as f64);
+        if balance < self.config.low_balance {
+            metrics::counter!("relayer_alerts_total", "reason" => "low_balance").increment(1);
+            tracing::warn!(balance, sender = %self.sender(), "the relayer key is running low on gas money");
+        }
+        Ok(())
+    }
+}
+
+/// The relayer role: one leader at a time, a [`Relayer::tick`] every poll interval. A step
+/// that fails for a reason an operator must look at raises an alert and is retried like a
+/// transient one, since the cause (a paused escrow, say) may be lifted; losing the lock's
+/// session ends the run before another step is taken.
+impl Role for Relayer {
+    fn name(&self) -> &'static str {
+        "relayer"
+    }
+
+    fn leadership(&self) -> Option<Leadership> {
+        Some(Leadership {
+            db: self.db.clone(),
+            key: LEADER_KEY,
+            poll: self.config.poll_interval.max(Duration::from_millis(500)),
+        })
+    }
+
+    fn longest_quiet(&self) -> Duration {
+        self.config.poll_interval
+    }
+
+    fn retry(&self) -> Backoff {
+        Backoff::new(self.config.poll_interval, Duration::from_secs(30))
+    }
+
+    async fn start(&mut self) -> anyhow::Result<()> {
+        tracing::info!(sender = %self.sender(), "relayer active");
+        Ok(())
+    }
+
+    async fn step(&mut self) -> std::result::Result<Duration, StepError> {
+        match self.tick().await {
+            Ok(()) => Ok(self.config.poll_interval),
+            Err(error) => {
+                if !error.is_transient() {
+                    alert("step_failed", &error.to_string());
+                }
+                Err(StepError::Retry(error.into()))
+            }
+        }
+    }
+
+    async fn stop(&mut self) {
+        tracing::info!("relayer stopped");
+    }
+}
+
+/// Estimates miss state that changes between estimate and inclusion; 25% covers it.
+fn with_margin(gas: u64) -> u64 {
+    gas + gas / 4 + 10_000
+}

@@ -1,0 +1,69 @@
+//! `adescrow relayer` (and `serve --with-relayer`): the signing key, the deployment file
+//! and the RPC endpoint, checked and wired into a [`Relayer`].
+
+use std::time::Duration;
+
+use alloy::network::EthereumWallet;
+use alloy::signers::local::PrivateKeySigner;
+use anyhow::{Context, bail};
+use sqlx::PgPool;
+use url::Url;
+
+use super::outbox::OutboxConfig;
+use super::rpc::RelayerRpc;
+use super::{EpochPolicy, Relayer, RelayerConfig};
+use crate::platform::config::RelayerArgs;
+use crate::platform::deploy::Deployment;
+
+/// The key from configuration: a raw key or a keystore file. Any other `TxSigner` (a KMS)
+/// can stand in for it, since the relayer only sees an `EthereumWallet`.
+pub fn signer(args: &RelayerArgs) -> anyhow::Result<PrivateKeySigner> {
+    match (&args.relayer_key, &args.relayer_keystore) {
+        (Some(key), _) => Ok(key.clone()),
+        (None, Some(path)) => {
+            let password = args
+                .relayer_keystore_password
+                .as_deref()
+                .context("ADESCROW_RELAYER_KEYSTORE_PASSWORD is needed to open the keystore")?;
+            PrivateKeySigner::decrypt_keystore(path, password)
+                .with_context(|| format!("cannot open the keystore {}", path.display()))
+        }
+        (None, None) => bail!("the relayer needs a key: set ADESCROW_RELAYER_KEY or ADESCROW_RELAYER_KEYSTORE"),
+    }
+}
+
+/// Builds the relayer after checking that the RPC serves the deployment's chain.
+pub async fn relayer(
+    db: PgPool,
+    rpc_url: Url,
+    chain_id: u64,
+    deployment: &std::path::Path,
+    args: &RelayerArgs,
+) -> anyhow::Result<Relayer> {
+    let signer = signer(args)?;
+    let loaded = Deployment::load(deployment)?;
+    loaded.expect_chain(deployment, chain_id)?;
+    let rpc = RelayerRpc::new(rpc_url, Duration::from_secs(10));
+    let actual = rpc.chain_id().await.context("the chain RPC is not usable")?;
+    if actual != chain_id {
+        bail!("the RPC serves chain {actual}, expected chain {chain_id}");
+    }
+    let config = RelayerConfig {
+        chain_id,
+        escrow: loaded.ad_escrow.address,
+        escrow_block: loaded.ad_escrow.block,
+        consent_registry: loaded.consent_registry.address,
+        epochs: EpochPolicy {
+            interval: args.epoch_interval,
+            owed_threshold: args.epoch_owed_threshold,
+        },
+        outbox: OutboxConfig {
+            confirmations: args.confirmations.max(1),
+            replace_after: args.replace_after,
+            fee_ceiling: args.max_fee_per_gas,
+        },
+        poll_interval: args.relayer_poll,
+        low_balance: args.relayer_low_balance,
+    };
+    Ok(Relayer::new(db, rpc, EthereumWallet::new(signer), config))
+}
