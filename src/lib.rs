@@ -15,5 +15,5 @@ pub mod platform;
 pub mod programs;
 pub mod settlement;
 
-/// Contract bindings and signed messages live with the chain code in `adescrow-indexer`.
-pub use adescrow_indexer::contracts;
+/// Contract bindings and signed messages, shared with the indexer.
+pub use adescrow_chain::contracts;

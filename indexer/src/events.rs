@@ -5,7 +5,7 @@ use alloy::primitives::{Address, B256, U256};
 use alloy::rpc::types::Log;
 use alloy::sol_types::SolEventInterface;
 
-use crate::contracts::{AdEscrow::AdEscrowEvents, ConsentRegistry::ConsentRegistryEvents};
+use adescrow_chain::contracts::{AdEscrow::AdEscrowEvents, ConsentRegistry::ConsentRegistryEvents};
 
 /// Where a log sits in the chain.
 #[derive(Debug, Clone, Copy)]

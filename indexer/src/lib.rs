@@ -3,7 +3,6 @@
 //! This crate owns everything that reads the chain: today the RPC client the API uses to
 //! check that the chain answers; the reorg-safe chain -> Postgres mirror builds on it.
 
-pub mod contracts;
 pub mod events;
 pub mod follower;
 pub mod metrics;

@@ -46,8 +46,8 @@ struct BrandRow {
     id: Uuid,
     owner_id: Uuid,
     name: String,
-    daily_budget: String,
-    monthly_budget: String,
+    daily_budget: Amount,
+    monthly_budget: Amount,
     time_zone: String,
     active: bool,
     created_at: OffsetDateTime,
@@ -60,8 +60,8 @@ impl From<BrandRow> for Brand {
             id: row.id,
             owner_id: row.owner_id,
             name: row.name,
-            daily_budget: Amount::from_db(&row.daily_budget),
-            monthly_budget: Amount::from_db(&row.monthly_budget),
+            daily_budget: row.daily_budget,
+            monthly_budget: row.monthly_budget,
             time_zone: row.time_zone,
             active: row.active,
             created_at: row.created_at,
@@ -74,13 +74,13 @@ pub async fn insert(db: impl PgExecutor<'_>, owner_id: Uuid, fields: &BrandField
     let row = sqlx::query_as!(
         BrandRow,
         r#"INSERT INTO brands (owner_id, name, daily_budget, monthly_budget, time_zone, active)
-           VALUES ($1, $2, $3::text::numeric, $4::text::numeric, $5, $6)
-           RETURNING id, owner_id, name, daily_budget::text AS "daily_budget!", monthly_budget::text AS "monthly_budget!",
+           VALUES ($1, $2, $3, $4, $5, $6)
+           RETURNING id, owner_id, name, daily_budget AS "daily_budget: Amount", monthly_budget AS "monthly_budget: Amount",
                      time_zone, active, created_at, updated_at"#,
         owner_id,
         fields.name,
-        fields.daily_budget.to_string(),
-        fields.monthly_budget.to_string(),
+        fields.daily_budget as Amount,
+        fields.monthly_budget as Amount,
         fields.time_zone,
         fields.active
     )
@@ -92,7 +92,7 @@ pub async fn insert(db: impl PgExecutor<'_>, owner_id: Uuid, fields: &BrandField
 pub async fn list(db: impl PgExecutor<'_>, scope: OwnerScope) -> Result<Vec<Brand>, sqlx::Error> {
     let rows = sqlx::query_as!(
         BrandRow,
-        r#"SELECT id, owner_id, name, daily_budget::text AS "daily_budget!", monthly_budget::text AS "monthly_budget!",
+        r#"SELECT id, owner_id, name, daily_budget AS "daily_budget: Amount", monthly_budget AS "monthly_budget: Amount",
                   time_zone, active, created_at, updated_at
            FROM brands WHERE $1::uuid IS NULL OR owner_id = $1 ORDER BY created_at, id"#,
         scope
@@ -105,7 +105,7 @@ pub async fn list(db: impl PgExecutor<'_>, scope: OwnerScope) -> Result<Vec<Bran
 pub async fn find(db: impl PgExecutor<'_>, id: Uuid, scope: OwnerScope) -> Result<Option<Brand>, sqlx::Error> {
     let row = sqlx::query_as!(
         BrandRow,
-        r#"SELECT id, owner_id, name, daily_budget::text AS "daily_budget!", monthly_budget::text AS "monthly_budget!",
+        r#"SELECT id, owner_id, name, daily_budget AS "daily_budget: Amount", monthly_budget AS "monthly_budget: Amount",
                   time_zone, active, created_at, updated_at
            FROM brands WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)"#,
         id,
@@ -125,16 +125,16 @@ pub async fn update(
 ) -> Result<Option<Brand>, sqlx::Error> {
     let row = sqlx::query_as!(
         BrandRow,
-        r#"UPDATE brands SET name = $3, daily_budget = $4::text::numeric, monthly_budget = $5::text::numeric,
+        r#"UPDATE brands SET name = $3, daily_budget = $4, monthly_budget = $5,
                              time_zone = $6, active = $7
            WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)
-           RETURNING id, owner_id, name, daily_budget::text AS "daily_budget!", monthly_budget::text AS "monthly_budget!",
+           RETURNING id, owner_id, name, daily_budget AS "daily_budget: Amount", monthly_budget AS "monthly_budget: Amount",
                      time_zone, active, created_at, updated_at"#,
         id,
         scope,
         fields.name,
-        fields.daily_budget.to_string(),
-        fields.monthly_budget.to_string(),
+        fields.daily_budget as Amount,
+        fields.monthly_budget as Amount,
         fields.time_zone,
         fields.active
     )

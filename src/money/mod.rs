@@ -3,14 +3,17 @@
 //!
 //! [`Amount`] holds up to 2^128 - 1 base units, which is more than any real token supply and
 //! lets sums of many amounts stay far below the contracts' `uint256`. On the wire an amount
-//! is a decimal string (JSON numbers lose precision past 2^53); in Postgres it is
-//! `numeric(39, 0)`, read and written through its text form.
+//! is a decimal string (JSON numbers lose precision past 2^53); in Postgres it is a
+//! `numeric`, sent in binary: a column value that is not a whole number of base units or
+//! does not fit is a decode error, never clamped.
 
 pub mod ledger;
 
 use std::fmt;
 use std::str::FromStr;
 
+use adescrow_chain::sql::{SqlU256, SqlValueError, numeric};
+use alloy::primitives::U256;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A non-negative amount of token base units.
@@ -41,10 +44,40 @@ impl Amount {
         Amount(self.0.saturating_sub(other.0))
     }
 
-    /// Reads a value Postgres rendered from `numeric` (`amount::text`). The schema keeps
-    /// these non-negative and within `numeric(39, 0)`; a value out of range saturates.
+    /// Reads a `numeric` rendered as text. TRANSITIONAL: every caller moves to decoding
+    /// `Amount` itself, and this goes.
     pub fn from_db(text: &str) -> Amount {
         text.parse().unwrap_or(Amount(u128::MAX))
+    }
+}
+
+impl sqlx::Type<sqlx::Postgres> for Amount {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <SqlU256 as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+}
+
+impl sqlx::postgres::PgHasArrayType for Amount {
+    fn array_type_info() -> sqlx::postgres::PgTypeInfo {
+        <SqlU256 as sqlx::postgres::PgHasArrayType>::array_type_info()
+    }
+}
+
+impl sqlx::Encode<'_, sqlx::Postgres> for Amount {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        numeric::encode(U256::from(self.0), buf);
+        Ok(sqlx::encode::IsNull::No)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Postgres> for Amount {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let SqlU256(wide) = <SqlU256 as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+        let narrow = u128::try_from(wide).map_err(|_| SqlValueError::Overflow { bits: 128 })?;
+        Ok(Amount(narrow))
     }
 }
 
