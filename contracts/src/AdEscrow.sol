@@ -394,6 +394,7 @@ contract AdEscrow is IAdEscrow, AccessControl {
         uint256 received = token.balanceOf(address(this)) - before;
         if (received != amount) revert AdEscrowFeeOnTransfer(address(token), amount, received);
 
+        // Credited after the transfer: a budget only counts tokens the balance check saw arrive.
         uint256 remaining = c.remaining + amount;
         c.remaining = remaining;
         emit CampaignFunded(campaignId, msg.sender, amount, remaining);

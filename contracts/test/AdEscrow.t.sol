@@ -6,7 +6,7 @@ import {IERC20Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.so
 import {AdEscrow} from "../src/AdEscrow.sol";
 import {IAdEscrow} from "../src/interfaces/IAdEscrow.sol";
 import {AdEscrowTestBase} from "./utils/AdEscrowTestBase.sol";
-import {FeeOnTransferToken} from "./utils/FeeOnTransferToken.sol";
+import {FeeOnTransferToken} from "./mocks/FeeOnTransferToken.sol";
 import {PayoutTree} from "./utils/PayoutTree.sol";
 
 /// @notice Deployment, administration and the advertiser's side: open, fund, close, withdraw.

@@ -2,7 +2,7 @@
 pragma solidity 0.8.37;
 
 import {IAdEscrow} from "../src/interfaces/IAdEscrow.sol";
-import {TestToken} from "../src/TestToken.sol";
+import {TestToken} from "./mocks/TestToken.sol";
 import {AdEscrowTestBase} from "./utils/AdEscrowTestBase.sol";
 import {PayoutTree} from "./utils/PayoutTree.sol";
 

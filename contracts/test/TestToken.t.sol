@@ -2,7 +2,7 @@
 pragma solidity 0.8.37;
 
 import {Test} from "forge-std/Test.sol";
-import {TestToken} from "../src/TestToken.sol";
+import {TestToken} from "./mocks/TestToken.sol";
 
 contract TestTokenTest is Test {
     TestToken internal token;

@@ -169,9 +169,22 @@ interface IAdEscrow {
 
     /// @notice Opens a campaign funded with `amount` of `token` from the caller, who becomes
     ///         its advertiser. Needs a prior ERC-20 approval.
+    /// @param campaignId The campaign's id, chosen off chain; it must be unused.
+    /// @param token The ERC-20 the budget is held and paid out in; fee-on-transfer tokens are
+    ///        refused.
+    /// @param amount The opening budget in `token`'s base units; positive.
+    /// @param end When the campaign ends, a unix time in the future.
     function openCampaign(bytes32 campaignId, address token, uint256 amount, uint40 end) external;
 
     /// @notice Same as `openCampaign`, approving through an EIP-2612 permit in the same call.
+    /// @param campaignId The campaign's id, as in `openCampaign`.
+    /// @param token The budget's token, as in `openCampaign`.
+    /// @param amount The opening budget, as in `openCampaign`; also the permit's value.
+    /// @param end When the campaign ends, as in `openCampaign`.
+    /// @param deadline The permit's deadline.
+    /// @param v The permit signature's recovery byte.
+    /// @param r The permit signature's `r`.
+    /// @param s The permit signature's `s`.
     function openCampaignWithPermit(
         bytes32 campaignId,
         address token,
@@ -184,13 +197,18 @@ interface IAdEscrow {
     ) external;
 
     /// @notice Adds `amount` to a running campaign's budget, from the caller.
+    /// @param campaignId The campaign topped up; it must not have ended.
+    /// @param amount What is added, in the campaign token's base units; positive.
     function fund(bytes32 campaignId, uint256 amount) external;
 
     /// @notice Ends a campaign now; the unspent budget is withdrawable after the grace period.
+    /// @param campaignId The caller's campaign; it must not have ended.
     function closeCampaign(bytes32 campaignId) external;
 
     /// @notice Pays the unspent budget back to the advertiser, once the campaign's end plus
     ///         the grace period has passed. Works while paused; needs no operator.
+    /// @param campaignId The caller's campaign.
+    /// @return amount What was paid back: the whole remaining budget.
     function withdraw(bytes32 campaignId) external returns (uint256 amount);
 
     // ---------------------------------------------------------------------------------
@@ -201,6 +219,13 @@ interface IAdEscrow {
     ///         becomes claimable after the challenge window.
     /// @dev `epoch` must be the last epoch plus one. `totals` must hold, for each token, the
     ///      exact sum of the debits of that token's campaigns.
+    /// @param epoch The epoch settled: the last settled epoch plus one.
+    /// @param root The Merkle root of every payee's cumulative earnings per token, built on
+    ///        the current root (leaves as in `PayoutProof`); nonzero.
+    /// @param debits What each campaign spent in the epoch; each amount positive, each
+    ///        campaign before its end plus the grace period.
+    /// @param totals For each token debited, the sum of its debits: what the root adds to
+    ///        the token's settled total.
     function settle(
         uint64 epoch,
         bytes32 root,
@@ -218,6 +243,9 @@ interface IAdEscrow {
     ///         totals. The epoch number stays used; the next settlement is `epoch + 1` and its
     ///         cumulative amounts must build on the current (unrevoked) root. Only the pending
     ///         epoch can be revoked, and no later epoch can exist while one is pending.
+    /// @param epoch The pending epoch.
+    /// @param debits The epoch's debits, exactly as settled (checked against its commitment).
+    /// @param totals The epoch's totals, exactly as settled (checked against its commitment).
     function revoke(uint64 epoch, Debit[] calldata debits, TokenTotal[] calldata totals) external;
 
     // ---------------------------------------------------------------------------------
@@ -227,6 +255,13 @@ interface IAdEscrow {
     /// @notice Pays `account` its `cumulativeAmount` of `token` minus what it already claimed.
     ///         Anyone may call; tokens always go to `account`. Verified against the current
     ///         root, or the one before it (a proof built just before a rotation still works).
+    /// @param account The payee, who receives the tokens whoever calls.
+    /// @param token The token claimed.
+    /// @param cumulativeAmount Everything `account` has earned of `token` up to the root's
+    ///        epoch, as the leaf says.
+    /// @param proof The Merkle proof of the leaf (`account`, `token`, `cumulativeAmount`).
+    /// @return amount What was paid: `cumulativeAmount` minus what was claimed before; zero
+    ///         for a replayed or stale proof.
     function claim(
         address account,
         address token,
@@ -235,23 +270,55 @@ interface IAdEscrow {
     ) external returns (uint256 amount);
 
     /// @notice Several claims in one transaction.
+    /// @param claims The claims, each handled as `claim` does; one that reverts reverts all.
+    /// @return amounts What each claim paid, in the order of `claims`.
     function claimMany(Claim[] calldata claims) external returns (uint256[] memory amounts);
+
+    // ---------------------------------------------------------------------------------
+    // Administration
+    // ---------------------------------------------------------------------------------
+
+    /// @notice Sets the challenge window of later settlements (admin).
+    /// @param window The window in seconds; zero makes later roots current as they are
+    ///        settled.
+    function setChallengeWindow(uint40 window) external;
+
+    /// @notice Stops settlement and claims, and the pending root's challenge clock (guardian).
+    ///         Advertisers can still withdraw.
+    function pause() external;
+
+    /// @notice Resumes settlement and claims (guardian).
+    function unpause() external;
 
     // ---------------------------------------------------------------------------------
     // Views
     // ---------------------------------------------------------------------------------
 
     /// @notice A campaign; `advertiser` is zero for unknown ids.
+    /// @param campaignId The campaign's id.
+    /// @return The campaign as stored, all zero for an unknown id.
     function campaign(bytes32 campaignId) external view returns (Campaign memory);
 
     /// @notice The root claims verify against now (zero while paused), and the one before.
+    /// @return current The current root; zero while paused or before any root is current.
+    /// @return previous The root before it, still accepted; zero while paused or when none.
     function claimableRoots() external view returns (bytes32 current, bytes32 previous);
 
     /// @notice The pending root and its commitment to the debits (zero when none is pending).
+    /// @return root The pending root; zero when none is pending.
+    /// @return commitment `keccak256(abi.encode(debits, totals))` of the pending epoch, which
+    ///         `revoke` checks; zero when none is pending.
     function pendingRoot() external view returns (bytes32 root, bytes32 commitment);
 
     /// @notice Epoch bookkeeping: the last settled epoch, the epoch of the current root, and,
     ///         when an epoch is pending, when it becomes claimable (zero otherwise).
+    /// @return lastEpoch The last settled epoch, revoked ones included.
+    /// @return currentEpoch The epoch of the current root.
+    /// @return pendingClaimableAt When the pending root becomes claimable (a unix time); zero
+    ///         when none is pending. Unpausing moves it on by the time spent paused when
+    ///         the pause began inside the window.
+    /// @return challengeWindow The challenge window of later settlements, in seconds.
+    /// @return paused Whether settlement and claims are paused.
     function settlementState()
         external
         view
@@ -263,20 +330,17 @@ interface IAdEscrow {
             bool paused
         );
 
-    /// @notice Sets the challenge window of later settlements (admin).
-    function setChallengeWindow(uint40 window) external;
-
-    /// @notice Stops settlement and claims, and the pending root's challenge clock (guardian).
-    ///         Advertisers can still withdraw.
-    function pause() external;
-
-    /// @notice Resumes settlement and claims (guardian).
-    function unpause() external;
-
     /// @notice What `account` has claimed of `token` so far.
+    /// @param account The payee.
+    /// @param token The token.
+    /// @return The cumulative amount of `token` paid to `account`, in base units.
     function claimed(address account, address token) external view returns (uint256);
 
     /// @notice Per-token settled and claimed totals.
+    /// @param token The token.
+    /// @return settled What settlements have debited in `token`, a pending epoch's included
+    ///         and revoked epochs' not.
+    /// @return claimedTotal What claims have paid out in `token`.
     function tokenTotals(address token)
         external
         view
@@ -284,5 +348,6 @@ interface IAdEscrow {
 
     /// @notice Time after a campaign's end during which it can still be debited; after it the
     ///         advertiser may withdraw what is left.
+    /// @return The grace period in seconds.
     function gracePeriod() external view returns (uint40);
 }

@@ -4,7 +4,7 @@ pragma solidity 0.8.37;
 import {Test} from "forge-std/Test.sol";
 import {AdEscrow} from "../../src/AdEscrow.sol";
 import {IAdEscrow} from "../../src/interfaces/IAdEscrow.sol";
-import {TestToken} from "../../src/TestToken.sol";
+import {TestToken} from "../mocks/TestToken.sol";
 import {PayoutTree} from "../utils/PayoutTree.sol";
 
 /// @notice Drives AdEscrow through every role with honest payout trees. A ghost ledger keeps

@@ -3,7 +3,7 @@ pragma solidity 0.8.37;
 
 import {Test} from "forge-std/Test.sol";
 import {AdEscrow} from "../../src/AdEscrow.sol";
-import {TestToken} from "../../src/TestToken.sol";
+import {TestToken} from "../mocks/TestToken.sol";
 import {AdEscrowHandler} from "./AdEscrowHandler.sol";
 
 /// @notice Whatever advertisers, the settler, the guardian and payees do, the escrow holds
