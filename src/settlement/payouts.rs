@@ -131,16 +131,17 @@ pub async fn payouts(db: &PgPool, chain_id: u64, escrow: Address, account: Addre
 /// A stored proof: sibling hashes concatenated, 32 bytes each (a table constraint says so;
 /// a column that broke it would be a decode error, not a shorter proof).
 fn proof_hashes(bytes: &[u8]) -> Result<Vec<B256>, sqlx::Error> {
-    let hashes = bytes.chunks_exact(32);
-    if !hashes.remainder().is_empty() {
-        return Err(sqlx::Error::ColumnDecode {
-            index: "proof".into(),
-            source: SqlValueError::Length {
-                expected: bytes.len() - hashes.remainder().len() + 32,
-                actual: bytes.len(),
-            }
-            .into(),
-        });
-    }
-    Ok(hashes.map(B256::from_slice).collect())
+    bytes
+        .chunks(32)
+        .map(|hash| {
+            B256::try_from(hash).map_err(|_| sqlx::Error::ColumnDecode {
+                index: "proof".into(),
+                source: SqlValueError::Length {
+                    expected: 32,
+                    actual: hash.len(),
+                }
+                .into(),
+            })
+        })
+        .collect()
 }
