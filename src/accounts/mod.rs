@@ -14,12 +14,16 @@ pub mod viewers;
 
 pub use principal::{Authenticated, Credential, Principal};
 
+use adescrow_chain::sql::SqlAddress;
 use alloy::primitives::Address;
 use serde::{Deserialize, Serialize};
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+use session::{IssuedSession, RefreshError, SessionKeys};
+use siwe::{SignInError, SignInPolicy};
 
 /// What a user may do. A user may hold several roles; an API key acts with exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema, sqlx::Type)]
@@ -53,6 +57,22 @@ impl std::fmt::Display for Role {
             Role::Admin => "admin",
         })
     }
+}
+
+/// Why an account operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// Only an admin grants this role.
+    #[error("the {0} role is granted by an admin")]
+    NotSelfService(Role),
+    #[error("user not found")]
+    UnknownUser,
+    #[error(transparent)]
+    SignIn(#[from] SignInError),
+    #[error(transparent)]
+    Refresh(#[from] RefreshError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
 }
 
 /// Whose resources a request may see: one owner's, or everyone's when `None` (admins).
@@ -113,7 +133,7 @@ pub async fn revoke_role(conn: &mut PgConnection, user_id: Uuid, role: Role) -> 
 
 pub async fn find(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<Option<User>, sqlx::Error> {
     let row = sqlx::query!(
-        r#"SELECT u.id, u.address, u.created_at,
+        r#"SELECT u.id, u.address AS "address: SqlAddress", u.created_at,
                   array_remove(array_agg(r.role ORDER BY r.role), NULL) AS "roles!: Vec<Role>"
            FROM users u LEFT JOIN user_roles r ON r.user_id = u.id
            WHERE u.id = $1
@@ -124,8 +144,89 @@ pub async fn find(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<Option<User>
     .await?;
     Ok(row.map(|row| User {
         id: row.id,
-        address: Address::from_slice(&row.address),
+        address: row.address.0,
         roles: row.roles,
         created_at: row.created_at,
     }))
+}
+
+/// The user with this id.
+pub async fn user(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<User, AccountError> {
+    find(db, user_id).await?.ok_or(AccountError::UnknownUser)
+}
+
+/// A user taking on a role by themselves: any role but admin. Taking a role already held
+/// changes nothing.
+pub async fn take_role(db: &PgPool, user_id: Uuid, role: Role) -> Result<User, AccountError> {
+    if !role.is_self_service() {
+        return Err(AccountError::NotSelfService(role));
+    }
+    let mut conn = db.acquire().await?;
+    grant_role(&mut conn, user_id, role).await?;
+    user(&mut *conn, user_id).await
+}
+
+/// An admin granting a role to an existing user.
+pub async fn grant_to_user(db: &PgPool, user_id: Uuid, role: Role) -> Result<User, AccountError> {
+    let mut tx = db.begin().await?;
+    user(&mut *tx, user_id).await?;
+    grant_role(&mut tx, user_id, role).await?;
+    let user = user(&mut *tx, user_id).await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// An admin revoking a role; the user's API keys for it stop working at once.
+pub async fn revoke_from_user(db: &PgPool, user_id: Uuid, role: Role) -> Result<User, AccountError> {
+    let mut tx = db.begin().await?;
+    revoke_role(&mut tx, user_id, role).await?;
+    let user = user(&mut *tx, user_id).await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Signs a wallet in with a signed EIP-4361 message, creating the user (as a viewer) on
+/// first sign-in; a configured admin address is granted the admin role. Nonce, user and
+/// session commit together: a refused nonce leaves no trace.
+pub async fn sign_in(
+    db: &PgPool,
+    policy: &SignInPolicy,
+    sessions: &SessionKeys,
+    admins: &[Address],
+    message: &str,
+    signature: &str,
+    now: OffsetDateTime,
+) -> Result<(IssuedSession, User), AccountError> {
+    let verified = policy.verify(message, signature, now)?;
+    let mut tx = db.begin().await?;
+    siwe::consume_nonce(&mut tx, &verified.nonce).await?;
+    let user_id = upsert_by_address(&mut tx, verified.address).await?;
+    if admins.contains(&verified.address) {
+        grant_role(&mut tx, user_id, Role::Admin).await?;
+    }
+    let issued = sessions.start(&mut tx, user_id).await?;
+    let user = user(&mut *tx, user_id).await?;
+    tx.commit().await?;
+    Ok((issued, user))
+}
+
+/// Exchanges a refresh token for a new session. A reused token ends its whole sign-in, and
+/// that revocation is committed although the exchange is refused.
+pub async fn refresh(
+    db: &PgPool,
+    sessions: &SessionKeys,
+    refresh_token: &str,
+) -> Result<(IssuedSession, User), AccountError> {
+    let mut tx = db.begin().await?;
+    let issued = match sessions.refresh(&mut tx, refresh_token).await {
+        Ok(issued) => issued,
+        Err(RefreshError::Reused) => {
+            tx.commit().await?;
+            return Err(RefreshError::Reused.into());
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let user = user(&mut *tx, issued.user_id).await?;
+    tx.commit().await?;
+    Ok((issued, user))
 }

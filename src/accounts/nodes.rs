@@ -4,6 +4,7 @@
 //! Registering a key needs a proof of possession, a `personal_sign` by the node key over
 //! [`registration_message`], so nobody can claim (and so block) an address they do not hold.
 
+use adescrow_chain::sql::SqlAddress;
 use alloy::primitives::Address;
 use serde::Serialize;
 use sqlx::PgExecutor;
@@ -63,7 +64,7 @@ pub fn verify_proof(owner: Address, node: Address, chain_id: u64, signature: &st
 struct NodeRow {
     id: Uuid,
     owner_id: Uuid,
-    address: Vec<u8>,
+    address: SqlAddress,
     name: String,
     can_witness: bool,
     created_at: OffsetDateTime,
@@ -75,7 +76,7 @@ impl From<NodeRow> for Node {
         Self {
             id: row.id,
             owner_id: row.owner_id,
-            address: Address::from_slice(&row.address),
+            address: row.address.0,
             name: row.name,
             can_witness: row.can_witness,
             created_at: row.created_at,
@@ -84,8 +85,56 @@ impl From<NodeRow> for Node {
     }
 }
 
+/// Why a node was not registered.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    #[error("this node address is already registered")]
+    AddressTaken,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// A hoster's request to register a node key.
+#[derive(Debug, Clone, Copy)]
+pub struct Registration<'a> {
+    pub owner_id: Uuid,
+    /// The owner's wallet, which the proof names.
+    pub owner: Address,
+    pub chain_id: u64,
+    pub address: Address,
+    pub name: &'a str,
+    pub can_witness: bool,
+    /// The node key's proof of possession (see [`registration_message`]).
+    pub signature: &'a str,
+}
+
+/// Registers a node key once its proof of possession checks out; an address can be
+/// registered once, ever.
+pub async fn register(db: impl PgExecutor<'_>, registration: &Registration<'_>) -> Result<Node, NodeError> {
+    verify_proof(
+        registration.owner,
+        registration.address,
+        registration.chain_id,
+        registration.signature,
+    )?;
+    insert(
+        db,
+        registration.owner_id,
+        registration.address,
+        registration.name,
+        registration.can_witness,
+    )
+    .await
+    .map_err(|error| match &error {
+        sqlx::Error::Database(db) if db.constraint() == Some("nodes_address_key") => NodeError::AddressTaken,
+        _ => error.into(),
+    })
+}
+
 /// Inserts a node. A taken address surfaces as a violation of `nodes_address_key`.
-pub async fn insert(
+async fn insert(
     db: impl PgExecutor<'_>,
     owner_id: Uuid,
     address: Address,
@@ -94,8 +143,8 @@ pub async fn insert(
 ) -> Result<Node, sqlx::Error> {
     let row = sqlx::query_as!(
         NodeRow,
-        "INSERT INTO nodes (owner_id, address, name, can_witness) VALUES ($1, $2, $3, $4)
-         RETURNING id, owner_id, address, name, can_witness, created_at, retired_at",
+        r#"INSERT INTO nodes (owner_id, address, name, can_witness) VALUES ($1, $2, $3, $4)
+         RETURNING id, owner_id, address AS "address: SqlAddress", name, can_witness, created_at, retired_at"#,
         owner_id,
         address.as_slice(),
         name,
@@ -109,8 +158,8 @@ pub async fn insert(
 pub async fn list(db: impl PgExecutor<'_>, scope: OwnerScope) -> Result<Vec<Node>, sqlx::Error> {
     let rows = sqlx::query_as!(
         NodeRow,
-        "SELECT id, owner_id, address, name, can_witness, created_at, retired_at FROM nodes
-         WHERE $1::uuid IS NULL OR owner_id = $1 ORDER BY created_at",
+        r#"SELECT id, owner_id, address AS "address: SqlAddress", name, can_witness, created_at, retired_at FROM nodes
+         WHERE $1::uuid IS NULL OR owner_id = $1 ORDER BY created_at"#,
         scope
     )
     .fetch_all(db)
@@ -121,8 +170,8 @@ pub async fn list(db: impl PgExecutor<'_>, scope: OwnerScope) -> Result<Vec<Node
 pub async fn find(db: impl PgExecutor<'_>, id: Uuid, scope: OwnerScope) -> Result<Option<Node>, sqlx::Error> {
     let row = sqlx::query_as!(
         NodeRow,
-        "SELECT id, owner_id, address, name, can_witness, created_at, retired_at FROM nodes
-         WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)",
+        r#"SELECT id, owner_id, address AS "address: SqlAddress", name, can_witness, created_at, retired_at FROM nodes
+         WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)"#,
         id,
         scope
     )
@@ -141,9 +190,9 @@ pub async fn update(
 ) -> Result<Option<Node>, sqlx::Error> {
     let row = sqlx::query_as!(
         NodeRow,
-        "UPDATE nodes SET name = coalesce($3, name), can_witness = coalesce($4, can_witness)
+        r#"UPDATE nodes SET name = coalesce($3, name), can_witness = coalesce($4, can_witness)
          WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)
-         RETURNING id, owner_id, address, name, can_witness, created_at, retired_at",
+         RETURNING id, owner_id, address AS "address: SqlAddress", name, can_witness, created_at, retired_at"#,
         id,
         scope,
         name,
@@ -159,9 +208,9 @@ pub async fn update(
 pub async fn retire(db: impl PgExecutor<'_>, id: Uuid, scope: OwnerScope) -> Result<Option<Node>, sqlx::Error> {
     let row = sqlx::query_as!(
         NodeRow,
-        "UPDATE nodes SET retired_at = coalesce(retired_at, now())
+        r#"UPDATE nodes SET retired_at = coalesce(retired_at, now())
          WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)
-         RETURNING id, owner_id, address, name, can_witness, created_at, retired_at",
+         RETURNING id, owner_id, address AS "address: SqlAddress", name, can_witness, created_at, retired_at"#,
         id,
         scope
     )

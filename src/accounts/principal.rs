@@ -1,5 +1,6 @@
 //! The authenticated caller of a request, resolved from its bearer credential.
 
+use adescrow_chain::sql::SqlAddress;
 use alloy::primitives::Address;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -92,7 +93,7 @@ impl Principal {
     /// signed-out or revoked sign-in stops its tokens at once, not when they expire.
     async fn from_session(db: &PgPool, token: SessionToken) -> Result<Self, AuthError> {
         let row = sqlx::query!(
-            r#"SELECT u.address,
+            r#"SELECT u.address AS "address: SqlAddress",
                       array_remove(array_agg(r.role ORDER BY r.role), NULL) AS "roles!: Vec<Role>"
                FROM users u LEFT JOIN user_roles r ON r.user_id = u.id
                WHERE u.id = $1
@@ -108,7 +109,7 @@ impl Principal {
         .ok_or(Refusal::SignInEnded)?;
         Ok(Self {
             user_id: token.user_id,
-            address: Address::from_slice(&row.address),
+            address: row.address.0,
             roles: row.roles,
             credential: Credential::Session,
         })
@@ -130,7 +131,7 @@ impl Principal {
                    WHERE api_keys.id = key.id
                      AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < now() - interval '1 minute')
                )
-               SELECT id AS "id!", user_id AS "user_id!", address AS "address!", role AS "role!: Role",
+               SELECT id AS "id!", user_id AS "user_id!", address AS "address!: SqlAddress", role AS "role!: Role",
                       role_held AS "role_held!"
                FROM key"#,
             &api_key::hash(secret)[..]
@@ -140,7 +141,7 @@ impl Principal {
         .ok_or(Refusal::InvalidApiKey)?;
         Ok(Self {
             user_id: row.user_id,
-            address: Address::from_slice(&row.address),
+            address: row.address.0,
             roles: if row.role_held { vec![row.role] } else { Vec::new() },
             credential: Credential::ApiKey { id: row.id },
         })

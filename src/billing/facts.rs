@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use adescrow_chain::sql::{SqlAddress, SqlB256};
 use alloy::primitives::{Address, B256};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -63,10 +64,10 @@ pub(super) async fn campaign_facts(
         .into_iter()
         .collect();
     let rows = sqlx::query!(
-        r#"SELECT c.id AS "id!", c.token AS "token!", c.brand_id AS "brand_id!",
+        r#"SELECT c.id AS "id!", c.token AS "token!: SqlAddress", c.brand_id AS "brand_id!",
                   c.impression_cap_per_hour AS "impression_cap_per_hour!", c.click_cap_per_hour AS "click_cap_per_hour!",
-                  c.required_consent_scope, cb.available::text AS "available!",
-                  (cb.on_chain_remaining + cb.settled)::text AS "cap!"
+                  c.required_consent_scope AS "required_consent_scope: SqlB256", cb.available AS "available!: Amount",
+                  (cb.on_chain_remaining + cb.settled) AS "cap!: Amount"
            FROM campaigns c JOIN campaign_budgets($1, $2) cb ON cb.campaign_id = c.id"#,
         i64::try_from(chain_id).unwrap_or(i64::MAX),
         &ids
@@ -77,13 +78,13 @@ pub(super) async fn campaign_facts(
         .into_iter()
         .map(|row| {
             let facts = CampaignFacts {
-                token: Address::from_slice(&row.token),
+                token: row.token.0,
                 brand: row.brand_id,
                 impression_cap: i64::from(row.impression_cap_per_hour),
                 click_cap: i64::from(row.click_cap_per_hour),
-                consent_scope: row.required_consent_scope.as_deref().map(B256::from_slice),
-                available: Amount::from_db(&row.available).0,
-                cap: Amount::from_db(&row.cap).0,
+                consent_scope: row.required_consent_scope.map(|scope| scope.0),
+                available: row.available.0,
+                cap: row.cap.0,
             };
             (row.id, facts)
         })
@@ -103,7 +104,7 @@ pub(super) async fn brand_facts(
         .into_iter()
         .collect();
     let brands = sqlx::query!(
-        r#"SELECT id, time_zone, daily_budget::text AS "daily!", monthly_budget::text AS "monthly!"
+        r#"SELECT id, time_zone, daily_budget AS "daily: Amount", monthly_budget AS "monthly: Amount"
            FROM brands WHERE id = ANY($1)"#,
         &ids
     )
@@ -115,10 +116,7 @@ pub(super) async fn brand_facts(
     for brand in brands {
         let zone = schedule::zone(&brand.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
         periods.insert(brand.id, schedule::local_day_and_month(now, &zone));
-        budgets.insert(
-            brand.id,
-            (Amount::from_db(&brand.daily).0, Amount::from_db(&brand.monthly).0),
-        );
+        budgets.insert(brand.id, (brand.daily.0, brand.monthly.0));
     }
     let spend = crate::adserver::scheduler::brand_spend(&mut *tx, &periods).await?;
     Ok(periods
@@ -203,7 +201,7 @@ pub(super) async fn frequency_history(
     let since = OffsetDateTime::from_unix_timestamp(since).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let rows = sqlx::query!(
         // LATERAL keeps this an index probe per pair, whatever the table's size.
-        r#"SELECT p.ad AS "ad_id!", p.viewer AS "viewer_hash!", e.event AS "event!: EventType", e.occurred_at AS "occurred_at!"
+        r#"SELECT p.ad AS "ad_id!", p.viewer AS "viewer_hash!: SqlB256", e.event AS "event!: EventType", e.occurred_at AS "occurred_at!"
            FROM UNNEST($1::uuid[], $2::bigint[], $3::bytea[]) AS p(ad, key, viewer)
            CROSS JOIN LATERAL (
                SELECT event, occurred_at FROM billed_events
@@ -219,8 +217,7 @@ pub(super) async fn frequency_history(
     .await?;
     let mut seen: HashMap<FrequencyKey, Vec<(EventType, i64)>> = HashMap::new();
     for row in rows {
-        let hash: [u8; 32] = row.viewer_hash.as_slice().try_into().unwrap_or_default();
-        seen.entry((row.ad_id, hash))
+        seen.entry((row.ad_id, row.viewer_hash.0.0))
             .or_default()
             .push((row.event, row.occurred_at.unix_timestamp()));
     }
@@ -245,10 +242,10 @@ pub(super) async fn viewer_facts(
         return Ok(HashMap::new());
     }
     let rows = sqlx::query!(
-        "SELECT v.viewer_id, u.address, cv.scope, cv.expiry
-         FROM viewer_ids v JOIN users u ON u.id = v.user_id
-         LEFT JOIN consent_view cv ON cv.chain_id = $2 AND cv.user_address = u.address
-         WHERE v.viewer_id = ANY($1)",
+        r#"SELECT v.viewer_id, u.address AS "address: SqlAddress", cv.scope AS "scope: SqlB256", cv.expiry
+           FROM viewer_ids v JOIN users u ON u.id = v.user_id
+           LEFT JOIN consent_view cv ON cv.chain_id = $2 AND cv.user_address = u.address
+           WHERE v.viewer_id = ANY($1)"#,
         &ids,
         i64::try_from(chain_id).unwrap_or(i64::MAX)
     )
@@ -257,11 +254,11 @@ pub(super) async fn viewer_facts(
     let mut viewers: HashMap<String, ViewerFacts> = HashMap::new();
     for row in rows {
         let facts = viewers.entry(row.viewer_id).or_insert_with(|| ViewerFacts {
-            wallet: Address::from_slice(&row.address),
+            wallet: row.address.0,
             consent: Vec::new(),
         });
         if let (Some(scope), Some(expiry)) = (row.scope, row.expiry) {
-            facts.consent.push((B256::from_slice(&scope), expiry));
+            facts.consent.push((scope.0, expiry));
         }
     }
     Ok(viewers)

@@ -1,7 +1,7 @@
 //! Tracking: turning what hoster nodes report into money owed, exactly once.
 //!
 //! A node submits receipts in batches signed once by itself and once by a witness node
-//! ([`batch`]). Each receipt is billed or refused with a reason, all or nothing per receipt:
+//! ([`batch`]); [`verify`] decides whether a batch counts and whether as witnessed. Each receipt is billed or refused with a reason, all or nothing per receipt:
 //! first the checks that need no database ([`check_receipt`]), then, in one transaction,
 //! those against what is already billed, consent and budgets ([`store`], reading what it
 //! needs through `facts`, writing rows through `billed_rows` and running totals through
@@ -14,6 +14,7 @@ mod facts;
 mod spend;
 pub mod split;
 pub mod store;
+pub mod verify;
 
 use std::collections::HashSet;
 
@@ -83,7 +84,7 @@ pub fn rewards_scope() -> B256 {
 
 /// A node taking part in a batch.
 #[derive(Debug, Clone, Copy)]
-pub struct Party {
+pub struct BatchNode {
     pub node: Uuid,
     /// The node owner's wallet, where its share is paid.
     pub payee: Address,
@@ -92,8 +93,8 @@ pub struct Party {
 /// A batch whose signatures checked out, ready to bill.
 #[derive(Debug, Clone)]
 pub struct VerifiedBatch {
-    pub hoster: Party,
-    pub witness: Option<Party>,
+    pub hoster: BatchNode,
+    pub witness: Option<BatchNode>,
     pub sequence: u64,
     pub receipts_hash: B256,
     pub hoster_signature: Vec<u8>,
@@ -135,6 +136,28 @@ pub struct BatchAnswer {
     pub billed: usize,
     pub refused: usize,
     pub receipts: Vec<ReceiptResult>,
+}
+
+/// How a receipt came out of the checks that need no database: a candidate to bill, or
+/// refused (with its ticket, when the ticket could be read).
+pub type Checked = Result<Candidate, (Option<Uuid>, Refusal)>;
+
+/// Runs [`check_receipt`] on every receipt of a verified batch (`checked[i]` for receipt
+/// `i`).
+pub fn check_receipts(keys: &TicketKeys, batch: &VerifiedBatch, now: OffsetDateTime) -> Vec<Checked> {
+    let mut seen = HashSet::with_capacity(batch.receipts.len());
+    batch
+        .receipts
+        .iter()
+        .enumerate()
+        .map(|(position, receipt)| {
+            check_receipt(keys, batch.hoster.node, receipt, now, &mut seen).map(|(ticket, price)| Candidate {
+                position,
+                ticket,
+                price,
+            })
+        })
+        .collect()
 }
 
 /// The checks one receipt can pass or fail on its own: its ticket (MAC, expiry, hoster,

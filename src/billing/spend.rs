@@ -7,6 +7,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::facts::{BrandFacts, CampaignFacts};
+use crate::money::Amount;
 
 /// Adds to the campaigns' running totals and the brands' spend of their local day, unless
 /// that would pass a campaign's escrow or a brand's room for today. `false` when a
@@ -24,27 +25,26 @@ pub(super) async fn add_spend(
     // Sorted, because rows are locked in the order given (see `add_billed_spend`).
     let campaign_delta: BTreeMap<_, _> = campaign_delta.iter().collect();
     let brand_delta: BTreeMap<_, _> = brand_delta.iter().collect();
-    let (campaign_ids, campaign_deltas, caps): (Vec<Uuid>, Vec<String>, Vec<String>) = campaign_delta
+    let (campaign_ids, campaign_deltas, caps): (Vec<Uuid>, Vec<Amount>, Vec<Amount>) = campaign_delta
         .into_iter()
-        .map(|(id, delta)| (*id, delta.to_string(), campaigns[id].cap.to_string()))
+        .map(|(id, delta)| (*id, Amount(*delta), Amount(campaigns[id].cap)))
         .collect();
     let (mut brand_ids, mut days, mut brand_deltas, mut limits) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (id, delta) in brand_delta {
         brand_ids.push(*id);
         days.push(brands[id].today);
-        brand_deltas.push(delta.to_string());
-        limits.push(brands[id].limit.to_string());
+        brand_deltas.push(Amount(*delta));
+        limits.push(Amount(brands[id].limit));
     }
     sqlx::query_scalar!(
-        r#"SELECT add_billed_spend($1, $2::text[]::numeric[], $3::text[]::numeric[],
-                                   $4, $5, $6::text[]::numeric[], $7::text[]::numeric[]) AS "added!""#,
+        r#"SELECT add_billed_spend($1, $2::numeric[], $3::numeric[], $4, $5, $6::numeric[], $7::numeric[]) AS "added!""#,
         &campaign_ids,
-        &campaign_deltas,
-        &caps,
+        &campaign_deltas as &[Amount],
+        &caps as &[Amount],
         &brand_ids,
         &days,
-        &brand_deltas,
-        &limits
+        &brand_deltas as &[Amount],
+        &limits as &[Amount]
     )
     .fetch_one(tx)
     .await

@@ -22,10 +22,10 @@ use super::billed_rows::{Billed, insert_billed, insert_refused};
 use super::facts::{HOUR_SECS, already_billed, brand_facts, campaign_facts, frequency_history, viewer_facts};
 use super::spend::add_spend;
 use super::split::shares;
-use super::{BatchAnswer, Candidate, ReceiptResult, Refusal, SplitPolicy, VerifiedBatch, rewards_scope};
+use super::{BatchAnswer, Candidate, Checked, ReceiptResult, Refusal, SplitPolicy, VerifiedBatch, rewards_scope};
 use crate::adserver::pricing::EventType;
 use crate::money::Amount;
-use crate::money::ledger::{self, Posting, Role, Source};
+use crate::money::ledger::{self, Party, Posting, Source};
 
 /// Attempts before a batch that keeps racing others gives up (the node retries later).
 const MAX_ATTEMPTS: usize = 8;
@@ -46,7 +46,7 @@ pub async fn bill(
     chain_id: u64,
     policy: &SplitPolicy,
     batch: &VerifiedBatch,
-    checked: &[Result<Candidate, (Option<Uuid>, Refusal)>],
+    checked: &[Checked],
     now: OffsetDateTime,
 ) -> Result<BatchAnswer, BillError> {
     // The first attempt looks up earlier billing only for clicks (which need their
@@ -105,11 +105,7 @@ async fn insert_batch(conn: &mut PgConnection, batch: &VerifiedBatch) -> Result<
 /// The first answer to a batch submitted again, if it is the same batch. The receipts are
 /// the same (their hash says so), so the answer is rebuilt from the refusals recorded for
 /// the batch and the billed events under the receipts' own keys.
-async fn replay(
-    db: &PgPool,
-    batch: &VerifiedBatch,
-    checked: &[Result<Candidate, (Option<Uuid>, Refusal)>],
-) -> Result<BatchAnswer, BillError> {
+async fn replay(db: &PgPool, batch: &VerifiedBatch, checked: &[Checked]) -> Result<BatchAnswer, BillError> {
     let stored = sqlx::query!(
         r#"SELECT id, receipts_hash, witness_node_id IS NOT NULL AS "witnessed!"
            FROM receipt_batches WHERE hoster_node_id = $1 AND sequence = $2"#,
@@ -136,7 +132,7 @@ async fn replay(
         .map(|c| (c.ticket.id, batch.receipts[c.position].event))
         .unzip();
     let prices: HashMap<(Uuid, EventType), Amount> = sqlx::query!(
-        r#"SELECT ticket_id, event AS "event: EventType", price::text AS "price!" FROM billed_events
+        r#"SELECT ticket_id, event AS "event: EventType", price AS "price: Amount" FROM billed_events
            WHERE (ticket_id, event) IN (SELECT * FROM UNNEST($1::uuid[], $2::billable_event[])) AND batch_id = $3"#,
         &tickets,
         &events as &[EventType],
@@ -145,7 +141,7 @@ async fn replay(
     .fetch_all(db)
     .await?
     .into_iter()
-    .map(|row| ((row.ticket_id, row.event), Amount::from_db(&row.price)))
+    .map(|row| ((row.ticket_id, row.event), row.price))
     .collect();
     let receipts = checked
         .iter()
@@ -203,7 +199,7 @@ struct Context<'a> {
     chain_id: u64,
     policy: &'a SplitPolicy,
     batch: &'a VerifiedBatch,
-    checked: &'a [Result<Candidate, (Option<Uuid>, Refusal)>],
+    checked: &'a [Checked],
     now: OffsetDateTime,
     /// Look up earlier billing of every ticket, not only of clicks' tickets.
     look_up_all: bool,
@@ -306,13 +302,13 @@ async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result
                             );
                             let posting = postings.entry(campaign.token).or_default();
                             posting.spend(ticket.campaign_id, candidate.price);
-                            posting.earn(Role::Hoster, batch.hoster.payee, shares[0]);
-                            posting.earn(Role::Platform, policy.platform, shares[1]);
+                            posting.earn(Party::Hoster, batch.hoster.payee, shares[0]);
+                            posting.earn(Party::Platform, policy.platform, shares[1]);
                             if let Some(witness) = batch.witness {
-                                posting.earn(Role::Witness, witness.payee, shares[2]);
+                                posting.earn(Party::Witness, witness.payee, shares[2]);
                             }
                             if let Some(wallet) = rewarded {
-                                posting.earn(Role::Viewer, wallet, shares[3]);
+                                posting.earn(Party::Viewer, wallet, shares[3]);
                             }
                             billed.push(Billed {
                                 candidate,

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::access::{Admins, Caller};
-use super::error::{ApiError, ApiResult, ProblemSchema};
+use super::error::{ApiResult, ProblemSchema};
 use super::extract::{Json, Path};
 use crate::accounts::Role;
 use crate::accounts::{self, User};
@@ -25,9 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, body = User), (status = 403, body = ProblemSchema), (status = 404, body = ProblemSchema))
 )]
 async fn get_user(State(state): State<AppState>, _: Caller<Admins>, Path(id): Path<Uuid>) -> ApiResult<Json<User>> {
-    Ok(Json(
-        accounts::find(&state.db, id).await?.ok_or(ApiError::NotFound("user"))?,
-    ))
+    Ok(Json(accounts::user(&state.db, id).await?))
 }
 
 /// Grants a role to a user. Idempotent.
@@ -41,11 +39,7 @@ async fn grant_role(
     principal: Caller<Admins>,
     Path((id, role)): Path<(Uuid, Role)>,
 ) -> ApiResult<Json<User>> {
-    let mut tx = state.db.begin().await?;
-    accounts::find(&mut *tx, id).await?.ok_or(ApiError::NotFound("user"))?;
-    accounts::grant_role(&mut tx, id, role).await?;
-    let user = accounts::find(&mut *tx, id).await?.ok_or(ApiError::NotFound("user"))?;
-    tx.commit().await?;
+    let user = accounts::grant_to_user(&state.db, id, role).await?;
     tracing::info!(admin = %principal.user_id, user = %id, %role, "role granted");
     Ok(Json(user))
 }
@@ -61,10 +55,7 @@ async fn revoke_role(
     principal: Caller<Admins>,
     Path((id, role)): Path<(Uuid, Role)>,
 ) -> ApiResult<Json<User>> {
-    let mut tx = state.db.begin().await?;
-    accounts::revoke_role(&mut tx, id, role).await?;
-    let user = accounts::find(&mut *tx, id).await?.ok_or(ApiError::NotFound("user"))?;
-    tx.commit().await?;
+    let user = accounts::revoke_from_user(&state.db, id, role).await?;
     tracing::info!(admin = %principal.user_id, user = %id, %role, "role revoked");
     Ok(Json(user))
 }

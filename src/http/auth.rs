@@ -10,13 +10,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult, ProblemSchema};
+use super::error::{ApiResult, ProblemSchema};
 use super::extract::Json;
 use crate::accounts::client_network::ClientNetwork;
-use crate::accounts::session::{IssuedSession, RefreshError};
-use crate::accounts::siwe::NonceError;
-use crate::accounts::{self, User};
-use crate::accounts::{Role, siwe};
+use crate::accounts::session::IssuedSession;
+use crate::accounts::{self, User, siwe};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -52,22 +50,13 @@ pub struct SignInChallenge {
 )]
 async fn nonce(State(state): State<AppState>, client: ClientNetwork) -> ApiResult<Json<SignInChallenge>> {
     let mut conn = state.db.acquire().await?;
-    let issued = siwe::issue_nonce(
+    let (nonce, expires_at) = siwe::issue_nonce(
         &mut conn,
         &client,
         state.sign_in.nonce_ttl(),
         state.config.nonces_per_client.get(),
     )
-    .await;
-    let (nonce, expires_at) = match issued {
-        Ok(issued) => issued,
-        Err(NonceError::TooMany { retry_after }) => {
-            return Err(ApiError::RateLimited {
-                retry_after_secs: retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
-            });
-        }
-        Err(NonceError::Database(error)) => return Err(error.into()),
-    };
+    .await?;
     Ok(Json(SignInChallenge {
         nonce,
         expires_at,
@@ -123,23 +112,17 @@ impl Session {
     )
 )]
 async fn sign_in(State(state): State<AppState>, Json(request): Json<SignInRequest>) -> ApiResult<Json<Session>> {
-    let verified = state
-        .sign_in
-        .verify(&request.message, &request.signature, OffsetDateTime::now_utc())?;
-
-    // Nonce, user and session commit together: a refused nonce leaves no trace.
-    let mut tx = state.db.begin().await?;
-    siwe::consume_nonce(&mut tx, &verified.nonce).await?;
-    let user_id = accounts::upsert_by_address(&mut tx, verified.address).await?;
-    if state.config.admin_addresses.contains(&verified.address) {
-        accounts::grant_role(&mut tx, user_id, Role::Admin).await?;
-    }
-    let issued = state.sessions.start(&mut tx, user_id).await?;
-    let user = accounts::find(&mut *tx, user_id)
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
-    tx.commit().await?;
-    tracing::info!(user = %user_id, address = %verified.address, "signed in");
+    let (issued, user) = accounts::sign_in(
+        &state.db,
+        &state.sign_in,
+        &state.sessions,
+        &state.config.admin_addresses,
+        &request.message,
+        &request.signature,
+        OffsetDateTime::now_utc(),
+    )
+    .await?;
+    tracing::info!(user = %user.id, address = %user.address, "signed in");
     Ok(Json(Session::new(issued, user)))
 }
 
@@ -156,23 +139,7 @@ pub struct RefreshRequest {
     responses((status = 200, body = Session), (status = 401, body = ProblemSchema))
 )]
 async fn refresh(State(state): State<AppState>, Json(request): Json<RefreshRequest>) -> ApiResult<Json<Session>> {
-    let mut tx = state.db.begin().await?;
-    let issued = match state.sessions.refresh(&mut tx, &request.refresh_token).await {
-        Ok(issued) => issued,
-        Err(RefreshError::Reused) => {
-            // Commit the family revocation: the point of detecting reuse.
-            tx.commit().await?;
-            return Err(ApiError::Unauthenticated(RefreshError::Reused.to_string()));
-        }
-        Err(RefreshError::Invalid) => {
-            return Err(ApiError::Unauthenticated(RefreshError::Invalid.to_string()));
-        }
-        Err(RefreshError::Database(error)) => return Err(error.into()),
-    };
-    let user = accounts::find(&mut *tx, issued.user_id)
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
-    tx.commit().await?;
+    let (issued, user) = accounts::refresh(&state.db, &state.sessions, &request.refresh_token).await?;
     Ok(Json(Session::new(issued, user)))
 }
 

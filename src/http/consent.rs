@@ -80,8 +80,7 @@ async fn submit(
         signature: body.signature,
     };
     let now = OffsetDateTime::now_utc().unix_timestamp() as u64;
-    let checked = consent::check(state.config.chain_id, registry, &signed, now)
-        .map_err(|error| ApiError::invalid(error.field(), error.to_string()))?;
+    let checked = consent::check(state.config.chain_id, registry, &signed, now)?;
     let (request, created) = consent::submit(&state.db, state.config.chain_id, registry, &checked).await?;
     let status = if created { StatusCode::ACCEPTED } else { StatusCode::OK };
     Ok((status, Json(request)))

@@ -10,8 +10,17 @@ use problem_details::ProblemDetails;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::accounts::AccountError;
+use crate::accounts::api_key::ApiKeyError;
+use crate::accounts::node_session::NodeSignInError;
+use crate::accounts::nodes::NodeError;
 use crate::accounts::principal::AuthError;
-use crate::accounts::siwe::SignInError;
+use crate::accounts::session::RefreshError;
+use crate::accounts::siwe::{NonceError, SignInError};
+use crate::billing::store::BillError;
+use crate::billing::verify::BatchError;
+use crate::mirror::MirrorError;
+use crate::settlement::relayer::consent::ConsentError;
 
 /// Stable problem types. The slug is part of the API: clients branch on `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -292,6 +301,113 @@ pub fn on_unique(error: sqlx::Error, constraint: &str, field: &str, message: &st
     match &error {
         sqlx::Error::Database(db) if db.constraint() == Some(constraint) => ApiError::conflict(field, message),
         _ => error.into(),
+    }
+}
+
+// accounts
+
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::NotSelfService(_) => Self::Forbidden(error.to_string()),
+            AccountError::UnknownUser => Self::NotFound("user"),
+            AccountError::SignIn(error) => Self::SignIn(error),
+            AccountError::Refresh(error) => error.into(),
+            AccountError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<RefreshError> for ApiError {
+    fn from(error: RefreshError) -> Self {
+        match error {
+            RefreshError::Invalid | RefreshError::Reused => Self::Unauthenticated(error.to_string()),
+            RefreshError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<NonceError> for ApiError {
+    fn from(error: NonceError) -> Self {
+        match error {
+            // Whole seconds, rounded up: a client retrying on time finds a nonce expired.
+            NonceError::TooMany { retry_after } => Self::RateLimited {
+                retry_after_secs: retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
+            },
+            NonceError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<ApiKeyError> for ApiError {
+    fn from(error: ApiKeyError) -> Self {
+        match error {
+            ApiKeyError::MissingRole(error) => error.into(),
+            ApiKeyError::UnknownKey => Self::NotFound("API key"),
+            ApiKeyError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<NodeError> for ApiError {
+    fn from(error: NodeError) -> Self {
+        match error {
+            NodeError::Proof(error) => Self::invalid("signature", error.to_string()),
+            NodeError::AddressTaken => Self::conflict("address", error.to_string()),
+            NodeError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<NodeSignInError> for ApiError {
+    fn from(error: NodeSignInError) -> Self {
+        match error {
+            NodeSignInError::Signature(_) | NodeSignInError::WrongSigner(_) => {
+                Self::invalid("signature", error.to_string())
+            }
+            NodeSignInError::Stale => Self::invalid("issuedAt", error.to_string()),
+            NodeSignInError::UnknownNode => Self::invalid("address", error.to_string()),
+            NodeSignInError::Retired | NodeSignInError::NotHoster => Self::Forbidden(error.to_string()),
+            NodeSignInError::Database(error) => error.into(),
+        }
+    }
+}
+
+// billing
+
+impl From<BatchError> for ApiError {
+    fn from(error: BatchError) -> Self {
+        Self::invalid(error.field(), error.to_string())
+    }
+}
+
+impl From<BillError> for ApiError {
+    fn from(error: BillError) -> Self {
+        match error {
+            BillError::SequenceReused(_) => Self::conflict("sequence", error.to_string()),
+            BillError::Contended => Self::Unavailable(error.to_string()),
+            BillError::Database(error) => error.into(),
+        }
+    }
+}
+
+// mirror
+
+impl From<MirrorError> for ApiError {
+    fn from(error: MirrorError) -> Self {
+        match error {
+            MirrorError::NotIndexed => Self::NotFound("chain mirror (the indexer has not run yet)"),
+            MirrorError::UnknownCampaign => Self::NotFound("campaign"),
+            MirrorError::Database(error) => error.into(),
+        }
+    }
+}
+
+// settlement (consent relaying)
+
+impl From<ConsentError> for ApiError {
+    fn from(error: ConsentError) -> Self {
+        Self::invalid(error.field(), error.to_string())
     }
 }
 

@@ -55,10 +55,9 @@ pub struct Readiness {
 )]
 async fn readyz(State(state): State<AppState>) -> axum::response::Response {
     let database = async {
-        tokio::time::timeout(PROBE_TIMEOUT, sqlx::query("SELECT 1").execute(&state.db))
+        tokio::time::timeout(PROBE_TIMEOUT, crate::platform::db::ping(&state.db))
             .await
             .map_err(|_| "timed out".to_owned())?
-            .map(|_| ())
             .map_err(|error| error.to_string())
     };
     let (database, chain) = tokio::join!(database, state.chain.check());
@@ -85,7 +84,13 @@ async fn readyz(State(state): State<AppState>) -> axum::response::Response {
         .collect();
     failures.extend(roles.iter().map(String::as_str));
     if let Ok(head) = &chain {
-        match super::chain::indexer_stalled(&state, *head).await {
+        let stalled = crate::mirror::reads::indexer_stalled(
+            &state.db,
+            state.config.chain_id,
+            *head,
+            state.config.indexer_max_lag,
+        );
+        match stalled.await {
             Ok(true) => failures.push("indexer has stalled"),
             Ok(false) => {}
             Err(error) => tracing::warn!(%error, "readiness: indexer check failed"),

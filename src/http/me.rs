@@ -8,7 +8,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::access::{Caller, SignedIn, Viewers, WalletSession};
-use super::error::{ApiError, ApiResult, ProblemSchema};
+use super::error::{ApiResult, ProblemSchema};
 use super::extract::Json;
 use crate::accounts::Role;
 use crate::accounts::viewers;
@@ -27,10 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, body = User), (status = 401, body = ProblemSchema))
 )]
 async fn me(State(state): State<AppState>, principal: Caller<SignedIn>) -> ApiResult<Json<User>> {
-    let user = accounts::find(&state.db, principal.user_id)
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
-    Ok(Json(user))
+    Ok(Json(accounts::user(&state.db, principal.user_id).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -50,18 +47,9 @@ async fn take_role(
     principal: Caller<WalletSession>,
     Json(request): Json<TakeRoleRequest>,
 ) -> ApiResult<Json<User>> {
-    if !request.role.is_self_service() {
-        return Err(ApiError::Forbidden(format!(
-            "the {} role is granted by an admin",
-            request.role
-        )));
-    }
-    let mut conn = state.db.acquire().await?;
-    accounts::grant_role(&mut conn, principal.user_id, request.role).await?;
-    let user = accounts::find(&mut *conn, principal.user_id)
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
-    Ok(Json(user))
+    Ok(Json(
+        accounts::take_role(&state.db, principal.user_id, request.role).await?,
+    ))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -10,10 +10,10 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::access::{Caller, Hosters, NodeManagers};
-use super::error::{ApiError, ApiResult, ProblemSchema, on_unique};
+use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::{Json, Path};
 use super::{AppState, validate};
-use crate::accounts::nodes::{self, Node, ProofError};
+use crate::accounts::nodes::{self, Node, Registration};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -54,23 +54,16 @@ async fn register(
     Json(request): Json<RegisterNode>,
 ) -> ApiResult<(StatusCode, Json<Node>)> {
     let name = validate::name("name", &request.name)?;
-    nodes::verify_proof(
-        principal.address,
-        request.address,
-        state.config.chain_id,
-        &request.signature,
-    )
-    .map_err(|error: ProofError| ApiError::invalid("signature", error.to_string()))?;
-    let node = nodes::insert(&state.db, principal.user_id, request.address, name, request.can_witness)
-        .await
-        .map_err(|e| {
-            on_unique(
-                e,
-                "nodes_address_key",
-                "address",
-                "this node address is already registered",
-            )
-        })?;
+    let registration = Registration {
+        owner_id: principal.user_id,
+        owner: principal.address,
+        chain_id: state.config.chain_id,
+        address: request.address,
+        name,
+        can_witness: request.can_witness,
+        signature: &request.signature,
+    };
+    let node = nodes::register(&state.db, &registration).await?;
     tracing::info!(node = %node.id, address = %node.address, owner = %principal.user_id, "node registered");
     Ok((StatusCode::CREATED, Json(node)))
 }

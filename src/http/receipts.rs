@@ -2,28 +2,23 @@
 //! co-signed by a witness node; each receipt comes back billed or refused with a reason.
 //! Also each payee's earnings, from the ledger.
 
-use std::collections::HashSet;
-
-use alloy::primitives::{Address, B256};
+use alloy::primitives::Address;
 use axum::extract::State;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use super::access::{Caller, SignedIn};
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::{self, Json, JsonBody};
 use super::{AppState, validate};
-use crate::accounts::personal_sign::SignatureError;
 use crate::adserver::pricing::EventType;
-use crate::adserver::serving::snapshot::ActiveNode;
-use crate::billing::batch::{self, Receipt};
-use crate::billing::store::{self, BillError};
-use crate::billing::{BatchAnswer, Candidate, Party, Refusal, VerifiedBatch, check_receipt};
-use crate::contracts::ReceiptBatch;
+use crate::billing::batch::Receipt;
+use crate::billing::store;
+use crate::billing::verify::{self, BatchLimits, SignedBatch};
+use crate::billing::{BatchAnswer, Checked, VerifiedBatch, check_receipts};
 use crate::money::ledger::{self, Balance};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -65,79 +60,6 @@ pub struct SubmitBatch {
     pub witness_signature: Option<String>,
 }
 
-fn signature_error(field: &str, error: SignatureError) -> ApiError {
-    ApiError::invalid(field, error.to_string())
-}
-
-/// Checks the batch's signatures against the node registry: the hoster's, and the
-/// witness's when there is one (a different node, of a different owner, allowed to witness).
-fn verify(
-    state: &AppState,
-    escrow: Address,
-    request: &SubmitBatch,
-    receipts_hash: B256,
-) -> ApiResult<(ActiveNode, Option<ActiveNode>)> {
-    let message = ReceiptBatch {
-        hoster: request.hoster,
-        witness: request.witness.unwrap_or(Address::ZERO),
-        sequence: request.sequence,
-        receiptsHash: receipts_hash,
-    };
-    let digest = batch::signing_hash(state.config.chain_id, escrow, &message);
-    let signer =
-        batch::recover(digest, &request.hoster_signature).map_err(|e| signature_error("hosterSignature", e))?;
-    if signer != request.hoster {
-        return Err(ApiError::invalid(
-            "hosterSignature",
-            "not signed by the hoster key for this batch, chain and escrow",
-        ));
-    }
-    let hoster = state
-        .ad_server
-        .node_by_address(request.hoster)
-        .ok_or_else(|| ApiError::invalid("hoster", "not a registered, active hoster node"))?;
-    let witness = match (request.witness, &request.witness_signature) {
-        (None, None) => None,
-        (Some(_), None) => {
-            return Err(ApiError::invalid(
-                "witnessSignature",
-                "a witnessed batch needs the witness's signature",
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(ApiError::invalid(
-                "witness",
-                "a witness signature needs the witness's address",
-            ));
-        }
-        (Some(address), Some(signature)) => {
-            let signer = batch::recover(digest, signature).map_err(|e| signature_error("witnessSignature", e))?;
-            if signer != address {
-                return Err(ApiError::invalid(
-                    "witnessSignature",
-                    "not signed by the witness key for this batch",
-                ));
-            }
-            let witness = state
-                .ad_server
-                .node_by_address(address)
-                .ok_or_else(|| ApiError::invalid("witness", "not a registered, active node"))?;
-            if !witness.can_witness {
-                return Err(ApiError::invalid("witness", "this node is not allowed to witness"));
-            }
-            if witness.id == hoster.id || witness.owner == hoster.owner {
-                return Err(ApiError::invalid("witness", "a witness must be another owner's node"));
-            }
-            Some(witness)
-        }
-    };
-    Ok((hoster, witness))
-}
-
-fn decode_signature(signature: &str) -> Vec<u8> {
-    hex::decode(signature.trim_start_matches("0x")).unwrap_or_default()
-}
-
 /// Submits a batch of receipts. Each is billed or refused with a reason; a batch submitted
 /// again with the same sequence gets the first answer and bills nothing twice. A batch
 /// without a witness is billed as unwitnessed (a smaller hoster share).
@@ -161,13 +83,7 @@ async fn submit(State(state): State<AppState>, JsonBody(body): JsonBody) -> ApiR
     })
     .await
     .map_err(|error| ApiError::Internal(error.into()))??;
-    let answer = store::bill(&state.db, state.config.chain_id, &state.split, &verified, &checked, now)
-        .await
-        .map_err(|error| match error {
-            BillError::SequenceReused(_) => ApiError::conflict("sequence", error.to_string()),
-            BillError::Contended => ApiError::Unavailable(error.to_string()),
-            BillError::Database(error) => error.into(),
-        })?;
+    let answer = store::bill(&state.db, state.config.chain_id, &state.split, &verified, &checked, now).await?;
     metrics::counter!("adescrow_receipts_total", "outcome" => "billed").increment(answer.billed as u64);
     metrics::counter!("adescrow_receipts_total", "outcome" => "refused").increment(answer.refused as u64);
     Ok(Json(answer))
@@ -175,24 +91,17 @@ async fn submit(State(state): State<AppState>, JsonBody(body): JsonBody) -> ApiR
 
 /// A batch ready to bill: its signatures verified, each receipt checked on its own
 /// (`checked[i]` for receipt `i`).
-type Prepared = (VerifiedBatch, Vec<Result<Candidate, (Option<Uuid>, Refusal)>>);
+type Prepared = (VerifiedBatch, Vec<Checked>);
 
 /// Everything about a batch that needs no database: its shape, its signatures against the
 /// node registry, and each receipt's ticket.
 fn prepare(state: &AppState, body: &[u8], now: OffsetDateTime) -> ApiResult<Prepared> {
     let mut request: SubmitBatch = extract::parse(body)?;
-    if request.chain_id != state.config.chain_id {
-        return Err(ApiError::invalid(
-            "chainId",
-            format!("this API bills chain {}", state.config.chain_id),
-        ));
-    }
-    if request.receipts.is_empty() || request.receipts.len() > state.config.max_batch_receipts {
-        return Err(ApiError::invalid(
-            "receipts",
-            format!("a batch holds 1 to {} receipts", state.config.max_batch_receipts),
-        ));
-    }
+    let limits = BatchLimits {
+        chain_id: state.config.chain_id,
+        max_receipts: state.config.max_batch_receipts,
+    };
+    limits.check(request.chain_id, request.receipts.len())?;
     let escrow = state.config.escrow_address.ok_or_else(|| {
         ApiError::Unavailable("billing needs the escrow address (ADESCROW_ESCROW_ADDRESS or a deployment file)".into())
     })?;
@@ -216,36 +125,18 @@ fn prepare(state: &AppState, body: &[u8], now: OffsetDateTime) -> ApiResult<Prep
             order_ref: input.order_ref,
         });
     }
-    let receipts_hash = batch::receipts_hash(&receipts);
-    let (hoster, witness) = verify(state, escrow, &request, receipts_hash)?;
-
-    let mut seen = HashSet::with_capacity(receipts.len());
-    let checked: Vec<_> = receipts
-        .iter()
-        .enumerate()
-        .map(|(position, receipt)| {
-            check_receipt(state.ad_server.tickets(), hoster.id, receipt, now, &mut seen).map(|(ticket, price)| {
-                Candidate {
-                    position,
-                    ticket,
-                    price,
-                }
-            })
-        })
-        .collect();
-    let party = |node: ActiveNode| Party {
-        node: node.id,
-        payee: node.payee,
-    };
-    let verified = VerifiedBatch {
-        hoster: party(hoster),
-        witness: witness.map(party),
+    let signed = SignedBatch {
+        chain_id: state.config.chain_id,
+        hoster: request.hoster,
+        witness: request.witness,
         sequence: request.sequence,
-        receipts_hash,
-        hoster_signature: decode_signature(&request.hoster_signature),
-        witness_signature: request.witness_signature.as_deref().map(decode_signature),
-        receipts,
+        hoster_signature: &request.hoster_signature,
+        witness_signature: request.witness_signature.as_deref(),
     };
+    let verified = verify::verify(escrow, &signed, receipts, |address| {
+        state.ad_server.node_by_address(address)
+    })?;
+    let checked = check_receipts(state.ad_server.tickets(), &verified, now);
     Ok((verified, checked))
 }
 

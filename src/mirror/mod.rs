@@ -3,3 +3,6 @@
 //! answer naming its block and whether that block is final.
 
 pub mod indexer;
+pub mod reads;
+
+pub use reads::MirrorError;

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use adescrow_chain::sql::SqlAddress;
 use alloy::primitives::Address;
 use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
@@ -25,11 +26,12 @@ pub enum Source {
     Adjustment,
 }
 
-/// The kind of account an entry moves money in or out of.
+/// The party to a posting an entry belongs to: the campaign whose budget it spends, or the
+/// kind of payee that earns it. (Postgres calls the type `ledger_role`; it is no user role.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema, sqlx::Type)]
 #[sqlx(type_name = "ledger_role", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
-pub enum Role {
+pub enum Party {
     Campaign,
     Hoster,
     Witness,
@@ -37,11 +39,11 @@ pub enum Role {
     Viewer,
 }
 
-/// An account: a campaign's spend, or a payee's earnings in one role.
+/// An account: a campaign's spend, or a payee's earnings as one party.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Account {
     Campaign(Uuid),
-    Payee(Role, Address),
+    Payee(Party, Address),
 }
 
 /// A posting being built: amounts spent by campaigns and earned by payees, in one token.
@@ -50,7 +52,7 @@ pub enum Account {
 #[derive(Debug, Clone, Default)]
 pub struct Posting {
     spent: BTreeMap<Uuid, u128>,
-    earned: BTreeMap<(Role, Address), u128>,
+    earned: BTreeMap<(Party, Address), u128>,
 }
 
 impl Posting {
@@ -58,9 +60,9 @@ impl Posting {
         *self.spent.entry(campaign).or_default() += amount.0;
     }
 
-    pub fn earn(&mut self, role: Role, payee: Address, amount: Amount) {
+    pub fn earn(&mut self, party: Party, payee: Address, amount: Amount) {
         if !amount.is_zero() {
-            *self.earned.entry((role, payee)).or_default() += amount.0;
+            *self.earned.entry((party, payee)).or_default() += amount.0;
         }
     }
 
@@ -73,16 +75,16 @@ impl Posting {
         self.spent.values().sum::<u128>() == self.earned.values().sum::<u128>()
     }
 
-    /// Each account and its signed amount as text for `numeric`.
-    fn entries(&self) -> impl Iterator<Item = (Account, String)> + '_ {
+    /// Each account and the amount it moves: spent by a campaign, earned by a payee.
+    fn entries(&self) -> impl Iterator<Item = (Account, Amount)> + '_ {
         let spent = self
             .spent
             .iter()
-            .map(|(campaign, amount)| (Account::Campaign(*campaign), format!("-{amount}")));
+            .map(|(campaign, amount)| (Account::Campaign(*campaign), Amount(*amount)));
         let earned = self
             .earned
             .iter()
-            .map(|((role, payee), amount)| (Account::Payee(*role, *payee), amount.to_string()));
+            .map(|((party, payee), amount)| (Account::Payee(*party, *payee), Amount(*amount)));
         spent.chain(earned)
     }
 }
@@ -99,46 +101,47 @@ pub async fn post(
     if postings.is_empty() {
         return Ok(());
     }
-    let tokens: Vec<&[u8]> = postings.iter().map(|(token, _)| token.as_slice()).collect();
+    let tokens: Vec<SqlAddress> = postings.iter().map(|(token, _)| SqlAddress(**token)).collect();
     let ids = sqlx::query!(
         "INSERT INTO ledger_postings (token, source, source_id)
          SELECT t, $2, $3 FROM UNNEST($1::bytea[]) WITH ORDINALITY AS u(t, n) ORDER BY n
          RETURNING id",
-        &tokens as &[&[u8]],
+        &tokens as &[SqlAddress],
         source as Source,
         source_id
     )
     .fetch_all(&mut *conn)
     .await?;
-    let (mut posting_ids, mut roles, mut campaigns, mut payees, mut amounts) =
+    let (mut posting_ids, mut parties, mut campaigns, mut payees, mut amounts) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (row, (_, posting)) in ids.iter().zip(&postings) {
         for (account, amount) in posting.entries() {
             posting_ids.push(row.id);
             match account {
                 Account::Campaign(campaign) => {
-                    roles.push(Role::Campaign);
+                    parties.push(Party::Campaign);
                     campaigns.push(Some(campaign));
                     payees.push(None);
                 }
-                Account::Payee(role, payee) => {
-                    roles.push(role);
+                Account::Payee(party, payee) => {
+                    parties.push(party);
                     campaigns.push(None);
-                    payees.push(Some(payee.to_vec()));
+                    payees.push(Some(SqlAddress(payee)));
                 }
             }
             amounts.push(amount);
         }
     }
+    // Amounts go in unsigned; a campaign's entry is what it spent, so it is stored negated.
     sqlx::query!(
         "INSERT INTO ledger_entries (posting_id, role, campaign_id, payee, amount)
-         SELECT p, r, c, y, a::numeric
-         FROM UNNEST($1::bigint[], $2::ledger_role[], $3::uuid[], $4::bytea[], $5::text[]) AS u(p, r, c, y, a)",
+         SELECT p, r, c, y, CASE WHEN r = 'campaign' THEN -a ELSE a END
+         FROM UNNEST($1::bigint[], $2::ledger_role[], $3::uuid[], $4::bytea[], $5::numeric[]) AS u(p, r, c, y, a)",
         &posting_ids,
-        &roles as &[Role],
+        &parties as &[Party],
         &campaigns as &[Option<Uuid>],
-        &payees as &[Option<Vec<u8>>],
-        &amounts
+        &payees as &[Option<SqlAddress>],
+        &amounts as &[Amount]
     )
     .execute(conn)
     .await?;
@@ -158,7 +161,7 @@ pub struct Balance {
 /// What a payee has earned per token, summed from its entries.
 pub async fn balances(db: impl PgExecutor<'_>, payee: Address) -> Result<Vec<Balance>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"SELECT token AS "token!", earned::text AS "earned!" FROM payee_balances WHERE payee = $1 ORDER BY token"#,
+        r#"SELECT token AS "token!: SqlAddress", earned AS "earned!: Amount" FROM payee_balances WHERE payee = $1 ORDER BY token"#,
         payee.as_slice()
     )
     .fetch_all(db)
@@ -166,8 +169,8 @@ pub async fn balances(db: impl PgExecutor<'_>, payee: Address) -> Result<Vec<Bal
     Ok(rows
         .into_iter()
         .map(|row| Balance {
-            token: Address::from_slice(&row.token),
-            earned: Amount::from_db(&row.earned),
+            token: row.token.0,
+            earned: row.earned,
         })
         .collect())
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use adescrow_chain::sql::{SqlAddress, SqlB256, SqlValueError};
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::sol_types::SolCall;
 use serde::Serialize;
@@ -64,9 +65,10 @@ pub async fn payouts(db: &PgPool, chain_id: u64, escrow: Address, account: Addre
         r#"WITH e AS (
                SELECT epoch, root FROM settlement_epochs
                WHERE chain_id = $1 AND activated_at IS NOT NULL ORDER BY epoch DESC LIMIT 1)
-           SELECT e.epoch, e.root AS "root!", l.token AS "token?", l.cumulative::text AS "cumulative?", l.proof AS "proof?",
-                  (SELECT c.cumulative_amount::text FROM claims_view c
-                   WHERE c.chain_id = $1 AND c.account = $2 AND c.token = l.token) AS claimed
+           SELECT e.epoch, e.root AS "root!: SqlB256", l.token AS "token?: SqlAddress", l.cumulative AS "cumulative?: Amount",
+                  l.proof AS "proof?",
+                  (SELECT c.cumulative_amount FROM claims_view c
+                   WHERE c.chain_id = $1 AND c.account = $2 AND c.token = l.token) AS "claimed: Amount"
            FROM e LEFT JOIN payout_leaves l ON l.chain_id = $1 AND l.epoch = e.epoch AND l.account = $2"#,
         chain,
         account.as_slice()
@@ -79,14 +81,12 @@ pub async fn payouts(db: &PgPool, chain_id: u64, escrow: Address, account: Addre
     let mut tokens: BTreeMap<Address, TokenPayout> = BTreeMap::new();
     for row in leaves {
         epoch = Some(row.epoch as u64);
-        root = Some(B256::from_slice(&row.root));
-        let (Some(token), Some(cumulative), Some(proof)) = (row.token, row.cumulative, row.proof) else {
+        root = Some(row.root.0);
+        let (Some(SqlAddress(token)), Some(cumulative), Some(proof)) = (row.token, row.cumulative, row.proof) else {
             continue;
         };
-        let token = Address::from_slice(&token);
-        let cumulative = Amount::from_db(&cumulative);
-        let claimed = row.claimed.as_deref().map_or(Amount::ZERO, Amount::from_db);
-        let proof: Vec<B256> = proof.chunks_exact(32).map(B256::from_slice).collect();
+        let claimed = row.claimed.unwrap_or(Amount::ZERO);
+        let proof = proof_hashes(&proof)?;
         let calldata = AdEscrow::claimCall {
             account,
             token,
@@ -126,4 +126,22 @@ pub async fn payouts(db: &PgPool, chain_id: u64, escrow: Address, account: Addre
         root,
         tokens: tokens.into_values().collect(),
     })
+}
+
+/// A stored proof: sibling hashes concatenated, 32 bytes each (a table constraint says so;
+/// a column that broke it would be a decode error, not a shorter proof).
+fn proof_hashes(bytes: &[u8]) -> Result<Vec<B256>, sqlx::Error> {
+    bytes
+        .chunks(32)
+        .map(|hash| {
+            B256::try_from(hash).map_err(|_| sqlx::Error::ColumnDecode {
+                index: "proof".into(),
+                source: SqlValueError::Length {
+                    expected: 32,
+                    actual: hash.len(),
+                }
+                .into(),
+            })
+        })
+        .collect()
 }

@@ -8,6 +8,7 @@ mod support;
 mod access;
 mod api_keys;
 mod campaigns;
+mod db_types;
 mod decisions;
 mod demo;
 mod errors;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use adescrow::contracts::{AdEscrow, ConsentGrant, ConsentRegistry, TestToken, consent_domain};
 use adescrow::money::Amount;
-use adescrow::money::ledger::{self, Posting, Role, Source};
+use adescrow::money::ledger::{self, Party as Role, Posting, Source};
 use adescrow::platform::db::MIGRATOR;
 use adescrow::platform::leader::Leader;
 use adescrow::settlement::relayer::outbox::OutboxConfig;
