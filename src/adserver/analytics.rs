@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::money::Amount;
+use crate::platform::values;
 
 /// Counts and spend over a period.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
@@ -89,8 +90,8 @@ pub struct CampaignAnalytics {
 
 pub async fn budget(db: impl PgExecutor<'_>, chain_id: u64, campaign: Uuid) -> Result<Budget, sqlx::Error> {
     let row = sqlx::query!(
-        r#"SELECT funded AS "funded!", on_chain_remaining::text AS "remaining!", billed::text AS "billed!",
-                  settled::text AS "settled!", available::text AS "available!"
+        r#"SELECT funded AS "funded!", on_chain_remaining AS "remaining!: Amount", billed AS "billed!: Amount",
+                  settled AS "settled!: Amount", available AS "available!: Amount"
            FROM campaign_budgets($1) WHERE campaign_id = $2"#,
         i64::try_from(chain_id).unwrap_or(i64::MAX),
         campaign
@@ -99,22 +100,73 @@ pub async fn budget(db: impl PgExecutor<'_>, chain_id: u64, campaign: Uuid) -> R
     .await?;
     Ok(Budget {
         funded: row.funded,
-        on_chain_remaining: Amount::from_db(&row.remaining),
-        billed: Amount::from_db(&row.billed),
-        settled: Amount::from_db(&row.settled),
-        available: Amount::from_db(&row.available),
+        on_chain_remaining: row.remaining,
+        billed: row.billed,
+        settled: row.settled,
+        available: row.available,
     })
 }
 
-/// A campaign's numbers for the local dates `from..=to` in `zone`.
+/// Local dates a report covers, `from..=to`: at most [`DateRange::MAX_DAYS`] days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateRange {
+    from: Date,
+    to: Date,
+}
+
+/// Why a report's dates were refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RangeError {
+    #[error("must not be after to")]
+    FromAfterTo,
+    #[error("the range may cover at most {} days", DateRange::MAX_DAYS)]
+    TooLong,
+}
+
+impl DateRange {
+    pub const MAX_DAYS: i32 = 367;
+
+    pub fn new(from: values::Date, to: values::Date) -> Result<Self, RangeError> {
+        Self::of(from.get(), to.get())
+    }
+
+    /// The dates asked for, defaulting to today in `zone` (at `now`) and the 29 days
+    /// before `to`.
+    pub fn in_zone(
+        from: Option<values::Date>,
+        to: Option<values::Date>,
+        zone: &str,
+        now: jiff::Timestamp,
+    ) -> Result<Self, RangeError> {
+        let tz = crate::adserver::schedule::zone(zone).unwrap_or(jiff::tz::TimeZone::UTC);
+        let to = to.map_or_else(|| now.to_zoned(tz).date(), values::Date::get);
+        let from = from.map_or_else(
+            || to.checked_sub(jiff::Span::new().days(29)).unwrap_or(to),
+            values::Date::get,
+        );
+        Self::of(from, to)
+    }
+
+    fn of(from: Date, to: Date) -> Result<Self, RangeError> {
+        if from > to {
+            return Err(RangeError::FromAfterTo);
+        }
+        if to.since(from).map_or(true, |span| span.get_days() >= Self::MAX_DAYS) {
+            return Err(RangeError::TooLong);
+        }
+        Ok(Self { from, to })
+    }
+}
+
+/// A campaign's numbers for the local dates of `range` in `zone`.
 pub async fn campaign(
     db: &sqlx::PgPool,
     chain_id: u64,
     campaign: Uuid,
     zone: &str,
-    from: Date,
-    to: Date,
+    range: DateRange,
 ) -> Result<CampaignAnalytics, sqlx::Error> {
+    let DateRange { from, to } = range;
     let tz = crate::adserver::schedule::zone(zone).unwrap_or(jiff::tz::TimeZone::UTC);
     let instant =
         |date: Date| crate::adserver::schedule::offset_date_time(crate::adserver::schedule::start_of_day(date, &tz));
@@ -133,7 +185,7 @@ pub async fn campaign(
            SELECT ad_id, node_id, day, GROUPING(ad_id, node_id, day) AS "grouping!",
                   coalesce(sum(served), 0)::bigint AS "served!", coalesce(sum(impressions), 0)::bigint AS "impressions!",
                   coalesce(sum(clicks), 0)::bigint AS "clicks!", coalesce(sum(views), 0)::bigint AS "views!",
-                  coalesce(sum(acquisitions), 0)::bigint AS "acquisitions!", coalesce(sum(spend), 0)::text AS "spend!"
+                  coalesce(sum(acquisitions), 0)::bigint AS "acquisitions!", coalesce(sum(spend), 0) AS "spend!: Amount"
            FROM events GROUP BY GROUPING SETS ((ad_id), (node_id), (day), ())
            ORDER BY 4, 1, 2, 3"#,
         campaign,
@@ -167,7 +219,7 @@ pub async fn campaign(
             } else {
                 0.0
             },
-            spend: Amount::from_db(&row.spend),
+            spend: row.spend,
         };
         // GROUPING sets a bit for each column that is rolled up: 0b011 is per ad, and so on.
         match (row.grouping, row.ad_id, row.node_id, row.day) {

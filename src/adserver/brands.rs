@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::accounts::OwnerScope;
 use crate::money::Amount;
+use crate::platform::values::{Name, TimeZone};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -32,14 +33,58 @@ pub struct Brand {
     pub updated_at: OffsetDateTime,
 }
 
-/// A brand's settings, checked by the caller.
+/// A brand's daily and monthly budgets: both more than zero, the month at least the day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budgets {
+    daily: Amount,
+    monthly: Amount,
+}
+
+impl Budgets {
+    pub fn new(daily: Amount, monthly: Amount) -> Result<Self, BrandError> {
+        if daily.is_zero() {
+            return Err(BrandError::ZeroDailyBudget);
+        }
+        if monthly.is_zero() {
+            return Err(BrandError::ZeroMonthlyBudget);
+        }
+        if monthly < daily {
+            return Err(BrandError::MonthlyBelowDaily);
+        }
+        Ok(Self { daily, monthly })
+    }
+
+    pub fn daily(self) -> Amount {
+        self.daily
+    }
+
+    pub fn monthly(self) -> Amount {
+        self.monthly
+    }
+}
+
+/// A brand's settings, each value parsed.
 #[derive(Debug, Clone)]
-pub struct BrandFields<'a> {
-    pub name: &'a str,
-    pub daily_budget: Amount,
-    pub monthly_budget: Amount,
-    pub time_zone: &'a str,
+pub struct BrandFields {
+    pub name: Name,
+    pub budgets: Budgets,
+    pub time_zone: TimeZone,
     pub active: bool,
+}
+
+/// Why a brand was not created or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum BrandError {
+    #[error("brand not found")]
+    NotFound,
+    #[error("must be greater than zero")]
+    ZeroDailyBudget,
+    #[error("must be greater than zero")]
+    ZeroMonthlyBudget,
+    #[error("must be at least the daily budget")]
+    MonthlyBelowDaily,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
 }
 
 struct BrandRow {
@@ -70,7 +115,7 @@ impl From<BrandRow> for Brand {
     }
 }
 
-pub async fn insert(db: impl PgExecutor<'_>, owner_id: Uuid, fields: &BrandFields<'_>) -> Result<Brand, sqlx::Error> {
+pub async fn insert(db: impl PgExecutor<'_>, owner_id: Uuid, fields: &BrandFields) -> Result<Brand, BrandError> {
     let row = sqlx::query_as!(
         BrandRow,
         r#"INSERT INTO brands (owner_id, name, daily_budget, monthly_budget, time_zone, active)
@@ -78,10 +123,10 @@ pub async fn insert(db: impl PgExecutor<'_>, owner_id: Uuid, fields: &BrandField
            RETURNING id, owner_id, name, daily_budget AS "daily_budget: Amount", monthly_budget AS "monthly_budget: Amount",
                      time_zone, active, created_at, updated_at"#,
         owner_id,
-        fields.name,
-        fields.daily_budget as Amount,
-        fields.monthly_budget as Amount,
-        fields.time_zone,
+        fields.name.as_str(),
+        fields.budgets.daily() as Amount,
+        fields.budgets.monthly() as Amount,
+        fields.time_zone.name(),
         fields.active
     )
     .fetch_one(db)
@@ -121,8 +166,8 @@ pub async fn update(
     db: impl PgExecutor<'_>,
     id: Uuid,
     scope: OwnerScope,
-    fields: &BrandFields<'_>,
-) -> Result<Option<Brand>, sqlx::Error> {
+    fields: &BrandFields,
+) -> Result<Brand, BrandError> {
     let row = sqlx::query_as!(
         BrandRow,
         r#"UPDATE brands SET name = $3, daily_budget = $4, monthly_budget = $5,
@@ -132,13 +177,36 @@ pub async fn update(
                      time_zone, active, created_at, updated_at"#,
         id,
         scope,
-        fields.name,
-        fields.daily_budget as Amount,
-        fields.monthly_budget as Amount,
-        fields.time_zone,
+        fields.name.as_str(),
+        fields.budgets.daily() as Amount,
+        fields.budgets.monthly() as Amount,
+        fields.time_zone.name(),
         fields.active
     )
     .fetch_optional(db)
     .await?;
-    Ok(row.map(Brand::from))
+    row.map(Brand::from).ok_or(BrandError::NotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_are_positive_and_the_month_holds_the_day() {
+        assert_eq!(Budgets::new(Amount(1), Amount(1)).unwrap().monthly(), Amount(1));
+        assert!(Budgets::new(Amount(1000), Amount(1000)).is_ok());
+        assert!(matches!(
+            Budgets::new(Amount(1000), Amount(999)),
+            Err(BrandError::MonthlyBelowDaily)
+        ));
+        assert!(matches!(
+            Budgets::new(Amount(0), Amount(1)),
+            Err(BrandError::ZeroDailyBudget)
+        ));
+        assert!(matches!(
+            Budgets::new(Amount(1), Amount(0)),
+            Err(BrandError::ZeroMonthlyBudget)
+        ));
+    }
 }

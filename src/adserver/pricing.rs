@@ -5,13 +5,15 @@
 //! (per thousand), so the API speaks CPM and requires it to be a whole multiple of 1,000
 //! base units: every single impression then costs an exact integer amount.
 
+use adescrow_chain::sql::SqlAddress;
 use alloy::primitives::Address;
 use serde::{Deserialize, Serialize};
-use sqlx::PgExecutor;
+use sqlx::{PgExecutor, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::money::Amount;
+use crate::platform::values::{Invalid, ValueError};
 
 /// Something a hoster can report and an advertiser pays for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema, sqlx::Type)]
@@ -82,20 +84,19 @@ impl UnitPrices {
         }
     }
 
-    /// Builds prices from four optional `numeric` texts, as the database returns them.
-    pub fn from_db(
-        impression: Option<String>,
-        click: Option<String>,
-        view: Option<String>,
-        acquisition: Option<String>,
+    /// Prices as four columns hold them, in [`EventType::ALL`] order.
+    pub fn from_columns(
+        impression: Option<Amount>,
+        click: Option<Amount>,
+        view: Option<Amount>,
+        acquisition: Option<Amount>,
     ) -> Self {
-        let parse = |text: Option<String>| text.as_deref().map(Amount::from_db);
-        Self([parse(impression), parse(click), parse(view), parse(acquisition)])
+        Self([impression, click, view, acquisition])
     }
 
-    /// The four prices as `numeric` texts, in [`EventType::ALL`] order, for binding.
-    pub fn to_db(&self) -> [Option<String>; 4] {
-        self.0.map(|price| price.map(|p| p.to_string()))
+    /// The four prices in [`EventType::ALL`] order, for binding.
+    pub fn to_columns(self) -> [Option<Amount>; 4] {
+        self.0
     }
 }
 
@@ -118,30 +119,22 @@ pub struct PriceList {
     pub cpa: Option<Amount>,
 }
 
-/// Why a price list was refused; `field` is the member at fault.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct PriceError {
-    pub field: &'static str,
-    pub message: &'static str,
-}
-
 impl PriceList {
-    /// Checks every price and converts CPM to a per-impression price.
-    pub fn to_unit_prices(self) -> Result<UnitPrices, PriceError> {
+    /// Checks every price and converts CPM to a per-impression price. A refusal names the
+    /// member at fault (`cpm`, `cpc`, ...).
+    pub fn to_unit_prices(self) -> Result<UnitPrices, Invalid> {
         let positive = |field: &'static str, price: Option<Amount>| match price {
-            Some(p) if p.is_zero() => Err(PriceError {
-                field,
-                message: "must be greater than zero",
-            }),
+            Some(p) if p.is_zero() => Err(Invalid::new(field, ValueError::Refused("must be greater than zero"))),
             other => Ok(other),
         };
         let cpm = positive("cpm", self.cpm)?;
         if cpm.is_some_and(|p| p.0 % 1000 != 0) {
-            return Err(PriceError {
-                field: "cpm",
-                message: "must be a multiple of 1000 base units, so that one impression costs a whole base unit",
-            });
+            return Err(Invalid::new(
+                "cpm",
+                ValueError::Refused(
+                    "must be a multiple of 1000 base units, so that one impression costs a whole base unit",
+                ),
+            ));
         }
         Ok(UnitPrices([
             cpm.map(|p| Amount(p.0 / 1000)),
@@ -165,14 +158,15 @@ pub struct TokenPrices {
 /// Every token's defaults.
 pub async fn list_defaults(db: impl PgExecutor<'_>) -> Result<Vec<(Address, UnitPrices)>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"SELECT token, event AS "event: EventType", price::text AS "price!" FROM default_prices ORDER BY token, event"#
+        r#"SELECT token AS "token: SqlAddress", event AS "event: EventType", price AS "price: Amount"
+           FROM default_prices ORDER BY token, event"#
     )
     .fetch_all(db)
     .await?;
     let mut tokens: Vec<(Address, UnitPrices)> = Vec::new();
     for row in rows {
-        let token = Address::from_slice(&row.token);
-        let price = Some(Amount::from_db(&row.price));
+        let token = row.token.0;
+        let price = Some(row.price);
         match tokens.last_mut() {
             Some((last, prices)) if *last == token => prices.set(row.event, price),
             _ => {
@@ -187,34 +181,33 @@ pub async fn list_defaults(db: impl PgExecutor<'_>) -> Result<Vec<(Address, Unit
 
 /// Replaces a token's defaults: events without a price become unbillable by default.
 pub async fn replace_defaults(
-    conn: &mut sqlx::PgConnection,
+    db: &PgPool,
     token: Address,
     prices: &UnitPrices,
     admin: Uuid,
 ) -> Result<(), sqlx::Error> {
-    let events: Vec<EventType> = EventType::ALL
+    let (events, amounts): (Vec<EventType>, Vec<Amount>) = EventType::ALL
         .into_iter()
-        .filter(|e| prices.get(*e).is_some())
-        .collect();
-    let amounts: Vec<String> = events
-        .iter()
-        .filter_map(|e| prices.get(*e))
-        .map(|p| p.to_string())
-        .collect();
-    sqlx::query!("DELETE FROM default_prices WHERE token = $1", token.as_slice())
-        .execute(&mut *conn)
-        .await?;
+        .filter_map(|event| prices.get(event).map(|price| (event, price)))
+        .unzip();
+    let mut tx = db.begin().await?;
+    sqlx::query!(
+        "DELETE FROM default_prices WHERE token = $1",
+        SqlAddress(token) as SqlAddress
+    )
+    .execute(&mut *tx)
+    .await?;
     sqlx::query!(
         "INSERT INTO default_prices (token, event, price, updated_by)
-         SELECT $1, e, p::numeric, $4 FROM UNNEST($2::billable_event[], $3::text[]) AS t(e, p)",
-        token.as_slice(),
+         SELECT $1, e, p, $4 FROM UNNEST($2::billable_event[], $3::numeric[]) AS t(e, p)",
+        SqlAddress(token) as SqlAddress,
         &events as &[EventType],
-        &amounts,
+        &amounts[..] as &[Amount],
         admin
     )
-    .execute(&mut *conn)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    tx.commit().await
 }
 
 #[cfg(test)]
@@ -252,6 +245,15 @@ mod tests {
             ..PriceList::default()
         };
         assert_eq!(zero.to_unit_prices().unwrap_err().field, "cpc");
+        let whole = PriceList {
+            cpm: Some(Amount(1_000)),
+            cpc: Some(Amount(1)),
+            ..PriceList::default()
+        };
+        assert_eq!(
+            whole.to_unit_prices().unwrap().get(EventType::Impression),
+            Some(Amount(1))
+        );
         let fractional = PriceList {
             cpm: Some(Amount(1_500)),
             ..PriceList::default()

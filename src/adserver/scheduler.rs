@@ -19,7 +19,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::adserver::campaigns::{self, CampaignStatus, Change, ChangeError, StatusCause};
+use crate::adserver::campaigns::{self, CampaignError, CampaignStatus, Change, StatusCause};
 use crate::adserver::schedule::{self, Schedule};
 use crate::money::Amount;
 use crate::platform::worker::{Backoff, Leadership, Role, StepError};
@@ -86,8 +86,8 @@ pub async fn tick(db: &PgPool, chain_id: u64, now: OffsetDateTime) -> Result<Vec
         r#"SELECT c.id AS "id!", c.brand_id AS "brand_id!", c.status AS "status!: CampaignStatus",
                   schedule_instant(c.starts_at) AS "starts_at!", schedule_instant(c.ends_at) AS "ends_at!", c.daypart_start_hour, c.daypart_end_hour,
                   b.time_zone AS "time_zone!", b.active AS "brand_active!",
-                  b.daily_budget::text AS "daily_budget!", b.monthly_budget::text AS "monthly_budget!",
-                  cb.available::text AS "available!"
+                  b.daily_budget AS "daily_budget!: Amount", b.monthly_budget AS "monthly_budget!: Amount",
+                  cb.available AS "available!: Amount"
            FROM campaigns c JOIN brands b ON b.id = c.brand_id
            JOIN campaign_budgets($1) cb ON cb.campaign_id = c.id
            WHERE c.status <> 'completed'"#,
@@ -123,11 +123,11 @@ pub async fn tick(db: &PgPool, chain_id: u64, now: OffsetDateTime) -> Result<Vec
                 }
             };
         let (daily, monthly) = spend.get(&row.brand_id).copied().unwrap_or_default();
-        let over_budget = if daily >= Amount::from_db(&row.daily_budget) {
+        let over_budget = if daily >= row.daily_budget {
             Some("brand daily budget reached")
-        } else if monthly >= Amount::from_db(&row.monthly_budget) {
+        } else if monthly >= row.monthly_budget {
             Some("brand monthly budget reached")
-        } else if Amount::from_db(&row.available).is_zero() {
+        } else if row.available.is_zero() {
             Some("escrow unfunded or exhausted")
         } else {
             None
@@ -147,10 +147,8 @@ pub async fn tick(db: &PgPool, chain_id: u64, now: OffsetDateTime) -> Result<Vec
                 reason,
                 at: now,
             };
-            let mut tx = db.begin().await?;
-            match campaigns::change_status(&mut tx, row.id, None, change).await {
+            match campaigns::request_status(db, row.id, None, change).await {
                 Ok(from) => {
-                    tx.commit().await?;
                     tracing::info!(campaign = %row.id, %from, %to, reason, "campaign status changed");
                     moved.push(Moved {
                         campaign: row.id,
@@ -161,8 +159,13 @@ pub async fn tick(db: &PgPool, chain_id: u64, now: OffsetDateTime) -> Result<Vec
                     facts.status = to;
                 }
                 // Someone (an advertiser pausing, say) moved it since we read it: next tick.
-                Err(ChangeError::Refused { .. } | ChangeError::NotFound) => break,
-                Err(ChangeError::Database(error)) => return Err(error),
+                Err(CampaignError::Refused { .. } | CampaignError::NotFound) => break,
+                Err(CampaignError::Database(error)) => return Err(error),
+                // Refusals of settings do not arise from a status change.
+                Err(other) => {
+                    tracing::warn!(campaign = %row.id, error = %other, "campaign not moved");
+                    break;
+                }
             }
         }
     }
@@ -180,8 +183,8 @@ pub async fn brand_spend(
         .unzip();
     let rows = sqlx::query!(
         r#"SELECT p.brand AS "brand!",
-                  coalesce(sum(s.spend) FILTER (WHERE s.day = p.today), 0)::text AS "daily!",
-                  coalesce(sum(s.spend), 0)::text AS "monthly!"
+                  coalesce(sum(s.spend) FILTER (WHERE s.day = p.today), 0) AS "daily!: Amount",
+                  coalesce(sum(s.spend), 0) AS "monthly!: Amount"
            FROM UNNEST($1::uuid[], $2::date[], $3::date[]) AS p(brand, today, month_start)
            JOIN brand_daily_spend s ON s.brand_id = p.brand AND s.day >= p.month_start AND s.day <= p.today
            GROUP BY p.brand"#,
@@ -193,7 +196,7 @@ pub async fn brand_spend(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|row| (row.brand, (Amount::from_db(&row.daily), Amount::from_db(&row.monthly))))
+        .map(|row| (row.brand, (row.daily, row.monthly)))
         .collect())
 }
 

@@ -8,12 +8,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::AppState;
 use super::access::{Advertisers, Caller, CampaignManagers};
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::{Json, Path};
-use super::{AppState, validate};
-use crate::adserver::brands::{self, Brand, BrandFields};
+use crate::adserver::brands::{self, Brand, BrandFields, Budgets};
 use crate::money::Amount;
+use crate::platform::values::{At, Name, TimeZone};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -41,16 +42,21 @@ fn active_by_default() -> bool {
     true
 }
 
-/// Checks a brand's settings as a whole (create and update share this).
-fn checked(fields: &BrandFields<'_>) -> ApiResult<(String, String)> {
-    let name = validate::name("name", fields.name)?.to_owned();
-    validate::positive("dailyBudget", fields.daily_budget)?;
-    validate::positive("monthlyBudget", fields.monthly_budget)?;
-    if fields.monthly_budget < fields.daily_budget {
-        return Err(ApiError::invalid("monthlyBudget", "must be at least the daily budget"));
-    }
-    let zone = validate::time_zone("timeZone", fields.time_zone)?;
-    Ok((name, zone))
+/// Parses a brand's settings, naming the field of the first refused (create and update
+/// share this).
+fn parse(
+    name: &str,
+    daily_budget: Amount,
+    monthly_budget: Amount,
+    time_zone: &str,
+    active: bool,
+) -> ApiResult<BrandFields> {
+    Ok(BrandFields {
+        name: Name::parse(name).at("name")?,
+        budgets: Budgets::new(daily_budget, monthly_budget)?,
+        time_zone: TimeZone::parse(time_zone).at("timeZone")?,
+        active,
+    })
 }
 
 /// Creates a brand owned by the caller. Needs the advertiser role.
@@ -63,19 +69,13 @@ async fn create(
     principal: Caller<Advertisers>,
     Json(request): Json<CreateBrand>,
 ) -> ApiResult<(StatusCode, Json<Brand>)> {
-    let fields = BrandFields {
-        name: &request.name,
-        daily_budget: request.daily_budget,
-        monthly_budget: request.monthly_budget,
-        time_zone: &request.time_zone,
-        active: request.active,
-    };
-    let (name, time_zone) = checked(&fields)?;
-    let fields = BrandFields {
-        name: &name,
-        time_zone: &time_zone,
-        ..fields
-    };
+    let fields = parse(
+        &request.name,
+        request.daily_budget,
+        request.monthly_budget,
+        &request.time_zone,
+        request.active,
+    )?;
     let brand = brands::insert(&state.db, principal.user_id, &fields).await?;
     Ok((StatusCode::CREATED, Json(brand)))
 }
@@ -132,19 +132,12 @@ async fn update(
     let current = brands::find(&state.db, id, principal.scope())
         .await?
         .ok_or(ApiError::NotFound("brand"))?;
-    let fields = BrandFields {
-        name: request.name.as_deref().unwrap_or(&current.name),
-        daily_budget: request.daily_budget.unwrap_or(current.daily_budget),
-        monthly_budget: request.monthly_budget.unwrap_or(current.monthly_budget),
-        time_zone: request.time_zone.as_deref().unwrap_or(&current.time_zone),
-        active: request.active.unwrap_or(current.active),
-    };
-    let (name, time_zone) = checked(&fields)?;
-    let fields = BrandFields {
-        name: &name,
-        time_zone: &time_zone,
-        ..fields
-    };
-    let brand = brands::update(&state.db, id, principal.scope(), &fields).await?;
-    brand.map(Json).ok_or(ApiError::NotFound("brand"))
+    let fields = parse(
+        request.name.as_deref().unwrap_or(&current.name),
+        request.daily_budget.unwrap_or(current.daily_budget),
+        request.monthly_budget.unwrap_or(current.monthly_budget),
+        request.time_zone.as_deref().unwrap_or(&current.time_zone),
+        request.active.unwrap_or(current.active),
+    )?;
+    Ok(Json(brands::update(&state.db, id, principal.scope(), &fields).await?))
 }

@@ -12,18 +12,18 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::AppState;
 use super::access::{Advertisers, Caller, CampaignManagers};
-use super::error::{ApiError, ApiResult, ProblemSchema, on_unique};
+use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::{Json, Path, Query};
-use super::{AppState, validate};
 use crate::accounts::Principal;
-use crate::adserver::analytics::{self, CampaignAnalytics};
+use crate::adserver::analytics::{self, CampaignAnalytics, DateRange};
 use crate::adserver::brands;
 use crate::adserver::campaigns::{
-    self, Campaign, CampaignFields, CampaignStatus, Change, ChangeError, DaypartWindow, Filter, FrequencyCaps,
-    StatusCause, StatusChange, Targeting,
+    self, Audience, Campaign, CampaignFields, CampaignStatus, CampaignToken, Caps, Change, Dates, DaypartWindow,
+    Filter, FrequencyCaps, HourlyCap, Priority, Reason, StatusCause, StatusChange, Targeting,
 };
-use crate::adserver::schedule;
+use crate::platform::values::{At, Date, Instant, Labels, Name};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -61,45 +61,50 @@ pub struct CreateCampaign {
     pub priority: i32,
 }
 
-/// Checks a campaign's settings as a whole and normalizes them (create and update share this).
-fn checked(mut fields: CampaignFields) -> ApiResult<CampaignFields> {
-    fields.name = validate::name("name", &fields.name)?.to_owned();
-    if fields.token == Address::ZERO {
-        return Err(ApiError::invalid("token", "must be a token contract address"));
-    }
-    if fields.ends_at <= fields.starts_at {
-        return Err(ApiError::invalid("endsAt", "must be after startsAt"));
-    }
-    validate::instant("startsAt", fields.starts_at)?;
-    validate::instant("endsAt", fields.ends_at)?;
-    if let Some(window) = fields.daypart
-        && window.daypart().is_none()
-    {
-        return Err(ApiError::invalid(
-            "daypart",
-            "hours must be 0 to 23 and differ; an end before the start runs past midnight",
-        ));
-    }
-    let targeting = &fields.targeting;
-    fields.targeting = Targeting {
-        regions: validate::labels("targeting.regions", &targeting.regions)?,
-        communities: validate::labels("targeting.communities", &targeting.communities)?,
-        user_types: validate::labels("targeting.userTypes", &targeting.user_types)?,
+/// A campaign's settings as a request gives them, before parsing.
+struct Settings {
+    name: String,
+    token: Address,
+    chain_campaign_id: B256,
+    starts_at: OffsetDateTime,
+    ends_at: OffsetDateTime,
+    daypart: Option<DaypartWindow>,
+    targeting: Targeting,
+    frequency_caps: FrequencyCaps,
+    priority: i32,
+}
+
+/// Parses every setting, naming the field of the first refused (create and update share
+/// this).
+fn parse(settings: Settings) -> ApiResult<CampaignFields> {
+    let name = Name::parse(&settings.name).at("name")?;
+    let token = CampaignToken::parse(settings.token).at("token")?;
+    let starts_at = Instant::parse(settings.starts_at).at("startsAt")?;
+    let ends_at = Instant::parse(settings.ends_at).at("endsAt")?;
+    let dates = Dates::new(starts_at, ends_at)?;
+    let daypart = settings.daypart.map(DaypartWindow::parse).transpose().at("daypart")?;
+    let targeting = &settings.targeting;
+    let audience = Audience {
+        regions: Labels::parse(&targeting.regions).at("targeting.regions")?,
+        communities: Labels::parse(&targeting.communities).at("targeting.communities")?,
+        user_types: Labels::parse(&targeting.user_types).at("targeting.userTypes")?,
         consent_scope: targeting.consent_scope,
     };
-    let caps = fields.frequency_caps;
-    for (field, cap) in [
-        ("frequencyCaps.impressionsPerHour", caps.impressions_per_hour),
-        ("frequencyCaps.clicksPerHour", caps.clicks_per_hour),
-    ] {
-        if !(1..=1000).contains(&cap) {
-            return Err(ApiError::invalid(field, "must be 1 to 1000"));
-        }
-    }
-    if !(0..=100).contains(&fields.priority) {
-        return Err(ApiError::invalid("priority", "must be 0 to 100"));
-    }
-    Ok(fields)
+    let caps = settings.frequency_caps;
+    let caps = Caps {
+        impressions_per_hour: HourlyCap::parse(caps.impressions_per_hour).at("frequencyCaps.impressionsPerHour")?,
+        clicks_per_hour: HourlyCap::parse(caps.clicks_per_hour).at("frequencyCaps.clicksPerHour")?,
+    };
+    Ok(CampaignFields {
+        name,
+        token,
+        chain_campaign_id: settings.chain_campaign_id,
+        dates,
+        daypart,
+        audience,
+        caps,
+        priority: Priority::parse(settings.priority).at("priority")?,
+    })
 }
 
 /// Creates a campaign, as a DRAFT, under one of the caller's brands.
@@ -116,14 +121,7 @@ async fn create(
     principal: Caller<Advertisers>,
     Json(request): Json<CreateCampaign>,
 ) -> ApiResult<(StatusCode, Json<Campaign>)> {
-    brands::find(&state.db, request.brand_id, principal.scope())
-        .await?
-        .ok_or_else(|| ApiError::invalid("brandId", "no such brand among yours"))?;
-    let now = OffsetDateTime::now_utc();
-    if request.ends_at <= now {
-        return Err(ApiError::invalid("endsAt", "must be in the future"));
-    }
-    let fields = checked(CampaignFields {
+    let fields = parse(Settings {
         name: request.name,
         token: request.token,
         chain_campaign_id: request
@@ -136,21 +134,15 @@ async fn create(
         frequency_caps: request.frequency_caps,
         priority: request.priority,
     })?;
-    let mut tx = state.db.begin().await?;
-    let id = campaigns::insert(&mut tx, request.brand_id, &fields, principal.user_id, now)
-        .await
-        .map_err(|e| {
-            on_unique(
-                e,
-                "campaigns_chain_campaign_id_key",
-                "chainCampaignId",
-                "another campaign uses this escrow campaign id",
-            )
-        })?;
-    tx.commit().await?;
-    let campaign = campaigns::find(&state.db, id, None)
-        .await?
-        .ok_or(ApiError::NotFound("campaign"))?;
+    let campaign = campaigns::create(
+        &state.db,
+        principal.scope(),
+        request.brand_id,
+        &fields,
+        principal.user_id,
+        OffsetDateTime::now_utc(),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(campaign)))
 }
 
@@ -235,23 +227,20 @@ async fn update(
     Json(request): Json<UpdateCampaign>,
 ) -> ApiResult<Json<Campaign>> {
     let current = find(&state, &principal, id).await?;
-    if current.status == CampaignStatus::Completed {
-        return Err(ApiError::conflict(
-            "status",
-            "the campaign is COMPLETED and can no longer change",
-        ));
-    }
-    let mut fields = CampaignFields::from(&current);
-    fields.name = request.name.unwrap_or(fields.name);
-    fields.starts_at = request.starts_at.unwrap_or(fields.starts_at);
-    fields.ends_at = request.ends_at.unwrap_or(fields.ends_at);
-    fields.daypart = request.daypart.unwrap_or(fields.daypart);
-    fields.targeting = request.targeting.unwrap_or(fields.targeting);
-    fields.frequency_caps = request.frequency_caps.unwrap_or(fields.frequency_caps);
-    fields.priority = request.priority.unwrap_or(fields.priority);
-    let fields = checked(fields)?;
-    campaigns::update(&state.db, id, &fields).await?;
-    Ok(Json(find(&state, &principal, id).await?))
+    let fields = parse(Settings {
+        name: request.name.unwrap_or(current.name),
+        token: current.token,
+        chain_campaign_id: current.chain_campaign_id,
+        starts_at: request.starts_at.unwrap_or(current.starts_at),
+        ends_at: request.ends_at.unwrap_or(current.ends_at),
+        daypart: request.daypart.unwrap_or(current.daypart),
+        targeting: request.targeting.unwrap_or(current.targeting),
+        frequency_caps: request.frequency_caps.unwrap_or(current.frequency_caps),
+        priority: request.priority.unwrap_or(current.priority),
+    })?;
+    Ok(Json(
+        campaigns::update(&state.db, id, principal.scope(), &fields).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -280,29 +269,15 @@ async fn change_status(
     Path(id): Path<Uuid>,
     Json(request): Json<ChangeStatus>,
 ) -> ApiResult<Json<Campaign>> {
-    let reason = match request.reason.as_deref() {
-        Some(reason) => validate::text("reason", reason, 1, 500)?,
-        None => "requested by the advertiser",
-    };
+    let reason = request.reason.as_deref().map(Reason::parse).transpose().at("reason")?;
     let change = Change {
         to: request.status,
         cause: StatusCause::User,
         actor: Some(principal.user_id),
-        reason,
+        reason: reason.as_ref().map_or("requested by the advertiser", Reason::as_str),
         at: OffsetDateTime::now_utc(),
     };
-    let mut tx = state.db.begin().await?;
-    match campaigns::change_status(&mut tx, id, principal.scope(), change).await {
-        Ok(_) => tx.commit().await?,
-        Err(ChangeError::NotFound) => return Err(ApiError::NotFound("campaign")),
-        Err(ChangeError::Refused { current, error }) => {
-            return Err(ApiError::conflict(
-                "status",
-                format!("{error} (the campaign is {current})"),
-            ));
-        }
-        Err(ChangeError::Database(error)) => return Err(error.into()),
-    }
+    campaigns::request_status(&state.db, id, principal.scope(), change).await?;
     Ok(Json(find(&state, &principal, id).await?))
 }
 
@@ -346,21 +321,9 @@ async fn campaign_analytics(
     let brand = brands::find(&state.db, campaign.brand_id, None)
         .await?
         .ok_or(ApiError::NotFound("brand"))?;
-    let zone = schedule::zone(&brand.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let to = match query.to.as_deref() {
-        Some(to) => validate::date("to", to)?,
-        None => jiff::Timestamp::now().to_zoned(zone).date(),
-    };
-    let from = match query.from.as_deref() {
-        Some(from) => validate::date("from", from)?,
-        None => to.checked_sub(jiff::Span::new().days(29)).unwrap_or(to),
-    };
-    if from > to {
-        return Err(ApiError::invalid("from", "must not be after to"));
-    }
-    if to.since(from).map_or(true, |span| span.get_days() > 366) {
-        return Err(ApiError::invalid("from", "the range may cover at most 367 days"));
-    }
-    let analytics = analytics::campaign(&state.db, state.config.chain_id, id, &brand.time_zone, from, to).await?;
+    let to = query.to.as_deref().map(Date::parse).transpose().at("to")?;
+    let from = query.from.as_deref().map(Date::parse).transpose().at("from")?;
+    let range = DateRange::in_zone(from, to, &brand.time_zone, jiff::Timestamp::now())?;
+    let analytics = analytics::campaign(&state.db, state.config.chain_id, id, &brand.time_zone, range).await?;
     Ok(Json(analytics))
 }

@@ -9,14 +9,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::AppState;
 use super::access::{Caller, CampaignManagers};
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::{Json, Path, Query};
-use super::{AppState, validate};
 use crate::accounts::Principal;
-use crate::adserver::campaigns::{self, CampaignStatus};
-use crate::adserver::creatives::{self, Ad, AdFields, AdSet, Creative, CreativeKind, Filter};
+use crate::adserver::creatives::{self, Ad, AdFields, AdSet, BodyText, Creative, CreativeFields, Filter, Title};
 use crate::adserver::pricing::PriceList;
+use crate::platform::values::{At, Name, WebUrl};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -58,26 +58,15 @@ async fn create_ad_set(
     principal: Caller<CampaignManagers>,
     Json(request): Json<CreateAdSet>,
 ) -> ApiResult<(StatusCode, Json<AdSet>)> {
-    let campaign = campaigns::find(&state.db, request.campaign_id, principal.scope())
-        .await?
-        .ok_or_else(|| ApiError::invalid("campaignId", "no such campaign among yours"))?;
-    if campaign.status == CampaignStatus::Completed {
-        return Err(ApiError::conflict("campaignId", "the campaign is COMPLETED"));
-    }
-    let name = validate::name("name", &request.name)?;
-    let id = creatives::insert_ad_set(&state.db, campaign.id, name, request.active).await?;
-    Ok((StatusCode::CREATED, Json(find_ad_set(&state, &principal, id).await?)))
+    let name = Name::parse(&request.name).at("name")?;
+    let ad_set =
+        creatives::create_ad_set(&state.db, principal.scope(), request.campaign_id, &name, request.active).await?;
+    Ok((StatusCode::CREATED, Json(ad_set)))
 }
 
 async fn find_ad_set(state: &AppState, principal: &Principal, id: Uuid) -> ApiResult<AdSet> {
-    let filter = Filter {
-        id: Some(id),
-        scope: principal.scope(),
-        ..Filter::default()
-    };
-    creatives::select_ad_sets(&state.db, filter)
+    creatives::find_ad_set(&state.db, id, principal.scope())
         .await?
-        .pop()
         .ok_or(ApiError::NotFound("ad set"))
 }
 
@@ -133,9 +122,11 @@ async fn update_ad_set(
     Json(request): Json<UpdateAdSet>,
 ) -> ApiResult<Json<AdSet>> {
     let current = find_ad_set(&state, &principal, id).await?;
-    let name = validate::name("name", request.name.as_deref().unwrap_or(&current.name))?;
-    creatives::update_ad_set(&state.db, id, name, request.active.unwrap_or(current.active)).await?;
-    Ok(Json(find_ad_set(&state, &principal, id).await?))
+    let name = Name::parse(request.name.as_deref().unwrap_or(&current.name)).at("name")?;
+    let active = request.active.unwrap_or(current.active);
+    Ok(Json(
+        creatives::update_ad_set(&state.db, id, principal.scope(), &name, active).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -152,33 +143,24 @@ pub struct CreateAd {
     pub prices: PriceList,
 }
 
-/// Checks an ad's settings as a whole (create and update share this).
-fn checked(name: &str, active: bool, creative: Creative, prices: PriceList) -> ApiResult<AdFields> {
-    let name = validate::name("name", name)?.to_owned();
-    let title = validate::text("creative.title", &creative.title, 1, 200)?.to_owned();
-    let text = validate::text("creative.text", &creative.text, 0, 2000)?.to_owned();
-    validate::web_url("creative.clickUrl", &creative.click_url)?;
-    match &creative.media_url {
-        Some(url) => validate::web_url("creative.mediaUrl", url)?,
-        None if creative.kind != CreativeKind::Text => {
-            return Err(ApiError::invalid(
-                "creative.mediaUrl",
-                "image and video ads need a media URL",
-            ));
-        }
-        None => {}
-    }
-    let prices = prices
-        .to_unit_prices()
-        .map_err(|error| ApiError::invalid(format!("prices.{}", error.field), error.message))?;
+/// Parses an ad's settings, naming the field of the first refused (create and update
+/// share this).
+fn parse(name: &str, active: bool, creative: Creative, prices: PriceList) -> ApiResult<AdFields> {
+    let name = Name::parse(name).at("name")?;
+    let title = Title::parse(&creative.title).at("creative.title")?;
+    let text = BodyText::parse(&creative.text).at("creative.text")?;
+    let click_url = WebUrl::parse(creative.click_url).at("creative.clickUrl")?;
+    let media_url = creative
+        .media_url
+        .map(WebUrl::parse)
+        .transpose()
+        .at("creative.mediaUrl")?;
+    let creative = CreativeFields::new(creative.kind, title, text, click_url, media_url)?;
+    let prices = prices.to_unit_prices().map_err(|invalid| invalid.within("prices"))?;
     Ok(AdFields {
         name,
         active,
-        creative: Creative {
-            title,
-            text,
-            ..creative
-        },
+        creative,
         prices,
     })
 }
@@ -193,29 +175,14 @@ async fn create_ad(
     principal: Caller<CampaignManagers>,
     Json(request): Json<CreateAd>,
 ) -> ApiResult<(StatusCode, Json<Ad>)> {
-    let ad_set = find_ad_set(&state, &principal, request.ad_set_id)
-        .await
-        .map_err(|_| ApiError::invalid("adSetId", "no such ad set among yours"))?;
-    let campaign = campaigns::find(&state.db, ad_set.campaign_id, None)
-        .await?
-        .ok_or(ApiError::NotFound("campaign"))?;
-    if campaign.status == CampaignStatus::Completed {
-        return Err(ApiError::conflict("adSetId", "the ad set's campaign is COMPLETED"));
-    }
-    let fields = checked(&request.name, request.active, request.creative, request.prices)?;
-    let id = creatives::insert_ad(&state.db, ad_set.id, &fields).await?;
-    Ok((StatusCode::CREATED, Json(find_ad(&state, &principal, id).await?)))
+    let fields = parse(&request.name, request.active, request.creative, request.prices)?;
+    let ad = creatives::create_ad(&state.db, principal.scope(), request.ad_set_id, &fields).await?;
+    Ok((StatusCode::CREATED, Json(ad)))
 }
 
 async fn find_ad(state: &AppState, principal: &Principal, id: Uuid) -> ApiResult<Ad> {
-    let filter = Filter {
-        id: Some(id),
-        scope: principal.scope(),
-        ..Filter::default()
-    };
-    creatives::select_ads(&state.db, filter)
+    creatives::find_ad(&state.db, id, principal.scope())
         .await?
-        .pop()
         .ok_or(ApiError::NotFound("ad"))
 }
 
@@ -275,12 +242,13 @@ async fn update_ad(
     Json(request): Json<UpdateAd>,
 ) -> ApiResult<Json<Ad>> {
     let current = find_ad(&state, &principal, id).await?;
-    let fields = checked(
+    let fields = parse(
         request.name.as_deref().unwrap_or(&current.name),
         request.active.unwrap_or(current.active),
         request.creative.unwrap_or(current.creative),
         request.prices.unwrap_or(current.prices),
     )?;
-    creatives::update_ad(&state.db, id, &fields).await?;
-    Ok(Json(find_ad(&state, &principal, id).await?))
+    Ok(Json(
+        creatives::update_ad(&state.db, id, principal.scope(), &fields).await?,
+    ))
 }

@@ -12,14 +12,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::AppState;
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::{Json, NodeCaller};
-use super::{AppState, validate};
 use crate::accounts::node_session::NodeSignInError;
 use crate::adserver::creatives::Creative;
 use crate::adserver::pricing::EventType;
 use crate::adserver::serving::{Context, NoAdReason, ServedAd};
 use crate::money::Amount;
+use crate::platform::values::{At, Label, Labels, Reference, WebUrl};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -174,32 +175,28 @@ async fn decide(
     let viewer = request
         .viewer
         .as_deref()
-        .map(|viewer| validate::text("viewer", viewer, 1, 128))
-        .transpose()?;
-    let region = request
-        .region
-        .as_deref()
-        .map(|r| validate::label("region", r))
-        .transpose()?;
-    let communities = validate::labels("communities", &request.communities)?;
+        .map(Reference::parse)
+        .transpose()
+        .at("viewer")?;
+    let region = request.region.as_deref().map(Label::parse).transpose().at("region")?;
+    let communities = Labels::parse(&request.communities).at("communities")?.to_strings();
     let user_type = request
         .user_type
         .as_deref()
-        .map(|t| validate::label("userType", t))
-        .transpose()?;
-    if let Some(url) = &request.page_url {
-        validate::web_url("pageUrl", url)?;
-    }
+        .map(Label::parse)
+        .transpose()
+        .at("userType")?;
+    // Decisions do not read the page; a link that is not a web URL is refused all the same.
+    request.page_url.map(WebUrl::parse).transpose().at("pageUrl")?;
     let context = Context {
-        viewer,
-        region: region.as_deref(),
+        viewer: viewer.as_ref().map(Reference::as_str),
+        region: region.as_ref().map(Label::as_str),
         communities: &communities,
-        user_type: user_type.as_deref(),
+        user_type: user_type.as_ref().map(Label::as_str),
     };
     let decision = state
         .ad_server
-        .decide(node, request.placement.trim(), &context, OffsetDateTime::now_utc())
-        .map_err(|_| ApiError::invalid("placement", "unknown placement"))?;
+        .decide(node, request.placement.trim(), &context, OffsetDateTime::now_utc())?;
     metrics::counter!("adescrow_decisions_total", "filled" => if decision.is_ok() { "yes" } else { "no" }).increment(1);
     Ok(Json(match decision {
         Ok(ads) => DecisionResponse {

@@ -17,9 +17,16 @@ use crate::accounts::nodes::NodeError;
 use crate::accounts::principal::AuthError;
 use crate::accounts::session::RefreshError;
 use crate::accounts::siwe::{NonceError, SignInError};
+use crate::adserver::analytics::RangeError;
+use crate::adserver::brands::BrandError;
+use crate::adserver::campaigns::CampaignError;
+use crate::adserver::creatives::CreativeError;
+use crate::adserver::placements::PlacementError;
+use crate::adserver::serving::UnknownPlacement;
 use crate::billing::store::BillError;
 use crate::billing::verify::BatchError;
 use crate::mirror::MirrorError;
+use crate::platform::values::Invalid;
 use crate::settlement::relayer::consent::ConsentError;
 
 /// Stable problem types. The slug is part of the API: clients branch on `type`.
@@ -408,6 +415,79 @@ impl From<MirrorError> for ApiError {
 impl From<ConsentError> for ApiError {
     fn from(error: ConsentError) -> Self {
         Self::invalid(error.field(), error.to_string())
+    }
+}
+
+// adserver
+
+impl From<Invalid> for ApiError {
+    fn from(invalid: Invalid) -> Self {
+        Self::invalid(invalid.field, invalid.error.to_string())
+    }
+}
+
+impl From<BrandError> for ApiError {
+    fn from(error: BrandError) -> Self {
+        let message = error.to_string();
+        match error {
+            BrandError::NotFound => Self::NotFound("brand"),
+            BrandError::ZeroDailyBudget => Self::invalid("dailyBudget", message),
+            BrandError::ZeroMonthlyBudget | BrandError::MonthlyBelowDaily => Self::invalid("monthlyBudget", message),
+            BrandError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<CampaignError> for ApiError {
+    fn from(error: CampaignError) -> Self {
+        let message = error.to_string();
+        match error {
+            CampaignError::NotFound => Self::NotFound("campaign"),
+            CampaignError::UnknownBrand => Self::invalid("brandId", message),
+            CampaignError::EndsBeforeStart | CampaignError::EndsInThePast => Self::invalid("endsAt", message),
+            CampaignError::ChainCampaignIdTaken => Self::conflict("chainCampaignId", message),
+            CampaignError::Completed | CampaignError::Refused { .. } => Self::conflict("status", message),
+            CampaignError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<CreativeError> for ApiError {
+    fn from(error: CreativeError) -> Self {
+        let message = error.to_string();
+        match error {
+            CreativeError::AdSetNotFound => Self::NotFound("ad set"),
+            CreativeError::AdNotFound => Self::NotFound("ad"),
+            CreativeError::UnknownCampaign => Self::invalid("campaignId", message),
+            CreativeError::CampaignCompleted => Self::conflict("campaignId", message),
+            CreativeError::UnknownAdSet => Self::invalid("adSetId", message),
+            CreativeError::AdSetCampaignCompleted => Self::conflict("adSetId", message),
+            CreativeError::MediaUrlRequired => Self::invalid("creative.mediaUrl", message),
+            CreativeError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<PlacementError> for ApiError {
+    fn from(error: PlacementError) -> Self {
+        let message = error.to_string();
+        match error {
+            PlacementError::NotFound => Self::NotFound("placement"),
+            PlacementError::SlugTaken => Self::conflict("slug", message),
+            PlacementError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<RangeError> for ApiError {
+    fn from(error: RangeError) -> Self {
+        Self::invalid("from", error.to_string())
+    }
+}
+
+impl From<UnknownPlacement> for ApiError {
+    fn from(error: UnknownPlacement) -> Self {
+        Self::invalid("placement", error.to_string())
     }
 }
 

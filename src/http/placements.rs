@@ -9,12 +9,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::AppState;
 use super::access::{Admins, Caller, CatalogReaders};
-use super::error::{ApiError, ApiResult, ProblemSchema, on_unique};
+use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::{Json, Path};
-use super::{AppState, validate};
-use crate::adserver::placements::{self, Placement, PlacementFields};
+use crate::adserver::placements::{self, Description, MaxAds, Placement, PlacementFields, Slug};
 use crate::adserver::pricing::{self, PriceList, TokenPrices};
+use crate::platform::values::{At, Name};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -49,13 +50,11 @@ pub struct CreatePlacement {
     pub max_ads: i32,
 }
 
-fn checked<'a>(name: &'a str, description: &'a str, max_ads: i32) -> ApiResult<PlacementFields<'a>> {
-    if !(1..=10).contains(&max_ads) {
-        return Err(ApiError::invalid("maxAds", "must be 1 to 10"));
-    }
+fn parse(name: &str, description: &str, max_ads: i32) -> ApiResult<PlacementFields> {
+    let max_ads = MaxAds::parse(max_ads).at("maxAds")?;
     Ok(PlacementFields {
-        name: validate::name("name", name)?,
-        description: validate::text("description", description, 0, 500)?,
+        name: Name::parse(name).at("name")?,
+        description: Description::parse(description).at("description")?,
         max_ads,
     })
 }
@@ -73,22 +72,9 @@ async fn create(
     _: Caller<Admins>,
     Json(request): Json<CreatePlacement>,
 ) -> ApiResult<(StatusCode, Json<Placement>)> {
-    let slug = request.slug.trim();
-    let well_formed = !slug.is_empty()
-        && slug.len() <= 64
-        && slug
-            .split('-')
-            .all(|word| !word.is_empty() && word.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
-    if !well_formed {
-        return Err(ApiError::invalid(
-            "slug",
-            "must be lowercase letters and digits in words joined by hyphens, at most 64 characters",
-        ));
-    }
-    let fields = checked(&request.name, &request.description, request.max_ads)?;
-    let placement = placements::insert(&state.db, slug, &fields)
-        .await
-        .map_err(|e| on_unique(e, "placements_slug_key", "slug", "a placement with this slug exists"))?;
+    let slug = Slug::parse(&request.slug).at("slug")?;
+    let fields = parse(&request.name, &request.description, request.max_ads)?;
+    let placement = placements::insert(&state.db, &slug, &fields).await?;
     Ok((StatusCode::CREATED, Json(placement)))
 }
 
@@ -115,18 +101,15 @@ async fn update(
     Path(id): Path<Uuid>,
     Json(request): Json<UpdatePlacement>,
 ) -> ApiResult<Json<Placement>> {
-    let current = placements::list(&state.db)
+    let current = placements::find(&state.db, id)
         .await?
-        .into_iter()
-        .find(|p| p.id == id)
         .ok_or(ApiError::NotFound("placement"))?;
-    let fields = checked(
+    let fields = parse(
         request.name.as_deref().unwrap_or(&current.name),
         request.description.as_deref().unwrap_or(&current.description),
         request.max_ads.unwrap_or(current.max_ads),
     )?;
-    let placement = placements::update(&state.db, id, &fields).await?;
-    placement.map(Json).ok_or(ApiError::NotFound("placement"))
+    Ok(Json(placements::update(&state.db, id, &fields).await?))
 }
 
 /// Default prices of every token. An ad's own price overrides its token's default.
@@ -159,12 +142,8 @@ async fn set_prices(
     Path(token): Path<Address>,
     Json(prices): Json<PriceList>,
 ) -> ApiResult<Json<TokenPrices>> {
-    let unit = prices
-        .to_unit_prices()
-        .map_err(|error| ApiError::invalid(error.field, error.message))?;
-    let mut tx = state.db.begin().await?;
-    pricing::replace_defaults(&mut tx, token, &unit, principal.user_id).await?;
-    tx.commit().await?;
+    let unit = prices.to_unit_prices()?;
+    pricing::replace_defaults(&state.db, token, &unit, principal.user_id).await?;
     Ok(Json(TokenPrices {
         token,
         prices: unit.to_list(),

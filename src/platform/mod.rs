@@ -10,5 +10,6 @@ pub mod leader;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+pub mod values;
 pub mod wire;
 pub mod worker;

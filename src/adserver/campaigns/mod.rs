@@ -3,15 +3,18 @@
 
 pub mod status;
 
+use adescrow_chain::sql::{SqlAddress, SqlB256};
 use alloy::primitives::{Address, B256};
 use serde::{Deserialize, Serialize};
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::accounts::OwnerScope;
+use crate::adserver::brands;
 use crate::adserver::schedule::Daypart;
+use crate::platform::values::{Bounded, Instant, Labels, Name, Text, ValueError};
 pub use status::{CampaignStatus, StatusCause, TransitionError};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -100,34 +103,114 @@ impl Default for FrequencyCaps {
     }
 }
 
-/// A campaign's settings, checked by the caller.
-#[derive(Debug, Clone)]
-pub struct CampaignFields {
-    pub name: String,
-    pub token: Address,
-    pub chain_campaign_id: B256,
-    pub starts_at: OffsetDateTime,
-    pub ends_at: OffsetDateTime,
-    pub daypart: Option<DaypartWindow>,
-    pub targeting: Targeting,
-    pub frequency_caps: FrequencyCaps,
-    pub priority: i32,
+/// The escrow campaign a brand's campaign is tied to pays in this ERC-20 token: never the
+/// zero address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CampaignToken(Address);
+
+impl CampaignToken {
+    pub fn parse(token: Address) -> Result<Self, ValueError> {
+        if token == Address::ZERO {
+            return Err(ValueError::Refused("must be a token contract address"));
+        }
+        Ok(Self(token))
+    }
+
+    pub fn get(self) -> Address {
+        self.0
+    }
 }
 
-impl From<&Campaign> for CampaignFields {
-    fn from(c: &Campaign) -> Self {
-        Self {
-            name: c.name.clone(),
-            token: c.token,
-            chain_campaign_id: c.chain_campaign_id,
-            starts_at: c.starts_at,
-            ends_at: c.ends_at,
-            daypart: c.daypart,
-            targeting: c.targeting.clone(),
-            frequency_caps: c.frequency_caps,
-            priority: c.priority,
-        }
+impl DaypartWindow {
+    /// The window as the schedule evaluates it.
+    pub fn parse(self) -> Result<Daypart, ValueError> {
+        self.daypart().ok_or(ValueError::Refused(
+            "hours must be 0 to 23 and differ; an end before the start runs past midnight",
+        ))
     }
+}
+
+/// A campaign's dates: both within the supported years, the end after the start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dates {
+    starts_at: Instant,
+    ends_at: Instant,
+}
+
+impl Dates {
+    pub fn new(starts_at: Instant, ends_at: Instant) -> Result<Self, CampaignError> {
+        if ends_at <= starts_at {
+            return Err(CampaignError::EndsBeforeStart);
+        }
+        Ok(Self { starts_at, ends_at })
+    }
+
+    pub fn starts_at(self) -> OffsetDateTime {
+        self.starts_at.get()
+    }
+
+    pub fn ends_at(self) -> OffsetDateTime {
+        self.ends_at.get()
+    }
+}
+
+/// Who may see the campaign, normalized as decisions compare it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Audience {
+    pub regions: Labels,
+    pub communities: Labels,
+    pub user_types: Labels,
+    pub consent_scope: Option<B256>,
+}
+
+/// Most events of one kind per viewer per ad per hour.
+pub type HourlyCap = Bounded<1, 1000>;
+
+/// 0 to 100; higher wins over expected revenue.
+pub type Priority = Bounded<0, 100>;
+
+/// Frequency caps within their bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    pub impressions_per_hour: HourlyCap,
+    pub clicks_per_hour: HourlyCap,
+}
+
+/// A campaign's settings, each value parsed and the dates in order.
+#[derive(Debug, Clone)]
+pub struct CampaignFields {
+    pub name: Name,
+    pub token: CampaignToken,
+    pub chain_campaign_id: B256,
+    pub dates: Dates,
+    pub daypart: Option<Daypart>,
+    pub audience: Audience,
+    pub caps: Caps,
+    pub priority: Priority,
+}
+
+/// Why a campaign was not created, changed or moved.
+#[derive(Debug, thiserror::Error)]
+pub enum CampaignError {
+    #[error("campaign not found")]
+    NotFound,
+    #[error("no such brand among yours")]
+    UnknownBrand,
+    #[error("must be after startsAt")]
+    EndsBeforeStart,
+    #[error("must be in the future")]
+    EndsInThePast,
+    #[error("another campaign uses this escrow campaign id")]
+    ChainCampaignIdTaken,
+    #[error("the campaign is COMPLETED and can no longer change")]
+    Completed,
+    #[error("{error} (the campaign is {current})")]
+    Refused {
+        current: CampaignStatus,
+        error: TransitionError,
+    },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
 }
 
 /// One recorded status change.
@@ -149,8 +232,8 @@ struct CampaignRow {
     id: Uuid,
     brand_id: Uuid,
     name: String,
-    token: Vec<u8>,
-    chain_campaign_id: Vec<u8>,
+    token: SqlAddress,
+    chain_campaign_id: SqlB256,
     starts_at: OffsetDateTime,
     ends_at: OffsetDateTime,
     daypart_start_hour: Option<i16>,
@@ -158,7 +241,7 @@ struct CampaignRow {
     target_regions: Vec<String>,
     target_communities: Vec<String>,
     target_user_types: Vec<String>,
-    required_consent_scope: Option<Vec<u8>>,
+    required_consent_scope: Option<SqlB256>,
     impression_cap_per_hour: i32,
     click_cap_per_hour: i32,
     priority: i32,
@@ -175,8 +258,8 @@ impl From<CampaignRow> for Campaign {
             id: row.id,
             brand_id: row.brand_id,
             name: row.name,
-            token: Address::from_slice(&row.token),
-            chain_campaign_id: B256::from_slice(&row.chain_campaign_id),
+            token: row.token.0,
+            chain_campaign_id: row.chain_campaign_id.0,
             starts_at: row.starts_at,
             ends_at: row.ends_at,
             daypart: row
@@ -190,7 +273,7 @@ impl From<CampaignRow> for Campaign {
                 regions: row.target_regions,
                 communities: row.target_communities,
                 user_types: row.target_user_types,
-                consent_scope: row.required_consent_scope.as_deref().map(B256::from_slice),
+                consent_scope: row.required_consent_scope.map(B256::from),
             },
             frequency_caps: FrequencyCaps {
                 impressions_per_hour: row.impression_cap_per_hour.unsigned_abs(),
@@ -215,9 +298,11 @@ pub struct Filter {
 pub async fn select(db: impl PgExecutor<'_>, filter: Filter) -> Result<Vec<Campaign>, sqlx::Error> {
     let rows = sqlx::query_as!(
         CampaignRow,
-        "SELECT c.id, c.brand_id, c.name, c.token, c.chain_campaign_id, c.starts_at, c.ends_at,
+        "SELECT c.id, c.brand_id, c.name, c.token AS \"token: SqlAddress\",
+                c.chain_campaign_id AS \"chain_campaign_id: SqlB256\", c.starts_at, c.ends_at,
                 c.daypart_start_hour, c.daypart_end_hour, c.target_regions, c.target_communities,
-                c.target_user_types, c.required_consent_scope, c.impression_cap_per_hour,
+                c.target_user_types, c.required_consent_scope AS \"required_consent_scope: SqlB256\",
+                c.impression_cap_per_hour,
                 c.click_cap_per_hour, c.priority, c.status AS \"status: CampaignStatus\",
                 c.created_at, c.updated_at
          FROM campaigns c JOIN brands b ON b.id = c.brand_id
@@ -246,27 +331,65 @@ pub async fn find(db: impl PgExecutor<'_>, id: Uuid, scope: OwnerScope) -> Resul
 struct Columns {
     daypart_start: Option<i16>,
     daypart_end: Option<i16>,
-    consent_scope: Option<Vec<u8>>,
+    regions: Vec<String>,
+    communities: Vec<String>,
+    user_types: Vec<String>,
+    consent_scope: Option<SqlB256>,
     impression_cap: i32,
     click_cap: i32,
+    priority: i32,
 }
 
 impl Columns {
     fn of(fields: &CampaignFields) -> Self {
-        let cap = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+        // Both bounds are far inside i32.
+        let small = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
         Self {
             daypart_start: fields.daypart.map(|d| i16::from(d.start_hour)),
             daypart_end: fields.daypart.map(|d| i16::from(d.end_hour)),
-            consent_scope: fields.targeting.consent_scope.map(|s| s.to_vec()),
-            impression_cap: cap(fields.frequency_caps.impressions_per_hour),
-            click_cap: cap(fields.frequency_caps.clicks_per_hour),
+            regions: fields.audience.regions.to_strings(),
+            communities: fields.audience.communities.to_strings(),
+            user_types: fields.audience.user_types.to_strings(),
+            consent_scope: fields.audience.consent_scope.map(SqlB256),
+            impression_cap: small(fields.caps.impressions_per_hour.get()),
+            click_cap: small(fields.caps.clicks_per_hour.get()),
+            priority: small(fields.priority.get()),
         }
     }
 }
 
-/// Creates a campaign as a DRAFT and records its creation. A taken on-chain id surfaces as a
+/// Creates a campaign as a DRAFT under one of the owner's brands (any brand for an admin
+/// scope), and records its creation. Its end must be after `now`.
+pub async fn create(
+    db: &PgPool,
+    scope: OwnerScope,
+    brand_id: Uuid,
+    fields: &CampaignFields,
+    actor: Uuid,
+    now: OffsetDateTime,
+) -> Result<Campaign, CampaignError> {
+    brands::find(db, brand_id, scope)
+        .await?
+        .ok_or(CampaignError::UnknownBrand)?;
+    if fields.dates.ends_at() <= now {
+        return Err(CampaignError::EndsInThePast);
+    }
+    let mut tx = db.begin().await?;
+    let id = insert(&mut tx, brand_id, fields, actor, now)
+        .await
+        .map_err(|error| match &error {
+            sqlx::Error::Database(db) if db.constraint() == Some("campaigns_chain_campaign_id_key") => {
+                CampaignError::ChainCampaignIdTaken
+            }
+            _ => error.into(),
+        })?;
+    tx.commit().await?;
+    find(db, id, None).await?.ok_or(CampaignError::NotFound)
+}
+
+/// Inserts a campaign as a DRAFT and records its creation. A taken on-chain id surfaces as a
 /// violation of `campaigns_chain_campaign_id_key`.
-pub async fn insert(
+async fn insert(
     conn: &mut PgConnection,
     brand_id: Uuid,
     fields: &CampaignFields,
@@ -282,20 +405,20 @@ pub async fn insert(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
          RETURNING id",
         brand_id,
-        fields.name,
-        fields.token.as_slice(),
-        fields.chain_campaign_id.as_slice(),
-        fields.starts_at,
-        fields.ends_at,
+        fields.name.as_str(),
+        SqlAddress(fields.token.get()) as SqlAddress,
+        SqlB256(fields.chain_campaign_id) as SqlB256,
+        fields.dates.starts_at(),
+        fields.dates.ends_at(),
         columns.daypart_start,
         columns.daypart_end,
-        &fields.targeting.regions,
-        &fields.targeting.communities,
-        &fields.targeting.user_types,
-        columns.consent_scope,
+        &columns.regions,
+        &columns.communities,
+        &columns.user_types,
+        columns.consent_scope as Option<SqlB256>,
         columns.impression_cap,
         columns.click_cap,
-        fields.priority
+        columns.priority
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -310,48 +433,75 @@ pub async fn insert(
     Ok(id)
 }
 
-/// Replaces a campaign's settings (not its status).
-pub async fn update(db: impl PgExecutor<'_>, id: Uuid, fields: &CampaignFields) -> Result<(), sqlx::Error> {
+/// Replaces a campaign's settings (not its status, token or escrow campaign id). A
+/// COMPLETED campaign no longer changes; the row lock makes a concurrent completion wait
+/// and be seen.
+pub async fn update(
+    db: &PgPool,
+    id: Uuid,
+    scope: OwnerScope,
+    fields: &CampaignFields,
+) -> Result<Campaign, CampaignError> {
+    let mut tx = db.begin().await?;
+    let status = lock_status(&mut tx, id, scope).await?;
+    if status == CampaignStatus::Completed {
+        return Err(CampaignError::Completed);
+    }
     let columns = Columns::of(fields);
     sqlx::query!(
-        "UPDATE campaigns SET name = $2, token = $3, chain_campaign_id = $4, starts_at = $5, ends_at = $6,
-                daypart_start_hour = $7, daypart_end_hour = $8, target_regions = $9, target_communities = $10,
-                target_user_types = $11, required_consent_scope = $12, impression_cap_per_hour = $13,
-                click_cap_per_hour = $14, priority = $15
+        "UPDATE campaigns SET name = $2, starts_at = $3, ends_at = $4,
+                daypart_start_hour = $5, daypart_end_hour = $6, target_regions = $7, target_communities = $8,
+                target_user_types = $9, required_consent_scope = $10, impression_cap_per_hour = $11,
+                click_cap_per_hour = $12, priority = $13
          WHERE id = $1",
         id,
-        fields.name,
-        fields.token.as_slice(),
-        fields.chain_campaign_id.as_slice(),
-        fields.starts_at,
-        fields.ends_at,
+        fields.name.as_str(),
+        fields.dates.starts_at(),
+        fields.dates.ends_at(),
         columns.daypart_start,
         columns.daypart_end,
-        &fields.targeting.regions,
-        &fields.targeting.communities,
-        &fields.targeting.user_types,
-        columns.consent_scope,
+        &columns.regions,
+        &columns.communities,
+        &columns.user_types,
+        columns.consent_scope as Option<SqlB256>,
         columns.impression_cap,
         columns.click_cap,
-        fields.priority
+        columns.priority
     )
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    tx.commit().await?;
+    find(db, id, scope).await?.ok_or(CampaignError::NotFound)
 }
 
-/// Why a status change did not happen.
-#[derive(Debug, thiserror::Error)]
-pub enum ChangeError {
-    #[error("campaign not found")]
-    NotFound,
-    #[error("{error}")]
-    Refused {
-        current: CampaignStatus,
-        error: TransitionError,
-    },
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
+/// The status of a campaign the scope may see, locked for the rest of the transaction.
+async fn lock_status(conn: &mut PgConnection, id: Uuid, scope: OwnerScope) -> Result<CampaignStatus, CampaignError> {
+    sqlx::query_scalar!(
+        r#"SELECT c.status AS "status: CampaignStatus" FROM campaigns c JOIN brands b ON b.id = c.brand_id
+           WHERE c.id = $1 AND ($2::uuid IS NULL OR b.owner_id = $2) FOR UPDATE OF c"#,
+        id,
+        scope
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(CampaignError::NotFound)
+}
+
+/// Why a status changes, as its history records it: 1 to 500 characters.
+pub type Reason = Text<1, 500>;
+
+/// Moves a campaign through the status machine in a transaction of its own; the change
+/// the caller asks for is judged like the scheduler's (see [`change_status`]).
+pub async fn request_status(
+    db: &PgPool,
+    id: Uuid,
+    scope: OwnerScope,
+    change: Change<'_>,
+) -> Result<CampaignStatus, CampaignError> {
+    let mut tx = db.begin().await?;
+    let from = change_status(&mut tx, id, scope, change).await?;
+    tx.commit().await?;
+    Ok(from)
 }
 
 /// A status change someone asks for.
@@ -372,17 +522,9 @@ pub async fn change_status(
     id: Uuid,
     scope: OwnerScope,
     change: Change<'_>,
-) -> Result<CampaignStatus, ChangeError> {
-    let current = sqlx::query_scalar!(
-        r#"SELECT c.status AS "status: CampaignStatus" FROM campaigns c JOIN brands b ON b.id = c.brand_id
-           WHERE c.id = $1 AND ($2::uuid IS NULL OR b.owner_id = $2) FOR UPDATE OF c"#,
-        id,
-        scope
-    )
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or(ChangeError::NotFound)?;
-    status::check(current, change.to, change.cause).map_err(|error| ChangeError::Refused { current, error })?;
+) -> Result<CampaignStatus, CampaignError> {
+    let current = lock_status(conn, id, scope).await?;
+    status::check(current, change.to, change.cause).map_err(|error| CampaignError::Refused { current, error })?;
     sqlx::query!(
         "UPDATE campaigns SET status = $2 WHERE id = $1",
         id,

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use adescrow_chain::sql::{SqlAddress, SqlB256};
 use alloy::primitives::{Address, B256};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -111,19 +112,19 @@ impl Snapshot {
         }
 
         let nodes = sqlx::query!(
-            "SELECT n.id, n.address, n.owner_id, u.address AS owner_address, n.can_witness
+            r#"SELECT n.id, n.address AS "address: SqlAddress", n.owner_id, u.address AS "owner_address: SqlAddress", n.can_witness
              FROM nodes n JOIN users u ON u.id = n.owner_id
              WHERE n.retired_at IS NULL
-               AND EXISTS (SELECT 1 FROM user_roles r WHERE r.user_id = n.owner_id AND r.role = 'hoster')"
+               AND EXISTS (SELECT 1 FROM user_roles r WHERE r.user_id = n.owner_id AND r.role = 'hoster')"#
         )
         .fetch_all(db)
         .await?;
         for node in nodes {
             let node = ActiveNode {
                 id: node.id,
-                address: Address::from_slice(&node.address),
+                address: node.address.0,
                 owner: node.owner_id,
-                payee: Address::from_slice(&node.owner_address),
+                payee: node.owner_address.0,
                 can_witness: node.can_witness,
             };
             snapshot.node_ids.insert(node.address, node.id);
@@ -132,8 +133,8 @@ impl Snapshot {
 
         let campaigns = sqlx::query!(
             r#"SELECT c.id, schedule_instant(c.starts_at) AS "starts_at!", schedule_instant(c.ends_at) AS "ends_at!", c.daypart_start_hour, c.daypart_end_hour, c.target_regions,
-                      c.target_communities, c.target_user_types, c.required_consent_scope,
-                      c.impression_cap_per_hour, c.click_cap_per_hour, b.time_zone, cb.available::text AS "available!"
+                      c.target_communities, c.target_user_types, c.required_consent_scope AS "required_consent_scope: SqlB256",
+                      c.impression_cap_per_hour, c.click_cap_per_hour, b.time_zone, cb.available AS "available!: Amount"
                FROM campaigns c JOIN brands b ON b.id = c.brand_id
                JOIN campaign_budgets($1) cb ON cb.campaign_id = c.id
                WHERE c.status = 'running' AND b.active"#,
@@ -168,21 +169,22 @@ impl Snapshot {
                 regions: row.target_regions,
                 communities: row.target_communities,
                 user_types: row.target_user_types,
-                consent_scope: row.required_consent_scope.as_deref().map(B256::from_slice),
+                consent_scope: row.required_consent_scope.map(B256::from),
                 caps: FrequencyCaps {
                     impressions_per_hour: row.impression_cap_per_hour.unsigned_abs(),
                     clicks_per_hour: row.click_cap_per_hour.unsigned_abs(),
                 },
-                available: Amount::from_db(&row.available),
+                available: row.available,
             });
         }
 
         let defaults: HashMap<Address, UnitPrices> = pricing::list_defaults(db).await?.into_iter().collect();
         let history = ad_history(db).await?;
         let ads = sqlx::query!(
-            r#"SELECT a.id, s.campaign_id, c.token, c.priority, a.kind AS "kind: CreativeKind", a.title, a.body, a.media_url,
-                      a.click_url, a.price_impression::text, a.price_click::text, a.price_view::text,
-                      a.price_acquisition::text
+            r#"SELECT a.id, s.campaign_id, c.token AS "token: SqlAddress", c.priority, a.kind AS "kind: CreativeKind", a.title,
+                      a.body, a.media_url, a.click_url, a.price_impression AS "price_impression: Amount",
+                      a.price_click AS "price_click: Amount", a.price_view AS "price_view: Amount",
+                      a.price_acquisition AS "price_acquisition: Amount"
                FROM ads a JOIN ad_sets s ON s.id = a.ad_set_id JOIN campaigns c ON c.id = s.campaign_id
                JOIN brands b ON b.id = c.brand_id
                WHERE a.active AND s.active AND c.status = 'running' AND b.active"#
@@ -194,16 +196,13 @@ impl Snapshot {
             let Some(&campaign) = campaign_index.get(&row.campaign_id) else {
                 continue;
             };
-            let own = UnitPrices::from_db(
+            let own = UnitPrices::from_columns(
                 row.price_impression,
                 row.price_click,
                 row.price_view,
                 row.price_acquisition,
             );
-            let token_defaults = defaults
-                .get(&Address::from_slice(&row.token))
-                .copied()
-                .unwrap_or_default();
+            let token_defaults = defaults.get(&row.token.0).copied().unwrap_or_default();
             let prices = UnitPrices::effective(&own, &token_defaults);
             if prices.is_empty() {
                 tracing::warn!(ad = %row.id, "ad has no price and its token no default; not served");
@@ -243,7 +242,7 @@ impl Snapshot {
         }
 
         let consent = sqlx::query!(
-            r#"SELECT v.viewer_id, cv.scope AS "scope!", cv.expiry AS "expiry!"
+            r#"SELECT v.viewer_id, cv.scope AS "scope!: SqlB256", cv.expiry AS "expiry!"
                FROM viewer_ids v JOIN users u ON u.id = v.user_id
                JOIN consent_view cv ON cv.user_address = u.address AND cv.chain_id = $1
                WHERE cv.expiry > $2"#,
@@ -257,7 +256,7 @@ impl Snapshot {
                 .consent
                 .entry(row.viewer_id)
                 .or_default()
-                .push((B256::from_slice(&row.scope), row.expiry.unsigned_abs()));
+                .push((row.scope.0, row.expiry.unsigned_abs()));
         }
         Ok(snapshot)
     }
