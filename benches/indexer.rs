@@ -30,9 +30,9 @@ use std::time::{Duration, Instant};
 use adescrow::contracts::ConsentRegistry;
 use adescrow::platform::db::MIGRATOR;
 use adescrow::platform::deploy::{DeployArgs, Deployment, deploy};
+use adescrow_chain::rpc::ChainRpc;
 use adescrow_indexer::events::Contracts;
 use adescrow_indexer::follower::{Follower, FollowerConfig, Step};
-use adescrow_indexer::rpc::ChainRpc;
 use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::node_bindings::Anvil;
 use alloy::primitives::{B256, Bytes, U256};
@@ -107,7 +107,8 @@ impl Chain {
             self.anvil.endpoint_url(),
             self.anvil.chain_id(),
             Duration::from_secs(60),
-        );
+        )
+        .role("indexer");
         Follower::new(rpc, pool.clone(), config)
     }
 }

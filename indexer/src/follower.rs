@@ -15,11 +15,11 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use adescrow_chain::rpc::{BlockRef, ChainRpc, RpcError};
 use alloy::rpc::types::Filter;
 use sqlx::PgPool;
 
 use crate::events::{Contracts, Rows};
-use crate::rpc::{BlockRef, CallError, ChainRpc};
 use crate::store::{self, Checkpoint};
 
 #[derive(Debug, Clone)]
@@ -68,7 +68,7 @@ pub enum Step {
 #[derive(Debug, thiserror::Error)]
 pub enum FollowError {
     #[error(transparent)]
-    Rpc(#[from] CallError),
+    Rpc(#[from] RpcError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error(
@@ -79,10 +79,12 @@ pub enum FollowError {
 }
 
 impl FollowError {
-    /// Transient faults are retried with backoff; the rest stop the follower.
+    /// Faults that may pass are retried with backoff; the rest stop the follower. Of the
+    /// RPC's, only a permanent one will not pass: a refused range is shrunk, and the answers
+    /// about transactions do not come from the reads a follower makes.
     pub fn is_fatal(&self) -> bool {
         match self {
-            Self::Rpc(error) => !error.is_transient(),
+            Self::Rpc(error) => matches!(error, RpcError::Permanent { .. }),
             Self::Database(_) => false,
             Self::DeepReorg { .. } => true,
         }
@@ -197,7 +199,8 @@ impl Follower {
         let filter = self.filter().from_block(from).to_block(to);
         let logs = match self.rpc.logs(&filter).await {
             Ok(logs) => logs,
-            Err(error) if error.is_transient() && self.range > 1 => {
+            // A timeout is how some providers refuse a range, so it shrinks the range too.
+            Err(error @ (RpcError::RangeTooLarge { .. } | RpcError::Transient { .. })) if self.range > 1 => {
                 self.range = (self.range / 2).max(1);
                 tracing::info!(%error, range = self.range, "log range refused; shrinking");
                 return Ok(Step::ShrankRange { range: self.range });
@@ -207,7 +210,7 @@ impl Follower {
         self.range = (self.range * 2).min(self.config.max_range);
         // The last block of the range seeds the window for the head zone's parent checks.
         let Some(last) = self.rpc.block(to).await? else {
-            return Err(CallError::Transient {
+            return Err(RpcError::Transient {
                 call: "eth_getBlockByNumber",
                 message: format!("block {to} missing"),
             }

@@ -1,10 +1,9 @@
-//! Chain access for adescrow.
-//!
-//! This crate owns everything that reads the chain: today the RPC client the API uses to
-//! check that the chain answers; the reorg-safe chain -> Postgres mirror builds on it.
+//! The reorg-safe chain -> Postgres mirror: the follower that reads the contracts' logs
+//! (`follower`), the rows they become (`events`), the writes that store them with the block
+//! window and the checkpoint (`store`), and the metrics it records (`metrics`). Chain access
+//! itself is `adescrow_chain::rpc`.
 
 pub mod events;
 pub mod follower;
 pub mod metrics;
-pub mod rpc;
 pub mod store;

@@ -62,10 +62,6 @@ pub const METRICS: &[Metric] = &[
     Metric::gauge("indexer_lag_blocks", "Blocks between the head and the mirror"),
     Metric::counter("indexer_reorgs_total", "Reorgs rolled back"),
     Metric::histogram("indexer_reorg_depth_blocks", "Blocks rolled back per reorg"),
-    Metric::counter(
-        "indexer_rpc_errors_total",
-        "Failed chain RPC calls, by error kind and call",
-    ),
     Metric::counter("indexer_rows_written_total", "Event rows written to the mirror"),
 ];
 

@@ -2,11 +2,12 @@
 //! window, the checkpoint, and rollback. Every write of one step happens in the caller's
 //! transaction, so a crash leaves either all of a step or none of it.
 
+use adescrow_chain::rpc::BlockRef;
+use adescrow_chain::sql::{SqlAddress, SqlB256, SqlU256};
 use alloy::primitives::{Address, B256, U256};
 use sqlx::{PgConnection, PgExecutor};
 
 use crate::events::{LogPosition, Rows};
-use crate::rpc::BlockRef;
 
 /// How far the mirror has got on one chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,24 +17,32 @@ pub struct Checkpoint {
     pub head_block: u64,
 }
 
-fn positions(positions: &[LogPosition]) -> (Vec<i64>, Vec<i32>, Vec<Vec<u8>>) {
+fn positions(positions: &[LogPosition]) -> (Vec<i64>, Vec<i32>, Vec<SqlB256>) {
     (
         positions.iter().map(|p| p.block_number).collect(),
         positions.iter().map(|p| p.log_index).collect(),
-        positions.iter().map(|p| p.tx_hash.to_vec()).collect(),
+        positions.iter().map(|p| SqlB256(p.tx_hash)).collect(),
     )
 }
 
-fn addresses(values: impl Iterator<Item = Option<Address>>) -> Vec<Option<Vec<u8>>> {
-    values.map(|a| a.map(|a| a.to_vec())).collect()
+fn addresses(values: impl Iterator<Item = Address>) -> Vec<SqlAddress> {
+    values.map(SqlAddress).collect()
 }
 
-fn amounts(values: impl Iterator<Item = Option<U256>>) -> Vec<Option<String>> {
-    values.map(|a| a.map(|a| a.to_string())).collect()
+fn some_addresses(values: impl Iterator<Item = Option<Address>>) -> Vec<Option<SqlAddress>> {
+    values.map(|a| a.map(SqlAddress)).collect()
 }
 
-fn hashes<'a>(values: impl Iterator<Item = &'a B256>) -> Vec<Vec<u8>> {
-    values.map(|h| h.to_vec()).collect()
+fn amounts(values: impl Iterator<Item = U256>) -> Vec<SqlU256> {
+    values.map(SqlU256).collect()
+}
+
+fn some_amounts(values: impl Iterator<Item = Option<U256>>) -> Vec<Option<SqlU256>> {
+    values.map(|a| a.map(SqlU256)).collect()
+}
+
+fn hashes<'a>(values: impl Iterator<Item = &'a B256>) -> Vec<SqlB256> {
+    values.map(|h| SqlB256(*h)).collect()
 }
 
 /// Inserts a batch; rows already there (a replayed block) are left as they are.
@@ -45,20 +54,20 @@ pub async fn insert(conn: &mut PgConnection, chain_id: u64, rows: &Rows) -> Resu
         sqlx::query!(
             r#"INSERT INTO mirror_campaign_events
                    (chain_id, block_number, log_index, tx_hash, kind, campaign_id, account, token, amount, remaining, end_time)
-               SELECT $1, b, l, tx, k::campaign_event_kind, c, a, tk, am::numeric, r::numeric, e
+               SELECT $1, b, l, tx, k::campaign_event_kind, c, a, tk, am, r, e
                FROM UNNEST($2::bigint[], $3::int[], $4::bytea[], $5::text[], $6::bytea[], $7::bytea[], $8::bytea[],
-                           $9::text[], $10::text[], $11::bigint[]) AS u(b, l, tx, k, c, a, tk, am, r, e)
+                           $9::numeric[], $10::numeric[], $11::bigint[]) AS u(b, l, tx, k, c, a, tk, am, r, e)
                ON CONFLICT DO NOTHING"#,
             chain,
             &blocks,
             &logs,
-            &txs,
+            &txs as &[SqlB256],
             &t.rows.iter().map(|r| r.kind.to_owned()).collect::<Vec<_>>(),
-            &hashes(t.rows.iter().map(|r| &r.campaign_id)),
-            &addresses(t.rows.iter().map(|r| r.account)) as &[Option<Vec<u8>>],
-            &addresses(t.rows.iter().map(|r| r.token)) as &[Option<Vec<u8>>],
-            &amounts(t.rows.iter().map(|r| r.amount)) as &[Option<String>],
-            &amounts(t.rows.iter().map(|r| r.remaining)) as &[Option<String>],
+            &hashes(t.rows.iter().map(|r| &r.campaign_id)) as &[SqlB256],
+            &some_addresses(t.rows.iter().map(|r| r.account)) as &[Option<SqlAddress>],
+            &some_addresses(t.rows.iter().map(|r| r.token)) as &[Option<SqlAddress>],
+            &some_amounts(t.rows.iter().map(|r| r.amount)) as &[Option<SqlU256>],
+            &some_amounts(t.rows.iter().map(|r| r.remaining)) as &[Option<SqlU256>],
             &t.rows.iter().map(|r| r.end_time).collect::<Vec<_>>() as &[Option<i64>],
         )
         .execute(&mut *conn)
@@ -74,9 +83,9 @@ pub async fn insert(conn: &mut PgConnection, chain_id: u64, rows: &Rows) -> Resu
             chain,
             &blocks,
             &logs,
-            &txs,
+            &txs as &[SqlB256],
             &t.rows.iter().map(|r| r.epoch).collect::<Vec<_>>(),
-            &hashes(t.rows.iter().map(|r| &r.root)),
+            &hashes(t.rows.iter().map(|r| &r.root)) as &[SqlB256],
             &t.rows.iter().map(|r| r.claimable_at).collect::<Vec<_>>(),
         )
         .execute(&mut *conn)
@@ -87,15 +96,14 @@ pub async fn insert(conn: &mut PgConnection, chain_id: u64, rows: &Rows) -> Resu
         let (blocks, logs, _) = positions(&t.positions);
         sqlx::query!(
             r#"INSERT INTO mirror_settlement_debits (chain_id, block_number, log_index, position, campaign_id, amount)
-               SELECT $1, b, l, p, c, a::numeric
-               FROM UNNEST($2::bigint[], $3::int[], $4::int[], $5::bytea[], $6::text[]) AS u(b, l, p, c, a)
+               SELECT $1, * FROM UNNEST($2::bigint[], $3::int[], $4::int[], $5::bytea[], $6::numeric[])
                ON CONFLICT DO NOTHING"#,
             chain,
             &blocks,
             &logs,
             &t.rows.iter().map(|r| r.position).collect::<Vec<_>>(),
-            &hashes(t.rows.iter().map(|r| &r.campaign_id)),
-            &t.rows.iter().map(|r| r.amount.to_string()).collect::<Vec<_>>(),
+            &hashes(t.rows.iter().map(|r| &r.campaign_id)) as &[SqlB256],
+            &amounts(t.rows.iter().map(|r| r.amount)) as &[SqlU256],
         )
         .execute(&mut *conn)
         .await?;
@@ -105,15 +113,14 @@ pub async fn insert(conn: &mut PgConnection, chain_id: u64, rows: &Rows) -> Resu
         let (blocks, logs, _) = positions(&t.positions);
         sqlx::query!(
             r#"INSERT INTO mirror_settlement_totals (chain_id, block_number, log_index, position, token, amount)
-               SELECT $1, b, l, p, tk, a::numeric
-               FROM UNNEST($2::bigint[], $3::int[], $4::int[], $5::bytea[], $6::text[]) AS u(b, l, p, tk, a)
+               SELECT $1, * FROM UNNEST($2::bigint[], $3::int[], $4::int[], $5::bytea[], $6::numeric[])
                ON CONFLICT DO NOTHING"#,
             chain,
             &blocks,
             &logs,
             &t.rows.iter().map(|r| r.position).collect::<Vec<_>>(),
-            &t.rows.iter().map(|r| r.token.to_vec()).collect::<Vec<_>>(),
-            &t.rows.iter().map(|r| r.amount.to_string()).collect::<Vec<_>>(),
+            &addresses(t.rows.iter().map(|r| r.token)) as &[SqlAddress],
+            &amounts(t.rows.iter().map(|r| r.amount)) as &[SqlU256],
         )
         .execute(&mut *conn)
         .await?;
@@ -128,9 +135,9 @@ pub async fn insert(conn: &mut PgConnection, chain_id: u64, rows: &Rows) -> Resu
             chain,
             &blocks,
             &logs,
-            &txs,
+            &txs as &[SqlB256],
             &t.rows.iter().map(|r| r.epoch).collect::<Vec<_>>(),
-            &hashes(t.rows.iter().map(|r| &r.root)),
+            &hashes(t.rows.iter().map(|r| &r.root)) as &[SqlB256],
         )
         .execute(&mut *conn)
         .await?;
@@ -140,16 +147,15 @@ pub async fn insert(conn: &mut PgConnection, chain_id: u64, rows: &Rows) -> Resu
         let (blocks, logs, txs) = positions(&t.positions);
         sqlx::query!(
             r#"INSERT INTO mirror_claims (chain_id, block_number, log_index, tx_hash, account, token, cumulative_amount)
-               SELECT $1, b, l, tx, a, tk, c::numeric
-               FROM UNNEST($2::bigint[], $3::int[], $4::bytea[], $5::bytea[], $6::bytea[], $7::text[]) AS u(b, l, tx, a, tk, c)
+               SELECT $1, * FROM UNNEST($2::bigint[], $3::int[], $4::bytea[], $5::bytea[], $6::bytea[], $7::numeric[])
                ON CONFLICT DO NOTHING"#,
             chain,
             &blocks,
             &logs,
-            &txs,
-            &t.rows.iter().map(|r| r.account.to_vec()).collect::<Vec<_>>(),
-            &t.rows.iter().map(|r| r.token.to_vec()).collect::<Vec<_>>(),
-            &t.rows.iter().map(|r| r.cumulative_amount.to_string()).collect::<Vec<_>>(),
+            &txs as &[SqlB256],
+            &addresses(t.rows.iter().map(|r| r.account)) as &[SqlAddress],
+            &addresses(t.rows.iter().map(|r| r.token)) as &[SqlAddress],
+            &amounts(t.rows.iter().map(|r| r.cumulative_amount)) as &[SqlU256],
         )
         .execute(&mut *conn)
         .await?;
@@ -164,9 +170,9 @@ pub async fn insert(conn: &mut PgConnection, chain_id: u64, rows: &Rows) -> Resu
             chain,
             &blocks,
             &logs,
-            &txs,
-            &t.rows.iter().map(|r| r.user.to_vec()).collect::<Vec<_>>(),
-            &hashes(t.rows.iter().map(|r| &r.scope)),
+            &txs as &[SqlB256],
+            &addresses(t.rows.iter().map(|r| r.user)) as &[SqlAddress],
+            &hashes(t.rows.iter().map(|r| &r.scope)) as &[SqlB256],
             &t.rows.iter().map(|r| r.expiry).collect::<Vec<_>>() as &[Option<i64>],
         )
         .execute(&mut *conn)
@@ -184,10 +190,10 @@ pub async fn insert(conn: &mut PgConnection, chain_id: u64, rows: &Rows) -> Resu
             chain,
             &blocks,
             &logs,
-            &txs,
+            &txs as &[SqlB256],
             &t.rows.iter().map(|r| r.kind.to_owned()).collect::<Vec<_>>(),
-            &t.rows.iter().map(|r| r.role.map(|h| h.to_vec())).collect::<Vec<_>>() as &[Option<Vec<u8>>],
-            &addresses(t.rows.iter().map(|r| r.account)) as &[Option<Vec<u8>>],
+            &t.rows.iter().map(|r| r.role.map(SqlB256)).collect::<Vec<_>>() as &[Option<SqlB256>],
+            &some_addresses(t.rows.iter().map(|r| r.account)) as &[Option<SqlAddress>],
             &t.rows.iter().map(|r| r.window_secs).collect::<Vec<_>>() as &[Option<i64>],
         )
         .execute(&mut *conn)
@@ -235,8 +241,8 @@ pub async fn record_block(conn: &mut PgConnection, chain_id: u64, block: BlockRe
          ON CONFLICT (chain_id, number) DO UPDATE SET hash = $3, parent_hash = $4",
         chain_id as i64,
         block.number as i64,
-        block.hash.as_slice(),
-        block.parent_hash.as_slice(),
+        SqlB256(block.hash) as SqlB256,
+        SqlB256(block.parent_hash) as SqlB256,
     )
     .execute(conn)
     .await?;
@@ -246,13 +252,13 @@ pub async fn record_block(conn: &mut PgConnection, chain_id: u64, block: BlockRe
 /// The hash stored for a height, if the window holds it.
 pub async fn block_hash(db: impl PgExecutor<'_>, chain_id: u64, number: u64) -> Result<Option<B256>, sqlx::Error> {
     let hash = sqlx::query_scalar!(
-        "SELECT hash FROM chain_blocks WHERE chain_id = $1 AND number = $2",
+        r#"SELECT hash AS "hash: SqlB256" FROM chain_blocks WHERE chain_id = $1 AND number = $2"#,
         chain_id as i64,
         number as i64
     )
     .fetch_optional(db)
     .await?;
-    Ok(hash.map(|h| B256::from_slice(&h)))
+    Ok(hash.map(B256::from))
 }
 
 /// The lowest height the window holds.

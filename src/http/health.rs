@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use adescrow_indexer::rpc::ChainError;
+use adescrow_chain::rpc::ChainError;
 
 use super::error::{ProblemKind, problem_response};
 use super::extract::Json;

@@ -30,7 +30,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use adescrow_indexer::rpc::ChainRpc;
+use adescrow_chain::rpc::ChainRpc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Method, StatusCode, header};

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use adescrow_chain::rpc::ChainRpc;
 use adescrow_indexer::events::Contracts;
 use adescrow_indexer::follower::{Follower, FollowerConfig, Step};
-use adescrow_indexer::rpc::ChainRpc;
 use anyhow::Context;
 use sqlx::PgPool;
 use url::Url;
@@ -19,7 +19,7 @@ use crate::platform::worker::{Backoff, Role, StepError};
 pub async fn follower(db: PgPool, rpc_urls: Vec<Url>, chain_id: u64, args: &FollowArgs) -> anyhow::Result<Follower> {
     let deployment = Deployment::load(&args.deployment)?;
     deployment.expect_chain(&args.deployment, chain_id)?;
-    let rpc = ChainRpc::with_failover(rpc_urls, chain_id, args.rpc_timeout);
+    let rpc = ChainRpc::with_failover(rpc_urls, chain_id, args.rpc_timeout).role("indexer");
     rpc.check().await.context("the chain RPC is not usable")?;
 
     let contracts = Contracts {

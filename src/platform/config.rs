@@ -103,9 +103,14 @@ pub struct RelayerCommandArgs {
     /// Apply pending migrations before relaying.
     #[arg(long, env = "ADESCROW_MIGRATE")]
     pub migrate: bool,
-    /// JSON-RPC URL of the chain.
-    #[arg(long, env = "ADESCROW_RPC_URL", default_value = "http://127.0.0.1:8545")]
-    pub rpc_url: Url,
+    /// JSON-RPC URLs of the chain (comma separated); later ones take over when one fails.
+    #[arg(
+        long,
+        env = "ADESCROW_RPC_URL",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8545"
+    )]
+    pub rpc_url: Vec<Url>,
     /// The chain id the RPC and the deployment file must both have.
     #[arg(long, env = "ADESCROW_CHAIN_ID", default_value_t = 31337)]
     pub chain_id: u64,

@@ -53,7 +53,7 @@ where
     let relayer = if args.with_relayer {
         let relayer = relayer::setup::relayer(
             pool.clone(),
-            args.api.rpc_url.clone(),
+            vec![args.api.rpc_url.clone()],
             args.api.chain_id,
             &args.follow.deployment,
             &args.relayer,

@@ -70,8 +70,8 @@ pub const METRICS: &[Metric] = &[
     Metric::counter("relayer_replacements_total", "Transactions replaced with higher fees"),
     Metric::counter("relayer_reorged_total", "Mined transactions a reorg took out"),
     Metric::counter(
-        "relayer_rpc_errors_total",
-        "Transient RPC failures of the relayer, by call",
+        adescrow_chain::rpc::ERRORS_METRIC,
+        "Failed chain RPC calls, by role (api, indexer, relayer), error kind and call",
     ),
     Metric::counter("relayer_alerts_total", "Conditions an operator must look at, by reason"),
 ];

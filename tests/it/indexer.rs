@@ -8,9 +8,9 @@ use std::time::Duration;
 use adescrow::contracts::{AdEscrow, ConsentRegistry, IAdEscrow, TestToken};
 use adescrow::platform::deploy::{DeployArgs, Deployment, deploy};
 use adescrow::settlement::payout_tree::{PayoutLeaf, PayoutTree};
+use adescrow_chain::rpc::ChainRpc;
 use adescrow_indexer::events::Contracts;
 use adescrow_indexer::follower::{Follower, FollowerConfig, Step};
-use adescrow_indexer::rpc::ChainRpc;
 use alloy::network::EthereumWallet;
 use alloy::node_bindings::AnvilInstance;
 use alloy::primitives::aliases::U40;
@@ -108,7 +108,7 @@ impl Chain {
         config.window = 64;
         config.poll_interval = Duration::from_millis(10);
         Follower::new(
-            ChainRpc::new(url, self.anvil.chain_id(), Duration::from_secs(5)),
+            ChainRpc::new(url, self.anvil.chain_id(), Duration::from_secs(5)).role("indexer"),
             pool.clone(),
             config,
         )

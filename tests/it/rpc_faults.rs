@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use adescrow::platform::db::MIGRATOR;
+use adescrow_chain::rpc::ChainRpc;
 use adescrow_indexer::events::Contracts;
 use adescrow_indexer::follower::{Follower, FollowerConfig, Step};
-use adescrow_indexer::rpc::ChainRpc;
 use alloy::transports::http::reqwest;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -94,7 +94,7 @@ fn follower(chain: &Chain, pool: &PgPool, urls: Vec<Url>) -> Follower {
     config.max_range = 200;
     config.poll_interval = Duration::from_millis(10);
     Follower::new(
-        ChainRpc::with_failover(urls, chain.anvil.chain_id(), Duration::from_secs(2)),
+        ChainRpc::with_failover(urls, chain.anvil.chain_id(), Duration::from_secs(2)).role("indexer"),
         pool.clone(),
         config,
     )
@@ -165,9 +165,18 @@ async fn an_outage_is_waited_out_and_the_indexer_recovers(pool: PgPool) {
     }
     task.abort();
     let metrics = adescrow::platform::telemetry::metrics_handle().render();
+    let transient_errors = metrics.lines().find(|line| {
+        line.starts_with("chain_rpc_errors_total{")
+            && line.contains(r#"role="indexer""#)
+            && line.contains(r#"kind="transient""#)
+    });
+    let count: f64 = transient_errors
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_default();
     assert!(
-        metrics.contains("indexer_rpc_errors_total"),
-        "RPC errors are counted by kind"
+        count >= 1.0,
+        "the outage's failures are counted by role and kind: {transient_errors:?}"
     );
     assert!(metrics.contains("indexer_indexed_block"), "heights are exported");
 }

@@ -1,6 +1,6 @@
 //! Gasless consent: a user signs an EIP-712 `ConsentGrant` or `ConsentRevocation`; the API
 //! checks it and queues it in the outbox (keyed by its digest, so a resubmission finds the
-//! first request); the relayer simulates it, gives it a nonce and sends it like any other
+//! first request); the outbox simulates it, gives it a nonce and sends it like any other
 //! transaction. A request the registry would refuse fails before any gas is spent.
 
 use alloy::primitives::{Address, B256, Bytes, U256};
@@ -9,12 +9,13 @@ use serde::Serialize;
 use sqlx::{Connection, PgPool};
 use utoipa::ToSchema;
 
-use super::error::Result;
-use super::outbox::{Outbox, take_nonce};
-use super::rpc::{RelayerRpc, RpcFault};
 use crate::accounts::personal_sign::SignatureError;
 use crate::billing::batch;
 use crate::contracts::{ConsentGrant, ConsentRegistry, ConsentRevocation, consent_domain};
+use crate::platform::outbox::{self, Entry, Followup, Kind, NewTransaction};
+
+/// Consent messages in the outbox.
+pub const KIND: Kind = Kind::new("consent");
 
 /// What the user signed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,102 +148,66 @@ pub struct ConsentRequest {
 }
 
 /// Queues a checked consent message; a second submission of the same message returns the
-/// first request. `true` when this call created it.
+/// first request, whatever became of it. `true` when this call created it.
 pub async fn submit(
     db: &PgPool,
     chain_id: u64,
     registry: Address,
     checked: &CheckedConsent,
 ) -> Result<(ConsentRequest, bool), sqlx::Error> {
-    let inserted = sqlx::query!(
-        "INSERT INTO outbox (chain_id, kind, digest, target, calldata, gas_limit)
-         VALUES ($1, 'consent', $2, $3, $4, 0)
-         ON CONFLICT (chain_id, digest) WHERE kind = 'consent' DO NOTHING",
-        chain_id as i64,
-        checked.digest.as_slice(),
-        registry.as_slice(),
-        checked.calldata.as_ref()
-    )
-    .execute(db)
-    .await?
-    .rows_affected()
-        == 1;
-    // Stored above or by the submission it conflicted with; outbox rows are never deleted.
+    let key = key(checked.digest);
+    let mut conn = db.acquire().await?;
+    // A failed request frees its key in the outbox; a resubmission still finds it here.
+    if let Some(existing) = outbox::latest(&mut *conn, chain_id, KIND, &key).await? {
+        return Ok((report(checked.digest, existing), false));
+    }
+    let new = NewTransaction {
+        kind: KIND,
+        key,
+        target: registry,
+        calldata: checked.calldata.clone(),
+        // The outbox simulates it before it takes a nonce; [`Refusal`] words a revert.
+        gas_limit: None,
+    };
+    let mut tx = conn.begin().await?;
+    let enqueued = outbox::enqueue(&mut tx, chain_id, &new).await?;
+    tx.commit().await?;
     let request = request(db, chain_id, checked.digest)
         .await?
         .ok_or(sqlx::Error::RowNotFound)?;
-    Ok((request, inserted))
+    Ok((request, enqueued.created))
 }
 
 /// The consent request with this digest.
 pub async fn request(db: &PgPool, chain_id: u64, digest: B256) -> Result<Option<ConsentRequest>, sqlx::Error> {
-    let row = sqlx::query!(
-        r#"SELECT status::text AS "status!", mined_tx, error FROM outbox
-           WHERE chain_id = $1 AND kind = 'consent' AND digest = $2"#,
-        chain_id as i64,
-        digest.as_slice()
-    )
-    .fetch_optional(db)
-    .await?;
-    Ok(row.map(|row| ConsentRequest {
-        digest,
-        status: row.status,
-        tx_hash: row.mined_tx.map(|h| B256::from_slice(&h)),
-        error: row.error,
-    }))
+    let entry = outbox::latest(db, chain_id, KIND, &key(digest)).await?;
+    Ok(entry.map(|entry| report(digest, entry)))
 }
 
-/// Simulates each consent request that has no nonce yet: one the registry would refuse
-/// fails with the registry's reason, the others get the relayer's next nonces.
-pub async fn assign_nonces(db: &PgPool, rpc: &RelayerRpc, outbox: &Outbox, chain_id: u64) -> Result<()> {
-    let waiting = sqlx::query!(
-        "SELECT id, target, calldata FROM outbox
-         WHERE chain_id = $1 AND kind = 'consent' AND status = 'queued' AND nonce IS NULL
-         ORDER BY id LIMIT 100",
-        chain_id as i64
-    )
-    .fetch_all(db)
-    .await?;
-    if waiting.is_empty() {
-        return Ok(());
+fn report(digest: B256, entry: Entry) -> ConsentRequest {
+    ConsentRequest {
+        digest,
+        status: entry.status.as_str().to_owned(),
+        tx_hash: entry.tx_hash,
+        error: entry.error,
     }
-    let sender = outbox.sender();
-    let mined = rpc.mined_nonce(sender).await?;
-    for row in waiting {
-        let target = Address::from_slice(&row.target);
-        let calldata = Bytes::from(row.calldata);
-        match rpc.estimate_gas(sender, target, &calldata).await {
-            Ok(gas) => {
-                let mut conn = db.acquire().await?;
-                let mut tx = conn.begin().await?;
-                let nonce = take_nonce(&mut tx, chain_id, sender, mined).await?;
-                sqlx::query!(
-                    "UPDATE outbox SET sender = $2, nonce = $3, gas_limit = $4, updated_at = now() WHERE id = $1",
-                    row.id,
-                    sender.as_slice(),
-                    nonce as i64,
-                    (gas + gas / 4 + 10_000) as i64
-                )
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-            }
-            Err(RpcFault::Reverted { data, message }) => {
-                let reason = data
-                    .as_deref()
-                    .and_then(|d| ConsentRegistry::ConsentRegistryErrors::abi_decode(d).ok())
-                    .map_or(message, |e| format!("{e:?}"));
-                tracing::info!(id = row.id, %reason, "consent request refused by the registry");
-                sqlx::query!(
-                    "UPDATE outbox SET status = 'failed', error = $2, updated_at = now() WHERE id = $1",
-                    row.id,
-                    format!("the registry refuses it: {reason}")
-                )
-                .execute(db)
-                .await?;
-            }
-            Err(fault) => return Err(fault.into()),
-        }
+}
+
+/// How a consent request is named in the outbox: the digest the user signed.
+fn key(digest: B256) -> String {
+    digest.to_string()
+}
+
+/// Consent's part in the outbox: nothing to record when a request lands (its status is the
+/// outbox row's), and a revert in simulation explained with the registry's own error.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Refusal;
+
+impl Followup for Refusal {
+    fn refused(&self, message: &str, data: Option<&[u8]>) -> String {
+        let reason = data
+            .and_then(|d| ConsentRegistry::ConsentRegistryErrors::abi_decode(d).ok())
+            .map_or_else(|| message.to_owned(), |e| format!("{e:?}"));
+        format!("the registry refuses it: {reason}")
     }
-    Ok(())
 }

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use adescrow_chain::sql::{SqlAddress, SqlB256, SqlU256};
 use alloy::primitives::{Address, B256, U256};
 use sqlx::{Connection, PgConnection, PgPool};
 use time::OffsetDateTime;
@@ -60,7 +61,7 @@ pub async fn close_if_due(
     let covered = last.as_ref().map_or(0, |l| l.last_posting);
     let waiting = sqlx::query!(
         r#"SELECT min(p.posted_at) AS oldest,
-                  coalesce(sum(e.amount) FILTER (WHERE e.payee IS NOT NULL), 0)::text AS "owed!",
+                  coalesce(sum(e.amount) FILTER (WHERE e.payee IS NOT NULL), 0) AS "owed!: SqlU256",
                   bool_or(c.status = 'completed' OR c.ends_at <= $2) AS ended
            FROM ledger_postings p
            JOIN ledger_entries e ON e.posting_id = p.id
@@ -74,8 +75,9 @@ pub async fn close_if_due(
     let Some(oldest) = waiting.oldest else {
         return Ok(None);
     };
-    let owed: u128 = waiting.owed.parse().unwrap_or(u128::MAX);
-    let due = now - oldest >= policy.interval || owed >= policy.owed_threshold || waiting.ended.unwrap_or(false);
+    let due = now - oldest >= policy.interval
+        || waiting.owed.0 >= U256::from(policy.owed_threshold)
+        || waiting.ended.unwrap_or(false);
     if !due {
         return Ok(None);
     }
@@ -140,7 +142,7 @@ pub enum BuildError {
 pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, BuildError> {
     let chain = chain_id as i64;
     let this = sqlx::query!(
-        "SELECT last_posting, root FROM settlement_epochs WHERE chain_id = $1 AND epoch = $2",
+        r#"SELECT last_posting, root AS "root?: SqlB256" FROM settlement_epochs WHERE chain_id = $1 AND epoch = $2"#,
         chain,
         epoch as i64
     )
@@ -148,7 +150,7 @@ pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, Build
     .await?
     .ok_or(BuildError::NotClosed(epoch))?;
     if let Some(root) = this.root {
-        return Ok(B256::from_slice(&root));
+        return Ok(root.0);
     }
     let covered = sqlx::query_scalar!(
         "SELECT last_posting FROM settlement_epochs WHERE chain_id = $1 AND epoch = $2",
@@ -162,7 +164,8 @@ pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, Build
     // Cumulative earnings: the previous tree's leaves plus what was earned since.
     let mut cumulative: HashMap<(Address, Address), U256> = HashMap::new();
     let previous = sqlx::query!(
-        r#"SELECT account, token, cumulative::text AS "cumulative!" FROM payout_leaves
+        r#"SELECT account AS "account: SqlAddress", token AS "token: SqlAddress", cumulative AS "cumulative: SqlU256"
+           FROM payout_leaves
            WHERE chain_id = $1 AND epoch = $2"#,
         chain,
         epoch as i64 - 1
@@ -170,13 +173,10 @@ pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, Build
     .fetch_all(db)
     .await?;
     for row in previous {
-        cumulative.insert(
-            (Address::from_slice(&row.account), Address::from_slice(&row.token)),
-            parse_amount(&row.cumulative),
-        );
+        cumulative.insert((row.account.0, row.token.0), row.cumulative.0);
     }
     let earned = sqlx::query!(
-        r#"SELECT e.payee AS "payee!", p.token, sum(e.amount)::text AS "amount!"
+        r#"SELECT e.payee AS "payee!: SqlAddress", p.token AS "token: SqlAddress", sum(e.amount) AS "amount!: SqlU256"
            FROM ledger_postings p JOIN ledger_entries e ON e.posting_id = p.id
            WHERE p.id > $1 AND p.id <= $2 AND e.payee IS NOT NULL
            GROUP BY e.payee, p.token"#,
@@ -187,15 +187,15 @@ pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, Build
     .await?;
     let mut earned_per_token: BTreeMap<Address, U256> = BTreeMap::new();
     for row in earned {
-        let token = Address::from_slice(&row.token);
-        let amount = parse_amount(&row.amount);
-        *cumulative.entry((Address::from_slice(&row.payee), token)).or_default() += amount;
+        let (token, amount) = (row.token.0, row.amount.0);
+        *cumulative.entry((row.payee.0, token)).or_default() += amount;
         *earned_per_token.entry(token).or_default() += amount;
     }
 
     // Debits: what each campaign spent in the same postings (campaign entries are negative).
     let spent = sqlx::query!(
-        r#"SELECT e.campaign_id AS "campaign_id!", c.chain_campaign_id, p.token, (-sum(e.amount))::text AS "amount!"
+        r#"SELECT e.campaign_id AS "campaign_id!", c.chain_campaign_id AS "chain_campaign_id: SqlB256",
+                  p.token AS "token: SqlAddress", (-sum(e.amount)) AS "amount!: SqlU256"
            FROM ledger_postings p
            JOIN ledger_entries e ON e.posting_id = p.id
            JOIN campaigns c ON c.id = e.campaign_id
@@ -209,7 +209,7 @@ pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, Build
     .await?;
     let mut spent_per_token: BTreeMap<Address, U256> = BTreeMap::new();
     for row in &spent {
-        *spent_per_token.entry(Address::from_slice(&row.token)).or_default() += parse_amount(&row.amount);
+        *spent_per_token.entry(row.token.0).or_default() += row.amount.0;
     }
     // The ledger's own constraint makes this hold; checked again because the contract
     // refuses a settlement whose totals differ from its debits.
@@ -264,14 +264,13 @@ pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, Build
     copy.finish().await?;
     sqlx::query!(
         "INSERT INTO settlement_debits (chain_id, epoch, campaign_id, chain_campaign_id, token, amount)
-         SELECT $1, $2, c, i, t, a::numeric
-         FROM UNNEST($3::uuid[], $4::bytea[], $5::bytea[], $6::text[]) AS u(c, i, t, a)",
+         SELECT $1, $2, * FROM UNNEST($3::uuid[], $4::bytea[], $5::bytea[], $6::numeric[])",
         chain,
         epoch as i64,
         &campaigns as &[Uuid],
-        &chain_ids,
-        &tokens,
-        &amounts
+        &chain_ids as &[SqlB256],
+        &tokens as &[SqlAddress],
+        &amounts as &[SqlU256]
     )
     .execute(&mut *tx)
     .await?;
@@ -280,7 +279,7 @@ pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, Build
          WHERE chain_id = $1 AND epoch = $2",
         chain,
         epoch as i64,
-        root.as_slice(),
+        SqlB256(root) as SqlB256,
         tree.len() as i32
     )
     .execute(&mut *tx)
@@ -293,7 +292,7 @@ pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, Build
 /// What epoch `epoch` settles: its root, debits and per-token totals.
 pub async fn settlement(db: &PgPool, chain_id: u64, epoch: u64) -> Result<Option<Settlement>, sqlx::Error> {
     let Some(root) = sqlx::query_scalar!(
-        "SELECT root FROM settlement_epochs WHERE chain_id = $1 AND epoch = $2",
+        r#"SELECT root AS "root?: SqlB256" FROM settlement_epochs WHERE chain_id = $1 AND epoch = $2"#,
         chain_id as i64,
         epoch as i64
     )
@@ -303,7 +302,9 @@ pub async fn settlement(db: &PgPool, chain_id: u64, epoch: u64) -> Result<Option
         return Ok(None);
     };
     let rows = sqlx::query!(
-        r#"SELECT chain_campaign_id, token, amount::text AS "amount!" FROM settlement_debits
+        r#"SELECT chain_campaign_id AS "chain_campaign_id: SqlB256", token AS "token: SqlAddress",
+                  amount AS "amount: SqlU256"
+           FROM settlement_debits
            WHERE chain_id = $1 AND epoch = $2 ORDER BY chain_campaign_id"#,
         chain_id as i64,
         epoch as i64
@@ -313,13 +314,12 @@ pub async fn settlement(db: &PgPool, chain_id: u64, epoch: u64) -> Result<Option
     let mut totals: BTreeMap<Address, U256> = BTreeMap::new();
     let mut debits = Vec::with_capacity(rows.len());
     for row in rows {
-        let amount = parse_amount(&row.amount);
-        debits.push((B256::from_slice(&row.chain_campaign_id), amount));
-        *totals.entry(Address::from_slice(&row.token)).or_default() += amount;
+        debits.push((row.chain_campaign_id.0, row.amount.0));
+        *totals.entry(row.token.0).or_default() += row.amount.0;
     }
     Ok(Some(Settlement {
         epoch,
-        root: B256::from_slice(&root),
+        root: root.0,
         debits,
         totals: totals.into_iter().collect(),
     }))
@@ -334,7 +334,7 @@ pub async fn confirm(conn: &mut PgConnection, chain_id: u64, epoch: u64, tx_hash
          WHERE chain_id = $1 AND epoch = $2 AND confirmed_at IS NULL",
         chain_id as i64,
         epoch as i64,
-        tx_hash.as_slice()
+        SqlB256(tx_hash) as SqlB256
     )
     .execute(&mut *conn)
     .await?;
@@ -348,9 +348,4 @@ pub async fn confirm(conn: &mut PgConnection, chain_id: u64, epoch: u64, tx_hash
     metrics::counter!("relayer_epochs_confirmed_total").increment(1);
     tracing::info!(epoch, tx = %tx_hash, "epoch settled on chain");
     Ok(())
-}
-
-/// Reads a `numeric` rendered as text; the schema keeps these non-negative integers.
-pub(crate) fn parse_amount(text: &str) -> U256 {
-    text.parse().unwrap_or(U256::MAX)
 }

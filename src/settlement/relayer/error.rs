@@ -1,16 +1,18 @@
 //! The relayer's errors, split like the RPC's: worth retrying, or needing an operator.
 
+use adescrow_chain::rpc::RpcError;
+
 use super::epoch::BuildError;
-use super::rpc::RpcFault;
+use crate::platform::outbox::OutboxError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayerError {
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
-    Rpc(#[from] RpcFault),
-    #[error("signing failed: {0}")]
-    Signing(#[from] alloy::signers::Error),
+    Rpc(#[from] RpcError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
     #[error(transparent)]
     Build(#[from] BuildError),
     /// The chain disagrees with what the relayer settled, or refuses it for a reason a
@@ -24,8 +26,9 @@ impl RelayerError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Database(_) => true,
-            Self::Rpc(fault) => fault.is_transient(),
-            Self::Signing(_) | Self::Build(_) | Self::NeedsOperator(_) => false,
+            Self::Rpc(error) => error.is_transient(),
+            Self::Outbox(error) => error.is_transient(),
+            Self::Build(_) | Self::NeedsOperator(_) => false,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The settlement relayer: closes epochs of the ledger, settles their payout roots on chain
-//! through the outbox, activates roots after their challenge window, and submits users'
-//! signed consent. One leader at a time across processes (a Postgres advisory lock); a
-//! second instance waits for the lock.
+//! through the outbox, activates roots after their challenge window, and runs the outbox,
+//! which also sends users' signed consent. One leader at a time across processes (a
+//! Postgres advisory lock); a second instance waits for the lock.
 //!
 //! Every step reads its work from Postgres and writes its result there before the next
 //! step starts, so a relayer killed anywhere resumes from the database alone: see
@@ -10,27 +10,50 @@
 pub mod consent;
 pub mod epoch;
 pub mod error;
-pub mod outbox;
-pub mod rpc;
 pub mod setup;
 
 use std::future::Future;
 use std::time::Duration;
 
+use adescrow_chain::rpc::{ChainRpc, RpcError};
 use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, B256, Bytes};
 use alloy::rpc::types::Filter;
 use alloy::sol_types::{SolCall, SolEvent, SolInterface};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
 use crate::contracts::{AdEscrow, IAdEscrow};
+use crate::platform::outbox::{
+    self, BoxFuture, Finished, Followup, Kind, NewTransaction, NoFollowup, Outbox, OutboxConfig, Outcome, Status,
+    with_margin,
+};
 use crate::platform::worker::{Backoff, Health, Leadership, Role, StepError, Supervisor};
 pub use epoch::EpochPolicy;
 use error::alert;
 pub use error::{RelayerError, Result};
-use outbox::{Kind, NewTransaction, Outbox, OutboxConfig};
-use rpc::{RelayerRpc, RpcFault};
+
+/// An epoch's `settle()`, keyed by the epoch.
+pub const SETTLE: Kind = Kind::new("settle");
+/// `activate()` of a pending root, keyed by its epoch.
+pub const ACTIVATE: Kind = Kind::new("activate");
+
+/// Settlement's part in the outbox: an epoch is settled once its `settle()` is final.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Settled;
+
+impl Followup for Settled {
+    fn finished<'a>(&'a self, conn: &'a mut PgConnection, row: &'a Finished) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            let Outcome::Confirmed { tx_hash } = row.outcome else {
+                // `plan_settlement` queues the epoch again, after simulating it anew.
+                return Ok(());
+            };
+            let epoch: u64 = row.key.parse().map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+            epoch::confirm(conn, row.chain_id, epoch, tx_hash).await
+        })
+    }
+}
 
 /// The advisory lock key of the relayer role (`'relayer'` in ASCII).
 pub const LEADER_KEY: i64 = 0x0072_656c_6179_6572;
@@ -38,7 +61,6 @@ pub const LEADER_KEY: i64 = 0x0072_656c_6179_6572;
 /// Everything the relayer needs to know.
 #[derive(Debug, Clone)]
 pub struct RelayerConfig {
-    pub chain_id: u64,
     pub escrow: Address,
     /// The escrow's deployment block, where log searches start.
     pub escrow_block: u64,
@@ -54,16 +76,19 @@ pub struct RelayerConfig {
 #[derive(Debug, Clone)]
 pub struct Relayer {
     db: PgPool,
-    rpc: RelayerRpc,
+    rpc: ChainRpc,
     outbox: Outbox,
     config: RelayerConfig,
 }
 
 impl Relayer {
     /// `wallet` signs every transaction; any `TxSigner` fits behind it (a local key, a
-    /// keystore, a KMS).
-    pub fn new(db: PgPool, rpc: RelayerRpc, wallet: EthereumWallet, config: RelayerConfig) -> Self {
-        let outbox = Outbox::new(db.clone(), rpc.clone(), wallet, config.chain_id, config.outbox.clone());
+    /// keystore, a KMS). The chain is `rpc`'s.
+    pub fn new(db: PgPool, rpc: ChainRpc, wallet: EthereumWallet, config: RelayerConfig) -> Self {
+        let outbox = Outbox::new(db.clone(), rpc.clone(), wallet, config.outbox.clone())
+            .handles(SETTLE, Settled)
+            .handles(ACTIVATE, NoFollowup)
+            .handles(consent::KIND, consent::Refusal);
         Self {
             db,
             rpc,
@@ -74,6 +99,10 @@ impl Relayer {
 
     pub fn sender(&self) -> Address {
         self.outbox.sender()
+    }
+
+    fn chain_id(&self) -> u64 {
+        self.rpc.chain_id()
     }
 
     pub fn outbox(&self) -> &Outbox {
@@ -93,19 +122,15 @@ impl Relayer {
     pub async fn tick(&self) -> Result<()> {
         self.close_epoch(OffsetDateTime::now_utc()).await?;
         self.plan_settlement().await?;
-        consent::assign_nonces(&self.db, &self.rpc, &self.outbox, self.config.chain_id).await?;
-        self.outbox.sign_queued().await?;
-        self.outbox.check().await?;
-        self.outbox.broadcast().await?;
-        self.outbox.confirm().await?;
+        self.outbox.tick().await?;
         self.plan_activation().await?;
         self.report().await
     }
 
     /// Closes an epoch if one is due, and builds every closed epoch's tree.
     pub async fn close_epoch(&self, now: OffsetDateTime) -> Result<Option<u64>> {
-        let closed = epoch::close_if_due(&self.db, self.config.chain_id, &self.config.epochs, now).await?;
-        epoch::build_pending(&self.db, self.config.chain_id).await?;
+        let closed = epoch::close_if_due(&self.db, self.chain_id(), &self.config.epochs, now).await?;
+        epoch::build_pending(&self.db, self.chain_id()).await?;
         Ok(closed)
     }
 
@@ -113,19 +138,25 @@ impl Relayer {
     /// transaction, after simulating it; reconciles with the chain when it already holds
     /// the epoch; queues `activate()` when a pending root's window has passed.
     pub async fn plan_settlement(&self) -> Result<()> {
-        let next = sqlx::query_scalar!(
-            "SELECT e.epoch FROM settlement_epochs e
-             WHERE e.chain_id = $1 AND e.root IS NOT NULL AND e.confirmed_at IS NULL
-               AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.chain_id = e.chain_id AND o.kind = 'settle'
-                                 AND o.epoch = e.epoch AND o.status <> 'failed')
-             ORDER BY e.epoch LIMIT 1",
-            self.config.chain_id as i64
+        let unconfirmed = sqlx::query_scalar!(
+            "SELECT epoch FROM settlement_epochs
+             WHERE chain_id = $1 AND root IS NOT NULL AND confirmed_at IS NULL ORDER BY epoch",
+            self.chain_id() as i64
         )
-        .fetch_optional(&self.db)
+        .fetch_all(&self.db)
         .await?;
+        let mut next = None;
+        for epoch in unconfirmed {
+            let sending = outbox::latest(&self.db, self.chain_id(), SETTLE, &epoch.to_string()).await?;
+            // A confirmed row has confirmed its epoch in the same transaction, so only a
+            // live row can be found here; a failed one leaves the epoch to be queued again.
+            if sending.is_none_or(|row| row.status == Status::Failed) {
+                next = Some(epoch as u64);
+                break;
+            }
+        }
         let Some(epoch) = next else { return Ok(()) };
-        let epoch = epoch as u64;
-        let Some(settlement) = epoch::settlement(&self.db, self.config.chain_id, epoch).await? else {
+        let Some(settlement) = epoch::settlement(&self.db, self.chain_id(), epoch).await? else {
             return Err(RelayerError::NeedsOperator(format!(
                 "epoch {epoch} has a root but no settlement rows"
             )));
@@ -158,18 +189,18 @@ impl Relayer {
             .await
         {
             Ok(gas) => {
-                self.outbox
-                    .enqueue(NewTransaction {
-                        kind: Kind::Settle,
-                        epoch: Some(epoch),
-                        target: self.config.escrow,
-                        calldata,
-                        gas_limit: with_margin(gas),
-                    })
-                    .await?;
+                let new = NewTransaction {
+                    kind: SETTLE,
+                    key: epoch.to_string(),
+                    target: self.config.escrow,
+                    calldata,
+                    gas_limit: Some(with_margin(gas)),
+                };
+                let mut conn = self.db.acquire().await?;
+                outbox::enqueue(&mut conn, self.chain_id(), &new).await?;
                 Ok(())
             }
-            Err(RpcFault::Reverted { data, message }) => {
+            Err(RpcError::Reverted { data, message }) => {
                 let reason = data
                     .as_deref()
                     .and_then(|data| AdEscrow::AdEscrowErrors::abi_decode(data).ok());
@@ -191,7 +222,7 @@ impl Relayer {
                     }
                 }
             }
-            Err(fault) => Err(fault.into()),
+            Err(error) => Err(error.into()),
         }
     }
 
@@ -210,7 +241,7 @@ impl Relayer {
         match ours {
             Some(tx_hash) => {
                 let mut conn = self.db.acquire().await?;
-                epoch::confirm(&mut conn, self.config.chain_id, epoch, tx_hash).await?;
+                epoch::confirm(&mut conn, self.chain_id(), epoch, tx_hash).await?;
                 tracing::info!(epoch, tx = %tx_hash, "epoch already on chain; reconciled");
                 Ok(())
             }
@@ -234,7 +265,7 @@ impl Relayer {
         sqlx::query!(
             "UPDATE settlement_epochs SET activated_at = now()
              WHERE chain_id = $1 AND epoch <= $2 AND confirmed_at IS NOT NULL AND activated_at IS NULL",
-            self.config.chain_id as i64,
+            self.chain_id() as i64,
             state.currentEpoch as i64
         )
         .execute(&self.db)
@@ -244,14 +275,10 @@ impl Relayer {
         if state.pendingClaimableAt.is_zero() || state.paused {
             return Ok(());
         }
-        let live = sqlx::query_scalar!(
-            r#"SELECT count(*) AS "n!" FROM outbox WHERE chain_id = $1 AND kind = 'activate'
-               AND status IN ('queued', 'sent', 'mined')"#,
-            self.config.chain_id as i64
-        )
-        .fetch_one(&self.db)
-        .await?;
-        if live > 0 {
+        // The pending root is the last epoch's.
+        let key = state.lastEpoch.to_string();
+        let sending = outbox::latest(&self.db, self.chain_id(), ACTIVATE, &key).await?;
+        if sending.is_some_and(|row| row.status != Status::Failed) {
             return Ok(());
         }
         let calldata: Bytes = AdEscrow::activateCall {}.abi_encode().into();
@@ -262,18 +289,18 @@ impl Relayer {
         {
             Ok(gas) => gas,
             // The chain's clock has not reached the end of the window yet.
-            Err(RpcFault::Reverted { .. }) => return Ok(()),
-            Err(fault) => return Err(fault.into()),
+            Err(RpcError::Reverted { .. }) => return Ok(()),
+            Err(error) => return Err(error.into()),
         };
-        self.outbox
-            .enqueue(NewTransaction {
-                kind: Kind::Activate,
-                epoch: None,
-                target: self.config.escrow,
-                calldata,
-                gas_limit: with_margin(gas),
-            })
-            .await?;
+        let new = NewTransaction {
+            kind: ACTIVATE,
+            key,
+            target: self.config.escrow,
+            calldata,
+            gas_limit: Some(with_margin(gas)),
+        };
+        let mut conn = self.db.acquire().await?;
+        outbox::enqueue(&mut conn, self.chain_id(), &new).await?;
         Ok(())
     }
 
@@ -281,20 +308,16 @@ impl Relayer {
     /// oldest unconfirmed transaction, and the relayer key's balance.
     pub async fn report(&self) -> Result<()> {
         let status = sqlx::query!(
-            r#"SELECT
-                 (SELECT count(*) FROM settlement_epochs WHERE chain_id = $1 AND confirmed_at IS NULL) AS "pending_epochs!",
-                 (SELECT count(*) FROM settlement_epochs WHERE chain_id = $1 AND confirmed_at IS NOT NULL) AS "confirmed_epochs!",
-                 (SELECT count(*) FROM outbox WHERE chain_id = $1 AND status IN ('queued', 'sent', 'mined')) AS "depth!",
-                 (SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
-                  FROM outbox WHERE chain_id = $1 AND status IN ('queued', 'sent', 'mined')) AS "oldest!""#,
-            self.config.chain_id as i64
+            r#"SELECT count(*) FILTER (WHERE confirmed_at IS NULL) AS "pending_epochs!",
+                      count(*) FILTER (WHERE confirmed_at IS NOT NULL) AS "confirmed_epochs!"
+               FROM settlement_epochs WHERE chain_id = $1"#,
+            self.chain_id() as i64
         )
         .fetch_one(&self.db)
         .await?;
         metrics::gauge!("relayer_epochs", "state" => "pending").set(status.pending_epochs as f64);
         metrics::gauge!("relayer_epochs", "state" => "confirmed").set(status.confirmed_epochs as f64);
-        metrics::gauge!("relayer_outbox_depth").set(status.depth as f64);
-        metrics::gauge!("relayer_oldest_unconfirmed_seconds").set(status.oldest);
+        self.outbox.report().await?;
         let balance = self.rpc.balance(self.sender()).await?;
         let balance = u128::try_from(balance).unwrap_or(u128::MAX);
         metrics::gauge!("relayer_balance_wei").set(balance as f64);
@@ -351,9 +374,4 @@ impl Role for Relayer {
     async fn stop(&mut self) {
         tracing::info!("relayer stopped");
     }
-}
-
-/// Estimates miss state that changes between estimate and inclusion; 25% covers it.
-fn with_margin(gas: u64) -> u64 {
-    gas + gas / 4 + 10_000
 }

@@ -9,11 +9,15 @@ use anyhow::{Context, bail};
 use sqlx::PgPool;
 use url::Url;
 
-use super::outbox::OutboxConfig;
-use super::rpc::RelayerRpc;
+use adescrow_chain::rpc::ChainRpc;
+
 use super::{EpochPolicy, Relayer, RelayerConfig};
 use crate::platform::config::RelayerArgs;
 use crate::platform::deploy::Deployment;
+use crate::platform::outbox::OutboxConfig;
+
+/// How long the relayer waits for each RPC call.
+const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The key from configuration: a raw key or a keystore file. Any other `TxSigner` (a KMS)
 /// can stand in for it, since the relayer only sees an `EthereumWallet`.
@@ -32,10 +36,11 @@ pub fn signer(args: &RelayerArgs) -> anyhow::Result<PrivateKeySigner> {
     }
 }
 
-/// Builds the relayer after checking that the RPC serves the deployment's chain.
+/// Builds the relayer after checking that the RPC serves the deployment's chain. Later
+/// URLs take over when one fails.
 pub async fn relayer(
     db: PgPool,
-    rpc_url: Url,
+    rpc_urls: Vec<Url>,
     chain_id: u64,
     deployment: &std::path::Path,
     args: &RelayerArgs,
@@ -43,13 +48,9 @@ pub async fn relayer(
     let signer = signer(args)?;
     let loaded = Deployment::load(deployment)?;
     loaded.expect_chain(deployment, chain_id)?;
-    let rpc = RelayerRpc::new(rpc_url, Duration::from_secs(10));
-    let actual = rpc.chain_id().await.context("the chain RPC is not usable")?;
-    if actual != chain_id {
-        bail!("the RPC serves chain {actual}, expected chain {chain_id}");
-    }
+    let rpc = ChainRpc::with_failover(rpc_urls, chain_id, RPC_TIMEOUT).role("relayer");
+    rpc.check().await.context("the chain RPC is not usable")?;
     let config = RelayerConfig {
-        chain_id,
         escrow: loaded.ad_escrow.address,
         escrow_block: loaded.ad_escrow.block,
         consent_registry: loaded.consent_registry.address,

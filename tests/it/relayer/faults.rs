@@ -22,6 +22,7 @@ async fn a_relayer_killed_at_any_step_settles_each_epoch_exactly_once(pool: PgPo
         if steps >= 2 {
             // 2: after storing the signed transaction.
             doomed.plan_settlement().await.unwrap();
+            doomed.outbox().assign().await.unwrap();
             doomed.outbox().sign_queued().await.unwrap();
         }
         if steps >= 3 {
@@ -60,6 +61,7 @@ async fn a_stuck_transaction_is_replaced_with_higher_fees_and_lands(pool: PgPool
 
     relayer.close_epoch(time::OffsetDateTime::now_utc()).await.unwrap();
     relayer.plan_settlement().await.unwrap();
+    relayer.outbox().assign().await.unwrap();
     relayer.outbox().sign_queued().await.unwrap();
     relayer.outbox().broadcast().await.unwrap();
     // Not mined: the next check replaces it under the same nonce.

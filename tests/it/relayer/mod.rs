@@ -11,9 +11,9 @@ use adescrow::money::Amount;
 use adescrow::money::ledger::{self, Party as Role, Posting, Source};
 use adescrow::platform::db::MIGRATOR;
 use adescrow::platform::leader::Leader;
-use adescrow::settlement::relayer::outbox::OutboxConfig;
-use adescrow::settlement::relayer::rpc::RelayerRpc;
+use adescrow::platform::outbox::OutboxConfig;
 use adescrow::settlement::relayer::{EpochPolicy, Relayer, RelayerConfig};
+use adescrow_chain::rpc::ChainRpc;
 use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy::providers::Provider;
@@ -81,7 +81,6 @@ impl World {
     fn relayer_at(&self, url: Url, confirmations: u64, replace_after: Duration) -> Relayer {
         let deployment = &self.chain.deployment;
         let config = RelayerConfig {
-            chain_id: CHAIN_ID,
             escrow: deployment.ad_escrow.address,
             escrow_block: deployment.ad_escrow.block,
             consent_registry: deployment.consent_registry.address,
@@ -101,7 +100,7 @@ impl World {
         let settler = PrivateKeySigner::from(self.chain.anvil.keys()[1].clone());
         Relayer::new(
             self.pool.clone(),
-            RelayerRpc::new(url, Duration::from_secs(5)),
+            ChainRpc::new(url, CHAIN_ID, Duration::from_secs(5)).role("relayer"),
             EthereumWallet::new(settler),
             config,
         )
