@@ -43,12 +43,6 @@ impl Amount {
     pub fn saturating_sub(self, other: Amount) -> Amount {
         Amount(self.0.saturating_sub(other.0))
     }
-
-    /// Reads a `numeric` rendered as text. TRANSITIONAL: every caller moves to decoding
-    /// `Amount` itself, and this goes.
-    pub fn from_db(text: &str) -> Amount {
-        text.parse().unwrap_or(Amount(u128::MAX))
-    }
 }
 
 impl sqlx::Type<sqlx::Postgres> for Amount {
