@@ -6,6 +6,11 @@
 //!   batch counts when its answer (every receipt billed, committed) is back. The 99th
 //!   percentile batch latency is reported with it.
 //! - **k256 signature verification per batch**: recovering both signers of a batch digest.
+//! - **Raw insert rate of the same rows**, right after billing in the same run: the billed
+//!   events read back and written again with `COPY` into a table like `billed_events` (its
+//!   indexes and checks), in the same batches, by as many connections, one commit a batch.
+//!   That is the floor of what Postgres on this machine can take; billing's share of it
+//!   (the ratio printed) moves far less between runs than either figure on a noisy machine.
 //!
 //! Tickets are issued in process with the server's ticket key (as decisions would), for 200
 //! campaigns with five ads each and 100 settled epochs of history, and batches are signed
@@ -45,6 +50,7 @@ use alloy::primitives::Address;
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context as _, ensure};
+use futures_util::StreamExt;
 use rand::Rng;
 use serde_json::json;
 use sqlx::PgPool;
@@ -215,6 +221,67 @@ fn k256_per_batch(hoster: &PrivateKeySigner, witness: &PrivateKeySigner) -> f64 
     started.elapsed().as_secs_f64() * 1e6 / f64::from(rounds)
 }
 
+/// The billed events' columns, as billing writes them.
+const BILLED_COLUMNS: &str = "ticket_id, event, campaign_id, ad_id, hoster_node_id, witness_node_id, price, occurred_at, \
+    batch_id, position, viewer_hash, frequency_key, order_ref, hoster_share, platform_share, witness_share, viewer_share, \
+    viewer_payee";
+
+/// Rows per second of writing the billed rows again with nothing but `COPY` and a commit.
+async fn raw_insert_rate(pool: &PgPool) -> anyhow::Result<f64> {
+    sqlx::raw_sql("CREATE TABLE raw_billed_events (LIKE billed_events INCLUDING ALL)")
+        .execute(pool)
+        .await?;
+    let mut conn = pool.acquire().await?;
+    let mut out = conn
+        .copy_out_raw(&format!(
+            "COPY (SELECT {BILLED_COLUMNS} FROM billed_events ORDER BY batch_id, position) TO STDOUT"
+        ))
+        .await?;
+    let mut text = Vec::new();
+    while let Some(chunk) = out.next().await {
+        text.extend_from_slice(&chunk?);
+    }
+    drop(out);
+    drop(conn);
+    // Batches of BATCH lines, in the order billing wrote them.
+    let mut batches = VecDeque::new();
+    let mut lines = text.split_inclusive(|b| *b == b'\n').peekable();
+    while lines.peek().is_some() {
+        batches.push_back(lines.by_ref().take(BATCH).flatten().copied().collect::<Vec<u8>>());
+    }
+    ensure!(batches.len() == BATCHES, "{} raw batches", batches.len());
+    let queue = Arc::new(Mutex::new(batches));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (pool, queue) = (pool.clone(), queue.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let Some(rows) = queue.lock().await.pop_front() else {
+                    break;
+                };
+                let mut tx = pool.begin().await?;
+                let mut copy = tx
+                    .copy_in_raw(&format!("COPY raw_billed_events ({BILLED_COLUMNS}) FROM STDIN"))
+                    .await?;
+                copy.send(rows).await?;
+                copy.finish().await?;
+                tx.commit().await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for worker in workers {
+        worker.await??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM raw_billed_events")
+        .fetch_one(pool)
+        .await?;
+    ensure!(written as usize == BATCHES * BATCH, "{written} raw rows");
+    Ok(written as f64 / elapsed)
+}
+
 async fn run(db_url: &Url) -> anyhow::Result<bool> {
     let pool = PgPoolOptions::new()
         .max_connections(16)
@@ -294,6 +361,11 @@ async fn run(db_url: &Url) -> anyhow::Result<bool> {
         "witnessed impressions: {per_sec:.0}/s accepted and durable ({BATCHES} batches of {BATCH}, {CONCURRENCY} in flight, {elapsed:.1} s; batch p50 {:.0} ms, p99 {:.0} ms) (target >= {TARGET_PER_SEC:.0}/s)",
         percentile(&latencies, 0.5).as_secs_f64() * 1e3,
         percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+    );
+    let raw = raw_insert_rate(&pool).await?;
+    println!(
+        "raw COPY of the same rows: {raw:.0}/s ({BATCHES} commits of {BATCH}, {CONCURRENCY} connections); billing runs at {:.2} of it",
+        per_sec / raw
     );
     pool.close().await;
     Ok(per_sec >= TARGET_PER_SEC)
