@@ -166,16 +166,17 @@ pub async fn submit(
         key,
         target: registry,
         calldata: checked.calldata.clone(),
-        // The outbox simulates it before it takes a nonce; [`Refusal`] words a revert.
+        // The outbox simulates it before it takes a nonce; `Refusal` words a revert.
         gas_limit: None,
     };
     let mut tx = conn.begin().await?;
     let enqueued = outbox::enqueue(&mut tx, chain_id, &new).await?;
     tx.commit().await?;
-    let request = request(db, chain_id, checked.digest)
+    // Stored above or by the submission it conflicted with; outbox rows are never deleted.
+    let entry = outbox::latest(&mut *conn, chain_id, KIND, &new.key)
         .await?
         .ok_or(sqlx::Error::RowNotFound)?;
-    Ok((request, enqueued.created))
+    Ok((report(checked.digest, entry), enqueued.created))
 }
 
 /// The consent request with this digest.

@@ -37,6 +37,7 @@ use crate::support::{CHAIN_ID, TestApp};
 mod claims;
 mod consent;
 mod faults;
+mod outbox;
 
 const GWEI: u128 = 1_000_000_000;
 
