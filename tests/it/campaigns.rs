@@ -424,3 +424,43 @@ async fn dates_outside_the_supported_years_are_refused(pool: PgPool) {
         "to"
     );
 }
+
+/// The rules of the domain, whoever calls: a COMPLETED campaign takes no changes and no new
+/// ad sets, and names are one line.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn completed_campaigns_take_no_changes_and_names_stay_on_one_line(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let advertiser = Advertiser::new(&app, "UTC", 1_000, 10_000).await;
+    let token = &advertiser.token;
+    let body = json!({
+        "brandId": advertiser.brand, "name": "Launch\u{7}", "token": TOKEN,
+        "startsAt": "2026-01-01T00:00:00Z", "endsAt": "2030-01-01T00:00:00Z",
+    });
+    refused(&app, token, "/v1/campaigns", body, "name", "campaigns").await;
+    let brand = json!({ "name": "Two\nlines", "dailyBudget": "1", "monthlyBudget": "1", "timeZone": "UTC" });
+    refused(&app, token, "/v1/brands", brand, "name", "brands").await;
+
+    let (campaign, _) = advertiser.campaign(&app, json!({}), json!({ "cpm": "1000000" })).await;
+    let id = campaign["id"].as_str().unwrap();
+    app.post(
+        &format!("/v1/campaigns/{id}/status"),
+        Some(token),
+        json!({ "status": "COMPLETED" }),
+    )
+    .await
+    .ok();
+    let patch = app
+        .patch(&format!("/v1/campaigns/{id}"), Some(token), json!({ "priority": 5 }))
+        .await;
+    let problem = patch.problem(StatusCode::CONFLICT, "conflict");
+    assert_eq!(problem["field"], "status");
+    assert_eq!(problem["detail"], "the campaign is COMPLETED and can no longer change");
+    let ad_set = app
+        .post("/v1/ad-sets", Some(token), json!({ "campaignId": id, "name": "Late" }))
+        .await;
+    assert_eq!(ad_set.problem(StatusCode::CONFLICT, "conflict")["field"], "campaignId");
+    assert_eq!(
+        app.get(&format!("/v1/campaigns/{id}"), Some(token)).await.ok()["priority"],
+        0
+    );
+}
