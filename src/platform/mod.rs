@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod deploy;
+pub mod idempotency;
 pub mod leader;
 pub mod server;
 pub mod shutdown;
