@@ -31,6 +31,7 @@ pub fn config(escrow: Address, max_batch_receipts: usize) -> ApiArgs {
         admin_addresses: Vec::new(),
         body_limit: 4 * 1024 * 1024,
         request_timeout: Duration::from_secs(30),
+        idempotency_key_lifetime: Duration::from_secs(86_400),
         cors_origins: Vec::new(),
         rate_limit_per_second: 1_000_000,
         rate_limit_burst: 1_000_000,

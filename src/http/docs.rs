@@ -3,8 +3,9 @@
 //!
 //! Handlers document what is theirs (bodies, parameters, their own errors, security);
 //! [`complete`] adds what every operation shares because the shared layers and extractors
-//! cause it: operation ids, the problem media type, and the 400/401/403/413/415/422/429
-//! answers that extraction, authentication and rate limiting give.
+//! cause it: operation ids, the problem media type, the 400/401/403/413/415/422/429
+//! answers that extraction, authentication and rate limiting give, and on the operations
+//! that take one, the `Idempotency-Key` header with its 409 and 422.
 
 use axum::Router;
 use axum::http::header;
@@ -13,15 +14,16 @@ use axum::routing::get;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa::openapi::header::Header;
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::openapi::{Content, HeaderBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::openapi::{Content, HeaderBuilder, OpenApi, Ref, RefOr, Required, Response, ResponseBuilder};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, ProblemKind};
 use super::extract::{Json, Path};
+use crate::platform::idempotency;
 
 /// The Scalar API reference the docs page runs: the standalone bundle of the npm package
 /// `@scalar/api-reference` at this version, committed under `assets/` (refresh with
@@ -222,6 +224,9 @@ pub fn complete(openapi: &mut OpenApi) {
             if let Some(operation) = operation {
                 operation.operation_id = Some(operation_id(method, path));
                 complete_responses(path, operation);
+                if idempotency::OPERATIONS.contains(&(method, path.as_str())) {
+                    document_idempotency(operation);
+                }
             }
         }
     }
@@ -291,6 +296,81 @@ fn complete_responses(path: &str, operation: &mut Operation) {
                 .or_insert_with(|| RefOr::T(describe()));
         }
     }
+}
+
+/// The optional `Idempotency-Key` header (`platform::idempotency`), what it can be
+/// answered, and the header that marks a replayed answer.
+fn document_idempotency(operation: &mut Operation) {
+    let key = ParameterBuilder::new()
+        .name(idempotency::HEADER_NAME)
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "Makes the request safe to retry: sent again with the same key (and the same method, \
+             path and body), it is answered with the first request's success, marked \
+             `Idempotent-Replayed: true`, and takes no second effect. Keys belong to the caller, \
+             last 24 hours by default, and are released by any error answer. A UUID is a good key.",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(idempotency::Key::MAX_LEN))
+                .pattern(Some("^[!-~]+$")),
+        ))
+        .build();
+    operation.parameters.get_or_insert_with(Vec::new).push(RefOr::T(key));
+
+    let responses = &mut operation.responses.responses;
+    for (status, response) in responses.iter_mut() {
+        if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
+            response
+                .headers
+                .entry(idempotency::REPLAYED.as_str().to_owned())
+                .or_insert_with(|| RefOr::T(replayed()));
+        }
+    }
+    for (status, also) in [
+        (
+            "409",
+            "A request with the same `Idempotency-Key` is still being processed; retry after \
+             `Retry-After` seconds",
+        ),
+        (
+            "422",
+            "The `Idempotency-Key` is malformed, or was used for a different request (`field` \
+             names the header)",
+        ),
+    ] {
+        let response = responses
+            .entry(status.to_owned())
+            .or_insert_with(|| RefOr::T(problem("")));
+        if let RefOr::T(response) = response {
+            response.description = match response.description.trim() {
+                "" => also.to_owned(),
+                own => format!("{}. Or: {also}", own.trim_end_matches('.')),
+            };
+        }
+    }
+    if let Some(RefOr::T(response)) = responses.get_mut("409") {
+        response
+            .headers
+            .entry(header::RETRY_AFTER.as_str().to_owned())
+            .or_insert_with(|| RefOr::T(retry_after()));
+    }
+}
+
+fn replayed() -> Header {
+    HeaderBuilder::new()
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["true"])),
+        ))
+        .description(Some(
+            "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key`",
+        ))
+        .build()
 }
 
 const PROBLEM_MEDIA_TYPE: &str = "application/problem+json";

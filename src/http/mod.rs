@@ -33,7 +33,7 @@ use std::time::Duration;
 use adescrow_chain::rpc::ChainRpc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Method, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum_prometheus::metrics_exporter_prometheus::PrometheusHandle;
 use axum_prometheus::{EndpointLabel, PrometheusMetricLayerBuilder};
 use sqlx::PgPool;
@@ -51,6 +51,7 @@ use crate::accounts::siwe::SignInPolicy;
 use crate::adserver::serving::AdServer;
 use crate::billing::{SplitPolicy, split};
 use crate::platform::config::ApiArgs;
+use crate::platform::idempotency;
 use crate::platform::telemetry;
 use middleware::ClientRateLimiter;
 
@@ -87,6 +88,8 @@ pub enum ConfigError {
     BadSplit(usize),
     #[error("viewer rewards need one figure per event type (4), each at most 10000 basis points")]
     BadViewerReward,
+    #[error("the idempotency key lifetime must exceed the request timeout by more than {0:?}")]
+    ShortIdempotencyLifetime(Duration),
 }
 
 impl AppState {
@@ -100,6 +103,13 @@ impl AppState {
             return Err(ConfigError::WeakTicketSecret);
         }
         let split = split_policy(&config)?;
+        // A key that expired while its first request still ran would let a second one run.
+        let lock_timeout = idempotency::lock_timeout(config.request_timeout);
+        if config.idempotency_key_lifetime <= lock_timeout {
+            return Err(ConfigError::ShortIdempotencyLifetime(
+                lock_timeout - config.request_timeout,
+            ));
+        }
         let ad_server = AdServer::new(
             db.clone(),
             config.chain_id,
@@ -125,12 +135,13 @@ impl AppState {
         })
     }
 
-    /// One round of the API process's clean-up: idle rate-limit buckets and spent nonces
-    /// (the housekeeping role in `server.rs` runs it every minute).
+    /// One round of the API process's clean-up: idle rate-limit buckets, spent nonces and
+    /// expired idempotency keys (the housekeeping role in `server.rs` runs it every minute).
     pub async fn housekeeping(&self) -> Result<(), sqlx::Error> {
         self.rate_limiter.forget_idle();
         let mut conn = self.db.acquire().await?;
-        crate::accounts::siwe::purge_expired_nonces(&mut conn).await.map(drop)
+        crate::accounts::siwe::purge_expired_nonces(&mut conn).await?;
+        idempotency::sweep(&mut conn).await.map(drop)
     }
 }
 
@@ -243,6 +254,8 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(receipts::router())
         .merge(payouts::router())
         .merge(consent::router())
+        // Inside the rate limit, which identifies the caller a key belongs to.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::rate_limit,
@@ -281,11 +294,8 @@ pub fn app(state: AppState) -> Router {
                 .filter_map(|origin| origin.parse().ok()),
         ))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            HeaderName::from_static("idempotency-key"),
-        ])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, idempotency::HEADER])
+        .expose_headers([idempotency::REPLAYED])
         .max_age(Duration::from_secs(600));
 
     let [nosniff, frame, referrer, hsts, csp] = middleware::security_headers();

@@ -249,6 +249,10 @@ pub struct ApiArgs {
     /// Time after which a request is answered with 503.
     #[arg(long, env = "ADESCROW_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
+    /// How long an `Idempotency-Key` is remembered after its first use; sent again later,
+    /// it is a new request. Must exceed the request timeout.
+    #[arg(long, env = "ADESCROW_IDEMPOTENCY_KEY_LIFETIME", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub idempotency_key_lifetime: Duration,
     /// Origins allowed by CORS (comma separated); empty allows none.
     #[arg(long, env = "ADESCROW_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,

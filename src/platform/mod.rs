@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod deploy;
+pub mod idempotency;
 pub mod leader;
 pub mod outbox;
 pub mod server;

@@ -14,6 +14,7 @@ mod demo;
 mod errors;
 mod escrow;
 mod fixtures;
+mod idempotency;
 mod indexer;
 mod metrics;
 mod mirror_totals;

@@ -37,6 +37,7 @@ pub fn config() -> ApiArgs {
         admin_addresses: Vec::new(),
         body_limit: 64 * 1024,
         request_timeout: Duration::from_secs(10),
+        idempotency_key_lifetime: Duration::from_secs(86_400),
         cors_origins: Vec::new(),
         rate_limit_per_second: 10_000,
         rate_limit_burst: 10_000,

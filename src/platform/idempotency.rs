@@ -1,0 +1,581 @@
+//! Idempotency keys, with Stripe's semantics: a client that sends `Idempotency-Key` with a
+//! request that creates something may send the same request again (after a timeout or a
+//! dropped connection) and get the first answer back instead of a second effect.
+//!
+//! - The header is optional; without it a request runs as it always does. A key is 1 to
+//!   255 visible ASCII characters (a UUID is the usual choice); anything else is a 422
+//!   naming the header.
+//! - A key belongs to its caller (the authenticated user or node), the method and the
+//!   route, so two callers' keys never meet. Anonymous requests are not recorded: every
+//!   operation in [`OPERATIONS`] refuses them anyway.
+//! - The first request with a key is recorded as in flight (one `INSERT ... ON CONFLICT DO
+//!   NOTHING`, so that of concurrent first requests exactly one runs), then runs; a success
+//!   (2xx) is stored with its status, `Content-Type`, `Location` and body.
+//! - The same key with the same request (method, path and body: the [`fingerprint`]) gets
+//!   the stored answer byte for byte, marked `Idempotent-Replayed: true`. With a different
+//!   request it is a 422; while the first is still running, a 409 with `Retry-After`.
+//! - Only successes are stored. Every error answer (4xx, 5xx) releases the key: in this API
+//!   an error means nothing was written (handlers check before they write and write in one
+//!   transaction), so there is nothing a retry could duplicate, and a client may fix the
+//!   request (or wait out a 409/429, or get the role a 403 named) and send it again under
+//!   the same key. A request cut off by the timeout layer or a panic releases its key too.
+//! - A record in flight for longer than the lock timeout belongs to a process that died
+//!   (the request timeout ends every live one before that), and the next request with the
+//!   key takes it over.
+//! - Keys expire [`ApiArgs::idempotency_key_lifetime`] after first use; a key past it is a
+//!   new request. The API's housekeeping deletes expired rows ([`sweep`]).
+//!
+//! The operations that take a key are those that create something or move a campaign's
+//! status (and so its spending); see [`OPERATIONS`] for the list and what is left out.
+//!
+//! [`ApiArgs::idempotency_key_lifetime`]: crate::platform::config::ApiArgs::idempotency_key_lifetime
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
+use axum::extract::{FromRequest, MatchedPath, Request, State};
+use axum::http::header::{self, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::accounts::Authenticated;
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::middleware;
+
+/// The request header carrying the key.
+pub const HEADER: HeaderName = HeaderName::from_static("idempotency-key");
+/// `Idempotency-Key`, as documents and problem `field`s spell it.
+pub const HEADER_NAME: &str = "Idempotency-Key";
+/// The response header that marks a replayed answer.
+pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// The operations that take a key, as (method, route) in the OpenAPI document's spelling.
+///
+/// Each creates something or moves a campaign through its status machine, and none of
+/// them is safe to run twice: a second brand, campaign (with a fresh escrow campaign id),
+/// ad set, ad or placement, or a second status change (or a 409 where the first one's
+/// answer was lost). Node registration is here for its answer: a retry would otherwise be
+/// a 409 for a node that was registered.
+///
+/// Left out, and why:
+/// - sign-in, refresh, sign-out and node sessions: they issue or end credentials and carry
+///   their own single-use nonce, refresh token or signed time;
+/// - `POST /v1/api-keys`: its answer holds the key's secret, shown once and stored only as
+///   a hash; keeping the answer to replay it would keep the secret readable in the
+///   database. A lost answer costs an unused key its owner lists and revokes;
+/// - `POST /v1/receipts` and `POST /v1/consent`: the signed message is the key (a batch's
+///   hoster and sequence; a consent's EIP-712 digest), sending it again already returns the
+///   first answer, and they take no session to scope a key to;
+/// - `POST /v1/me/roles`, `POST /v1/me/viewer-id`: idempotent by nature;
+/// - `POST /v1/decisions`: each decision is a fresh auction on the serving path, which must
+///   not pay a database write per request.
+pub const OPERATIONS: &[(&str, &str)] = &[
+    ("post", "/v1/brands"),
+    ("post", "/v1/campaigns"),
+    ("post", "/v1/campaigns/{id}/status"),
+    ("post", "/v1/ad-sets"),
+    ("post", "/v1/ads"),
+    ("post", "/v1/placements"),
+    ("post", "/v1/nodes"),
+];
+
+/// How long past the request timeout a record may stay in flight before it is taken over.
+/// The timeout layer ends every request by the request timeout (its key is released then),
+/// so a record older than that belongs to a process that died; the slack covers the
+/// record's own writes.
+const LOCK_SLACK: Duration = Duration::from_secs(5);
+
+/// A record in flight for longer than this is taken over by the next request with its key.
+pub fn lock_timeout(request_timeout: Duration) -> Duration {
+    request_timeout + LOCK_SLACK
+}
+
+/// What a 409 for a key in flight tells the client to wait, in seconds.
+const IN_FLIGHT_RETRY_AFTER: u64 = 1;
+
+/// A key as the client sent it: 1 to 255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key(String);
+
+/// Why a header is not a key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("must be 1 to 255 visible ASCII characters")]
+    Malformed,
+    #[error("must be sent once")]
+    Repeated,
+}
+
+impl Key {
+    pub const MAX_LEN: usize = 255;
+
+    pub fn parse(value: &[u8]) -> Result<Self, KeyError> {
+        let visible = |b: &u8| (b'!'..=b'~').contains(b);
+        if value.is_empty() || value.len() > Self::MAX_LEN || !value.iter().all(visible) {
+            return Err(KeyError::Malformed);
+        }
+        // Visible ASCII is UTF-8.
+        Ok(Self(String::from_utf8_lossy(value).into_owned()))
+    }
+
+    /// The request's key, if it sent one.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Option<Self>, KeyError> {
+        let mut values = headers.get_all(HEADER).into_iter();
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(KeyError::Repeated);
+        }
+        Self::parse(value.as_bytes()).map(Some)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// SHA-256 of what makes two requests the same one: method, path (with query) and body.
+/// The request line's form (`METHOD SP path LF`) keeps the parts apart, as neither a method
+/// nor a path holds a space or a line feed.
+pub fn fingerprint(method: &Method, path_and_query: &str, body: &[u8]) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(method.as_str().as_bytes());
+    hash.update(b" ");
+    hash.update(path_and_query.as_bytes());
+    hash.update(b"\n");
+    hash.update(body);
+    hash.finalize().into()
+}
+
+/// Whose key it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    User(Uuid),
+    Node(Uuid),
+}
+
+impl Caller {
+    fn parts(self) -> (&'static str, Uuid) {
+        match self {
+            Self::User(id) => ("user", id),
+            Self::Node(id) => ("node", id),
+        }
+    }
+}
+
+/// One key's record: its caller, method, route and the key itself.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    caller_kind: &'static str,
+    caller_id: Uuid,
+    method: String,
+    route: String,
+    key: Key,
+}
+
+impl Scope {
+    pub fn new(caller: Caller, method: &Method, route: &str, key: Key) -> Self {
+        let (caller_kind, caller_id) = caller.parts();
+        Self {
+            caller_kind,
+            caller_id,
+            method: method.as_str().to_owned(),
+            route: route.to_owned(),
+            key,
+        }
+    }
+}
+
+/// A stored success, replayed as it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub location: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// What a request with a key does.
+#[derive(Debug)]
+pub enum Begin {
+    /// Run it: this attempt owns the key.
+    Run(Uuid),
+    /// Answer with what the first request got.
+    Replay(Answer),
+    /// The first request with the key is still running.
+    InFlight,
+    /// The key was used for a different request.
+    Mismatch,
+}
+
+/// Settings of the mechanism.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub lifetime: Duration,
+    pub lock_timeout: Duration,
+}
+
+/// Claims the key for a request with `fingerprint`, or says why not. Safe under any
+/// concurrency: of the requests that race for a key, one gets [`Begin::Run`].
+pub async fn begin(db: &PgPool, scope: &Scope, fingerprint: &[u8; 32], policy: Policy) -> Result<Begin, sqlx::Error> {
+    let lifetime = policy.lifetime.as_secs_f64();
+    let lock_timeout = policy.lock_timeout.as_secs_f64();
+    // A row can vanish between the statements below (its request failed and released it);
+    // each round then starts over. Three rounds: a key released twice in a row in that
+    // window is contended enough to answer "in flight".
+    for _ in 0..3 {
+        let attempt = Uuid::new_v4();
+        let inserted = sqlx::query!(
+            "INSERT INTO idempotency_keys
+                 (caller_kind, caller_id, method, route, key, fingerprint, attempt, locked_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, now(), now() + make_interval(secs => $8))
+             ON CONFLICT DO NOTHING",
+            scope.caller_kind,
+            scope.caller_id,
+            scope.method,
+            scope.route,
+            scope.key.as_str(),
+            &fingerprint[..],
+            attempt,
+            lifetime,
+        )
+        .execute(db)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(Begin::Run(attempt));
+        }
+        let Some(row) = sqlx::query!(
+            r#"SELECT fingerprint, attempt, status, content_type, location, body,
+                      expires_at <= now() AS "expired!",
+                      status IS NULL AND locked_at < now() - make_interval(secs => $6) AS "stale!"
+               FROM idempotency_keys
+               WHERE caller_kind = $1 AND caller_id = $2 AND method = $3 AND route = $4 AND key = $5"#,
+            scope.caller_kind,
+            scope.caller_id,
+            scope.method,
+            scope.route,
+            scope.key.as_str(),
+            lock_timeout,
+        )
+        .fetch_optional(db)
+        .await?
+        else {
+            continue;
+        };
+        // Past its lifetime a key is new, whatever it was used for.
+        if !row.expired && row.fingerprint != fingerprint[..] {
+            return Ok(Begin::Mismatch);
+        }
+        if !row.expired
+            && let (Some(status), Some(body)) = (row.status, row.body)
+        {
+            return Ok(Begin::Replay(Answer {
+                status: status as u16,
+                content_type: row.content_type,
+                location: row.location,
+                body,
+            }));
+        }
+        if !(row.expired || row.stale) {
+            return Ok(Begin::InFlight);
+        }
+        // Take over an expired record, or one whose process died. The condition is checked
+        // again on the row as it is when the update locks it, so that of two requests taking
+        // over, one wins, and an answer stored meanwhile is never wiped.
+        let taken = sqlx::query!(
+            "UPDATE idempotency_keys
+             SET fingerprint = $6, attempt = $7, locked_at = now(),
+                 expires_at = CASE WHEN expires_at <= now()
+                                   THEN now() + make_interval(secs => $9) ELSE expires_at END,
+                 status = NULL, content_type = NULL, location = NULL, body = NULL, completed_at = NULL
+             WHERE caller_kind = $1 AND caller_id = $2 AND method = $3 AND route = $4 AND key = $5
+               AND attempt = $8
+               AND (expires_at <= now()
+                    OR (status IS NULL AND locked_at < now() - make_interval(secs => $10)))",
+            scope.caller_kind,
+            scope.caller_id,
+            scope.method,
+            scope.route,
+            scope.key.as_str(),
+            &fingerprint[..],
+            attempt,
+            row.attempt,
+            lifetime,
+            lock_timeout,
+        )
+        .execute(db)
+        .await?
+        .rows_affected();
+        if taken == 1 {
+            return Ok(Begin::Run(attempt));
+        }
+    }
+    Ok(Begin::InFlight)
+}
+
+/// Stores the answer of the attempt that owns the key. False if the attempt lost the key
+/// meanwhile (it ran past the lock timeout and another took over).
+pub async fn complete(db: &PgPool, scope: &Scope, attempt: Uuid, answer: &Answer) -> Result<bool, sqlx::Error> {
+    let stored = sqlx::query!(
+        "UPDATE idempotency_keys
+         SET status = $7, content_type = $8, location = $9, body = $10, completed_at = now()
+         WHERE caller_kind = $1 AND caller_id = $2 AND method = $3 AND route = $4 AND key = $5
+           AND attempt = $6 AND status IS NULL",
+        scope.caller_kind,
+        scope.caller_id,
+        scope.method,
+        scope.route,
+        scope.key.as_str(),
+        attempt,
+        answer.status as i16,
+        answer.content_type,
+        answer.location,
+        answer.body,
+    )
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(stored == 1)
+}
+
+/// Gives the key up, so that the client may send it again: the attempt that owns it ended
+/// without a success.
+pub async fn release(db: &PgPool, scope: &Scope, attempt: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "DELETE FROM idempotency_keys
+         WHERE caller_kind = $1 AND caller_id = $2 AND method = $3 AND route = $4 AND key = $5
+           AND attempt = $6 AND status IS NULL",
+        scope.caller_kind,
+        scope.caller_id,
+        scope.method,
+        scope.route,
+        scope.key.as_str(),
+        attempt,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Deletes the records of expired keys; returns how many.
+pub async fn sweep(conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query!("DELETE FROM idempotency_keys WHERE expires_at <= now()")
+        .execute(conn)
+        .await?
+        .rows_affected())
+}
+
+/// An attempt that owns a key. Dropped without [`Claim::finish`] (the request was cut off
+/// by the timeout layer, or its handler panicked), it releases the key.
+struct Claim {
+    db: PgPool,
+    scope: Scope,
+    attempt: Uuid,
+    armed: bool,
+}
+
+impl Claim {
+    /// Stores a success or releases the key, and hands the answer on.
+    async fn finish(mut self, response: Response) -> Response {
+        self.armed = false;
+        if !response.status().is_success() {
+            if let Err(error) = release(&self.db, &self.scope, self.attempt).await {
+                // The record stays in flight until the lock timeout; retries get 409 until then.
+                tracing::error!(%error, "could not release an idempotency key");
+            }
+            return response;
+        }
+        let (parts, body) = response.into_parts();
+        let body = match axum::body::to_bytes(body, usize::MAX).await {
+            Ok(body) => body,
+            Err(error) => {
+                if let Err(error) = release(&self.db, &self.scope, self.attempt).await {
+                    tracing::error!(%error, "could not release an idempotency key");
+                }
+                return ApiError::Internal(anyhow::anyhow!("reading the answer to store it: {error}")).into_response();
+            }
+        };
+        let text = |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let answer = Answer {
+            status: parts.status.as_u16(),
+            content_type: text(header::CONTENT_TYPE),
+            location: text(header::LOCATION),
+            body: body.to_vec(),
+        };
+        match complete(&self.db, &self.scope, self.attempt, &answer).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                route = self.scope.route,
+                "an idempotent request outlived its lock; its answer is not stored"
+            ),
+            // The effect took place and the client gets its answer; the record stays in
+            // flight until the lock timeout.
+            Err(error) => tracing::error!(%error, "could not store an idempotent answer"),
+        }
+        Response::from_parts(parts, Body::from(body))
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (db, scope, attempt) = (self.db.clone(), self.scope.clone(), self.attempt);
+        runtime.spawn(async move {
+            if let Err(error) = release(&db, &scope, attempt).await {
+                tracing::error!(%error, "could not release the idempotency key of a cut-off request");
+            }
+        });
+    }
+}
+
+/// The route of a request that takes a key, if it is one.
+fn covered(request: &Request) -> Option<&str> {
+    let route = request.extensions().get::<MatchedPath>()?.as_str();
+    let method = request.method().as_str();
+    OPERATIONS
+        .iter()
+        .any(|(m, r)| m.eq_ignore_ascii_case(method) && *r == route)
+        .then_some(route)
+}
+
+fn replay(answer: Answer) -> Response {
+    let mut response = Response::new(Body::from(answer.body));
+    *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_TYPE, answer.content_type),
+        (header::LOCATION, answer.location),
+    ] {
+        if let Some(value) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            headers.insert(name, value);
+        }
+    }
+    headers.insert(REPLAYED, HeaderValue::from_static("true"));
+    response
+}
+
+/// The layer over the API's routes: requests to [`OPERATIONS`] that carry a key go through
+/// the mechanism; everything else passes untouched. Runs inside the rate limit, which has
+/// identified the caller.
+pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(route) = covered(&request).map(str::to_owned) else {
+        return next.run(request).await;
+    };
+    let key = match Key::from_headers(request.headers()) {
+        Ok(Some(key)) => key,
+        Ok(None) => return next.run(request).await,
+        Err(error) => return ApiError::invalid(HEADER_NAME, error.to_string()).into_response(),
+    };
+    let (parts, body) = request.into_parts();
+    let caller = match middleware::identity(&parts, &state).await {
+        Ok(Authenticated::User(principal)) => Caller::User(principal.user_id),
+        Ok(Authenticated::Node(node)) => Caller::Node(node),
+        // The handler refuses the request with the reason; there is no one to keep a key for.
+        Err(crate::accounts::principal::AuthError::Refused(_)) => {
+            return next.run(Request::from_parts(parts, body)).await;
+        }
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    // Buffered under the route's body limit (which `DefaultBodyLimit` leaves in the
+    // extensions), refused as the JSON extractor refuses a body over it.
+    let mut buffering = Request::new(body);
+    *buffering.extensions_mut() = parts.extensions.clone();
+    let bytes = match Bytes::from_request(buffering, &state).await {
+        Ok(bytes) => bytes,
+        Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_))) => {
+            return ApiError::PayloadTooLarge.into_response();
+        }
+        Err(other) => return ApiError::MalformedBody(other.body_text()).into_response(),
+    };
+    let path = parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str());
+    let fingerprint = fingerprint(&parts.method, path, &bytes);
+    let scope = Scope::new(caller, &parts.method, &route, key);
+    let policy = Policy {
+        lifetime: state.config.idempotency_key_lifetime,
+        lock_timeout: lock_timeout(state.config.request_timeout),
+    };
+    match begin(&state.db, &scope, &fingerprint, policy).await {
+        Ok(Begin::Run(attempt)) => {
+            let claim = Claim {
+                db: state.db.clone(),
+                scope,
+                attempt,
+                armed: true,
+            };
+            let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+            claim.finish(response).await
+        }
+        Ok(Begin::Replay(answer)) => replay(answer),
+        Ok(Begin::InFlight) => {
+            let mut response = ApiError::conflict(
+                HEADER_NAME,
+                "a request with this key is still being processed; retry it shortly",
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(IN_FLIGHT_RETRY_AFTER));
+            response
+        }
+        Ok(Begin::Mismatch) => ApiError::invalid(
+            HEADER_NAME,
+            "this key was used for a different request (method, path or body); use a new key",
+        )
+        .into_response(),
+        Err(error) => ApiError::from(error).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_one_to_255_visible_ascii_characters() {
+        assert!(Key::parse(b"a").is_ok());
+        assert!(Key::parse(&[b'~'; 255]).is_ok());
+        assert!(Key::parse(b"0f6e0c8a-6d0e-4bb3-9f0e-6a4b1c2d3e4f").is_ok());
+        for bad in [
+            &b""[..],
+            &[b'a'; 256],
+            b"with space",
+            b"tab\there",
+            b"caf\xc3\xa9",
+            b"\x7f",
+        ] {
+            assert_eq!(Key::parse(bad), Err(KeyError::Malformed), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_repeated_header_is_refused() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(Key::from_headers(&headers), Ok(None));
+        headers.append(HEADER, HeaderValue::from_static("one"));
+        assert_eq!(Key::from_headers(&headers), Ok(Some(Key("one".into()))));
+        headers.append(HEADER, HeaderValue::from_static("one"));
+        assert_eq!(Key::from_headers(&headers), Err(KeyError::Repeated));
+    }
+
+    #[test]
+    fn fingerprints_keep_method_path_and_body_apart() {
+        let base = fingerprint(&Method::POST, "/v1/brands", b"{}");
+        assert_eq!(base, fingerprint(&Method::POST, "/v1/brands", b"{}"));
+        assert_ne!(base, fingerprint(&Method::PUT, "/v1/brands", b"{}"));
+        assert_ne!(base, fingerprint(&Method::POST, "/v1/brand", b"s{}"));
+        assert_ne!(base, fingerprint(&Method::POST, "/v1/brands", b"{ }"));
+    }
+}
