@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod adserver;
+pub mod app;
 pub mod billing;
 pub mod demo;
 pub mod http;

@@ -7,5 +7,5 @@ use clap::Parser;
 async fn main() -> anyhow::Result<()> {
     let cli = adescrow::platform::config::Cli::parse();
     adescrow::platform::telemetry::init_tracing(&cli.log);
-    adescrow::platform::cli::run(cli).await
+    adescrow::app::cli::run(cli).await
 }

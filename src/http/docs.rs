@@ -224,7 +224,7 @@ pub fn complete(openapi: &mut OpenApi) {
             if let Some(operation) = operation {
                 operation.operation_id = Some(operation_id(method, path));
                 complete_responses(path, operation);
-                if idempotency::OPERATIONS.contains(&(method, path.as_str())) {
+                if super::idempotency::OPERATIONS.contains(&(method, path.as_str())) {
                     document_idempotency(operation);
                 }
             }
@@ -326,7 +326,7 @@ fn document_idempotency(operation: &mut Operation) {
         if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
             response
                 .headers
-                .entry(idempotency::REPLAYED.as_str().to_owned())
+                .entry(super::idempotency::REPLAYED.as_str().to_owned())
                 .or_insert_with(|| RefOr::T(replayed()));
         }
     }

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod middleware;
 pub mod validate;
 
@@ -51,7 +52,7 @@ use crate::accounts::siwe::SignInPolicy;
 use crate::adserver::serving::AdServer;
 use crate::billing::{SplitPolicy, split};
 use crate::platform::config::ApiArgs;
-use crate::platform::idempotency;
+use crate::platform::idempotency as idempotency_store;
 use crate::platform::telemetry;
 use middleware::ClientRateLimiter;
 
@@ -104,7 +105,7 @@ impl AppState {
         }
         let split = split_policy(&config)?;
         // A key that expired while its first request still ran would let a second one run.
-        let lock_timeout = idempotency::lock_timeout(config.request_timeout);
+        let lock_timeout = idempotency_store::lock_timeout(config.request_timeout);
         if config.idempotency_key_lifetime <= lock_timeout {
             return Err(ConfigError::ShortIdempotencyLifetime(
                 lock_timeout - config.request_timeout,
@@ -141,7 +142,7 @@ impl AppState {
         self.rate_limiter.forget_idle();
         let mut conn = self.db.acquire().await?;
         crate::accounts::siwe::purge_expired_nonces(&mut conn).await?;
-        idempotency::sweep(&mut conn).await.map(drop)
+        idempotency_store::sweep(&mut conn).await.map(drop)
     }
 }
 
@@ -294,7 +295,7 @@ pub fn app(state: AppState) -> Router {
                 .filter_map(|origin| origin.parse().ok()),
         ))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, idempotency::HEADER])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, idempotency_store::HEADER])
         .expose_headers([idempotency::REPLAYED])
         .max_age(Duration::from_secs(600));
 

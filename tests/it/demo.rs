@@ -95,7 +95,7 @@ impl Devnet {
             },
         };
         let (stop, stopped) = watch::channel(());
-        let server = tokio::spawn(adescrow::platform::server::run(args, pool, listener, move || {
+        let server = tokio::spawn(adescrow::app::server::run(args, pool, listener, move || {
             let mut stopped = stopped.clone();
             async move {
                 let _ = stopped.changed().await;

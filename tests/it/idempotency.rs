@@ -2,7 +2,8 @@
 //! takes no second effect; a different request under it is refused; concurrent first
 //! requests run once; keys expire, belong to their caller, and are released by failures.
 
-use adescrow::platform::idempotency::{HEADER_NAME, OPERATIONS};
+use adescrow::http::idempotency::OPERATIONS;
+use adescrow::platform::idempotency::HEADER_NAME;
 use alloy::signers::local::PrivateKeySigner;
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, Request, StatusCode, header};

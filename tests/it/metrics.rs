@@ -84,7 +84,7 @@ async fn a_metrics_address_takes_metrics_off_the_api(pool: PgPool) {
         panic!("parsed as serve")
     };
     let (stop, stopped) = watch::channel(());
-    let server = tokio::spawn(adescrow::platform::server::run(*args, pool, listener, move || {
+    let server = tokio::spawn(adescrow::app::server::run(*args, pool, listener, move || {
         let mut stopped = stopped.clone();
         async move {
             let _ = stopped.changed().await;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use crate::platform::config::{Cli, Command, DatabaseArgs};
 use crate::platform::worker::{Health, Role, Supervisor};
 use crate::{
-    demo, mirror::indexer, platform::db, platform::deploy, platform::server, platform::shutdown, platform::telemetry,
+    app::server, demo, mirror::indexer, platform::db, platform::deploy, platform::shutdown, platform::telemetry,
     settlement::relayer,
 };
 
