@@ -14,6 +14,8 @@
 //! - The same key with the same request (method, path and body: the [`fingerprint`]) gets
 //!   the stored answer byte for byte, marked `Idempotent-Replayed: true`. With a different
 //!   request it is a 422; while the first is still running, a 409 with `Retry-After`.
+//!   A replay runs no handler, so it checks no role again: the caller gets an answer it
+//!   already had, and a credential that stopped working never reaches the stored answer.
 //! - Only successes are stored. Every error answer (4xx, 5xx) releases the key: in this API
 //!   an error means nothing was written (handlers check before they write and write in one
 //!   transaction), so there is nothing a retry could duplicate, and a client may fix the
