@@ -79,17 +79,6 @@ CREATE TYPE public.ledger_role AS ENUM (
 
 
 --
--- Name: outbox_kind; Type: TYPE; Schema: public
---
-
-CREATE TYPE public.outbox_kind AS ENUM (
-    'settle',
-    'activate',
-    'consent'
-);
-
-
---
 -- Name: outbox_status; Type: TYPE; Schema: public
 --
 
@@ -756,6 +745,32 @@ CREATE TABLE public.default_prices (
 
 
 --
+-- Name: idempotency_keys; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.idempotency_keys (
+    caller_kind text NOT NULL,
+    caller_id uuid NOT NULL,
+    method text NOT NULL,
+    route text NOT NULL,
+    key text NOT NULL,
+    fingerprint bytea NOT NULL,
+    attempt uuid NOT NULL,
+    locked_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    status smallint,
+    content_type text,
+    location text,
+    body bytea,
+    completed_at timestamp with time zone,
+    CONSTRAINT idempotency_keys_answer_check CHECK ((((status IS NULL) AND (content_type IS NULL) AND (location IS NULL) AND (body IS NULL) AND (completed_at IS NULL)) OR (((status >= 200) AND (status <= 299)) AND (body IS NOT NULL) AND (completed_at IS NOT NULL)))),
+    CONSTRAINT idempotency_keys_caller_kind_check CHECK ((caller_kind = ANY (ARRAY['user'::text, 'node'::text]))),
+    CONSTRAINT idempotency_keys_fingerprint_check CHECK ((octet_length(fingerprint) = 32)),
+    CONSTRAINT idempotency_keys_key_check CHECK ((key ~ '^[!-~]{1,255}$'::text))
+);
+
+
+--
 -- Name: ledger_entries; Type: TABLE; Schema: public
 --
 
@@ -914,12 +929,10 @@ CREATE TABLE public.outbox (
     chain_id bigint NOT NULL,
     sender bytea,
     nonce bigint,
-    kind public.outbox_kind NOT NULL,
-    epoch bigint,
-    digest bytea,
+    kind text NOT NULL,
     target bytea NOT NULL,
     calldata bytea NOT NULL,
-    gas_limit bigint NOT NULL,
+    gas_limit bigint,
     status public.outbox_status DEFAULT 'queued'::public.outbox_status NOT NULL,
     mined_tx bytea,
     mined_block bigint,
@@ -928,14 +941,17 @@ CREATE TABLE public.outbox (
     error text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT outbox_kind_fields CHECK (
-CASE kind
-    WHEN 'settle'::public.outbox_kind THEN ((epoch IS NOT NULL) AND (digest IS NULL))
-    WHEN 'consent'::public.outbox_kind THEN ((digest IS NOT NULL) AND (epoch IS NULL))
-    ELSE ((epoch IS NULL) AND (digest IS NULL))
-END),
+    key text NOT NULL,
+    CONSTRAINT outbox_gas_before_nonce CHECK (((nonce IS NULL) OR (gas_limit IS NOT NULL))),
+    CONSTRAINT outbox_gas_limit_positive CHECK ((gas_limit > 0)),
+    CONSTRAINT outbox_key_length CHECK (((length(key) >= 1) AND (length(key) <= 200))),
+    CONSTRAINT outbox_kind_label CHECK ((kind ~ '^[a-z][a-z0-9_]*$'::text)),
     CONSTRAINT outbox_mined CHECK (((status = ANY (ARRAY['mined'::public.outbox_status, 'confirmed'::public.outbox_status])) <= (mined_tx IS NOT NULL))),
-    CONSTRAINT outbox_nonce_taken CHECK ((((nonce IS NOT NULL) AND (sender IS NOT NULL)) OR (status = ANY (ARRAY['queued'::public.outbox_status, 'failed'::public.outbox_status]))))
+    CONSTRAINT outbox_mined_block_hash_length CHECK ((octet_length(mined_block_hash) = 32)),
+    CONSTRAINT outbox_mined_tx_length CHECK ((octet_length(mined_tx) = 32)),
+    CONSTRAINT outbox_nonce_taken CHECK ((((nonce IS NOT NULL) AND (sender IS NOT NULL)) OR (status = ANY (ARRAY['queued'::public.outbox_status, 'failed'::public.outbox_status])))),
+    CONSTRAINT outbox_sender_length CHECK ((octet_length(sender) = 20)),
+    CONSTRAINT outbox_target_length CHECK ((octet_length(target) = 20))
 );
 
 
@@ -950,7 +966,8 @@ CREATE TABLE public.outbox_attempts (
     max_fee numeric(78,0) NOT NULL,
     priority_fee numeric(78,0) NOT NULL,
     signed_at timestamp with time zone DEFAULT now() NOT NULL,
-    broadcast_at timestamp with time zone
+    broadcast_at timestamp with time zone,
+    CONSTRAINT outbox_attempts_tx_hash_length CHECK ((octet_length(tx_hash) = 32))
 );
 
 
@@ -965,6 +982,18 @@ ALTER TABLE public.outbox ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MINVALUE
     NO MAXVALUE
     CACHE 1
+);
+
+
+--
+-- Name: outbox_nonces; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.outbox_nonces (
+    chain_id bigint NOT NULL,
+    sender bytea NOT NULL,
+    next_nonce bigint NOT NULL,
+    CONSTRAINT outbox_nonces_sender_length CHECK ((octet_length(sender) = 20))
 );
 
 
@@ -1075,17 +1104,6 @@ CREATE TABLE public.refused_receipts (
     event public.billable_event NOT NULL,
     occurred_at timestamp with time zone NOT NULL,
     reason public.refusal_reason NOT NULL
-);
-
-
---
--- Name: relayer_nonces; Type: TABLE; Schema: public
---
-
-CREATE TABLE public.relayer_nonces (
-    chain_id bigint NOT NULL,
-    sender bytea NOT NULL,
-    next_nonce bigint NOT NULL
 );
 
 
@@ -1322,6 +1340,14 @@ ALTER TABLE ONLY public.default_prices
 
 
 --
+-- Name: idempotency_keys idempotency_keys_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.idempotency_keys
+    ADD CONSTRAINT idempotency_keys_pkey PRIMARY KEY (caller_kind, caller_id, method, route, key);
+
+
+--
 -- Name: ledger_postings ledger_postings_pkey; Type: CONSTRAINT; Schema: public
 --
 
@@ -1442,6 +1468,14 @@ ALTER TABLE ONLY public.outbox
 
 
 --
+-- Name: outbox_nonces outbox_nonces_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.outbox_nonces
+    ADD CONSTRAINT outbox_nonces_pkey PRIMARY KEY (chain_id, sender);
+
+
+--
 -- Name: outbox outbox_pkey; Type: CONSTRAINT; Schema: public
 --
 
@@ -1511,14 +1545,6 @@ ALTER TABLE ONLY public.refresh_sessions
 
 ALTER TABLE ONLY public.refused_receipts
     ADD CONSTRAINT refused_receipts_pkey PRIMARY KEY (batch_id, "position");
-
-
---
--- Name: relayer_nonces relayer_nonces_pkey; Type: CONSTRAINT; Schema: public
---
-
-ALTER TABLE ONLY public.relayer_nonces
-    ADD CONSTRAINT relayer_nonces_pkey PRIMARY KEY (chain_id, sender);
 
 
 --
@@ -1657,6 +1683,13 @@ CREATE INDEX campaigns_status_idx ON public.campaigns USING btree (status) WHERE
 
 
 --
+-- Name: idempotency_keys_expires_at_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX idempotency_keys_expires_at_idx ON public.idempotency_keys USING btree (expires_at);
+
+
+--
 -- Name: ledger_entries_campaign_idx; Type: INDEX; Schema: public
 --
 
@@ -1727,17 +1760,17 @@ CREATE INDEX outbox_attempts_outbox_idx ON public.outbox_attempts USING btree (o
 
 
 --
--- Name: outbox_digest_key; Type: INDEX; Schema: public
+-- Name: outbox_key; Type: INDEX; Schema: public
 --
 
-CREATE UNIQUE INDEX outbox_digest_key ON public.outbox USING btree (chain_id, digest) WHERE (kind = 'consent'::public.outbox_kind);
+CREATE UNIQUE INDEX outbox_key ON public.outbox USING btree (chain_id, kind, key) WHERE (status <> 'failed'::public.outbox_status);
 
 
 --
--- Name: outbox_epoch_key; Type: INDEX; Schema: public
+-- Name: outbox_key_idx; Type: INDEX; Schema: public
 --
 
-CREATE UNIQUE INDEX outbox_epoch_key ON public.outbox USING btree (chain_id, epoch) WHERE ((kind = 'settle'::public.outbox_kind) AND (status <> 'failed'::public.outbox_status));
+CREATE INDEX outbox_key_idx ON public.outbox USING btree (chain_id, kind, key, id);
 
 
 --
@@ -1745,6 +1778,13 @@ CREATE UNIQUE INDEX outbox_epoch_key ON public.outbox USING btree (chain_id, epo
 --
 
 CREATE INDEX outbox_open_idx ON public.outbox USING btree (chain_id, sender, nonce) WHERE (status = ANY (ARRAY['queued'::public.outbox_status, 'sent'::public.outbox_status, 'mined'::public.outbox_status]));
+
+
+--
+-- Name: outbox_unassigned_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX outbox_unassigned_idx ON public.outbox USING btree (chain_id, id) WHERE ((status = 'queued'::public.outbox_status) AND (nonce IS NULL));
 
 
 --
