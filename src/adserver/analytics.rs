@@ -126,10 +126,6 @@ pub enum RangeError {
 impl DateRange {
     pub const MAX_DAYS: i32 = 367;
 
-    pub fn new(from: values::Date, to: values::Date) -> Result<Self, RangeError> {
-        Self::of(from.get(), to.get())
-    }
-
     /// The dates asked for, defaulting to today in `zone` (at `now`) and the 29 days
     /// before `to`.
     pub fn in_zone(

@@ -183,8 +183,7 @@ impl Date {
     }
 }
 
-/// An IANA time zone name the bundled zone database knows (see
-/// [`crate::adserver::schedule::zone`]).
+/// An IANA time zone name the zone database bundled into the binary knows.
 #[derive(Debug, Clone)]
 pub struct TimeZone {
     name: String,
