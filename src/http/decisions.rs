@@ -13,9 +13,8 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult, ProblemSchema};
+use super::error::{ApiResult, ProblemSchema};
 use super::extract::{Json, NodeCaller};
-use crate::accounts::node_session::NodeSignInError;
 use crate::adserver::creatives::Creative;
 use crate::adserver::pricing::EventType;
 use crate::adserver::serving::{Context, NoAdReason, ServedAd};
@@ -74,16 +73,7 @@ async fn node_session(
             &request.signature,
             now,
         )
-        .await
-        .map_err(|error| match error {
-            NodeSignInError::Signature(_) | NodeSignInError::WrongSigner(_) => {
-                ApiError::invalid("signature", error.to_string())
-            }
-            NodeSignInError::Stale => ApiError::invalid("issuedAt", error.to_string()),
-            NodeSignInError::UnknownNode => ApiError::invalid("address", error.to_string()),
-            NodeSignInError::Retired | NodeSignInError::NotHoster => ApiError::Forbidden(error.to_string()),
-            NodeSignInError::Database(error) => error.into(),
-        })?;
+        .await?;
     let (token, expires_at) = state.node_sessions.issue(node, now);
     Ok(Json(NodeSession {
         node_id: node,

@@ -302,15 +302,6 @@ impl From<AuthError> for ApiError {
     }
 }
 
-/// Turns a violation of the named unique constraint into a 409 naming `field`; other errors
-/// pass through. Lets handlers insert first and ask later, which is race-free.
-pub fn on_unique(error: sqlx::Error, constraint: &str, field: &str, message: &str) -> ApiError {
-    match &error {
-        sqlx::Error::Database(db) if db.constraint() == Some(constraint) => ApiError::conflict(field, message),
-        _ => error.into(),
-    }
-}
-
 // accounts
 
 impl From<AccountError> for ApiError {
