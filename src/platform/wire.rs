@@ -121,11 +121,17 @@ pub mod schema {
 
     /// Text the API trims before checking that `min` (0 or 1) to `max` characters remain.
     fn trimmed(min: usize, max: usize, description: &'static str) -> RefOr<Schema> {
+        trimmed_without(r"\u0000", min, max, description)
+    }
+
+    /// Like [`trimmed`], with the characters of the class `excluded` refused inside the text
+    /// (surrounding white space is dropped before the check, as the server does).
+    fn trimmed_without(excluded: &str, min: usize, max: usize, description: &'static str) -> RefOr<Schema> {
         debug_assert!(min <= 1 && max >= 1);
-        let letter = format!(r"[^\u0000{WHITE_SPACE}]");
+        let letter = format!(r"[^{excluded}{WHITE_SPACE}]");
         let core = match max {
             1 => letter.clone(),
-            _ => format!(r"{letter}(?:[^\u0000]{{0,{}}}{letter})?", max - 2),
+            _ => format!(r"{letter}(?:[^{excluded}]{{0,{}}}{letter})?", max - 2),
         };
         let core = if min == 0 { format!("(?:{core})?") } else { core };
         ObjectBuilder::new()
@@ -143,7 +149,10 @@ pub mod schema {
         };
     }
 
-    text_schema!(Name, 1, 100, "A display name.");
+    named_schema!(
+        /// A display name: no control characters (Unicode's Cc, which `char::is_control` tests).
+        Name => trimmed_without(r"\u0000-\u001f\u007f-\u009f", 1, 100, "A display name, without control characters.")
+    );
     text_schema!(Reason, 1, 500, "Why, in words.");
     text_schema!(Title, 1, 200, "A creative's headline.");
     text_schema!(BodyText, 0, 2000, "A creative's body text.");
