@@ -67,23 +67,26 @@ struct Claim {
 }
 
 impl Claim {
+    /// Gives the key up after an answer that is not stored.
+    async fn release(&self) {
+        if let Err(error) = release(&self.db, &self.scope, self.attempt).await {
+            // The record stays in flight until the lock timeout; retries get 409 until then.
+            tracing::error!(%error, "could not release an idempotency key");
+        }
+    }
+
     /// Stores a success or releases the key, and hands the answer on.
     async fn finish(mut self, response: Response) -> Response {
         self.armed = false;
         if !response.status().is_success() {
-            if let Err(error) = release(&self.db, &self.scope, self.attempt).await {
-                // The record stays in flight until the lock timeout; retries get 409 until then.
-                tracing::error!(%error, "could not release an idempotency key");
-            }
+            self.release().await;
             return response;
         }
         let (parts, body) = response.into_parts();
         let body = match axum::body::to_bytes(body, usize::MAX).await {
             Ok(body) => body,
             Err(error) => {
-                if let Err(error) = release(&self.db, &self.scope, self.attempt).await {
-                    tracing::error!(%error, "could not release an idempotency key");
-                }
+                self.release().await;
                 return ApiError::Internal(anyhow::anyhow!("reading the answer to store it: {error}")).into_response();
             }
         };
