@@ -60,11 +60,11 @@ SELECT '\x7070707070707070707070707070707070707070', 'adjustment', 'bench-{round
 CREATE TEMP TABLE round_postings AS
     SELECT id, row_number() OVER (ORDER BY id) - 1 AS c FROM ledger_postings WHERE source_id LIKE 'bench-{round}-%';
 -- One statement: every statement's entries must balance per posting.
-INSERT INTO ledger_entries (posting_id, role, campaign_id, payee, amount)
+INSERT INTO ledger_entries (posting_id, role, escrow_id, payee, amount)
 SELECT p.id, 'hoster'::ledger_role, NULL::uuid, substring(sha256(('payee' || i)::bytea) FROM 1 FOR 20), 1000 + i % 7 + {round}
 FROM generate_series(0, 99999) i JOIN round_postings p ON p.c = i / 100
 UNION ALL
-SELECT p.id, 'campaign', md5('campaign' || p.c)::uuid, NULL, -sum(1000 + i % 7 + {round})
+SELECT p.id, 'escrow', md5('campaign' || p.c)::uuid, NULL, -sum(1000 + i % 7 + {round})
 FROM generate_series(0, 99999) i JOIN round_postings p ON p.c = i / 100
 GROUP BY p.id, p.c;
 DROP TABLE round_postings;

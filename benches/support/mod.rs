@@ -42,6 +42,7 @@ pub fn config(escrow: Address, max_batch_receipts: usize) -> ApiArgs {
         serving_refresh: Duration::from_secs(5),
         escrow_address: Some(escrow),
         consent_address: None,
+        treasury_address: None,
         grace_period: None,
         platform_address: Address::repeat_byte(0xfa),
         split_witnessed: vec![9000, 900, 100],

@@ -40,6 +40,17 @@ mod bindings {
 pub use bindings::{AdEscrow, ConsentRegistry, IAdEscrow, TestToken};
 
 sol! {
+    /// The part of ERC-20 the service itself calls, on any token: the treasury's allowance to
+    /// the escrow it funds program budgets in.
+    #[sol(rpc)]
+    #[derive(Debug)]
+    interface Erc20 {
+        function approve(address spender, uint256 amount) external returns (bool);
+        function allowance(address owner, address spender) external view returns (uint256);
+    }
+}
+
+sol! {
     /// A user's consent to `scope` until `expiry`, signed for `ConsentRegistry.grantBySig`.
     #[derive(Debug, PartialEq, Eq)]
     struct ConsentGrant {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::platform::config::{Cli, Command, DatabaseArgs};
-use crate::platform::worker::{Health, Role, Supervisor};
+use crate::platform::worker::{Health, Supervisor};
 use crate::{
     app::server, demo, mirror::indexer, platform::db, platform::deploy, platform::shutdown, platform::telemetry,
     settlement::relayer,
@@ -25,19 +25,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Indexer(args) => {
             let pool = open(&args.database, args.migrate).await?;
             let follower = indexer::follower(pool, args.rpc_url.clone(), args.chain_id, &args.follow).await?;
-            run_alone(indexer::Indexer(follower), args.metrics_addr).await
+            run_alone(args.metrics_addr, |supervisor| supervisor.spawn(indexer::Indexer(follower))).await
         }
         Command::Relayer(args) => {
             let pool = open(&args.database, args.migrate).await?;
             let relayer = relayer::setup::relayer(
-                pool,
+                pool.clone(),
                 args.rpc_url.clone(),
                 args.chain_id,
                 &args.deployment,
                 &args.relayer,
             )
             .await?;
-            run_alone(relayer, args.metrics_addr).await
+            let treasury =
+                relayer::setup::treasury(pool, args.rpc_url.clone(), args.chain_id, &args.deployment, &args.relayer)
+                    .await?;
+            run_alone(args.metrics_addr, |supervisor| {
+                supervisor.spawn(relayer);
+                if let Some(treasury) = treasury {
+                    supervisor.spawn(treasury);
+                }
+            })
+            .await
         }
         Command::Demo(args) => {
             let mut out = std::io::stdout();
@@ -60,9 +69,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Runs one role supervised until a shutdown signal, with `/metrics` on `metrics_addr` if
-/// given. There is no `/readyz` here: the role's restarts show in its logs and metrics.
-async fn run_alone(role: impl Role, metrics_addr: Option<SocketAddr>) -> anyhow::Result<()> {
+/// Runs the roles `spawn` adds, supervised until a shutdown signal, with `/metrics` on
+/// `metrics_addr` if given. There is no `/readyz` here: the roles' restarts show in their
+/// logs and metrics.
+async fn run_alone(metrics_addr: Option<SocketAddr>, spawn: impl FnOnce(&mut Supervisor)) -> anyhow::Result<()> {
     let metrics = match metrics_addr {
         Some(address) => {
             let listener = telemetry::bind_metrics(address).await?;
@@ -72,7 +82,7 @@ async fn run_alone(role: impl Role, metrics_addr: Option<SocketAddr>) -> anyhow:
     };
     // Nothing reads the health of a process without an API: no stall period.
     let mut supervisor = Supervisor::new(Health::default(), Duration::MAX, shutdown::signal());
-    supervisor.spawn(role);
+    spawn(&mut supervisor);
     supervisor.wait().await;
     if let Some(metrics) = metrics {
         metrics.await.context("metrics server task panicked")??;

@@ -59,7 +59,15 @@ where
             &args.relayer,
         )
         .await?;
-        Some(relayer)
+        let treasury = relayer::setup::treasury(
+            pool.clone(),
+            vec![args.api.rpc_url.clone()],
+            args.api.chain_id,
+            &args.follow.deployment,
+            &args.relayer,
+        )
+        .await?;
+        Some((relayer, treasury))
     } else {
         None
     };
@@ -68,6 +76,9 @@ where
         None => None,
     };
     let mut args = args;
+    if let Some(key) = &args.relayer.treasury_key {
+        args.api.treasury_address.get_or_insert(key.address());
+    }
     if args.follow.deployment.exists() {
         let deployment = crate::platform::deploy::Deployment::load(&args.follow.deployment)
             .context("cannot read the deployment file for the contract addresses")?;
@@ -97,8 +108,11 @@ where
     if let Some(indexer) = indexer {
         supervisor.spawn(indexer);
     }
-    if let Some(relayer) = relayer {
+    if let Some((relayer, treasury)) = relayer {
         supervisor.spawn(relayer);
+        if let Some(treasury) = treasury {
+            supervisor.spawn(treasury);
+        }
     }
     let metrics = metrics_listener.map(|listener| tokio::spawn(telemetry::serve_metrics(listener, shutdown())));
 

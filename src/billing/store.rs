@@ -37,6 +37,8 @@ pub enum BillError {
     #[error("the batch kept racing other batches for the same budgets; retry it")]
     Contended,
     #[error(transparent)]
+    Ledger(#[from] ledger::LedgerError),
+    #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
 
@@ -208,7 +210,7 @@ struct Context<'a> {
 /// Judges every receipt and writes the outcome. `None` when a concurrent or earlier batch
 /// got in the way and the transaction must start over.
 #[allow(clippy::too_many_lines)]
-async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result<Option<BatchAnswer>, sqlx::Error> {
+async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result<Option<BatchAnswer>, BillError> {
     let Context {
         batch_id,
         chain_id,
@@ -350,7 +352,7 @@ async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result
         return Ok(None);
     }
     insert_refused(tx, batch_id, receipts, &refused).await?;
-    ledger::post(tx, Source::ReceiptBatch, &batch_id.to_string(), &postings).await?;
+    ledger::post(tx, chain_id, Source::ReceiptBatch, &batch_id.to_string(), &postings).await?;
     if !add_spend(tx, &campaigns, &campaign_delta, &brands, &brand_delta).await? {
         return Ok(None);
     }

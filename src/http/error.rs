@@ -27,6 +27,9 @@ use crate::billing::store::BillError;
 use crate::billing::verify::BatchError;
 use crate::mirror::MirrorError;
 use crate::platform::values::Invalid;
+use crate::money::escrow::EscrowError;
+use crate::money::holds::HoldError;
+use crate::money::treasury::TreasuryError;
 use crate::settlement::relayer::consent::ConsentError;
 
 /// Stable problem types. The slug is part of the API: clients branch on `type`.
@@ -384,7 +387,39 @@ impl From<BillError> for ApiError {
         match error {
             BillError::SequenceReused(_) => Self::conflict("sequence", error.to_string()),
             BillError::Contended => Self::Unavailable(error.to_string()),
+            // Billing spends campaigns and credits payees only: a refusal is a bug.
+            BillError::Ledger(error) => Self::Internal(error.into()),
             BillError::Database(error) => error.into(),
+        }
+    }
+}
+
+// money
+
+impl From<HoldError> for ApiError {
+    fn from(error: HoldError) -> Self {
+        let message = error.to_string();
+        match error {
+            HoldError::NotFound(_) => Self::NotFound("hold"),
+            HoldError::Ended { .. } | HoldError::NotDue { .. } | HoldError::DebtOutstanding { .. } => {
+                Self::conflict("holdId", message)
+            }
+            HoldError::Escrow(EscrowError::Database(error)) | HoldError::Database(error) => error.into(),
+            HoldError::Escrow(_) => Self::conflict("holdId", message),
+        }
+    }
+}
+
+impl From<TreasuryError> for ApiError {
+    fn from(error: TreasuryError) -> Self {
+        let message = error.to_string();
+        match error {
+            TreasuryError::NotConfigured => Self::Unavailable(message),
+            TreasuryError::UnknownBudget => Self::NotFound("program budget"),
+            TreasuryError::Ended => Self::conflict("budgetId", message),
+            TreasuryError::EndsInThePast => Self::invalid("endsAt", message),
+            TreasuryError::ZeroAmount => Self::invalid("amount", message),
+            TreasuryError::Database(error) => error.into(),
         }
     }
 }

@@ -52,6 +52,8 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/v1/ads"),
     ("post", "/v1/placements"),
     ("post", "/v1/nodes"),
+    ("post", "/v1/program-budgets"),
+    ("post", "/v1/program-budgets/{id}/fundings"),
 ];
 
 /// What a 409 for a key in flight tells the client to wait, in seconds.

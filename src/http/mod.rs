@@ -25,6 +25,7 @@ mod me;
 mod nodes;
 mod payouts;
 mod placements;
+mod programs;
 mod receipts;
 
 use std::num::NonZeroU32;
@@ -189,6 +190,7 @@ fn split_policy(config: &ApiArgs) -> Result<SplitPolicy, ConfigError> {
         (name = "admin", description = "Operator actions"),
         (name = "chain", description = "The chain mirror: escrow, settlements, claims, consent"),
         (name = "campaigns", description = "Brands, campaigns, ad sets, ads, placements, prices and analytics"),
+        (name = "programs", description = "Program budgets funded from the treasury, and holds on what the ledger owes"),
         (name = "decisions", description = "Hoster nodes: sessions and ad decisions"),
         (name = "tracking", description = "Witnessed receipt batches, billing and earnings"),
         (name = "settlement", description = "Payouts with proofs to claim on chain, and gasless consent"),
@@ -255,6 +257,7 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(receipts::router())
         .merge(payouts::router())
         .merge(consent::router())
+        .merge(programs::router())
         // Inside the rate limit, which identifies the caller a key belongs to.
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .layer(axum::middleware::from_fn_with_state(

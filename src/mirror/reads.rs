@@ -12,6 +12,8 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use crate::money::escrow::EscrowKind;
+
 /// Why a mirror read has no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
@@ -111,6 +113,9 @@ pub async fn indexer_stalled(db: &PgPool, chain_id: u64, head: u64, max_lag: u64
 pub struct CampaignEscrow {
     #[schema(value_type = crate::platform::wire::schema::Bytes32)]
     pub campaign_id: B256,
+    /// What this service uses the escrow for (an advertiser's campaign, a marketplace order,
+    /// a program budget); none for an escrow opened outside it.
+    pub kind: Option<EscrowKind>,
     #[schema(value_type = crate::platform::wire::schema::Address)]
     #[serde(serialize_with = "crate::platform::wire::checksummed::serialize")]
     pub advertiser: Address,
@@ -145,8 +150,9 @@ pub async fn campaign(
     let row = sqlx::query!(
         r#"SELECT advertiser AS "advertiser!: SqlAddress", token AS "token!: SqlAddress", end_time AS "end_time!",
                   closed_early AS "closed_early!", funded AS "funded!: SqlU256", debited AS "debited!: SqlU256",
-                  withdrawn AS "withdrawn!: SqlU256", remaining AS "remaining!: SqlU256", block_number AS "block_number!"
-           FROM campaigns_view WHERE chain_id = $1 AND campaign_id = $2"#,
+                  withdrawn AS "withdrawn!: SqlU256", remaining AS "remaining!: SqlU256", block_number AS "block_number!",
+                  (SELECT kind FROM escrow_accounts a WHERE a.chain_escrow_id = v.campaign_id) AS "kind?: EscrowKind"
+           FROM campaigns_view v WHERE chain_id = $1 AND campaign_id = $2"#,
         chain(chain_id),
         SqlB256(campaign_id) as SqlB256
     )
@@ -155,6 +161,7 @@ pub async fn campaign(
     .ok_or(MirrorError::UnknownCampaign)?;
     Ok(CampaignEscrow {
         campaign_id,
+        kind: row.kind,
         advertiser: row.advertiser.0,
         token: row.token.0,
         end: row.end_time,

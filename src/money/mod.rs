@@ -1,5 +1,6 @@
 //! Money: token amounts (integers in the token's base units, never floats) and the
-//! double-entry ledger every earning posts to.
+//! money core: escrow accounts of every kind, the double-entry ledger every earning posts
+//! to, and the holds that keep what is owed out of epochs until it is due.
 //!
 //! [`Amount`] holds up to 2^128 - 1 base units, which is more than any real token supply and
 //! lets sums of many amounts stay far below the contracts' `uint256`. On the wire an amount
@@ -7,7 +8,10 @@
 //! `numeric`, sent in binary: a column value that is not a whole number of base units or
 //! does not fit is a decode error, never clamped.
 
+pub mod escrow;
+pub mod holds;
 pub mod ledger;
+pub mod treasury;
 
 use std::fmt;
 use std::str::FromStr;

@@ -154,6 +154,10 @@ pub struct RelayerArgs {
     /// How often the relayer looks for work.
     #[arg(long, env = "ADESCROW_RELAYER_POLL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub relayer_poll: Duration,
+    /// Private key (hex) of the platform's treasury wallet, which opens and tops up program
+    /// budgets; without it no treasury role runs.
+    #[arg(long, env = "ADESCROW_TREASURY_KEY", hide_env_values = true)]
+    pub treasury_key: Option<alloy::signers::local::PrivateKeySigner>,
     /// Below this balance (wei) the relayer key is reported as running low.
     #[arg(
         long,
@@ -282,6 +286,10 @@ pub struct ApiArgs {
     /// deployment file when not given.
     #[arg(long, env = "ADESCROW_CONSENT_ADDRESS")]
     pub consent_address: Option<Address>,
+    /// The treasury wallet program budgets are opened by. `serve` takes it from
+    /// ADESCROW_TREASURY_KEY when that is given.
+    #[arg(long, env = "ADESCROW_TREASURY_ADDRESS")]
+    pub treasury_address: Option<Address>,
     /// The escrow's grace period in seconds, from the deployment file (`serve` reads it).
     #[arg(skip)]
     pub grace_period: Option<u64>,

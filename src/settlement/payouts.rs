@@ -1,6 +1,7 @@
-//! What a payee can claim: per token, the cumulative amount of the latest settled epoch with
-//! its proof and ready-made calldata, what the mirror says is already claimed, and what is
-//! owed in the ledger but not settled yet.
+//! What a payee can claim, and where the rest of its money stands: per token, the
+//! cumulative amount of the latest claimable epoch with its proof and ready-made calldata,
+//! what the mirror says is already claimed (and by which transaction), a newer leaf still in
+//! its challenge window, and what the ledger holds, has released, or is owed back.
 
 use std::collections::BTreeMap;
 
@@ -13,21 +14,38 @@ use utoipa::ToSchema;
 
 use crate::contracts::AdEscrow;
 use crate::money::Amount;
+use crate::money::holds::Held;
 
-/// One token's payout for one account.
+/// One token's payout for one account, in the states its money passes through: accrued
+/// (everything earned), held (until, why), released, in an epoch pending its challenge
+/// window, claimable, claimed.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenPayout {
     #[schema(value_type = crate::platform::wire::schema::TokenAddress)]
     #[serde(serialize_with = "crate::platform::wire::checksummed::serialize")]
     pub token: Address,
-    /// Earned since the beginning, as of the settled epoch (the leaf's amount).
+    /// Everything earned so far, held or released, net of what was moved out.
+    pub accrued: Amount,
+    /// Each open hold: how much, why and until when.
+    pub held: Vec<Held>,
+    /// Released: what payout trees include.
+    pub released: Amount,
+    /// What the payouts already included beyond the released balance (after a clawback or
+    /// a transfer): repaid from later earnings before the leaf grows again.
+    pub owed: Amount,
+    /// Built or settled, waiting for its challenge window: the leaf it will make claimable.
+    pub in_epoch: Option<PendingLeaf>,
+    /// Earned since the beginning, as of the claimable epoch (the leaf's amount).
     pub cumulative: Amount,
     /// Claimed on chain so far (from the chain mirror).
     pub claimed: Amount,
+    /// The transaction of the latest claim.
+    #[schema(value_type = Option<crate::platform::wire::schema::Bytes32>)]
+    pub claimed_tx: Option<B256>,
     /// What a claim pays now: `cumulative - claimed`.
     pub claimable: Amount,
-    /// Earned in the ledger but not claimable yet (unsettled, or in a challenge window).
+    /// Released in the ledger but not claimable yet (unsettled, or in a challenge window).
     pub pending: Amount,
     /// The Merkle proof of (account, token, cumulative) under the root; empty when nothing
     /// is settled for this token yet.
@@ -36,6 +54,36 @@ pub struct TokenPayout {
     /// `AdEscrow.claim(account, token, cumulative, proof)`, ABI-encoded, to send to `escrow`.
     #[schema(value_type = Option<crate::platform::wire::schema::HexBytes>)]
     pub calldata: Option<Bytes>,
+}
+
+/// A leaf in an epoch that claims cannot use yet.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingLeaf {
+    pub epoch: u64,
+    pub cumulative: Amount,
+    /// Unix seconds from which claims may use it; none until the settlement is on chain.
+    pub claimable_at: Option<i64>,
+}
+
+impl TokenPayout {
+    fn empty(token: Address) -> Self {
+        Self {
+            token,
+            accrued: Amount::ZERO,
+            held: Vec::new(),
+            released: Amount::ZERO,
+            owed: Amount::ZERO,
+            in_epoch: None,
+            cumulative: Amount::ZERO,
+            claimed: Amount::ZERO,
+            claimed_tx: None,
+            claimable: Amount::ZERO,
+            pending: Amount::ZERO,
+            proof: Vec::new(),
+            calldata: None,
+        }
+    }
 }
 
 /// Everything an account can claim, per token.
@@ -56,9 +104,10 @@ pub struct Payouts {
     pub tokens: Vec<TokenPayout>,
 }
 
-/// Reads `account`'s payouts: one indexed lookup for the leaves and proofs (with the claims
-/// beside them), one for the ledger's earnings. The epoch served is the latest one whose
-/// root claims verify against on chain (past its challenge window and activated).
+/// Reads `account`'s payouts: the leaves and proofs of the claimable epoch with the claims
+/// beside them, the leaves of a newer epoch still in its window, and the ledger's balances
+/// and holds. The epoch served is the latest one whose root claims verify against on chain
+/// (past its challenge window and activated).
 pub async fn payouts(db: &PgPool, chain_id: u64, escrow: Address, account: Address) -> Result<Payouts, sqlx::Error> {
     let chain = chain_id as i64;
     let leaves = sqlx::query!(
@@ -66,16 +115,35 @@ pub async fn payouts(db: &PgPool, chain_id: u64, escrow: Address, account: Addre
                SELECT epoch, root FROM settlement_epochs
                WHERE chain_id = $1 AND activated_at IS NOT NULL ORDER BY epoch DESC LIMIT 1)
            SELECT e.epoch, e.root AS "root!: SqlB256", l.token AS "token?: SqlAddress", l.cumulative AS "cumulative?: Amount",
-                  l.proof AS "proof?",
-                  (SELECT c.cumulative_amount FROM claims_view c
-                   WHERE c.chain_id = $1 AND c.account = $2 AND c.token = l.token) AS "claimed: Amount"
+                  l.proof AS "proof?"
            FROM e LEFT JOIN payout_leaves l ON l.chain_id = $1 AND l.epoch = e.epoch AND l.account = $2"#,
         chain,
         account.as_slice()
     )
     .fetch_all(db);
-    // Two connections, so the two lookups overlap.
-    let (leaves, earned) = tokio::try_join!(leaves, crate::money::ledger::balances(db, account))?;
+    let waiting = sqlx::query!(
+        r#"SELECT s.epoch, l.token AS "token: SqlAddress", l.cumulative AS "cumulative: Amount", m.claimable_at AS "claimable_at?"
+           FROM settlement_epochs s
+           JOIN payout_leaves l ON l.chain_id = s.chain_id AND l.epoch = s.epoch AND l.account = $2
+           LEFT JOIN mirror_settlements m ON m.chain_id = s.chain_id AND m.epoch = s.epoch AND m.root = s.root
+           WHERE s.chain_id = $1 AND s.root IS NOT NULL AND s.activated_at IS NULL
+           ORDER BY s.epoch"#,
+        chain,
+        account.as_slice()
+    )
+    .fetch_all(db);
+    let claims = sqlx::query!(
+        r#"SELECT DISTINCT ON (token) token AS "token: SqlAddress", cumulative_amount AS "claimed: Amount",
+                  tx_hash AS "tx_hash: SqlB256"
+           FROM mirror_claims WHERE chain_id = $1 AND account = $2
+           ORDER BY token, block_number DESC, log_index DESC"#,
+        chain,
+        account.as_slice()
+    )
+    .fetch_all(db);
+    // Separate connections, so the lookups overlap.
+    let (leaves, waiting, claims, balances) =
+        tokio::try_join!(leaves, waiting, claims, crate::money::ledger::balances(db, account))?;
 
     let (mut epoch, mut root) = (None, None);
     let mut tokens: BTreeMap<Address, TokenPayout> = BTreeMap::new();
@@ -85,7 +153,6 @@ pub async fn payouts(db: &PgPool, chain_id: u64, escrow: Address, account: Addre
         let (Some(SqlAddress(token)), Some(cumulative), Some(proof)) = (row.token, row.cumulative, row.proof) else {
             continue;
         };
-        let claimed = row.claimed.unwrap_or(Amount::ZERO);
         let proof = proof_hashes(&proof)?;
         let calldata = AdEscrow::claimCall {
             account,
@@ -94,30 +161,38 @@ pub async fn payouts(db: &PgPool, chain_id: u64, escrow: Address, account: Addre
             proof: proof.clone(),
         }
         .abi_encode();
-        tokens.insert(
-            token,
-            TokenPayout {
-                token,
-                cumulative,
-                claimed,
-                claimable: cumulative.saturating_sub(claimed),
-                pending: Amount::ZERO,
-                proof,
-                calldata: Some(calldata.into()),
-            },
-        );
+        let payout = tokens.entry(token).or_insert_with(|| TokenPayout::empty(token));
+        payout.cumulative = cumulative;
+        payout.proof = proof;
+        payout.calldata = Some(calldata.into());
     }
-    for balance in earned {
-        let payout = tokens.entry(balance.token).or_insert_with(|| TokenPayout {
-            token: balance.token,
-            cumulative: Amount::ZERO,
-            claimed: Amount::ZERO,
-            claimable: Amount::ZERO,
-            pending: Amount::ZERO,
-            proof: Vec::new(),
-            calldata: None,
+    for row in waiting {
+        let payout = tokens.entry(row.token.0).or_insert_with(|| TokenPayout::empty(row.token.0));
+        payout.in_epoch = Some(PendingLeaf {
+            epoch: row.epoch as u64,
+            cumulative: row.cumulative,
+            claimable_at: row.claimable_at,
         });
-        payout.pending = balance.earned.saturating_sub(payout.cumulative);
+    }
+    for row in claims {
+        let payout = tokens.entry(row.token.0).or_insert_with(|| TokenPayout::empty(row.token.0));
+        payout.claimed = row.claimed;
+        payout.claimed_tx = Some(row.tx_hash.0);
+    }
+    for balance in balances {
+        let payout = tokens.entry(balance.token).or_insert_with(|| TokenPayout::empty(balance.token));
+        payout.released = balance.earned;
+        payout.accrued = balance.earned.checked_add(balance.held).unwrap_or(Amount(u128::MAX));
+    }
+    let mut conn = db.acquire().await?;
+    for payout in tokens.values_mut() {
+        payout.claimable = payout.cumulative.saturating_sub(payout.claimed);
+        payout.pending = payout.released.saturating_sub(payout.cumulative);
+        if !payout.accrued.is_zero() {
+            payout.held = crate::money::holds::held(&mut *conn, account, payout.token).await?;
+            let standing = crate::money::ledger::standing(&mut conn, chain_id, account, payout.token).await?;
+            payout.owed = standing.owes();
+        }
     }
     Ok(Payouts {
         account,

@@ -48,6 +48,7 @@ pub fn config() -> ApiArgs {
         serving_refresh: Duration::from_secs(5),
         escrow_address: Some(alloy::primitives::Address::repeat_byte(0xe5)),
         consent_address: Some(alloy::primitives::Address::repeat_byte(0xc0)),
+        treasury_address: None,
         grace_period: None,
         platform_address: alloy::primitives::Address::repeat_byte(0xfa),
         split_witnessed: vec![9000, 900, 100],

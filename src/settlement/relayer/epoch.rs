@@ -26,12 +26,19 @@ pub struct EpochPolicy {
     pub owed_threshold: u128,
 }
 
+/// A payee's leaf and released balance in one token.
+#[derive(Debug, Clone, Copy, Default)]
+struct Standing {
+    leaf: U256,
+    balance: U256,
+}
+
 /// What an epoch settles on chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settlement {
     pub epoch: u64,
     pub root: B256,
-    /// Per campaign (on-chain id): the amount debited, in the campaign's token.
+    /// Per escrow account (on-chain id): the amount debited, in its token.
     pub debits: Vec<(B256, U256)>,
     /// Per token: the sum of its debits.
     pub totals: Vec<(Address, U256)>,
@@ -39,7 +46,8 @@ pub struct Settlement {
 
 /// Closes the next epoch if it is due: the previous one is confirmed, postings wait, and
 /// the oldest has waited the interval, payees are owed the threshold, or a campaign with
-/// unsettled spend has ended (its last impressions must land within the grace period).
+/// unsettled spend has ended (its last impressions must land within the grace period), or an
+/// order or program budget with released spend has (its debit must land before end + grace).
 pub async fn close_if_due(
     db: &PgPool,
     chain_id: u64,
@@ -61,12 +69,13 @@ pub async fn close_if_due(
     let covered = last.as_ref().map_or(0, |l| l.last_posting);
     let waiting = sqlx::query!(
         r#"SELECT min(p.posted_at) AS oldest,
-                  coalesce(sum(e.amount) FILTER (WHERE e.payee IS NOT NULL), 0) AS "owed!: SqlU256",
-                  bool_or(c.status = 'completed' OR c.ends_at <= $2) AS ended
+                  coalesce(sum(e.amount) FILTER (WHERE e.payee IS NOT NULL AND e.amount > 0), 0) AS "owed!: SqlU256",
+                  bool_or(c.status = 'completed' OR c.ends_at <= $2 OR a.ends_at <= $2) AS ended
            FROM ledger_postings p
            JOIN ledger_entries e ON e.posting_id = p.id
-           LEFT JOIN campaigns c ON c.id = e.campaign_id
-           WHERE p.id > $1"#,
+           LEFT JOIN campaigns c ON c.id = e.escrow_id
+           LEFT JOIN escrow_accounts a ON a.id = e.escrow_id
+           WHERE p.id > $1 AND e.hold_id IS NULL"#,
         covered,
         now
     )
@@ -131,8 +140,10 @@ pub enum BuildError {
     Database(#[from] sqlx::Error),
     #[error("epoch {0} is not closed")]
     NotClosed(u64),
-    #[error("epoch {epoch}: the ledger does not balance for token {token}")]
-    Unbalanced { epoch: u64, token: Address },
+    #[error("epoch {epoch}: {payee}'s released balance in {token} would be negative")]
+    Negative { epoch: u64, payee: Address, token: Address },
+    #[error("epoch {epoch}: leaves in {token} would total {leaves}, more than the {settled} debited")]
+    Unbacked { epoch: u64, token: Address, leaves: U256, settled: U256 },
     #[error("epoch {0} has nothing to pay")]
     Empty(u64),
 }
@@ -161,10 +172,13 @@ pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, Build
     .await?
     .unwrap_or(0);
 
-    // Cumulative earnings: the previous tree's leaves plus what was earned since.
-    let mut cumulative: HashMap<(Address, Address), U256> = HashMap::new();
+    // Released balances and leaves: the previous epoch's, moved by the released entries
+    // since. A leaf never goes down: it is max(previous leaf, released balance), and a
+    // payee whose balance fell below its leaf owes the difference into the next epoch.
+    let mut payees: HashMap<(Address, Address), Standing> = HashMap::new();
     let previous = sqlx::query!(
-        r#"SELECT account AS "account: SqlAddress", token AS "token: SqlAddress", cumulative AS "cumulative: SqlU256"
+        r#"SELECT account AS "account: SqlAddress", token AS "token: SqlAddress",
+                  cumulative AS "cumulative: SqlU256", balance AS "balance: SqlU256"
            FROM payout_leaves
            WHERE chain_id = $1 AND epoch = $2"#,
         chain,
@@ -173,70 +187,106 @@ pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, Build
     .fetch_all(db)
     .await?;
     for row in previous {
-        cumulative.insert((row.account.0, row.token.0), row.cumulative.0);
+        payees.insert(
+            (row.account.0, row.token.0),
+            Standing {
+                leaf: row.cumulative.0,
+                balance: row.balance.0,
+            },
+        );
     }
-    let earned = sqlx::query!(
-        r#"SELECT e.payee AS "payee!: SqlAddress", p.token AS "token: SqlAddress", sum(e.amount) AS "amount!: SqlU256"
+    // Held entries (hold_id set) wait for the posting that releases them.
+    let moved = sqlx::query!(
+        r#"SELECT e.payee AS "payee!: SqlAddress", p.token AS "token: SqlAddress",
+                  coalesce(sum(e.amount) FILTER (WHERE e.amount > 0), 0) AS "credits!: SqlU256",
+                  coalesce(-sum(e.amount) FILTER (WHERE e.amount < 0), 0) AS "debits!: SqlU256"
            FROM ledger_postings p JOIN ledger_entries e ON e.posting_id = p.id
-           WHERE p.id > $1 AND p.id <= $2 AND e.payee IS NOT NULL
+           WHERE p.id > $1 AND p.id <= $2 AND e.payee IS NOT NULL AND e.hold_id IS NULL
            GROUP BY e.payee, p.token"#,
         covered,
         this.last_posting
     )
     .fetch_all(db)
     .await?;
-    let mut earned_per_token: BTreeMap<Address, U256> = BTreeMap::new();
-    for row in earned {
-        let (token, amount) = (row.token.0, row.amount.0);
-        *cumulative.entry((row.payee.0, token)).or_default() += amount;
-        *earned_per_token.entry(token).or_default() += amount;
+    for row in moved {
+        let (payee, token) = (row.payee.0, row.token.0);
+        let standing = payees.entry((payee, token)).or_default();
+        standing.balance = (standing.balance + row.credits.0)
+            .checked_sub(row.debits.0)
+            .ok_or(BuildError::Negative { epoch, payee, token })?;
+        standing.leaf = standing.leaf.max(standing.balance);
     }
 
-    // Debits: what each campaign spent in the same postings (campaign entries are negative).
+    // Debits: what each escrow account spent in the same postings, released (escrow
+    // entries are negative; a release posting's escrow entries are too).
     let spent = sqlx::query!(
-        r#"SELECT e.campaign_id AS "campaign_id!", c.chain_campaign_id AS "chain_campaign_id: SqlB256",
+        r#"SELECT e.escrow_id AS "escrow_id!", a.chain_escrow_id AS "chain_escrow_id: SqlB256",
                   p.token AS "token: SqlAddress", (-sum(e.amount)) AS "amount!: SqlU256"
            FROM ledger_postings p
            JOIN ledger_entries e ON e.posting_id = p.id
-           JOIN campaigns c ON c.id = e.campaign_id
-           WHERE p.id > $1 AND p.id <= $2 AND e.campaign_id IS NOT NULL
-           GROUP BY e.campaign_id, c.chain_campaign_id, p.token
-           ORDER BY c.chain_campaign_id"#,
+           JOIN escrow_accounts a ON a.id = e.escrow_id
+           WHERE p.id > $1 AND p.id <= $2 AND e.escrow_id IS NOT NULL AND e.hold_id IS NULL
+           GROUP BY e.escrow_id, a.chain_escrow_id, p.token
+           HAVING sum(e.amount) <> 0
+           ORDER BY a.chain_escrow_id"#,
         covered,
         this.last_posting
     )
     .fetch_all(db)
     .await?;
-    let mut spent_per_token: BTreeMap<Address, U256> = BTreeMap::new();
+    // Everything ever debited, per token: what the contract lets the leaves pay out.
+    let settled_before = sqlx::query!(
+        r#"SELECT token AS "token: SqlAddress", sum(amount) AS "amount!: SqlU256"
+           FROM settlement_debits WHERE chain_id = $1 AND epoch < $2 GROUP BY token"#,
+        chain,
+        epoch as i64
+    )
+    .fetch_all(db)
+    .await?;
+    let mut settled: BTreeMap<Address, U256> = settled_before.into_iter().map(|row| (row.token.0, row.amount.0)).collect();
     for row in &spent {
-        *spent_per_token.entry(row.token.0).or_default() += row.amount.0;
+        *settled.entry(row.token.0).or_default() += row.amount.0;
     }
-    // The ledger's own constraint makes this hold; checked again because the contract
-    // refuses a settlement whose totals differ from its debits.
-    if let Some((token, _)) = earned_per_token
+    let mut promised: BTreeMap<Address, U256> = BTreeMap::new();
+    for ((_, token), standing) in &payees {
+        *promised.entry(*token).or_default() += standing.leaf;
+    }
+    // The ledger's rules make this hold (see `money::ledger`); checked again because a root
+    // that promised more than its epochs debited would leave the last claims unpaid.
+    if let Some((token, leaves)) = promised
         .iter()
-        .find(|(token, amount)| spent_per_token.get(*token) != Some(*amount))
+        .find(|(token, leaves)| **leaves > settled.get(*token).copied().unwrap_or_default())
     {
-        return Err(BuildError::Unbalanced { epoch, token: *token });
+        return Err(BuildError::Unbacked {
+            epoch,
+            token: *token,
+            leaves: *leaves,
+            settled: settled.get(token).copied().unwrap_or_default(),
+        });
     }
 
-    let mut leaves: Vec<PayoutLeaf> = cumulative
+    let mut leaves: Vec<(PayoutLeaf, U256)> = payees
         .into_iter()
-        .map(|((account, token), cumulative_amount)| PayoutLeaf {
-            account,
-            token,
-            cumulative_amount,
+        .filter(|(_, standing)| !standing.leaf.is_zero())
+        .map(|((account, token), standing)| {
+            let leaf = PayoutLeaf {
+                account,
+                token,
+                cumulative_amount: standing.leaf,
+            };
+            (leaf, standing.balance)
         })
         .collect();
     // A fixed order, so that a rebuild writes identical rows.
-    leaves.sort_unstable_by_key(|leaf| (leaf.account, leaf.token));
-    let tree = PayoutTree::new(leaves).map_err(|_| BuildError::Empty(epoch))?;
+    leaves.sort_unstable_by_key(|(leaf, _)| (leaf.account, leaf.token));
+    let balances: Vec<U256> = leaves.iter().map(|(_, balance)| *balance).collect();
+    let tree = PayoutTree::new(leaves.into_iter().map(|(leaf, _)| leaf).collect()).map_err(|_| BuildError::Empty(epoch))?;
     let root = tree.root();
 
     let mut rows = String::with_capacity(tree.len() * 1300);
-    for (index, leaf) in tree.leaves().enumerate() {
+    for (index, (leaf, balance)) in tree.leaves().zip(&balances).enumerate() {
         rows.push_str(&format!(
-            "{chain}\t{epoch}\t\\\\x{}\t\\\\x{}\t{}\t\\\\x",
+            "{chain}\t{epoch}\t\\\\x{}\t\\\\x{}\t{}\t{balance}\t\\\\x",
             hex::encode(leaf.account),
             hex::encode(leaf.token),
             leaf.cumulative_amount
@@ -247,10 +297,10 @@ pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, Build
         rows.push('\n');
     }
 
-    let (mut campaigns, mut chain_ids, mut tokens, mut amounts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut escrows, mut chain_ids, mut tokens, mut amounts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for row in spent {
-        campaigns.push(row.campaign_id);
-        chain_ids.push(row.chain_campaign_id);
+        escrows.push(row.escrow_id);
+        chain_ids.push(row.chain_escrow_id);
         tokens.push(row.token);
         amounts.push(row.amount);
     }
@@ -258,16 +308,16 @@ pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, Build
     let mut conn = db.acquire().await?;
     let mut tx = conn.begin().await?;
     let mut copy = tx
-        .copy_in_raw("COPY payout_leaves (chain_id, epoch, account, token, cumulative, proof) FROM STDIN")
+        .copy_in_raw("COPY payout_leaves (chain_id, epoch, account, token, cumulative, balance, proof) FROM STDIN")
         .await?;
     copy.send(rows.as_bytes()).await?;
     copy.finish().await?;
     sqlx::query!(
-        "INSERT INTO settlement_debits (chain_id, epoch, campaign_id, chain_campaign_id, token, amount)
+        "INSERT INTO settlement_debits (chain_id, epoch, escrow_id, chain_escrow_id, token, amount)
          SELECT $1, $2, * FROM UNNEST($3::uuid[], $4::bytea[], $5::bytea[], $6::numeric[])",
         chain,
         epoch as i64,
-        &campaigns as &[Uuid],
+        &escrows as &[Uuid],
         &chain_ids as &[SqlB256],
         &tokens as &[SqlAddress],
         &amounts as &[SqlU256]
@@ -302,10 +352,10 @@ pub async fn settlement(db: &PgPool, chain_id: u64, epoch: u64) -> Result<Option
         return Ok(None);
     };
     let rows = sqlx::query!(
-        r#"SELECT chain_campaign_id AS "chain_campaign_id: SqlB256", token AS "token: SqlAddress",
+        r#"SELECT chain_escrow_id AS "chain_escrow_id: SqlB256", token AS "token: SqlAddress",
                   amount AS "amount: SqlU256"
            FROM settlement_debits
-           WHERE chain_id = $1 AND epoch = $2 ORDER BY chain_campaign_id"#,
+           WHERE chain_id = $1 AND epoch = $2 ORDER BY chain_escrow_id"#,
         chain_id as i64,
         epoch as i64
     )
@@ -314,7 +364,7 @@ pub async fn settlement(db: &PgPool, chain_id: u64, epoch: u64) -> Result<Option
     let mut totals: BTreeMap<Address, U256> = BTreeMap::new();
     let mut debits = Vec::with_capacity(rows.len());
     for row in rows {
-        debits.push((row.chain_campaign_id.0, row.amount.0));
+        debits.push((row.chain_escrow_id.0, row.amount.0));
         *totals.entry(row.token.0).or_default() += row.amount.0;
     }
     Ok(Some(Settlement {

@@ -24,6 +24,7 @@ use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
 use crate::contracts::{AdEscrow, IAdEscrow};
+use crate::money::holds;
 use crate::platform::outbox::{
     self, BoxFuture, Finished, Followup, Kind, NewTransaction, NoFollowup, Outbox, OutboxConfig, Outcome, Status,
     with_margin,
@@ -127,8 +128,10 @@ impl Relayer {
         self.report().await
     }
 
-    /// Closes an epoch if one is due, and builds every closed epoch's tree.
+    /// Releases the holds that are due, closes an epoch if one is due, and builds every
+    /// closed epoch's tree.
     pub async fn close_epoch(&self, now: OffsetDateTime) -> Result<Option<u64>> {
+        holds::release_due(&self.db, self.chain_id(), now).await?;
         let closed = epoch::close_if_due(&self.db, self.chain_id(), &self.config.epochs, now).await?;
         epoch::build_pending(&self.db, self.chain_id()).await?;
         Ok(closed)

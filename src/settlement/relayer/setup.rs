@@ -1,5 +1,6 @@
-//! `adescrow relayer` (and `serve --with-relayer`): the signing key, the deployment file
-//! and the RPC endpoint, checked and wired into a [`Relayer`].
+//! `adescrow relayer` (and `serve --with-relayer`): the signing keys, the deployment file
+//! and the RPC endpoint, checked and wired into a [`Relayer`] and, with a treasury key, a
+//! [`Treasury`].
 
 use std::time::Duration;
 
@@ -14,7 +15,8 @@ use adescrow_chain::rpc::ChainRpc;
 use super::{EpochPolicy, Relayer, RelayerConfig};
 use crate::platform::config::RelayerArgs;
 use crate::platform::deploy::Deployment;
-use crate::platform::outbox::OutboxConfig;
+use crate::money::treasury::{Treasury, TreasuryConfig};
+use crate::platform::outbox::{Outbox, OutboxConfig};
 
 /// How long the relayer waits for each RPC call.
 const RPC_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,6 +35,38 @@ pub fn signer(args: &RelayerArgs) -> anyhow::Result<PrivateKeySigner> {
                 .with_context(|| format!("cannot open the keystore {}", path.display()))
         }
         (None, None) => bail!("the relayer needs a key: set ADESCROW_RELAYER_KEY or ADESCROW_RELAYER_KEYSTORE"),
+    }
+}
+
+/// Builds the treasury role when a treasury key is configured: it sends with its own key
+/// through the same outbox, on the same RPC and deployment as the relayer.
+pub async fn treasury(
+    db: PgPool,
+    rpc_urls: Vec<Url>,
+    chain_id: u64,
+    deployment: &std::path::Path,
+    args: &RelayerArgs,
+) -> anyhow::Result<Option<Treasury>> {
+    let Some(key) = args.treasury_key.clone() else {
+        return Ok(None);
+    };
+    let loaded = Deployment::load(deployment)?;
+    loaded.expect_chain(deployment, chain_id)?;
+    let rpc = ChainRpc::with_failover(rpc_urls, chain_id, RPC_TIMEOUT).role("treasury");
+    rpc.check().await.context("the chain RPC is not usable")?;
+    let outbox = Outbox::new(db.clone(), rpc, EthereumWallet::new(key), outbox_config(args));
+    let config = TreasuryConfig {
+        escrow: loaded.ad_escrow.address,
+        poll_interval: args.relayer_poll,
+    };
+    Ok(Some(Treasury::new(db, outbox, config)))
+}
+
+fn outbox_config(args: &RelayerArgs) -> OutboxConfig {
+    OutboxConfig {
+        confirmations: args.confirmations.max(1),
+        replace_after: args.replace_after,
+        fee_ceiling: args.max_fee_per_gas,
     }
 }
 
@@ -58,11 +92,7 @@ pub async fn relayer(
             interval: args.epoch_interval,
             owed_threshold: args.epoch_owed_threshold,
         },
-        outbox: OutboxConfig {
-            confirmations: args.confirmations.max(1),
-            replace_after: args.replace_after,
-            fee_ceiling: args.max_fee_per_gas,
-        },
+        outbox: outbox_config(args),
         poll_interval: args.relayer_poll,
         low_balance: args.relayer_low_balance,
     };

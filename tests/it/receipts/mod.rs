@@ -135,7 +135,7 @@ impl World {
     }
 
     async fn earned(&self, payee: Address) -> u128 {
-        sqlx::query_scalar::<_, String>("SELECT coalesce(sum(earned), 0)::text FROM payee_balances WHERE payee = $1")
+        sqlx::query_scalar::<_, String>("SELECT coalesce(sum(released), 0)::text FROM payee_balances WHERE payee = $1")
             .bind(payee.as_slice())
             .fetch_one(&self.app.pool)
             .await
@@ -223,8 +223,8 @@ async fn assert_ledger_consistent(pool: &PgPool) {
     assert_eq!(unbalanced, 0, "every posting balances");
     let (billed, spent, earned, counted): (String, String, String, String) = sqlx::query_as(
         "SELECT (SELECT coalesce(sum(price), 0) FROM billed_events)::text,
-                (SELECT coalesce(-sum(amount), 0) FROM ledger_entries WHERE role = 'campaign')::text,
-                (SELECT coalesce(sum(earned), 0) FROM payee_balances)::text,
+                (SELECT coalesce(-sum(amount), 0) FROM ledger_entries WHERE role = 'escrow')::text,
+                (SELECT coalesce(sum(released), 0) FROM payee_balances)::text,
                 (SELECT coalesce(sum(billed), 0) FROM campaign_spend)::text",
     )
     .fetch_one(pool)

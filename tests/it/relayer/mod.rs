@@ -122,6 +122,7 @@ impl World {
         let mut tx = conn.begin().await.unwrap();
         ledger::post(
             &mut tx,
+            CHAIN_ID,
             Source::Adjustment,
             source,
             &BTreeMap::from([(self.chain.token, posting)]),
