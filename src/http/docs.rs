@@ -189,6 +189,11 @@ const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("post", "/v1/decisions", "requestDecision"),
     ("post", "/v1/receipts", "submitReceipts"),
     ("get", "/v1/payouts/{account}", "getPayouts"),
+    ("get", "/v1/program-budgets", "listProgramBudgets"),
+    ("post", "/v1/program-budgets", "createProgramBudget"),
+    ("get", "/v1/program-budgets/{id}", "getProgramBudget"),
+    ("post", "/v1/program-budgets/{id}/fundings", "fundProgramBudget"),
+    ("post", "/v1/holds/{id}/end", "endHold"),
 ];
 
 /// The operation id of `method path`. An operation missing from [`OPERATION_IDS`] still gets

@@ -238,32 +238,40 @@ async fn end_posting(conn: &mut PgConnection, open: &OpenHold, outcome: HoldOutc
 /// recoveries repaid, empty budgets funded), oldest first, each in its own transaction so
 /// that one that cannot go yet does not keep the others. Returns how many were released.
 pub async fn release_due(db: &PgPool, chain_id: u64, now: OffsetDateTime) -> Result<usize, sqlx::Error> {
-    let candidates = sqlx::query!(
-        r#"SELECT h.id, h.reason AS "reason: HoldReason" FROM ledger_holds h
-           WHERE NOT EXISTS (SELECT 1 FROM ledger_hold_ends x WHERE x.hold_id = h.id)
-             AND (h.until <= $1 OR (h.until IS NULL AND h.reason IN ('budget_empty', 'recovery')))
-           ORDER BY h.id
-           LIMIT 1000"#,
-        now
-    )
-    .fetch_all(db)
-    .await?;
     let ending = Ending {
         by: None,
         reason: "due".to_owned(),
     };
     let mut released = 0;
-    for hold in candidates.into_iter().filter(|h| h.reason.released_by_job()) {
-        let mut conn = db.acquire().await?;
-        let mut tx = conn.begin().await?;
-        match release(&mut tx, chain_id, hold.id, &ending, now).await {
-            Ok(_) => {
-                tx.commit().await?;
-                released += 1;
+    // In pages by id, so that holds that must keep waiting (a debt, an empty budget) never
+    // crowd out the due ones behind them.
+    let mut after = 0;
+    loop {
+        let candidates = sqlx::query!(
+            r#"SELECT h.id, h.reason AS "reason: HoldReason" FROM ledger_holds h
+               WHERE h.id > $2 AND NOT EXISTS (SELECT 1 FROM ledger_hold_ends x WHERE x.hold_id = h.id)
+                 AND (h.until <= $1 OR (h.until IS NULL AND h.reason IN ('budget_empty', 'recovery')))
+               ORDER BY h.id
+               LIMIT 500"#,
+            now,
+            after
+        )
+        .fetch_all(db)
+        .await?;
+        let Some(last) = candidates.last() else { break };
+        after = last.id;
+        for hold in candidates.into_iter().filter(|h| h.reason.released_by_job()) {
+            let mut conn = db.acquire().await?;
+            let mut tx = conn.begin().await?;
+            match release(&mut tx, chain_id, hold.id, &ending, now).await {
+                Ok(_) => {
+                    tx.commit().await?;
+                    released += 1;
+                }
+                Err(HoldError::Database(error)) => return Err(error),
+                // Not yet (a debt, an empty budget), or ended meanwhile by someone else.
+                Err(_) => tx.rollback().await?,
             }
-            Err(HoldError::Database(error)) => return Err(error),
-            // Not yet (a debt, an empty budget), or ended meanwhile by someone else.
-            Err(_) => tx.rollback().await?,
         }
     }
     if released > 0 {

@@ -180,8 +180,22 @@ pub async fn post(
     if !postings.iter().all(|(_, posting)| posting.balances()) {
         return Err(LedgerError::Unbalanced);
     }
+    // A source posts once per token: what it posted before comes back as it was, unchecked.
+    let tokens: Vec<SqlAddress> = postings.iter().map(|(token, _)| SqlAddress(*token)).collect();
+    let earlier = sqlx::query_scalar!(
+        r#"SELECT token AS "token: SqlAddress" FROM ledger_postings WHERE source = $1 AND source_id = $2 AND token = ANY($3)"#,
+        source as Source,
+        source_id,
+        &tokens as &[SqlAddress]
+    )
+    .fetch_all(&mut *conn)
+    .await?;
     let mut prepared = Vec::with_capacity(postings.len());
     for (token, mut posting) in postings {
+        if earlier.iter().any(|t| t.0 == token) {
+            prepared.push((token, posting));
+            continue;
+        }
         check_escrows(conn, chain_id, token, &posting).await?;
         if let Some(recovery) = check_payers(conn, chain_id, token, &posting).await? {
             posting.hold = Some(recovery);

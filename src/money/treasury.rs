@@ -317,10 +317,16 @@ impl Treasury {
             }
             let token = funding.token.0;
             let approval = outbox::latest(&mut *conn, chain_id, TREASURY_APPROVE, &token.to_string()).await?;
-            match approval.map(|row| row.status) {
-                Some(Status::Confirmed) => {}
-                Some(status) if status.is_live() => continue,
-                _ => {
+            match approval.map(|row| (row.status, row.error)) {
+                Some((Status::Confirmed, _)) => {}
+                Some((status, _)) if status.is_live() => continue,
+                // Refused or reverted: the token or the treasury needs an operator, and
+                // queueing it again every tick would only fail again.
+                Some((_, error)) => {
+                    tracing::warn!(%token, ?error, "the treasury's allowance failed; its fundings wait");
+                    continue;
+                }
+                None => {
                     let approve = Erc20::approveCall {
                         spender: self.config.escrow,
                         amount: U256::MAX,

@@ -88,6 +88,12 @@ async fn document_lists_every_route(pool: PgPool) {
         "POST /v1/consent",
         "GET /v1/consent/requests/{digest}",
         "GET /v1/me/earnings",
+        // The money core.
+        "GET /v1/program-budgets",
+        "POST /v1/program-budgets",
+        "GET /v1/program-budgets/{id}",
+        "POST /v1/program-budgets/{id}/fundings",
+        "POST /v1/holds/{id}/end",
     ]
     .into_iter()
     .map(String::from)

@@ -36,6 +36,7 @@ use crate::support::{CHAIN_ID, TestApp};
 
 mod claims;
 mod consent;
+mod escrows;
 mod faults;
 mod outbox;
 
