@@ -66,15 +66,53 @@ CREATE TYPE public.escrow_admin_event_kind AS ENUM (
 
 
 --
+-- Name: escrow_kind; Type: TYPE; Schema: public
+--
+
+CREATE TYPE public.escrow_kind AS ENUM (
+    'campaign',
+    'order',
+    'program'
+);
+
+
+--
+-- Name: hold_outcome; Type: TYPE; Schema: public
+--
+
+CREATE TYPE public.hold_outcome AS ENUM (
+    'released',
+    'reversed'
+);
+
+
+--
+-- Name: hold_reason; Type: TYPE; Schema: public
+--
+
+CREATE TYPE public.hold_reason AS ENUM (
+    'refund_window',
+    'commission_hold',
+    'spend_final',
+    'review',
+    'budget_empty',
+    'recovery'
+);
+
+
+--
 -- Name: ledger_role; Type: TYPE; Schema: public
 --
 
 CREATE TYPE public.ledger_role AS ENUM (
-    'campaign',
+    'escrow',
     'hoster',
     'witness',
     'platform',
-    'viewer'
+    'viewer',
+    'seller',
+    'referrer',
+    'affiliate'
 );
 
 
@@ -99,7 +137,12 @@ CREATE TYPE public.posting_source AS ENUM (
     'receipt_batch',
     'referral',
     'marketplace',
-    'adjustment'
+    'adjustment',
+    'order_sale',
+    'program',
+    'transfer',
+    'clawback',
+    'hold'
 );
 
 
@@ -225,6 +268,21 @@ CREATE FUNCTION public.campaign_escrow(p_chain_id bigint, p_campaign_id bytea) R
            greatest(e.block_number, t.block_number)
     FROM events e
     LEFT JOIN mirror_campaign_debited t ON t.chain_id = p_chain_id AND t.campaign_id = p_campaign_id
+$$;
+
+
+--
+-- Name: campaign_escrow_account(); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.campaign_escrow_account() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    INSERT INTO escrow_accounts (id, kind, chain_escrow_id, token)
+    VALUES (NEW.id, 'campaign', NEW.chain_campaign_id, NEW.token);
+    RETURN NEW;
+END;
 $$;
 
 
@@ -745,6 +803,32 @@ CREATE TABLE public.default_prices (
 
 
 --
+-- Name: escrow_accounts; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.escrow_accounts (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    kind public.escrow_kind NOT NULL,
+    chain_escrow_id bytea NOT NULL,
+    token bytea NOT NULL,
+    owner bytea,
+    ends_at timestamp with time zone,
+    price numeric(78,0),
+    name text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT escrow_accounts_chain_escrow_id_length CHECK ((octet_length(chain_escrow_id) = 32)),
+    CONSTRAINT escrow_accounts_kind_fields CHECK (
+CASE kind
+    WHEN 'campaign'::public.escrow_kind THEN ((owner IS NULL) AND (ends_at IS NULL) AND (price IS NULL) AND (name IS NULL))
+    WHEN 'order'::public.escrow_kind THEN ((owner IS NOT NULL) AND (ends_at IS NOT NULL) AND (price > (0)::numeric) AND (name IS NULL))
+    ELSE ((owner IS NOT NULL) AND (ends_at IS NOT NULL) AND (price IS NULL) AND ((char_length(name) >= 1) AND (char_length(name) <= 100)))
+END),
+    CONSTRAINT escrow_accounts_owner_length CHECK ((octet_length(owner) = 20)),
+    CONSTRAINT escrow_accounts_token_length CHECK ((octet_length(token) = 20))
+);
+
+
+--
 -- Name: idempotency_keys; Type: TABLE; Schema: public
 --
 
@@ -777,15 +861,62 @@ CREATE TABLE public.idempotency_keys (
 CREATE TABLE public.ledger_entries (
     posting_id bigint NOT NULL,
     role public.ledger_role NOT NULL,
-    campaign_id uuid,
+    escrow_id uuid,
     payee bytea,
     amount numeric(40,0) NOT NULL,
+    hold_id bigint,
     CONSTRAINT ledger_entries_account CHECK (
 CASE
-    WHEN (role = 'campaign'::public.ledger_role) THEN ((campaign_id IS NOT NULL) AND (payee IS NULL))
-    ELSE ((payee IS NOT NULL) AND (octet_length(payee) = 20) AND (campaign_id IS NULL))
+    WHEN (role = 'escrow'::public.ledger_role) THEN ((escrow_id IS NOT NULL) AND (payee IS NULL))
+    ELSE ((payee IS NOT NULL) AND (octet_length(payee) = 20) AND (escrow_id IS NULL))
 END),
     CONSTRAINT ledger_entries_nonzero CHECK ((amount <> (0)::numeric))
+);
+
+
+--
+-- Name: ledger_hold_ends; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.ledger_hold_ends (
+    hold_id bigint NOT NULL,
+    outcome public.hold_outcome NOT NULL,
+    posting_id bigint NOT NULL,
+    ended_by uuid,
+    reason text NOT NULL,
+    ended_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT ledger_hold_ends_reason_length CHECK (((char_length(reason) >= 1) AND (char_length(reason) <= 500)))
+);
+
+
+--
+-- Name: ledger_holds; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.ledger_holds (
+    id bigint NOT NULL,
+    posting_id bigint NOT NULL,
+    reason public.hold_reason NOT NULL,
+    until timestamp with time zone,
+    note text NOT NULL,
+    debtor bytea,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT ledger_holds_debtor CHECK ((((reason = 'recovery'::public.hold_reason) = (debtor IS NOT NULL)) AND (octet_length(debtor) = 20))),
+    CONSTRAINT ledger_holds_note_length CHECK (((char_length(note) >= 1) AND (char_length(note) <= 500)))
+);
+
+
+--
+-- Name: ledger_holds_id_seq; Type: SEQUENCE; Schema: public
+--
+
+ALTER TABLE public.ledger_holds ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.ledger_holds_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
 );
 
 
@@ -1004,7 +1135,8 @@ CREATE TABLE public.outbox_nonces (
 CREATE VIEW public.payee_balances AS
  SELECT e.payee,
     p.token,
-    sum(e.amount) AS earned
+    COALESCE(sum(e.amount) FILTER (WHERE (e.hold_id IS NULL)), (0)::numeric) AS released,
+    COALESCE(sum(e.amount) FILTER (WHERE (e.hold_id IS NOT NULL)), (0)::numeric) AS held
    FROM (public.ledger_entries e
      JOIN public.ledger_postings p ON ((p.id = e.posting_id)))
   WHERE (e.payee IS NOT NULL)
@@ -1022,6 +1154,8 @@ CREATE TABLE public.payout_leaves (
     token bytea NOT NULL,
     cumulative numeric(78,0) NOT NULL,
     proof bytea NOT NULL,
+    balance numeric(78,0) NOT NULL,
+    CONSTRAINT payout_leaves_balance_covered CHECK ((balance <= cumulative)),
     CONSTRAINT payout_leaves_proof_length CHECK (((octet_length(proof) % 32) = 0))
 );
 
@@ -1041,6 +1175,20 @@ CREATE TABLE public.placements (
     CONSTRAINT placements_max_ads_range CHECK (((max_ads >= 1) AND (max_ads <= 10))),
     CONSTRAINT placements_name_length CHECK (((char_length(name) >= 1) AND (char_length(name) <= 100))),
     CONSTRAINT placements_slug_format CHECK (((slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$'::text) AND (char_length(slug) <= 64)))
+);
+
+
+--
+-- Name: program_fundings; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.program_fundings (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    escrow_id uuid NOT NULL,
+    amount numeric(78,0) NOT NULL,
+    requested_by uuid NOT NULL,
+    requested_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT program_fundings_amount_positive CHECK ((amount > (0)::numeric))
 );
 
 
@@ -1126,8 +1274,8 @@ CREATE TABLE public.served_counts (
 CREATE TABLE public.settlement_debits (
     chain_id bigint NOT NULL,
     epoch bigint NOT NULL,
-    campaign_id uuid NOT NULL,
-    chain_campaign_id bytea NOT NULL,
+    escrow_id uuid NOT NULL,
+    chain_escrow_id bytea NOT NULL,
     token bytea NOT NULL,
     amount numeric(78,0) NOT NULL,
     CONSTRAINT settlement_debits_positive CHECK ((amount > (0)::numeric))
@@ -1340,11 +1488,51 @@ ALTER TABLE ONLY public.default_prices
 
 
 --
+-- Name: escrow_accounts escrow_accounts_chain_escrow_id_key; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.escrow_accounts
+    ADD CONSTRAINT escrow_accounts_chain_escrow_id_key UNIQUE (chain_escrow_id);
+
+
+--
+-- Name: escrow_accounts escrow_accounts_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.escrow_accounts
+    ADD CONSTRAINT escrow_accounts_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: idempotency_keys idempotency_keys_pkey; Type: CONSTRAINT; Schema: public
 --
 
 ALTER TABLE ONLY public.idempotency_keys
     ADD CONSTRAINT idempotency_keys_pkey PRIMARY KEY (caller_kind, caller_id, method, route, key);
+
+
+--
+-- Name: ledger_hold_ends ledger_hold_ends_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.ledger_hold_ends
+    ADD CONSTRAINT ledger_hold_ends_pkey PRIMARY KEY (hold_id);
+
+
+--
+-- Name: ledger_holds ledger_holds_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.ledger_holds
+    ADD CONSTRAINT ledger_holds_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: ledger_holds ledger_holds_posting_key; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.ledger_holds
+    ADD CONSTRAINT ledger_holds_posting_key UNIQUE (posting_id);
 
 
 --
@@ -1508,6 +1696,14 @@ ALTER TABLE ONLY public.placements
 
 
 --
+-- Name: program_fundings program_fundings_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.program_fundings
+    ADD CONSTRAINT program_fundings_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: receipt_batches receipt_batches_pkey; Type: CONSTRAINT; Schema: public
 --
 
@@ -1560,7 +1756,7 @@ ALTER TABLE ONLY public.served_counts
 --
 
 ALTER TABLE ONLY public.settlement_debits
-    ADD CONSTRAINT settlement_debits_pkey PRIMARY KEY (chain_id, epoch, campaign_id);
+    ADD CONSTRAINT settlement_debits_pkey PRIMARY KEY (chain_id, epoch, escrow_id);
 
 
 --
@@ -1683,6 +1879,13 @@ CREATE INDEX campaigns_status_idx ON public.campaigns USING btree (status) WHERE
 
 
 --
+-- Name: escrow_accounts_kind_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX escrow_accounts_kind_idx ON public.escrow_accounts USING btree (kind, created_at) WHERE (kind <> 'campaign'::public.escrow_kind);
+
+
+--
 -- Name: idempotency_keys_expires_at_idx; Type: INDEX; Schema: public
 --
 
@@ -1690,17 +1893,24 @@ CREATE INDEX idempotency_keys_expires_at_idx ON public.idempotency_keys USING bt
 
 
 --
--- Name: ledger_entries_campaign_idx; Type: INDEX; Schema: public
+-- Name: ledger_entries_escrow_idx; Type: INDEX; Schema: public
 --
 
-CREATE INDEX ledger_entries_campaign_idx ON public.ledger_entries USING btree (campaign_id) WHERE (campaign_id IS NOT NULL);
+CREATE INDEX ledger_entries_escrow_idx ON public.ledger_entries USING btree (escrow_id) WHERE (escrow_id IS NOT NULL);
+
+
+--
+-- Name: ledger_entries_hold_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX ledger_entries_hold_idx ON public.ledger_entries USING btree (hold_id) WHERE (hold_id IS NOT NULL);
 
 
 --
 -- Name: ledger_entries_payee_idx; Type: INDEX; Schema: public
 --
 
-CREATE INDEX ledger_entries_payee_idx ON public.ledger_entries USING btree (payee) WHERE (payee IS NOT NULL);
+CREATE INDEX ledger_entries_payee_idx ON public.ledger_entries USING btree (payee, posting_id) WHERE (payee IS NOT NULL);
 
 
 --
@@ -1788,6 +1998,13 @@ CREATE INDEX outbox_unassigned_idx ON public.outbox USING btree (chain_id, id) W
 
 
 --
+-- Name: program_fundings_escrow_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX program_fundings_escrow_idx ON public.program_fundings USING btree (escrow_id, requested_at);
+
+
+--
 -- Name: refresh_sessions_family_idx; Type: INDEX; Schema: public
 --
 
@@ -1858,6 +2075,13 @@ CREATE TRIGGER brands_updated_at BEFORE UPDATE ON public.brands FOR EACH ROW EXE
 
 
 --
+-- Name: campaigns campaigns_escrow_account; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER campaigns_escrow_account BEFORE INSERT ON public.campaigns FOR EACH ROW EXECUTE FUNCTION public.campaign_escrow_account();
+
+
+--
 -- Name: campaigns campaigns_serving_change; Type: TRIGGER; Schema: public
 --
 
@@ -1897,6 +2121,20 @@ CREATE TRIGGER ledger_entries_append_only BEFORE DELETE OR UPDATE ON public.ledg
 --
 
 CREATE TRIGGER ledger_entries_balanced AFTER INSERT ON public.ledger_entries REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION public.ledger_check_balanced();
+
+
+--
+-- Name: ledger_hold_ends ledger_hold_ends_append_only; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER ledger_hold_ends_append_only BEFORE DELETE OR UPDATE ON public.ledger_hold_ends FOR EACH ROW EXECUTE FUNCTION public.ledger_append_only();
+
+
+--
+-- Name: ledger_holds ledger_holds_append_only; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER ledger_holds_append_only BEFORE DELETE OR UPDATE ON public.ledger_holds FOR EACH ROW EXECUTE FUNCTION public.ledger_append_only();
 
 
 --
@@ -2091,6 +2329,14 @@ ALTER TABLE ONLY public.campaigns
 
 
 --
+-- Name: campaigns campaigns_escrow_account_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.campaigns
+    ADD CONSTRAINT campaigns_escrow_account_fkey FOREIGN KEY (id) REFERENCES public.escrow_accounts(id);
+
+
+--
 -- Name: default_prices default_prices_updated_by_fkey; Type: FK CONSTRAINT; Schema: public
 --
 
@@ -2099,11 +2345,19 @@ ALTER TABLE ONLY public.default_prices
 
 
 --
--- Name: ledger_entries ledger_entries_campaign_fkey; Type: FK CONSTRAINT; Schema: public
+-- Name: ledger_entries ledger_entries_escrow_fkey; Type: FK CONSTRAINT; Schema: public
 --
 
 ALTER TABLE ONLY public.ledger_entries
-    ADD CONSTRAINT ledger_entries_campaign_fkey FOREIGN KEY (campaign_id) REFERENCES public.campaigns(id);
+    ADD CONSTRAINT ledger_entries_escrow_fkey FOREIGN KEY (escrow_id) REFERENCES public.escrow_accounts(id);
+
+
+--
+-- Name: ledger_entries ledger_entries_hold_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.ledger_entries
+    ADD CONSTRAINT ledger_entries_hold_fkey FOREIGN KEY (hold_id) REFERENCES public.ledger_holds(id);
 
 
 --
@@ -2112,6 +2366,30 @@ ALTER TABLE ONLY public.ledger_entries
 
 ALTER TABLE ONLY public.ledger_entries
     ADD CONSTRAINT ledger_entries_posting_fkey FOREIGN KEY (posting_id) REFERENCES public.ledger_postings(id);
+
+
+--
+-- Name: ledger_hold_ends ledger_hold_ends_hold_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.ledger_hold_ends
+    ADD CONSTRAINT ledger_hold_ends_hold_fkey FOREIGN KEY (hold_id) REFERENCES public.ledger_holds(id);
+
+
+--
+-- Name: ledger_hold_ends ledger_hold_ends_posting_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.ledger_hold_ends
+    ADD CONSTRAINT ledger_hold_ends_posting_fkey FOREIGN KEY (posting_id) REFERENCES public.ledger_postings(id);
+
+
+--
+-- Name: ledger_holds ledger_holds_posting_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.ledger_holds
+    ADD CONSTRAINT ledger_holds_posting_fkey FOREIGN KEY (posting_id) REFERENCES public.ledger_postings(id);
 
 
 --
@@ -2136,6 +2414,22 @@ ALTER TABLE ONLY public.outbox_attempts
 
 ALTER TABLE ONLY public.payout_leaves
     ADD CONSTRAINT payout_leaves_epoch_fkey FOREIGN KEY (chain_id, epoch) REFERENCES public.settlement_epochs(chain_id, epoch);
+
+
+--
+-- Name: program_fundings program_fundings_escrow_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.program_fundings
+    ADD CONSTRAINT program_fundings_escrow_fkey FOREIGN KEY (escrow_id) REFERENCES public.escrow_accounts(id);
+
+
+--
+-- Name: program_fundings program_fundings_requested_by_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.program_fundings
+    ADD CONSTRAINT program_fundings_requested_by_fkey FOREIGN KEY (requested_by) REFERENCES public.users(id);
 
 
 --
@@ -2192,6 +2486,14 @@ ALTER TABLE ONLY public.served_counts
 
 ALTER TABLE ONLY public.settlement_debits
     ADD CONSTRAINT settlement_debits_epoch_fkey FOREIGN KEY (chain_id, epoch) REFERENCES public.settlement_epochs(chain_id, epoch);
+
+
+--
+-- Name: settlement_debits settlement_debits_escrow_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.settlement_debits
+    ADD CONSTRAINT settlement_debits_escrow_fkey FOREIGN KEY (escrow_id) REFERENCES public.escrow_accounts(id);
 
 
 --

@@ -25,7 +25,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Indexer(args) => {
             let pool = open(&args.database, args.migrate).await?;
             let follower = indexer::follower(pool, args.rpc_url.clone(), args.chain_id, &args.follow).await?;
-            run_alone(args.metrics_addr, |supervisor| supervisor.spawn(indexer::Indexer(follower))).await
+            run_alone(args.metrics_addr, |supervisor| {
+                supervisor.spawn(indexer::Indexer(follower))
+            })
+            .await
         }
         Command::Relayer(args) => {
             let pool = open(&args.database, args.migrate).await?;
@@ -37,9 +40,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 &args.relayer,
             )
             .await?;
-            let treasury =
-                relayer::setup::treasury(pool, args.rpc_url.clone(), args.chain_id, &args.deployment, &args.relayer)
-                    .await?;
+            let treasury = relayer::setup::treasury(
+                pool,
+                args.rpc_url.clone(),
+                args.chain_id,
+                &args.deployment,
+                &args.relayer,
+            )
+            .await?;
             run_alone(args.metrics_addr, |supervisor| {
                 supervisor.spawn(relayer);
                 if let Some(treasury) = treasury {

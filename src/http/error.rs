@@ -26,10 +26,10 @@ use crate::adserver::serving::UnknownPlacement;
 use crate::billing::store::BillError;
 use crate::billing::verify::BatchError;
 use crate::mirror::MirrorError;
-use crate::platform::values::Invalid;
 use crate::money::escrow::EscrowError;
 use crate::money::holds::HoldError;
 use crate::money::treasury::TreasuryError;
+use crate::platform::values::Invalid;
 use crate::settlement::relayer::consent::ConsentError;
 
 /// Stable problem types. The slug is part of the API: clients branch on `type`.

@@ -48,7 +48,11 @@ pub enum EscrowError {
     #[error("escrow {escrow} is not funded as agreed: {why}")]
     NotFunded { escrow: B256, why: &'static str },
     #[error("escrow {escrow} holds {available}, less than the {wanted} asked of it")]
-    Short { escrow: B256, available: Amount, wanted: Amount },
+    Short {
+        escrow: B256,
+        available: Amount,
+        wanted: Amount,
+    },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }

@@ -168,7 +168,10 @@ pub async fn release(
         .await?;
         let ids: Vec<Uuid> = spent.iter().map(|row| row.escrow_id).collect();
         for funds in escrow::lock_funds(conn, chain_id, &ids).await? {
-            let wanted = spent.iter().find(|row| row.escrow_id == funds.id).map_or(Amount::ZERO, |row| row.amount);
+            let wanted = spent
+                .iter()
+                .find(|row| row.escrow_id == funds.id)
+                .map_or(Amount::ZERO, |row| row.amount);
             funds.cover(wanted)?;
         }
     }
@@ -206,7 +209,12 @@ pub async fn reverse(conn: &mut PgConnection, hold: i64, ending: &Ending) -> Res
 }
 
 /// The posting that ends `open`, and the end row that says so.
-async fn end_posting(conn: &mut PgConnection, open: &OpenHold, outcome: HoldOutcome, ending: &Ending) -> Result<i64, sqlx::Error> {
+async fn end_posting(
+    conn: &mut PgConnection,
+    open: &OpenHold,
+    outcome: HoldOutcome,
+    ending: &Ending,
+) -> Result<i64, sqlx::Error> {
     let verb = match outcome {
         HoldOutcome::Released => "release",
         HoldOutcome::Reversed => "reverse",

@@ -143,7 +143,11 @@ pub enum LedgerError {
     #[error(transparent)]
     Escrow(#[from] EscrowError),
     #[error("{payee} has {balance} released in this token; moving {wanted} out would leave it below zero")]
-    PayeeShort { payee: Address, balance: Amount, wanted: Amount },
+    PayeeShort {
+        payee: Address,
+        balance: Amount,
+        wanted: Amount,
+    },
     #[error("a posting that leaves a payer owing can move money out of one payer only")]
     SeveralDebtors,
     #[error(transparent)]
@@ -207,12 +211,23 @@ pub async fn post(
 
 /// Orders and program budgets must hold what the posting spends (a posting held because the
 /// budget is empty waits for the funds instead).
-async fn check_escrows(conn: &mut PgConnection, chain_id: u64, token: Address, posting: &Posting) -> Result<(), LedgerError> {
-    let waits_for_funds = posting.hold.as_ref().is_some_and(|h| h.reason == HoldReason::BudgetEmpty);
+async fn check_escrows(
+    conn: &mut PgConnection,
+    chain_id: u64,
+    token: Address,
+    posting: &Posting,
+) -> Result<(), LedgerError> {
+    let waits_for_funds = posting
+        .hold
+        .as_ref()
+        .is_some_and(|h| h.reason == HoldReason::BudgetEmpty);
     let ids: Vec<Uuid> = posting.spent.keys().copied().collect();
     for funds in escrow::lock_funds(conn, chain_id, &ids).await? {
         if funds.token != token {
-            return Err(EscrowError::WrongToken { escrow: funds.chain_escrow_id }.into());
+            return Err(EscrowError::WrongToken {
+                escrow: funds.chain_escrow_id,
+            }
+            .into());
         }
         if waits_for_funds {
             continue;
@@ -241,7 +256,12 @@ impl Standing {
 
 /// Reads `payee`'s standing in `token`: the latest built leaf and its balance, plus the
 /// released entries since that epoch's watermark (an index range on `(payee, posting_id)`).
-pub async fn standing(conn: &mut PgConnection, chain_id: u64, payee: Address, token: Address) -> Result<Standing, sqlx::Error> {
+pub async fn standing(
+    conn: &mut PgConnection,
+    chain_id: u64,
+    payee: Address,
+    token: Address,
+) -> Result<Standing, sqlx::Error> {
     let row = sqlx::query!(
         r#"WITH built AS (
                SELECT epoch, last_posting FROM settlement_epochs
@@ -447,8 +467,15 @@ async fn write(
         }
     }
 
-    let (mut posting_ids, mut parties, mut escrows, mut payees, mut amounts, mut debits, mut hold_column) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut posting_ids, mut parties, mut escrows, mut payees, mut amounts, mut debits, mut hold_column) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for entry in entries {
         let posting_id = posted[entry.posting].posting_id;
         posting_ids.push(posting_id);
@@ -457,7 +484,11 @@ async fn write(
         payees.push(entry.payee);
         amounts.push(entry.amount);
         debits.push(entry.debit);
-        hold_column.push(if entry.held { hold_ids.get(&posting_id).copied() } else { None });
+        hold_column.push(if entry.held {
+            hold_ids.get(&posting_id).copied()
+        } else {
+            None
+        });
     }
     if !posting_ids.is_empty() {
         // Amounts go in unsigned; a debit is stored negated.
@@ -481,7 +512,12 @@ async fn write(
 }
 
 /// A posting the source wrote before.
-async fn existing(conn: &mut PgConnection, source: Source, source_id: &str, token: Address) -> Result<Posted, sqlx::Error> {
+async fn existing(
+    conn: &mut PgConnection,
+    source: Source,
+    source_id: &str,
+    token: Address,
+) -> Result<Posted, sqlx::Error> {
     let row = sqlx::query!(
         "SELECT p.id, h.id AS \"hold_id?\" FROM ledger_postings p LEFT JOIN ledger_holds h ON h.posting_id = p.id
          WHERE p.source = $1 AND p.source_id = $2 AND p.token = $3",

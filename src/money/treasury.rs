@@ -142,7 +142,13 @@ pub async fn create(
 }
 
 /// Asks for `amount` more in budget `id`. Returns the funding.
-pub async fn fund(conn: &mut PgConnection, id: Uuid, amount: Amount, by: Uuid, now: OffsetDateTime) -> Result<Uuid, TreasuryError> {
+pub async fn fund(
+    conn: &mut PgConnection,
+    id: Uuid,
+    amount: Amount,
+    by: Uuid,
+    now: OffsetDateTime,
+) -> Result<Uuid, TreasuryError> {
     if amount.is_zero() {
         return Err(TreasuryError::ZeroAmount);
     }
@@ -172,11 +178,9 @@ async fn add_funding(conn: &mut PgConnection, escrow: Uuid, amount: Amount, by: 
 
 /// Every program budget, newest first.
 pub async fn list(db: &PgPool, chain_id: u64) -> Result<Vec<Budget>, sqlx::Error> {
-    let ids = sqlx::query_scalar!(
-        "SELECT id FROM escrow_accounts WHERE kind = 'program' ORDER BY created_at DESC, id"
-    )
-    .fetch_all(db)
-    .await?;
+    let ids = sqlx::query_scalar!("SELECT id FROM escrow_accounts WHERE kind = 'program' ORDER BY created_at DESC, id")
+        .fetch_all(db)
+        .await?;
     let mut budgets = Vec::with_capacity(ids.len());
     for id in ids {
         if let Some(budget) = get(db, chain_id, id).await? {

@@ -167,7 +167,9 @@ pub async fn payouts(db: &PgPool, chain_id: u64, escrow: Address, account: Addre
         payout.calldata = Some(calldata.into());
     }
     for row in waiting {
-        let payout = tokens.entry(row.token.0).or_insert_with(|| TokenPayout::empty(row.token.0));
+        let payout = tokens
+            .entry(row.token.0)
+            .or_insert_with(|| TokenPayout::empty(row.token.0));
         payout.in_epoch = Some(PendingLeaf {
             epoch: row.epoch as u64,
             cumulative: row.cumulative,
@@ -175,12 +177,16 @@ pub async fn payouts(db: &PgPool, chain_id: u64, escrow: Address, account: Addre
         });
     }
     for row in claims {
-        let payout = tokens.entry(row.token.0).or_insert_with(|| TokenPayout::empty(row.token.0));
+        let payout = tokens
+            .entry(row.token.0)
+            .or_insert_with(|| TokenPayout::empty(row.token.0));
         payout.claimed = row.claimed;
         payout.claimed_tx = Some(row.tx_hash.0);
     }
     for balance in balances {
-        let payout = tokens.entry(balance.token).or_insert_with(|| TokenPayout::empty(balance.token));
+        let payout = tokens
+            .entry(balance.token)
+            .or_insert_with(|| TokenPayout::empty(balance.token));
         payout.released = balance.earned;
         payout.accrued = balance.earned.checked_add(balance.held).unwrap_or(Amount(u128::MAX));
     }

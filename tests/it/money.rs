@@ -122,18 +122,22 @@ impl Book {
     }
 
     async fn released(&self, who: Address) -> u128 {
-        let text: String =
-            sqlx::query_scalar("SELECT coalesce(sum(released), 0)::text FROM payee_balances WHERE payee = $1 AND token = $2")
-                .bind(who.as_slice())
-                .bind(TOKEN.as_slice())
-                .fetch_one(&self.pool)
-                .await
-                .unwrap();
+        let text: String = sqlx::query_scalar(
+            "SELECT coalesce(sum(released), 0)::text FROM payee_balances WHERE payee = $1 AND token = $2",
+        )
+        .bind(who.as_slice())
+        .bind(TOKEN.as_slice())
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
         text.parse().unwrap()
     }
 
     async fn postings(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM ledger_postings").fetch_one(&self.pool).await.unwrap()
+        sqlx::query_scalar("SELECT count(*) FROM ledger_postings")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
     }
 
     async fn end(&self, hold: i64, outcome: HoldOutcome, now: OffsetDateTime) -> Result<i64, HoldError> {
@@ -169,7 +173,9 @@ impl Book {
             Err(error) => panic!("epoch {epoch}: {error}"),
         }
         let mut conn = self.pool.acquire().await.unwrap();
-        epoch::confirm(&mut conn, CHAIN_ID, epoch, B256::repeat_byte(epoch as u8)).await.unwrap();
+        epoch::confirm(&mut conn, CHAIN_ID, epoch, B256::repeat_byte(epoch as u8))
+            .await
+            .unwrap();
         let rows: Vec<(Vec<u8>, String)> =
             sqlx::query_as("SELECT account, cumulative::text FROM payout_leaves WHERE epoch = $1")
                 .bind(epoch as i64)
@@ -227,14 +233,28 @@ async fn randomized_postings_keep_every_rule(pool: PgPool) {
             // An order sale, held for its refund window.
             2 => {
                 let price = rng.random_range(100..1_000u128);
-                let order = book.order(price, Duration::from_secs(rng.random_range(1..120)), now).await;
-                mirror_funding(&pool, order.chain_escrow_id, BUYER, TOKEN, order.ends_at.unix_timestamp(), price).await;
+                let order = book
+                    .order(price, Duration::from_secs(rng.random_range(1..120)), now)
+                    .await;
+                mirror_funding(
+                    &pool,
+                    order.chain_escrow_id,
+                    BUYER,
+                    TOKEN,
+                    order.ends_at.unix_timestamp(),
+                    price,
+                )
+                .await;
                 let mut posting = Posting::default();
                 posting.spend(order.id, Amount(price));
                 posting.earn(Party::Seller, payee(rng.random_range(0..5)), Amount(price * 85 / 100));
                 posting.earn(Party::Platform, PLATFORM, Amount(price - price * 85 / 100));
                 let posted = book
-                    .post(Source::OrderSale, &id, posting.hold(held(HoldReason::RefundWindow, Some(order.ends_at))))
+                    .post(
+                        Source::OrderSale,
+                        &id,
+                        posting.hold(held(HoldReason::RefundWindow, Some(order.ends_at))),
+                    )
                     .await
                     .unwrap();
                 open_holds.push(posted.hold_id.unwrap());
@@ -263,9 +283,16 @@ async fn randomized_postings_keep_every_rule(pool: PgPool) {
                 let available = book.released(PLATFORM).await;
                 let amount = rng.random_range(1..=available.max(1) + 50);
                 let mut posting = Posting::default();
-                posting.transfer((Party::Platform, PLATFORM), (Party::Affiliate, payee(4)), Amount(amount));
+                posting.transfer(
+                    (Party::Platform, PLATFORM),
+                    (Party::Affiliate, payee(4)),
+                    Amount(amount),
+                );
                 if rng.random_bool(0.5) {
-                    posting = posting.hold(held(HoldReason::CommissionHold, Some(now + time::Duration::seconds(30))));
+                    posting = posting.hold(held(
+                        HoldReason::CommissionHold,
+                        Some(now + time::Duration::seconds(30)),
+                    ));
                 }
                 let before = book.postings().await;
                 match book.post(Source::Transfer, &id, posting).await {
@@ -303,7 +330,11 @@ async fn randomized_postings_keep_every_rule(pool: PgPool) {
             // A hold is reversed (a refund, a cancelled commission), or released by hand.
             7 if !open_holds.is_empty() => {
                 let hold = open_holds.swap_remove(rng.random_range(0..open_holds.len()));
-                let outcome = if rng.random_bool(0.5) { HoldOutcome::Reversed } else { HoldOutcome::Released };
+                let outcome = if rng.random_bool(0.5) {
+                    HoldOutcome::Reversed
+                } else {
+                    HoldOutcome::Released
+                };
                 match book.end(hold, outcome, now).await {
                     Ok(_) => {
                         // Ending it again is refused, whichever way.
@@ -326,10 +357,17 @@ async fn randomized_postings_keep_every_rule(pool: PgPool) {
                     let leaf = new.get(who).copied().unwrap_or(0);
                     let previous = leaves.get(who).copied().unwrap_or(0);
                     let released = book.released(*who).await;
-                    assert_eq!(leaf, previous.max(released), "{who}: leaf = max(previous leaf, released balance)");
+                    assert_eq!(
+                        leaf,
+                        previous.max(released),
+                        "{who}: leaf = max(previous leaf, released balance)"
+                    );
                     sum += leaf;
                 }
-                assert!(sum <= book.settled().await, "leaves never promise more than was debited");
+                assert!(
+                    sum <= book.settled().await,
+                    "leaves never promise more than was debited"
+                );
                 leaves = new;
             }
         }
@@ -360,13 +398,20 @@ async fn a_clawback_after_payout_is_repaid_from_later_earnings(pool: PgPool) {
         posting.earn(Party::Hoster, to, Amount(amount));
         posting
     };
-    book.post(Source::ReceiptBatch, "1", spend(1_000, hoster)).await.unwrap();
+    book.post(Source::ReceiptBatch, "1", spend(1_000, hoster))
+        .await
+        .unwrap();
     assert_eq!(book.epoch().await.unwrap()[&hoster], 1_000);
 
     // 600 taken back after the leaf paid 1,000: the beneficiary waits, the payee owes.
     let mut clawback = Posting::default();
     clawback.transfer((Party::Hoster, hoster), (Party::Platform, PLATFORM), Amount(600));
-    let hold = book.post(Source::Clawback, "fraud", clawback).await.unwrap().hold_id.unwrap();
+    let hold = book
+        .post(Source::Clawback, "fraud", clawback)
+        .await
+        .unwrap()
+        .hold_id
+        .unwrap();
     let mut conn = pool.acquire().await.unwrap();
     let standing = ledger::standing(&mut conn, CHAIN_ID, hoster, TOKEN).await.unwrap();
     assert_eq!((standing.released, standing.owes()), (Amount(400), Amount(600)));
@@ -386,17 +431,28 @@ async fn a_clawback_after_payout_is_repaid_from_later_earnings(pool: PgPool) {
     ));
 
     // Another payee's earnings settle meanwhile; the hoster's leaf stays where it was.
-    book.post(Source::ReceiptBatch, "2", spend(500, payee(2))).await.unwrap();
+    book.post(Source::ReceiptBatch, "2", spend(500, payee(2)))
+        .await
+        .unwrap();
     let leaves = book.epoch().await.unwrap();
     assert_eq!((leaves[&hoster], leaves[&payee(2)]), (1_000, 500));
 
     // 700 more earned: 600 repay the debt, the leaf grows by 100, and the platform's
     // recovered 600 is released.
     book.post(Source::ReceiptBatch, "3", spend(700, hoster)).await.unwrap();
-    assert_eq!(holds::release_due(&pool, CHAIN_ID, OffsetDateTime::now_utc()).await.unwrap(), 1);
+    assert_eq!(
+        holds::release_due(&pool, CHAIN_ID, OffsetDateTime::now_utc())
+            .await
+            .unwrap(),
+        1
+    );
     let leaves = book.epoch().await.unwrap();
     assert_eq!((leaves[&hoster], leaves[&PLATFORM]), (1_100, 600));
-    assert_eq!(leaves.values().sum::<u128>(), book.settled().await, "every leaf is backed by a debit");
+    assert_eq!(
+        leaves.values().sum::<u128>(),
+        book.settled().await,
+        "every leaf is backed by a debit"
+    );
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
@@ -411,31 +467,85 @@ async fn orders_and_budgets_pay_only_what_they_hold(pool: PgPool) {
     };
     let order = book.order(1_000, Duration::from_secs(600), now).await;
     let not_funded = book.post(Source::OrderSale, "unfunded", sale(order.id, 1_000)).await;
-    assert!(matches!(not_funded, Err(LedgerError::Escrow(EscrowError::NotFunded { .. }))), "{not_funded:?}");
+    assert!(
+        matches!(not_funded, Err(LedgerError::Escrow(EscrowError::NotFunded { .. }))),
+        "{not_funded:?}"
+    );
 
     // Underpaid, in the wrong token, or opened by another wallet: refused, and refundable
     // (never debited).
     let underpaid = book.order(1_000, Duration::from_secs(600), now).await;
-    mirror_funding(&pool, underpaid.chain_escrow_id, BUYER, TOKEN, underpaid.ends_at.unix_timestamp(), 999).await;
+    mirror_funding(
+        &pool,
+        underpaid.chain_escrow_id,
+        BUYER,
+        TOKEN,
+        underpaid.ends_at.unix_timestamp(),
+        999,
+    )
+    .await;
     let wrong_token = book.order(1_000, Duration::from_secs(600), now).await;
-    mirror_funding(&pool, wrong_token.chain_escrow_id, BUYER, Address::repeat_byte(1), wrong_token.ends_at.unix_timestamp(), 1_000).await;
+    mirror_funding(
+        &pool,
+        wrong_token.chain_escrow_id,
+        BUYER,
+        Address::repeat_byte(1),
+        wrong_token.ends_at.unix_timestamp(),
+        1_000,
+    )
+    .await;
     let stranger = book.order(1_000, Duration::from_secs(600), now).await;
-    mirror_funding(&pool, stranger.chain_escrow_id, payee(3), TOKEN, stranger.ends_at.unix_timestamp(), 1_000).await;
-    for (bad, why) in [(&underpaid, "less than its price"), (&wrong_token, "another token"), (&stranger, "another wallet")] {
-        match book.post(Source::OrderSale, &bad.id.to_string(), sale(bad.id, 1_000)).await {
+    mirror_funding(
+        &pool,
+        stranger.chain_escrow_id,
+        payee(3),
+        TOKEN,
+        stranger.ends_at.unix_timestamp(),
+        1_000,
+    )
+    .await;
+    for (bad, why) in [
+        (&underpaid, "less than its price"),
+        (&wrong_token, "another token"),
+        (&stranger, "another wallet"),
+    ] {
+        match book
+            .post(Source::OrderSale, &bad.id.to_string(), sale(bad.id, 1_000))
+            .await
+        {
             Err(LedgerError::Escrow(EscrowError::NotFunded { why: said, .. })) => assert!(said.contains(why), "{said}"),
             other => panic!("{other:?}"),
         }
     }
 
     // Paid as agreed: the sale posts once; a second posting of the same sale is the first.
-    mirror_funding(&pool, order.chain_escrow_id, BUYER, TOKEN, order.ends_at.unix_timestamp(), 1_000).await;
+    mirror_funding(
+        &pool,
+        order.chain_escrow_id,
+        BUYER,
+        TOKEN,
+        order.ends_at.unix_timestamp(),
+        1_000,
+    )
+    .await;
     let window = || held(HoldReason::RefundWindow, Some(order.ends_at));
-    let first = book.post(Source::OrderSale, "sale", sale(order.id, 1_000).hold(window())).await.unwrap();
-    let again = book.post(Source::OrderSale, "sale", sale(order.id, 1_000).hold(window())).await.unwrap();
-    assert_eq!((first.posting_id, first.created, again.created), (again.posting_id, true, false));
+    let first = book
+        .post(Source::OrderSale, "sale", sale(order.id, 1_000).hold(window()))
+        .await
+        .unwrap();
+    let again = book
+        .post(Source::OrderSale, "sale", sale(order.id, 1_000).hold(window()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.posting_id, first.created, again.created),
+        (again.posting_id, true, false)
+    );
     let beyond = book.post(Source::OrderSale, "more", sale(order.id, 1)).await;
-    assert!(matches!(beyond, Err(LedgerError::Escrow(EscrowError::Short { .. }))), "{beyond:?}");
+    assert!(
+        matches!(beyond, Err(LedgerError::Escrow(EscrowError::Short { .. }))),
+        "{beyond:?}"
+    );
 
     // An empty budget: the bonus waits, saying why, and goes out once the budget is funded.
     let mut bonus = Posting::default();
@@ -445,16 +555,33 @@ async fn orders_and_budgets_pay_only_what_they_hold(pool: PgPool) {
         book.post(Source::Program, "bonus", bonus.clone()).await,
         Err(LedgerError::Escrow(EscrowError::NotFunded { .. }))
     ));
-    let waiting = book.post(Source::Program, "bonus", bonus.hold(held(HoldReason::BudgetEmpty, None))).await.unwrap();
-    assert_eq!(holds::release_due(&pool, CHAIN_ID, now).await.unwrap(), 0, "nothing to pay it from yet");
+    let waiting = book
+        .post(
+            Source::Program,
+            "bonus",
+            bonus.hold(held(HoldReason::BudgetEmpty, None)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        holds::release_due(&pool, CHAIN_ID, now).await.unwrap(),
+        0,
+        "nothing to pay it from yet"
+    );
     let shown = holds::held(&pool, payee(2), TOKEN).await.unwrap();
-    assert_eq!((shown[0].reason, shown[0].amount), (HoldReason::BudgetEmpty, Amount(300)));
+    assert_eq!(
+        (shown[0].reason, shown[0].amount),
+        (HoldReason::BudgetEmpty, Amount(300))
+    );
     mirror_funding(&pool, book.budget_chain_id, TREASURY, TOKEN, END, 300).await;
     assert_eq!(holds::release_due(&pool, CHAIN_ID, now).await.unwrap(), 1);
     assert_eq!(book.released(payee(2)).await, 300);
     assert!(matches!(
         book.end(waiting.hold_id.unwrap(), HoldOutcome::Reversed, now).await,
-        Err(HoldError::Ended { outcome: HoldOutcome::Released, .. })
+        Err(HoldError::Ended {
+            outcome: HoldOutcome::Released,
+            ..
+        })
     ));
     let leaves = book.epoch().await.unwrap();
     assert_eq!(leaves.get(&payee(1)), None, "the sale is still in its refund window");

@@ -143,7 +143,12 @@ pub enum BuildError {
     #[error("epoch {epoch}: {payee}'s released balance in {token} would be negative")]
     Negative { epoch: u64, payee: Address, token: Address },
     #[error("epoch {epoch}: leaves in {token} would total {leaves}, more than the {settled} debited")]
-    Unbacked { epoch: u64, token: Address, leaves: U256, settled: U256 },
+    Unbacked {
+        epoch: u64,
+        token: Address,
+        leaves: U256,
+        settled: U256,
+    },
     #[error("epoch {0} has nothing to pay")]
     Empty(u64),
 }
@@ -243,7 +248,10 @@ pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, Build
     )
     .fetch_all(db)
     .await?;
-    let mut settled: BTreeMap<Address, U256> = settled_before.into_iter().map(|row| (row.token.0, row.amount.0)).collect();
+    let mut settled: BTreeMap<Address, U256> = settled_before
+        .into_iter()
+        .map(|row| (row.token.0, row.amount.0))
+        .collect();
     for row in &spent {
         *settled.entry(row.token.0).or_default() += row.amount.0;
     }
@@ -280,7 +288,8 @@ pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, Build
     // A fixed order, so that a rebuild writes identical rows.
     leaves.sort_unstable_by_key(|(leaf, _)| (leaf.account, leaf.token));
     let balances: Vec<U256> = leaves.iter().map(|(_, balance)| *balance).collect();
-    let tree = PayoutTree::new(leaves.into_iter().map(|(leaf, _)| leaf).collect()).map_err(|_| BuildError::Empty(epoch))?;
+    let tree =
+        PayoutTree::new(leaves.into_iter().map(|(leaf, _)| leaf).collect()).map_err(|_| BuildError::Empty(epoch))?;
     let root = tree.root();
 
     let mut rows = String::with_capacity(tree.len() * 1300);

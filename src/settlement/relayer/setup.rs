@@ -13,9 +13,9 @@ use url::Url;
 use adescrow_chain::rpc::ChainRpc;
 
 use super::{EpochPolicy, Relayer, RelayerConfig};
+use crate::money::treasury::{Treasury, TreasuryConfig};
 use crate::platform::config::RelayerArgs;
 use crate::platform::deploy::Deployment;
-use crate::money::treasury::{Treasury, TreasuryConfig};
 use crate::platform::outbox::{Outbox, OutboxConfig};
 
 /// How long the relayer waits for each RPC call.

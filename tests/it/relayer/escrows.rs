@@ -96,7 +96,14 @@ impl World {
     async fn post(&self, source: Source, id: &str, posting: Posting) -> Result<Option<i64>, ledger::LedgerError> {
         let mut conn = self.pool.acquire().await.unwrap();
         let mut tx = conn.begin().await.unwrap();
-        let posted = ledger::post(&mut tx, CHAIN_ID, source, id, &BTreeMap::from([(self.chain.token, posting)])).await?;
+        let posted = ledger::post(
+            &mut tx,
+            CHAIN_ID,
+            source,
+            id,
+            &BTreeMap::from([(self.chain.token, posting)]),
+        )
+        .await?;
         tx.commit().await.unwrap();
         Ok(posted[0].hold_id)
     }
@@ -134,26 +141,43 @@ async fn a_campaign_an_order_and_a_program_budget_settle_in_one_epoch(pool: PgPo
         amount: Amount(3_000),
     };
     let mut conn = world.pool.acquire().await.unwrap();
-    let budget = treasury::create(&mut conn, addresses[TREASURY], &new, admin, now).await.unwrap();
+    let budget = treasury::create(&mut conn, addresses[TREASURY], &new, admin, now)
+        .await
+        .unwrap();
     let treasury = world.treasury();
     world.fund_all(&treasury).await;
-    treasury::fund(&mut conn, budget, Amount(2_000), admin, now).await.unwrap();
+    treasury::fund(&mut conn, budget, Amount(2_000), admin, now)
+        .await
+        .unwrap();
     world.fund_all(&treasury).await;
     sync(&mut follower).await;
     let shown = treasury::get(&world.pool, CHAIN_ID, budget).await.unwrap().unwrap();
     assert_eq!((shown.funded.as_str(), shown.fundings.len()), ("5000", 2), "{shown:?}");
-    assert!(shown.fundings.iter().all(|f| f.status == "confirmed" && f.tx_hash.is_some()));
-    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM outbox WHERE kind LIKE 'treasury%' OR kind LIKE 'budget%' ORDER BY id")
-        .fetch_all(&world.pool)
-        .await
-        .unwrap();
-    assert_eq!(kinds, ["treasury_approve", "budget_open", "budget_fund"], "one allowance, then open and top-up");
+    assert!(
+        shown
+            .fundings
+            .iter()
+            .all(|f| f.status == "confirmed" && f.tx_hash.is_some())
+    );
+    let kinds: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM outbox WHERE kind LIKE 'treasury%' OR kind LIKE 'budget%' ORDER BY id")
+            .fetch_all(&world.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        kinds,
+        ["treasury_approve", "budget_open", "budget_fund"],
+        "one allowance, then open and top-up"
+    );
     let on_chain = AdEscrow::new(world.chain.deployment.ad_escrow.address, world.chain.wallet(0))
         .campaign(shown.chain_escrow_id)
         .call()
         .await
         .unwrap();
-    assert_eq!((on_chain.advertiser, on_chain.remaining), (addresses[TREASURY], U256::from(5_000)));
+    assert_eq!(
+        (on_chain.advertiser, on_chain.remaining),
+        (addresses[TREASURY], U256::from(5_000))
+    );
 
     // Two orders paid from the buyer's wallet, each with a short refund window.
     let window = std::time::Duration::from_secs(3);
@@ -163,8 +187,12 @@ async fn a_campaign_an_order_and_a_program_budget_settle_in_one_epoch(pool: PgPo
         price: Amount(price),
         refund_window: window,
     };
-    let sold = escrow::open_order(&mut conn, &order(1_000), OffsetDateTime::now_utc()).await.unwrap();
-    let refunded = escrow::open_order(&mut conn, &order(400), OffsetDateTime::now_utc()).await.unwrap();
+    let sold = escrow::open_order(&mut conn, &order(1_000), OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let refunded = escrow::open_order(&mut conn, &order(400), OffsetDateTime::now_utc())
+        .await
+        .unwrap();
     world.pay(&sold).await;
     world.pay(&refunded).await;
     sync(&mut follower).await;
@@ -180,8 +208,16 @@ async fn a_campaign_an_order_and_a_program_budget_settle_in_one_epoch(pool: PgPo
             debtor: None,
         })
     };
-    let sold_hold = world.post(Source::OrderSale, &sold.id.to_string(), sale(&sold, 1_000)).await.unwrap().unwrap();
-    let refund_hold = world.post(Source::OrderSale, &refunded.id.to_string(), sale(&refunded, 400)).await.unwrap().unwrap();
+    let sold_hold = world
+        .post(Source::OrderSale, &sold.id.to_string(), sale(&sold, 1_000))
+        .await
+        .unwrap()
+        .unwrap();
+    let refund_hold = world
+        .post(Source::OrderSale, &refunded.id.to_string(), sale(&refunded, 400))
+        .await
+        .unwrap()
+        .unwrap();
     // More than the order holds is refused, and so is a second sale of it.
     let mut greedy = Posting::default();
     greedy.spend(sold.id, Amount(1));
@@ -212,18 +248,22 @@ async fn a_campaign_an_order_and_a_program_budget_settle_in_one_epoch(pool: PgPo
     assert_eq!(holds::release_due(&world.pool, CHAIN_ID, now).await.unwrap(), 0);
     tokio::time::sleep(window + Duration::from_secs(1)).await;
     world.settle(&relayer, 1).await;
-    let debits: Vec<(Vec<u8>, String)> =
-        sqlx::query_as("SELECT chain_escrow_id, amount::text AS shown FROM settlement_debits WHERE epoch = 1 ORDER BY amount")
-            .fetch_all(&world.pool)
-            .await
-            .unwrap();
+    let debits: Vec<(Vec<u8>, String)> = sqlx::query_as(
+        "SELECT chain_escrow_id, amount::text AS shown FROM settlement_debits WHERE epoch = 1 ORDER BY amount",
+    )
+    .fetch_all(&world.pool)
+    .await
+    .unwrap();
     let mut expected = vec![
         (sold.chain_escrow_id.to_vec(), "1000".to_owned()),
         (shown.chain_escrow_id.to_vec(), "500".to_owned()),
         (world.chain.campaign.to_vec(), "2000".to_owned()),
     ];
     expected.sort_by_key(|(_, amount)| amount.parse::<u64>().unwrap());
-    assert_eq!(debits, expected, "the campaign, the sold order and the budget, not the refunded order");
+    assert_eq!(
+        debits, expected,
+        "the campaign, the sold order and the budget, not the refunded order"
+    );
     let ended: String = sqlx::query_scalar("SELECT outcome::text FROM ledger_hold_ends WHERE hold_id = $1")
         .bind(sold_hold)
         .fetch_one(&world.pool)
@@ -258,7 +298,10 @@ async fn a_campaign_an_order_and_a_program_budget_settle_in_one_epoch(pool: PgPo
         .app
         .get(&format!("/v1/escrow/campaigns/{}", refunded.chain_escrow_id), None)
         .await;
-    assert_eq!((&escrow.ok()["kind"], &escrow.body["debited"]), (&json!("order"), &json!("0")));
+    assert_eq!(
+        (&escrow.ok()["kind"], &escrow.body["debited"]),
+        (&json!("order"), &json!("0"))
+    );
 
     // After end + grace the buyer takes the refunded order's escrow back, with no operator.
     let provider = world.chain.wallet(0);
