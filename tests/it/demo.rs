@@ -91,7 +91,7 @@ impl Devnet {
                 replace_after: Duration::from_secs(60),
                 max_fee_per_gas: 500_000_000_000,
                 relayer_poll: Duration::from_millis(200),
-                treasury_key: None,
+                treasury_key: Some(PrivateKeySigner::from(anvil.keys()[0].clone())),
                 relayer_low_balance: 0,
             },
         };

@@ -21,6 +21,7 @@ mod mirror_totals;
 mod money;
 mod nodes;
 mod openapi;
+mod programs;
 mod rate_limit;
 mod readiness;
 mod receipts;
