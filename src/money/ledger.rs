@@ -128,6 +128,34 @@ impl Posting {
         self.earned.is_empty()
     }
 
+    /// The entries to write for this posting, the `index`-th of its batch.
+    fn entries(&self, index: usize) -> impl Iterator<Item = Entry> + '_ {
+        let held = self.hold.is_some();
+        let entry = move |party, escrow, payee: Option<Address>, amount: &u128, debit, held| Entry {
+            posting: index,
+            party,
+            escrow,
+            payee: payee.map(SqlAddress),
+            amount: Amount(*amount),
+            debit,
+            held,
+        };
+        let spent = self
+            .spent
+            .iter()
+            .map(move |(escrow, amount)| entry(Party::Escrow, Some(*escrow), None, amount, true, held));
+        let earned = self
+            .earned
+            .iter()
+            .map(move |((party, payee), amount)| entry(*party, None, Some(*payee), amount, false, held));
+        // Payee debits apply at once: what is moved out is gone, held or not.
+        let paid = self
+            .paid
+            .iter()
+            .map(move |((party, payee), amount)| entry(*party, None, Some(*payee), amount, true, false));
+        spent.chain(earned).chain(paid)
+    }
+
     /// Whether what escrows spend and payees pay equals what payees earn.
     pub fn balances(&self) -> bool {
         let out: u128 = self.spent.values().chain(self.paid.values()).sum();
@@ -411,43 +439,10 @@ async fn write(
             posted.push(existing(conn, source, source_id, *token).await?);
             continue;
         };
-        let held = posting.hold.is_some();
         if let Some(hold) = &posting.hold {
             holds.push((posting_id, hold));
         }
-        for (escrow, amount) in &posting.spent {
-            entries.push(Entry {
-                posting: index,
-                party: Party::Escrow,
-                escrow: Some(*escrow),
-                payee: None,
-                amount: Amount(*amount),
-                debit: true,
-                held,
-            });
-        }
-        for ((party, payee), amount) in &posting.earned {
-            entries.push(Entry {
-                posting: index,
-                party: *party,
-                escrow: None,
-                payee: Some(SqlAddress(*payee)),
-                amount: Amount(*amount),
-                debit: false,
-                held,
-            });
-        }
-        for ((party, payee), amount) in &posting.paid {
-            entries.push(Entry {
-                posting: index,
-                party: *party,
-                escrow: None,
-                payee: Some(SqlAddress(*payee)),
-                amount: Amount(*amount),
-                debit: true,
-                held: false,
-            });
-        }
+        entries.extend(posting.entries(index));
         posted.push(Posted {
             token: *token,
             posting_id,
