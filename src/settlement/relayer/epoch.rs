@@ -28,7 +28,7 @@ pub struct EpochPolicy {
 
 /// A payee's leaf and released balance in one token.
 #[derive(Debug, Clone, Copy, Default)]
-struct Standing {
+struct PayeeState {
     leaf: U256,
     balance: U256,
 }
@@ -180,7 +180,7 @@ pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, Build
     // Released balances and leaves: the previous epoch's, moved by the released entries
     // since. A leaf never goes down: it is max(previous leaf, released balance), and a
     // payee whose balance fell below its leaf owes the difference into the next epoch.
-    let mut payees: HashMap<(Address, Address), Standing> = HashMap::new();
+    let mut payees: HashMap<(Address, Address), PayeeState> = HashMap::new();
     let previous = sqlx::query!(
         r#"SELECT account AS "account: SqlAddress", token AS "token: SqlAddress",
                   cumulative AS "cumulative: SqlU256", balance AS "balance: SqlU256"
@@ -194,7 +194,7 @@ pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, Build
     for row in previous {
         payees.insert(
             (row.account.0, row.token.0),
-            Standing {
+            PayeeState {
                 leaf: row.cumulative.0,
                 balance: row.balance.0,
             },
