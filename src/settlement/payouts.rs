@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use crate::contracts::AdEscrow;
 use crate::money::Amount;
-use crate::money::holds::Held;
+use crate::money::holds::{self, Held};
 
 /// One token's payout for one account, in the states its money passes through: accrued
 /// (everything earned), held (until, why), released, in an epoch pending its challenge
@@ -104,10 +104,11 @@ pub struct Payouts {
     pub tokens: Vec<TokenPayout>,
 }
 
-/// Reads `account`'s payouts: the leaves and proofs of the claimable epoch with the claims
-/// beside them, the leaves of a newer epoch still in its window, and the ledger's balances
-/// and holds. The epoch served is the latest one whose root claims verify against on chain
-/// (past its challenge window and activated).
+/// Reads `account`'s payouts in two lookups that overlap: the leaves and proofs of the
+/// claimable epoch with the claims beside them, and the ledger's balances per token with the
+/// leaf of a newer epoch still in its window; the holds only when something is held. The
+/// epoch served is the latest one whose root claims verify against on chain (past its
+/// challenge window and activated).
 pub async fn payouts(db: &PgPool, chain_id: u64, escrow: Address, account: Address) -> Result<Payouts, sqlx::Error> {
     let chain = chain_id as i64;
     let leaves = sqlx::query!(
@@ -115,35 +116,34 @@ pub async fn payouts(db: &PgPool, chain_id: u64, escrow: Address, account: Addre
                SELECT epoch, root FROM settlement_epochs
                WHERE chain_id = $1 AND activated_at IS NOT NULL ORDER BY epoch DESC LIMIT 1)
            SELECT e.epoch, e.root AS "root!: SqlB256", l.token AS "token?: SqlAddress", l.cumulative AS "cumulative?: Amount",
-                  l.proof AS "proof?"
-           FROM e LEFT JOIN payout_leaves l ON l.chain_id = $1 AND l.epoch = e.epoch AND l.account = $2"#,
+                  l.proof AS "proof?", c.cumulative_amount AS "claimed?: Amount", c.tx_hash AS "claimed_tx?: SqlB256"
+           FROM e
+           LEFT JOIN payout_leaves l ON l.chain_id = $1 AND l.epoch = e.epoch AND l.account = $2
+           LEFT JOIN LATERAL (
+               SELECT cumulative_amount, tx_hash FROM mirror_claims
+               WHERE chain_id = $1 AND account = $2 AND token = l.token
+               ORDER BY block_number DESC, log_index DESC LIMIT 1) c ON true"#,
         chain,
         account.as_slice()
     )
     .fetch_all(db);
-    let waiting = sqlx::query!(
-        r#"SELECT s.epoch, l.token AS "token: SqlAddress", l.cumulative AS "cumulative: Amount", m.claimable_at AS "claimable_at?"
-           FROM settlement_epochs s
-           JOIN payout_leaves l ON l.chain_id = s.chain_id AND l.epoch = s.epoch AND l.account = $2
-           LEFT JOIN mirror_settlements m ON m.chain_id = s.chain_id AND m.epoch = s.epoch AND m.root = s.root
-           WHERE s.chain_id = $1 AND s.root IS NOT NULL AND s.activated_at IS NULL
-           ORDER BY s.epoch"#,
+    let ledger = sqlx::query!(
+        r#"SELECT b.token AS "token!: SqlAddress", b.released AS "released!: Amount", b.held AS "held!: Amount",
+                  w.epoch AS "waiting_epoch?", w.cumulative AS "waiting_cumulative?: Amount", w.claimable_at AS "claimable_at?"
+           FROM payee_balances b
+           LEFT JOIN LATERAL (
+               SELECT s.epoch, l.cumulative, m.claimable_at
+               FROM settlement_epochs s
+               JOIN payout_leaves l ON l.chain_id = s.chain_id AND l.epoch = s.epoch AND l.account = $2 AND l.token = b.token
+               LEFT JOIN mirror_settlements m ON m.chain_id = s.chain_id AND m.epoch = s.epoch AND m.root = s.root
+               WHERE s.chain_id = $1 AND s.root IS NOT NULL AND s.activated_at IS NULL
+               ORDER BY s.epoch DESC LIMIT 1) w ON true
+           WHERE b.payee = $2"#,
         chain,
         account.as_slice()
     )
     .fetch_all(db);
-    let claims = sqlx::query!(
-        r#"SELECT DISTINCT ON (token) token AS "token: SqlAddress", cumulative_amount AS "claimed: Amount",
-                  tx_hash AS "tx_hash: SqlB256"
-           FROM mirror_claims WHERE chain_id = $1 AND account = $2
-           ORDER BY token, block_number DESC, log_index DESC"#,
-        chain,
-        account.as_slice()
-    )
-    .fetch_all(db);
-    // Separate connections, so the lookups overlap.
-    let (leaves, waiting, claims, balances) =
-        tokio::try_join!(leaves, waiting, claims, crate::money::ledger::balances(db, account))?;
+    let (leaves, ledger) = tokio::try_join!(leaves, ledger)?;
 
     let (mut epoch, mut root) = (None, None);
     let mut tokens: BTreeMap<Address, TokenPayout> = BTreeMap::new();
@@ -163,42 +163,37 @@ pub async fn payouts(db: &PgPool, chain_id: u64, escrow: Address, account: Addre
         .abi_encode();
         let payout = tokens.entry(token).or_insert_with(|| TokenPayout::empty(token));
         payout.cumulative = cumulative;
+        payout.claimed = row.claimed.unwrap_or(Amount::ZERO);
+        payout.claimed_tx = row.claimed_tx.map(|tx| tx.0);
         payout.proof = proof;
         payout.calldata = Some(calldata.into());
     }
-    for row in waiting {
-        let payout = tokens
-            .entry(row.token.0)
-            .or_insert_with(|| TokenPayout::empty(row.token.0));
-        payout.in_epoch = Some(PendingLeaf {
-            epoch: row.epoch as u64,
-            cumulative: row.cumulative,
-            claimable_at: row.claimable_at,
-        });
+    for row in ledger {
+        let token = row.token.0;
+        let payout = tokens.entry(token).or_insert_with(|| TokenPayout::empty(token));
+        payout.released = row.released;
+        payout.accrued = row.released.checked_add(row.held).unwrap_or(Amount(u128::MAX));
+        if let (Some(epoch), Some(cumulative)) = (row.waiting_epoch, row.waiting_cumulative) {
+            payout.in_epoch = Some(PendingLeaf {
+                epoch: epoch as u64,
+                cumulative,
+                claimable_at: row.claimable_at,
+            });
+        }
+        if !row.held.is_zero() {
+            payout.held = holds::held(db, account, token).await?;
+        }
     }
-    for row in claims {
-        let payout = tokens
-            .entry(row.token.0)
-            .or_insert_with(|| TokenPayout::empty(row.token.0));
-        payout.claimed = row.claimed;
-        payout.claimed_tx = Some(row.tx_hash.0);
-    }
-    for balance in balances {
-        let payout = tokens
-            .entry(balance.token)
-            .or_insert_with(|| TokenPayout::empty(balance.token));
-        payout.released = balance.earned;
-        payout.accrued = balance.earned.checked_add(balance.held).unwrap_or(Amount(u128::MAX));
-    }
-    let mut conn = db.acquire().await?;
     for payout in tokens.values_mut() {
         payout.claimable = payout.cumulative.saturating_sub(payout.claimed);
         payout.pending = payout.released.saturating_sub(payout.cumulative);
-        if !payout.accrued.is_zero() {
-            payout.held = crate::money::holds::held(&mut *conn, account, payout.token).await?;
-            let standing = crate::money::ledger::standing(&mut conn, chain_id, account, payout.token).await?;
-            payout.owed = standing.owes();
-        }
+        // What the latest leaf paid beyond the released balance. (An epoch closed but not
+        // built yet may raise it for a few seconds; the ledger's own checks use that too.)
+        let paid = payout
+            .in_epoch
+            .as_ref()
+            .map_or(payout.cumulative, |leaf| leaf.cumulative.max(payout.cumulative));
+        payout.owed = paid.saturating_sub(payout.released);
     }
     Ok(Payouts {
         account,
