@@ -128,16 +128,16 @@ pub async fn payouts(db: &PgPool, chain_id: u64, escrow: Address, account: Addre
     )
     .fetch_all(db);
     let ledger = sqlx::query!(
-        r#"SELECT b.token AS "token!: SqlAddress", b.released AS "released!: Amount", b.held AS "held!: Amount",
-                  w.epoch AS "waiting_epoch?", w.cumulative AS "waiting_cumulative?: Amount", w.claimable_at AS "claimable_at?"
-           FROM payee_balances b
-           LEFT JOIN LATERAL (
-               SELECT s.epoch, l.cumulative, m.claimable_at
-               FROM settlement_epochs s
-               JOIN payout_leaves l ON l.chain_id = s.chain_id AND l.epoch = s.epoch AND l.account = $2 AND l.token = b.token
+        r#"WITH w AS (
+               SELECT s.epoch, m.claimable_at FROM settlement_epochs s
                LEFT JOIN mirror_settlements m ON m.chain_id = s.chain_id AND m.epoch = s.epoch AND m.root = s.root
                WHERE s.chain_id = $1 AND s.root IS NOT NULL AND s.activated_at IS NULL
-               ORDER BY s.epoch DESC LIMIT 1) w ON true
+               ORDER BY s.epoch DESC LIMIT 1)
+           SELECT b.token AS "token!: SqlAddress", b.released AS "released!: Amount", b.held AS "held!: Amount",
+                  w.epoch AS "waiting_epoch?", l.cumulative AS "waiting_cumulative?: Amount", w.claimable_at AS "claimable_at?"
+           FROM payee_balances b
+           LEFT JOIN w ON true
+           LEFT JOIN payout_leaves l ON l.chain_id = $1 AND l.epoch = w.epoch AND l.account = $2 AND l.token = b.token
            WHERE b.payee = $2"#,
         chain,
         account.as_slice()
