@@ -32,15 +32,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Relayer(args) => {
             let pool = open(&args.database, args.migrate).await?;
-            let relayer = relayer::setup::relayer(
-                pool.clone(),
-                args.rpc_url.clone(),
-                args.chain_id,
-                &args.deployment,
-                &args.relayer,
-            )
-            .await?;
-            let treasury = relayer::setup::treasury(
+            let senders = relayer::setup::Senders::new(
                 pool,
                 args.rpc_url.clone(),
                 args.chain_id,
@@ -48,13 +40,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 &args.relayer,
             )
             .await?;
-            run_alone(args.metrics_addr, |supervisor| {
-                supervisor.spawn(relayer);
-                if let Some(treasury) = treasury {
-                    supervisor.spawn(treasury);
-                }
-            })
-            .await
+            run_alone(args.metrics_addr, |supervisor| senders.spawn(supervisor)).await
         }
         Command::Demo(args) => {
             let mut out = std::io::stdout();

@@ -50,8 +50,8 @@ where
     } else {
         None
     };
-    let relayer = if args.with_relayer {
-        let relayer = relayer::setup::relayer(
+    let senders = if args.with_relayer {
+        let senders = relayer::setup::Senders::new(
             pool.clone(),
             vec![args.api.rpc_url.clone()],
             args.api.chain_id,
@@ -59,15 +59,7 @@ where
             &args.relayer,
         )
         .await?;
-        let treasury = relayer::setup::treasury(
-            pool.clone(),
-            vec![args.api.rpc_url.clone()],
-            args.api.chain_id,
-            &args.follow.deployment,
-            &args.relayer,
-        )
-        .await?;
-        Some((relayer, treasury))
+        Some(senders)
     } else {
         None
     };
@@ -108,11 +100,8 @@ where
     if let Some(indexer) = indexer {
         supervisor.spawn(indexer);
     }
-    if let Some((relayer, treasury)) = relayer {
-        supervisor.spawn(relayer);
-        if let Some(treasury) = treasury {
-            supervisor.spawn(treasury);
-        }
+    if let Some(senders) = senders {
+        senders.spawn(&mut supervisor);
     }
     let metrics = metrics_listener.map(|listener| tokio::spawn(telemetry::serve_metrics(listener, shutdown())));
 

@@ -17,6 +17,7 @@ use crate::money::treasury::{Treasury, TreasuryConfig};
 use crate::platform::config::RelayerArgs;
 use crate::platform::deploy::Deployment;
 use crate::platform::outbox::{Outbox, OutboxConfig};
+use crate::platform::worker::Supervisor;
 
 /// How long the relayer waits for each RPC call.
 const RPC_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,9 +39,39 @@ pub fn signer(args: &RelayerArgs) -> anyhow::Result<PrivateKeySigner> {
     }
 }
 
+/// The roles that send transactions: the relayer, and the treasury when a treasury key is
+/// configured.
+#[derive(Debug)]
+pub struct Senders {
+    pub relayer: Relayer,
+    pub treasury: Option<Treasury>,
+}
+
+impl Senders {
+    /// Builds both from the same RPC URLs, chain and deployment file.
+    pub async fn new(
+        db: PgPool,
+        rpc_urls: Vec<Url>,
+        chain_id: u64,
+        deployment: &std::path::Path,
+        args: &RelayerArgs,
+    ) -> anyhow::Result<Self> {
+        let relayer = relayer(db.clone(), rpc_urls.clone(), chain_id, deployment, args).await?;
+        let treasury = treasury(db, rpc_urls, chain_id, deployment, args).await?;
+        Ok(Self { relayer, treasury })
+    }
+
+    pub fn spawn(self, supervisor: &mut Supervisor) {
+        supervisor.spawn(self.relayer);
+        if let Some(treasury) = self.treasury {
+            supervisor.spawn(treasury);
+        }
+    }
+}
+
 /// Builds the treasury role when a treasury key is configured: it sends with its own key
 /// through the same outbox, on the same RPC and deployment as the relayer.
-pub async fn treasury(
+async fn treasury(
     db: PgPool,
     rpc_urls: Vec<Url>,
     chain_id: u64,
@@ -72,7 +103,7 @@ fn outbox_config(args: &RelayerArgs) -> OutboxConfig {
 
 /// Builds the relayer after checking that the RPC serves the deployment's chain. Later
 /// URLs take over when one fails.
-pub async fn relayer(
+async fn relayer(
     db: PgPool,
     rpc_urls: Vec<Url>,
     chain_id: u64,
