@@ -28,6 +28,7 @@ use crate::billing::verify::BatchError;
 use crate::mirror::MirrorError;
 use crate::money::escrow::EscrowError;
 use crate::money::holds::HoldError;
+use crate::money::ledger::LedgerError;
 use crate::money::treasury::TreasuryError;
 use crate::platform::values::Invalid;
 use crate::settlement::relayer::consent::ConsentError;
@@ -387,9 +388,9 @@ impl From<BillError> for ApiError {
         match error {
             BillError::SequenceReused(_) => Self::conflict("sequence", error.to_string()),
             BillError::Contended => Self::Unavailable(error.to_string()),
-            // Billing spends campaigns and credits payees only: a refusal is a bug.
+            BillError::Ledger(LedgerError::Database(error)) | BillError::Database(error) => error.into(),
+            // Billing spends campaigns and credits payees only: any other refusal is a bug.
             BillError::Ledger(error) => Self::Internal(error.into()),
-            BillError::Database(error) => error.into(),
         }
     }
 }
