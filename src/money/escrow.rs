@@ -41,8 +41,6 @@ pub enum EscrowKind {
 /// Why an escrow account cannot pay what is asked of it.
 #[derive(Debug, thiserror::Error)]
 pub enum EscrowError {
-    #[error("no such escrow account")]
-    Unknown,
     #[error("escrow {escrow} pays in another token")]
     WrongToken { escrow: B256 },
     #[error("escrow {escrow} is not funded as agreed: {why}")]
@@ -71,7 +69,6 @@ struct OnChain {
 #[derive(Debug, Clone)]
 pub struct Funds {
     pub id: Uuid,
-    pub kind: EscrowKind,
     pub chain_escrow_id: B256,
     pub token: Address,
     owner: Address,
@@ -135,7 +132,7 @@ pub async fn lock_funds(conn: &mut PgConnection, chain_id: u64, ids: &[Uuid]) ->
         return Ok(Vec::new());
     }
     let rows = sqlx::query!(
-        r#"SELECT a.id, a.kind AS "kind: EscrowKind", a.chain_escrow_id AS "chain_escrow_id: SqlB256",
+        r#"SELECT a.id, a.chain_escrow_id AS "chain_escrow_id: SqlB256",
                   a.token AS "token: SqlAddress", a.owner AS "owner!: SqlAddress", a.price AS "price: Amount",
                   a.ends_at AS "ends_at!", a.ends_at <= now() AS "ended!",
                   cv.advertiser AS "opener?: SqlAddress", cv.token AS "chain_token?: SqlAddress", cv.end_time AS "end_time?",
@@ -167,7 +164,6 @@ pub async fn lock_funds(conn: &mut PgConnection, chain_id: u64, ids: &[Uuid]) ->
             };
             Funds {
                 id: row.id,
-                kind: row.kind,
                 chain_escrow_id: row.chain_escrow_id.0,
                 token: row.token.0,
                 owner: row.owner.0,
