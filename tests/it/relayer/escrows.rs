@@ -314,3 +314,68 @@ async fn a_campaign_an_order_and_a_program_budget_settle_in_one_epoch(pool: PgPo
     send(&world, &world.key(BUYER), withdraw.abi_encode().into()).await;
     assert_eq!(world.token_balance(buyer).await, before + U256::from(400));
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_funding_the_chain_refuses_fails_with_its_reason_and_the_next_one_opens_the_budget(pool: PgPool) {
+    let world = World::new(pool).await;
+    let treasury_address = world.chain.anvil.addresses()[TREASURY];
+    let now = OffsetDateTime::now_utc();
+    let admin = world.admin_id().await;
+    let new = NewBudget {
+        name: Name::parse("Promo credits").unwrap(),
+        token: world.chain.token,
+        ends_at: now + time::Duration::days(30),
+        amount: Amount(3_000),
+    };
+    let mut conn = world.pool.acquire().await.unwrap();
+    let budget = treasury::create(&mut conn, treasury_address, &new, admin, now)
+        .await
+        .unwrap();
+    let treasury = world.treasury();
+
+    // The treasury holds no tokens: the opening is refused in simulation, before any gas.
+    for _ in 0..6 {
+        treasury.tick().await.unwrap();
+        world.chain.mine(1).await;
+    }
+    let shown = treasury::get(&world.pool, CHAIN_ID, budget).await.unwrap().unwrap();
+    let first = &shown.fundings[0];
+    assert_eq!(first.status, "failed", "{shown:?}");
+    assert!(
+        first.error.as_deref().is_some_and(|e| e.contains("refuses")),
+        "{first:?}"
+    );
+    assert_eq!(first.tx_hash, None);
+
+    // Funded now, a new funding opens the budget; the failed one stays failed.
+    TestToken::new(world.chain.token, world.chain.wallet(TREASURY))
+        .mint(treasury_address, U256::from(1_000))
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
+    let second = treasury::fund(&mut conn, budget, Amount(1_000), admin, now)
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        treasury.tick().await.unwrap();
+        world.chain.mine(1).await;
+    }
+    let mut follower = world.chain.follower(&world.pool, world.chain.anvil.endpoint_url(), 0);
+    sync(&mut follower).await;
+    let shown = treasury::get(&world.pool, CHAIN_ID, budget).await.unwrap().unwrap();
+    let statuses: Vec<(&str, bool)> = shown
+        .fundings
+        .iter()
+        .map(|f| (f.status.as_str(), f.id == second))
+        .collect();
+    assert_eq!(statuses, [("failed", false), ("confirmed", true)], "{shown:?}");
+    assert_eq!(shown.funded, "1000");
+    let opens: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE kind = 'budget_open'")
+        .fetch_one(&world.pool)
+        .await
+        .unwrap();
+    assert_eq!(opens, 2, "the refused opening and the one that opened it");
+}
