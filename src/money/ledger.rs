@@ -212,29 +212,49 @@ pub async fn post(
     if !postings.iter().all(|(_, posting)| posting.balances()) {
         return Err(LedgerError::Unbalanced);
     }
-    // A source posts once per token: what it posted before comes back as it was, unchecked.
-    let tokens: Vec<SqlAddress> = postings.iter().map(|(token, _)| SqlAddress(*token)).collect();
-    let earlier = sqlx::query_scalar!(
-        r#"SELECT token AS "token: SqlAddress" FROM ledger_postings WHERE source = $1 AND source_id = $2 AND token = ANY($3)"#,
-        source as Source,
-        source_id,
-        &tokens as &[SqlAddress]
-    )
-    .fetch_all(&mut *conn)
-    .await?;
     let mut prepared = Vec::with_capacity(postings.len());
     for (token, mut posting) in postings {
-        if earlier.iter().any(|t| t.0 == token) {
-            prepared.push((token, posting));
-            continue;
-        }
-        check_escrows(conn, chain_id, token, &posting).await?;
-        if let Some(recovery) = check_payers(conn, chain_id, token, &posting).await? {
-            posting.hold = Some(recovery);
+        match checked(conn, chain_id, token, &posting).await {
+            Ok(recovery) => posting.hold = recovery.or(posting.hold),
+            // A source posts once per token: a repeat the rules refuse (the first used the
+            // funds) is still the first, which `write` returns as it was.
+            Err(refusal @ (LedgerError::Escrow(_) | LedgerError::PayeeShort { .. } | LedgerError::SeveralDebtors)) => {
+                if !posted_before(conn, source, source_id, token).await? {
+                    return Err(refusal);
+                }
+            }
+            Err(error) => return Err(error),
         }
         prepared.push((token, posting));
     }
     write(conn, source, source_id, &prepared).await
+}
+
+/// The checks a new posting must pass; returns the recovery hold it needs, if any.
+async fn checked(
+    conn: &mut PgConnection,
+    chain_id: u64,
+    token: Address,
+    posting: &Posting,
+) -> Result<Option<NewHold>, LedgerError> {
+    check_escrows(conn, chain_id, token, posting).await?;
+    check_payers(conn, chain_id, token, posting).await
+}
+
+async fn posted_before(
+    conn: &mut PgConnection,
+    source: Source,
+    source_id: &str,
+    token: Address,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM ledger_postings WHERE source = $1 AND source_id = $2 AND token = $3) AS "posted!""#,
+        source as Source,
+        source_id,
+        token.as_slice()
+    )
+    .fetch_one(conn)
+    .await
 }
 
 /// Orders and program budgets must hold what the posting spends (a posting held because the
