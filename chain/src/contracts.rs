@@ -41,12 +41,23 @@ pub use bindings::{AdEscrow, ConsentRegistry, IAdEscrow, TestToken};
 
 sol! {
     /// The part of ERC-20 the service itself calls, on any token: the treasury's allowance to
-    /// the escrow it funds program budgets in.
+    /// the escrow it funds program budgets in, and what a buyer's permit is signed over
+    /// (EIP-2612 nonces, the EIP-5267 domain).
     #[sol(rpc)]
     #[derive(Debug)]
     interface Erc20 {
         function approve(address spender, uint256 amount) external returns (bool);
         function allowance(address owner, address spender) external view returns (uint256);
+        function nonces(address owner) external view returns (uint256);
+        function eip712Domain() external view returns (
+            bytes1 fields,
+            string name,
+            string version,
+            uint256 chainId,
+            address verifyingContract,
+            bytes32 salt,
+            uint256[] extensions
+        );
     }
 }
 

@@ -38,6 +38,10 @@ pub enum Role {
     Viewer,
     /// Operates the platform; sees everything.
     Admin,
+    /// Lists digital items in the marketplace and is paid for their sales.
+    Seller,
+    /// Buys items in the marketplace from their wallet.
+    Buyer,
 }
 
 impl Role {
@@ -55,6 +59,8 @@ impl std::fmt::Display for Role {
             Role::Hoster => "hoster",
             Role::Viewer => "viewer",
             Role::Admin => "admin",
+            Role::Seller => "seller",
+            Role::Buyer => "buyer",
         })
     }
 }

@@ -24,9 +24,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Indexer(args) => {
             let pool = open(&args.database, args.migrate).await?;
-            let follower = indexer::follower(pool, args.rpc_url.clone(), args.chain_id, &args.follow).await?;
+            let follower = indexer::follower(pool.clone(), args.rpc_url.clone(), args.chain_id, &args.follow).await?;
             run_alone(args.metrics_addr, |supervisor| {
-                supervisor.spawn(indexer::Indexer(follower))
+                supervisor.spawn(indexer::Indexer::new(follower, pool, args.chain_id))
             })
             .await
         }

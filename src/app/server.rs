@@ -46,7 +46,7 @@ where
             &args.follow,
         )
         .await?;
-        Some(indexer::Indexer(follower))
+        Some(indexer::Indexer::new(follower, pool.clone(), args.api.chain_id))
     } else {
         None
     };

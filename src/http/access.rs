@@ -99,11 +99,11 @@ macro_rules! policy {
 
 policy!(
     /// Anyone signed in, with any role: their own account and earnings.
-    SignedIn = [Advertiser, Hoster, Viewer, Admin]
+    SignedIn = [Advertiser, Hoster, Viewer, Admin, Seller, Buyer]
 );
 policy!(
     /// A wallet session of anyone: managing API keys and taking roles.
-    WalletSession = [Advertiser, Hoster, Viewer, Admin],
+    WalletSession = [Advertiser, Hoster, Viewer, Admin, Seller, Buyer],
     session only = true
 );
 policy!(
@@ -130,6 +130,18 @@ policy!(
     /// Who needs the catalog of placements and default prices: advertisers pricing their
     /// ads, hosters filling placements, admins keeping it.
     CatalogReaders = [Advertiser, Hoster, Admin]
+);
+policy!(
+    /// Sellers listing items they will own.
+    Sellers = [Seller]
+);
+policy!(
+    /// Sellers managing their own items and sales; admins, all of them.
+    ItemManagers = [Seller, Admin]
+);
+policy!(
+    /// Buyers, with their orders, licenses and downloads; admins see them all.
+    Buyers = [Buyer, Admin]
 );
 policy!(
     /// Operators.

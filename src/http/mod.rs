@@ -21,6 +21,7 @@ mod creatives;
 mod decisions;
 mod docs;
 mod health;
+mod market;
 mod me;
 mod nodes;
 mod payouts;
@@ -55,6 +56,11 @@ use crate::billing::{SplitPolicy, split};
 use crate::platform::config::ApiArgs;
 use crate::platform::idempotency as idempotency_store;
 use crate::platform::telemetry;
+use crate::programs::market::Market;
+use crate::programs::market::files::FileStore;
+use crate::programs::market::keys::MarketKeys;
+use crate::programs::market::licenses::DownloadTerms;
+use crate::programs::market::orders::Terms;
 use middleware::ClientRateLimiter;
 
 /// How long readiness waits for each dependency.
@@ -75,6 +81,7 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The background roles of this process, which `/readyz` reports on.
     pub roles: crate::platform::worker::Health,
+    pub market: Arc<Market>,
 }
 
 /// A configuration the API cannot run with.
@@ -92,6 +99,8 @@ pub enum ConfigError {
     BadViewerReward,
     #[error("the idempotency key lifetime must exceed the request timeout by more than {0:?}")]
     ShortIdempotencyLifetime(Duration),
+    #[error("marketplace: {0}")]
+    Market(String),
 }
 
 impl AppState {
@@ -118,8 +127,10 @@ impl AppState {
             config.ticket_secret.as_bytes(),
             config.ticket_ttl,
         );
+        let market = market(&config)?;
         Ok(Self {
             db,
+            market: Arc::new(market),
             sessions: Arc::new(sessions),
             node_sessions: Arc::new(NodeSessions::new(config.jwt_secret.as_bytes(), config.node_session_ttl)),
             ad_server: Arc::new(ad_server),
@@ -145,6 +156,32 @@ impl AppState {
         crate::accounts::siwe::purge_expired_nonces(&mut conn).await?;
         idempotency_store::sweep(&mut conn).await.map(drop)
     }
+}
+
+/// The marketplace the configuration describes, checked.
+fn market(config: &ApiArgs) -> Result<Market, ConfigError> {
+    let args = &config.market;
+    let keys = MarketKeys::from_secret(&args.secret).map_err(|e| ConfigError::Market(e.to_string()))?;
+    let store = FileStore::open(&args.store).map_err(|e| ConfigError::Market(format!("the file store: {e:#}")))?;
+    let fee_bps = i32::try_from(args.fee_bps)
+        .ok()
+        .filter(|fee| (0..=5000).contains(fee))
+        .ok_or(ConfigError::Market("the fee must be 0 to 5000 basis points".into()))?;
+    Ok(Market {
+        keys,
+        store,
+        terms: Terms {
+            default_fee_bps: fee_bps,
+            refund_window: args.refund_window,
+            pay_within: args.pay_within,
+            platform: config.platform_address,
+        },
+        downloads: DownloadTerms {
+            entitlement: args.download_entitlement,
+            link_ttl: args.link_ttl,
+        },
+        max_file_size: args.max_file_size,
+    })
 }
 
 /// The revenue split the configuration describes, checked.
@@ -258,6 +295,7 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(payouts::router())
         .merge(consent::router())
         .merge(programs::router())
+        .merge(market::router(state.market.max_file_size))
         // Inside the rate limit, which identifies the caller a key belongs to.
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .layer(axum::middleware::from_fn_with_state(

@@ -13,6 +13,7 @@ use url::Url;
 use crate::platform::config::FollowArgs;
 use crate::platform::deploy::Deployment;
 use crate::platform::worker::{Backoff, Role, StepError};
+use crate::programs::market;
 
 /// Builds a follower for the deployment named in `args`, after checking that the RPC serves
 /// the chain the deployment was made on.
@@ -41,8 +42,21 @@ pub async fn follower(db: PgPool, rpc_urls: Vec<Url>, chain_id: u64, args: &Foll
 /// and every poll interval once caught up. Transient faults are retried with backoff; a
 /// fatal one (a reorg deeper than the window, an RPC error that will not pass) restarts the
 /// role, which resumes from the checkpoint, and shows in `/readyz` until it is resolved.
+///
+/// After each step it pays the marketplace orders whose funding the mirror now shows, so
+/// that a purchase is usable within one step of its funding block (not a poll later).
 #[derive(Debug, Clone)]
-pub struct Indexer(pub Follower);
+pub struct Indexer {
+    follower: Follower,
+    db: PgPool,
+    chain_id: u64,
+}
+
+impl Indexer {
+    pub fn new(follower: Follower, db: PgPool, chain_id: u64) -> Self {
+        Self { follower, db, chain_id }
+    }
+}
 
 impl Role for Indexer {
     fn name(&self) -> &'static str {
@@ -50,7 +64,7 @@ impl Role for Indexer {
     }
 
     fn longest_quiet(&self) -> Duration {
-        self.0.config().poll_interval
+        self.follower.config().poll_interval
     }
 
     fn retry(&self) -> Backoff {
@@ -63,11 +77,16 @@ impl Role for Indexer {
     }
 
     async fn step(&mut self) -> Result<Duration, StepError> {
-        match self.0.step().await {
-            Ok(Step::Idle) => Ok(self.0.config().poll_interval),
-            Ok(_) => Ok(Duration::ZERO),
-            Err(error) if error.is_fatal() => Err(StepError::Fatal(error.into())),
-            Err(error) => Err(StepError::Retry(error.into())),
-        }
+        let next = match self.follower.step().await {
+            Ok(Step::Idle) => self.follower.config().poll_interval,
+            Ok(_) => Duration::ZERO,
+            Err(error) if error.is_fatal() => return Err(StepError::Fatal(error.into())),
+            Err(error) => return Err(StepError::Retry(error.into())),
+        };
+        // Every step, not only those that read blocks: one that failed here is retried.
+        market::after_index_step(&self.db, self.chain_id)
+            .await
+            .map_err(|error| StepError::Retry(error.into()))?;
+        Ok(next)
     }
 }

@@ -69,6 +69,8 @@ pub enum Party {
     Seller,
     Referrer,
     Affiliate,
+    /// Paid back a refund after its order's refund window.
+    Buyer,
 }
 
 /// A payee in one capacity.

@@ -331,6 +331,45 @@ pub struct ApiArgs {
     /// Serve `/metrics` on this address (a private one) and not on the API's.
     #[arg(long, env = "ADESCROW_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    #[command(flatten)]
+    pub market: MarketArgs,
+}
+
+/// The marketplace: its secret, where files are kept, and its terms.
+#[derive(Debug, Clone, Args)]
+pub struct MarketArgs {
+    /// Secret (at least 32 bytes) that license keys are signed (Ed25519) and download links
+    /// tagged (HMAC) under, each with its own key derived from it. Changing it invalidates
+    /// every key and link handed out.
+    #[arg(long = "market-secret", env = "ADESCROW_MARKET_SECRET", hide_env_values = true)]
+    pub secret: String,
+    /// Where items' files are kept: a directory, or an object store URL such as
+    /// `s3://bucket/prefix` (S3 and S3-compatible stores, configured by `AWS_*` variables).
+    #[arg(long = "market-store", env = "ADESCROW_MARKET_STORE", default_value = ".data/market")]
+    pub store: String,
+    /// The platform's fee on a sale, in basis points, unless an admin set one for the item or
+    /// its seller (0 to 5000).
+    #[arg(long = "market-fee-bps", env = "ADESCROW_MARKET_FEE_BPS", default_value_t = 1500)]
+    pub fee_bps: u32,
+    /// How long after an order a buyer may be refunded; the order's escrow ends then.
+    #[arg(long = "market-refund-window", env = "ADESCROW_MARKET_REFUND_WINDOW", default_value = "14d",
+          value_parser = humantime::parse_duration)]
+    pub refund_window: Duration,
+    /// How long after an order its funding may arrive; later funding is refused.
+    #[arg(long = "market-pay-within", env = "ADESCROW_MARKET_PAY_WITHIN", default_value = "1h",
+          value_parser = humantime::parse_duration)]
+    pub pay_within: Duration,
+    /// How long after payment an order's files may be downloaded.
+    #[arg(long = "market-download-entitlement", env = "ADESCROW_MARKET_DOWNLOAD_ENTITLEMENT", default_value = "30d",
+          value_parser = humantime::parse_duration)]
+    pub download_entitlement: Duration,
+    /// How long one download link works.
+    #[arg(long = "market-link-ttl", env = "ADESCROW_MARKET_LINK_TTL", default_value = "10m",
+          value_parser = humantime::parse_duration)]
+    pub link_ttl: Duration,
+    /// The largest file an item may have, in bytes.
+    #[arg(long = "market-max-file-size", env = "ADESCROW_MARKET_MAX_FILE_SIZE", default_value_t = 50 * 1024 * 1024)]
+    pub max_file_size: usize,
 }
 
 /// `adescrow demo`: where the devnet is and who acts in it. Every key defaults to one of

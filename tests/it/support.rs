@@ -56,6 +56,16 @@ pub fn config() -> ApiArgs {
         viewer_reward_bps: vec![0, 500, 0, 500],
         max_batch_receipts: 1000,
         metrics_addr: None,
+        market: adescrow::platform::config::MarketArgs {
+            secret: "market-secret-market-secret-market-secret".into(),
+            store: std::env::temp_dir().join("adescrow-test-market").display().to_string(),
+            fee_bps: 1500,
+            refund_window: Duration::from_secs(14 * 86_400),
+            pay_within: Duration::from_secs(3600),
+            download_entitlement: Duration::from_secs(30 * 86_400),
+            link_ttl: Duration::from_secs(600),
+            max_file_size: 1024 * 1024,
+        },
     }
 }
 
