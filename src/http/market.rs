@@ -6,6 +6,7 @@
 
 use alloy::primitives::Address;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -257,8 +258,13 @@ async fn add_file(
     Path(id): Path<Uuid>,
     Query(query): Query<FileQuery>,
     headers: HeaderMap,
-    content: Bytes,
+    content: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<FileInfo>)> {
+    // Past the route's limit the body stops being read; anything else is a broken upload.
+    let content = content.map_err(|rejection| match rejection {
+        BytesRejection::FailedToBufferBody(_) => ApiError::PayloadTooLarge,
+        other => ApiError::invalid("body", other.body_text()),
+    })?;
     let declared = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

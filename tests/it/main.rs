@@ -18,6 +18,7 @@ mod idempotency;
 mod indexer;
 mod metrics;
 mod mirror_totals;
+mod market;
 mod money;
 mod nodes;
 mod openapi;
