@@ -38,6 +38,7 @@ mod claims;
 mod consent;
 mod escrows;
 mod faults;
+mod market;
 mod outbox;
 
 const GWEI: u128 = 1_000_000_000;
