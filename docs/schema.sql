@@ -112,7 +112,45 @@ CREATE TYPE public.ledger_role AS ENUM (
     'viewer',
     'seller',
     'referrer',
-    'affiliate'
+    'affiliate',
+    'buyer'
+);
+
+
+--
+-- Name: market_category; Type: TYPE; Schema: public
+--
+
+CREATE TYPE public.market_category AS ENUM (
+    'creative_template',
+    'audience_research',
+    'data_set',
+    'software',
+    'other'
+);
+
+
+--
+-- Name: market_item_state; Type: TYPE; Schema: public
+--
+
+CREATE TYPE public.market_item_state AS ENUM (
+    'draft',
+    'published',
+    'unlisted',
+    'retired'
+);
+
+
+--
+-- Name: market_order_state; Type: TYPE; Schema: public
+--
+
+CREATE TYPE public.market_order_state AS ENUM (
+    'awaiting_payment',
+    'paid',
+    'refused',
+    'refunded'
 );
 
 
@@ -185,7 +223,9 @@ CREATE TYPE public.user_role AS ENUM (
     'advertiser',
     'hoster',
     'viewer',
-    'admin'
+    'admin',
+    'seller',
+    'buyer'
 );
 
 
@@ -331,6 +371,19 @@ BEGIN
     END IF;
     RETURN NULL;
 END;
+$$;
+
+
+--
+-- Name: market_search_vector(text, text[], text); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.market_search_vector(title text, tags text[], description text) RETURNS tsvector
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT setweight(to_tsvector('simple'::regconfig, title), 'A')
+        || setweight(to_tsvector('simple'::regconfig, array_to_string(tags, ' ')), 'B')
+        || setweight(to_tsvector('simple'::regconfig, description), 'C')
 $$;
 
 
@@ -949,6 +1002,169 @@ ALTER TABLE public.ledger_postings ALTER COLUMN id ADD GENERATED ALWAYS AS IDENT
 
 
 --
+-- Name: market_activations; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.market_activations (
+    license_id uuid NOT NULL,
+    device text NOT NULL,
+    activated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT market_activations_device_length CHECK (((char_length(device) >= 1) AND (char_length(device) <= 200)))
+);
+
+
+--
+-- Name: market_downloads; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.market_downloads (
+    id bigint NOT NULL,
+    order_id uuid NOT NULL,
+    file_id uuid NOT NULL,
+    downloaded_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: market_downloads_id_seq; Type: SEQUENCE; Schema: public
+--
+
+ALTER TABLE public.market_downloads ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.market_downloads_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: market_files; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.market_files (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    item_id uuid NOT NULL,
+    name text NOT NULL,
+    content_type text NOT NULL,
+    size bigint NOT NULL,
+    sha256 bytea NOT NULL,
+    object_key text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT market_files_name_length CHECK (((char_length(name) >= 1) AND (char_length(name) <= 200))),
+    CONSTRAINT market_files_sha256_length CHECK ((octet_length(sha256) = 32)),
+    CONSTRAINT market_files_size CHECK ((size > 0))
+);
+
+
+--
+-- Name: market_items; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.market_items (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    seller_id uuid NOT NULL,
+    title text NOT NULL,
+    description text DEFAULT ''::text NOT NULL,
+    category public.market_category NOT NULL,
+    tags text[] DEFAULT '{}'::text[] NOT NULL,
+    fee_bps integer,
+    activation_limit integer NOT NULL,
+    license_days integer,
+    state public.market_item_state DEFAULT 'draft'::public.market_item_state NOT NULL,
+    published_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    search tsvector GENERATED ALWAYS AS (public.market_search_vector(title, tags, description)) STORED,
+    CONSTRAINT market_items_activation_limit CHECK (((activation_limit >= 1) AND (activation_limit <= 1000))),
+    CONSTRAINT market_items_description_length CHECK ((char_length(description) <= 10000)),
+    CONSTRAINT market_items_fee_bounds CHECK (((fee_bps >= 0) AND (fee_bps <= 5000))),
+    CONSTRAINT market_items_license_days CHECK (((license_days >= 1) AND (license_days <= 3650))),
+    CONSTRAINT market_items_published_at CHECK (((state = 'draft'::public.market_item_state) OR (published_at IS NOT NULL))),
+    CONSTRAINT market_items_tags_count CHECK ((cardinality(tags) <= 10)),
+    CONSTRAINT market_items_title_length CHECK (((char_length(title) >= 1) AND (char_length(title) <= 200)))
+);
+
+
+--
+-- Name: market_licenses; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.market_licenses (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    order_id uuid NOT NULL,
+    activation_limit integer NOT NULL,
+    activations integer DEFAULT 0 NOT NULL,
+    issued_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone,
+    revoked_at timestamp with time zone,
+    revoke_reason text,
+    CONSTRAINT market_licenses_activations CHECK (((activations >= 0) AND (activations <= activation_limit)))
+);
+
+
+--
+-- Name: market_orders; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.market_orders (
+    id uuid NOT NULL,
+    item_id uuid NOT NULL,
+    buyer_id uuid NOT NULL,
+    seller_id uuid NOT NULL,
+    seller_address bytea NOT NULL,
+    platform bytea NOT NULL,
+    fee_bps integer NOT NULL,
+    activation_limit integer NOT NULL,
+    license_days integer,
+    pay_by timestamp with time zone NOT NULL,
+    state public.market_order_state DEFAULT 'awaiting_payment'::public.market_order_state NOT NULL,
+    paid_at timestamp with time zone,
+    proceeds numeric(78,0),
+    refused_reason text,
+    refunded_at timestamp with time zone,
+    refunded_by uuid,
+    refund_reason text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT market_orders_fee_bounds CHECK (((fee_bps >= 0) AND (fee_bps <= 5000))),
+    CONSTRAINT market_orders_state_fields CHECK (
+CASE state
+    WHEN 'awaiting_payment'::public.market_order_state THEN ((paid_at IS NULL) AND (refunded_at IS NULL))
+    WHEN 'paid'::public.market_order_state THEN ((paid_at IS NOT NULL) AND (proceeds IS NOT NULL) AND (refunded_at IS NULL))
+    WHEN 'refused'::public.market_order_state THEN ((refused_reason IS NOT NULL) AND (paid_at IS NULL))
+    ELSE ((paid_at IS NOT NULL) AND (refunded_at IS NOT NULL) AND (refunded_by IS NOT NULL))
+END)
+);
+
+
+--
+-- Name: market_prices; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.market_prices (
+    item_id uuid NOT NULL,
+    token bytea NOT NULL,
+    price numeric(78,0) NOT NULL,
+    CONSTRAINT market_prices_positive CHECK (((price > (0)::numeric) AND ((price)::double precision < ((2)::double precision ^ (128)::double precision)))),
+    CONSTRAINT market_prices_token_length CHECK ((octet_length(token) = 20))
+);
+
+
+--
+-- Name: market_sellers; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.market_sellers (
+    user_id uuid NOT NULL,
+    fee_bps integer NOT NULL,
+    set_by uuid NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT market_sellers_fee_bounds CHECK (((fee_bps >= 0) AND (fee_bps <= 5000)))
+);
+
+
+--
 -- Name: mirror_campaign_debited; Type: TABLE; Schema: public
 --
 
@@ -1552,6 +1768,86 @@ ALTER TABLE ONLY public.ledger_postings
 
 
 --
+-- Name: market_activations market_activations_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_activations
+    ADD CONSTRAINT market_activations_pkey PRIMARY KEY (license_id, device);
+
+
+--
+-- Name: market_downloads market_downloads_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_downloads
+    ADD CONSTRAINT market_downloads_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: market_files market_files_object_key_key; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_files
+    ADD CONSTRAINT market_files_object_key_key UNIQUE (object_key);
+
+
+--
+-- Name: market_files market_files_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_files
+    ADD CONSTRAINT market_files_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: market_items market_items_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_items
+    ADD CONSTRAINT market_items_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: market_licenses market_licenses_order_key; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_licenses
+    ADD CONSTRAINT market_licenses_order_key UNIQUE (order_id);
+
+
+--
+-- Name: market_licenses market_licenses_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_licenses
+    ADD CONSTRAINT market_licenses_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: market_orders market_orders_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_orders
+    ADD CONSTRAINT market_orders_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: market_prices market_prices_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_prices
+    ADD CONSTRAINT market_prices_pkey PRIMARY KEY (item_id, token);
+
+
+--
+-- Name: market_sellers market_sellers_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_sellers
+    ADD CONSTRAINT market_sellers_pkey PRIMARY KEY (user_id);
+
+
+--
 -- Name: mirror_campaign_debited mirror_campaign_debited_pkey; Type: CONSTRAINT; Schema: public
 --
 
@@ -1921,6 +2217,76 @@ CREATE INDEX ledger_entries_posting_idx ON public.ledger_entries USING btree (po
 
 
 --
+-- Name: market_downloads_order_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX market_downloads_order_idx ON public.market_downloads USING btree (order_id, file_id);
+
+
+--
+-- Name: market_files_item_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX market_files_item_idx ON public.market_files USING btree (item_id, created_at);
+
+
+--
+-- Name: market_items_listed_category_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX market_items_listed_category_idx ON public.market_items USING btree (category, published_at DESC, id DESC) WHERE (state = 'published'::public.market_item_state);
+
+
+--
+-- Name: market_items_listed_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX market_items_listed_idx ON public.market_items USING btree (published_at DESC, id DESC) WHERE (state = 'published'::public.market_item_state);
+
+
+--
+-- Name: market_items_search_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX market_items_search_idx ON public.market_items USING gin (search) WHERE (state = 'published'::public.market_item_state);
+
+
+--
+-- Name: market_items_seller_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX market_items_seller_idx ON public.market_items USING btree (seller_id, created_at DESC);
+
+
+--
+-- Name: market_items_tags_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX market_items_tags_idx ON public.market_items USING gin (tags) WHERE (state = 'published'::public.market_item_state);
+
+
+--
+-- Name: market_orders_awaiting_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX market_orders_awaiting_idx ON public.market_orders USING btree (created_at) WHERE (state = 'awaiting_payment'::public.market_order_state);
+
+
+--
+-- Name: market_orders_buyer_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX market_orders_buyer_idx ON public.market_orders USING btree (buyer_id, created_at DESC);
+
+
+--
+-- Name: market_orders_seller_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX market_orders_seller_idx ON public.market_orders USING btree (seller_id, created_at DESC);
+
+
+--
 -- Name: mirror_campaign_events_campaign_idx; Type: INDEX; Schema: public
 --
 
@@ -2142,6 +2508,13 @@ CREATE TRIGGER ledger_holds_append_only BEFORE DELETE OR UPDATE ON public.ledger
 --
 
 CREATE TRIGGER ledger_postings_append_only BEFORE DELETE OR UPDATE ON public.ledger_postings FOR EACH ROW EXECUTE FUNCTION public.ledger_append_only();
+
+
+--
+-- Name: market_items market_items_updated_at; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER market_items_updated_at BEFORE UPDATE ON public.market_items FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
 
 
 --
@@ -2390,6 +2763,118 @@ ALTER TABLE ONLY public.ledger_hold_ends
 
 ALTER TABLE ONLY public.ledger_holds
     ADD CONSTRAINT ledger_holds_posting_fkey FOREIGN KEY (posting_id) REFERENCES public.ledger_postings(id);
+
+
+--
+-- Name: market_activations market_activations_license_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_activations
+    ADD CONSTRAINT market_activations_license_fkey FOREIGN KEY (license_id) REFERENCES public.market_licenses(id);
+
+
+--
+-- Name: market_downloads market_downloads_file_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_downloads
+    ADD CONSTRAINT market_downloads_file_fkey FOREIGN KEY (file_id) REFERENCES public.market_files(id);
+
+
+--
+-- Name: market_downloads market_downloads_order_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_downloads
+    ADD CONSTRAINT market_downloads_order_fkey FOREIGN KEY (order_id) REFERENCES public.market_orders(id);
+
+
+--
+-- Name: market_files market_files_item_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_files
+    ADD CONSTRAINT market_files_item_fkey FOREIGN KEY (item_id) REFERENCES public.market_items(id);
+
+
+--
+-- Name: market_items market_items_seller_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_items
+    ADD CONSTRAINT market_items_seller_fkey FOREIGN KEY (seller_id) REFERENCES public.users(id);
+
+
+--
+-- Name: market_licenses market_licenses_order_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_licenses
+    ADD CONSTRAINT market_licenses_order_fkey FOREIGN KEY (order_id) REFERENCES public.market_orders(id);
+
+
+--
+-- Name: market_orders market_orders_buyer_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_orders
+    ADD CONSTRAINT market_orders_buyer_fkey FOREIGN KEY (buyer_id) REFERENCES public.users(id);
+
+
+--
+-- Name: market_orders market_orders_escrow_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_orders
+    ADD CONSTRAINT market_orders_escrow_fkey FOREIGN KEY (id) REFERENCES public.escrow_accounts(id);
+
+
+--
+-- Name: market_orders market_orders_item_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_orders
+    ADD CONSTRAINT market_orders_item_fkey FOREIGN KEY (item_id) REFERENCES public.market_items(id);
+
+
+--
+-- Name: market_orders market_orders_refunded_by_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_orders
+    ADD CONSTRAINT market_orders_refunded_by_fkey FOREIGN KEY (refunded_by) REFERENCES public.users(id);
+
+
+--
+-- Name: market_orders market_orders_seller_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_orders
+    ADD CONSTRAINT market_orders_seller_fkey FOREIGN KEY (seller_id) REFERENCES public.users(id);
+
+
+--
+-- Name: market_prices market_prices_item_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_prices
+    ADD CONSTRAINT market_prices_item_fkey FOREIGN KEY (item_id) REFERENCES public.market_items(id) ON DELETE CASCADE;
+
+
+--
+-- Name: market_sellers market_sellers_set_by_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_sellers
+    ADD CONSTRAINT market_sellers_set_by_fkey FOREIGN KEY (set_by) REFERENCES public.users(id);
+
+
+--
+-- Name: market_sellers market_sellers_user_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.market_sellers
+    ADD CONSTRAINT market_sellers_user_fkey FOREIGN KEY (user_id) REFERENCES public.users(id);
 
 
 --

@@ -28,7 +28,8 @@ pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 ///
 /// Each creates something or moves a campaign through its status machine, and none of
 /// them is safe to run twice: a second brand, campaign (with a fresh escrow campaign id),
-/// ad set, ad or placement, or a second status change (or a 409 where the first one's
+/// ad set, ad, placement, marketplace item or order (with a fresh escrow id), or a second
+/// status change (or a 409 where the first one's
 /// answer was lost). Node registration is here for its answer: a retry would otherwise be
 /// a 409 for a node that was registered.
 ///
@@ -43,7 +44,10 @@ pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 ///   first answer, and they take no session to scope a key to;
 /// - `POST /v1/me/roles`, `POST /v1/me/viewer-id`: idempotent by nature;
 /// - `POST /v1/decisions`: each decision is a fresh auction on the serving path, which must
-///   not pay a database write per request.
+///   not pay a database write per request;
+/// - the marketplace's file uploads (their answers are small, but the body a key's
+///   fingerprint covers can be tens of megabytes), refunds (a second is a 409 naming the
+///   order's state), and license activations (the same device again is no second one).
 pub const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/v1/brands"),
     ("post", "/v1/campaigns"),
@@ -54,6 +58,8 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/v1/nodes"),
     ("post", "/v1/program-budgets"),
     ("post", "/v1/program-budgets/{id}/fundings"),
+    ("post", "/v1/market/items"),
+    ("post", "/v1/market/orders"),
 ];
 
 /// What a 409 for a key in flight tells the client to wait, in seconds.
