@@ -75,6 +75,55 @@ impl Api {
     pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Result<Value> {
         self.call(Method::POST, path, token, Some(body)).await
     }
+
+    /// Posts raw bytes (a file) that must be accepted; returns the JSON answer.
+    pub async fn upload(&self, path: &str, token: &str, content_type: &str, content: &[u8]) -> Result<Value> {
+        let unreachable = |source| Failure::Unreachable {
+            url: self.url(path),
+            source,
+        };
+        let response = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(content.to_vec())
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = response.status();
+        let text = response.text().await.map_err(unreachable)?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if !status.is_success() {
+            return Err(Failure::Api {
+                method: "POST".to_owned(),
+                path: path.to_owned(),
+                status: status.as_u16(),
+                body: body.to_string(),
+            });
+        }
+        Ok(body)
+    }
+
+    /// Gets raw bytes (a download) that must be served.
+    pub async fn download(&self, path: &str) -> Result<Vec<u8>> {
+        let unreachable = |source| Failure::Unreachable {
+            url: self.url(path),
+            source,
+        };
+        let response = self.http.get(self.url(path)).send().await.map_err(unreachable)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(unreachable)?;
+        if !status.is_success() {
+            return Err(Failure::Api {
+                method: "GET".to_owned(),
+                path: path.to_owned(),
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+            });
+        }
+        Ok(bytes.to_vec())
+    }
 }
 
 /// A string member of a JSON answer, or a mismatch naming it.

@@ -20,6 +20,7 @@ mod devnet;
 mod economics;
 mod error;
 mod hoster;
+mod market;
 mod receipts;
 mod refund;
 pub mod report;
@@ -96,6 +97,8 @@ pub struct Outcome {
     pub claimed: u128,
     /// What the advertiser withdrew.
     pub refunded: u128,
+    /// What the marketplace sale paid its seller.
+    pub sold: u128,
 }
 
 /// Runs the scenario once, printing to `out`.
@@ -146,6 +149,12 @@ pub async fn run(config: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<Ou
         settlement::wait_for_epoch(&devnet, &mut report, &hosting, &campaign, &billed)
     );
     let claimed = step!(Step::Claim, settlement::claim(&devnet, &mut report, &hosting, &settled));
+    // Before the campaign ends: a long grace period moves anvil's clock ahead of the API's,
+    // and an order's escrow ends by the API's clock.
+    let sold = step!(
+        Step::Marketplace,
+        market::buy_and_claim(&devnet, &mut report, &advertiser)
+    );
     let withdrawable_at = step!(
         Step::EndCampaign,
         refund::end_campaign(&devnet, &mut report, &advertiser, &campaign)
@@ -163,10 +172,13 @@ pub async fn run(config: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<Ou
     );
 
     report.say(format_args!(
-        "\ndemo complete: billed {}, settled in epoch {}, hoster claimed {}, advertiser got {} back",
+        "\ndemo complete: billed {}, settled in epoch {}, hoster claimed {}, seller {} claimed {}, \
+         advertiser got {} back",
         devnet.units(billed.spend),
         settled.epoch,
         devnet.units(claimed),
+        sold.seller,
+        devnet.units(sold.proceeds),
         devnet.units(refunded)
     ));
     Ok(Outcome {
@@ -174,5 +186,6 @@ pub async fn run(config: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<Ou
         billed: billed.spend,
         claimed,
         refunded,
+        sold: sold.proceeds,
     })
 }

@@ -25,12 +25,13 @@ pub enum Step {
     Refusals,
     Settlement,
     Claim,
+    Marketplace,
     EndCampaign,
     Withdraw,
 }
 
 impl Step {
-    pub const ALL: [Step; 14] = [
+    pub const ALL: [Step; 15] = [
         Step::Devnet,
         Step::AdvertiserSignIn,
         Step::CampaignSetup,
@@ -43,6 +44,7 @@ impl Step {
         Step::Refusals,
         Step::Settlement,
         Step::Claim,
+        Step::Marketplace,
         Step::EndCampaign,
         Step::Withdraw,
     ];
@@ -67,6 +69,7 @@ impl fmt::Display for Step {
             Step::Refusals => "bad receipts are refused with their reasons",
             Step::Settlement => "an epoch settles on chain",
             Step::Claim => "hoster claims with the proof from the API",
+            Step::Marketplace => "a buyer pays for an item from their wallet; the seller claims the sale",
             Step::EndCampaign => "advertiser ends the campaign",
             Step::Withdraw => "advertiser withdraws the unspent budget after the grace period",
         })

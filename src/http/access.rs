@@ -140,7 +140,11 @@ policy!(
     ItemManagers = [Seller, Admin]
 );
 policy!(
-    /// Buyers, with their orders, licenses and downloads; admins see them all.
+    /// Buyers ordering, and holding licenses.
+    Purchasers = [Buyer]
+);
+policy!(
+    /// Buyers, with their orders and downloads; admins see them all.
     Buyers = [Buyer, Admin]
 );
 policy!(

@@ -194,6 +194,31 @@ const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("get", "/v1/program-budgets/{id}", "getProgramBudget"),
     ("post", "/v1/program-budgets/{id}/fundings", "fundProgramBudget"),
     ("post", "/v1/holds/{id}/end", "endHold"),
+    // The marketplace.
+    ("get", "/v1/market/items", "searchItems"),
+    ("post", "/v1/market/items", "createItem"),
+    ("get", "/v1/market/items/{id}", "getItem"),
+    ("patch", "/v1/market/items/{id}", "updateItem"),
+    ("post", "/v1/market/items/{id}/files", "addItemFile"),
+    ("put", "/v1/market/items/{id}/fee", "setItemFee"),
+    ("put", "/v1/market/sellers/{address}/fee", "setSellerFee"),
+    ("get", "/v1/market/seller/items", "listSellerItems"),
+    ("get", "/v1/market/seller/dashboard", "getSellerDashboard"),
+    ("get", "/v1/market/orders", "listOrders"),
+    ("post", "/v1/market/orders", "createOrder"),
+    ("get", "/v1/market/orders/{id}", "getOrder"),
+    ("post", "/v1/market/orders/{id}/refund", "refundOrder"),
+    ("get", "/v1/market/licenses", "listLicenses"),
+    (
+        "post",
+        "/v1/market/orders/{id}/files/{file_id}/link",
+        "createDownloadLink",
+    ),
+    ("get", "/v1/market/downloads/{token}", "downloadFile"),
+    ("post", "/v1/market/licenses/validate", "validateLicense"),
+    ("post", "/v1/market/licenses/activate", "activateLicense"),
+    ("post", "/v1/market/licenses/deactivate", "deactivateLicense"),
+    ("get", "/v1/market/license-key", "getLicensePublicKey"),
 ];
 
 /// The operation id of `method path`. An operation missing from [`OPERATION_IDS`] still gets

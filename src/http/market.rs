@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::AppState;
-use super::access::{Admins, Buyers, Caller, ItemManagers, Sellers};
+use super::access::{Admins, Buyers, Caller, ItemManagers, Purchasers, Sellers};
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::{Json, Path, Query};
 use crate::accounts::Principal;
@@ -402,7 +402,7 @@ pub struct Purchase {
 )]
 async fn create_order(
     State(state): State<AppState>,
-    buyer: Caller<Buyers>,
+    buyer: Caller<Purchasers>,
     Json(request): Json<CreateOrder>,
 ) -> ApiResult<(StatusCode, Json<Purchase>)> {
     let escrow = state
@@ -510,7 +510,7 @@ async fn refund(
     get, path = "/market/licenses", tag = "market", security(("bearer" = ["buyer"])),
     responses((status = 200, body = [License]), (status = 401, body = ProblemSchema), (status = 403, body = ProblemSchema))
 )]
-async fn my_licenses(State(state): State<AppState>, buyer: Caller<Buyers>) -> ApiResult<Json<Vec<License>>> {
+async fn my_licenses(State(state): State<AppState>, buyer: Caller<Purchasers>) -> ApiResult<Json<Vec<License>>> {
     let now = OffsetDateTime::now_utc();
     Ok(Json(
         licenses::of_buyer(&state.db, &state.market.keys, buyer.user_id, now).await?,
@@ -550,8 +550,8 @@ async fn download_link(
 #[utoipa::path(
     get, path = "/market/downloads/{token}", tag = "market", params(("token" = String, Path)),
     responses(
-        (status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 403, body = ProblemSchema),
-        (status = 404, body = ProblemSchema), (status = 409, body = ProblemSchema),
+        (status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = ProblemSchema),
+        (status = 409, body = ProblemSchema), (status = 422, body = ProblemSchema),
     )
 )]
 async fn download(State(state): State<AppState>, Path(token): Path<String>) -> ApiResult<Response> {
@@ -689,8 +689,8 @@ impl From<MarketError> for ApiError {
             MarketError::LicenseRevoked | MarketError::LicenseExpired => Self::conflict("key", message),
             MarketError::EntitlementOver { .. } => Self::conflict("fileId", message),
             MarketError::Key(KeyError::BadLicense) => Self::invalid("key", message),
-            MarketError::Key(KeyError::BadLink) => Self::Forbidden(message),
-            MarketError::Key(KeyError::LinkExpired) => Self::Forbidden(message),
+            // The token is the download's credential, and a field of its path.
+            MarketError::Key(KeyError::BadLink | KeyError::LinkExpired) => Self::invalid("token", message),
             MarketError::Key(KeyError::WeakSecret) | MarketError::Store(_) => Self::Internal(anyhow::anyhow!(message)),
             MarketError::Escrow(error) => Self::Internal(error.into()),
             MarketError::Ledger(LedgerError::Database(error)) => error.into(),

@@ -13,14 +13,14 @@ use sqlx::PgPool;
 
 use crate::support::*;
 
-const ROLES: [&str; 4] = ["advertiser", "hoster", "viewer", "admin"];
+const ROLES: [&str; 6] = ["advertiser", "hoster", "viewer", "admin", "seller", "buyer"];
 
 /// A well-formed value for each path parameter, so that a refusal can only be the policy's.
 fn path_value(name: &str) -> String {
     match name {
-        "id" => uuid::Uuid::new_v4().to_string(),
+        "id" | "file_id" => uuid::Uuid::new_v4().to_string(),
         "role" => "viewer".to_owned(),
-        "token" | "account" | "user" => format!("{:#x}", alloy::primitives::Address::repeat_byte(0x11)),
+        "token" | "account" | "user" | "address" => format!("{:#x}", alloy::primitives::Address::repeat_byte(0x11)),
         "campaign_id" | "campaignId" | "digest" => format!("{:#x}", alloy::primitives::B256::repeat_byte(0x22)),
         "slug" => "internal".to_owned(),
         other => panic!("path parameter `{other}` is new: give this test a well-formed value for it"),
@@ -88,7 +88,7 @@ async fn every_route_refuses_a_caller_without_its_role(pool: PgPool) {
     let address = wallet.address();
     let app = TestApp::with(pool, |config| config.admin_addresses = vec![address]);
     let session = app.token(&wallet).await;
-    for role in ["advertiser", "hoster"] {
+    for role in ["advertiser", "hoster", "seller", "buyer"] {
         app.post("/v1/me/roles", Some(&session), json!({ "role": role }))
             .await
             .ok();

@@ -74,6 +74,11 @@ async fn a_metrics_address_takes_metrics_off_the_api(pool: PgPool) {
         "--database-url=unused: the test hands over its pool",
         "--jwt-secret=test-secret-test-secret-test-secret!",
         "--ticket-secret=ticket-secret-ticket-secret-ticket!",
+        "--market-secret=market-secret-market-secret-market-secret",
+        &format!(
+            "--market-store={}",
+            std::env::temp_dir().join("adescrow-test-market").display()
+        ),
         "--platform-address=0xfafafafafafafafafafafafafafafafafafafafa",
         "--deployment=/nonexistent/deployment.json",
         &format!("--listen={api}"),

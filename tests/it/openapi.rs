@@ -94,6 +94,27 @@ async fn document_lists_every_route(pool: PgPool) {
         "GET /v1/program-budgets/{id}",
         "POST /v1/program-budgets/{id}/fundings",
         "POST /v1/holds/{id}/end",
+        // The marketplace.
+        "GET /v1/market/items",
+        "POST /v1/market/items",
+        "GET /v1/market/items/{id}",
+        "PATCH /v1/market/items/{id}",
+        "POST /v1/market/items/{id}/files",
+        "PUT /v1/market/items/{id}/fee",
+        "PUT /v1/market/sellers/{address}/fee",
+        "GET /v1/market/seller/items",
+        "GET /v1/market/seller/dashboard",
+        "GET /v1/market/orders",
+        "POST /v1/market/orders",
+        "GET /v1/market/orders/{id}",
+        "POST /v1/market/orders/{id}/refund",
+        "GET /v1/market/licenses",
+        "POST /v1/market/orders/{id}/files/{file_id}/link",
+        "GET /v1/market/downloads/{token}",
+        "POST /v1/market/licenses/validate",
+        "POST /v1/market/licenses/activate",
+        "POST /v1/market/licenses/deactivate",
+        "GET /v1/market/license-key",
     ]
     .into_iter()
     .map(String::from)

@@ -74,7 +74,9 @@ async fn a_purchase_is_paid_licensed_downloaded_refunded_and_claimed_on_chain(po
         token: app.token_with_role(&seller_key, "seller").await,
         wallet: seller_key.clone(),
     };
-    let item = seller.publish(&app, token, "1000", "Banner templates", &["banner"]).await;
+    let item = seller
+        .publish(&app, token, "1000", "Banner templates", &["banner"])
+        .await;
     let file = item["files"][0]["id"].as_str().unwrap().to_owned();
     let buyer = app.token_with_role(&buyer_key, "buyer").await;
     TestToken::new(token, world.chain.wallet(BUYER))
@@ -90,7 +92,13 @@ async fn a_purchase_is_paid_licensed_downloaded_refunded_and_claimed_on_chain(po
         world.pool.clone(),
         CHAIN_ID,
     );
-    let buy = || app.post("/v1/market/orders", Some(&buyer), json!({ "itemId": item["id"], "token": token }));
+    let buy = || {
+        app.post(
+            "/v1/market/orders",
+            Some(&buyer),
+            json!({ "itemId": item["id"], "token": token }),
+        )
+    };
 
     // One signature over the typed data the API hands out, and one transaction.
     let first = buy().await;
@@ -118,14 +126,27 @@ async fn a_purchase_is_paid_licensed_downloaded_refunded_and_claimed_on_chain(po
     assert_eq!(paid["state"], "paid", "{paid}");
     let licenses = app.get("/v1/market/licenses", Some(&buyer)).await;
     let license = licenses.ok()[0].clone();
-    assert_eq!((&license["orderId"], &license["valid"]), (&json!(first_id), &json!(true)));
+    assert_eq!(
+        (&license["orderId"], &license["valid"]),
+        (&json!(first_id), &json!(true))
+    );
     let link = app
-        .post(&format!("/v1/market/orders/{first_id}/files/{file}/link"), Some(&buyer), json!({}))
+        .post(
+            &format!("/v1/market/orders/{first_id}/files/{file}/link"),
+            Some(&buyer),
+            json!({}),
+        )
         .await;
     let download = app
-        .get(&format!("/v1/market/downloads/{}", link.ok()["token"].as_str().unwrap()), None)
+        .get(
+            &format!("/v1/market/downloads/{}", link.ok()["token"].as_str().unwrap()),
+            None,
+        )
         .await;
-    assert_eq!((download.status, download.text.as_str()), (StatusCode::OK, "the files of the item"));
+    assert_eq!(
+        (download.status, download.text.as_str()),
+        (StatusCode::OK, "the files of the item")
+    );
 
     // A second purchase the two-transaction way, refunded by the seller inside its window.
     let second = buy().await;
@@ -152,14 +173,24 @@ async fn a_purchase_is_paid_licensed_downloaded_refunded_and_claimed_on_chain(po
         (&refunded.ok()["outcome"], &refunded.body["order"]["state"]),
         (&json!("reversed"), &json!("refunded"))
     );
-    let revoked = app.post("/v1/market/licenses/validate", None, json!({ "key": second_key })).await;
+    let revoked = app
+        .post("/v1/market/licenses/validate", None, json!({ "key": second_key }))
+        .await;
     assert_eq!(revoked.ok()["valid"], false);
-    app.post("/v1/market/licenses/activate", None, json!({ "key": second_key, "device": "pc" }))
-        .await
-        .problem(StatusCode::CONFLICT, "conflict");
-    app.post(&format!("/v1/market/orders/{second_id}/files/{file}/link"), Some(&buyer), json!({}))
-        .await
-        .problem(StatusCode::CONFLICT, "conflict");
+    app.post(
+        "/v1/market/licenses/activate",
+        None,
+        json!({ "key": second_key, "device": "pc" }),
+    )
+    .await
+    .problem(StatusCode::CONFLICT, "conflict");
+    app.post(
+        &format!("/v1/market/orders/{second_id}/files/{file}/link"),
+        Some(&buyer),
+        json!({}),
+    )
+    .await
+    .problem(StatusCode::CONFLICT, "conflict");
 
     // A third, underpaid by one unit, is refused and stays the buyer's.
     let third = buy().await;
@@ -199,11 +230,18 @@ async fn a_purchase_is_paid_licensed_downloaded_refunded_and_claimed_on_chain(po
         .await
         .unwrap();
     let first_escrow: B256 = first.body["order"]["chainEscrowId"].as_str().unwrap().parse().unwrap();
-    assert_eq!(debits, vec![first_escrow.to_vec()], "neither the refunded nor the refused order");
+    assert_eq!(
+        debits,
+        vec![first_escrow.to_vec()],
+        "neither the refunded nor the refused order"
+    );
     indexer.step().await.unwrap();
     let before = world.token_balance(seller_key.address()).await;
     claim_with_api_proof(&world, &seller_key, "850", "0", "850").await;
-    assert_eq!(world.token_balance(seller_key.address()).await, before + U256::from(850));
+    assert_eq!(
+        world.token_balance(seller_key.address()).await,
+        before + U256::from(850)
+    );
     indexer.step().await.unwrap();
     let dashboard = app.get("/v1/market/seller/dashboard", Some(&seller.token)).await;
     let sales = &dashboard.ok()["sales"][0];
@@ -226,7 +264,11 @@ async fn a_purchase_is_paid_licensed_downloaded_refunded_and_claimed_on_chain(po
     assert_eq!(late.ok()["outcome"], "clawed_back");
     let buyer_payouts = app.get(&format!("/v1/payouts/{}", buyer_key.address()), None).await;
     let held = &buyer_payouts.ok()["tokens"][0];
-    assert_eq!((&held["accrued"], &held["released"]), (&json!("1000"), &json!("0")), "{held}");
+    assert_eq!(
+        (&held["accrued"], &held["released"]),
+        (&json!("1000"), &json!("0")),
+        "{held}"
+    );
     let reasons: Vec<&str> = held["held"]
         .as_array()
         .unwrap()
@@ -247,5 +289,8 @@ async fn a_purchase_is_paid_licensed_downloaded_refunded_and_claimed_on_chain(po
         };
         world.send_to(BUYER, escrow, withdraw.abi_encode().into()).await;
     }
-    assert_eq!(world.token_balance(buyer_key.address()).await, before + U256::from(1000 + 999));
+    assert_eq!(
+        world.token_balance(buyer_key.address()).await,
+        before + U256::from(1000 + 999)
+    );
 }
