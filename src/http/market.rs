@@ -66,8 +66,10 @@ pub fn router(max_file_size: usize) -> OpenApiRouter<AppState> {
 pub struct SearchQuery {
     /// Words to find in titles, tags and descriptions (web-search syntax: `"a phrase"`,
     /// `-word`, `or`).
+    #[param(value_type = Option<crate::platform::wire::schema::SearchWords>)]
     pub q: Option<String>,
     pub category: Option<Category>,
+    #[param(value_type = Option<crate::platform::wire::schema::ItemTag>)]
     pub tag: Option<String>,
     /// Only items sold for this token.
     #[param(value_type = Option<crate::platform::wire::schema::TokenAddress>)]
@@ -101,17 +103,19 @@ async fn search(State(state): State<AppState>, Query(query): Query<SearchQuery>)
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateItem {
-    /// 1 to 200 characters.
+    #[schema(value_type = crate::platform::wire::schema::ItemTitle)]
     pub title: String,
-    /// Up to 10,000 characters.
     #[serde(default)]
+    #[schema(value_type = crate::platform::wire::schema::ItemDescription)]
     pub description: String,
     pub category: Category,
     /// Up to 10 tags of letters, digits and hyphens (lower-cased).
     #[serde(default)]
+    #[schema(value_type = Vec<crate::platform::wire::schema::ItemTag>, max_items = 10)]
     pub tags: Vec<String>,
-    /// A price per token, in base units.
+    /// A price per token (one each), in base units.
     #[serde(default)]
+    #[schema(max_items = 10)]
     pub prices: Vec<Price>,
     /// Devices a license may be active on at once (1 to 1000, default 1).
     #[schema(minimum = 1, maximum = 1000)]
@@ -176,11 +180,15 @@ async fn get_item(State(state): State<AppState>, Path(id): Path<Uuid>) -> ApiRes
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateItem {
+    #[schema(value_type = Option<crate::platform::wire::schema::ItemTitle>)]
     pub title: Option<String>,
+    #[schema(value_type = Option<crate::platform::wire::schema::ItemDescription>)]
     pub description: Option<String>,
     pub category: Option<Category>,
+    #[schema(value_type = Option<Vec<crate::platform::wire::schema::ItemTag>>, max_items = 10)]
     pub tags: Option<Vec<String>>,
-    /// Replaces every price.
+    /// Replaces every price (one per token).
+    #[schema(max_items = 10)]
     pub prices: Option<Vec<Price>>,
     #[schema(minimum = 1, maximum = 1000)]
     pub activation_limit: Option<i64>,
@@ -237,7 +245,7 @@ async fn update_item(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct FileQuery {
-    /// The file's name as buyers see it (1 to 200 characters).
+    #[param(value_type = crate::platform::wire::schema::FileName)]
     pub name: String,
 }
 
@@ -282,7 +290,7 @@ async fn add_file(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetFee {
-    /// Basis points, 0 to 5000; `null` (items only) falls back to the seller's fee.
+    /// Basis points, 0 to 5000; `null` falls back to the seller's fee.
     #[schema(minimum = 0, maximum = 5000)]
     pub fee_bps: Option<i64>,
 }
@@ -304,23 +312,27 @@ async fn set_item_fee(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetSellerFee {
+    /// Basis points, 0 to 5000.
+    #[schema(minimum = 0, maximum = 5000)]
+    pub fee_bps: i64,
+}
+
 /// Sets a seller's fee, for its items without one of their own (admins).
 #[utoipa::path(
     put, path = "/market/sellers/{address}/fee", tag = "market", security(("bearer" = ["admin"])),
-    params(("address" = crate::platform::wire::schema::Address, Path)), request_body = SetFee,
+    params(("address" = crate::platform::wire::schema::Address, Path)), request_body = SetSellerFee,
     responses((status = 204), (status = 403, body = ProblemSchema), (status = 404, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn set_seller_fee(
     State(state): State<AppState>,
     admin: Caller<Admins>,
     Path(address): Path<Address>,
-    Json(request): Json<SetFee>,
+    Json(request): Json<SetSellerFee>,
 ) -> ApiResult<StatusCode> {
-    let fee = request.fee_bps.ok_or(ApiError::invalid(
-        "feeBps",
-        "a seller's fee must be a number of basis points",
-    ))?;
-    let fee = FeeBps::parse(fee).at("feeBps")?;
+    let fee = FeeBps::parse(request.fee_bps).at("feeBps")?;
     items::set_seller_fee(&state.db, address, fee, admin.user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -576,39 +588,35 @@ async fn download(State(state): State<AppState>, Path(token): Path<String>) -> A
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LicenseCheck {
-    /// The license key.
+pub struct LicenseKey {
+    /// The license key (`ADL1.<payload>.<signature>`).
     pub key: String,
-    /// The device to activate or deactivate (1 to 200 characters); validation ignores it.
-    pub device: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LicenseDevice {
+    /// The license key (`ADL1.<payload>.<signature>`).
+    pub key: String,
+    #[schema(value_type = crate::platform::wire::schema::Device)]
+    pub device: String,
 }
 
 /// Checks a license key: whether it is this service's, and its standing.
 #[utoipa::path(
-    post, path = "/market/licenses/validate", tag = "market", request_body = LicenseCheck,
+    post, path = "/market/licenses/validate", tag = "market", request_body = LicenseKey,
     responses((status = 200, body = License), (status = 404, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
-async fn validate_license(
-    State(state): State<AppState>,
-    Json(request): Json<LicenseCheck>,
-) -> ApiResult<Json<License>> {
+async fn validate_license(State(state): State<AppState>, Json(request): Json<LicenseKey>) -> ApiResult<Json<License>> {
     let now = OffsetDateTime::now_utc();
     Ok(Json(
         licenses::validate(&state.db, &state.market.keys, &request.key, now).await?,
     ))
 }
 
-fn device(request: &LicenseCheck) -> ApiResult<Device> {
-    let device = request
-        .device
-        .as_deref()
-        .ok_or(ApiError::invalid("device", "name the device"))?;
-    Ok(Device::parse(device).at("device")?)
-}
-
 /// Activates a license on a device, within its activation limit.
 #[utoipa::path(
-    post, path = "/market/licenses/activate", tag = "market", request_body = LicenseCheck,
+    post, path = "/market/licenses/activate", tag = "market", request_body = LicenseDevice,
     responses(
         (status = 200, body = License), (status = 404, body = ProblemSchema), (status = 409, body = ProblemSchema),
         (status = 422, body = ProblemSchema),
@@ -616,9 +624,9 @@ fn device(request: &LicenseCheck) -> ApiResult<Device> {
 )]
 async fn activate_license(
     State(state): State<AppState>,
-    Json(request): Json<LicenseCheck>,
+    Json(request): Json<LicenseDevice>,
 ) -> ApiResult<Json<License>> {
-    let device = device(&request)?;
+    let device = Device::parse(&request.device).at("device")?;
     let now = OffsetDateTime::now_utc();
     Ok(Json(
         licenses::activate(&state.db, &state.market.keys, &request.key, &device, now).await?,
@@ -627,14 +635,14 @@ async fn activate_license(
 
 /// Frees a device's activation of a license.
 #[utoipa::path(
-    post, path = "/market/licenses/deactivate", tag = "market", request_body = LicenseCheck,
+    post, path = "/market/licenses/deactivate", tag = "market", request_body = LicenseDevice,
     responses((status = 200, body = License), (status = 404, body = ProblemSchema), (status = 409, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn deactivate_license(
     State(state): State<AppState>,
-    Json(request): Json<LicenseCheck>,
+    Json(request): Json<LicenseDevice>,
 ) -> ApiResult<Json<License>> {
-    let device = device(&request)?;
+    let device = Device::parse(&request.device).at("device")?;
     let now = OffsetDateTime::now_utc();
     Ok(Json(
         licenses::deactivate(&state.db, &state.market.keys, &request.key, &device, now).await?,

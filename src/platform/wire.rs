@@ -159,6 +159,29 @@ pub mod schema {
     text_schema!(Description, 0, 500, "A description.");
     text_schema!(Label, 1, 64, "A targeting label, compared without case.");
     text_schema!(Reference, 1, 128, "An opaque reference chosen by the caller.");
+    text_schema!(ItemTitle, 1, 200, "A marketplace item's title.");
+    text_schema!(ItemDescription, 0, 10000, "A marketplace item's description.");
+    text_schema!(SearchWords, 1, 200, "Words to search for.");
+    text_schema!(FileName, 1, 200, "A file's name as buyers see it.");
+    text_schema!(
+        Device,
+        1,
+        200,
+        "A device a license is activated on, named by the seller's software."
+    );
+
+    named_schema!(
+        /// A marketplace tag. The pattern is narrower than what the server reads (any letters
+        /// and digits); every tag it admits is accepted.
+        ItemTag => {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[A-Za-z0-9-]{1,32}$"))
+                .description(Some("A tag: 1 to 32 letters, digits or hyphens, compared in lower case."))
+                .examples(["banner"])
+                .into()
+        }
+    );
 
     named_schema!(
         /// A link shown to viewers: http or https with a host, at most 2048 characters. The

@@ -565,7 +565,11 @@ async fn a_license_verifies_offline_and_its_activations_never_pass_the_limit(poo
         .await;
     assert_eq!(next.ok()["activations"], 3);
     let missing = app
-        .post("/v1/market/licenses/activate", None, json!({ "key": key }))
+        .post(
+            "/v1/market/licenses/activate",
+            None,
+            json!({ "key": key, "device": " " }),
+        )
         .await;
     assert_eq!(
         missing.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"],
