@@ -24,10 +24,10 @@ use super::devnet::{Devnet, POLL};
 use super::error::{Failure, Result};
 use super::report::{Probe, Report, wait_for};
 use super::wallet::{self, confirm};
-use crate::billing::split::{WHOLE, largest_remainder};
 use crate::contracts::{AdEscrow, TestToken};
 use crate::money::Amount;
 use crate::programs::market::keys::verify_license;
+use crate::programs::market::orders::sale_shares;
 
 /// The item's price: five whole tokens of six decimals.
 const PRICE: u128 = 5_000_000;
@@ -76,7 +76,7 @@ pub async fn buy_and_claim(devnet: &Devnet, report: &mut Report<'_>, buyer: &Adv
             Some(&json!({ "state": "published" })),
         )
         .await?;
-    let fee_bps = item["feeBps"].as_u64().unwrap_or_default() as u32;
+    let fee_bps = item["feeBps"].as_i64().unwrap_or_default() as i32;
     report.ok(format_args!(
         "seller {} listed item {item_id} for {} with one file ({} bytes), fee {fee_bps} bps",
         seller_wallet.address(),
@@ -210,7 +210,7 @@ pub async fn buy_and_claim(devnet: &Devnet, report: &mut Report<'_>, buyer: &Adv
     ));
 
     // After the refund window an epoch debits the order; the seller's share is claimable.
-    let [proceeds, _fee] = largest_remainder(Amount(PRICE), [WHOLE - fee_bps, fee_bps]);
+    let [proceeds, _fee] = sale_shares(Amount(PRICE), fee_bps);
     let seller_address = seller_wallet.address();
     let payouts_path = format!("/v1/payouts/{seller_address}");
     report.info("the sale is held until the order's refund window ends; then an epoch debits the order");

@@ -66,10 +66,10 @@ pub fn router(max_file_size: usize) -> OpenApiRouter<AppState> {
 pub struct SearchQuery {
     /// Words to find in titles, tags and descriptions (web-search syntax: `"a phrase"`,
     /// `-word`, `or`).
-    #[param(value_type = Option<crate::platform::wire::schema::SearchWords>)]
+    #[param(inline, value_type = Option<crate::platform::wire::schema::SearchWords>)]
     pub q: Option<String>,
     pub category: Option<Category>,
-    #[param(value_type = Option<crate::platform::wire::schema::ItemTag>)]
+    #[param(inline, value_type = Option<crate::platform::wire::schema::ItemTag>)]
     pub tag: Option<String>,
     /// Only items sold for this token.
     #[param(value_type = Option<crate::platform::wire::schema::TokenAddress>)]
@@ -245,7 +245,7 @@ async fn update_item(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct FileQuery {
-    #[param(value_type = crate::platform::wire::schema::FileName)]
+    #[param(inline, value_type = crate::platform::wire::schema::FileName)]
     pub name: String,
 }
 
@@ -700,7 +700,6 @@ impl From<MarketError> for ApiError {
             // The token is the download's credential, and a field of its path.
             MarketError::Key(KeyError::BadLink | KeyError::LinkExpired) => Self::invalid("token", message),
             MarketError::Key(KeyError::WeakSecret) | MarketError::Store(_) => Self::Internal(anyhow::anyhow!(message)),
-            MarketError::Escrow(error) => Self::Internal(error.into()),
             MarketError::Ledger(LedgerError::Database(error)) => error.into(),
             MarketError::Ledger(error) => Self::conflict("state", error.to_string()),
             MarketError::Hold(error) => error.into(),

@@ -337,20 +337,14 @@ pub enum Viewer {
 
 /// One item as `viewer` may see it.
 pub async fn find(db: &PgPool, id: Uuid, viewer: Viewer, default_fee: i32) -> Result<Option<Item>, sqlx::Error> {
-    let (public, owner) = match viewer {
-        Viewer::Public => (true, None),
-        Viewer::Owner(user) => (false, Some(user)),
-        Viewer::Admin => (false, None),
-    };
-    let items = select(db, &[id], default_fee).await?;
-    Ok(items
-        .into_iter()
-        .next()
-        .filter(|item| {
-            let seller_sees = !public && owner.is_none_or(|user| item.seller_id == user);
-            seller_sees || item.item.state.is_for_sale()
+    let row = select(db, &[id], default_fee).await?.into_iter().next();
+    Ok(row
+        .filter(|row| match viewer {
+            Viewer::Admin => true,
+            Viewer::Owner(user) => row.seller_id == user || row.item.state.is_for_sale(),
+            Viewer::Public => row.item.state.is_for_sale(),
         })
-        .map(|item| item.item))
+        .map(|row| row.item))
 }
 
 struct Row {

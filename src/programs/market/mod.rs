@@ -84,8 +84,6 @@ pub enum MarketError {
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error(transparent)]
-    Escrow(#[from] crate::money::escrow::EscrowError),
-    #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error(transparent)]
     Hold(#[from] HoldError),

@@ -310,8 +310,7 @@ async fn fulfil_one(
     if now > order.pay_by {
         return refuse(conn, id, "it was funded after the order's pay-by time".to_owned()).await;
     }
-    let fee_bps = u32::try_from(order.fee_bps).unwrap_or(0).min(WHOLE);
-    let [seller_share, fee] = largest_remainder(order.price, [WHOLE - fee_bps, fee_bps]);
+    let [seller_share, fee] = sale_shares(order.price, order.fee_bps);
     let mut posting = Posting::default();
     posting.spend(id, order.price);
     posting.earn(Party::Seller, order.seller.0, seller_share);
@@ -355,6 +354,12 @@ async fn fulfil_one(
     .execute(&mut *conn)
     .await?;
     Ok(Fulfilled::Paid)
+}
+
+/// The seller's share and the platform's fee of `price`, by largest remainder.
+pub fn sale_shares(price: Amount, fee_bps: i32) -> [Amount; 2] {
+    let fee_bps = u32::try_from(fee_bps).unwrap_or(0).min(WHOLE);
+    largest_remainder(price, [WHOLE - fee_bps, fee_bps])
 }
 
 async fn refuse(conn: &mut PgConnection, id: Uuid, why: String) -> Result<Fulfilled, FulfilError> {
@@ -401,7 +406,8 @@ pub async fn refund(
     let mut conn = db.acquire().await?;
     let mut tx = conn.begin().await?;
     let order = sqlx::query!(
-        r#"SELECT o.state AS "state: OrderState", o.seller_id, o.fee_bps, o.seller_address AS "seller: SqlAddress",
+        r#"SELECT o.state AS "state: OrderState", o.seller_id, o.proceeds AS "proceeds: Amount",
+                  o.seller_address AS "seller: SqlAddress",
                   o.platform AS "platform: SqlAddress", b.address AS "buyer: SqlAddress",
                   a.token AS "token: SqlAddress", a.price AS "price!: Amount",
                   (SELECT h.id FROM ledger_postings p JOIN ledger_holds h ON h.posting_id = p.id
@@ -430,8 +436,9 @@ pub async fn refund(
     let outcome = match holds::reverse(&mut tx, hold, &ending).await {
         Ok(_) => RefundOutcome::Reversed,
         Err(HoldError::Ended { .. }) => {
-            let fee_bps = u32::try_from(order.fee_bps).unwrap_or(0).min(WHOLE);
-            let [seller_share, fee] = largest_remainder(order.price, [WHOLE - fee_bps, fee_bps]);
+            // The shares exactly as the sale posted them.
+            let seller_share = order.proceeds.unwrap_or_default();
+            let fee = order.price.saturating_sub(seller_share);
             let buyer = (Party::Buyer, order.buyer.0);
             // One posting per payer: a payer left owing holds the buyer's credit until it
             // has repaid, and the ledger takes one such payer per posting.
