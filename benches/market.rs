@@ -25,8 +25,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use adescrow::platform::db::MIGRATOR;
-use adescrow::platform::values::{Bounded, Label, Text};
-use adescrow::programs::market::items::{self, Category, Cursor, Search};
+use adescrow::platform::values::{Bounded, Text};
+use adescrow::programs::market::items::{self, Category, Cursor, Search, Tag};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlx::PgPool;
@@ -141,7 +141,7 @@ fn search(text: Option<String>, category: Option<Category>, tag: Option<String>)
     Search {
         text: text.map(|t| Text::parse(&t).unwrap()),
         category,
-        tag: tag.map(|t| Label::parse(&t).unwrap()),
+        tag: tag.map(|t| Tag::parse(&t).unwrap()),
         token: None,
         limit: Bounded::parse(20).unwrap(),
         after: None,

@@ -24,7 +24,7 @@ use super::extract::{Json, Path, Query};
 use crate::accounts::Principal;
 use crate::money::escrow::Order;
 use crate::money::ledger::LedgerError;
-use crate::platform::values::{At, Bounded, Label, Text};
+use crate::platform::values::{At, Bounded, Text};
 use crate::programs::market::files::{self, ContentType, NewFile};
 use crate::programs::market::items::{
     self, ActivationLimit, Category, Cursor, Description, FeeBps, FileInfo, Item, ItemChange, ItemState, LicenseDays,
@@ -90,7 +90,7 @@ async fn search(State(state): State<AppState>, Query(query): Query<SearchQuery>)
     let search = Search {
         text: query.q.as_deref().map(Text::parse).transpose().at("q")?,
         category: query.category,
-        tag: query.tag.as_deref().map(Label::parse).transpose().at("tag")?,
+        tag: query.tag.as_deref().map(items::Tag::parse).transpose().at("tag")?,
         token: query.token,
         limit: Bounded::parse(query.limit.unwrap_or(20)).at("limit")?,
         after: query.after.as_deref().map(Cursor::parse).transpose().at("after")?,

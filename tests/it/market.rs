@@ -159,6 +159,7 @@ async fn an_item_goes_from_draft_to_the_listing_and_search_finds_it(pool: PgPool
         ("limit=101", "limit"),
         ("after=nonsense", "after"),
         ("category=cars", "query"),
+        ("tag=0.5", "tag"),
     ] {
         let reply = app.get(&format!("/v1/market/items?{query}"), None).await;
         assert_eq!(

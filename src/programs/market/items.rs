@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::MarketError;
 use crate::accounts::OwnerScope;
 use crate::money::Amount;
-use crate::platform::values::{Bounded, Label, Text, ValueError};
+use crate::platform::values::{Bounded, Text, ValueError};
 
 /// What kind of thing an item is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
@@ -61,7 +61,26 @@ pub type Description = Text<0, 10_000>;
 pub type ActivationLimit = Bounded<1, 1000>;
 pub type LicenseDays = Bounded<1, 3650>;
 
-/// An item's tags: at most 10 [`Label`]s of up to 32 characters, duplicates dropped.
+/// A tag: 1 to 32 ASCII letters, digits or hyphens, kept in lower case (exactly what the
+/// document's `ItemTag` pattern states).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag(String);
+
+impl Tag {
+    pub fn parse(value: &str) -> Result<Self, ValueError> {
+        let ok = (1..=32).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !ok {
+            return Err(ValueError::Refused("must be 1 to 32 letters, digits or hyphens"));
+        }
+        Ok(Self(value.to_ascii_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An item's tags: at most 10 [`Tag`]s, duplicates dropped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tags(Vec<String>);
 
@@ -74,16 +93,12 @@ impl Tags {
         }
         let mut tags = Vec::with_capacity(values.len());
         for (index, value) in values.iter().enumerate() {
-            let entry = |error| ValueError::Entry {
+            let tag = Tag::parse(value).map_err(|error| ValueError::Entry {
                 index,
                 error: Box::new(error),
-            };
-            let tag = Label::parse(value).map_err(entry)?.as_str().to_owned();
-            if tag.chars().count() > 32 || !tag.chars().all(|c| c.is_alphanumeric() || c == '-') {
-                return Err(entry(ValueError::Refused("must be 1 to 32 letters, digits or hyphens")));
-            }
-            if !tags.contains(&tag) {
-                tags.push(tag);
+            })?;
+            if !tags.contains(&tag.0) {
+                tags.push(tag.0);
             }
         }
         Ok(Self(tags))
@@ -440,7 +455,7 @@ pub struct Search {
     /// Words, as a web search takes them (`"exact phrase"`, `-excluded`, `or`).
     pub text: Option<Text<1, 200>>,
     pub category: Option<Category>,
-    pub tag: Option<Label>,
+    pub tag: Option<Tag>,
     /// Only items sold for this token.
     pub token: Option<Address>,
     pub limit: Bounded<1, 100>,
@@ -498,7 +513,7 @@ pub async fn search(db: &PgPool, search: &Search, default_fee: i32) -> Result<Li
            LIMIT $7"#,
         search.text.as_ref().map(Text::as_str),
         search.category as Option<Category>,
-        search.tag.as_ref().map(Label::as_str),
+        search.tag.as_ref().map(Tag::as_str),
         search.token.map(|t| t.to_vec()),
         search.after.map(|c| c.published_at),
         search.after.map(|c| c.id),
