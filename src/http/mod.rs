@@ -57,10 +57,6 @@ use crate::platform::config::ApiArgs;
 use crate::platform::idempotency as idempotency_store;
 use crate::platform::telemetry;
 use crate::programs::market::Market;
-use crate::programs::market::files::FileStore;
-use crate::programs::market::keys::MarketKeys;
-use crate::programs::market::licenses::DownloadTerms;
-use crate::programs::market::orders::Terms;
 use middleware::ClientRateLimiter;
 
 /// How long readiness waits for each dependency.
@@ -127,7 +123,7 @@ impl AppState {
             config.ticket_secret.as_bytes(),
             config.ticket_ttl,
         );
-        let market = market(&config)?;
+        let market = Market::new(&config.market, config.platform_address).map_err(ConfigError::Market)?;
         Ok(Self {
             db,
             market: Arc::new(market),
@@ -156,32 +152,6 @@ impl AppState {
         crate::accounts::siwe::purge_expired_nonces(&mut conn).await?;
         idempotency_store::sweep(&mut conn).await.map(drop)
     }
-}
-
-/// The marketplace the configuration describes, checked.
-fn market(config: &ApiArgs) -> Result<Market, ConfigError> {
-    let args = &config.market;
-    let keys = MarketKeys::from_secret(&args.secret).map_err(|e| ConfigError::Market(e.to_string()))?;
-    let store = FileStore::open(&args.store).map_err(|e| ConfigError::Market(format!("the file store: {e:#}")))?;
-    let fee_bps = i32::try_from(args.fee_bps)
-        .ok()
-        .filter(|fee| (0..=5000).contains(fee))
-        .ok_or(ConfigError::Market("the fee must be 0 to 5000 basis points".into()))?;
-    Ok(Market {
-        keys,
-        store,
-        terms: Terms {
-            default_fee_bps: fee_bps,
-            refund_window: args.refund_window,
-            pay_within: args.pay_within,
-            platform: config.platform_address,
-        },
-        downloads: DownloadTerms {
-            entitlement: args.download_entitlement,
-            link_ttl: args.link_ttl,
-        },
-        max_file_size: args.max_file_size,
-    })
 }
 
 /// The revenue split the configuration describes, checked.

@@ -23,6 +23,7 @@ use self::orders::{OrderState, Terms};
 use crate::money::Amount;
 use crate::money::holds::HoldError;
 use crate::money::ledger::LedgerError;
+use crate::platform::config::MarketArgs;
 
 /// Everything the marketplace runs with, built once from configuration.
 #[derive(Debug, Clone)]
@@ -32,6 +33,30 @@ pub struct Market {
     pub terms: Terms,
     pub downloads: DownloadTerms,
     pub max_file_size: usize,
+}
+
+impl Market {
+    /// The marketplace `args` describe, checked; the platform's fee goes to `platform`.
+    pub fn new(args: &MarketArgs, platform: Address) -> Result<Self, String> {
+        let keys = MarketKeys::from_secret(&args.secret).map_err(|e| e.to_string())?;
+        let store = FileStore::open(&args.store).map_err(|e| format!("the file store: {e:#}"))?;
+        let fee = items::FeeBps::parse(args.fee_bps).map_err(|e| format!("the fee {e}"))?;
+        Ok(Self {
+            keys,
+            store,
+            terms: Terms {
+                default_fee_bps: fee.get() as i32,
+                refund_window: args.refund_window,
+                pay_within: args.pay_within,
+                platform,
+            },
+            downloads: DownloadTerms {
+                entitlement: args.download_entitlement,
+                link_ttl: args.link_ttl,
+            },
+            max_file_size: args.max_file_size,
+        })
+    }
 }
 
 /// Why a marketplace request was refused. Nothing is written.
