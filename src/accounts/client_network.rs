@@ -9,6 +9,10 @@
 //!
 //! The hash is HMAC-SHA256 under a key derived from the session secret with its own label,
 //! so it cannot be reversed by hashing the (small) IPv4 address space without that secret.
+//!
+//! Sign-up networks, which the referral rules compare, are coarser: an IPv4 client is its
+//! /24, so that one person's two wallets behind neighbouring addresses still match; they are
+//! hashed under a key of their own, so neither kind of hash can be matched to the other.
 
 use std::net::IpAddr;
 
@@ -31,6 +35,8 @@ impl ClientNetwork {
 #[derive(Clone)]
 pub struct ClientNetworks {
     mac: HmacSha256,
+    /// How many leading bytes of an IPv4 address count.
+    v4_bytes: usize,
 }
 
 impl std::fmt::Debug for ClientNetworks {
@@ -40,14 +46,24 @@ impl std::fmt::Debug for ClientNetworks {
 }
 
 impl ClientNetworks {
+    /// Networks for counting requests: IPv4 addresses whole.
     pub fn new(session_secret: &[u8]) -> Self {
+        Self::keyed(b"adescrow client networks\0", session_secret, 4)
+    }
+
+    /// Networks for comparing sign-ups: IPv4 /24s.
+    pub fn sign_ups(session_secret: &[u8]) -> Self {
+        Self::keyed(b"adescrow sign-up networks\0", session_secret, 3)
+    }
+
+    fn keyed(label: &[u8], session_secret: &[u8], v4_bytes: usize) -> Self {
         let key = Sha256::new()
-            .chain_update(b"adescrow client networks\0")
+            .chain_update(label)
             .chain_update(session_secret)
             .finalize();
         #[allow(clippy::expect_used, reason = "HMAC takes keys of any length (RFC 2104)")]
         let mac = HmacSha256::new_from_slice(&key).expect("HMAC takes keys of any length");
-        Self { mac }
+        Self { mac, v4_bytes }
     }
 
     /// The network of a peer; callers with no peer address (in-process ones) share one.
@@ -57,7 +73,7 @@ impl ClientNetworks {
         match peer.map(|ip| ip.to_canonical()) {
             Some(IpAddr::V4(v4)) => {
                 mac.update(&[4]);
-                mac.update(&v4.octets());
+                mac.update(&v4.octets()[..self.v4_bytes]);
             }
             Some(IpAddr::V6(v6)) => {
                 mac.update(&[6]);
@@ -95,5 +111,19 @@ mod tests {
         let ip = Some("192.0.2.1".parse().unwrap());
         assert_ne!(ClientNetworks::new(b"one").of(ip), ClientNetworks::new(b"two").of(ip));
         assert_ne!(ClientNetworks::new(b"one").of(ip), ClientNetworks::new(b"one").of(None));
+    }
+
+    #[test]
+    fn sign_up_networks_are_ipv4_slash_24s_under_their_own_key() {
+        let sign_ups = ClientNetworks::sign_ups(b"secret");
+        let of = |ip: &str| sign_ups.of(Some(ip.parse().unwrap()));
+        assert_eq!(of("192.0.2.1"), of("192.0.2.254"));
+        assert_ne!(of("192.0.2.1"), of("192.0.3.1"));
+        assert_eq!(of("2001:db8:1:2::1"), of("2001:db8:1:2:ffff::9"));
+        assert_ne!(
+            of("192.0.2.1"),
+            network("192.0.2.1"),
+            "a request hash never matches a sign-up hash"
+        );
     }
 }

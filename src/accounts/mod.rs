@@ -42,13 +42,15 @@ pub enum Role {
     Seller,
     /// Buys items in the marketplace from their wallet.
     Buyer,
+    /// Brings advertisers and earns commissions; granted when an admin approves them.
+    Affiliate,
 }
 
 impl Role {
     /// Roles a user may take on by themselves. Admin is granted only by configuration or by
-    /// another admin.
+    /// another admin; affiliate by an admin's approval.
     pub fn is_self_service(self) -> bool {
-        !matches!(self, Role::Admin)
+        !matches!(self, Role::Admin | Role::Affiliate)
     }
 }
 
@@ -61,6 +63,7 @@ impl std::fmt::Display for Role {
             Role::Admin => "admin",
             Role::Seller => "seller",
             Role::Buyer => "buyer",
+            Role::Affiliate => "affiliate",
         })
     }
 }
@@ -73,6 +76,8 @@ pub enum AccountError {
     NotSelfService(Role),
     #[error("user not found")]
     UnknownUser,
+    #[error("this account is disabled")]
+    Disabled,
     #[error(transparent)]
     SignIn(#[from] SignInError),
     #[error(transparent)]
@@ -94,23 +99,61 @@ pub struct User {
     #[serde(serialize_with = "crate::platform::wire::checksummed::serialize")]
     pub address: Address,
     pub roles: Vec<Role>,
+    /// Disabled by an admin: cannot sign in or act.
+    pub disabled: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
 
 /// Returns the user with this address, creating it (as a viewer) on first sign-in.
 pub async fn upsert_by_address(conn: &mut PgConnection, address: Address) -> Result<Uuid, sqlx::Error> {
-    // `ON CONFLICT DO UPDATE` (a no-op update) returns the id in both cases in one round trip.
-    let id = sqlx::query_scalar!(
-        "INSERT INTO users (address) VALUES ($1)
-         ON CONFLICT ON CONSTRAINT users_address_key DO UPDATE SET address = EXCLUDED.address
-         RETURNING id",
+    Ok(upsert(conn, address).await?.id)
+}
+
+/// A user as sign-in finds or creates it.
+struct Upserted {
+    id: Uuid,
+    created: bool,
+    disabled: bool,
+}
+
+async fn upsert(conn: &mut PgConnection, address: Address) -> Result<Upserted, sqlx::Error> {
+    // `ON CONFLICT DO UPDATE` (a no-op update) returns the row in both cases in one round
+    // trip; `xmax` is zero only in a row this statement inserted.
+    let row = sqlx::query!(
+        r#"INSERT INTO users (address) VALUES ($1)
+           ON CONFLICT ON CONSTRAINT users_address_key DO UPDATE SET address = EXCLUDED.address
+           RETURNING id, (xmax = 0) AS "created!", (disabled_at IS NOT NULL) AS "disabled!""#,
         address.as_slice()
     )
     .fetch_one(&mut *conn)
     .await?;
-    grant_role(conn, id, Role::Viewer).await?;
-    Ok(id)
+    grant_role(conn, row.id, Role::Viewer).await?;
+    Ok(Upserted {
+        id: row.id,
+        created: row.created,
+        disabled: row.disabled,
+    })
+}
+
+/// Disables an account (it can no longer sign in, and its tokens and keys stop at once) or
+/// enables it again.
+pub async fn set_disabled(
+    db: &PgPool,
+    user_id: Uuid,
+    disabled: bool,
+    now: OffsetDateTime,
+) -> Result<User, AccountError> {
+    let found = sqlx::query_scalar!(
+        "UPDATE users SET disabled_at = CASE WHEN $2 THEN coalesce(disabled_at, $3) END WHERE id = $1 RETURNING id",
+        user_id,
+        disabled,
+        now
+    )
+    .fetch_optional(db)
+    .await?;
+    found.ok_or(AccountError::UnknownUser)?;
+    user(db, user_id).await
 }
 
 /// Grants a role; granting a role already held changes nothing.
@@ -139,7 +182,7 @@ pub async fn revoke_role(conn: &mut PgConnection, user_id: Uuid, role: Role) -> 
 
 pub async fn find(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<Option<User>, sqlx::Error> {
     let row = sqlx::query!(
-        r#"SELECT u.id, u.address AS "address: SqlAddress", u.created_at,
+        r#"SELECT u.id, u.address AS "address: SqlAddress", u.created_at, (u.disabled_at IS NOT NULL) AS "disabled!",
                   array_remove(array_agg(r.role ORDER BY r.role), NULL) AS "roles!: Vec<Role>"
            FROM users u LEFT JOIN user_roles r ON r.user_id = u.id
            WHERE u.id = $1
@@ -152,6 +195,7 @@ pub async fn find(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<Option<User>
         id: row.id,
         address: row.address.0,
         roles: row.roles,
+        disabled: row.disabled,
         created_at: row.created_at,
     }))
 }
@@ -191,29 +235,51 @@ pub async fn revoke_from_user(db: &PgPool, user_id: Uuid, role: Role) -> Result<
     Ok(user)
 }
 
-/// Signs a wallet in with a signed EIP-4361 message, creating the user (as a viewer) on
-/// first sign-in; a configured admin address is granted the admin role. Nonce, user and
-/// session commit together: a refused nonce leaves no trace.
+/// What a wallet sign-in needs: the policy it is checked against, the keys its session is
+/// issued under, and the addresses that are admins by configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct SignInTerms<'a> {
+    pub policy: &'a SignInPolicy,
+    pub sessions: &'a SessionKeys,
+    pub admins: &'a [Address],
+}
+
+/// A sign-in done in the caller's transaction.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub issued: IssuedSession,
+    pub user: User,
+    /// The wallet's first sign-in: the user was created by it.
+    pub first: bool,
+}
+
+/// Signs a wallet in with a signed EIP-4361 message, in the caller's transaction, creating
+/// the user (as a viewer) on first sign-in; a configured admin address is granted the admin
+/// role. Nonce, user, session and whatever a first sign-in brings (a referral, an
+/// attribution) commit together: a refusal leaves no trace.
 pub async fn sign_in(
-    db: &PgPool,
-    policy: &SignInPolicy,
-    sessions: &SessionKeys,
-    admins: &[Address],
+    conn: &mut PgConnection,
+    terms: SignInTerms<'_>,
     message: &str,
     signature: &str,
     now: OffsetDateTime,
-) -> Result<(IssuedSession, User), AccountError> {
-    let verified = policy.verify(message, signature, now)?;
-    let mut tx = db.begin().await?;
-    siwe::consume_nonce(&mut tx, &verified.nonce).await?;
-    let user_id = upsert_by_address(&mut tx, verified.address).await?;
-    if admins.contains(&verified.address) {
-        grant_role(&mut tx, user_id, Role::Admin).await?;
+) -> Result<SignedIn, AccountError> {
+    let verified = terms.policy.verify(message, signature, now)?;
+    siwe::consume_nonce(conn, &verified.nonce).await?;
+    let upserted = upsert(conn, verified.address).await?;
+    if upserted.disabled {
+        return Err(AccountError::Disabled);
     }
-    let issued = sessions.start(&mut tx, user_id).await?;
-    let user = user(&mut *tx, user_id).await?;
-    tx.commit().await?;
-    Ok((issued, user))
+    if terms.admins.contains(&verified.address) {
+        grant_role(conn, upserted.id, Role::Admin).await?;
+    }
+    let issued = terms.sessions.start(conn, upserted.id).await?;
+    let user = user(&mut *conn, upserted.id).await?;
+    Ok(SignedIn {
+        issued,
+        user,
+        first: upserted.created,
+    })
 }
 
 /// Exchanges a refresh token for a new session. A reused token ends its whole sign-in, and

@@ -90,13 +90,14 @@ impl Principal {
     }
 
     /// The user and roles behind a session token, provided its sign-in is still live: a
-    /// signed-out or revoked sign-in stops its tokens at once, not when they expire.
+    /// signed-out or revoked sign-in, or a disabled account, stops its tokens at once, not
+    /// when they expire.
     async fn from_session(db: &PgPool, token: SessionToken) -> Result<Self, AuthError> {
         let row = sqlx::query!(
             r#"SELECT u.address AS "address: SqlAddress",
                       array_remove(array_agg(r.role ORDER BY r.role), NULL) AS "roles!: Vec<Role>"
                FROM users u LEFT JOIN user_roles r ON r.user_id = u.id
-               WHERE u.id = $1
+               WHERE u.id = $1 AND u.disabled_at IS NULL
                  AND EXISTS (SELECT 1 FROM refresh_sessions s
                              WHERE s.family_id = $2 AND s.user_id = u.id
                                AND s.rotated_at IS NULL AND s.revoked_at IS NULL AND s.expires_at > now())
@@ -124,7 +125,7 @@ impl Principal {
                    SELECT k.id, k.user_id, u.address, k.role,
                           EXISTS (SELECT 1 FROM user_roles r WHERE r.user_id = k.user_id AND r.role = k.role) AS role_held
                    FROM api_keys k JOIN users u ON u.id = k.user_id
-                   WHERE k.key_hash = $1 AND k.revoked_at IS NULL
+                   WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.disabled_at IS NULL
                ), used AS (
                    UPDATE api_keys SET last_used_at = now()
                    FROM key

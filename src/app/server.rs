@@ -14,6 +14,7 @@ use crate::adserver::serving::Refresh;
 use crate::http::{self, AppState};
 use crate::platform::config::ServeArgs;
 use crate::platform::worker::{Role, StepError, Supervisor};
+use crate::programs::growth::Programs;
 use crate::{mirror::indexer, platform::db, platform::shutdown, platform::telemetry, settlement::relayer};
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -82,6 +83,7 @@ where
     }
     let chain_id = args.api.chain_id;
     let serving_refresh = args.api.serving_refresh;
+    let programs_interval = args.programs_interval;
     let state = AppState::new(args.api, pool.clone()).context("invalid API configuration")?;
     state
         .ad_server
@@ -92,6 +94,12 @@ where
     let mut supervisor = Supervisor::new(state.roles.clone(), args.role_stall_after, shutdown());
     supervisor.spawn(Housekeeping(state.clone()));
     supervisor.spawn(Refresh::new(state.ad_server.clone(), serving_refresh));
+    supervisor.spawn(Programs {
+        db: pool.clone(),
+        chain_id,
+        growth: (*state.growth).clone(),
+        interval: programs_interval,
+    });
     supervisor.spawn(Scheduler {
         db: pool,
         chain_id,

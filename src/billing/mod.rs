@@ -8,6 +8,7 @@
 //! `spend`). Billed receipts post to the ledger, split between hoster, platform, witness and
 //! viewer ([`split`]).
 
+pub mod adjustments;
 pub mod batch;
 mod billed_rows;
 mod facts;

@@ -99,11 +99,11 @@ macro_rules! policy {
 
 policy!(
     /// Anyone signed in, with any role: their own account and earnings.
-    SignedIn = [Advertiser, Hoster, Viewer, Admin, Seller, Buyer]
+    SignedIn = [Advertiser, Hoster, Viewer, Admin, Seller, Buyer, Affiliate]
 );
 policy!(
     /// A wallet session of anyone: managing API keys and taking roles.
-    WalletSession = [Advertiser, Hoster, Viewer, Admin, Seller, Buyer],
+    WalletSession = [Advertiser, Hoster, Viewer, Admin, Seller, Buyer, Affiliate],
     session only = true
 );
 policy!(
@@ -146,6 +146,10 @@ policy!(
 policy!(
     /// Buyers, with their orders and downloads; admins see them all.
     Buyers = [Buyer, Admin]
+);
+policy!(
+    /// Affiliates, with their codes, commissions and attributed advertisers.
+    Affiliates = [Affiliate]
 );
 policy!(
     /// Operators.

@@ -1,6 +1,9 @@
-//! Operator actions on users: look one up, grant or revoke a role.
+//! Operator actions on users: look one up, grant or revoke a role, disable or enable.
 
 use axum::extract::State;
+use serde::Deserialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -16,6 +19,32 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_user))
         .routes(routes!(grant_role, revoke_role))
+        .routes(routes!(set_disabled))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Disabled {
+    /// `true` disables the account (no sign-in; its tokens and keys stop at once; its
+    /// referral code and its referrals stop counting); `false` enables it again.
+    pub disabled: bool,
+}
+
+/// Disables or enables a user. Idempotent.
+#[utoipa::path(
+    put, path = "/admin/users/{id}/disabled", tag = "admin", security(("bearer" = ["admin"])),
+    params(("id" = Uuid, Path)), request_body = Disabled,
+    responses((status = 200, body = User), (status = 403, body = ProblemSchema), (status = 404, body = ProblemSchema), (status = 422, body = ProblemSchema))
+)]
+async fn set_disabled(
+    State(state): State<AppState>,
+    admin: Caller<Admins>,
+    Path(id): Path<Uuid>,
+    Json(request): Json<Disabled>,
+) -> ApiResult<Json<User>> {
+    let user = accounts::set_disabled(&state.db, id, request.disabled, OffsetDateTime::now_utc()).await?;
+    tracing::info!(admin = %admin.user_id, user = %id, disabled = request.disabled, "user disabled state set");
+    Ok(Json(user))
 }
 
 /// A user by id.

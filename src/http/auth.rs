@@ -12,9 +12,10 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::{ApiResult, ProblemSchema};
 use super::extract::Json;
+use super::middleware::SignUpNetwork;
 use crate::accounts::client_network::ClientNetwork;
 use crate::accounts::session::IssuedSession;
-use crate::accounts::{self, User, siwe};
+use crate::accounts::{self, SignInTerms, User, siwe};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -74,6 +75,10 @@ pub struct SignInRequest {
     /// The wallet's `personal_sign` signature of `message`: 0x-prefixed 65 bytes.
     #[schema(value_type = crate::platform::wire::schema::Signature)]
     pub signature: String,
+    /// First sign-in only: a referral code (in any case), the `ref` of a referral link, or
+    /// an affiliate code (`AFF…`). A code that does not count refuses the sign-in.
+    #[schema(value_type = Option<crate::platform::wire::schema::Invitation>)]
+    pub referral: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -102,26 +107,40 @@ impl Session {
     }
 }
 
-/// Signs in with a signed EIP-4361 message. The first sign-in creates the user as a viewer.
+/// Signs in with a signed EIP-4361 message. The first sign-in creates the user as a viewer,
+/// and records who referred it (a referral code or link) or which affiliate brought it.
 #[utoipa::path(
     post, path = "/auth/siwe", tag = "auth", request_body = SignInRequest,
     responses(
         (status = 200, body = Session),
         (status = 401, description = "Message, nonce or signature refused; `field` names the part", body = ProblemSchema),
+        (status = 403, description = "The account is disabled", body = ProblemSchema),
+        (status = 409, description = "A referral on a later sign-in, an exhausted code, or a second attribution", body = ProblemSchema),
         (status = 422, body = ProblemSchema),
     )
 )]
-async fn sign_in(State(state): State<AppState>, Json(request): Json<SignInRequest>) -> ApiResult<Json<Session>> {
-    let (issued, user) = accounts::sign_in(
-        &state.db,
-        &state.sign_in,
-        &state.sessions,
-        &state.config.admin_addresses,
-        &request.message,
-        &request.signature,
-        OffsetDateTime::now_utc(),
-    )
-    .await?;
+async fn sign_in(
+    State(state): State<AppState>,
+    SignUpNetwork(peer): SignUpNetwork,
+    Json(request): Json<SignInRequest>,
+) -> ApiResult<Json<Session>> {
+    let terms = SignInTerms {
+        policy: &state.sign_in,
+        sessions: &state.sessions,
+        admins: &state.config.admin_addresses,
+    };
+    let (issued, user) = state
+        .growth
+        .sign_in(
+            &state.db,
+            terms,
+            &request.message,
+            &request.signature,
+            request.referral.as_deref(),
+            state.growth.network_of(peer),
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
     tracing::info!(user = %user.id, address = %user.address, "signed in");
     Ok(Json(Session::new(issued, user)))
 }

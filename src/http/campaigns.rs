@@ -24,6 +24,7 @@ use crate::adserver::campaigns::{
     Filter, FrequencyCaps, HourlyCap, Priority, Reason, StatusCause, StatusChange, Targeting,
 };
 use crate::platform::values::{At, Date, Instant, Labels, Name};
+use crate::programs::affiliates;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -59,6 +60,10 @@ pub struct CreateCampaign {
     #[serde(default)]
     #[schema(minimum = 0, maximum = 100)]
     pub priority: i32,
+    /// An affiliate's code (`AFF…`) that brought you: attributes you to that affiliate, once
+    /// and for good. A code that does not count refuses the campaign.
+    #[schema(value_type = Option<crate::platform::wire::schema::AffiliateCode>)]
+    pub affiliate_code: Option<String>,
 }
 
 /// A campaign's settings as a request gives them, before parsing.
@@ -112,7 +117,7 @@ fn parse(settings: Settings) -> ApiResult<CampaignFields> {
     post, path = "/campaigns", tag = "campaigns", security(("bearer" = ["advertiser"])), request_body = CreateCampaign,
     responses(
         (status = 201, body = Campaign), (status = 403, body = ProblemSchema),
-        (status = 409, description = "The escrow campaign id is taken", body = ProblemSchema),
+        (status = 409, description = "The escrow campaign id is taken, or the caller is attributed already", body = ProblemSchema),
         (status = 422, body = ProblemSchema),
     )
 )]
@@ -134,13 +139,24 @@ async fn create(
         frequency_caps: request.frequency_caps,
         priority: request.priority,
     })?;
-    let campaign = campaigns::create(
+    let now = OffsetDateTime::now_utc();
+    let attribute = async |conn: &mut sqlx::PgConnection| -> ApiResult<()> {
+        if let Some(code) = &request.affiliate_code {
+            let terms = &state.growth.affiliates;
+            affiliates::attribute(conn, terms, principal.user_id, code, affiliates::Channel::Campaign, now)
+                .await
+                .map_err(|error| super::affiliates::problem(error, "affiliateCode"))?;
+        }
+        Ok(())
+    };
+    let campaign = campaigns::create_with(
         &state.db,
         principal.scope(),
         request.brand_id,
         &fields,
         principal.user_id,
-        OffsetDateTime::now_utc(),
+        now,
+        attribute,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(campaign)))

@@ -313,6 +313,7 @@ impl From<AccountError> for ApiError {
         match error {
             AccountError::NotSelfService(_) => Self::Forbidden(error.to_string()),
             AccountError::UnknownUser => Self::NotFound("user"),
+            AccountError::Disabled => Self::Forbidden(error.to_string()),
             AccountError::SignIn(error) => Self::SignIn(error),
             AccountError::Refresh(error) => error.into(),
             AccountError::Database(error) => error.into(),
@@ -402,9 +403,10 @@ impl From<HoldError> for ApiError {
         let message = error.to_string();
         match error {
             HoldError::NotFound(_) => Self::NotFound("hold"),
-            HoldError::Ended { .. } | HoldError::NotDue { .. } | HoldError::DebtOutstanding { .. } => {
-                Self::conflict("holdId", message)
-            }
+            HoldError::Ended { .. }
+            | HoldError::NotDue { .. }
+            | HoldError::NotSettled { .. }
+            | HoldError::DebtOutstanding { .. } => Self::conflict("holdId", message),
             HoldError::Escrow(EscrowError::Database(error)) | HoldError::Database(error) => error.into(),
             HoldError::Escrow(_) => Self::conflict("holdId", message),
         }

@@ -23,7 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The authenticated user and their roles.
 #[utoipa::path(
-    get, path = "/me", tag = "accounts", security(("bearer" = ["advertiser", "hoster", "viewer", "admin", "seller", "buyer"])),
+    get, path = "/me", tag = "accounts", security(("bearer" = ["advertiser", "hoster", "viewer", "admin", "seller", "buyer", "affiliate"])),
     responses((status = 200, body = User), (status = 401, body = ProblemSchema))
 )]
 async fn me(State(state): State<AppState>, principal: Caller<SignedIn>) -> ApiResult<Json<User>> {

@@ -131,6 +131,22 @@ pub async fn rate_limit(State(state): State<AppState>, mut req: Request, next: N
     next.run(req).await
 }
 
+/// The address a request came from, for hashing as a sign-up network; none in process.
+#[derive(Debug, Clone, Copy)]
+pub struct SignUpNetwork(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for SignUpNetwork {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        Ok(Self(peer))
+    }
+}
+
 /// The network a request came from, as its keyed hash.
 impl FromRequestParts<AppState> for ClientNetwork {
     type Rejection = Infallible;

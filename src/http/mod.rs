@@ -11,6 +11,7 @@ pub mod middleware;
 pub mod validate;
 
 mod admin;
+mod affiliates;
 mod api_keys;
 mod auth;
 mod brands;
@@ -28,6 +29,7 @@ mod payouts;
 mod placements;
 mod programs;
 mod receipts;
+mod referrals;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -56,7 +58,9 @@ use crate::billing::{SplitPolicy, split};
 use crate::platform::config::ApiArgs;
 use crate::platform::idempotency as idempotency_store;
 use crate::platform::telemetry;
+use crate::programs::growth::Growth;
 use crate::programs::market::Market;
+use crate::programs::referrals::Referrals;
 use middleware::ClientRateLimiter;
 
 /// How long readiness waits for each dependency.
@@ -78,6 +82,7 @@ pub struct AppState {
     /// The background roles of this process, which `/readyz` reports on.
     pub roles: crate::platform::worker::Health,
     pub market: Arc<Market>,
+    pub growth: Arc<Growth>,
 }
 
 /// A configuration the API cannot run with.
@@ -95,6 +100,8 @@ pub enum ConfigError {
     BadViewerReward,
     #[error("the idempotency key lifetime must exceed the request timeout by more than {0:?}")]
     ShortIdempotencyLifetime(Duration),
+    #[error("{0}")]
+    Growth(&'static str),
     #[error("marketplace: {0}")]
     Market(String),
 }
@@ -124,9 +131,11 @@ impl AppState {
             config.ticket_ttl,
         );
         let market = Market::new(&config.market, config.platform_address).map_err(ConfigError::Market)?;
+        let growth = growth(&config)?;
         Ok(Self {
             db,
             market: Arc::new(market),
+            growth: Arc::new(growth),
             sessions: Arc::new(sessions),
             node_sessions: Arc::new(NodeSessions::new(config.jwt_secret.as_bytes(), config.node_session_ttl)),
             ad_server: Arc::new(ad_server),
@@ -152,6 +161,32 @@ impl AppState {
         crate::accounts::siwe::purge_expired_nonces(&mut conn).await?;
         idempotency_store::sweep(&mut conn).await.map(drop)
     }
+}
+
+/// The referral and affiliate programs the configuration describes, checked.
+fn growth(config: &ApiArgs) -> Result<Growth, ConfigError> {
+    let args = &config.growth;
+    if args.affiliate_max_rate_bps > 10_000 || !(1..=args.affiliate_max_rate_bps).contains(&args.affiliate_rate_bps) {
+        return Err(ConfigError::Growth(
+            "affiliate rates must satisfy 1 <= rate <= max rate <= 10000",
+        ));
+    }
+    if args.affiliate_months == 0 {
+        return Err(ConfigError::Growth("affiliate attributions must last at least a month"));
+    }
+    let secret = config.jwt_secret.as_bytes();
+    Ok(Growth {
+        referrals: Referrals::new(secret, args.referral_link_ttl, config.public_url.clone()),
+        affiliates: crate::programs::affiliates::Terms {
+            default_rate_bps: args.affiliate_rate_bps,
+            max_rate_bps: args.affiliate_max_rate_bps,
+            months: args.affiliate_months,
+            hold: args.affiliate_hold,
+            min_payout: args.affiliate_min_payout.clone(),
+            platform: config.platform_address,
+        },
+        networks: ClientNetworks::sign_ups(secret),
+    })
 }
 
 /// The revenue split the configuration describes, checked.
@@ -266,6 +301,8 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(consent::router())
         .merge(programs::router())
         .merge(market::router(state.market.max_file_size))
+        .merge(referrals::router())
+        .merge(affiliates::router())
         // Inside the rate limit, which identifies the caller a key belongs to.
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .layer(axum::middleware::from_fn_with_state(

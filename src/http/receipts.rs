@@ -143,7 +143,7 @@ fn prepare(state: &AppState, body: &[u8], now: OffsetDateTime) -> ApiResult<Prep
 /// What the caller's wallet has earned per token (as hoster operator, witness, viewer or
 /// platform), from the ledger.
 #[utoipa::path(
-    get, path = "/me/earnings", tag = "tracking", security(("bearer" = ["advertiser", "hoster", "viewer", "admin", "seller", "buyer"])),
+    get, path = "/me/earnings", tag = "tracking", security(("bearer" = ["advertiser", "hoster", "viewer", "admin", "seller", "buyer", "affiliate"])),
     responses((status = 200, body = [Balance]), (status = 401, body = ProblemSchema))
 )]
 async fn earnings(State(state): State<AppState>, principal: Caller<SignedIn>) -> ApiResult<Json<Vec<Balance>>> {

@@ -28,7 +28,9 @@ use crate::money::ledger::{self, NewHold, Source};
 pub enum HoldReason {
     /// An order's refund window: released when it ends.
     RefundWindow,
-    /// A commission's hold period: released when it ends.
+    /// A commission's hold period and the spend's settlement: released by the affiliate
+    /// program once both have passed and the affiliate's due commissions reach its minimum
+    /// payout.
     CommissionHold,
     /// The spend it came from must be final on chain: released by whoever sees it final.
     SpendFinal,
@@ -42,9 +44,10 @@ pub enum HoldReason {
 }
 
 impl HoldReason {
-    /// Whether [`release_due`] releases it by itself (the others wait for an event).
+    /// Whether [`release_due`] releases it by itself (the others wait for an event, or for
+    /// the program that owns them).
     fn released_by_job(self) -> bool {
-        !matches!(self, Self::SpendFinal | Self::Review)
+        !matches!(self, Self::SpendFinal | Self::Review | Self::CommissionHold)
     }
 }
 
@@ -75,6 +78,10 @@ pub enum HoldError {
     Ended { hold: i64, outcome: HoldOutcome },
     #[error("hold {hold} is not due before {until}")]
     NotDue { hold: i64, until: OffsetDateTime },
+    #[error(
+        "hold {hold} waits until the spend it came from (posting {posting}) is settled and past its challenge window"
+    )]
+    NotSettled { hold: i64, posting: i64 },
     #[error("hold {hold} waits until {debtor} has repaid the {owes} it owes")]
     DebtOutstanding { hold: i64, debtor: Address, owes: Amount },
     #[error(transparent)]
@@ -86,12 +93,14 @@ pub enum HoldError {
 /// Records the hold a posting asked for.
 pub(crate) async fn create(conn: &mut PgConnection, posting_id: i64, hold: &NewHold) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar!(
-        "INSERT INTO ledger_holds (posting_id, reason, until, note, debtor) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        "INSERT INTO ledger_holds (posting_id, reason, until, note, debtor, settled_after)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         posting_id,
         hold.reason as HoldReason,
         hold.until,
         hold.note,
-        hold.debtor.map(SqlAddress) as Option<SqlAddress>
+        hold.debtor.map(SqlAddress) as Option<SqlAddress>,
+        hold.settled_after
     )
     .fetch_one(conn)
     .await
@@ -105,12 +114,13 @@ struct OpenHold {
     reason: HoldReason,
     until: Option<OffsetDateTime>,
     debtor: Option<Address>,
+    settled_after: Option<i64>,
 }
 
 async fn lock_open(conn: &mut PgConnection, hold: i64) -> Result<OpenHold, HoldError> {
     let row = sqlx::query!(
         r#"SELECT h.id, h.posting_id, p.token AS "token: SqlAddress", h.reason AS "reason: HoldReason", h.until,
-                  h.debtor AS "debtor?: SqlAddress", x.outcome AS "outcome?: HoldOutcome"
+                  h.debtor AS "debtor?: SqlAddress", h.settled_after, x.outcome AS "outcome?: HoldOutcome"
            FROM ledger_holds h
            JOIN ledger_postings p ON p.id = h.posting_id
            LEFT JOIN ledger_hold_ends x ON x.hold_id = h.id
@@ -131,6 +141,7 @@ async fn lock_open(conn: &mut PgConnection, hold: i64) -> Result<OpenHold, HoldE
         reason: row.reason,
         until: row.until,
         debtor: row.debtor.map(|d| d.0),
+        settled_after: row.settled_after,
     })
 }
 
@@ -146,6 +157,11 @@ pub async fn release(
     let open = lock_open(conn, hold).await?;
     if let Some(until) = open.until.filter(|until| *until > now) {
         return Err(HoldError::NotDue { hold, until });
+    }
+    if let Some(posting) = open.settled_after
+        && !settled(conn, chain_id, posting).await?
+    {
+        return Err(HoldError::NotSettled { hold, posting });
     }
     if let Some(debtor) = open.debtor {
         let standing = ledger::standing(conn, chain_id, debtor, open.token).await?;
@@ -190,6 +206,19 @@ pub async fn release(
     .execute(&mut *conn)
     .await?;
     Ok(posting)
+}
+
+/// Whether an epoch covering `posting` is the chain's current root (or an earlier one of
+/// the roots it replaced): settled on chain and past its challenge window.
+pub async fn settled(conn: &mut PgConnection, chain_id: u64, posting: i64) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM settlement_epochs
+                          WHERE chain_id = $1 AND last_posting >= $2 AND activated_at IS NOT NULL) AS "settled!""#,
+        chain_id as i64,
+        posting
+    )
+    .fetch_one(conn)
+    .await
 }
 
 /// Reverses hold `hold` in the caller's transaction: every entry of the posting that created

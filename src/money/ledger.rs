@@ -71,6 +71,8 @@ pub enum Party {
     Affiliate,
     /// Paid back a refund after its order's refund window.
     Buyer,
+    /// Paid back the price of billed receipts an adjustment reversed.
+    Advertiser,
 }
 
 /// A payee in one capacity.
@@ -83,6 +85,9 @@ pub struct NewHold {
     pub until: Option<OffsetDateTime>,
     /// Recovery holds: the payee whose debt must be repaid first.
     pub debtor: Option<Address>,
+    /// Not released before an epoch covering this posting is the chain's current root
+    /// (settled and past its challenge window): the spend an entry came from is final.
+    pub settled_after: Option<i64>,
     /// What it waits for, in words (1 to 500 characters).
     pub note: String,
 }
@@ -415,6 +420,7 @@ async fn check_payers(
                 reason: HoldReason::Recovery,
                 until: asked.and_then(|h| h.until),
                 debtor: Some(*debtor),
+                settled_after: asked.and_then(|h| h.settled_after),
                 note: note.chars().take(500).collect(),
             }))
         }

@@ -83,6 +83,11 @@ pub struct ServeArgs {
     /// How often the campaign scheduler runs (one process at a time holds its lock).
     #[arg(long, env = "ADESCROW_SCHEDULER_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
     pub scheduler_interval: Duration,
+    /// How often the programs run (referral bonuses; commission accrual, release and
+    /// clawback); well below the epoch interval, so commissions accrue before epochs pay the
+    /// platform its share.
+    #[arg(long, env = "ADESCROW_PROGRAMS_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub programs_interval: Duration,
     /// /readyz fails for a background role that has not finished a step for this long (or
     /// twice its own interval, if longer).
     #[arg(long, env = "ADESCROW_ROLE_STALL_AFTER", default_value = "5m", value_parser = humantime::parse_duration)]
@@ -333,6 +338,53 @@ pub struct ApiArgs {
     pub metrics_addr: Option<SocketAddr>,
     #[command(flatten)]
     pub market: MarketArgs,
+    #[command(flatten)]
+    pub growth: GrowthArgs,
+}
+
+/// Referrals and affiliates: the terms fixed by configuration (the referral rules that
+/// change are versioned in the database and set by admins).
+#[derive(Debug, Clone, Args)]
+pub struct GrowthArgs {
+    /// How long a referral link works.
+    #[arg(long = "referral-link-ttl", env = "ADESCROW_REFERRAL_LINK_TTL", default_value = "30d",
+          value_parser = humantime::parse_duration)]
+    pub referral_link_ttl: Duration,
+    /// A new affiliate's commission, in basis points of the platform's share.
+    #[arg(
+        long = "affiliate-rate-bps",
+        env = "ADESCROW_AFFILIATE_RATE_BPS",
+        default_value_t = 2000
+    )]
+    pub affiliate_rate_bps: u32,
+    /// The highest commission rate an admin may set (at most 10000).
+    #[arg(
+        long = "affiliate-max-rate-bps",
+        env = "ADESCROW_AFFILIATE_MAX_RATE_BPS",
+        default_value_t = 5000
+    )]
+    pub affiliate_max_rate_bps: u32,
+    /// Commissions accrue for this many calendar months from an advertiser's attribution.
+    #[arg(long = "affiliate-months", env = "ADESCROW_AFFILIATE_MONTHS", default_value_t = 3)]
+    pub affiliate_months: u8,
+    /// How long each commission is held at least (it also waits for its spend to settle).
+    #[arg(long = "affiliate-hold", env = "ADESCROW_AFFILIATE_HOLD", default_value = "30d",
+          value_parser = humantime::parse_duration)]
+    pub affiliate_hold: Duration,
+    /// Minimum payouts per token, as `TOKEN=AMOUNT` pairs separated by commas: commissions
+    /// are released once an affiliate's due ones reach it (1 base unit for other tokens).
+    #[arg(long = "affiliate-min-payout", env = "ADESCROW_AFFILIATE_MIN_PAYOUT", value_delimiter = ',',
+          value_parser = parse_min_payout)]
+    pub affiliate_min_payout: Vec<(Address, crate::money::Amount)>,
+}
+
+fn parse_min_payout(value: &str) -> Result<(Address, crate::money::Amount), String> {
+    let (token, amount) = value
+        .split_once('=')
+        .ok_or_else(|| format!("{value:?} is not TOKEN=AMOUNT"))?;
+    let token: Address = token.trim().parse().map_err(|e| format!("{token:?}: {e}"))?;
+    let amount = amount.trim().parse().map_err(|e| format!("{amount:?}: {e}"))?;
+    Ok((token, amount))
 }
 
 /// The marketplace: its secret, where files are kept, and its terms.

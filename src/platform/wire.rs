@@ -184,6 +184,31 @@ pub mod schema {
     );
 
     named_schema!(
+        /// What a wallet signing in for the first time presents: a referral code, a referral
+        /// link's `ref`, or an affiliate code, in any case.
+        Invitation => {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(r"^([Aa][Ff][Ff])?[2-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{8}(\.[0-9]{1,19}\.[0-9a-f]{32})?$"))
+                .description(Some("A referral code (8 characters), a referral link's `ref`, or an affiliate code (`AFF` and 8 characters)."))
+                .examples(["K7M2QRST"])
+                .into()
+        }
+    );
+
+    named_schema!(
+        /// An affiliate code: `AFF` and 8 characters, in any case.
+        AffiliateCode => {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(r"^[Aa][Ff][Ff][2-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{8}$"))
+                .description(Some("An affiliate code: `AFF` and 8 characters, in any case."))
+                .examples(["AFFK7M2QRST"])
+                .into()
+        }
+    );
+
+    named_schema!(
         /// A link shown to viewers: http or https with a host, at most 2048 characters. The
         /// pattern is narrower than what the server reads (any URL it parses); every URL it
         /// admits is accepted.

@@ -63,6 +63,8 @@ impl Devnet {
         api.serving_refresh = Duration::from_millis(500);
         // As on `scripts/dev`: the marketplace step waits out its order's refund window.
         api.market.refund_window = Duration::from_secs(3);
+        // And the growth step waits out a commission's hold.
+        api.growth.affiliate_hold = Duration::from_secs(2);
         let args = ServeArgs {
             database: DatabaseArgs {
                 database_url: "unused: the test hands over its pool".into(),
@@ -73,6 +75,7 @@ impl Devnet {
             api,
             with_indexer: true,
             scheduler_interval: Duration::from_millis(200),
+            programs_interval: Duration::from_millis(200),
             role_stall_after: Duration::from_secs(300),
             follow: FollowArgs {
                 deployment: file.clone(),

@@ -204,6 +204,7 @@ fn held(reason: HoldReason, until: Option<OffsetDateTime>) -> NewHold {
         until,
         note: format!("{reason:?}"),
         debtor: None,
+        settled_after: None,
     }
 }
 

@@ -146,6 +146,7 @@ async fn a_hold_ends_once(pool: PgPool) {
         until: None,
         note: "a person checks the traffic".into(),
         debtor: None,
+        settled_after: None,
     });
     let mut conn = pool.acquire().await.unwrap();
     let mut tx = conn.begin().await.unwrap();

@@ -66,6 +66,14 @@ pub fn config() -> ApiArgs {
             link_ttl: Duration::from_secs(600),
             max_file_size: 1024 * 1024,
         },
+        growth: adescrow::platform::config::GrowthArgs {
+            referral_link_ttl: Duration::from_secs(30 * 86_400),
+            affiliate_rate_bps: 2000,
+            affiliate_max_rate_bps: 5000,
+            affiliate_months: 3,
+            affiliate_hold: Duration::from_secs(30 * 86_400),
+            affiliate_min_payout: Vec::new(),
+        },
     }
 }
 

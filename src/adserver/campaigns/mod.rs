@@ -368,13 +368,27 @@ pub async fn create(
     actor: Uuid,
     now: OffsetDateTime,
 ) -> Result<Campaign, CampaignError> {
-    brands::find(db, brand_id, scope)
-        .await?
-        .ok_or(CampaignError::UnknownBrand)?;
+    create_with(db, scope, brand_id, fields, actor, now, async |_| Ok(())).await
+}
+
+/// [`create`], with `also` run in the campaign's transaction (an affiliate's attribution):
+/// both commit, or neither.
+#[allow(clippy::too_many_arguments, reason = "create's arguments and the step run with it")]
+pub async fn create_with<E: From<CampaignError>>(
+    db: &PgPool,
+    scope: OwnerScope,
+    brand_id: Uuid,
+    fields: &CampaignFields,
+    actor: Uuid,
+    now: OffsetDateTime,
+    also: impl AsyncFnOnce(&mut PgConnection) -> Result<(), E>,
+) -> Result<Campaign, E> {
+    let found = brands::find(db, brand_id, scope).await.map_err(CampaignError::from)?;
+    found.ok_or(CampaignError::UnknownBrand)?;
     if fields.dates.ends_at() <= now {
-        return Err(CampaignError::EndsInThePast);
+        return Err(CampaignError::EndsInThePast.into());
     }
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin().await.map_err(CampaignError::from)?;
     let id = insert(&mut tx, brand_id, fields, actor, now)
         .await
         .map_err(|error| match &error {
@@ -383,8 +397,10 @@ pub async fn create(
             }
             _ => error.into(),
         })?;
-    tx.commit().await?;
-    find(db, id, None).await?.ok_or(CampaignError::NotFound)
+    also(&mut tx).await?;
+    tx.commit().await.map_err(CampaignError::from)?;
+    let campaign = find(db, id, None).await.map_err(CampaignError::from)?;
+    Ok(campaign.ok_or(CampaignError::NotFound)?)
 }
 
 /// Inserts a campaign as a DRAFT and records its creation. A taken on-chain id surfaces as a

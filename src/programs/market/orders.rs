@@ -319,6 +319,7 @@ async fn fulfil_one(
         reason: HoldReason::RefundWindow,
         until: Some(order.ends_at),
         debtor: None,
+        settled_after: None,
         note: format!("the refund window of order {id}"),
     });
     let postings = BTreeMap::from([(order.token.0, posting)]);

@@ -206,6 +206,7 @@ async fn a_campaign_an_order_and_a_program_budget_settle_in_one_epoch(pool: PgPo
             until: Some(order.ends_at),
             note: "the order's refund window".into(),
             debtor: None,
+            settled_after: None,
         })
     };
     let sold_hold = world
