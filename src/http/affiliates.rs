@@ -160,8 +160,8 @@ pub struct StatusChange {
 /// Moves an affiliate along its workflow: pending -> active; active <-> suspended; any of
 /// them -> terminated (final). A move the workflow forbids is 409 naming the current status.
 #[utoipa::path(
-    post, path = "/admin/affiliates/{userId}/status", tag = "affiliates", security(("bearer" = ["admin"])),
-    params(("userId" = Uuid, Path)), request_body = StatusChange,
+    post, path = "/admin/affiliates/{id}/status", tag = "affiliates", security(("bearer" = ["admin"])),
+    params(("id" = Uuid, Path)), request_body = StatusChange,
     responses(
         (status = 200, body = Affiliate), (status = 403, body = ProblemSchema), (status = 404, body = ProblemSchema),
         (status = 409, body = ProblemSchema), (status = 422, body = ProblemSchema),
@@ -192,8 +192,8 @@ pub struct RateChange {
 
 /// Sets an affiliate's rate; commissions already accrued keep theirs.
 #[utoipa::path(
-    put, path = "/admin/affiliates/{userId}/rate", tag = "affiliates", security(("bearer" = ["admin"])),
-    params(("userId" = Uuid, Path)), request_body = RateChange,
+    put, path = "/admin/affiliates/{id}/rate", tag = "affiliates", security(("bearer" = ["admin"])),
+    params(("id" = Uuid, Path)), request_body = RateChange,
     responses(
         (status = 200, body = Affiliate), (status = 403, body = ProblemSchema), (status = 404, body = ProblemSchema),
         (status = 409, body = ProblemSchema), (status = 422, body = ProblemSchema),

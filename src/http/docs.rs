@@ -219,6 +219,25 @@ const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("post", "/v1/market/licenses/activate", "activateLicense"),
     ("post", "/v1/market/licenses/deactivate", "deactivateLicense"),
     ("get", "/v1/market/license-key", "getLicensePublicKey"),
+    // Referrals, affiliates and adjustments.
+    ("get", "/v1/referrals/me", "getMyReferralCode"),
+    ("patch", "/v1/referrals/me", "setMyReferralLimit"),
+    ("get", "/v1/referrals/me/referrals", "listMyReferrals"),
+    ("get", "/v1/referrals/me/snapshot", "getMyReferralSnapshot"),
+    ("post", "/v1/referrals/me/recompute", "recomputeMyReferrals"),
+    ("get", "/v1/admin/referrals/rules", "getReferralRules"),
+    ("put", "/v1/admin/referrals/rules", "setReferralRules"),
+    ("get", "/v1/admin/referrals/{id}/snapshot", "getReferrerSnapshot"),
+    ("get", "/v1/admin/referrals/{id}/referrals", "listReferrerReferrals"),
+    ("post", "/v1/affiliates/me", "applyAsAffiliate"),
+    ("get", "/v1/affiliates/me", "getMyAffiliate"),
+    ("post", "/v1/affiliates/me/codes", "createAffiliateCode"),
+    ("get", "/v1/affiliates/me/dashboard", "getAffiliateDashboard"),
+    ("get", "/v1/admin/affiliates", "listAffiliates"),
+    ("post", "/v1/admin/affiliates/{id}/status", "changeAffiliateStatus"),
+    ("put", "/v1/admin/affiliates/{id}/rate", "setAffiliateRate"),
+    ("post", "/v1/admin/adjustments", "reverseBilledReceipts"),
+    ("put", "/v1/admin/users/{id}/disabled", "setUserDisabled"),
 ];
 
 /// The operation id of `method path`. An operation missing from [`OPERATION_IDS`] still gets

@@ -274,8 +274,8 @@ async fn set_rules(
 
 /// A referrer's snapshot now.
 #[utoipa::path(
-    get, path = "/admin/referrals/{userId}/snapshot", tag = "referrals", security(("bearer" = ["admin"])),
-    params(("userId" = Uuid, Path)),
+    get, path = "/admin/referrals/{id}/snapshot", tag = "referrals", security(("bearer" = ["admin"])),
+    params(("id" = Uuid, Path)),
     responses((status = 200, body = Snapshot), (status = 403, body = ProblemSchema), (status = 404, body = ProblemSchema))
 )]
 async fn referrer_snapshot(
@@ -292,8 +292,8 @@ async fn referrer_snapshot(
 
 /// A referrer's referrals, oldest first, with their status and reason.
 #[utoipa::path(
-    get, path = "/admin/referrals/{userId}/referrals", tag = "referrals", security(("bearer" = ["admin"])),
-    params(("userId" = Uuid, Path), Page),
+    get, path = "/admin/referrals/{id}/referrals", tag = "referrals", security(("bearer" = ["admin"])),
+    params(("id" = Uuid, Path), Page),
     responses((status = 200, body = ReferralPage), (status = 403, body = ProblemSchema), (status = 404, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn referrer_referrals(

@@ -13,7 +13,15 @@ use sqlx::PgPool;
 
 use crate::support::*;
 
-const ROLES: [&str; 6] = ["advertiser", "hoster", "viewer", "admin", "seller", "buyer"];
+const ROLES: [&str; 7] = [
+    "advertiser",
+    "hoster",
+    "viewer",
+    "admin",
+    "seller",
+    "buyer",
+    "affiliate",
+];
 
 /// A well-formed value for each path parameter, so that a refusal can only be the policy's.
 fn path_value(name: &str) -> String {
@@ -93,6 +101,17 @@ async fn every_route_refuses_a_caller_without_its_role(pool: PgPool) {
             .await
             .ok();
     }
+    // Only an admin's approval grants the affiliate role.
+    let me = app.get("/v1/me", Some(&session)).await.ok()["id"].clone();
+    let me = me.as_str().unwrap();
+    app.call(
+        Method::PUT,
+        &format!("/v1/admin/users/{me}/roles/affiliate"),
+        Some(&session),
+        None,
+    )
+    .await
+    .ok();
     let mut keys = BTreeMap::new();
     for role in ROLES {
         let created = app

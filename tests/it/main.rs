@@ -14,6 +14,7 @@ mod demo;
 mod errors;
 mod escrow;
 mod fixtures;
+mod growth;
 mod idempotency;
 mod indexer;
 mod market;

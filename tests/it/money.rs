@@ -33,7 +33,14 @@ fn payee(i: u8) -> Address {
 static NEXT_BLOCK: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1);
 
 /// Mirrors an escrow opened by `opener` in `token` with `end` and funded with `amount`.
-async fn mirror_funding(pool: &PgPool, escrow: B256, opener: Address, token: Address, end: i64, amount: u128) {
+pub(crate) async fn mirror_funding(
+    pool: &PgPool,
+    escrow: B256,
+    opener: Address,
+    token: Address,
+    end: i64,
+    amount: u128,
+) {
     let block = NEXT_BLOCK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     sqlx::query(
         "INSERT INTO mirror_campaign_events (chain_id, block_number, log_index, tx_hash, kind, campaign_id, account, token, amount, remaining, end_time)

@@ -186,6 +186,12 @@ impl TestApp {
 
     /// Signs in with a wallet through the real SIWE flow; returns the session document.
     pub async fn sign_in(&self, wallet: &PrivateKeySigner) -> Value {
+        self.sign_in_with(wallet, None).await.ok().clone()
+    }
+
+    /// Signs in presenting `referral` (a referral code or link, or an affiliate code); the
+    /// answer as it came.
+    pub async fn sign_in_with(&self, wallet: &PrivateKeySigner, referral: Option<&str>) -> Reply {
         let nonce = self.get("/v1/auth/nonce", None).await.ok()["nonce"]
             .as_str()
             .unwrap()
@@ -198,10 +204,11 @@ impl TestApp {
             &nonce,
             OffsetDateTime::now_utc(),
         );
-        self.post("/v1/auth/siwe", None, sign_in_body(wallet, &message))
-            .await
-            .ok()
-            .clone()
+        let mut body = sign_in_body(wallet, &message);
+        if let Some(referral) = referral {
+            body["referral"] = serde_json::json!(referral);
+        }
+        self.post("/v1/auth/siwe", None, body).await
     }
 
     /// Signs in and returns the access token.

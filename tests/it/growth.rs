@@ -1,0 +1,782 @@
+//! Referrals and affiliates: sign-ups with codes and links and every refusal; qualification
+//! and each disqualification on constructed histories (the cooldown boundary, the network
+//! window); milestone bonuses exactly once under concurrent recomputation, reversed when a
+//! referral stops qualifying, held while the budget is empty; the affiliate workflow and
+//! attribution, once and for good.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use adescrow::money::Amount;
+use adescrow::money::holds;
+use adescrow::money::ledger::{self, Party, Posting, Source};
+use adescrow::platform::db::MIGRATOR;
+use adescrow::programs::referrals::assess::{Reason, Status};
+use adescrow::programs::referrals::bonuses::{self, BonusState};
+use adescrow::programs::referrals::rules::{self, NewRules, TokenRule};
+use alloy::primitives::{Address, B256};
+use alloy::signers::local::PrivateKeySigner;
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::{Connection, PgPool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::fixtures::{Advertiser, TOKEN};
+use crate::money::mirror_funding;
+use crate::support::*;
+
+const PLATFORM: Address = Address::repeat_byte(0xfa);
+const TREASURY: Address = Address::repeat_byte(0x7e);
+const END: i64 = 4_000_000_000;
+
+/// An API whose admin is `admin`.
+fn app_with_admin(pool: PgPool, admin: &PrivateKeySigner) -> TestApp {
+    let address = admin.address();
+    TestApp::with(pool, |config| config.admin_addresses = vec![address])
+}
+
+async fn user_id(pool: &PgPool, wallet: &PrivateKeySigner) -> Uuid {
+    sqlx::query_scalar("SELECT id FROM users WHERE address = $1")
+        .bind(wallet.address().as_slice())
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn referrals_of(pool: &PgPool, referrer: Uuid) -> Vec<(Uuid, String)> {
+    sqlx::query_as("SELECT referee_id, channel::text FROM referrals WHERE referrer_id = $1 ORDER BY referred_at")
+        .bind(referrer)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_first_sign_in_with_a_code_or_a_link_records_its_referrer_once(pool: PgPool) {
+    let admin = PrivateKeySigner::random();
+    let app = app_with_admin(pool.clone(), &admin);
+    let admin_token = app.token(&admin).await;
+    let referrer = PrivateKeySigner::random();
+    let token = app.token(&referrer).await;
+    let mine = app.get("/v1/referrals/me", Some(&token)).await.ok().clone();
+    let code = mine["code"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.get("/v1/referrals/me", Some(&token)).await.ok()["code"],
+        code,
+        "one code per user"
+    );
+    let link: url::Url = mine["link"].as_str().unwrap().parse().unwrap();
+    let link_ref = link.query_pairs().find(|(k, _)| k == "ref").unwrap().1.into_owned();
+    let referrer_id = user_id(&pool, &referrer).await;
+
+    // A code in any case, and a link.
+    let by_code = PrivateKeySigner::random();
+    app.sign_in_with(&by_code, Some(&code.to_lowercase())).await.ok();
+    let by_link = PrivateKeySigner::random();
+    app.sign_in_with(&by_link, Some(&link_ref)).await.ok();
+    let recorded = referrals_of(&pool, referrer_id).await;
+    assert_eq!(
+        recorded,
+        [
+            (user_id(&pool, &by_code).await, "code".to_owned()),
+            (user_id(&pool, &by_link).await, "link".to_owned())
+        ]
+    );
+
+    // Refusals write nothing: no user, no session, no referral, no nonce spent.
+    let refused = async |wallet: &PrivateKeySigner, presented: &str, status: StatusCode, slug: &str| {
+        let (users, sessions) = (app.count("users").await, app.count("refresh_sessions").await);
+        let reply = app.sign_in_with(wallet, Some(presented)).await;
+        let field = reply.problem(status, slug)["field"].clone();
+        assert_eq!(field, "referral", "{}", reply.text);
+        assert_eq!(
+            (app.count("users").await, app.count("refresh_sessions").await),
+            (users, sessions)
+        );
+        assert_eq!(referrals_of(&pool, referrer_id).await.len(), 2);
+        reply.body["detail"].as_str().unwrap().to_owned()
+    };
+    let detail = refused(&by_code, &code, StatusCode::CONFLICT, "conflict").await;
+    assert!(detail.contains("first sign-in"), "{detail}");
+    let stranger = PrivateKeySigner::random();
+    for bad in ["K7M2QRS0", "ZZZZZZZZ", "not a code"] {
+        refused(&stranger, bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid-field").await;
+    }
+    let altered = link_ref.replace(&code, "ZZZZZZZZ");
+    refused(&stranger, &altered, StatusCode::UNPROCESSABLE_ENTITY, "invalid-field").await;
+
+    // A use limit is never passed, and cannot go below what the code brought.
+    let limited = app
+        .patch("/v1/referrals/me", Some(&token), json!({ "useLimit": 2 }))
+        .await;
+    assert_eq!(
+        (limited.ok()["useLimit"].clone(), limited.body["uses"].clone()),
+        (json!(2), json!(2))
+    );
+    let detail = refused(&stranger, &code, StatusCode::CONFLICT, "conflict").await;
+    assert!(detail.contains("as often as its owner allows"), "{detail}");
+    let below = app
+        .patch("/v1/referrals/me", Some(&token), json!({ "useLimit": 1 }))
+        .await;
+    assert_eq!(below.problem(StatusCode::CONFLICT, "conflict")["field"], "useLimit");
+    let zero = app
+        .patch("/v1/referrals/me", Some(&token), json!({ "useLimit": 0 }))
+        .await;
+    assert_eq!(
+        zero.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"],
+        "useLimit"
+    );
+    app.patch("/v1/referrals/me", Some(&token), json!({ "useLimit": null }))
+        .await
+        .ok();
+
+    // A disabled referrer's code does not count, and its tokens stop at once.
+    let id = referrer_id;
+    app.call(
+        Method::PUT,
+        &format!("/v1/admin/users/{id}/disabled"),
+        Some(&admin_token),
+        Some(json!({ "disabled": true })),
+    )
+    .await
+    .ok();
+    let detail = refused(&stranger, &code, StatusCode::UNPROCESSABLE_ENTITY, "invalid-field").await;
+    assert!(detail.contains("disabled"), "{detail}");
+    app.get("/v1/referrals/me", Some(&token))
+        .await
+        .problem(StatusCode::UNAUTHORIZED, "unauthenticated");
+    let again = app.sign_in_with(&referrer, None).await;
+    again.problem(StatusCode::FORBIDDEN, "forbidden");
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_link_stops_working_when_it_expires(pool: PgPool) {
+    let app = TestApp::with(pool, |config| config.growth.referral_link_ttl = Duration::from_secs(1));
+    let token = app.token(&PrivateKeySigner::random()).await;
+    let link = app.get("/v1/referrals/me", Some(&token)).await.ok()["link"].clone();
+    let link: url::Url = link.as_str().unwrap().parse().unwrap();
+    let link_ref = link.query_pairs().find(|(k, _)| k == "ref").unwrap().1.into_owned();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let reply = app.sign_in_with(&PrivateKeySigner::random(), Some(&link_ref)).await;
+    let problem = reply.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field");
+    assert!(problem["detail"].as_str().unwrap().contains("expired"), "{problem}");
+}
+
+/// A referrer and the histories of its referees, written as the rest of the system would.
+struct History {
+    pool: PgPool,
+    referrer: Uuid,
+    budget: Uuid,
+    budget_chain_id: B256,
+    rules_version: i32,
+}
+
+fn network(n: u8) -> Vec<u8> {
+    vec![n; 32]
+}
+
+impl History {
+    async fn new(pool: PgPool, milestone: i32, cooldown: Duration) -> History {
+        let referrer = Self::user(&pool, OffsetDateTime::now_utc() - time::Duration::days(400)).await;
+        let budget_chain_id = B256::from(rand::random::<[u8; 32]>());
+        let budget: Uuid = sqlx::query_scalar(
+            "INSERT INTO escrow_accounts (kind, chain_escrow_id, token, owner, ends_at, name)
+             VALUES ('program', $1, $2, $3, to_timestamp($4), 'Referral rewards') RETURNING id",
+        )
+        .bind(budget_chain_id.as_slice())
+        .bind(TOKEN.as_slice())
+        .bind(TREASURY.as_slice())
+        .bind(END as f64)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        let new = NewRules {
+            milestone,
+            cooldown,
+            network_window: Duration::from_secs(30 * 86_400),
+            require_network: true,
+            tokens: vec![TokenRule {
+                token: TOKEN,
+                min_billed: Amount(1_000),
+                min_earned: Amount(500),
+                bonus: Amount(100),
+                budget_id: budget,
+            }],
+        };
+        let mut conn = pool.acquire().await.unwrap();
+        let mut tx = conn.begin().await.unwrap();
+        let rules = rules::create(&mut tx, &new, referrer).await.unwrap();
+        tx.commit().await.unwrap();
+        History {
+            pool,
+            referrer,
+            budget,
+            budget_chain_id,
+            rules_version: rules.version,
+        }
+    }
+
+    async fn fund_budget(&self, amount: u128) {
+        mirror_funding(&self.pool, self.budget_chain_id, TREASURY, TOKEN, END, amount).await;
+    }
+
+    async fn user(pool: &PgPool, created_at: OffsetDateTime) -> Uuid {
+        sqlx::query_scalar("INSERT INTO users (address, created_at) VALUES ($1, $2) RETURNING id")
+            .bind(Address::from(rand::random::<[u8; 20]>()).as_slice())
+            .bind(created_at)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
+    async fn address(&self, user: Uuid) -> Address {
+        let bytes: Vec<u8> = sqlx::query_scalar("SELECT address FROM users WHERE id = $1")
+            .bind(user)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+        Address::from_slice(&bytes)
+    }
+
+    /// A referee signed up at `at` from `network`.
+    async fn referee(&self, at: OffsetDateTime, network: Option<Vec<u8>>) -> Uuid {
+        let referee = Self::user(&self.pool, at).await;
+        sqlx::query("INSERT INTO referrals (referee_id, referrer_id, channel, network, referred_at) VALUES ($1, $2, 'code', $3, $4)")
+            .bind(referee)
+            .bind(self.referrer)
+            .bind(network)
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .unwrap();
+        referee
+    }
+
+    /// The referrer signed in from `network` between `first` and `last`.
+    async fn referrer_seen(&self, network: Vec<u8>, first: OffsetDateTime, last: OffsetDateTime) {
+        sqlx::query("INSERT INTO sign_in_networks (user_id, network, first_seen, last_seen) VALUES ($1, $2, $3, $4)")
+            .bind(self.referrer)
+            .bind(network)
+            .bind(first)
+            .bind(last)
+            .execute(&self.pool)
+            .await
+            .unwrap();
+    }
+
+    /// `user`'s campaign billed `amount` (a receipt batch's posting).
+    async fn billed(&self, user: Uuid, amount: u128) {
+        let brand: Uuid = sqlx::query_scalar(
+            "INSERT INTO brands (owner_id, name, daily_budget, monthly_budget, time_zone) VALUES ($1, 'B', 1, 1, 'UTC') RETURNING id",
+        )
+        .bind(user)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        let campaign: Uuid = sqlx::query_scalar(
+            "INSERT INTO campaigns (brand_id, name, token, chain_campaign_id, starts_at, ends_at)
+             VALUES ($1, 'C', $2, $3, now(), now() + interval '30 days') RETURNING id",
+        )
+        .bind(brand)
+        .bind(TOKEN.as_slice())
+        .bind(B256::from(rand::random::<[u8; 32]>()).as_slice())
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        let mut posting = Posting::default();
+        posting.spend(campaign, Amount(amount));
+        posting.earn(Party::Hoster, Address::repeat_byte(0x4e), Amount(amount));
+        self.post(Source::ReceiptBatch, &Uuid::new_v4().to_string(), posting)
+            .await;
+    }
+
+    /// `user` earned `amount` as a hoster.
+    async fn earned(&self, user: Uuid, amount: u128) {
+        let mut posting = Posting::default();
+        let campaign = self.campaign().await;
+        posting.spend(campaign, Amount(amount));
+        posting.earn(Party::Hoster, self.address(user).await, Amount(amount));
+        self.post(Source::ReceiptBatch, &Uuid::new_v4().to_string(), posting)
+            .await;
+    }
+
+    async fn campaign(&self) -> Uuid {
+        sqlx::query_scalar(
+            "INSERT INTO escrow_accounts (kind, chain_escrow_id, token) VALUES ('campaign', $1, $2) RETURNING id",
+        )
+        .bind(B256::from(rand::random::<[u8; 32]>()).as_slice())
+        .bind(TOKEN.as_slice())
+        .fetch_one(&self.pool)
+        .await
+        .unwrap()
+    }
+
+    async fn post(&self, source: Source, id: &str, posting: Posting) {
+        let mut conn = self.pool.acquire().await.unwrap();
+        let mut tx = conn.begin().await.unwrap();
+        ledger::post(&mut tx, CHAIN_ID, source, id, &BTreeMap::from([(TOKEN, posting)]))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    async fn disable(&self, user: Uuid) {
+        sqlx::query("UPDATE users SET disabled_at = now() WHERE id = $1")
+            .bind(user)
+            .execute(&self.pool)
+            .await
+            .unwrap();
+    }
+
+    async fn statuses(&self, at: OffsetDateTime) -> Vec<(Status, Option<Reason>)> {
+        let mut conn = self.pool.acquire().await.unwrap();
+        let (rules, referrals) = bonuses::referrals(&mut conn, self.referrer, at).await.unwrap();
+        assert_eq!(rules.version, self.rules_version);
+        referrals.iter().map(|r| (r.status, r.reason)).collect()
+    }
+
+    async fn released(&self, payee: Address) -> u128 {
+        let balances = ledger::balances(&self.pool, payee).await.unwrap();
+        balances.iter().map(|b| b.earned.0).sum()
+    }
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn qualification_and_every_disqualification_follow_the_rules(pool: PgPool) {
+    let history = History::new(pool, 3, Duration::from_secs(7 * 86_400)).await;
+    let now = OffsetDateTime::now_utc();
+    let window = time::Duration::days(30);
+    // Signed up a year ago from four networks: the referrer used the first one exactly at
+    // the window's edge, the second one just outside it.
+    let t = now - time::Duration::days(365);
+    let at_second = |s: i64| t + time::Duration::seconds(s);
+    let long_before = t - window - time::Duration::days(9);
+    history
+        .referrer_seen(network(1), long_before, at_second(3) - window)
+        .await;
+    history
+        .referrer_seen(
+            network(4),
+            long_before,
+            at_second(4) - window - time::Duration::seconds(1),
+        )
+        .await;
+    let advertiser = history.referee(t, Some(network(2))).await;
+    let small_spender = history.referee(t + time::Duration::seconds(1), Some(network(5))).await;
+    let hoster = history.referee(t + time::Duration::seconds(2), Some(network(3))).await;
+    let shares_referrer_network = history.referee(t + time::Duration::seconds(3), Some(network(1))).await;
+    let outside_window = history.referee(t + time::Duration::seconds(4), Some(network(4))).await;
+    let duplicate = history.referee(t + time::Duration::seconds(5), Some(network(2))).await;
+    let no_network = history.referee(t + time::Duration::seconds(6), None).await;
+    let disabled = history.referee(t + time::Duration::seconds(7), Some(network(6))).await;
+    for user in [
+        advertiser,
+        shares_referrer_network,
+        outside_window,
+        duplicate,
+        no_network,
+        disabled,
+    ] {
+        history.billed(user, 1_000).await;
+    }
+    history.billed(small_spender, 999).await;
+    history.earned(hoster, 500).await;
+    history.disable(disabled).await;
+
+    // Their activity happened now: qualified from the cooldown on, not a second before.
+    let at = now + time::Duration::days(7) + time::Duration::seconds(5);
+    let expected = [
+        (Status::Qualified, None),
+        (Status::Pending, Some(Reason::NoQualifyingActivity)),
+        (Status::Qualified, None),
+        (Status::Disqualified, Some(Reason::ReferrerNetwork)),
+        (Status::Qualified, None),
+        (Status::Disqualified, Some(Reason::DuplicateNetwork)),
+        (Status::Disqualified, Some(Reason::NoNetwork)),
+        (Status::Disqualified, Some(Reason::RefereeDisabled)),
+    ];
+    assert_eq!(history.statuses(at).await, expected);
+    let early = history
+        .statuses(now - time::Duration::seconds(1) + time::Duration::days(7))
+        .await;
+    assert_eq!(early[0], (Status::Pending, Some(Reason::CoolingDown)));
+    assert_eq!(early[2], (Status::Pending, Some(Reason::CoolingDown)));
+    // Before any activity, nothing qualifies; before a referral, it does not exist.
+    let before = history.statuses(now - time::Duration::days(1)).await;
+    assert_eq!(before.len(), 8);
+    assert_eq!(before[0], (Status::Pending, Some(Reason::NoQualifyingActivity)));
+    assert!(history.statuses(t - time::Duration::seconds(1)).await.is_empty());
+
+    // The snapshot counts each reason, and the badge follows the qualified count.
+    let mut conn = history.pool.acquire().await.unwrap();
+    let snapshot = bonuses::snapshot(&mut conn, history.referrer, at).await.unwrap();
+    assert_eq!(
+        (
+            snapshot.referrals,
+            snapshot.qualified,
+            snapshot.pending,
+            snapshot.disqualified
+        ),
+        (8, 3, 1, 4)
+    );
+    let reasons: Vec<(Reason, i64)> = snapshot.by_reason.iter().map(|r| (r.reason, r.count)).collect();
+    assert_eq!(
+        reasons,
+        [
+            (Reason::RefereeDisabled, 1),
+            (Reason::NoNetwork, 1),
+            (Reason::ReferrerNetwork, 1),
+            (Reason::DuplicateNetwork, 1),
+            (Reason::NoQualifyingActivity, 1)
+        ]
+    );
+    assert_eq!(
+        serde_json::to_value(snapshot.badge).unwrap(),
+        json!("verified_referrer")
+    );
+    assert_eq!(snapshot.next_milestone, 6);
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn milestone_bonuses_are_paid_once_under_concurrent_recomputation(pool: PgPool) {
+    let history = History::new(pool.clone(), 3, Duration::ZERO).await;
+    history.fund_budget(1_000).await;
+    let now = OffsetDateTime::now_utc() - time::Duration::seconds(5);
+    let mut referees = Vec::new();
+    for n in 0..3 {
+        let referee = history.referee(now, Some(network(10 + n))).await;
+        history.earned(referee, 500).await;
+        referees.push(referee);
+    }
+    let referrer_address = history.address(history.referrer).await;
+
+    let at = OffsetDateTime::now_utc();
+    let runs: Vec<_> = (0..8)
+        .map(|_| {
+            let pool = pool.clone();
+            let referrer = history.referrer;
+            tokio::spawn(async move {
+                bonuses::recompute(&pool, CHAIN_ID, PLATFORM, referrer, at)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut awarded = 0;
+    for run in runs {
+        awarded += run.await.unwrap().0.awarded;
+    }
+    assert_eq!(awarded, 1, "one bonus for one block, whoever computed it");
+    let bonus_postings: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger_postings WHERE source = 'referral'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(bonus_postings, 1);
+    assert_eq!(history.released(referrer_address).await, 100);
+
+    // A referee disabled: the block no longer qualifies, and the bonus is taken back.
+    history.disable(referees[2]).await;
+    let (changed, snapshot) =
+        bonuses::recompute(&pool, CHAIN_ID, PLATFORM, history.referrer, OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+    assert_eq!((changed.awarded, changed.reversed), (0, 1));
+    assert_eq!(snapshot.bonuses.len(), 1);
+    assert_eq!(snapshot.bonuses[0].state, BonusState::Reversed);
+    assert_eq!(history.released(referrer_address).await, 0);
+    assert_eq!(
+        history.released(PLATFORM).await,
+        100,
+        "the platform, whose treasury funded it, has it back"
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM referral_bonuses")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1, "reversed by a posting, never by deleting rows");
+
+    // Qualifying again under the same rules pays nothing twice; new rules pay the block anew.
+    sqlx::query("UPDATE users SET disabled_at = NULL WHERE id = $1")
+        .bind(referees[2])
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (changed, _) = bonuses::recompute(&pool, CHAIN_ID, PLATFORM, history.referrer, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!(changed.awarded, 0);
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_bonus_waits_for_an_empty_budget_and_says_why(pool: PgPool) {
+    let history = History::new(pool.clone(), 1, Duration::ZERO).await;
+    history.fund_budget(50).await;
+    let referee = history
+        .referee(OffsetDateTime::now_utc() - time::Duration::seconds(5), Some(network(1)))
+        .await;
+    history.earned(referee, 500).await;
+    let (_, snapshot) = bonuses::recompute(&pool, CHAIN_ID, PLATFORM, history.referrer, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let bonus = &snapshot.bonuses[0];
+    assert_eq!(bonus.state, BonusState::Held);
+    assert!(bonus.note.as_deref().unwrap().contains("referral budget"), "{bonus:?}");
+    let referrer_address = history.address(history.referrer).await;
+    assert_eq!(history.released(referrer_address).await, 0);
+
+    // Topped up, the bonus is released by the holds job.
+    assert_eq!(
+        holds::release_due(&pool, CHAIN_ID, OffsetDateTime::now_utc())
+            .await
+            .unwrap(),
+        0
+    );
+    history.fund_budget(100).await;
+    assert_eq!(
+        holds::release_due(&pool, CHAIN_ID, OffsetDateTime::now_utc())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(history.released(referrer_address).await, 100);
+    let mut conn = pool.acquire().await.unwrap();
+    let snapshot = bonuses::snapshot(&mut conn, history.referrer, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!(snapshot.bonuses[0].state, BonusState::Released);
+}
+
+/// `wallet` applies, `admin` approves it, and it makes a code: the code and its session.
+pub(crate) async fn affiliate_code(app: &TestApp, admin: &str, wallet: &PrivateKeySigner) -> (String, String) {
+    let token = app.token(wallet).await;
+    let applied = app
+        .post("/v1/affiliates/me", Some(&token), json!({ "reason": "I run a blog" }))
+        .await;
+    let id = applied.ok()["userId"].as_str().unwrap().to_owned();
+    app.post(
+        &format!("/v1/admin/affiliates/{id}/status"),
+        Some(admin),
+        json!({ "status": "active", "reason": "ok" }),
+    )
+    .await
+    .ok();
+    // The role came with the approval: sign in again to carry it.
+    let token = app.token(wallet).await;
+    let code = app.post("/v1/affiliates/me/codes", Some(&token), json!({})).await;
+    (code.ok()["code"].as_str().unwrap().to_owned(), token)
+}
+
+fn campaign_body(advertiser: &Advertiser, code: Option<&str>) -> Value {
+    let mut body = json!({
+        "brandId": advertiser.brand,
+        "name": "Launch",
+        "token": TOKEN,
+        "startsAt": "2026-01-01T00:00:00Z",
+        "endsAt": "2030-01-01T00:00:00Z",
+    });
+    if let Some(code) = code {
+        body["affiliateCode"] = json!(code);
+    }
+    body
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn affiliates_follow_their_workflow_and_attribute_an_advertiser_once(pool: PgPool) {
+    let admin = PrivateKeySigner::random();
+    let app = app_with_admin(pool.clone(), &admin);
+    let admin_token = app.token(&admin).await;
+
+    let partner = PrivateKeySigner::random();
+    let token = app.token(&partner).await;
+    let applied = app
+        .post("/v1/affiliates/me", Some(&token), json!({ "reason": "I run a blog" }))
+        .await;
+    assert_eq!(applied.status, StatusCode::CREATED);
+    assert_eq!(
+        (applied.body["status"].clone(), applied.body["rateBps"].clone()),
+        (json!("pending"), json!(2000))
+    );
+    let id = applied.body["userId"].as_str().unwrap().to_owned();
+    let again = app
+        .post("/v1/affiliates/me", Some(&token), json!({ "reason": "again" }))
+        .await;
+    again.problem(StatusCode::CONFLICT, "conflict");
+    // Only active affiliates have codes, and only admins approve.
+    app.post("/v1/affiliates/me/codes", Some(&token), json!({}))
+        .await
+        .problem(StatusCode::FORBIDDEN, "forbidden");
+    let status_path = format!("/v1/admin/affiliates/{id}/status");
+    app.post(
+        &status_path,
+        Some(&token),
+        json!({ "status": "active", "reason": "me" }),
+    )
+    .await
+    .problem(StatusCode::FORBIDDEN, "forbidden");
+    let approved = app
+        .post(
+            &status_path,
+            Some(&admin_token),
+            json!({ "status": "active", "reason": "fits" }),
+        )
+        .await;
+    assert_eq!(approved.ok()["status"], "active");
+    let twice = app
+        .post(
+            &status_path,
+            Some(&admin_token),
+            json!({ "status": "active", "reason": "again" }),
+        )
+        .await;
+    let problem = twice.problem(StatusCode::CONFLICT, "conflict");
+    assert_eq!(problem["field"], "status");
+    assert!(problem["detail"].as_str().unwrap().contains("Active"), "{problem}");
+    let rate_path = format!("/v1/admin/affiliates/{id}/rate");
+    let too_high = app
+        .call(
+            Method::PUT,
+            &rate_path,
+            Some(&admin_token),
+            Some(json!({ "rateBps": 6000, "reason": "x" })),
+        )
+        .await;
+    assert_eq!(
+        too_high.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"],
+        "rateBps"
+    );
+    let rated = app
+        .call(
+            Method::PUT,
+            &rate_path,
+            Some(&admin_token),
+            Some(json!({ "rateBps": 2500, "reason": "volume" })),
+        )
+        .await;
+    assert_eq!(rated.ok()["rateBps"], 2500);
+    let changes: Vec<(Value, Value, Value)> = rated.body["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["to"].clone(), c["rateBps"].clone(), c["reason"].clone()))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (json!("pending"), json!(2000), json!("I run a blog")),
+            (json!("active"), json!(2000), json!("fits")),
+            (json!("active"), json!(2500), json!("volume"))
+        ]
+    );
+    let token = app.token(&partner).await;
+    let code = app.post("/v1/affiliates/me/codes", Some(&token), json!({})).await.ok()["code"].clone();
+    let code = code.as_str().unwrap().to_owned();
+    assert!(code.starts_with("AFF"), "{code}");
+
+    // An advertiser is attributed with its first campaign, once; refusals create nothing.
+    let advertiser = Advertiser::new(&app, "UTC", 1_000_000, 10_000_000).await;
+    let campaigns = app.count("campaigns").await;
+    for (bad, status, slug) in [
+        ("AFFZZZZZZZZ", StatusCode::UNPROCESSABLE_ENTITY, "invalid-field"),
+        ("AFF0", StatusCode::UNPROCESSABLE_ENTITY, "invalid-field"),
+    ] {
+        let reply = app
+            .post(
+                "/v1/campaigns",
+                Some(&advertiser.token),
+                campaign_body(&advertiser, Some(bad)),
+            )
+            .await;
+        assert_eq!(reply.problem(status, slug)["field"], "affiliateCode", "{}", reply.text);
+    }
+    assert_eq!(app.count("campaigns").await, campaigns);
+    let first = app
+        .post(
+            "/v1/campaigns",
+            Some(&advertiser.token),
+            campaign_body(&advertiser, Some(&code.to_lowercase())),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let second = app
+        .post(
+            "/v1/campaigns",
+            Some(&advertiser.token),
+            campaign_body(&advertiser, Some(&code)),
+        )
+        .await;
+    assert_eq!(
+        second.problem(StatusCode::CONFLICT, "conflict")["field"],
+        "affiliateCode"
+    );
+    assert_eq!(app.count("campaigns").await, campaigns + 1);
+    assert_eq!(app.count("affiliate_attributions").await, 1);
+
+    // Nobody attributes themselves.
+    let own = app
+        .post("/v1/me/roles", Some(&token), json!({ "role": "advertiser" }))
+        .await;
+    own.ok();
+    let brand = app
+        .post(
+            "/v1/brands",
+            Some(&token),
+            json!({ "name": "Mine", "dailyBudget": "100", "monthlyBudget": "1000", "timeZone": "UTC" }),
+        )
+        .await
+        .ok()["id"]
+        .clone();
+    let mut body = campaign_body(&advertiser, Some(&code));
+    body["brandId"] = brand;
+    let own = app.post("/v1/campaigns", Some(&token), body).await;
+    let detail = own.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["detail"].clone();
+    assert!(detail.as_str().unwrap().contains("their own"), "{detail}");
+
+    // A first sign-in with the code attributes too; a suspended affiliate's code counts no more.
+    let newcomer = PrivateKeySigner::random();
+    app.sign_in_with(&newcomer, Some(&code)).await.ok();
+    let channel: String =
+        sqlx::query_scalar("SELECT channel::text FROM affiliate_attributions WHERE advertiser_id = $1")
+            .bind(user_id(&pool, &newcomer).await)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(channel, "sign_in");
+    app.post(
+        &status_path,
+        Some(&admin_token),
+        json!({ "status": "suspended", "reason": "paused" }),
+    )
+    .await
+    .ok();
+    let late = app.sign_in_with(&PrivateKeySigner::random(), Some(&code)).await;
+    let detail = late.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["detail"].clone();
+    assert!(detail.as_str().unwrap().contains("not active"), "{detail}");
+    app.post(
+        &status_path,
+        Some(&admin_token),
+        json!({ "status": "terminated", "reason": "ended" }),
+    )
+    .await
+    .ok();
+    let back = app
+        .post(
+            &status_path,
+            Some(&admin_token),
+            json!({ "status": "active", "reason": "no" }),
+        )
+        .await;
+    assert!(
+        back.problem(StatusCode::CONFLICT, "conflict")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Terminated")
+    );
+    let dashboard = app.get("/v1/affiliates/me/dashboard", Some(&token)).await;
+    assert_eq!(
+        dashboard.ok()["advertisers"].as_array().unwrap().len(),
+        2,
+        "{}",
+        dashboard.text
+    );
+}
