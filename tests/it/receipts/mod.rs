@@ -22,6 +22,7 @@ use crate::fixtures::*;
 use crate::support::*;
 
 mod billing;
+mod commissions;
 mod concurrency;
 mod ledger;
 mod refusals;
