@@ -7,14 +7,13 @@ use crate::growth::affiliate_code;
 
 /// Payee balances in the test token: (released, held).
 async fn balance(pool: &PgPool, payee: Address) -> (u128, u128) {
-    let row: Option<(String, String)> = sqlx::query_as(
-        "SELECT released::text, held::text FROM payee_balances WHERE payee = $1 AND token = $2",
-    )
-    .bind(payee.as_slice())
-    .bind(TOKEN.as_slice())
-    .fetch_optional(pool)
-    .await
-    .unwrap();
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT released::text, held::text FROM payee_balances WHERE payee = $1 AND token = $2")
+            .bind(payee.as_slice())
+            .bind(TOKEN.as_slice())
+            .fetch_optional(pool)
+            .await
+            .unwrap();
     row.map_or((0, 0), |(r, h)| (r.parse().unwrap(), h.parse().unwrap()))
 }
 
@@ -26,7 +25,9 @@ async fn settled_epoch(pool: &PgPool, epoch: i64) {
         interval: Duration::ZERO,
         owed_threshold: u128::MAX,
     };
-    let closed = epoch::close_if_due(pool, CHAIN_ID, &policy, OffsetDateTime::now_utc()).await.unwrap();
+    let closed = epoch::close_if_due(pool, CHAIN_ID, &policy, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
     assert_eq!(closed, Some(epoch as u64));
     epoch::build_pending(pool, CHAIN_ID).await.unwrap();
     sqlx::query(
@@ -43,9 +44,13 @@ async fn settled_epoch(pool: &PgPool, epoch: i64) {
 async fn commissions_job(app: &TestApp) -> (usize, usize, usize) {
     use adescrow::programs::affiliates::commissions;
     let (db, growth, now) = (&app.pool, &app.state.growth, OffsetDateTime::now_utc());
-    let accrued = commissions::accrue(db, CHAIN_ID, &growth.affiliates, now).await.unwrap();
+    let accrued = commissions::accrue(db, CHAIN_ID, &growth.affiliates, now)
+        .await
+        .unwrap();
     let clawed = commissions::claw_back(db, CHAIN_ID, now).await.unwrap();
-    let released = commissions::release_due(db, CHAIN_ID, &growth.affiliates, now).await.unwrap();
+    let released = commissions::release_due(db, CHAIN_ID, &growth.affiliates, now)
+        .await
+        .unwrap();
     (accrued, clawed, released)
 }
 
@@ -68,7 +73,9 @@ async fn commissions_accrue_wait_for_settlement_and_are_clawed_back_pro_rata(poo
         "brandId": world.advertiser.brand, "name": "Next", "token": TOKEN,
         "startsAt": "2026-01-01T00:00:00Z", "endsAt": "2030-01-01T00:00:00Z", "affiliateCode": code,
     });
-    let created = app.post("/v1/campaigns", Some(&world.advertiser.token), body.take()).await;
+    let created = app
+        .post("/v1/campaigns", Some(&world.advertiser.token), body.take())
+        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
 
     // Three witnessed impressions of 1,000: the platform's 9% is 270, the commission 20%.
@@ -78,7 +85,11 @@ async fn commissions_accrue_wait_for_settlement_and_are_clawed_back_pro_rata(poo
     assert_eq!(outcomes(answer.ok()), ["billed", "billed", "billed"]);
     let batch = answer.body["batchId"].as_i64().unwrap();
     let (platform_before, _) = balance(&app.pool, PLATFORM).await;
-    assert_eq!(commissions_job(app).await, (1, 0, 0), "accrued, and held: the spend is not settled");
+    assert_eq!(
+        commissions_job(app).await,
+        (1, 0, 0),
+        "accrued, and held: the spend is not settled"
+    );
     assert_eq!(commissions_job(app).await, (0, 0, 0), "accrual never repeats");
     assert_eq!(balance(&app.pool, partner.address()).await, (0, 54));
     assert_eq!(balance(&app.pool, PLATFORM).await.0, platform_before - 54);
@@ -91,9 +102,14 @@ async fn commissions_accrue_wait_for_settlement_and_are_clawed_back_pro_rata(poo
             json!({ "batchId": batch, "positions": positions, "reason": "click farm" }),
         )
     };
-    adjust(batch + 100, json!([0])).await.problem(StatusCode::NOT_FOUND, "not-found");
+    adjust(batch + 100, json!([0]))
+        .await
+        .problem(StatusCode::NOT_FOUND, "not-found");
     let unknown = adjust(batch, json!([7])).await;
-    assert_eq!(unknown.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"], "positions");
+    assert_eq!(
+        unknown.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"],
+        "positions"
+    );
 
     // Receipt 0 reversed while held: the held commission shrinks to 54 - floor(54 * 90 / 270).
     let first = adjust(batch, json!([0])).await;
@@ -104,13 +120,19 @@ async fn commissions_accrue_wait_for_settlement_and_are_clawed_back_pro_rata(poo
     assert_eq!(commissions_job(app).await, (0, 1, 0));
     assert_eq!(balance(&app.pool, partner.address()).await, (0, 36));
     let advertiser = world.advertiser.wallet.address();
-    assert_eq!(balance(&app.pool, advertiser).await, (1_000, 0), "the advertiser has its price back");
+    assert_eq!(
+        balance(&app.pool, advertiser).await,
+        (1_000, 0),
+        "the advertiser has its price back"
+    );
 
     // Settled, but 36 is below the minimum payout of 40; the next batch's 18 makes it 54.
     settled_epoch(&app.pool, 1).await;
     assert_eq!(commissions_job(app).await, (0, 0, 0));
     let tickets = world.tickets(1, None).await;
-    let answer = world.submit(2, &[receipt(&tickets[0], "impression", now(), None)], true).await;
+    let answer = world
+        .submit(2, &[receipt(&tickets[0], "impression", now(), None)], true)
+        .await;
     assert_eq!(outcomes(answer.ok()), ["billed"]);
     assert_eq!(commissions_job(app).await, (1, 0, 0), "its spend is not settled yet");
     settled_epoch(&app.pool, 2).await;
@@ -125,12 +147,24 @@ async fn commissions_accrue_wait_for_settlement_and_are_clawed_back_pro_rata(poo
     let commissions = dashboard.ok()["commissions"].as_array().unwrap().clone();
     let shown: Vec<(Value, Value, Value, Value)> = commissions
         .iter()
-        .map(|c| (c["batchId"].clone(), c["amount"].clone(), c["clawedBack"].clone(), c["state"].clone()))
+        .map(|c| {
+            (
+                c["batchId"].clone(),
+                c["amount"].clone(),
+                c["clawedBack"].clone(),
+                c["state"].clone(),
+            )
+        })
         .collect();
     assert_eq!(
         shown,
         [
-            (answer.body["batchId"].clone(), json!("18"), json!("0"), json!("released")),
+            (
+                answer.body["batchId"].clone(),
+                json!("18"),
+                json!("0"),
+                json!("released")
+            ),
             (json!(batch), json!("18"), json!("36"), json!("released"))
         ],
         "{}",

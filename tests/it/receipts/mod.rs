@@ -146,7 +146,7 @@ impl World {
     }
 }
 
-fn receipt(ticket: &str, event: &str, at: i64, viewer: Option<&str>) -> Value {
+pub(crate) fn receipt(ticket: &str, event: &str, at: i64, viewer: Option<&str>) -> Value {
     json!({ "ticket": ticket, "event": event, "at": at, "viewer": viewer })
 }
 
@@ -161,6 +161,18 @@ fn signed(hoster: &PrivateKeySigner, witness: Option<&PrivateKeySigner>, sequenc
 
 fn signed_for(
     chain_id: u64,
+    hoster: &PrivateKeySigner,
+    witness: Option<&PrivateKeySigner>,
+    sequence: u64,
+    receipts: &[Value],
+) -> Value {
+    signed_under(chain_id, ESCROW, hoster, witness, sequence, receipts)
+}
+
+/// A batch body signed for the escrow at `escrow` (the EIP-712 verifying contract).
+pub(crate) fn signed_under(
+    chain_id: u64,
+    escrow: Address,
     hoster: &PrivateKeySigner,
     witness: Option<&PrivateKeySigner>,
     sequence: u64,
@@ -182,7 +194,7 @@ fn signed_for(
         sequence,
         receiptsHash: batch::receipts_hash(&parsed),
     };
-    let digest = batch::signing_hash(chain_id, ESCROW, &message);
+    let digest = batch::signing_hash(chain_id, escrow, &message);
     let sign = |key: &PrivateKeySigner| format!("0x{}", hex::encode(key.sign_hash_sync(&digest).unwrap().as_bytes()));
     let mut body = json!({
         "chainId": CHAIN_ID,

@@ -25,7 +25,7 @@ impl World {
         PrivateKeySigner::from(self.chain.anvil.keys()[index].clone())
     }
 
-    fn treasury(&self) -> Treasury {
+    pub(super) fn treasury(&self) -> Treasury {
         let outbox = Outbox::new(
             self.pool.clone(),
             ChainRpc::new(self.chain.anvil.endpoint_url(), CHAIN_ID, Duration::from_secs(5)).role("treasury"),
@@ -44,7 +44,7 @@ impl World {
     }
 
     /// Ticks the treasury (mining a block after each tick) until every funding is confirmed.
-    async fn fund_all(&self, treasury: &Treasury) {
+    pub(super) async fn fund_all(&self, treasury: &Treasury) {
         for _ in 0..40 {
             treasury.tick().await.unwrap();
             let open: i64 = sqlx::query_scalar(
@@ -62,7 +62,7 @@ impl World {
         panic!("the fundings were never confirmed");
     }
 
-    async fn admin_id(&self) -> Uuid {
+    pub(super) async fn admin_id(&self) -> Uuid {
         sqlx::query_scalar("INSERT INTO users (address) VALUES ($1) RETURNING id")
             .bind(PrivateKeySigner::random().address().as_slice())
             .fetch_one(&self.pool)

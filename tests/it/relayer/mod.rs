@@ -38,6 +38,7 @@ mod claims;
 mod consent;
 mod escrows;
 mod faults;
+mod growth;
 mod market;
 mod outbox;
 
