@@ -12,6 +12,16 @@
 //!   That is the floor of what Postgres on this machine can take; billing's share of it
 //!   (the ratio printed) moves far less between runs than either figure on a noisy machine.
 //!
+//! - **Commission accrual**, after both: the campaigns' advertiser is attributed to an
+//!   active affiliate before billing starts (applied, approved by an admin, a code, and the
+//!   attribution, through the affiliate program's own functions), so billing runs with
+//!   affiliates attributed to everything it bills; commissions are not billing's work (they
+//!   accrue outside its transaction, from the ledger). `commissions::accrue` then runs once
+//!   over everything billed: how many commissions it wrote, per second, and how many billed
+//!   receipts per second it covered. The ledger is checked afterwards: every commission has
+//!   its held transfer out of the platform's share, the platform's balance is what billing
+//!   credited less the commissions, and a second accrual writes nothing.
+//!
 //! Tickets are issued in process with the server's ticket key (as decisions would), for 200
 //! campaigns with five ads each and 100 settled epochs of history, and batches are signed
 //! before the clock starts: the figures are the server's.
@@ -46,6 +56,7 @@ use adescrow::contracts::ReceiptBatch;
 use adescrow::http::{AppState, app};
 use adescrow::money::Amount;
 use adescrow::platform::db::MIGRATOR;
+use adescrow::programs::affiliates::{self, Channel, Status, Terms, commissions};
 use alloy::primitives::Address;
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
@@ -70,17 +81,23 @@ const CONCURRENCY: usize = 8;
 const CAMPAIGNS: usize = 200;
 const ADS_PER_CAMPAIGN: usize = 5;
 const TARGET_PER_SEC: f64 = 50_000.0;
+/// The affiliate the campaigns' advertiser was brought by, and the admin who approved it.
+const AFFILIATE: Uuid = Uuid::from_u128(4);
+const ADMIN: Uuid = Uuid::from_u128(5);
 
 /// Beside the campaigns and their escrows: two hoster operators, five ads a campaign, and
 /// settled history.
 const SEED: &str = r#"
 INSERT INTO users (id, address) VALUES
     ('00000000-0000-0000-0000-000000000002', '\x2222222222222222222222222222222222222222'),
-    ('00000000-0000-0000-0000-000000000003', '\x3333333333333333333333333333333333333333');
+    ('00000000-0000-0000-0000-000000000003', '\x3333333333333333333333333333333333333333'),
+    ('00000000-0000-0000-0000-000000000004', '\x4444444444444444444444444444444444444444'),
+    ('00000000-0000-0000-0000-000000000005', '\x5555555555555555555555555555555555555555');
 INSERT INTO user_roles (user_id, role) VALUES
     ('00000000-0000-0000-0000-000000000001', 'advertiser'),
     ('00000000-0000-0000-0000-000000000002', 'hoster'),
-    ('00000000-0000-0000-0000-000000000003', 'hoster');
+    ('00000000-0000-0000-0000-000000000003', 'hoster'),
+    ('00000000-0000-0000-0000-000000000005', 'admin');
 INSERT INTO ad_sets (id, campaign_id, name) SELECT md5('set' || c)::uuid, md5('campaign' || c)::uuid, 'Set' FROM generate_series(0, 199) c;
 INSERT INTO ads (id, ad_set_id, name, kind, title, click_url, price_impression)
 SELECT md5('ad' || c || '-' || a)::uuid, md5('set' || c)::uuid, 'Ad', 'text', 'Title', 'https://example.com/', 1000
@@ -120,6 +137,37 @@ async fn seed(pool: &PgPool, hoster: &PrivateKeySigner, witness: &PrivateKeySign
         .execute(pool)
         .await?;
     Ok(hoster_id)
+}
+
+/// Attributes every advertiser owning the bench's campaigns to an active affiliate, as the
+/// program does: the affiliate applies, an admin approves it, it makes a code, and each
+/// advertiser is attributed with that code (as when it creates a campaign). Returns how many
+/// advertisers were attributed.
+async fn attribute_advertisers(pool: &PgPool, terms: &Terms) -> anyhow::Result<usize> {
+    affiliates::apply(pool, terms, AFFILIATE, "I bring advertisers").await?;
+    let approved = affiliates::change_status(pool, AFFILIATE, Status::Active, ADMIN, "approved for the bench").await?;
+    ensure!(approved.status == Status::Active, "affiliate approved");
+    let code = affiliates::create_code(pool, AFFILIATE).await?;
+    let advertisers: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT DISTINCT b.owner_id FROM campaigns c JOIN brands b ON b.id = c.brand_id ORDER BY b.owner_id",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut tx = pool.begin().await?;
+    for advertiser in &advertisers {
+        let by = affiliates::attribute(
+            &mut tx,
+            terms,
+            *advertiser,
+            &code,
+            Channel::Campaign,
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
+        ensure!(by == AFFILIATE, "attributed to the bench's affiliate");
+    }
+    tx.commit().await?;
+    Ok(advertisers.len())
 }
 
 /// Signed batch bodies of fresh tickets, one impression each, for random viewers.
@@ -282,6 +330,93 @@ async fn raw_insert_rate(pool: &PgPool) -> anyhow::Result<f64> {
     Ok(written as f64 / elapsed)
 }
 
+/// What one accrual over everything billed did.
+struct Accrual {
+    commissions: usize,
+    seconds: f64,
+}
+
+/// Runs `commissions::accrue` once over every billed batch, then checks the ledger: the
+/// commissions are the ones the billed events call for (one per batch and campaign, the
+/// floor of the affiliate's rate of the platform's share), each with its held transfer out
+/// of the platform's share of that batch's posting; the platform keeps what billing
+/// credited less the commissions; the cursor is past the last batch; a second accrual
+/// writes nothing.
+async fn accrue_all(pool: &PgPool, terms: &Terms) -> anyhow::Result<Accrual> {
+    let started = Instant::now();
+    let commissions = commissions::accrue(pool, CHAIN_ID, terms, OffsetDateTime::now_utc()).await?;
+    let seconds = started.elapsed().as_secs_f64();
+
+    let rate = i64::from(terms.default_rate_bps);
+    let (expected, expected_total, written, written_total): (i64, String, i64, String) = sqlx::query_as(
+        "WITH due AS (
+             SELECT floor(sum(platform_share) * $1 / 10000) AS amount FROM billed_events GROUP BY batch_id, campaign_id)
+         SELECT (SELECT count(*) FROM due WHERE amount > 0),
+                (SELECT coalesce(sum(amount), 0)::text FROM due),
+                (SELECT count(*) FROM affiliate_commissions),
+                (SELECT coalesce(sum(amount), 0)::text FROM affiliate_commissions)",
+    )
+    .bind(rate)
+    .fetch_one(pool)
+    .await?;
+    ensure!(
+        commissions as i64 == written && written == expected && written_total == expected_total,
+        "accrued {commissions}, written {written} totalling {written_total}; billing calls for {expected} totalling {expected_total}"
+    );
+    let broken: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM affiliate_commissions c
+         WHERE c.affiliate_id <> $1 OR c.rate_bps <> $2
+            OR NOT EXISTS (SELECT 1 FROM ledger_postings s
+                           WHERE s.id = c.source_posting AND s.source = 'receipt_batch'
+                             AND s.source_id = c.batch_id::text AND s.token = c.token)
+            OR NOT EXISTS (SELECT 1 FROM ledger_postings p
+                           WHERE p.id = c.posting_id AND p.source = 'transfer' AND p.token = c.token
+                             AND p.source_id = 'commission:' || c.batch_id || ':' || c.campaign_id)
+            OR NOT EXISTS (SELECT 1 FROM ledger_holds h
+                           WHERE h.posting_id = c.posting_id AND h.reason = 'commission_hold'
+                             AND h.settled_after = c.source_posting)
+            OR (SELECT count(*) FROM ledger_entries e
+                WHERE e.posting_id = c.posting_id AND e.role = 'affiliate' AND e.payee = $3
+                  AND e.amount = c.amount AND e.hold_id IS NOT NULL) <> 1
+            OR (SELECT count(*) FROM ledger_entries e
+                WHERE e.posting_id = c.posting_id AND e.role = 'platform' AND e.payee = $4
+                  AND e.amount = -c.amount AND e.hold_id IS NULL) <> 1
+            OR (SELECT count(*) FROM ledger_entries e WHERE e.posting_id = c.posting_id) <> 2",
+    )
+    .bind(AFFILIATE)
+    .bind(rate as i32)
+    .bind(Address::repeat_byte(0x44).as_slice())
+    .bind(terms.platform.as_slice())
+    .fetch_one(pool)
+    .await?;
+    ensure!(
+        broken == 0,
+        "{broken} commissions without their ledger posting as accrued"
+    );
+    let platform_consistent: bool = sqlx::query_scalar(
+        "SELECT (SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE payee = $1 AND role = 'platform')
+              = (SELECT coalesce(sum(platform_share), 0) FROM billed_events)
+                - (SELECT coalesce(sum(amount), 0) FROM affiliate_commissions)",
+    )
+    .bind(terms.platform.as_slice())
+    .fetch_one(pool)
+    .await?;
+    ensure!(
+        platform_consistent,
+        "the platform's balance is not billing's credits less the commissions"
+    );
+    let cursor_at_end: bool = sqlx::query_scalar(
+        "SELECT position = (SELECT max(id) FROM ledger_postings WHERE source = 'receipt_batch')
+         FROM program_cursors WHERE name = 'affiliate_accrual'",
+    )
+    .fetch_one(pool)
+    .await?;
+    ensure!(cursor_at_end, "the accrual cursor is past the last billed batch");
+    let again = commissions::accrue(pool, CHAIN_ID, terms, OffsetDateTime::now_utc()).await?;
+    ensure!(again == 0, "a second accrual wrote {again} commissions");
+    Ok(Accrual { commissions, seconds })
+}
+
 async fn run(db_url: &Url) -> anyhow::Result<bool> {
     let pool = PgPoolOptions::new()
         .max_connections(16)
@@ -291,6 +426,9 @@ async fn run(db_url: &Url) -> anyhow::Result<bool> {
     let (hoster, witness) = (PrivateKeySigner::random(), PrivateKeySigner::random());
     let hoster_id = seed(&pool, &hoster, &witness).await?;
     let state = AppState::new(support::config(ESCROW, BATCH), pool.clone())?;
+    let terms = state.growth.affiliates.clone();
+    let attributed = attribute_advertisers(&pool, &terms).await?;
+    ensure!(attributed > 0, "the campaigns' advertisers are attributed");
     state.ad_server.refresh().await?;
     ensure!(
         state.ad_server.node_by_address(hoster.address()).is_some(),
@@ -366,6 +504,15 @@ async fn run(db_url: &Url) -> anyhow::Result<bool> {
     println!(
         "raw COPY of the same rows: {raw:.0}/s ({BATCHES} commits of {BATCH}, {CONCURRENCY} connections); billing runs at {:.2} of it",
         per_sec / raw
+    );
+    let accrual = accrue_all(&pool, &terms).await?;
+    println!(
+        "commission accrual, outside billing from the ledger: {} commissions on {durable} receipts of {BATCHES} batches in {:.1} s: {:.0} commissions/s, {:.0} billed receipts/s covered ({attributed} advertiser(s) attributed at {} bps; ledger consistent)",
+        accrual.commissions,
+        accrual.seconds,
+        accrual.commissions as f64 / accrual.seconds,
+        durable as f64 / accrual.seconds,
+        terms.default_rate_bps,
     );
     pool.close().await;
     Ok(per_sec >= TARGET_PER_SEC)

@@ -46,10 +46,14 @@ pub struct DemoAccounts {
     pub witness_node: PrivateKeySigner,
     /// Signs in, gets a pseudonymous viewer id and grants consent without paying gas.
     pub viewer: PrivateKeySigner,
+    /// The devnet's operator (its admin and treasury): opens the referral budget, sets the
+    /// referral rules and approves the affiliate.
+    pub operator: PrivateKeySigner,
 }
 
 impl DemoAccounts {
-    /// Anvil accounts 3 to 9, in the order of the fields.
+    /// Anvil accounts 3 to 9, in the order of the fields, and the deployer (account 0) as
+    /// the operator.
     pub fn anvil() -> Self {
         Self {
             advertiser: anvil_account(3),
@@ -58,6 +62,7 @@ impl DemoAccounts {
             witness: anvil_account(7),
             witness_node: anvil_account(8),
             viewer: anvil_account(9),
+            operator: anvil_account(0),
         }
     }
 
@@ -83,12 +88,14 @@ impl DemoAccounts {
             witness: pick(&args.witness_key, &anvil.witness),
             witness_node: pick(&args.witness_node_key, &anvil.witness_node),
             viewer: pick(&args.viewer_key, &anvil.viewer),
+            operator: pick(&args.operator_key, &anvil.operator),
         })
     }
 
     /// Each role with its wallet, in print order.
-    pub fn roles(&self) -> [(&'static str, &PrivateKeySigner); 7] {
+    pub fn roles(&self) -> [(&'static str, &PrivateKeySigner); 8] {
         [
+            ("operator", &self.operator),
             ("advertiser", &self.advertiser),
             ("hoster", &self.hoster),
             ("hoster node 1", &self.hoster_nodes[0]),

@@ -80,10 +80,14 @@ pub async fn sign_in(devnet: &Devnet, report: &mut Report<'_>, wallet: &PrivateK
     })
 }
 
+/// Creates a brand, a campaign targeting `region` (and naming `affiliate_code`, when given),
+/// an ad set and an ad, and schedules the campaign.
 pub async fn create_campaign(
     devnet: &Devnet,
     report: &mut Report<'_>,
     advertiser: &Advertiser,
+    region: &str,
+    affiliate_code: Option<&str>,
 ) -> Result<DemoCampaign> {
     let api = &devnet.api;
     let token = Some(advertiser.session.as_str());
@@ -110,24 +114,22 @@ pub async fn create_campaign(
     // From the later of the two clocks: the escrow refuses an end its chain has passed, and
     // a devnet whose clock was advanced runs ahead of the wall.
     let ends_at = devnet.chain.deadline_base().await? as i64 + CAMPAIGN_DAYS * 86_400;
-    let region = devnet.run.clone();
-    let campaign = api
-        .post(
-            "/v1/campaigns",
-            token,
-            &json!({
-                "brandId": brand_id,
-                "name": format!("Morning espresso {}", devnet.run),
-                "token": devnet.token,
-                "startsAt": rfc3339(now - 60)?,
-                "endsAt": rfc3339(ends_at)?,
-                "targeting": { "regions": [region], "consentScope": devnet.consent_scope() },
-                // Above the default of 3 an hour: the demo's one viewer sees several ads.
-                "frequencyCaps": { "impressionsPerHour": 50, "clicksPerHour": 10 },
-                "priority": 100,
-            }),
-        )
-        .await?;
+    let region = region.to_owned();
+    let mut body = json!({
+        "brandId": brand_id,
+        "name": format!("Morning espresso {}", devnet.run),
+        "token": devnet.token,
+        "startsAt": rfc3339(now - 60)?,
+        "endsAt": rfc3339(ends_at)?,
+        "targeting": { "regions": [region], "consentScope": devnet.consent_scope() },
+        // Above the default of 3 an hour: the demo's one viewer sees several ads.
+        "frequencyCaps": { "impressionsPerHour": 50, "clicksPerHour": 10 },
+        "priority": 100,
+    });
+    if let Some(code) = affiliate_code {
+        body["affiliateCode"] = json!(code);
+    }
+    let campaign = api.post("/v1/campaigns", token, &body).await?;
     let id = text(&campaign, "/id")?.to_owned();
     let chain_id: B256 = parsed(&campaign, "/chainCampaignId")?;
     Failure::expect_eq("new campaign's status", "DRAFT", text(&campaign, "/status")?)?;

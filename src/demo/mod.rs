@@ -19,6 +19,7 @@ mod api;
 mod devnet;
 mod economics;
 mod error;
+mod growth;
 mod hoster;
 mod market;
 mod receipts;
@@ -99,6 +100,10 @@ pub struct Outcome {
     pub refunded: u128,
     /// What the marketplace sale paid its seller.
     pub sold: u128,
+    /// What the referrer's bonus paid.
+    pub bonus: u128,
+    /// What the affiliate's commissions paid.
+    pub commission: u128,
 }
 
 /// Runs the scenario once, printing to `out`.
@@ -120,7 +125,7 @@ pub async fn run(config: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<Ou
     );
     let campaign = step!(
         Step::CampaignSetup,
-        advertiser::create_campaign(&devnet, &mut report, &advertiser)
+        advertiser::create_campaign(&devnet, &mut report, &advertiser, &devnet.run, None)
     );
     step!(
         Step::Funding,
@@ -155,6 +160,17 @@ pub async fn run(config: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<Ou
         Step::Marketplace,
         market::buy_and_claim(&devnet, &mut report, &advertiser)
     );
+    let grown = step!(
+        Step::Growth,
+        growth::refer_and_attribute(
+            &devnet,
+            &mut report,
+            &config.accounts.operator,
+            &advertiser,
+            &mut hosting,
+            &viewer
+        )
+    );
     let withdrawable_at = step!(
         Step::EndCampaign,
         refund::end_campaign(&devnet, &mut report, &advertiser, &campaign)
@@ -173,12 +189,14 @@ pub async fn run(config: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<Ou
 
     report.say(format_args!(
         "\ndemo complete: billed {}, settled in epoch {}, hoster claimed {}, seller {} claimed {}, \
-         advertiser got {} back",
+         referrer {} and affiliate {} claimed, advertiser got {} back",
         devnet.units(billed.spend),
         settled.epoch,
         devnet.units(claimed),
         sold.seller,
         devnet.units(sold.proceeds),
+        devnet.units(grown.bonus),
+        devnet.units(grown.commission),
         devnet.units(refunded)
     ));
     Ok(Outcome {
@@ -187,5 +205,7 @@ pub async fn run(config: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<Ou
         claimed,
         refunded,
         sold: sold.proceeds,
+        bonus: grown.bonus,
+        commission: grown.commission,
     })
 }

@@ -26,12 +26,13 @@ pub enum Step {
     Settlement,
     Claim,
     Marketplace,
+    Growth,
     EndCampaign,
     Withdraw,
 }
 
 impl Step {
-    pub const ALL: [Step; 15] = [
+    pub const ALL: [Step; 16] = [
         Step::Devnet,
         Step::AdvertiserSignIn,
         Step::CampaignSetup,
@@ -45,6 +46,7 @@ impl Step {
         Step::Settlement,
         Step::Claim,
         Step::Marketplace,
+        Step::Growth,
         Step::EndCampaign,
         Step::Withdraw,
     ];
@@ -70,6 +72,7 @@ impl fmt::Display for Step {
             Step::Settlement => "an epoch settles on chain",
             Step::Claim => "hoster claims with the proof from the API",
             Step::Marketplace => "a buyer pays for an item from their wallet; the seller claims the sale",
+            Step::Growth => "a referrer and an affiliate bring an advertiser; both claim what they earned",
             Step::EndCampaign => "advertiser ends the campaign",
             Step::Withdraw => "advertiser withdraws the unspent budget after the grace period",
         })

@@ -40,15 +40,19 @@ fn hex_signature(signature: &alloy::primitives::Signature) -> String {
 /// API's challenge describes (its domain, URI and chain), signs it and trades it for a
 /// session. Returns the access token.
 pub async fn sign_in(api: &Api, wallet: &PrivateKeySigner) -> Result<String> {
+    sign_in_with(api, wallet, None).await
+}
+
+/// [`sign_in`], presenting a referral code or link, or an affiliate code, as a first
+/// sign-in may.
+pub async fn sign_in_with(api: &Api, wallet: &PrivateKeySigner, referral: Option<&str>) -> Result<String> {
     let challenge = api.get("/v1/auth/nonce", None).await?;
     let message = siwe_message(wallet.address(), &challenge)?;
-    let session = api
-        .post(
-            "/v1/auth/siwe",
-            None,
-            &json!({ "message": message, "signature": personal_sign(wallet, &message)? }),
-        )
-        .await?;
+    let mut body = json!({ "message": message, "signature": personal_sign(wallet, &message)? });
+    if let Some(referral) = referral {
+        body["referral"] = json!(referral);
+    }
+    let session = api.post("/v1/auth/siwe", None, &body).await?;
     Ok(text(&session, "/accessToken")?.to_owned())
 }
 

@@ -460,6 +460,10 @@ pub struct DemoArgs {
     /// Viewer's wallet key (default: anvil account 9).
     #[arg(long, env = "ADESCROW_DEMO_VIEWER_KEY", hide_env_values = true)]
     pub viewer_key: Option<alloy::signers::local::PrivateKeySigner>,
+    /// The devnet operator's key: an admin of the API and its treasury (default: anvil
+    /// account 0, the deployer, as `scripts/dev` configures it).
+    #[arg(long, env = "ADESCROW_DEMO_OPERATOR_KEY", hide_env_values = true)]
+    pub operator_key: Option<alloy::signers::local::PrivateKeySigner>,
     /// The API's split of witnessed events (hoster, platform, witness basis points), which
     /// the demo's expected earnings follow.
     #[arg(
