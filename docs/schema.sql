@@ -4,6 +4,28 @@
 -- reading, not for loading: databases are created and upgraded by the migrations.
 
 --
+-- Name: affiliate_status; Type: TYPE; Schema: public
+--
+
+CREATE TYPE public.affiliate_status AS ENUM (
+    'pending',
+    'active',
+    'suspended',
+    'terminated'
+);
+
+
+--
+-- Name: attribution_channel; Type: TYPE; Schema: public
+--
+
+CREATE TYPE public.attribution_channel AS ENUM (
+    'sign_in',
+    'campaign'
+);
+
+
+--
 -- Name: billable_event; Type: TYPE; Schema: public
 --
 
@@ -113,7 +135,8 @@ CREATE TYPE public.ledger_role AS ENUM (
     'seller',
     'referrer',
     'affiliate',
-    'buyer'
+    'buyer',
+    'advertiser'
 );
 
 
@@ -185,6 +208,16 @@ CREATE TYPE public.posting_source AS ENUM (
 
 
 --
+-- Name: referral_channel; Type: TYPE; Schema: public
+--
+
+CREATE TYPE public.referral_channel AS ENUM (
+    'code',
+    'link'
+);
+
+
+--
 -- Name: refusal_reason; Type: TYPE; Schema: public
 --
 
@@ -225,7 +258,8 @@ CREATE TYPE public.user_role AS ENUM (
     'viewer',
     'admin',
     'seller',
-    'buyer'
+    'buyer',
+    'affiliate'
 );
 
 
@@ -563,6 +597,115 @@ CREATE TABLE public.ads (
 
 
 --
+-- Name: affiliate_attributions; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.affiliate_attributions (
+    advertiser_id uuid NOT NULL,
+    affiliate_id uuid NOT NULL,
+    code text NOT NULL,
+    channel public.attribution_channel NOT NULL,
+    attributed_at timestamp with time zone DEFAULT now() NOT NULL,
+    ends_at timestamp with time zone NOT NULL,
+    CONSTRAINT affiliate_attributions_not_self CHECK ((advertiser_id <> affiliate_id)),
+    CONSTRAINT affiliate_attributions_window CHECK ((ends_at > attributed_at))
+);
+
+
+--
+-- Name: affiliate_changes; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.affiliate_changes (
+    id bigint NOT NULL,
+    user_id uuid NOT NULL,
+    from_status public.affiliate_status,
+    to_status public.affiliate_status NOT NULL,
+    rate_bps integer NOT NULL,
+    changed_by uuid NOT NULL,
+    reason text NOT NULL,
+    changed_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT affiliate_changes_reason_length CHECK (((char_length(reason) >= 1) AND (char_length(reason) <= 500)))
+);
+
+
+--
+-- Name: affiliate_changes_id_seq; Type: SEQUENCE; Schema: public
+--
+
+ALTER TABLE public.affiliate_changes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.affiliate_changes_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: affiliate_clawbacks; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.affiliate_clawbacks (
+    adjustment_id uuid NOT NULL,
+    batch_id bigint NOT NULL,
+    campaign_id uuid NOT NULL,
+    amount numeric(39,0) NOT NULL,
+    clawed_total numeric(39,0) NOT NULL,
+    posting_id bigint,
+    live_posting bigint,
+    clawed_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: affiliate_codes; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.affiliate_codes (
+    code text NOT NULL,
+    affiliate_id uuid NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT affiliate_codes_format CHECK ((code ~ '^AFF[2-9A-HJKMNP-TV-Z]{8}$'::text))
+);
+
+
+--
+-- Name: affiliate_commissions; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.affiliate_commissions (
+    batch_id bigint NOT NULL,
+    campaign_id uuid NOT NULL,
+    affiliate_id uuid NOT NULL,
+    token bytea NOT NULL,
+    source_posting bigint NOT NULL,
+    spend numeric(39,0) NOT NULL,
+    platform_share numeric(39,0) NOT NULL,
+    rate_bps integer NOT NULL,
+    amount numeric(39,0) NOT NULL,
+    posting_id bigint NOT NULL,
+    accrued_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT affiliate_commissions_amount CHECK (((amount > (0)::numeric) AND (amount <= platform_share)))
+);
+
+
+--
+-- Name: affiliates; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.affiliates (
+    user_id uuid NOT NULL,
+    status public.affiliate_status DEFAULT 'pending'::public.affiliate_status NOT NULL,
+    rate_bps integer NOT NULL,
+    applied_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT affiliates_rate_bounds CHECK (((rate_bps >= 1) AND (rate_bps <= 5000)))
+);
+
+
+--
 -- Name: api_keys; Type: TABLE; Schema: public
 --
 
@@ -608,6 +751,34 @@ CREATE TABLE public.billed_events (
     CONSTRAINT billed_events_price_positive CHECK ((price > (0)::numeric)),
     CONSTRAINT billed_events_split_sums CHECK (((((hoster_share + platform_share) + witness_share) + viewer_share) = price)),
     CONSTRAINT billed_events_viewer_paid CHECK (((viewer_share > (0)::numeric) <= (viewer_payee IS NOT NULL)))
+);
+
+
+--
+-- Name: billing_adjustments; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.billing_adjustments (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    batch_id bigint NOT NULL,
+    reason text NOT NULL,
+    adjusted_by uuid NOT NULL,
+    adjusted_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT billing_adjustments_reason_length CHECK (((char_length(reason) >= 1) AND (char_length(reason) <= 500)))
+);
+
+
+--
+-- Name: billing_reversed_receipts; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.billing_reversed_receipts (
+    batch_id bigint NOT NULL,
+    "position" integer NOT NULL,
+    adjustment_id uuid NOT NULL,
+    campaign_id uuid NOT NULL,
+    price numeric(39,0) NOT NULL,
+    platform_share numeric(39,0) NOT NULL
 );
 
 
@@ -954,6 +1125,7 @@ CREATE TABLE public.ledger_holds (
     note text NOT NULL,
     debtor bytea,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    settled_after bigint,
     CONSTRAINT ledger_holds_debtor CHECK ((((reason = 'recovery'::public.hold_reason) = (debtor IS NOT NULL)) AND (octet_length(debtor) = 20))),
     CONSTRAINT ledger_holds_note_length CHECK (((char_length(note) >= 1) AND (char_length(note) <= 500)))
 );
@@ -1395,6 +1567,16 @@ CREATE TABLE public.placements (
 
 
 --
+-- Name: program_cursors; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.program_cursors (
+    name text NOT NULL,
+    "position" bigint DEFAULT 0 NOT NULL
+);
+
+
+--
 -- Name: program_fundings; Type: TABLE; Schema: public
 --
 
@@ -1438,6 +1620,102 @@ ALTER TABLE public.receipt_batches ALTER COLUMN id ADD GENERATED ALWAYS AS IDENT
     NO MINVALUE
     NO MAXVALUE
     CACHE 1
+);
+
+
+--
+-- Name: referral_bonus_reversals; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.referral_bonus_reversals (
+    referrer_id uuid NOT NULL,
+    milestone integer NOT NULL,
+    rule_version integer NOT NULL,
+    token bytea NOT NULL,
+    posting_id bigint NOT NULL,
+    qualified integer NOT NULL,
+    reversed_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: referral_bonuses; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.referral_bonuses (
+    referrer_id uuid NOT NULL,
+    milestone integer NOT NULL,
+    rule_version integer NOT NULL,
+    token bytea NOT NULL,
+    threshold integer NOT NULL,
+    amount numeric(78,0) NOT NULL,
+    posting_id bigint NOT NULL,
+    awarded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT referral_bonuses_milestone CHECK (((milestone > 0) AND (threshold > 0)))
+);
+
+
+--
+-- Name: referral_codes; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.referral_codes (
+    user_id uuid NOT NULL,
+    code text NOT NULL,
+    use_limit integer,
+    uses integer DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT referral_codes_code_format CHECK ((code ~ '^[2-9A-HJKMNP-TV-Z]{8}$'::text)),
+    CONSTRAINT referral_codes_use_limit CHECK ((use_limit > 0)),
+    CONSTRAINT referral_codes_uses CHECK (((uses >= 0) AND ((use_limit IS NULL) OR (uses <= use_limit))))
+);
+
+
+--
+-- Name: referral_rule_tokens; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.referral_rule_tokens (
+    version integer NOT NULL,
+    token bytea NOT NULL,
+    min_billed numeric(78,0) NOT NULL,
+    min_earned numeric(78,0) NOT NULL,
+    bonus numeric(78,0) NOT NULL,
+    budget_id uuid NOT NULL,
+    CONSTRAINT referral_rule_tokens_amounts CHECK (((min_billed > (0)::numeric) AND (min_earned > (0)::numeric) AND (bonus > (0)::numeric))),
+    CONSTRAINT referral_rule_tokens_token_length CHECK ((octet_length(token) = 20))
+);
+
+
+--
+-- Name: referral_rules; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.referral_rules (
+    version integer NOT NULL,
+    milestone integer NOT NULL,
+    cooldown_secs bigint NOT NULL,
+    network_window_secs bigint NOT NULL,
+    require_network boolean NOT NULL,
+    created_by uuid,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT referral_rules_durations CHECK (((cooldown_secs >= 0) AND (network_window_secs >= 0))),
+    CONSTRAINT referral_rules_milestone CHECK (((milestone >= 1) AND (milestone <= 1000)))
+);
+
+
+--
+-- Name: referrals; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.referrals (
+    referee_id uuid NOT NULL,
+    referrer_id uuid NOT NULL,
+    channel public.referral_channel NOT NULL,
+    network bytea,
+    referred_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT referrals_network_length CHECK ((octet_length(network) = 32)),
+    CONSTRAINT referrals_not_self CHECK ((referee_id <> referrer_id))
 );
 
 
@@ -1544,6 +1822,19 @@ CREATE VIEW public.settlements_view AS
 
 
 --
+-- Name: sign_in_networks; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.sign_in_networks (
+    user_id uuid NOT NULL,
+    network bytea NOT NULL,
+    first_seen timestamp with time zone DEFAULT now() NOT NULL,
+    last_seen timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT sign_in_networks_network_length CHECK ((octet_length(network) = 32))
+);
+
+
+--
 -- Name: siwe_nonces; Type: TABLE; Schema: public
 --
 
@@ -1576,6 +1867,7 @@ CREATE TABLE public.users (
     address bytea NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    disabled_at timestamp with time zone,
     CONSTRAINT users_address_length CHECK ((octet_length(address) = 20))
 );
 
@@ -1608,6 +1900,54 @@ ALTER TABLE ONLY public.ads
 
 
 --
+-- Name: affiliate_attributions affiliate_attributions_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliate_attributions
+    ADD CONSTRAINT affiliate_attributions_pkey PRIMARY KEY (advertiser_id);
+
+
+--
+-- Name: affiliate_changes affiliate_changes_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliate_changes
+    ADD CONSTRAINT affiliate_changes_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: affiliate_clawbacks affiliate_clawbacks_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliate_clawbacks
+    ADD CONSTRAINT affiliate_clawbacks_pkey PRIMARY KEY (adjustment_id, batch_id, campaign_id);
+
+
+--
+-- Name: affiliate_codes affiliate_codes_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliate_codes
+    ADD CONSTRAINT affiliate_codes_pkey PRIMARY KEY (code);
+
+
+--
+-- Name: affiliate_commissions affiliate_commissions_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliate_commissions
+    ADD CONSTRAINT affiliate_commissions_pkey PRIMARY KEY (batch_id, campaign_id);
+
+
+--
+-- Name: affiliates affiliates_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliates
+    ADD CONSTRAINT affiliates_pkey PRIMARY KEY (user_id);
+
+
+--
 -- Name: api_keys api_keys_key_hash_key; Type: CONSTRAINT; Schema: public
 --
 
@@ -1629,6 +1969,22 @@ ALTER TABLE ONLY public.api_keys
 
 ALTER TABLE ONLY public.billed_events
     ADD CONSTRAINT billed_events_pkey PRIMARY KEY (ticket_id, event);
+
+
+--
+-- Name: billing_adjustments billing_adjustments_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.billing_adjustments
+    ADD CONSTRAINT billing_adjustments_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: billing_reversed_receipts billing_reversed_receipts_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.billing_reversed_receipts
+    ADD CONSTRAINT billing_reversed_receipts_pkey PRIMARY KEY (batch_id, "position");
 
 
 --
@@ -1992,6 +2348,14 @@ ALTER TABLE ONLY public.placements
 
 
 --
+-- Name: program_cursors program_cursors_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.program_cursors
+    ADD CONSTRAINT program_cursors_pkey PRIMARY KEY (name);
+
+
+--
 -- Name: program_fundings program_fundings_pkey; Type: CONSTRAINT; Schema: public
 --
 
@@ -2013,6 +2377,62 @@ ALTER TABLE ONLY public.receipt_batches
 
 ALTER TABLE ONLY public.receipt_batches
     ADD CONSTRAINT receipt_batches_sequence_key UNIQUE (hoster_node_id, sequence);
+
+
+--
+-- Name: referral_bonus_reversals referral_bonus_reversals_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.referral_bonus_reversals
+    ADD CONSTRAINT referral_bonus_reversals_pkey PRIMARY KEY (referrer_id, milestone, rule_version, token);
+
+
+--
+-- Name: referral_bonuses referral_bonuses_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.referral_bonuses
+    ADD CONSTRAINT referral_bonuses_pkey PRIMARY KEY (referrer_id, milestone, rule_version, token);
+
+
+--
+-- Name: referral_codes referral_codes_code_key; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.referral_codes
+    ADD CONSTRAINT referral_codes_code_key UNIQUE (code);
+
+
+--
+-- Name: referral_codes referral_codes_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.referral_codes
+    ADD CONSTRAINT referral_codes_pkey PRIMARY KEY (user_id);
+
+
+--
+-- Name: referral_rule_tokens referral_rule_tokens_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.referral_rule_tokens
+    ADD CONSTRAINT referral_rule_tokens_pkey PRIMARY KEY (version, token);
+
+
+--
+-- Name: referral_rules referral_rules_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.referral_rules
+    ADD CONSTRAINT referral_rules_pkey PRIMARY KEY (version);
+
+
+--
+-- Name: referrals referrals_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.referrals
+    ADD CONSTRAINT referrals_pkey PRIMARY KEY (referee_id);
 
 
 --
@@ -2061,6 +2481,14 @@ ALTER TABLE ONLY public.settlement_debits
 
 ALTER TABLE ONLY public.settlement_epochs
     ADD CONSTRAINT settlement_epochs_pkey PRIMARY KEY (chain_id, epoch);
+
+
+--
+-- Name: sign_in_networks sign_in_networks_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.sign_in_networks
+    ADD CONSTRAINT sign_in_networks_pkey PRIMARY KEY (user_id, network);
 
 
 --
@@ -2126,10 +2554,45 @@ CREATE INDEX ads_ad_set_idx ON public.ads USING btree (ad_set_id);
 
 
 --
+-- Name: affiliate_attributions_affiliate_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX affiliate_attributions_affiliate_idx ON public.affiliate_attributions USING btree (affiliate_id, attributed_at);
+
+
+--
+-- Name: affiliate_changes_affiliate_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX affiliate_changes_affiliate_idx ON public.affiliate_changes USING btree (user_id, id);
+
+
+--
+-- Name: affiliate_codes_affiliate_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX affiliate_codes_affiliate_idx ON public.affiliate_codes USING btree (affiliate_id);
+
+
+--
+-- Name: affiliate_commissions_affiliate_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX affiliate_commissions_affiliate_idx ON public.affiliate_commissions USING btree (affiliate_id, accrued_at);
+
+
+--
 -- Name: api_keys_user_idx; Type: INDEX; Schema: public
 --
 
 CREATE INDEX api_keys_user_idx ON public.api_keys USING btree (user_id);
+
+
+--
+-- Name: billed_events_batch_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX billed_events_batch_idx ON public.billed_events USING brin (batch_id);
 
 
 --
@@ -2144,6 +2607,13 @@ CREATE INDEX billed_events_billed_at_idx ON public.billed_events USING brin (bil
 --
 
 CREATE INDEX billed_events_frequency_idx ON public.billed_events USING hash (frequency_key) WHERE ((frequency_key IS NOT NULL) AND (event = ANY (ARRAY['impression'::public.billable_event, 'click'::public.billable_event])));
+
+
+--
+-- Name: billing_reversed_receipts_adjustment_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX billing_reversed_receipts_adjustment_idx ON public.billing_reversed_receipts USING btree (adjustment_id);
 
 
 --
@@ -2371,6 +2841,20 @@ CREATE INDEX program_fundings_escrow_idx ON public.program_fundings USING btree 
 
 
 --
+-- Name: referrals_network_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX referrals_network_idx ON public.referrals USING btree (network, referred_at) WHERE (network IS NOT NULL);
+
+
+--
+-- Name: referrals_referrer_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX referrals_referrer_idx ON public.referrals USING btree (referrer_id, referred_at);
+
+
+--
 -- Name: refresh_sessions_family_idx; Type: INDEX; Schema: public
 --
 
@@ -2424,6 +2908,48 @@ CREATE TRIGGER ads_serving_change AFTER INSERT OR DELETE OR UPDATE ON public.ads
 --
 
 CREATE TRIGGER ads_updated_at BEFORE UPDATE ON public.ads FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+
+
+--
+-- Name: affiliate_changes affiliate_changes_append_only; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER affiliate_changes_append_only BEFORE DELETE OR UPDATE ON public.affiliate_changes FOR EACH ROW EXECUTE FUNCTION public.ledger_append_only();
+
+
+--
+-- Name: affiliate_clawbacks affiliate_clawbacks_append_only; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER affiliate_clawbacks_append_only BEFORE DELETE OR UPDATE ON public.affiliate_clawbacks FOR EACH ROW EXECUTE FUNCTION public.ledger_append_only();
+
+
+--
+-- Name: affiliate_commissions affiliate_commissions_append_only; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER affiliate_commissions_append_only BEFORE DELETE OR UPDATE ON public.affiliate_commissions FOR EACH ROW EXECUTE FUNCTION public.ledger_append_only();
+
+
+--
+-- Name: affiliates affiliates_updated_at; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER affiliates_updated_at BEFORE UPDATE ON public.affiliates FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+
+
+--
+-- Name: billing_adjustments billing_adjustments_append_only; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER billing_adjustments_append_only BEFORE DELETE OR UPDATE ON public.billing_adjustments FOR EACH ROW EXECUTE FUNCTION public.ledger_append_only();
+
+
+--
+-- Name: billing_reversed_receipts billing_reversed_receipts_append_only; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER billing_reversed_receipts_append_only BEFORE DELETE OR UPDATE ON public.billing_reversed_receipts FOR EACH ROW EXECUTE FUNCTION public.ledger_append_only();
 
 
 --
@@ -2609,6 +3135,34 @@ CREATE TRIGGER placements_updated_at BEFORE UPDATE ON public.placements FOR EACH
 
 
 --
+-- Name: referral_bonus_reversals referral_bonus_reversals_append_only; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER referral_bonus_reversals_append_only BEFORE DELETE OR UPDATE ON public.referral_bonus_reversals FOR EACH ROW EXECUTE FUNCTION public.ledger_append_only();
+
+
+--
+-- Name: referral_bonuses referral_bonuses_append_only; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER referral_bonuses_append_only BEFORE DELETE OR UPDATE ON public.referral_bonuses FOR EACH ROW EXECUTE FUNCTION public.ledger_append_only();
+
+
+--
+-- Name: referral_rule_tokens referral_rule_tokens_append_only; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER referral_rule_tokens_append_only BEFORE DELETE OR UPDATE ON public.referral_rule_tokens FOR EACH ROW EXECUTE FUNCTION public.ledger_append_only();
+
+
+--
+-- Name: referral_rules referral_rules_append_only; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER referral_rules_append_only BEFORE DELETE OR UPDATE ON public.referral_rules FOR EACH ROW EXECUTE FUNCTION public.ledger_append_only();
+
+
+--
 -- Name: user_roles user_roles_serving_change; Type: TRIGGER; Schema: public
 --
 
@@ -2646,11 +3200,155 @@ ALTER TABLE ONLY public.ads
 
 
 --
+-- Name: affiliate_attributions affiliate_attributions_advertiser_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliate_attributions
+    ADD CONSTRAINT affiliate_attributions_advertiser_fkey FOREIGN KEY (advertiser_id) REFERENCES public.users(id);
+
+
+--
+-- Name: affiliate_attributions affiliate_attributions_affiliate_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliate_attributions
+    ADD CONSTRAINT affiliate_attributions_affiliate_fkey FOREIGN KEY (affiliate_id) REFERENCES public.affiliates(user_id);
+
+
+--
+-- Name: affiliate_attributions affiliate_attributions_code_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliate_attributions
+    ADD CONSTRAINT affiliate_attributions_code_fkey FOREIGN KEY (code) REFERENCES public.affiliate_codes(code);
+
+
+--
+-- Name: affiliate_changes affiliate_changes_affiliate_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliate_changes
+    ADD CONSTRAINT affiliate_changes_affiliate_fkey FOREIGN KEY (user_id) REFERENCES public.affiliates(user_id);
+
+
+--
+-- Name: affiliate_changes affiliate_changes_by_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliate_changes
+    ADD CONSTRAINT affiliate_changes_by_fkey FOREIGN KEY (changed_by) REFERENCES public.users(id);
+
+
+--
+-- Name: affiliate_clawbacks affiliate_clawbacks_adjustment_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliate_clawbacks
+    ADD CONSTRAINT affiliate_clawbacks_adjustment_fkey FOREIGN KEY (adjustment_id) REFERENCES public.billing_adjustments(id);
+
+
+--
+-- Name: affiliate_clawbacks affiliate_clawbacks_commission_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliate_clawbacks
+    ADD CONSTRAINT affiliate_clawbacks_commission_fkey FOREIGN KEY (batch_id, campaign_id) REFERENCES public.affiliate_commissions(batch_id, campaign_id);
+
+
+--
+-- Name: affiliate_clawbacks affiliate_clawbacks_live_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliate_clawbacks
+    ADD CONSTRAINT affiliate_clawbacks_live_fkey FOREIGN KEY (live_posting) REFERENCES public.ledger_postings(id);
+
+
+--
+-- Name: affiliate_clawbacks affiliate_clawbacks_posting_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliate_clawbacks
+    ADD CONSTRAINT affiliate_clawbacks_posting_fkey FOREIGN KEY (posting_id) REFERENCES public.ledger_postings(id);
+
+
+--
+-- Name: affiliate_codes affiliate_codes_affiliate_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliate_codes
+    ADD CONSTRAINT affiliate_codes_affiliate_fkey FOREIGN KEY (affiliate_id) REFERENCES public.affiliates(user_id);
+
+
+--
+-- Name: affiliate_commissions affiliate_commissions_affiliate_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliate_commissions
+    ADD CONSTRAINT affiliate_commissions_affiliate_fkey FOREIGN KEY (affiliate_id) REFERENCES public.affiliates(user_id);
+
+
+--
+-- Name: affiliate_commissions affiliate_commissions_campaign_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliate_commissions
+    ADD CONSTRAINT affiliate_commissions_campaign_fkey FOREIGN KEY (campaign_id) REFERENCES public.campaigns(id);
+
+
+--
+-- Name: affiliate_commissions affiliate_commissions_posting_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliate_commissions
+    ADD CONSTRAINT affiliate_commissions_posting_fkey FOREIGN KEY (posting_id) REFERENCES public.ledger_postings(id);
+
+
+--
+-- Name: affiliate_commissions affiliate_commissions_source_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliate_commissions
+    ADD CONSTRAINT affiliate_commissions_source_fkey FOREIGN KEY (source_posting) REFERENCES public.ledger_postings(id);
+
+
+--
+-- Name: affiliates affiliates_user_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliates
+    ADD CONSTRAINT affiliates_user_fkey FOREIGN KEY (user_id) REFERENCES public.users(id);
+
+
+--
 -- Name: api_keys api_keys_user_fkey; Type: FK CONSTRAINT; Schema: public
 --
 
 ALTER TABLE ONLY public.api_keys
     ADD CONSTRAINT api_keys_user_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+
+--
+-- Name: billing_adjustments billing_adjustments_batch_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.billing_adjustments
+    ADD CONSTRAINT billing_adjustments_batch_fkey FOREIGN KEY (batch_id) REFERENCES public.receipt_batches(id);
+
+
+--
+-- Name: billing_adjustments billing_adjustments_by_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.billing_adjustments
+    ADD CONSTRAINT billing_adjustments_by_fkey FOREIGN KEY (adjusted_by) REFERENCES public.users(id);
+
+
+--
+-- Name: billing_reversed_receipts billing_reversed_receipts_adjustment_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.billing_reversed_receipts
+    ADD CONSTRAINT billing_reversed_receipts_adjustment_fkey FOREIGN KEY (adjustment_id) REFERENCES public.billing_adjustments(id);
 
 
 --
@@ -2763,6 +3461,14 @@ ALTER TABLE ONLY public.ledger_hold_ends
 
 ALTER TABLE ONLY public.ledger_holds
     ADD CONSTRAINT ledger_holds_posting_fkey FOREIGN KEY (posting_id) REFERENCES public.ledger_postings(id);
+
+
+--
+-- Name: ledger_holds ledger_holds_settled_after_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.ledger_holds
+    ADD CONSTRAINT ledger_holds_settled_after_fkey FOREIGN KEY (settled_after) REFERENCES public.ledger_postings(id);
 
 
 --
@@ -2934,6 +3640,94 @@ ALTER TABLE ONLY public.receipt_batches
 
 
 --
+-- Name: referral_bonus_reversals referral_bonus_reversals_bonus_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.referral_bonus_reversals
+    ADD CONSTRAINT referral_bonus_reversals_bonus_fkey FOREIGN KEY (referrer_id, milestone, rule_version, token) REFERENCES public.referral_bonuses(referrer_id, milestone, rule_version, token);
+
+
+--
+-- Name: referral_bonus_reversals referral_bonus_reversals_posting_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.referral_bonus_reversals
+    ADD CONSTRAINT referral_bonus_reversals_posting_fkey FOREIGN KEY (posting_id) REFERENCES public.ledger_postings(id);
+
+
+--
+-- Name: referral_bonuses referral_bonuses_posting_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.referral_bonuses
+    ADD CONSTRAINT referral_bonuses_posting_fkey FOREIGN KEY (posting_id) REFERENCES public.ledger_postings(id);
+
+
+--
+-- Name: referral_bonuses referral_bonuses_referrer_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.referral_bonuses
+    ADD CONSTRAINT referral_bonuses_referrer_fkey FOREIGN KEY (referrer_id) REFERENCES public.users(id);
+
+
+--
+-- Name: referral_bonuses referral_bonuses_rule_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.referral_bonuses
+    ADD CONSTRAINT referral_bonuses_rule_fkey FOREIGN KEY (rule_version) REFERENCES public.referral_rules(version);
+
+
+--
+-- Name: referral_codes referral_codes_user_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.referral_codes
+    ADD CONSTRAINT referral_codes_user_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+
+--
+-- Name: referral_rule_tokens referral_rule_tokens_budget_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.referral_rule_tokens
+    ADD CONSTRAINT referral_rule_tokens_budget_fkey FOREIGN KEY (budget_id) REFERENCES public.escrow_accounts(id);
+
+
+--
+-- Name: referral_rule_tokens referral_rule_tokens_version_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.referral_rule_tokens
+    ADD CONSTRAINT referral_rule_tokens_version_fkey FOREIGN KEY (version) REFERENCES public.referral_rules(version);
+
+
+--
+-- Name: referral_rules referral_rules_created_by_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.referral_rules
+    ADD CONSTRAINT referral_rules_created_by_fkey FOREIGN KEY (created_by) REFERENCES public.users(id);
+
+
+--
+-- Name: referrals referrals_referee_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.referrals
+    ADD CONSTRAINT referrals_referee_fkey FOREIGN KEY (referee_id) REFERENCES public.users(id);
+
+
+--
+-- Name: referrals referrals_referrer_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.referrals
+    ADD CONSTRAINT referrals_referrer_fkey FOREIGN KEY (referrer_id) REFERENCES public.users(id);
+
+
+--
 -- Name: refresh_sessions refresh_sessions_user_fkey; Type: FK CONSTRAINT; Schema: public
 --
 
@@ -2979,6 +3773,14 @@ ALTER TABLE ONLY public.settlement_debits
 
 ALTER TABLE ONLY public.settlement_debits
     ADD CONSTRAINT settlement_debits_escrow_fkey FOREIGN KEY (escrow_id) REFERENCES public.escrow_accounts(id);
+
+
+--
+-- Name: sign_in_networks sign_in_networks_user_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.sign_in_networks
+    ADD CONSTRAINT sign_in_networks_user_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
 
 
 --

@@ -224,8 +224,8 @@ async fn set_rate(
 pub struct AdjustmentRequest {
     pub batch_id: i64,
     /// Positions of billed receipts in the batch, 1 to 1000 distinct ones.
-    #[schema(min_items = 1, max_items = 1000, value_type = Vec<u32>)]
-    pub positions: Vec<i32>,
+    #[schema(min_items = 1, max_items = 1000)]
+    pub positions: Vec<u32>,
     #[schema(value_type = crate::platform::wire::schema::Reason)]
     pub reason: String,
 }
@@ -245,7 +245,12 @@ async fn adjust(
     Json(request): Json<AdjustmentRequest>,
 ) -> ApiResult<(StatusCode, Json<Adjustment>)> {
     let reason = Reason::parse(&request.reason).at("reason")?;
-    let mut positions = request.positions.clone();
+    let mut positions: Vec<i32> = request
+        .positions
+        .iter()
+        .map(|p| i32::try_from(*p))
+        .collect::<Result<_, _>>()
+        .map_err(|_| ApiError::invalid("positions", "no batch has receipts at such positions"))?;
     positions.sort_unstable();
     positions.dedup();
     if positions.is_empty() || positions.len() != request.positions.len() || positions.len() > 1000 {
