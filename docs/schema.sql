@@ -1705,6 +1705,16 @@ CREATE TABLE public.referral_rules (
 
 
 --
+-- Name: referral_sweeps; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.referral_sweeps (
+    referrer_id uuid NOT NULL,
+    swept_at timestamp with time zone NOT NULL
+);
+
+
+--
 -- Name: referrals; Type: TABLE; Schema: public
 --
 
@@ -2428,6 +2438,14 @@ ALTER TABLE ONLY public.referral_rules
 
 
 --
+-- Name: referral_sweeps referral_sweeps_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.referral_sweeps
+    ADD CONSTRAINT referral_sweeps_pkey PRIMARY KEY (referrer_id);
+
+
+--
 -- Name: referrals referrals_pkey; Type: CONSTRAINT; Schema: public
 --
 
@@ -2838,6 +2856,13 @@ CREATE INDEX outbox_unassigned_idx ON public.outbox USING btree (chain_id, id) W
 --
 
 CREATE INDEX program_fundings_escrow_idx ON public.program_fundings USING btree (escrow_id, requested_at);
+
+
+--
+-- Name: referral_sweeps_swept_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX referral_sweeps_swept_idx ON public.referral_sweeps USING btree (swept_at);
 
 
 --
@@ -3709,6 +3734,14 @@ ALTER TABLE ONLY public.referral_rule_tokens
 
 ALTER TABLE ONLY public.referral_rules
     ADD CONSTRAINT referral_rules_created_by_fkey FOREIGN KEY (created_by) REFERENCES public.users(id);
+
+
+--
+-- Name: referral_sweeps referral_sweeps_referrer_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.referral_sweeps
+    ADD CONSTRAINT referral_sweeps_referrer_fkey FOREIGN KEY (referrer_id) REFERENCES public.users(id);
 
 
 --

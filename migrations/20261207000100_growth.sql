@@ -143,6 +143,16 @@ CREATE TRIGGER referral_bonuses_append_only BEFORE UPDATE OR DELETE ON referral_
 CREATE TRIGGER referral_bonus_reversals_append_only BEFORE UPDATE OR DELETE ON referral_bonus_reversals
     FOR EACH ROW EXECUTE FUNCTION ledger_append_only();
 
+-- When each referrer's bonuses were last recomputed: the scheduled job takes the referrers
+-- least recently recomputed first, a page at a time.
+CREATE TABLE referral_sweeps (
+    referrer_id uuid        NOT NULL,
+    swept_at    timestamptz NOT NULL,
+    CONSTRAINT referral_sweeps_pkey PRIMARY KEY (referrer_id),
+    CONSTRAINT referral_sweeps_referrer_fkey FOREIGN KEY (referrer_id) REFERENCES users (id)
+);
+CREATE INDEX referral_sweeps_swept_idx ON referral_sweeps (swept_at);
+
 -- Affiliates -------------------------------------------------------------------------------
 -- pending -> active (approved); active <-> suspended; any of them -> terminated (final).
 CREATE TYPE affiliate_status AS ENUM ('pending', 'active', 'suspended', 'terminated');

@@ -167,7 +167,6 @@ async fn a_link_stops_working_when_it_expires(pool: PgPool) {
 struct History {
     pool: PgPool,
     referrer: Uuid,
-    budget: Uuid,
     budget_chain_id: B256,
     rules_version: i32,
 }
@@ -211,7 +210,6 @@ impl History {
         History {
             pool,
             referrer,
-            budget,
             budget_chain_id,
             rules_version: rules.version,
         }
@@ -516,7 +514,13 @@ async fn a_bonus_waits_for_an_empty_budget_and_says_why(pool: PgPool) {
         .referee(OffsetDateTime::now_utc() - time::Duration::seconds(5), Some(network(1)))
         .await;
     history.earned(referee, 500).await;
-    let (_, snapshot) = bonuses::recompute(&pool, CHAIN_ID, PLATFORM, history.referrer, OffsetDateTime::now_utc())
+    // The scheduled job takes referrers never recomputed first.
+    let changed = bonuses::recompute_due(&pool, CHAIN_ID, PLATFORM, OffsetDateTime::now_utc(), 1)
+        .await
+        .unwrap();
+    assert_eq!(changed.awarded, 1);
+    let mut conn = pool.acquire().await.unwrap();
+    let snapshot = bonuses::snapshot(&mut conn, history.referrer, OffsetDateTime::now_utc())
         .await
         .unwrap();
     let bonus = &snapshot.bonuses[0];

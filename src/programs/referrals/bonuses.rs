@@ -304,6 +304,14 @@ pub async fn recompute(
     }
     let mut snapshot = snapshot;
     snapshot.bonuses = bonuses(&mut tx, referrer).await?;
+    sqlx::query!(
+        "INSERT INTO referral_sweeps (referrer_id, swept_at) VALUES ($1, $2)
+         ON CONFLICT (referrer_id) DO UPDATE SET swept_at = EXCLUDED.swept_at",
+        referrer,
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     if changed != Recomputed::default() {
         tracing::info!(%referrer, awarded = changed.awarded, reversed = changed.reversed, "referral bonuses recomputed");
@@ -407,17 +415,26 @@ async fn reverse(
     Ok(())
 }
 
-/// Recomputes every referrer's bonuses (the scheduled job). One referrer that cannot be
-/// recomputed (a reversal its balance cannot take yet) is logged and the others go on.
-pub async fn recompute_all(
+/// Recomputes the bonuses of the `page` referrers least recently recomputed (never first):
+/// the scheduled job, which so goes round every referrer, a page a pass, however many there
+/// are. One referrer that cannot be recomputed (a reversal its balance cannot take yet) is
+/// logged and the others go on.
+pub async fn recompute_due(
     db: &PgPool,
     chain_id: u64,
     platform: Address,
     now: OffsetDateTime,
+    page: i64,
 ) -> Result<Recomputed, sqlx::Error> {
-    let referrers = sqlx::query_scalar!("SELECT DISTINCT referrer_id FROM referrals ORDER BY referrer_id")
-        .fetch_all(db)
-        .await?;
+    let referrers = sqlx::query_scalar!(
+        r#"SELECT r.referrer_id AS "referrer_id!" FROM (SELECT DISTINCT referrer_id FROM referrals) r
+           LEFT JOIN referral_sweeps s ON s.referrer_id = r.referrer_id
+           ORDER BY s.swept_at NULLS FIRST, r.referrer_id
+           LIMIT $1"#,
+        page
+    )
+    .fetch_all(db)
+    .await?;
     let mut total = Recomputed::default();
     for referrer in referrers {
         match recompute(db, chain_id, platform, referrer, now).await {
