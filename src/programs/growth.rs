@@ -12,6 +12,7 @@ use crate::accounts::session::IssuedSession;
 use crate::accounts::{self, AccountError, SignInTerms, User};
 use crate::platform::worker::{Backoff, Leadership, Role, StepError};
 use crate::programs::affiliates::{self, AffiliateError, Terms, commissions};
+use crate::programs::codes;
 use crate::programs::referrals::{self, ReferralError, Referrals, bonuses};
 
 /// Referrals and affiliates, as the API and the role use them.
@@ -63,11 +64,9 @@ impl Growth {
             referrals::seen_from(&mut *tx, signed.user.id, network, now).await?;
         }
         if let Some(presented) = presented {
-            let is_affiliate = presented
-                .trim()
-                .to_ascii_uppercase()
-                .starts_with(affiliates::CODE_PREFIX);
-            if is_affiliate {
+            // An affiliate code is `AFF` and 8 characters; a referral code is 8 (and may
+            // begin with AFF too); a link's token has dots.
+            if codes::normalize(presented, affiliates::CODE_PREFIX).is_some() {
                 if !signed.first {
                     return Err(AffiliateError::NotFirstSignIn.into());
                 }

@@ -6,3 +6,12 @@ pub mod codes;
 pub mod growth;
 pub mod market;
 pub mod referrals;
+
+use alloy::primitives::Address;
+
+/// A wallet as a program shows it to someone else (a referrer its referees, an affiliate its
+/// advertisers): checksummed and shortened to `0x1234…abcd`.
+pub fn short_address(address: Address) -> String {
+    let full = address.to_checksum(None);
+    format!("{}…{}", &full[..6], &full[full.len() - 4..])
+}

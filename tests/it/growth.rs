@@ -100,7 +100,7 @@ async fn a_first_sign_in_with_a_code_or_a_link_records_its_referrer_once(pool: P
     let detail = refused(&by_code, &code, StatusCode::CONFLICT, "conflict").await;
     assert!(detail.contains("first sign-in"), "{detail}");
     let stranger = PrivateKeySigner::random();
-    for bad in ["K7M2QRS0", "ZZZZZZZZ", "not a code"] {
+    for bad in ["K7M2QRS0", "ZZZZZZZZ", "not a code", "AFFZZZZZZZZ"] {
         refused(&stranger, bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid-field").await;
     }
     let altered = link_ref.replace(&code, "ZZZZZZZZ");

@@ -577,11 +577,10 @@ pub async fn attributed(db: &PgPool, affiliate: Uuid) -> Result<Vec<Attributed>,
     let mut out: Vec<(Uuid, Attributed)> = Vec::new();
     for row in rows {
         if out.last().is_none_or(|(id, _)| *id != row.advertiser_id) {
-            let address = row.address.0.to_checksum(None);
             out.push((
                 row.advertiser_id,
                 Attributed {
-                    advertiser: format!("{}…{}", &address[..6], &address[address.len() - 4..]),
+                    advertiser: crate::programs::short_address(row.address.0),
                     channel: row.channel,
                     attributed_at: row.attributed_at,
                     ends_at: row.ends_at,

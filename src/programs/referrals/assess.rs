@@ -205,9 +205,8 @@ pub struct Referral {
 impl Referral {
     pub fn of(facts: &Facts, rules: &Rules, at: OffsetDateTime) -> Self {
         let outcome = assess(facts, rules, at);
-        let address = facts.referee_address.to_checksum(None);
         Self {
-            referee: format!("{}…{}", &address[..6], &address[address.len() - 4..]),
+            referee: crate::programs::short_address(facts.referee_address),
             channel: facts.channel,
             referred_at: facts.referred_at,
             status: outcome.map_or_else(Reason::status, |()| Status::Qualified),
