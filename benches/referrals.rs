@@ -71,7 +71,6 @@ const TARGET_P99: Duration = Duration::from_millis(50);
 const REFERRER: Uuid = Uuid::from_u128(1);
 const ADMIN: Uuid = Uuid::from_u128(0xad);
 const TOKEN: Address = Address::repeat_byte(0x70);
-const TREASURY: Address = Address::repeat_byte(0x7e);
 const PLATFORM: Address = Address::repeat_byte(0xfa);
 /// A hoster nobody referred, credited with half of the batches.
 const OUTSIDE_HOSTER: Address = Address::repeat_byte(0x4e);
@@ -110,7 +109,7 @@ FROM generate_series(0, 9999) i
 /// it stopped using about a year ago, and twenty seen once or twice while travelling.
 const REFERRER_SQL: &[&str] = &[
     r#"INSERT INTO users (id, address, created_at) VALUES ($2, '\x0101010101010101010101010101010101010101', $1 - interval '500 days')"#,
-    r#"INSERT INTO referral_codes (user_id, code, uses) VALUES ($2, 'K7M2QRST', 10000)"#,
+    r#"INSERT INTO referral_codes (user_id, code, uses, created_at) VALUES ($2, 'K7M2QRST', 10000, $1 - interval '500 days')"#,
     r#"INSERT INTO sign_in_networks (user_id, network, first_seen, last_seen)
        SELECT $2, sha256(('referrer-home-' || k)::bytea), $1 - interval '500 days', $1 - interval '1 hour'
        FROM generate_series(0, 4) k
@@ -171,8 +170,8 @@ const BUDGET: &[&str] = &[
                NULL, $1::numeric, $1::numeric, NULL)"#,
 ];
 
-/// Runs a seeding statement with the snapshot's time as `$1` and the referrer as `$2`
-/// (those it uses).
+/// Runs a seeding statement with the snapshot's time as `$1` and, if it uses it, the
+/// referrer as `$2`.
 async fn execute(pool: &PgPool, sql: &'static str, at: OffsetDateTime) -> anyhow::Result<()> {
     let uses_at = sql.contains("$1");
     let uses_referrer = sql.contains("$2");

@@ -56,6 +56,7 @@ pub struct DayMetrics {
 
 /// Where the campaign's money stands.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = CampaignBudget)]
 #[serde(rename_all = "camelCase")]
 pub struct Budget {
     /// Whether the escrow campaign is open on chain, by the brand owner, in this token.

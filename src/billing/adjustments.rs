@@ -46,6 +46,7 @@ pub struct Adjustment {
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ReversedAmount)]
 #[serde(rename_all = "camelCase")]
 pub struct Reversed {
     #[schema(value_type = crate::platform::wire::schema::TokenAddress)]

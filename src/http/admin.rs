@@ -24,7 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Disabled {
+pub struct UserDisabled {
     /// `true` disables the account (no sign-in; its tokens and keys stop at once; its
     /// referral code and its referrals stop counting); `false` enables it again.
     pub disabled: bool,
@@ -33,14 +33,14 @@ pub struct Disabled {
 /// Disables or enables a user. Idempotent.
 #[utoipa::path(
     put, path = "/admin/users/{id}/disabled", tag = "admin", security(("bearer" = ["admin"])),
-    params(("id" = Uuid, Path)), request_body = Disabled,
+    params(("id" = Uuid, Path)), request_body = UserDisabled,
     responses((status = 200, body = User), (status = 403, body = ProblemSchema), (status = 404, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn set_disabled(
     State(state): State<AppState>,
     admin: Caller<Admins>,
     Path(id): Path<Uuid>,
-    Json(request): Json<Disabled>,
+    Json(request): Json<UserDisabled>,
 ) -> ApiResult<Json<User>> {
     let user = accounts::set_disabled(&state.db, id, request.disabled, OffsetDateTime::now_utc()).await?;
     tracing::info!(admin = %admin.user_id, user = %id, disabled = request.disabled, "user disabled state set");

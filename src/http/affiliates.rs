@@ -37,7 +37,7 @@ type Reason = Text<1, 500>;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Application {
+pub struct AffiliateApplication {
     /// Who you are and how you will bring advertisers.
     #[schema(value_type = crate::platform::wire::schema::Reason)]
     pub reason: String,
@@ -45,7 +45,7 @@ pub struct Application {
 
 /// Applies to be an affiliate; an admin approves or refuses.
 #[utoipa::path(
-    post, path = "/affiliates/me", tag = "affiliates", request_body = Application,
+    post, path = "/affiliates/me", tag = "affiliates", request_body = AffiliateApplication,
     security(("bearer" = ["advertiser", "hoster", "viewer", "admin", "seller", "buyer", "affiliate"])),
     responses(
         (status = 201, body = Affiliate), (status = 401, body = ProblemSchema), (status = 403, body = ProblemSchema),
@@ -55,7 +55,7 @@ pub struct Application {
 async fn apply(
     State(state): State<AppState>,
     caller: Caller<SignedIn>,
-    Json(request): Json<Application>,
+    Json(request): Json<AffiliateApplication>,
 ) -> ApiResult<(StatusCode, Json<Affiliate>)> {
     let reason = Reason::parse(&request.reason).at("reason")?;
     let affiliate = affiliates::apply(&state.db, &state.growth.affiliates, caller.user_id, reason.as_str())
@@ -77,7 +77,7 @@ async fn me(State(state): State<AppState>, caller: Caller<SignedIn>) -> ApiResul
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct NewCode {
+pub struct NewAffiliateCode {
     /// Give it to advertisers: at their first sign-in, or with a campaign.
     pub code: String,
 }
@@ -85,21 +85,21 @@ pub struct NewCode {
 /// A new affiliate code (active affiliates only).
 #[utoipa::path(
     post, path = "/affiliates/me/codes", tag = "affiliates", security(("bearer" = ["affiliate"])),
-    responses((status = 201, body = NewCode), (status = 401, body = ProblemSchema), (status = 403, body = ProblemSchema), (status = 409, body = ProblemSchema))
+    responses((status = 201, body = NewAffiliateCode), (status = 401, body = ProblemSchema), (status = 403, body = ProblemSchema), (status = 409, body = ProblemSchema))
 )]
 async fn create_code(
     State(state): State<AppState>,
     caller: Caller<Affiliates>,
-) -> ApiResult<(StatusCode, Json<NewCode>)> {
+) -> ApiResult<(StatusCode, Json<NewAffiliateCode>)> {
     let code = affiliates::create_code(&state.db, caller.user_id)
         .await
         .map_err(|error| problem(error, "status"))?;
-    Ok((StatusCode::CREATED, Json(NewCode { code })))
+    Ok((StatusCode::CREATED, Json(NewAffiliateCode { code })))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Dashboard {
+pub struct AffiliateDashboard {
     pub affiliate: Affiliate,
     /// The advertisers one brought and what their commissions were earned on.
     pub advertisers: Vec<Attributed>,
@@ -114,9 +114,9 @@ pub struct Dashboard {
 /// An affiliate's dashboard.
 #[utoipa::path(
     get, path = "/affiliates/me/dashboard", tag = "affiliates", security(("bearer" = ["affiliate"])),
-    responses((status = 200, body = Dashboard), (status = 401, body = ProblemSchema), (status = 403, body = ProblemSchema), (status = 503, body = ProblemSchema))
+    responses((status = 200, body = AffiliateDashboard), (status = 401, body = ProblemSchema), (status = 403, body = ProblemSchema), (status = 503, body = ProblemSchema))
 )]
-async fn dashboard(State(state): State<AppState>, caller: Caller<Affiliates>) -> ApiResult<Json<Dashboard>> {
+async fn dashboard(State(state): State<AppState>, caller: Caller<Affiliates>) -> ApiResult<Json<AffiliateDashboard>> {
     let escrow = state
         .config
         .escrow_address
@@ -130,7 +130,7 @@ async fn dashboard(State(state): State<AppState>, caller: Caller<Affiliates>) ->
         commissions::of_affiliate(&state.db, chain_id, caller.user_id),
         payouts::payouts(&state.db, chain_id, escrow, caller.address),
     )?;
-    Ok(Json(Dashboard {
+    Ok(Json(AffiliateDashboard {
         affiliate,
         advertisers,
         by_month: commissions::by_month(&commissions),
@@ -150,7 +150,7 @@ async fn list(State(state): State<AppState>, _: Caller<Admins>) -> ApiResult<Jso
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct StatusChange {
+pub struct AffiliateStatusChange {
     /// `active` approves (or reinstates), `suspended`, `terminated`.
     pub status: Status,
     #[schema(value_type = crate::platform::wire::schema::Reason)]
@@ -161,7 +161,7 @@ pub struct StatusChange {
 /// them -> terminated (final). A move the workflow forbids is 409 naming the current status.
 #[utoipa::path(
     post, path = "/admin/affiliates/{id}/status", tag = "affiliates", security(("bearer" = ["admin"])),
-    params(("id" = Uuid, Path)), request_body = StatusChange,
+    params(("id" = Uuid, Path)), request_body = AffiliateStatusChange,
     responses(
         (status = 200, body = Affiliate), (status = 403, body = ProblemSchema), (status = 404, body = ProblemSchema),
         (status = 409, body = ProblemSchema), (status = 422, body = ProblemSchema),
@@ -171,7 +171,7 @@ async fn change_status(
     State(state): State<AppState>,
     admin: Caller<Admins>,
     Path(user): Path<Uuid>,
-    Json(request): Json<StatusChange>,
+    Json(request): Json<AffiliateStatusChange>,
 ) -> ApiResult<Json<Affiliate>> {
     let reason = Reason::parse(&request.reason).at("reason")?;
     let affiliate = affiliates::change_status(&state.db, user, request.status, admin.user_id, reason.as_str())
@@ -182,7 +182,7 @@ async fn change_status(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RateChange {
+pub struct AffiliateRateChange {
     /// Basis points of the platform's share, from 1 to the configured maximum.
     #[schema(minimum = 1, maximum = 10000)]
     pub rate_bps: u32,
@@ -193,7 +193,7 @@ pub struct RateChange {
 /// Sets an affiliate's rate; commissions already accrued keep theirs.
 #[utoipa::path(
     put, path = "/admin/affiliates/{id}/rate", tag = "affiliates", security(("bearer" = ["admin"])),
-    params(("id" = Uuid, Path)), request_body = RateChange,
+    params(("id" = Uuid, Path)), request_body = AffiliateRateChange,
     responses(
         (status = 200, body = Affiliate), (status = 403, body = ProblemSchema), (status = 404, body = ProblemSchema),
         (status = 409, body = ProblemSchema), (status = 422, body = ProblemSchema),
@@ -203,7 +203,7 @@ async fn set_rate(
     State(state): State<AppState>,
     admin: Caller<Admins>,
     Path(user): Path<Uuid>,
-    Json(request): Json<RateChange>,
+    Json(request): Json<AffiliateRateChange>,
 ) -> ApiResult<Json<Affiliate>> {
     let reason = Reason::parse(&request.reason).at("reason")?;
     let affiliate = affiliates::set_rate(
@@ -221,7 +221,7 @@ async fn set_rate(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AdjustmentRequest {
+pub struct NewAdjustment {
     pub batch_id: i64,
     /// Positions of billed receipts in the batch, 1 to 1000 distinct ones.
     #[schema(min_items = 1, max_items = 1000)]
@@ -233,7 +233,7 @@ pub struct AdjustmentRequest {
 /// Reverses billed receipts found fraudulent later: their price goes back to their
 /// advertisers (claimable), and commissions on them are clawed back pro rata.
 #[utoipa::path(
-    post, path = "/admin/adjustments", tag = "affiliates", security(("bearer" = ["admin"])), request_body = AdjustmentRequest,
+    post, path = "/admin/adjustments", tag = "affiliates", security(("bearer" = ["admin"])), request_body = NewAdjustment,
     responses(
         (status = 201, body = Adjustment), (status = 403, body = ProblemSchema), (status = 404, body = ProblemSchema),
         (status = 409, body = ProblemSchema), (status = 422, body = ProblemSchema),
@@ -242,7 +242,7 @@ pub struct AdjustmentRequest {
 async fn adjust(
     State(state): State<AppState>,
     admin: Caller<Admins>,
-    Json(request): Json<AdjustmentRequest>,
+    Json(request): Json<NewAdjustment>,
 ) -> ApiResult<(StatusCode, Json<Adjustment>)> {
     let reason = Reason::parse(&request.reason).at("reason")?;
     let mut positions: Vec<i32> = request

@@ -55,7 +55,7 @@ async fn my_code(State(state): State<AppState>, caller: Caller<SignedIn>) -> Api
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SetLimit {
+pub struct ReferralLimit {
     /// How many sign-ups the code may bring; `null` for no limit.
     #[schema(minimum = 1, maximum = 1000000)]
     pub use_limit: Option<i32>,
@@ -64,7 +64,7 @@ pub struct SetLimit {
 /// Sets how many sign-ups one's code may bring.
 #[utoipa::path(
     patch, path = "/referrals/me", tag = "referrals", security(("bearer" = ["advertiser", "hoster", "viewer", "admin", "seller", "buyer", "affiliate"])),
-    request_body = SetLimit,
+    request_body = ReferralLimit,
     responses(
         (status = 200, body = MyCode), (status = 401, body = ProblemSchema), (status = 403, body = ProblemSchema),
         (status = 409, body = ProblemSchema), (status = 422, body = ProblemSchema),
@@ -73,7 +73,7 @@ pub struct SetLimit {
 async fn set_limit(
     State(state): State<AppState>,
     caller: Caller<SignedIn>,
-    Json(request): Json<SetLimit>,
+    Json(request): Json<ReferralLimit>,
 ) -> ApiResult<Json<MyCode>> {
     let limit = match request.use_limit {
         Some(limit) => Some(Bounded::<1, 1_000_000>::parse(limit).at("useLimit")?.get() as i32),
@@ -92,7 +92,7 @@ async fn set_limit(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Page {
+pub struct ReferralPageQuery {
     /// Referrals to skip, oldest first.
     #[param(minimum = 0, maximum = 10000000)]
     pub offset: Option<i64>,
@@ -109,7 +109,7 @@ pub struct ReferralPage {
     pub referrals: Vec<Referral>,
 }
 
-async fn page_of(state: &AppState, referrer: Uuid, page: &Page) -> ApiResult<ReferralPage> {
+async fn page_of(state: &AppState, referrer: Uuid, page: &ReferralPageQuery) -> ApiResult<ReferralPage> {
     let offset = Bounded::<0, 10_000_000>::parse(page.offset.unwrap_or(0))
         .at("offset")?
         .get() as usize;
@@ -125,14 +125,14 @@ async fn page_of(state: &AppState, referrer: Uuid, page: &Page) -> ApiResult<Ref
 
 /// One's referrals, oldest first, each with its status and the reason it does not qualify.
 #[utoipa::path(
-    get, path = "/referrals/me/referrals", tag = "referrals", params(Page),
+    get, path = "/referrals/me/referrals", tag = "referrals", params(ReferralPageQuery),
     security(("bearer" = ["advertiser", "hoster", "viewer", "admin", "seller", "buyer", "affiliate"])),
     responses((status = 200, body = ReferralPage), (status = 401, body = ProblemSchema), (status = 403, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn my_referrals(
     State(state): State<AppState>,
     caller: Caller<SignedIn>,
-    Query(page): Query<Page>,
+    Query(page): Query<ReferralPageQuery>,
 ) -> ApiResult<Json<ReferralPage>> {
     Ok(Json(page_of(&state, caller.user_id, &page).await?))
 }
@@ -181,7 +181,7 @@ async fn get_rules(State(state): State<AppState>, _: Caller<Admins>) -> ApiResul
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TokenRuleRequest {
+pub struct NewReferralTokenRule {
     #[schema(value_type = crate::platform::wire::schema::TokenAddress)]
     pub token: alloy::primitives::Address,
     #[schema(value_type = PositiveAmount)]
@@ -196,7 +196,7 @@ pub struct TokenRuleRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SetRules {
+pub struct NewReferralRules {
     /// A bonus for every this many qualified referrals (1 to 1000).
     #[schema(minimum = 1, maximum = 1000)]
     pub milestone: i64,
@@ -209,12 +209,12 @@ pub struct SetRules {
     pub require_network: bool,
     /// At most 20 tokens, each once.
     #[schema(max_items = 20)]
-    pub tokens: Vec<TokenRuleRequest>,
+    pub tokens: Vec<NewReferralTokenRule>,
 }
 
 /// Puts new referral rules in force, as the next version.
 #[utoipa::path(
-    put, path = "/admin/referrals/rules", tag = "referrals", security(("bearer" = ["admin"])), request_body = SetRules,
+    put, path = "/admin/referrals/rules", tag = "referrals", security(("bearer" = ["admin"])), request_body = NewReferralRules,
     responses(
         (status = 200, body = Rules), (status = 401, body = ProblemSchema), (status = 403, body = ProblemSchema),
         (status = 422, body = ProblemSchema),
@@ -223,7 +223,7 @@ pub struct SetRules {
 async fn set_rules(
     State(state): State<AppState>,
     admin: Caller<Admins>,
-    Json(request): Json<SetRules>,
+    Json(request): Json<NewReferralRules>,
 ) -> ApiResult<Json<Rules>> {
     const YEAR: i64 = 365 * 86_400;
     if request.tokens.len() > 20 {
@@ -293,14 +293,14 @@ async fn referrer_snapshot(
 /// A referrer's referrals, oldest first, with their status and reason.
 #[utoipa::path(
     get, path = "/admin/referrals/{id}/referrals", tag = "referrals", security(("bearer" = ["admin"])),
-    params(("id" = Uuid, Path), Page),
+    params(("id" = Uuid, Path), ReferralPageQuery),
     responses((status = 200, body = ReferralPage), (status = 403, body = ProblemSchema), (status = 404, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn referrer_referrals(
     State(state): State<AppState>,
     _: Caller<Admins>,
     Path(user): Path<Uuid>,
-    Query(page): Query<Page>,
+    Query(page): Query<ReferralPageQuery>,
 ) -> ApiResult<Json<ReferralPage>> {
     accounts::user(&state.db, user).await?;
     Ok(Json(page_of(&state, user, &page).await?))

@@ -81,6 +81,7 @@ pub struct Funding {
 
 /// A program budget: its escrow on chain and in the ledger.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ProgramBudget)]
 #[serde(rename_all = "camelCase")]
 pub struct Budget {
     pub id: Uuid,

@@ -412,6 +412,7 @@ async fn claw_back_one(
 
 /// Where a commission's money stands, derived from the ledger and the chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = CommissionState)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     /// Waiting out its hold (see `heldUntil` and `note`).

@@ -28,6 +28,7 @@ pub const CODE_PREFIX: &str = "AFF";
 
 /// Where an affiliate stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
+#[schema(as = AffiliateStatus)]
 #[sqlx(type_name = "affiliate_status", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -133,6 +134,7 @@ impl Terms {
 
 /// One change of an affiliate, for the record.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = AffiliateChange)]
 #[serde(rename_all = "camelCase")]
 pub struct Change {
     pub from: Option<Status>,
@@ -355,6 +357,7 @@ pub async fn list(db: &PgPool) -> Result<Vec<Affiliate>, sqlx::Error> {
 
 /// How an attribution arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, sqlx::Type)]
+#[schema(as = AttributionChannel)]
 #[sqlx(type_name = "attribution_channel", rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {

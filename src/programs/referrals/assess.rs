@@ -37,6 +37,7 @@ pub struct Facts {
 
 /// Where a referral stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
+#[schema(as = ReferralStatus)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Qualified,
@@ -48,6 +49,7 @@ pub enum Status {
 
 /// Why a referral does not qualify (yet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, ToSchema)]
+#[schema(as = ReferralReason)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// The referee's account is disabled.

@@ -30,6 +30,7 @@ pub const ELITE_REFERRER: i64 = 10;
 
 /// A referrer's badge, from its qualified referrals now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = ReferrerBadge)]
 #[serde(rename_all = "snake_case")]
 pub enum Badge {
     VerifiedReferrer,
@@ -60,6 +61,7 @@ pub enum BonusState {
 
 /// One bonus.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ReferralBonus)]
 #[serde(rename_all = "camelCase")]
 pub struct Bonus {
     /// The k-th block of qualified referrals.
@@ -89,6 +91,7 @@ pub struct ReasonCount {
 
 /// A referrer's standing at a time.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ReferralSnapshot)]
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot {
     pub rule_version: i32,

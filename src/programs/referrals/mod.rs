@@ -74,6 +74,7 @@ impl std::fmt::Debug for Referrals {
 
 /// A user's code and a link to share.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ReferralCode)]
 #[serde(rename_all = "camelCase")]
 pub struct MyCode {
     /// Type it at sign-in, in any case.
@@ -96,6 +97,7 @@ pub struct Invitation {
 
 /// How a referral arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, sqlx::Type)]
+#[schema(as = ReferralChannel)]
 #[sqlx(type_name = "referral_channel", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {

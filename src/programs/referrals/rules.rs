@@ -18,6 +18,7 @@ use crate::money::Amount;
 /// One token's terms: what qualifies a referee, and the bonus per block of qualified
 /// referrals, paid from a program budget in that token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = ReferralTokenRule)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenRule {
     #[schema(value_type = crate::platform::wire::schema::TokenAddress)]
@@ -34,6 +35,7 @@ pub struct TokenRule {
 
 /// A version of the rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = ReferralRules)]
 #[serde(rename_all = "camelCase")]
 pub struct Rules {
     pub version: i32,
