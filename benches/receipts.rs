@@ -20,7 +20,9 @@
 //!   over everything billed: how many commissions it wrote, per second, and how many billed
 //!   receipts per second it covered. The ledger is checked afterwards: every commission has
 //!   its held transfer out of the platform's share, the platform's balance is what billing
-//!   credited less the commissions, and a second accrual writes nothing.
+//!   credited less the commissions, and a second accrual writes nothing. Accrual reports its
+//!   progress every minute, and one still running after ten minutes is stopped (its open
+//!   page rolls back) and fails the bench: the ledger could not be checked.
 //!
 //! Tickets are issued in process with the server's ticket key (as decisions would), for 200
 //! campaigns with five ads each and 100 settled epochs of history, and batches are signed
@@ -47,7 +49,7 @@ mod support;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use adescrow::adserver::pricing::{EventType, UnitPrices};
 use adescrow::adserver::serving::Ticket;
@@ -274,6 +276,19 @@ const BILLED_COLUMNS: &str = "ticket_id, event, campaign_id, ad_id, hoster_node_
     batch_id, position, viewer_hash, frequency_key, order_ref, hoster_share, platform_share, witness_share, viewer_share, \
     viewer_payee";
 
+/// The commissions the billed events call for, and their total: one per batch and campaign
+/// of the floor of the affiliate's rate of the platform's share, where that is not zero.
+async fn commissions_due(pool: &PgPool, terms: &Terms) -> anyhow::Result<(i64, String)> {
+    Ok(sqlx::query_as(
+        "WITH due AS (
+             SELECT floor(sum(platform_share) * $1 / 10000) AS amount FROM billed_events GROUP BY batch_id, campaign_id)
+         SELECT count(*) FILTER (WHERE amount > 0), coalesce(sum(amount), 0)::text FROM due",
+    )
+    .bind(i64::from(terms.default_rate_bps))
+    .fetch_one(pool)
+    .await?)
+}
+
 /// Rows per second of writing the billed rows again with nothing but `COPY` and a commit.
 async fn raw_insert_rate(pool: &PgPool) -> anyhow::Result<f64> {
     sqlx::raw_sql("CREATE TABLE raw_billed_events (LIKE billed_events INCLUDING ALL)")
@@ -330,35 +345,77 @@ async fn raw_insert_rate(pool: &PgPool) -> anyhow::Result<f64> {
     Ok(written as f64 / elapsed)
 }
 
+/// How long accrual may take before the bench gives up on it, and how often it reports
+/// its progress meanwhile.
+const ACCRUAL_LIMIT: Duration = Duration::from_secs(600);
+const ACCRUAL_PROGRESS: Duration = Duration::from_secs(60);
+
 /// What one accrual over everything billed did.
-struct Accrual {
-    commissions: usize,
-    seconds: f64,
+enum Accrual {
+    /// Accrued everything and left the ledger consistent.
+    Done { commissions: usize, seconds: f64 },
+    /// Still running at the limit: `posted` commission postings written in its open page.
+    Unfinished { posted: i64, seconds: f64 },
 }
 
-/// Runs `commissions::accrue` once over every billed batch, then checks the ledger: the
-/// commissions are the ones the billed events call for (one per batch and campaign, the
-/// floor of the affiliate's rate of the platform's share), each with its held transfer out
-/// of the platform's share of that batch's posting; the platform keeps what billing
-/// credited less the commissions; the cursor is past the last batch; a second accrual
-/// writes nothing.
-async fn accrue_all(pool: &PgPool, terms: &Terms) -> anyhow::Result<Accrual> {
-    let started = Instant::now();
-    let commissions = commissions::accrue(pool, CHAIN_ID, terms, OffsetDateTime::now_utc()).await?;
-    let seconds = started.elapsed().as_secs_f64();
-
-    let rate = i64::from(terms.default_rate_bps);
-    let (expected, expected_total, written, written_total): (i64, String, i64, String) = sqlx::query_as(
-        "WITH due AS (
-             SELECT floor(sum(platform_share) * $1 / 10000) AS amount FROM billed_events GROUP BY batch_id, campaign_id)
-         SELECT (SELECT count(*) FROM due WHERE amount > 0),
-                (SELECT coalesce(sum(amount), 0)::text FROM due),
-                (SELECT count(*) FROM affiliate_commissions),
-                (SELECT coalesce(sum(amount), 0)::text FROM affiliate_commissions)",
+/// Commission postings written since the last receipt batch's, committed or not (posting
+/// ids are drawn outside transactions): how far an accrual whose page is still open got.
+async fn postings_drawn(pool: &PgPool) -> anyhow::Result<i64> {
+    let drawn: Option<i64> = sqlx::query_scalar(
+        "SELECT pg_sequence_last_value(pg_get_serial_sequence('ledger_postings', 'id')::regclass)
+                - (SELECT max(id) FROM ledger_postings WHERE source = 'receipt_batch')",
     )
-    .bind(rate)
     .fetch_one(pool)
     .await?;
+    Ok(drawn.unwrap_or(0))
+}
+
+/// Runs `commissions::accrue` once over every billed batch (up to [`ACCRUAL_LIMIT`]), then
+/// checks the ledger: the commissions are the ones the billed events call for (`expected`:
+/// one per batch and campaign, the floor of the affiliate's rate of the platform's share),
+/// each with its held transfer out of the platform's share of that batch's posting; the
+/// platform keeps what billing credited less the commissions; the cursor is past the last
+/// batch; a second accrual writes nothing.
+async fn accrue_all(pool: &PgPool, terms: &Terms, expected: (i64, String)) -> anyhow::Result<Accrual> {
+    let started = Instant::now();
+    let mut accrual = Box::pin(commissions::accrue(pool, CHAIN_ID, terms, OffsetDateTime::now_utc()));
+    let limit = tokio::time::sleep(ACCRUAL_LIMIT);
+    tokio::pin!(limit);
+    let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + ACCRUAL_PROGRESS, ACCRUAL_PROGRESS);
+    let mut last = 0;
+    let accrued = loop {
+        tokio::select! {
+            accrued = &mut accrual => break Some(accrued),
+            () = &mut limit => break None,
+            _ = progress.tick() => {
+                let posted = postings_drawn(pool).await?;
+                println!(
+                    "  accrual after {:.0} s: {posted} commissions posted ({:.0}/s over the last {} s)",
+                    started.elapsed().as_secs_f64(),
+                    (posted - last) as f64 / ACCRUAL_PROGRESS.as_secs_f64(),
+                    ACCRUAL_PROGRESS.as_secs()
+                );
+                last = posted;
+            }
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    // Cancelled at the limit, its open page is rolled back.
+    drop(accrual);
+    let Some(accrued) = accrued else {
+        return Ok(Accrual::Unfinished {
+            posted: postings_drawn(pool).await?,
+            seconds,
+        });
+    };
+    let commissions = accrued?;
+
+    let rate = i64::from(terms.default_rate_bps);
+    let (expected, expected_total) = expected;
+    let (written, written_total): (i64, String) =
+        sqlx::query_as("SELECT count(*), coalesce(sum(amount), 0)::text FROM affiliate_commissions")
+            .fetch_one(pool)
+            .await?;
     ensure!(
         commissions as i64 == written && written == expected && written_total == expected_total,
         "accrued {commissions}, written {written} totalling {written_total}; billing calls for {expected} totalling {expected_total}"
@@ -414,7 +471,7 @@ async fn accrue_all(pool: &PgPool, terms: &Terms) -> anyhow::Result<Accrual> {
     ensure!(cursor_at_end, "the accrual cursor is past the last billed batch");
     let again = commissions::accrue(pool, CHAIN_ID, terms, OffsetDateTime::now_utc()).await?;
     ensure!(again == 0, "a second accrual wrote {again} commissions");
-    Ok(Accrual { commissions, seconds })
+    Ok(Accrual::Done { commissions, seconds })
 }
 
 async fn run(db_url: &Url) -> anyhow::Result<bool> {
@@ -505,17 +562,28 @@ async fn run(db_url: &Url) -> anyhow::Result<bool> {
         "raw COPY of the same rows: {raw:.0}/s ({BATCHES} commits of {BATCH}, {CONCURRENCY} connections); billing runs at {:.2} of it",
         per_sec / raw
     );
-    let accrual = accrue_all(&pool, &terms).await?;
-    println!(
-        "commission accrual, outside billing from the ledger: {} commissions on {durable} receipts of {BATCHES} batches in {:.1} s: {:.0} commissions/s, {:.0} billed receipts/s covered ({attributed} advertiser(s) attributed at {} bps; ledger consistent)",
-        accrual.commissions,
-        accrual.seconds,
-        accrual.commissions as f64 / accrual.seconds,
-        durable as f64 / accrual.seconds,
-        terms.default_rate_bps,
-    );
+    let due = commissions_due(&pool, &terms).await?;
+    let accrued = match accrue_all(&pool, &terms, due.clone()).await? {
+        Accrual::Done { commissions, seconds } => {
+            println!(
+                "commission accrual, outside billing from the ledger: {commissions} commissions on {durable} receipts of {BATCHES} batches in {seconds:.1} s: {:.0} commissions/s, {:.0} billed receipts/s covered ({attributed} advertiser(s) attributed at {} bps; ledger consistent)",
+                commissions as f64 / seconds,
+                durable as f64 / seconds,
+                terms.default_rate_bps,
+            );
+            true
+        }
+        Accrual::Unfinished { posted, seconds } => {
+            println!(
+                "commission accrual, outside billing from the ledger: NOT FINISHED in {seconds:.0} s: {posted} of the {} commissions due posted ({:.0}/s), its first page still open; ledger not checked",
+                due.0,
+                posted as f64 / seconds,
+            );
+            false
+        }
+    };
     pool.close().await;
-    Ok(per_sec >= TARGET_PER_SEC)
+    Ok(per_sec >= TARGET_PER_SEC && accrued)
 }
 
 #[tokio::main]

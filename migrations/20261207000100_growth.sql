@@ -252,16 +252,16 @@ CREATE TRIGGER billing_reversed_receipts_append_only BEFORE UPDATE OR DELETE ON 
     FOR EACH ROW EXECUTE FUNCTION ledger_append_only();
 
 -- Commissions ------------------------------------------------------------------------------
--- Accrual and adjustments read a batch's billed receipts. Batch ids grow with insertion
--- order, so a BRIN index finds them for a few pages' upkeep per thousand rows, which keeps
--- billing's insert path as it was (a B-tree would add a leaf write per receipt).
-CREATE INDEX billed_events_batch_idx ON billed_events USING brin (batch_id);
+-- Accrual and adjustments find a batch's billed receipts by their billing time: a batch's
+-- receipts and its ledger posting are written in one transaction, so their `billed_at` and
+-- `posted_at` (both `now()`) are equal, and the BRIN index over `billed_at` finds them
+-- without an index of their own on billing's insert path.
 
--- One per billed batch and attributed campaign: the rate in force, of the platform's share
--- of that campaign's spend in the batch, moved to the affiliate by a held transfer.
+-- One per billed batch and affiliate: the rate in force, of the platform's share of the
+-- spend of that affiliate's attributed campaigns in the batch, moved to the affiliate by a
+-- held transfer. (Per campaign would be one ledger posting per campaign of a batch.)
 CREATE TABLE affiliate_commissions (
     batch_id        bigint         NOT NULL,
-    campaign_id     uuid           NOT NULL,
     affiliate_id    uuid           NOT NULL,
     token           bytea          NOT NULL,
     -- The batch's posting the spend came from.
@@ -272,15 +272,28 @@ CREATE TABLE affiliate_commissions (
     amount          numeric(39, 0) NOT NULL,
     posting_id      bigint         NOT NULL,
     accrued_at      timestamptz    NOT NULL DEFAULT now(),
-    CONSTRAINT affiliate_commissions_pkey PRIMARY KEY (batch_id, campaign_id),
+    CONSTRAINT affiliate_commissions_pkey PRIMARY KEY (batch_id, affiliate_id),
     CONSTRAINT affiliate_commissions_affiliate_fkey FOREIGN KEY (affiliate_id) REFERENCES affiliates (user_id),
-    CONSTRAINT affiliate_commissions_campaign_fkey FOREIGN KEY (campaign_id) REFERENCES campaigns (id),
     CONSTRAINT affiliate_commissions_source_fkey FOREIGN KEY (source_posting) REFERENCES ledger_postings (id),
     CONSTRAINT affiliate_commissions_posting_fkey FOREIGN KEY (posting_id) REFERENCES ledger_postings (id),
     CONSTRAINT affiliate_commissions_amount CHECK (amount > 0 AND amount <= platform_share)
 );
 CREATE INDEX affiliate_commissions_affiliate_idx ON affiliate_commissions (affiliate_id, accrued_at);
+-- Which campaigns' spend each commission was earned on: what adjustments are matched by.
+CREATE TABLE affiliate_commission_campaigns (
+    batch_id       bigint         NOT NULL,
+    affiliate_id   uuid           NOT NULL,
+    campaign_id    uuid           NOT NULL,
+    spend          numeric(39, 0) NOT NULL,
+    platform_share numeric(39, 0) NOT NULL,
+    CONSTRAINT affiliate_commission_campaigns_pkey PRIMARY KEY (batch_id, campaign_id),
+    CONSTRAINT affiliate_commission_campaigns_commission_fkey FOREIGN KEY (batch_id, affiliate_id)
+        REFERENCES affiliate_commissions (batch_id, affiliate_id),
+    CONSTRAINT affiliate_commission_campaigns_campaign_fkey FOREIGN KEY (campaign_id) REFERENCES campaigns (id)
+);
 CREATE TRIGGER affiliate_commissions_append_only BEFORE UPDATE OR DELETE ON affiliate_commissions
+    FOR EACH ROW EXECUTE FUNCTION ledger_append_only();
+CREATE TRIGGER affiliate_commission_campaigns_append_only BEFORE UPDATE OR DELETE ON affiliate_commission_campaigns
     FOR EACH ROW EXECUTE FUNCTION ledger_append_only();
 
 -- What an adjustment took back of a commission, and `clawed_total`, all taken back so far
@@ -293,15 +306,15 @@ CREATE TRIGGER affiliate_commissions_append_only BEFORE UPDATE OR DELETE ON affi
 CREATE TABLE affiliate_clawbacks (
     adjustment_id uuid           NOT NULL,
     batch_id      bigint         NOT NULL,
-    campaign_id   uuid           NOT NULL,
+    affiliate_id  uuid           NOT NULL,
     amount        numeric(39, 0) NOT NULL,
     clawed_total  numeric(39, 0) NOT NULL,
     posting_id    bigint,
     live_posting  bigint,
     clawed_at     timestamptz    NOT NULL DEFAULT now(),
-    CONSTRAINT affiliate_clawbacks_pkey PRIMARY KEY (adjustment_id, batch_id, campaign_id),
-    CONSTRAINT affiliate_clawbacks_commission_fkey FOREIGN KEY (batch_id, campaign_id)
-        REFERENCES affiliate_commissions (batch_id, campaign_id),
+    CONSTRAINT affiliate_clawbacks_pkey PRIMARY KEY (adjustment_id, batch_id, affiliate_id),
+    CONSTRAINT affiliate_clawbacks_commission_fkey FOREIGN KEY (batch_id, affiliate_id)
+        REFERENCES affiliate_commissions (batch_id, affiliate_id),
     CONSTRAINT affiliate_clawbacks_adjustment_fkey FOREIGN KEY (adjustment_id) REFERENCES billing_adjustments (id),
     CONSTRAINT affiliate_clawbacks_posting_fkey FOREIGN KEY (posting_id) REFERENCES ledger_postings (id),
     CONSTRAINT affiliate_clawbacks_live_fkey FOREIGN KEY (live_posting) REFERENCES ledger_postings (id)

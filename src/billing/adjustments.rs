@@ -83,6 +83,8 @@ pub async fn reverse(
     if !exists {
         return Err(AdjustmentError::UnknownBatch(batch));
     }
+    // A batch's receipts were billed in its posting's transaction: `billed_at` equals
+    // `posted_at`, which the BRIN index over `billed_at` finds.
     let receipts = sqlx::query!(
         r#"SELECT e.position AS "position!", e.campaign_id, c.token AS "token: SqlAddress", e.price AS "price: Amount",
                   e.hoster_share AS "hoster: Amount", e.platform_share AS "platform: Amount",
@@ -90,9 +92,10 @@ pub async fn reverse(
                   e.viewer_payee AS "viewer_payee: SqlAddress", u.address AS "advertiser: SqlAddress",
                   EXISTS (SELECT 1 FROM billing_reversed_receipts x WHERE x.batch_id = e.batch_id AND x.position = e.position)
                       AS "reversed!"
-           FROM billed_events e
+           FROM ledger_postings p
+           JOIN billed_events e ON e.billed_at = p.posted_at AND e.batch_id = $1 AND e.position = ANY($2)
            JOIN campaigns c ON c.id = e.campaign_id JOIN brands b ON b.id = c.brand_id JOIN users u ON u.id = b.owner_id
-           WHERE e.batch_id = $1 AND e.position = ANY($2)
+           WHERE p.source = 'receipt_batch' AND p.source_id = $1::text
            ORDER BY e.position"#,
         batch,
         positions

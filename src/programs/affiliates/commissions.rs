@@ -1,11 +1,12 @@
 //! Commissions: accrued from the ledger outside billing, held, released, clawed back.
 //!
 //! - **Accrual** ([`accrue`]) reads receipt-batch postings after its cursor; for each batch
-//!   and campaign of an advertiser attributed to an active affiliate, billed within the
-//!   attribution's months, it moves `floor(platform share * rate / 10000)` out of the
-//!   platform's share of that posting to the affiliate, in the same token, as a held
-//!   transfer. The rate in force is stored with the commission. Cursor and postings commit
-//!   together, and each commission is unique on (batch, campaign), so a crash repeats nothing.
+//!   and active affiliate whose attributed advertisers' campaigns it billed within their
+//!   attributions' months, it moves `floor(platform share * rate / 10000)` of that spend's
+//!   platform share out of the platform's share of that posting to the affiliate, in the same
+//!   token, as a held transfer. The rate in force is stored with the commission, and the
+//!   campaigns it was earned on beside it. Cursor and postings commit together, and each
+//!   commission is unique on (batch, affiliate), so a crash repeats nothing.
 //! - **Hold and release** ([`release_due`]): a commission waits for its hold period and for
 //!   an epoch covering the spend to be the chain's current root (settled, past its challenge
 //!   window); then it is released, once the affiliate's due commissions in that token reach
@@ -75,6 +76,8 @@ pub async fn accrue(db: &PgPool, chain_id: u64, terms: &Terms, now: OffsetDateTi
         .fetch_one(&mut *tx)
         .await?;
         let Some(last) = last else { break };
+        // A batch's receipts were billed in its posting's transaction: `billed_at` equals
+        // `posted_at`, which the BRIN index over `billed_at` finds.
         let due = sqlx::query!(
             r#"SELECT p.id AS posting_id, p.token AS "token: SqlAddress", e.batch_id AS "batch_id!", e.campaign_id,
                       sum(e.price) AS "spend!: Amount", sum(e.platform_share) AS "platform_share!: Amount",
@@ -82,7 +85,7 @@ pub async fn accrue(db: &PgPool, chain_id: u64, terms: &Terms, now: OffsetDateTi
                       (SELECT pe.payee FROM ledger_entries pe WHERE pe.posting_id = p.id AND pe.role = 'platform' LIMIT 1)
                           AS "platform: SqlAddress"
                FROM ledger_postings p
-               JOIN billed_events e ON e.batch_id = p.source_id::bigint
+               JOIN billed_events e ON e.billed_at = p.posted_at AND e.batch_id = p.source_id::bigint
                JOIN campaigns c ON c.id = e.campaign_id AND c.token = p.token
                JOIN brands b ON b.id = c.brand_id
                JOIN affiliate_attributions t ON t.advertiser_id = b.owner_id
@@ -91,15 +94,23 @@ pub async fn accrue(db: &PgPool, chain_id: u64, terms: &Terms, now: OffsetDateTi
                JOIN users u ON u.id = a.user_id
                WHERE p.id > $1 AND p.id <= $2 AND p.source = 'receipt_batch'
                GROUP BY p.id, e.batch_id, e.campaign_id, t.affiliate_id, a.rate_bps, u.address
-               ORDER BY p.id, e.campaign_id"#,
+               ORDER BY p.id, t.affiliate_id, e.campaign_id"#,
             cursor,
             last
         )
         .fetch_all(&mut *tx)
         .await?;
-        for row in due {
-            let amount = commission(row.platform_share, row.rate_bps);
-            let Some(platform) = row.platform.filter(|_| !amount.is_zero()) else {
+        // One commission per batch and affiliate, over its campaigns in the batch.
+        for group in due.chunk_by(|a, b| (a.posting_id, a.affiliate_id) == (b.posting_id, b.affiliate_id)) {
+            let first = &group[0];
+            let sum = |amount: fn(&_) -> Amount| {
+                group.iter().map(amount).fold(Amount::ZERO, |total, a| {
+                    total.checked_add(a).unwrap_or(Amount(u128::MAX))
+                })
+            };
+            let (spend, platform_share) = (sum(|row| row.spend), sum(|row| row.platform_share));
+            let amount = commission(platform_share, first.rate_bps);
+            let Some(platform) = first.platform.as_ref().filter(|_| !amount.is_zero()) else {
                 continue;
             };
             let until = now + terms.hold;
@@ -107,39 +118,53 @@ pub async fn accrue(db: &PgPool, chain_id: u64, terms: &Terms, now: OffsetDateTi
                 reason: HoldReason::CommissionHold,
                 until: Some(until),
                 debtor: None,
-                settled_after: Some(row.posting_id),
+                settled_after: Some(first.posting_id),
                 note: format!(
                     "held until {} and until the spend is settled on chain and past its challenge window",
                     until.date()
                 ),
             };
-            let source_id = format!("commission:{}:{}", row.batch_id, row.campaign_id);
+            let (batch, affiliate, token) = (first.batch_id, first.affiliate_id, first.token.0);
+            let source_id = format!("commission:{batch}:{affiliate}");
             let posting_id = post_commission(
                 &mut tx,
                 chain_id,
-                row.token.0,
+                token,
                 platform.0,
-                row.affiliate.0,
+                first.affiliate.0,
                 amount,
                 hold,
                 &source_id,
             )
             .await?;
             sqlx::query!(
-                "INSERT INTO affiliate_commissions (batch_id, campaign_id, affiliate_id, token, source_posting, spend,
-                                                    platform_share, rate_bps, amount, posting_id, accrued_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                row.batch_id,
-                row.campaign_id,
-                row.affiliate_id,
-                row.token.0.as_slice(),
-                row.posting_id,
-                row.spend as Amount,
-                row.platform_share as Amount,
-                row.rate_bps,
+                "INSERT INTO affiliate_commissions (batch_id, affiliate_id, token, source_posting, spend, platform_share,
+                                                    rate_bps, amount, posting_id, accrued_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                batch,
+                affiliate,
+                token.as_slice(),
+                first.posting_id,
+                spend as Amount,
+                platform_share as Amount,
+                first.rate_bps,
                 amount as Amount,
                 posting_id,
                 now
+            )
+            .execute(&mut *tx)
+            .await?;
+            let campaigns: Vec<Uuid> = group.iter().map(|row| row.campaign_id).collect();
+            let spends: Vec<Amount> = group.iter().map(|row| row.spend).collect();
+            let shares: Vec<Amount> = group.iter().map(|row| row.platform_share).collect();
+            sqlx::query!(
+                "INSERT INTO affiliate_commission_campaigns (batch_id, affiliate_id, campaign_id, spend, platform_share)
+                 SELECT $1, $2, c, s, p FROM UNNEST($3::uuid[], $4::numeric[], $5::numeric[]) AS u(c, s, p)",
+                batch,
+                affiliate,
+                &campaigns,
+                &spends as &[Amount],
+                &shares as &[Amount]
             )
             .execute(&mut *tx)
             .await?;
@@ -241,14 +266,14 @@ pub async fn release_due(
 /// Returns how many clawbacks were made.
 pub async fn claw_back(db: &PgPool, chain_id: u64, now: OffsetDateTime) -> Result<usize, AffiliateError> {
     let pending = sqlx::query!(
-        r#"SELECT x.adjustment_id, x.batch_id, x.campaign_id, sum(x.platform_share) AS "reversed!: Amount"
+        r#"SELECT x.adjustment_id, x.batch_id, m.affiliate_id, sum(x.platform_share) AS "reversed!: Amount"
            FROM billing_reversed_receipts x
            JOIN billing_adjustments a ON a.id = x.adjustment_id
-           JOIN affiliate_commissions c ON c.batch_id = x.batch_id AND c.campaign_id = x.campaign_id
+           JOIN affiliate_commission_campaigns m ON m.batch_id = x.batch_id AND m.campaign_id = x.campaign_id
            WHERE NOT EXISTS (SELECT 1 FROM affiliate_clawbacks k
                              WHERE k.adjustment_id = x.adjustment_id AND k.batch_id = x.batch_id
-                               AND k.campaign_id = x.campaign_id)
-           GROUP BY x.adjustment_id, x.batch_id, x.campaign_id, a.adjusted_at
+                               AND k.affiliate_id = m.affiliate_id)
+           GROUP BY x.adjustment_id, x.batch_id, m.affiliate_id, a.adjusted_at
            ORDER BY a.adjusted_at, x.adjustment_id"#
     )
     .fetch_all(db)
@@ -262,7 +287,7 @@ pub async fn claw_back(db: &PgPool, chain_id: u64, now: OffsetDateTime) -> Resul
             chain_id,
             row.adjustment_id,
             row.batch_id,
-            row.campaign_id,
+            row.affiliate_id,
             row.reversed,
             now,
         )
@@ -280,7 +305,7 @@ async fn claw_back_one(
     chain_id: u64,
     adjustment: Uuid,
     batch: i64,
-    campaign: Uuid,
+    affiliate_id: Uuid,
     reversed_now: Amount,
     now: OffsetDateTime,
 ) -> Result<bool, AffiliateError> {
@@ -289,34 +314,34 @@ async fn claw_back_one(
         r#"SELECT c.token AS "token: SqlAddress", c.amount AS "amount: Amount", c.platform_share AS "platform_share: Amount",
                   c.posting_id, u.address AS "affiliate: SqlAddress"
            FROM affiliate_commissions c JOIN users u ON u.id = c.affiliate_id
-           WHERE c.batch_id = $1 AND c.campaign_id = $2"#,
+           WHERE c.batch_id = $1 AND c.affiliate_id = $2"#,
         batch,
-        campaign
+        affiliate_id
     )
     .fetch_one(&mut *conn)
     .await?;
     sqlx::query!(
         "SELECT pg_advisory_xact_lock(hashtextextended('commission:' || $1::text || ':' || $2::text, 0))",
         batch.to_string(),
-        campaign.to_string()
+        affiliate_id.to_string()
     )
     .execute(&mut *conn)
     .await?;
     let done = sqlx::query!(
-        r#"SELECT EXISTS (SELECT 1 FROM affiliate_clawbacks WHERE adjustment_id = $1 AND batch_id = $2 AND campaign_id = $3)
+        r#"SELECT EXISTS (SELECT 1 FROM affiliate_clawbacks WHERE adjustment_id = $1 AND batch_id = $2 AND affiliate_id = $3)
                   AS "done!",
                   (SELECT coalesce(sum(x.platform_share), 0) FROM affiliate_clawbacks k
-                   JOIN billing_reversed_receipts x ON x.adjustment_id = k.adjustment_id
-                        AND x.batch_id = k.batch_id AND x.campaign_id = k.campaign_id
-                   WHERE k.batch_id = $2 AND k.campaign_id = $3) AS "reversed_before!: Amount",
-                  (SELECT k.clawed_total FROM affiliate_clawbacks k WHERE k.batch_id = $2 AND k.campaign_id = $3
+                   JOIN billing_reversed_receipts x ON x.adjustment_id = k.adjustment_id AND x.batch_id = k.batch_id
+                   JOIN affiliate_commission_campaigns m ON m.batch_id = x.batch_id AND m.campaign_id = x.campaign_id
+                   WHERE k.batch_id = $2 AND k.affiliate_id = $3 AND m.affiliate_id = $3) AS "reversed_before!: Amount",
+                  (SELECT k.clawed_total FROM affiliate_clawbacks k WHERE k.batch_id = $2 AND k.affiliate_id = $3
                    ORDER BY k.clawed_total DESC, k.clawed_at DESC LIMIT 1) AS "clawed_before: Amount",
-                  (SELECT k.live_posting FROM affiliate_clawbacks k WHERE k.batch_id = $2 AND k.campaign_id = $3
+                  (SELECT k.live_posting FROM affiliate_clawbacks k WHERE k.batch_id = $2 AND k.affiliate_id = $3
                    ORDER BY k.clawed_total DESC, k.clawed_at DESC LIMIT 1) AS "live_after_last",
-                  EXISTS (SELECT 1 FROM affiliate_clawbacks k WHERE k.batch_id = $2 AND k.campaign_id = $3) AS "clawed_any!""#,
+                  EXISTS (SELECT 1 FROM affiliate_clawbacks k WHERE k.batch_id = $2 AND k.affiliate_id = $3) AS "clawed_any!""#,
         adjustment,
         batch,
-        campaign
+        affiliate_id
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -367,7 +392,7 @@ async fn claw_back_one(
                         settled_after: hold.settled_after,
                         note: hold.note,
                     };
-                    let source_id = format!("commission:{batch}:{campaign}:after:{adjustment}");
+                    let source_id = format!("commission:{batch}:{affiliate_id}:after:{adjustment}");
                     Some(post_commission(conn, chain_id, token, platform.0, affiliate, left, again, &source_id).await?)
                 }
                 _ => None,
@@ -386,18 +411,18 @@ async fn claw_back_one(
             .await?;
             let mut posting = Posting::default();
             posting.transfer((Party::Affiliate, affiliate), (Party::Platform, platform.0), delta);
-            let source_id = format!("commission:{batch}:{campaign}:{adjustment}");
+            let source_id = format!("commission:{batch}:{affiliate_id}:{adjustment}");
             let postings = BTreeMap::from([(token, posting)]);
             let posted = ledger::post(conn, chain_id, Source::Clawback, &source_id, &postings).await?;
             (posted.first().map(|p| p.posting_id), live)
         }
     };
     sqlx::query!(
-        "INSERT INTO affiliate_clawbacks (adjustment_id, batch_id, campaign_id, amount, clawed_total, posting_id, live_posting, clawed_at)
+        "INSERT INTO affiliate_clawbacks (adjustment_id, batch_id, affiliate_id, amount, clawed_total, posting_id, live_posting, clawed_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         adjustment,
         batch,
-        campaign,
+        affiliate_id,
         delta as Amount,
         total as Amount,
         posting_id,
@@ -406,7 +431,7 @@ async fn claw_back_one(
     )
     .execute(&mut *conn)
     .await?;
-    tracing::info!(%adjustment, batch, %campaign, clawed = %delta, "commission clawed back");
+    tracing::info!(%adjustment, batch, affiliate = %affiliate_id, clawed = %delta, "commission clawed back");
     Ok(true)
 }
 
@@ -434,11 +459,11 @@ pub enum State {
 #[serde(rename_all = "camelCase")]
 pub struct Commission {
     pub batch_id: i64,
-    pub campaign_id: Uuid,
     #[schema(value_type = crate::platform::wire::schema::TokenAddress)]
     #[serde(serialize_with = "crate::platform::wire::checksummed::serialize")]
     pub token: Address,
-    /// The attributed spend it was earned on, and the platform's share of it.
+    /// The attributed campaigns' spend in the batch it was earned on, and the platform's
+    /// share of it.
     pub spend: Amount,
     pub platform_share: Amount,
     /// The rate in force when it accrued.
@@ -460,7 +485,7 @@ pub struct Commission {
 /// `affiliate`'s latest commissions (up to 500), newest first, each with its state.
 pub async fn of_affiliate(db: &PgPool, chain_id: u64, affiliate: Uuid) -> Result<Vec<Commission>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"SELECT c.batch_id, c.campaign_id, c.token AS "token: SqlAddress", c.spend AS "spend: Amount",
+        r#"SELECT c.batch_id, c.token AS "token: SqlAddress", c.spend AS "spend: Amount",
                   c.platform_share AS "platform_share: Amount", c.rate_bps, c.amount AS "amount: Amount", c.accrued_at,
                   k.clawed_total AS "clawed?: Amount", (k.batch_id IS NOT NULL) AS "clawed_any!", k.live_posting AS "live_posting?",
                   h.id AS "hold_id?", h.until AS "until?", h.note AS "note?", x.outcome AS "outcome?: holds::HoldOutcome",
@@ -469,7 +494,7 @@ pub async fn of_affiliate(db: &PgPool, chain_id: u64, affiliate: Uuid) -> Result
            JOIN users u ON u.id = c.affiliate_id
            LEFT JOIN LATERAL (
                SELECT k.batch_id, k.clawed_total, k.live_posting FROM affiliate_clawbacks k
-               WHERE k.batch_id = c.batch_id AND k.campaign_id = c.campaign_id
+               WHERE k.batch_id = c.batch_id AND k.affiliate_id = c.affiliate_id
                ORDER BY k.clawed_total DESC, k.clawed_at DESC LIMIT 1) k ON true
            LEFT JOIN ledger_holds h
                ON h.posting_id = CASE WHEN k.batch_id IS NULL THEN c.posting_id ELSE k.live_posting END
@@ -484,7 +509,7 @@ pub async fn of_affiliate(db: &PgPool, chain_id: u64, affiliate: Uuid) -> Result
                WHERE m.chain_id = $2 AND m.account = u.address AND m.token = c.token AND m.cumulative_amount >= l.cumulative
                ORDER BY m.block_number, m.log_index LIMIT 1) cl ON ep.activated
            WHERE c.affiliate_id = $1
-           ORDER BY c.accrued_at DESC, c.batch_id DESC, c.campaign_id
+           ORDER BY c.accrued_at DESC, c.batch_id DESC
            LIMIT 500"#,
         affiliate,
         chain_id as i64
@@ -514,7 +539,6 @@ pub async fn of_affiliate(db: &PgPool, chain_id: u64, affiliate: Uuid) -> Result
             };
             Commission {
                 batch_id: row.batch_id,
-                campaign_id: row.campaign_id,
                 token: row.token.0,
                 spend: row.spend,
                 platform_share: row.platform_share,
@@ -552,23 +576,25 @@ pub struct TokenSpend {
     #[schema(value_type = crate::platform::wire::schema::TokenAddress)]
     #[serde(serialize_with = "crate::platform::wire::checksummed::serialize")]
     pub token: Address,
+    /// Billed while attributed, on which commissions accrued.
     pub spend: Amount,
-    pub commission: Amount,
+    /// The platform's share of it, which commissions are a part of.
+    pub platform_share: Amount,
 }
 
-/// The advertisers `affiliate` brought, newest first, with what their commissions were
+/// The advertisers `affiliate` brought, newest first, with the spend commissions were
 /// earned on.
 pub async fn attributed(db: &PgPool, affiliate: Uuid) -> Result<Vec<Attributed>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"SELECT t.advertiser_id, u.address AS "address: SqlAddress", t.channel AS "channel: super::Channel",
                   t.attributed_at, t.ends_at, s.token AS "token?: SqlAddress", s.spend AS "spend?: Amount",
-                  s.commission AS "commission?: Amount"
+                  s.platform_share AS "platform_share?: Amount"
            FROM affiliate_attributions t JOIN users u ON u.id = t.advertiser_id
            LEFT JOIN LATERAL (
-               SELECT c.token, sum(c.spend) AS spend, sum(c.amount) AS commission
-               FROM affiliate_commissions c JOIN campaigns g ON g.id = c.campaign_id JOIN brands b ON b.id = g.brand_id
-               WHERE c.affiliate_id = t.affiliate_id AND b.owner_id = t.advertiser_id
-               GROUP BY c.token) s ON true
+               SELECT g.token, sum(m.spend) AS spend, sum(m.platform_share) AS platform_share
+               FROM affiliate_commission_campaigns m JOIN campaigns g ON g.id = m.campaign_id JOIN brands b ON b.id = g.brand_id
+               WHERE m.affiliate_id = t.affiliate_id AND b.owner_id = t.advertiser_id
+               GROUP BY g.token) s ON true
            WHERE t.affiliate_id = $1
            ORDER BY t.attributed_at DESC, t.advertiser_id"#,
         affiliate
@@ -589,13 +615,13 @@ pub async fn attributed(db: &PgPool, affiliate: Uuid) -> Result<Vec<Attributed>,
                 },
             ));
         }
-        if let (Some(token), Some(spend), Some(commission), Some((_, last))) =
-            (row.token, row.spend, row.commission, out.last_mut())
+        if let (Some(token), Some(spend), Some(platform_share), Some((_, last))) =
+            (row.token, row.spend, row.platform_share, out.last_mut())
         {
             last.spend.push(TokenSpend {
                 token: token.0,
                 spend,
-                commission,
+                platform_share,
             });
         }
     }

@@ -2,7 +2,8 @@
 //! referrer's code, an advertiser names the affiliate's code with a campaign, and real
 //! witnessed impressions are billed. The referrer's bonus waits for the referral budget to be
 //! funded on chain, the commission for its spend to be settled; both are then paid by an
-//! epoch and claimed with the API's proofs, in the same claim as any other earnings.
+//! epoch and claimed with the API's proofs, the affiliate's in the same claim as what it
+//! earned witnessing.
 
 use adescrow::money::treasury::{self, NewBudget};
 use adescrow::platform::values::Name;
@@ -13,13 +14,36 @@ use alloy::primitives::aliases::U40;
 use time::OffsetDateTime;
 
 use super::*;
-use crate::fixtures::{decide, hoster_node, node_token, tick};
+use crate::fixtures::{Node, decide, node_token, tick};
 use crate::receipts::{receipt, signed_under};
 
 const ADVERTISER: usize = 3;
 const TREASURY: usize = 4;
 const REFERRER: usize = 7;
 const AFFILIATE: usize = 9;
+
+/// `owner` takes the hoster role and registers a node with a proof of possession.
+async fn register_node(app: &TestApp, owner: &PrivateKeySigner, token: &str, can_witness: bool) -> Node {
+    app.post("/v1/me/roles", Some(token), json!({ "role": "hoster" }))
+        .await
+        .ok();
+    let key = PrivateKeySigner::random();
+    let message = adescrow::accounts::nodes::registration_message(owner.address(), key.address(), CHAIN_ID);
+    let registered = app
+        .post(
+            "/v1/nodes",
+            Some(token),
+            json!({ "address": key.address(), "name": "edge", "canWitness": can_witness,
+                    "signature": crate::support::personal_sign(&key, &message) }),
+        )
+        .await;
+    Node {
+        key,
+        id: registered.ok()["id"].as_str().unwrap().to_owned(),
+        owner: owner.clone(),
+        owner_token: token.to_owned(),
+    }
+}
 
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn a_referrer_and_an_affiliate_earn_wait_out_their_holds_and_claim(pool: PgPool) {
@@ -87,30 +111,12 @@ async fn a_referrer_and_an_affiliate_earn_wait_out_their_holds_and_claim(pool: P
     let hoster = PrivateKeySigner::random();
     let signed_up = app.sign_in_with(&hoster, code.as_str()).await;
     let hoster_token = signed_up.ok()["accessToken"].as_str().unwrap().to_owned();
-    app.post("/v1/me/roles", Some(&hoster_token), json!({ "role": "hoster" }))
-        .await
-        .ok();
-    let node_key = PrivateKeySigner::random();
-    let message = adescrow::accounts::nodes::registration_message(hoster.address(), node_key.address(), CHAIN_ID);
-    let registered = app
-        .post(
-            "/v1/nodes",
-            Some(&hoster_token),
-            json!({ "address": node_key.address(), "name": "edge", "canWitness": false,
-                    "signature": crate::support::personal_sign(&node_key, &message) }),
-        )
-        .await;
-    let node = crate::fixtures::Node {
-        key: node_key,
-        id: registered.ok()["id"].as_str().unwrap().to_owned(),
-        owner: hoster.clone(),
-        owner_token: hoster_token,
-    };
-    let witness = hoster_node(&app, true).await;
+    let node = register_node(&app, &hoster, &hoster_token, false).await;
 
-    // The affiliate is approved and makes a code; the advertiser names it with a campaign.
+    // The affiliate runs the witness node too, and is approved as an affiliate.
     let partner = keys(AFFILIATE);
     let partner_token = app.token(&partner).await;
+    let witness = register_node(&app, &partner, &partner_token, true).await;
     let applied = app
         .post("/v1/affiliates/me", Some(&partner_token), json!({ "reason": "agency" }))
         .await;
@@ -221,8 +227,9 @@ async fn a_referrer_and_an_affiliate_earn_wait_out_their_holds_and_claim(pool: P
     );
     assert_eq!(dashboard.body["commissions"][0]["epoch"], 2);
 
-    // Each claims with the API's proof, and receives exactly what it was owed.
-    for (claimer, owed) in [(&referrer, 300u64), (&partner, 180)] {
+    // Each claims with the API's proof, and receives exactly what it was owed: the
+    // affiliate's one claim pays its witness share (100) and its commission together.
+    for (claimer, owed) in [(&referrer, 300u64), (&partner, 280)] {
         let before = world.token_balance(claimer.address()).await;
         let owed = owed.to_string();
         claim_with_api_proof(&world, claimer, &owed, "0", &owed).await;
