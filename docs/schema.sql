@@ -650,7 +650,7 @@ ALTER TABLE public.affiliate_changes ALTER COLUMN id ADD GENERATED ALWAYS AS IDE
 CREATE TABLE public.affiliate_clawbacks (
     adjustment_id uuid NOT NULL,
     batch_id bigint NOT NULL,
-    campaign_id uuid NOT NULL,
+    affiliate_id uuid NOT NULL,
     amount numeric(39,0) NOT NULL,
     clawed_total numeric(39,0) NOT NULL,
     posting_id bigint,
@@ -672,12 +672,24 @@ CREATE TABLE public.affiliate_codes (
 
 
 --
+-- Name: affiliate_commission_campaigns; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.affiliate_commission_campaigns (
+    batch_id bigint NOT NULL,
+    affiliate_id uuid NOT NULL,
+    campaign_id uuid NOT NULL,
+    spend numeric(39,0) NOT NULL,
+    platform_share numeric(39,0) NOT NULL
+);
+
+
+--
 -- Name: affiliate_commissions; Type: TABLE; Schema: public
 --
 
 CREATE TABLE public.affiliate_commissions (
     batch_id bigint NOT NULL,
-    campaign_id uuid NOT NULL,
     affiliate_id uuid NOT NULL,
     token bytea NOT NULL,
     source_posting bigint NOT NULL,
@@ -1930,7 +1942,7 @@ ALTER TABLE ONLY public.affiliate_changes
 --
 
 ALTER TABLE ONLY public.affiliate_clawbacks
-    ADD CONSTRAINT affiliate_clawbacks_pkey PRIMARY KEY (adjustment_id, batch_id, campaign_id);
+    ADD CONSTRAINT affiliate_clawbacks_pkey PRIMARY KEY (adjustment_id, batch_id, affiliate_id);
 
 
 --
@@ -1942,11 +1954,19 @@ ALTER TABLE ONLY public.affiliate_codes
 
 
 --
+-- Name: affiliate_commission_campaigns affiliate_commission_campaigns_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliate_commission_campaigns
+    ADD CONSTRAINT affiliate_commission_campaigns_pkey PRIMARY KEY (batch_id, campaign_id);
+
+
+--
 -- Name: affiliate_commissions affiliate_commissions_pkey; Type: CONSTRAINT; Schema: public
 --
 
 ALTER TABLE ONLY public.affiliate_commissions
-    ADD CONSTRAINT affiliate_commissions_pkey PRIMARY KEY (batch_id, campaign_id);
+    ADD CONSTRAINT affiliate_commissions_pkey PRIMARY KEY (batch_id, affiliate_id);
 
 
 --
@@ -2607,13 +2627,6 @@ CREATE INDEX api_keys_user_idx ON public.api_keys USING btree (user_id);
 
 
 --
--- Name: billed_events_batch_idx; Type: INDEX; Schema: public
---
-
-CREATE INDEX billed_events_batch_idx ON public.billed_events USING brin (batch_id);
-
-
---
 -- Name: billed_events_billed_at_idx; Type: INDEX; Schema: public
 --
 
@@ -2950,6 +2963,13 @@ CREATE TRIGGER affiliate_clawbacks_append_only BEFORE DELETE OR UPDATE ON public
 
 
 --
+-- Name: affiliate_commission_campaigns affiliate_commission_campaigns_append_only; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER affiliate_commission_campaigns_append_only BEFORE DELETE OR UPDATE ON public.affiliate_commission_campaigns FOR EACH ROW EXECUTE FUNCTION public.ledger_append_only();
+
+
+--
 -- Name: affiliate_commissions affiliate_commissions_append_only; Type: TRIGGER; Schema: public
 --
 
@@ -3277,7 +3297,7 @@ ALTER TABLE ONLY public.affiliate_clawbacks
 --
 
 ALTER TABLE ONLY public.affiliate_clawbacks
-    ADD CONSTRAINT affiliate_clawbacks_commission_fkey FOREIGN KEY (batch_id, campaign_id) REFERENCES public.affiliate_commissions(batch_id, campaign_id);
+    ADD CONSTRAINT affiliate_clawbacks_commission_fkey FOREIGN KEY (batch_id, affiliate_id) REFERENCES public.affiliate_commissions(batch_id, affiliate_id);
 
 
 --
@@ -3305,19 +3325,27 @@ ALTER TABLE ONLY public.affiliate_codes
 
 
 --
+-- Name: affiliate_commission_campaigns affiliate_commission_campaigns_campaign_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliate_commission_campaigns
+    ADD CONSTRAINT affiliate_commission_campaigns_campaign_fkey FOREIGN KEY (campaign_id) REFERENCES public.campaigns(id);
+
+
+--
+-- Name: affiliate_commission_campaigns affiliate_commission_campaigns_commission_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.affiliate_commission_campaigns
+    ADD CONSTRAINT affiliate_commission_campaigns_commission_fkey FOREIGN KEY (batch_id, affiliate_id) REFERENCES public.affiliate_commissions(batch_id, affiliate_id);
+
+
+--
 -- Name: affiliate_commissions affiliate_commissions_affiliate_fkey; Type: FK CONSTRAINT; Schema: public
 --
 
 ALTER TABLE ONLY public.affiliate_commissions
     ADD CONSTRAINT affiliate_commissions_affiliate_fkey FOREIGN KEY (affiliate_id) REFERENCES public.affiliates(user_id);
-
-
---
--- Name: affiliate_commissions affiliate_commissions_campaign_fkey; Type: FK CONSTRAINT; Schema: public
---
-
-ALTER TABLE ONLY public.affiliate_commissions
-    ADD CONSTRAINT affiliate_commissions_campaign_fkey FOREIGN KEY (campaign_id) REFERENCES public.campaigns(id);
 
 
 --
