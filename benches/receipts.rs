@@ -11,18 +11,18 @@
 //!   indexes and checks), in the same batches, by as many connections, one commit a batch.
 //!   That is the floor of what Postgres on this machine can take; billing's share of it
 //!   (the ratio printed) moves far less between runs than either figure on a noisy machine.
-//!
 //! - **Commission accrual**, after both: the campaigns' advertiser is attributed to an
 //!   active affiliate before billing starts (applied, approved by an admin, a code, and the
 //!   attribution, through the affiliate program's own functions), so billing runs with
 //!   affiliates attributed to everything it bills; commissions are not billing's work (they
 //!   accrue outside its transaction, from the ledger). `commissions::accrue` then runs once
 //!   over everything billed: how many commissions it wrote, per second, and how many billed
-//!   receipts per second it covered. The ledger is checked afterwards: every commission has
-//!   its held transfer out of the platform's share, the platform's balance is what billing
-//!   credited less the commissions, and a second accrual writes nothing. Accrual reports its
-//!   progress every minute, and one still running after ten minutes is stopped (its open
-//!   page rolls back) and fails the bench: the ledger could not be checked.
+//!   receipts per second it covered. The ledger is checked afterwards: every commission (one
+//!   per batch and affiliate) has its held transfer out of the platform's share and the
+//!   campaigns it was earned on, the platform's balance is what billing credited less the
+//!   commissions, and a second accrual writes nothing. Accrual reports its progress every
+//!   minute, and one still running after ten minutes is stopped (its open page rolls back)
+//!   and fails the bench: the ledger could not be checked.
 //!
 //! Tickets are issued in process with the server's ticket key (as decisions would), for 200
 //! campaigns with five ads each and 100 settled epochs of history, and batches are signed
@@ -276,15 +276,19 @@ const BILLED_COLUMNS: &str = "ticket_id, event, campaign_id, ad_id, hoster_node_
     batch_id, position, viewer_hash, frequency_key, order_ref, hoster_share, platform_share, witness_share, viewer_share, \
     viewer_payee";
 
-/// The commissions the billed events call for, and their total: one per batch and campaign
-/// of the floor of the affiliate's rate of the platform's share, where that is not zero.
-async fn commissions_due(pool: &PgPool, terms: &Terms) -> anyhow::Result<(i64, String)> {
+/// The commissions the billed events call for, and their total: one per batch and affiliate,
+/// the floor of the affiliate's rate of the platform's share of its advertisers' campaigns
+/// in the batch, where that is not zero.
+async fn commissions_due(pool: &PgPool) -> anyhow::Result<(i64, String)> {
     Ok(sqlx::query_as(
         "WITH due AS (
-             SELECT floor(sum(platform_share) * $1 / 10000) AS amount FROM billed_events GROUP BY batch_id, campaign_id)
+             SELECT floor(sum(e.platform_share) * a.rate_bps / 10000) AS amount
+             FROM billed_events e JOIN campaigns c ON c.id = e.campaign_id JOIN brands b ON b.id = c.brand_id
+             JOIN affiliate_attributions t ON t.advertiser_id = b.owner_id
+             JOIN affiliates a ON a.user_id = t.affiliate_id AND a.status = 'active'
+             GROUP BY e.batch_id, a.user_id, a.rate_bps)
          SELECT count(*) FILTER (WHERE amount > 0), coalesce(sum(amount), 0)::text FROM due",
     )
-    .bind(i64::from(terms.default_rate_bps))
     .fetch_one(pool)
     .await?)
 }
@@ -371,11 +375,11 @@ async fn postings_drawn(pool: &PgPool) -> anyhow::Result<i64> {
 }
 
 /// Runs `commissions::accrue` once over every billed batch (up to [`ACCRUAL_LIMIT`]), then
-/// checks the ledger: the commissions are the ones the billed events call for (`expected`:
-/// one per batch and campaign, the floor of the affiliate's rate of the platform's share),
-/// each with its held transfer out of the platform's share of that batch's posting; the
-/// platform keeps what billing credited less the commissions; the cursor is past the last
-/// batch; a second accrual writes nothing.
+/// checks the ledger: the commissions are the ones the billed events call for (`expected`,
+/// from [`commissions_due`]), each with its held transfer out of the platform's share of
+/// that batch's posting and, beside it, the billed spend of each campaign it was earned on;
+/// the platform keeps what billing credited less the commissions; the cursor is past the
+/// last batch; a second accrual writes nothing.
 async fn accrue_all(pool: &PgPool, terms: &Terms, expected: (i64, String)) -> anyhow::Result<Accrual> {
     let started = Instant::now();
     let mut accrual = Box::pin(commissions::accrue(pool, CHAIN_ID, terms, OffsetDateTime::now_utc()));
@@ -422,13 +426,16 @@ async fn accrue_all(pool: &PgPool, terms: &Terms, expected: (i64, String)) -> an
     );
     let broken: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM affiliate_commissions c
-         WHERE c.affiliate_id <> $1 OR c.rate_bps <> $2
+         WHERE c.affiliate_id <> $1 OR c.rate_bps <> $2 OR c.amount <> floor(c.platform_share * c.rate_bps / 10000)
+            OR (SELECT (sum(m.spend), sum(m.platform_share)) FROM affiliate_commission_campaigns m
+                WHERE m.batch_id = c.batch_id AND m.affiliate_id = c.affiliate_id)
+               IS DISTINCT FROM (c.spend, c.platform_share)
             OR NOT EXISTS (SELECT 1 FROM ledger_postings s
                            WHERE s.id = c.source_posting AND s.source = 'receipt_batch'
                              AND s.source_id = c.batch_id::text AND s.token = c.token)
             OR NOT EXISTS (SELECT 1 FROM ledger_postings p
                            WHERE p.id = c.posting_id AND p.source = 'transfer' AND p.token = c.token
-                             AND p.source_id = 'commission:' || c.batch_id || ':' || c.campaign_id)
+                             AND p.source_id = 'commission:' || c.batch_id || ':' || c.affiliate_id)
             OR NOT EXISTS (SELECT 1 FROM ledger_holds h
                            WHERE h.posting_id = c.posting_id AND h.reason = 'commission_hold'
                              AND h.settled_after = c.source_posting)
@@ -449,6 +456,27 @@ async fn accrue_all(pool: &PgPool, terms: &Terms, expected: (i64, String)) -> an
     ensure!(
         broken == 0,
         "{broken} commissions without their ledger posting as accrued"
+    );
+    // Every campaign a commission's batch billed is listed with that batch's spend of it,
+    // and nothing else is.
+    let (groups, matching, strays): (i64, i64, i64) = sqlx::query_as(
+        "WITH billed AS (
+             SELECT batch_id, campaign_id, sum(price) AS spend, sum(platform_share) AS platform_share
+             FROM billed_events WHERE batch_id IN (SELECT batch_id FROM affiliate_commissions)
+             GROUP BY batch_id, campaign_id)
+         SELECT (SELECT count(*) FROM billed),
+                (SELECT count(*) FROM billed b JOIN affiliate_commission_campaigns m
+                     ON m.batch_id = b.batch_id AND m.campaign_id = b.campaign_id AND m.affiliate_id = $1
+                    AND m.spend = b.spend AND m.platform_share = b.platform_share),
+                (SELECT count(*) FROM affiliate_commission_campaigns m
+                 WHERE NOT EXISTS (SELECT 1 FROM billed b WHERE b.batch_id = m.batch_id AND b.campaign_id = m.campaign_id))",
+    )
+    .bind(AFFILIATE)
+    .fetch_one(pool)
+    .await?;
+    ensure!(
+        matching == groups && strays == 0,
+        "{groups} billed campaigns of commissioned batches: {matching} listed with their spend, {strays} listed not billed"
     );
     let platform_consistent: bool = sqlx::query_scalar(
         "SELECT (SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE payee = $1 AND role = 'platform')
@@ -562,7 +590,7 @@ async fn run(db_url: &Url) -> anyhow::Result<bool> {
         "raw COPY of the same rows: {raw:.0}/s ({BATCHES} commits of {BATCH}, {CONCURRENCY} connections); billing runs at {:.2} of it",
         per_sec / raw
     );
-    let due = commissions_due(&pool, &terms).await?;
+    let due = commissions_due(&pool).await?;
     let accrued = match accrue_all(&pool, &terms, due.clone()).await? {
         Accrual::Done { commissions, seconds } => {
             println!(
