@@ -110,24 +110,26 @@ pub struct Snapshot {
 }
 
 /// Counts assessments into a snapshot (bonuses apart).
-fn tally(referrals: &[Referral], rules: &Rules, at: OffsetDateTime) -> Snapshot {
+fn tally(facts: &[assess::Facts], rules: &Rules, at: OffsetDateTime) -> Snapshot {
     let mut by_reason: BTreeMap<Reason, i64> = BTreeMap::new();
     let (mut qualified, mut pending, mut disqualified) = (0, 0, 0);
-    for referral in referrals {
-        match referral.status {
-            Status::Qualified => qualified += 1,
-            Status::Pending => pending += 1,
-            Status::Disqualified => disqualified += 1,
-        }
-        if let Some(reason) = referral.reason {
-            *by_reason.entry(reason).or_default() += 1;
+    for facts in facts {
+        match assess::assess(facts, rules, at) {
+            Ok(()) => qualified += 1,
+            Err(reason) => {
+                match reason.status() {
+                    Status::Pending => pending += 1,
+                    _ => disqualified += 1,
+                }
+                *by_reason.entry(reason).or_default() += 1;
+            }
         }
     }
     let block = i64::from(rules.milestone);
     Snapshot {
         rule_version: rules.version,
         at,
-        referrals: referrals.len() as i64,
+        referrals: facts.len() as i64,
         qualified,
         pending,
         disqualified,
@@ -159,8 +161,9 @@ pub async fn referrals(
 
 /// `referrer`'s snapshot at `at`, computed from authoritative state (nothing is written).
 pub async fn snapshot(conn: &mut PgConnection, referrer: Uuid, at: OffsetDateTime) -> Result<Snapshot, sqlx::Error> {
-    let (rules, referrals) = referrals(conn, referrer, at).await?;
-    let mut snapshot = tally(&referrals, &rules, at);
+    let rules = rules::current(conn).await?;
+    let facts = assess::facts(conn, referrer, &rules, at).await?;
+    let mut snapshot = tally(&facts, &rules, at);
     snapshot.bonuses = bonuses(conn, referrer).await?;
     Ok(snapshot)
 }
@@ -268,8 +271,9 @@ pub async fn recompute(
     .fetch_one(&mut *tx)
     .await?
     .0;
-    let (rules, referrals) = referrals(&mut tx, referrer, now).await?;
-    let snapshot = tally(&referrals, &rules, now);
+    let rules = rules::current(&mut tx).await?;
+    let facts = assess::facts(&mut tx, referrer, &rules, now).await?;
+    let snapshot = tally(&facts, &rules, now);
     let qualified = snapshot.qualified;
     let mut changed = Recomputed::default();
 
