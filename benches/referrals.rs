@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use adescrow::money::Amount;
 use adescrow::money::ledger::{self, Party, Posting, Source};
 use adescrow::platform::db::MIGRATOR;
+use adescrow::programs::referrals;
 use adescrow::programs::referrals::assess::Status;
 use adescrow::programs::referrals::bonuses::{self, BonusState, Snapshot};
 use adescrow::programs::referrals::rules::{self, NewRules, TokenRule};
@@ -292,10 +293,14 @@ async fn seed(pool: &PgPool, at: OffsetDateTime) -> anyhow::Result<i32> {
     let rules = rules::create(&mut tx, &new, ADMIN).await?;
     tx.commit().await?;
     activity(pool).await?;
+    // The programs role folds what billing posted into the referees' activity.
+    let moves = referrals::activity::fold(pool).await?;
+    ensure!(moves > 0, "the referees' activity is folded");
     // A running system's tables have statistics.
     sqlx::raw_sql(
         "ANALYZE users, referrals, sign_in_networks, referral_codes, brands, campaigns, escrow_accounts, ledger_postings,
-                 ledger_entries, ledger_holds, referral_rules, referral_rule_tokens",
+                 ledger_entries, ledger_holds, referral_rules, referral_rule_tokens, referral_activity,
+                 referral_activity_totals",
     )
     .execute(pool)
     .await?;

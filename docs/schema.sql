@@ -208,6 +208,16 @@ CREATE TYPE public.posting_source AS ENUM (
 
 
 --
+-- Name: referral_activity_kind; Type: TYPE; Schema: public
+--
+
+CREATE TYPE public.referral_activity_kind AS ENUM (
+    'billed',
+    'earned'
+);
+
+
+--
 -- Name: referral_channel; Type: TYPE; Schema: public
 --
 
@@ -1636,6 +1646,38 @@ ALTER TABLE public.receipt_batches ALTER COLUMN id ADD GENERATED ALWAYS AS IDENT
 
 
 --
+-- Name: referral_activity; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.referral_activity (
+    referee_id uuid NOT NULL,
+    token bytea NOT NULL,
+    kind public.referral_activity_kind NOT NULL,
+    seq bigint NOT NULL,
+    at timestamp with time zone NOT NULL,
+    amount numeric(40,0) NOT NULL,
+    total numeric(40,0) NOT NULL,
+    high numeric(40,0) NOT NULL,
+    CONSTRAINT referral_activity_high CHECK ((high >= total))
+);
+
+
+--
+-- Name: referral_activity_totals; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.referral_activity_totals (
+    referee_id uuid NOT NULL,
+    token bytea NOT NULL,
+    kind public.referral_activity_kind NOT NULL,
+    seq bigint NOT NULL,
+    latest_at timestamp with time zone NOT NULL,
+    total numeric(40,0) NOT NULL,
+    high numeric(40,0) NOT NULL
+);
+
+
+--
 -- Name: referral_bonus_reversals; Type: TABLE; Schema: public
 --
 
@@ -2410,6 +2452,22 @@ ALTER TABLE ONLY public.receipt_batches
 
 
 --
+-- Name: referral_activity referral_activity_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.referral_activity
+    ADD CONSTRAINT referral_activity_pkey PRIMARY KEY (referee_id, token, kind, seq);
+
+
+--
+-- Name: referral_activity_totals referral_activity_totals_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.referral_activity_totals
+    ADD CONSTRAINT referral_activity_totals_pkey PRIMARY KEY (referee_id, token, kind);
+
+
+--
 -- Name: referral_bonus_reversals referral_bonus_reversals_pkey; Type: CONSTRAINT; Schema: public
 --
 
@@ -2872,6 +2930,13 @@ CREATE INDEX program_fundings_escrow_idx ON public.program_fundings USING btree 
 
 
 --
+-- Name: referral_activity_high_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX referral_activity_high_idx ON public.referral_activity USING btree (referee_id, token, kind, high, seq);
+
+
+--
 -- Name: referral_sweeps_swept_idx; Type: INDEX; Schema: public
 --
 
@@ -3177,6 +3242,13 @@ CREATE TRIGGER placements_serving_change AFTER INSERT OR DELETE OR UPDATE ON pub
 --
 
 CREATE TRIGGER placements_updated_at BEFORE UPDATE ON public.placements FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+
+
+--
+-- Name: referral_activity referral_activity_append_only; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER referral_activity_append_only BEFORE DELETE OR UPDATE ON public.referral_activity FOR EACH ROW EXECUTE FUNCTION public.ledger_append_only();
 
 
 --
@@ -3690,6 +3762,14 @@ ALTER TABLE ONLY public.receipt_batches
 
 ALTER TABLE ONLY public.receipt_batches
     ADD CONSTRAINT receipt_batches_witness_fkey FOREIGN KEY (witness_node_id) REFERENCES public.nodes(id);
+
+
+--
+-- Name: referral_activity referral_activity_referee_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.referral_activity
+    ADD CONSTRAINT referral_activity_referee_fkey FOREIGN KEY (referee_id) REFERENCES public.referrals(referee_id);
 
 
 --

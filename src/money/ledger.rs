@@ -293,6 +293,21 @@ async fn check_escrows(
     Ok(())
 }
 
+/// The highest posting id below which every posting is committed (0 for an empty ledger),
+/// taken in the caller's transaction. Ids are drawn when a posting is inserted, so they
+/// commit out of order; SHARE mode waits for every transaction that is inserting postings and
+/// keeps new ones out until the caller's transaction ends, so a posting that commits later
+/// always has a higher id. A reader that follows the ledger by id (an epoch's close, the
+/// programs' cursors) reads up to this mark and never skips a posting.
+pub async fn committed_watermark(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query!("LOCK TABLE ledger_postings IN SHARE MODE")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query_scalar!(r#"SELECT coalesce(max(id), 0) AS "watermark!" FROM ledger_postings"#)
+        .fetch_one(&mut *conn)
+        .await
+}
+
 /// Where a payee stands in one token: its released balance, and the most any leaf has paid
 /// it or will (its *paid mark*: the latest built leaf, or its released balance as of a
 /// closed epoch not built yet, whichever is higher).

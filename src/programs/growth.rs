@@ -13,7 +13,7 @@ use crate::accounts::{self, AccountError, SignInTerms, User};
 use crate::platform::worker::{Backoff, Leadership, Role, StepError};
 use crate::programs::affiliates::{self, AffiliateError, Terms, commissions};
 use crate::programs::codes;
-use crate::programs::referrals::{self, ReferralError, Referrals, bonuses};
+use crate::programs::referrals::{self, ReferralError, Referrals, activity, bonuses};
 
 /// Referrals and affiliates, as the API and the role use them.
 #[derive(Debug, Clone)]
@@ -99,24 +99,29 @@ pub struct Pass {
     pub accrued: usize,
     pub clawed_back: usize,
     pub released: usize,
+    /// Referees' moves folded into their activity.
+    pub folded: u64,
 }
 
-/// Referrers whose bonuses one pass recomputes (at about 50 ms for a referrer with 10,000
-/// referrals, a pass stays within seconds).
+/// Referrers whose bonuses one pass recomputes (a referrer with 10,000 referrals is assessed
+/// in tens of milliseconds, so a pass stays within seconds).
 const REFERRERS_PER_PASS: i64 = 100;
 
 /// One pass: accrue commissions on new billing, take back what adjustments reversed,
-/// release what is due, and bring the least recently recomputed referrers' bonuses in line.
+/// release what is due, fold the referees' new activity, and bring the least recently
+/// recomputed referrers' bonuses in line.
 pub async fn tick(db: &PgPool, chain_id: u64, growth: &Growth, now: OffsetDateTime) -> Result<Pass, AffiliateError> {
     let accrued = commissions::accrue(db, chain_id, &growth.affiliates, now).await?;
     let clawed_back = commissions::claw_back(db, chain_id, now).await?;
     let released = commissions::release_due(db, chain_id, &growth.affiliates, now).await?;
+    let folded = activity::fold(db).await?;
     let bonuses = bonuses::recompute_due(db, chain_id, growth.affiliates.platform, now, REFERRERS_PER_PASS).await?;
     Ok(Pass {
         bonuses,
         accrued,
         clawed_back,
         released,
+        folded,
     })
 }
 
@@ -165,6 +170,7 @@ impl Role for Programs {
         metrics::counter!("adescrow_referral_bonus_reversals_total").increment(pass.bonuses.reversed as u64);
         metrics::counter!("adescrow_affiliate_clawbacks_total").increment(pass.clawed_back as u64);
         metrics::counter!("adescrow_affiliate_releases_total").increment(pass.released as u64);
+        metrics::counter!("adescrow_referral_activity_moves_total").increment(pass.folded);
         Ok(self.interval)
     }
 }

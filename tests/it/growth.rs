@@ -11,6 +11,7 @@ use adescrow::money::Amount;
 use adescrow::money::holds;
 use adescrow::money::ledger::{self, Party, Posting, Source};
 use adescrow::platform::db::MIGRATOR;
+use adescrow::programs::referrals;
 use adescrow::programs::referrals::assess::{Reason, Status};
 use adescrow::programs::referrals::bonuses::{self, BonusState};
 use adescrow::programs::referrals::rules::{self, NewRules, TokenRule};
@@ -317,6 +318,8 @@ impl History {
             .await
             .unwrap();
         tx.commit().await.unwrap();
+        // As the programs role does before it recomputes.
+        referrals::activity::fold(&self.pool).await.unwrap();
     }
 
     async fn disable(&self, user: Uuid) {
@@ -434,6 +437,67 @@ async fn qualification_and_every_disqualification_follow_the_rules(pool: PgPool)
         json!("verified_referrer")
     );
     assert_eq!(snapshot.next_milestone, 6);
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn activity_is_folded_once_in_ledger_order_without_skipping_a_late_commit(pool: PgPool) {
+    let history = History::new(pool.clone(), 3, Duration::ZERO).await;
+    let referee = history
+        .referee(OffsetDateTime::now_utc() - time::Duration::hours(1), Some(network(20)))
+        .await;
+    let hoster = history.address(referee).await;
+    let earning = |amount: u128, campaign: Uuid| {
+        let mut posting = Posting::default();
+        posting.spend(campaign, Amount(amount));
+        posting.earn(Party::Hoster, hoster, Amount(amount));
+        BTreeMap::from([(TOKEN, posting)])
+    };
+    let (first, second) = (history.campaign().await, history.campaign().await);
+
+    // A batch still being billed holds the lower id while a later one commits first.
+    let mut slow = pool.begin().await.unwrap();
+    ledger::post(&mut slow, CHAIN_ID, Source::ReceiptBatch, "slow", &earning(300, first))
+        .await
+        .unwrap();
+    let mut quick = pool.begin().await.unwrap();
+    ledger::post(
+        &mut quick,
+        CHAIN_ID,
+        Source::ReceiptBatch,
+        "quick",
+        &earning(250, second),
+    )
+    .await
+    .unwrap();
+    quick.commit().await.unwrap();
+    let fold = tokio::spawn({
+        let pool = pool.clone();
+        async move { referrals::activity::fold(&pool).await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!fold.is_finished(), "the fold waits for the batch still being billed");
+    slow.commit().await.unwrap();
+    assert_eq!(fold.await.unwrap(), 2, "both moves, the late commit included");
+    assert_eq!(referrals::activity::fold(&pool).await.unwrap(), 0, "each move once");
+
+    let moves: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT amount::text, total::text, high::text FROM referral_activity WHERE referee_id = $1 ORDER BY seq",
+    )
+    .bind(referee)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let moves: Vec<(&str, &str, &str)> = moves.iter().map(|(a, t, h)| (&a[..], &t[..], &h[..])).collect();
+    assert_eq!(
+        moves,
+        [("300", "300", "300"), ("250", "550", "550")],
+        "running totals in ledger order"
+    );
+    assert_eq!(
+        history.statuses(OffsetDateTime::now_utc()).await,
+        [(Status::Qualified, None)],
+        "550 earned reaches the rule of 500"
+    );
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]

@@ -60,6 +60,14 @@ pub fn clawed_total(amount: Amount, reversed: Amount, platform_share: Amount) ->
 /// Accrues commissions on every receipt-batch posting after the cursor. Returns how many.
 pub async fn accrue(db: &PgPool, chain_id: u64, terms: &Terms, now: OffsetDateTime) -> Result<usize, AffiliateError> {
     let mut accrued = 0;
+    // Up to what is committed: a batch still being billed has a lower id than one billed
+    // after it, and the cursor must not pass it.
+    let watermark = {
+        let mut tx = db.begin().await?;
+        let watermark = ledger::committed_watermark(&mut tx).await?;
+        tx.commit().await?;
+        watermark
+    };
     loop {
         let mut conn = db.acquire().await?;
         let mut tx = conn.begin().await?;
@@ -68,10 +76,11 @@ pub async fn accrue(db: &PgPool, chain_id: u64, terms: &Terms, now: OffsetDateTi
                 .fetch_one(&mut *tx)
                 .await?;
         let last = sqlx::query_scalar!(
-            "SELECT max(id) FROM (SELECT id FROM ledger_postings WHERE id > $1 AND source = 'receipt_batch'
+            "SELECT max(id) FROM (SELECT id FROM ledger_postings WHERE id > $1 AND id <= $3 AND source = 'receipt_batch'
                                   ORDER BY id LIMIT $2) page",
             cursor,
-            PAGE
+            PAGE,
+            watermark
         )
         .fetch_one(&mut *tx)
         .await?;

@@ -1,7 +1,9 @@
 //! Whether a referral qualifies: [`assess`], a pure function of the facts about it at a time
 //! under a rule version, and [`facts`], which reads those facts for every referral of a
-//! referrer in one statement from authoritative state (users, sign-in networks, the ledger,
-//! billing adjustments).
+//! referrer from authoritative state (users, sign-in networks, and the referees' activity as
+//! folded from the ledger and billing adjustments).
+
+use std::collections::{HashMap, HashSet};
 
 use adescrow_chain::sql::SqlAddress;
 use alloy::primitives::Address;
@@ -104,92 +106,108 @@ pub fn assess(facts: &Facts, rules: &Rules, at: OffsetDateTime) -> Result<(), Re
 }
 
 /// The facts about every referral `referrer` had made by `at`, oldest first.
+///
+/// Activity comes from `referral_activity`, the referees' moves folded from the ledger
+/// ([`super::activity::fold`]): a referee qualifies in a token and kind while its running
+/// total there reaches the rule, since the first move that brought it there. Each active
+/// referee costs a row of totals and, where a rule was ever reached, one probe for that first
+/// move (plus one for its total as of `at`, only when `at` is before its latest move). The
+/// network facts are worked out here from the referrals in order and the referrer's few
+/// sign-in networks, rather than by sorting or probing per referral in SQL.
 pub async fn facts(
     conn: &mut PgConnection,
     referrer: Uuid,
     rules: &Rules,
     at: OffsetDateTime,
 ) -> Result<Vec<Facts>, sqlx::Error> {
-    // Billed spend counts receipt batches' debits of the referee's campaigns less the price
-    // of receipts reversed later; hoster earnings count its credits less what adjustments
-    // took back. A referee qualifies in a token while its total there reaches the rule, since
-    // the first time its running total did.
-    //
-    // The statement is a short read, planned to cost more than Postgres' JIT threshold:
-    // compiling it took longer than running it (100 ms of 140 for 10,000 referrals).
+    // The statement's cost estimate (its probes) passes Postgres' JIT threshold, but
+    // compiling it would take longer than running it.
     let mut tx = conn.begin().await?;
     sqlx::query!("SET LOCAL jit = off").execute(&mut *tx).await?;
     let rows = sqlx::query!(
         r#"WITH r AS (
-               SELECT r.referee_id, r.channel, r.referred_at, r.network, u.address, u.created_at,
-                      (u.disabled_at IS NOT NULL AND u.disabled_at <= $3) AS disabled,
-                      -- Only the first referee from a network counts.
-                      (r.network IS NOT NULL AND row_number() OVER (
-                           PARTITION BY r.network ORDER BY r.referred_at, r.referee_id) > 1) AS network_taken
+               SELECT r.referee_id, r.channel, r.referred_at, r.network, u.address, u.created_at, u.disabled_at
                FROM referrals r JOIN users u ON u.id = r.referee_id
                WHERE r.referrer_id = $1 AND r.referred_at <= $3),
-           tok AS (SELECT token, min_billed, min_earned FROM referral_rule_tokens WHERE version = $2),
-           moves AS (
-               SELECT r.referee_id, p.token, p.posted_at AS at, e.posting_id AS seq, -e.amount AS amount, 'billed' AS kind
-               FROM r JOIN brands b ON b.owner_id = r.referee_id
-               JOIN campaigns c ON c.brand_id = b.id
-               JOIN ledger_entries e ON e.escrow_id = c.id
-               JOIN ledger_postings p ON p.id = e.posting_id AND p.source = 'receipt_batch'
-               UNION ALL
-               SELECT r.referee_id, c.token, a.adjusted_at, x.batch_id, -x.price, 'billed'
-               FROM r JOIN brands b ON b.owner_id = r.referee_id
-               JOIN campaigns c ON c.brand_id = b.id
-               JOIN billing_reversed_receipts x ON x.campaign_id = c.id
-               JOIN billing_adjustments a ON a.id = x.adjustment_id
-               UNION ALL
-               SELECT r.referee_id, p.token, p.posted_at, e.posting_id, e.amount, 'earned'
-               FROM r JOIN ledger_entries e ON e.payee = r.address AND e.role = 'hoster'
-               JOIN ledger_postings p ON p.id = e.posting_id AND p.source IN ('receipt_batch', 'adjustment')),
-           running AS (
-               SELECT m.referee_id, m.token, m.kind, m.at,
-                      sum(m.amount) OVER (PARTITION BY m.referee_id, m.token, m.kind ORDER BY m.at, m.seq) AS total,
-                      CASE m.kind WHEN 'billed' THEN t.min_billed ELSE t.min_earned END AS needed
-               FROM moves m JOIN tok t ON t.token = m.token
-               WHERE m.at <= $3),
+           reached AS (
+               SELECT t.referee_id, t.token, t.kind, n.needed,
+                      CASE WHEN t.latest_at <= $3 THEN t.total
+                           ELSE (SELECT a.total FROM referral_activity a
+                                 WHERE (a.referee_id, a.token, a.kind) = (t.referee_id, t.token, t.kind) AND a.at <= $3
+                                 ORDER BY a.seq DESC LIMIT 1) END AS total
+               FROM r JOIN referral_activity_totals t ON t.referee_id = r.referee_id
+               JOIN referral_rule_tokens k ON k.version = $2 AND k.token = t.token
+               CROSS JOIN LATERAL (SELECT CASE t.kind WHEN 'billed' THEN k.min_billed ELSE k.min_earned END) n(needed)
+               WHERE t.high >= n.needed),
            activity AS (
-               SELECT referee_id, min(since) AS since FROM (
-                   SELECT referee_id, token, kind,
-                          min(at) FILTER (WHERE total >= needed) AS since,
-                          (array_agg(total >= needed ORDER BY at DESC))[1] AS still
-                   FROM running GROUP BY referee_id, token, kind) k
-               WHERE still GROUP BY referee_id)
+               SELECT x.referee_id, min(f.at) AS since
+               FROM reached x
+               CROSS JOIN LATERAL (SELECT a.at FROM referral_activity a
+                                   WHERE (a.referee_id, a.token, a.kind) = (x.referee_id, x.token, x.kind)
+                                     AND a.high >= x.needed
+                                   ORDER BY a.high, a.seq LIMIT 1) f
+               WHERE x.total >= x.needed AND f.at <= $3
+               GROUP BY x.referee_id)
            SELECT r.referee_id AS "referee_id!", r.channel AS "channel!: Channel", r.address AS "address!: SqlAddress",
-                  r.referred_at AS "referred_at!", r.created_at AS "created_at!", r.disabled AS "disabled!",
-                  (r.network IS NOT NULL) AS "has_network!",
-                  EXISTS (SELECT 1 FROM sign_in_networks n
-                          WHERE n.user_id = $1 AND n.network = r.network
-                            AND n.first_seen <= least(r.referred_at + $4::bigint * interval '1 second', $3)
-                            AND n.last_seen >= r.referred_at - $4::bigint * interval '1 second') AS "referrer_shared_network!",
-                  r.network_taken AS "network_taken!",
-                  a.since AS "since?"
+                  r.referred_at AS "referred_at!", r.created_at AS "created_at!",
+                  (r.disabled_at IS NOT NULL AND r.disabled_at <= $3) AS "disabled!",
+                  r.network, a.since AS "since?"
            FROM r LEFT JOIN activity a ON a.referee_id = r.referee_id
            ORDER BY r.referred_at, r.referee_id"#,
         referrer,
         rules.version,
-        at,
-        rules.network_window_secs
+        at
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let seen = sqlx::query!(
+        "SELECT network, first_seen, last_seen FROM sign_in_networks WHERE user_id = $1",
+        referrer
     )
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
+
+    let mut referrer_networks: HashMap<Vec<u8>, Vec<(OffsetDateTime, OffsetDateTime)>> = HashMap::new();
+    for n in seen {
+        referrer_networks
+            .entry(n.network)
+            .or_default()
+            .push((n.first_seen, n.last_seen));
+    }
+    let window = time::Duration::seconds(rules.network_window_secs);
+    // The referrer used the network within the window either side of the sign-up (and by `at`).
+    let shared_with_referrer = |network: &[u8], referred_at: OffsetDateTime| {
+        referrer_networks.get(network).is_some_and(|spans| {
+            spans
+                .iter()
+                .any(|&(first, last)| first <= (referred_at + window).min(at) && last >= referred_at - window)
+        })
+    };
+    // Rows come oldest first, so the first referee from a network is the one that counts.
+    let mut networks_taken = HashSet::new();
     Ok(rows
         .into_iter()
-        .map(|row| Facts {
-            referee: row.referee_id,
-            referee_address: row.address.0,
-            channel: row.channel,
-            referred_at: row.referred_at,
-            account_created_at: row.created_at,
-            disabled: row.disabled,
-            has_network: row.has_network,
-            referrer_shared_network: row.referrer_shared_network,
-            network_taken: row.network_taken,
-            qualifying_since: row.since,
+        .map(|row| {
+            let (referrer_shared_network, network_taken) = match &row.network {
+                Some(network) => (
+                    shared_with_referrer(network, row.referred_at),
+                    !networks_taken.insert(network.clone()),
+                ),
+                None => (false, false),
+            };
+            Facts {
+                referee: row.referee_id,
+                referee_address: row.address.0,
+                channel: row.channel,
+                referred_at: row.referred_at,
+                account_created_at: row.created_at,
+                disabled: row.disabled,
+                has_network: row.network.is_some(),
+                referrer_shared_network,
+                network_taken,
+                qualifying_since: row.since,
+            }
         })
         .collect())
 }

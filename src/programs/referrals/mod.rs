@@ -5,6 +5,7 @@
 //! of the referral program's budget, and a bonus whose referrals stop qualifying is reversed
 //! by a posting ([`bonuses`]).
 
+pub mod activity;
 pub mod assess;
 pub mod bonuses;
 pub mod rules;

@@ -15,6 +15,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::money::ledger;
 use crate::settlement::payout_tree::{PayoutLeaf, PayoutTree};
 
 /// When an epoch closes.
@@ -97,19 +98,14 @@ pub async fn close_if_due(
 pub async fn close(db: &PgPool, chain_id: u64) -> Result<u64, sqlx::Error> {
     let mut conn = db.acquire().await?;
     let mut tx = conn.begin().await?;
-    // SHARE mode waits for every transaction that is inserting postings and keeps new ones
-    // out until this commits, so every id at or below the watermark is committed: a
-    // posting that commits later always has a higher id and falls into the next epoch.
-    sqlx::query!("LOCK TABLE ledger_postings IN SHARE MODE")
-        .execute(&mut *tx)
-        .await?;
+    // A posting that commits after the watermark has a higher id: it falls into the next epoch.
+    let watermark = ledger::committed_watermark(&mut tx).await?;
     let epoch = sqlx::query_scalar!(
         r#"INSERT INTO settlement_epochs (chain_id, epoch, last_posting)
-           SELECT $1,
-                  coalesce((SELECT max(epoch) FROM settlement_epochs WHERE chain_id = $1), 0) + 1,
-                  coalesce((SELECT max(id) FROM ledger_postings), 0)
+           SELECT $1, coalesce((SELECT max(epoch) FROM settlement_epochs WHERE chain_id = $1), 0) + 1, $2
            RETURNING epoch"#,
-        chain_id as i64
+        chain_id as i64,
+        watermark
     )
     .fetch_one(&mut *tx)
     .await?;
