@@ -308,6 +308,15 @@ pub async fn committed_watermark(conn: &mut PgConnection) -> Result<i64, sqlx::E
         .await
 }
 
+/// [`committed_watermark`] in a transaction of its own, for a reader that then follows the
+/// ledger up to it: new postings wait only for this short transaction.
+pub async fn committed_watermark_now(db: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let watermark = committed_watermark(&mut tx).await?;
+    tx.commit().await?;
+    Ok(watermark)
+}
+
 /// Where a payee stands in one token: its released balance, and the most any leaf has paid
 /// it or will (its *paid mark*: the latest built leaf, or its released balance as of a
 /// closed epoch not built yet, whichever is higher).

@@ -62,12 +62,7 @@ pub async fn accrue(db: &PgPool, chain_id: u64, terms: &Terms, now: OffsetDateTi
     let mut accrued = 0;
     // Up to what is committed: a batch still being billed has a lower id than one billed
     // after it, and the cursor must not pass it.
-    let watermark = {
-        let mut tx = db.begin().await?;
-        let watermark = ledger::committed_watermark(&mut tx).await?;
-        tx.commit().await?;
-        watermark
-    };
+    let watermark = ledger::committed_watermark_now(db).await?;
     loop {
         let mut conn = db.acquire().await?;
         let mut tx = conn.begin().await?;

@@ -15,12 +15,7 @@ use crate::money::ledger;
 
 /// Folds the postings committed since the last fold. Returns how many moves it added.
 pub async fn fold(db: &PgPool) -> Result<u64, sqlx::Error> {
-    let watermark = {
-        let mut tx = db.begin().await?;
-        let watermark = ledger::committed_watermark(&mut tx).await?;
-        tx.commit().await?;
-        watermark
-    };
+    let watermark = ledger::committed_watermark_now(db).await?;
     let mut tx = db.begin().await?;
     let cursor =
         sqlx::query_scalar!("SELECT position FROM program_cursors WHERE name = 'referral_activity' FOR UPDATE")
