@@ -296,9 +296,9 @@ async fn seed(pool: &PgPool, at: OffsetDateTime) -> anyhow::Result<i32> {
     // The programs role folds what billing posted into the referees' activity.
     let moves = referrals::activity::fold(pool).await?;
     ensure!(moves > 0, "the referees' activity is folded");
-    // A running system's tables have statistics.
+    // A running system's tables have statistics, and autovacuum's visibility maps.
     sqlx::raw_sql(
-        "ANALYZE users, referrals, sign_in_networks, referral_codes, brands, campaigns, escrow_accounts, ledger_postings,
+        "VACUUM ANALYZE users, referrals, sign_in_networks, referral_codes, brands, campaigns, escrow_accounts, ledger_postings,
                  ledger_entries, ledger_holds, referral_rules, referral_rule_tokens, referral_activity,
                  referral_activity_totals",
     )

@@ -2933,7 +2933,7 @@ CREATE INDEX program_fundings_escrow_idx ON public.program_fundings USING btree 
 -- Name: referral_activity_high_idx; Type: INDEX; Schema: public
 --
 
-CREATE INDEX referral_activity_high_idx ON public.referral_activity USING btree (referee_id, token, kind, high, seq);
+CREATE INDEX referral_activity_high_idx ON public.referral_activity USING btree (referee_id, token, kind, high, seq) INCLUDE (at);
 
 
 --

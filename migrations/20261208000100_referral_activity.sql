@@ -24,7 +24,8 @@ CREATE TABLE referral_activity (
     CONSTRAINT referral_activity_referee_fkey FOREIGN KEY (referee_id) REFERENCES referrals (referee_id),
     CONSTRAINT referral_activity_high CHECK (high >= total)
 );
-CREATE INDEX referral_activity_high_idx ON referral_activity (referee_id, token, kind, high, seq);
+-- With `at` included, the probe for a first crossing reads the index alone.
+CREATE INDEX referral_activity_high_idx ON referral_activity (referee_id, token, kind, high, seq) INCLUDE (at);
 CREATE TRIGGER referral_activity_append_only BEFORE UPDATE OR DELETE ON referral_activity
     FOR EACH ROW EXECUTE FUNCTION ledger_append_only();
 
