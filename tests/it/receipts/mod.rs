@@ -25,6 +25,7 @@ mod billing;
 mod commissions;
 mod concurrency;
 mod ledger;
+mod referrals;
 mod refusals;
 
 const ESCROW: Address = Address::repeat_byte(0xe5);

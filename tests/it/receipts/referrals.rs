@@ -1,0 +1,126 @@
+//! A referee's billed spend, as the referral program sees it, from real billed batches: it
+//! qualifies once its campaigns are billed enough, and stops qualifying from the moment an
+//! adjustment reverses part of that spend (and not before).
+
+use adescrow::money::Amount;
+use adescrow::programs::referrals::assess::{Reason, Status};
+use adescrow::programs::referrals::rules::{self, NewRules, TokenRule};
+use adescrow::programs::referrals::{activity, bonuses};
+use sqlx::Connection;
+use uuid::Uuid;
+
+use super::*;
+
+/// The referral statuses of `referrer`'s referees at `at`.
+async fn statuses(pool: &PgPool, referrer: Uuid, at: OffsetDateTime) -> Vec<(Status, Option<Reason>)> {
+    let mut conn = pool.acquire().await.unwrap();
+    let (_, referrals) = bonuses::referrals(&mut conn, referrer, at).await.unwrap();
+    referrals.iter().map(|r| (r.status, r.reason)).collect()
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_referral_stops_qualifying_when_an_adjustment_reverses_its_spend(pool: PgPool) {
+    let admin = PrivateKeySigner::random();
+    let admin_address = admin.address();
+    let app = TestApp::with(pool.clone(), |config| config.admin_addresses = vec![admin_address]);
+    let world = World::with(app, json!({}), json!({ "cpm": "1000000" }), 1_000_000, 1_000_000_000).await;
+    let app = &world.app;
+    let admin_token = app.token(&admin).await;
+
+    // The advertiser was referred; the rules ask for 3,000 billed, with no cooldown.
+    let referrer: Uuid = sqlx::query_scalar("INSERT INTO users (address) VALUES ($1) RETURNING id")
+        .bind(Address::repeat_byte(0x5e).as_slice())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let advertiser: Uuid = sqlx::query_scalar("SELECT id FROM users WHERE address = $1")
+        .bind(world.advertiser.wallet.address().as_slice())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO referrals (referee_id, referrer_id, channel, network, referred_at)
+         VALUES ($1, $2, 'code', $3, now() - interval '1 hour')",
+    )
+    .bind(advertiser)
+    .bind(referrer)
+    .bind(vec![7u8; 32])
+    .execute(&pool)
+    .await
+    .unwrap();
+    let budget: Uuid = sqlx::query_scalar(
+        "INSERT INTO escrow_accounts (kind, chain_escrow_id, token, owner, ends_at, name)
+         VALUES ('program', $1, $2, $3, now() + interval '1 year', 'Referral rewards') RETURNING id",
+    )
+    .bind(B256::repeat_byte(0xb0).as_slice())
+    .bind(TOKEN.as_slice())
+    .bind(Address::repeat_byte(0x7e).as_slice())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let new = NewRules {
+        milestone: 3,
+        cooldown: Duration::ZERO,
+        network_window: Duration::from_secs(30 * 86_400),
+        require_network: true,
+        tokens: vec![TokenRule {
+            token: TOKEN,
+            min_billed: Amount(3_000),
+            min_earned: Amount(u128::MAX >> 8),
+            bonus: Amount(100),
+            budget_id: budget,
+        }],
+    };
+    let mut conn = pool.acquire().await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    rules::create(&mut tx, &new, referrer).await.unwrap();
+    tx.commit().await.unwrap();
+
+    // Three witnessed impressions of 1,000 billed: 3,000, enough once folded.
+    let tickets = world.tickets(3, None).await;
+    let receipts: Vec<Value> = tickets.iter().map(|t| receipt(t, "impression", now(), None)).collect();
+    let answer = world.submit(1, &receipts, true).await;
+    assert_eq!(outcomes(answer.ok()), ["billed", "billed", "billed"]);
+    let batch = answer.body["batchId"].as_i64().unwrap();
+    let pending = [(Status::Pending, Some(Reason::NoQualifyingActivity))];
+    assert_eq!(
+        statuses(&pool, referrer, OffsetDateTime::now_utc()).await,
+        pending,
+        "billing counts once it is folded"
+    );
+    assert_eq!(activity::fold(&pool).await.unwrap(), 1);
+    let billed = OffsetDateTime::now_utc();
+    assert_eq!(statuses(&pool, referrer, billed).await, [(Status::Qualified, None)]);
+
+    // One receipt reversed: 2,000 billed is below the rule from the adjustment on.
+    let adjusted = app
+        .post(
+            "/v1/admin/adjustments",
+            Some(&admin_token),
+            json!({ "batchId": batch, "positions": [0], "reason": "click farm" }),
+        )
+        .await;
+    assert_eq!(adjusted.status, StatusCode::CREATED, "{}", adjusted.text);
+    assert!(activity::fold(&pool).await.unwrap() >= 1);
+    assert_eq!(activity::fold(&pool).await.unwrap(), 0, "each move once");
+    assert_eq!(statuses(&pool, referrer, OffsetDateTime::now_utc()).await, pending);
+    assert_eq!(
+        statuses(&pool, referrer, billed).await,
+        [(Status::Qualified, None)],
+        "as of before the adjustment, it still qualified"
+    );
+    let moves: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT amount::text, total::text, high::text FROM referral_activity
+         WHERE referee_id = $1 AND kind = 'billed' ORDER BY seq",
+    )
+    .bind(advertiser)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let moves: Vec<(&str, &str, &str)> = moves.iter().map(|(a, t, h)| (&a[..], &t[..], &h[..])).collect();
+    assert_eq!(
+        moves,
+        [("3000", "3000", "3000"), ("-1000", "2000", "3000")],
+        "the reversal is a move of its own; the high-water mark stays"
+    );
+}
