@@ -247,7 +247,7 @@ pub async fn change_status(
     get(db, user).await
 }
 
-/// An admin sets an affiliate's rate; commissions accrued before keep the rate they had.
+/// An admin sets an affiliate's rate; spend billed before keeps the rate in force when it was billed.
 pub async fn set_rate(
     db: &PgPool,
     terms: &Terms,

@@ -7,7 +7,8 @@
 //! the cursor, so a move is folded exactly once and in ledger order: a posting still being
 //! written has a lower id than one committed after it, and the watermark stops short of it.
 //! Until a fold has run, a referee's newest moves do not count yet (at most one interval of
-//! the programs role).
+//! the programs role). A referral is recorded at the referee's first sign-in, before it can
+//! bill or earn anything, so every move of a referee is folded after its referral exists.
 
 use sqlx::PgPool;
 

@@ -187,3 +187,84 @@ async fn commissions_accrue_wait_for_settlement_and_are_clawed_back_pro_rata(poo
     .unwrap();
     assert_eq!(billed, paid, "every billed unit is owed to someone, once");
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn spend_billed_while_an_affiliate_is_suspended_earns_it_nothing(pool: PgPool) {
+    let admin = PrivateKeySigner::random();
+    let admin_address = admin.address();
+    let app = TestApp::with(pool.clone(), |config| {
+        config.admin_addresses = vec![admin_address];
+        config.growth.affiliate_hold = Duration::ZERO;
+    });
+    let world = World::with(app, json!({}), json!({ "cpm": "1000000" }), 1_000_000, 1_000_000_000).await;
+    let app = &world.app;
+    let admin_token = app.token(&admin).await;
+    let partner = PrivateKeySigner::random();
+    let (code, partner_token) = affiliate_code(app, &admin_token, &partner).await;
+    let id = app.get("/v1/affiliates/me", Some(&partner_token)).await.ok()["userId"].clone();
+    let status_path = format!("/v1/admin/affiliates/{}/status", id.as_str().unwrap());
+    let created = app
+        .post(
+            "/v1/campaigns",
+            Some(&world.advertiser.token),
+            json!({
+                "brandId": world.advertiser.brand, "name": "Next", "token": TOKEN,
+                "startsAt": "2026-01-01T00:00:00Z", "endsAt": "2030-01-01T00:00:00Z", "affiliateCode": code,
+            }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+
+    // Suspended while a batch is billed: its spend earns the affiliate nothing, for good,
+    // even when accrual only runs after the affiliate is reinstated.
+    let suspended = app
+        .post(
+            &status_path,
+            Some(&admin_token),
+            json!({ "status": "suspended", "reason": "paused" }),
+        )
+        .await;
+    assert_eq!(suspended.ok()["status"], "suspended");
+    let tickets = world.tickets(3, None).await;
+    let receipts: Vec<Value> = tickets.iter().map(|t| receipt(t, "impression", now(), None)).collect();
+    let answer = world.submit(1, &receipts, true).await;
+    assert_eq!(outcomes(answer.ok()), ["billed", "billed", "billed"]);
+    let (platform_before, _) = balance(&app.pool, PLATFORM).await;
+    let reinstated = app
+        .post(
+            &status_path,
+            Some(&admin_token),
+            json!({ "status": "active", "reason": "back" }),
+        )
+        .await;
+    assert_eq!(reinstated.ok()["status"], "active");
+    assert_eq!(
+        commissions_job(app).await,
+        (0, 0, 0),
+        "no commission on spend billed while suspended"
+    );
+    assert_eq!(balance(&app.pool, partner.address()).await, (0, 0));
+    assert_eq!(
+        balance(&app.pool, PLATFORM).await.0,
+        platform_before,
+        "the platform keeps its share"
+    );
+
+    // Billed after the reinstatement: 20% of the batch's 90 of platform share.
+    let tickets = world.tickets(1, None).await;
+    let later = world
+        .submit(2, &[receipt(&tickets[0], "impression", now(), None)], true)
+        .await;
+    assert_eq!(outcomes(later.ok()), ["billed"]);
+    assert_eq!(commissions_job(app).await, (1, 0, 0));
+    assert_eq!(balance(&app.pool, partner.address()).await, (0, 18));
+    let token = app.token(&partner).await;
+    let dashboard = app.get("/v1/affiliates/me/dashboard", Some(&token)).await;
+    let batches: Vec<Value> = dashboard.ok()["commissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["batchId"].clone())
+        .collect();
+    assert_eq!(batches, [later.body["batchId"].clone()], "{}", dashboard.text);
+}

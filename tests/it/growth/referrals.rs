@@ -1,8 +1,8 @@
-//! Referrals and affiliates: sign-ups with codes and links and every refusal; qualification
-//! and each disqualification on constructed histories (the cooldown boundary, the network
-//! window); milestone bonuses exactly once under concurrent recomputation, reversed when a
-//! referral stops qualifying, held while the budget is empty; the affiliate workflow and
-//! attribution, once and for good.
+//! Referrals: sign-ups with codes and links and every refusal; qualification and each
+//! disqualification on constructed histories (the cooldown boundary, the network window);
+//! milestone bonuses exactly once under concurrent recomputation, reversed when a referral
+//! stops qualifying, held while the budget is empty; rules naming a budget that cannot pay
+//! them refused.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -18,32 +18,19 @@ use adescrow::programs::referrals::rules::{self, NewRules, TokenRule};
 use alloy::primitives::{Address, B256};
 use alloy::signers::local::PrivateKeySigner;
 use axum::http::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::{Connection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::fixtures::{Advertiser, TOKEN};
+use super::{app_with_admin, user_id};
+use crate::fixtures::TOKEN;
 use crate::money::mirror_funding;
 use crate::support::*;
 
 const PLATFORM: Address = Address::repeat_byte(0xfa);
 const TREASURY: Address = Address::repeat_byte(0x7e);
 const END: i64 = 4_000_000_000;
-
-/// An API whose admin is `admin`.
-fn app_with_admin(pool: PgPool, admin: &PrivateKeySigner) -> TestApp {
-    let address = admin.address();
-    TestApp::with(pool, |config| config.admin_addresses = vec![address])
-}
-
-async fn user_id(pool: &PgPool, wallet: &PrivateKeySigner) -> Uuid {
-    sqlx::query_scalar("SELECT id FROM users WHERE address = $1")
-        .bind(wallet.address().as_slice())
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
 
 async fn referrals_of(pool: &PgPool, referrer: Uuid) -> Vec<(Uuid, String)> {
     sqlx::query_as("SELECT referee_id, channel::text FROM referrals WHERE referrer_id = $1 ORDER BY referred_at")
@@ -615,236 +602,66 @@ async fn a_bonus_waits_for_an_empty_budget_and_says_why(pool: PgPool) {
     assert_eq!(snapshot.bonuses[0].state, BonusState::Released);
 }
 
-/// `wallet` applies, `admin` approves it, and it makes a code: the code and its session.
-pub(crate) async fn affiliate_code(app: &TestApp, admin: &str, wallet: &PrivateKeySigner) -> (String, String) {
-    let token = app.token(wallet).await;
-    let applied = app
-        .post("/v1/affiliates/me", Some(&token), json!({ "reason": "I run a blog" }))
-        .await;
-    let id = applied.ok()["userId"].as_str().unwrap().to_owned();
-    app.post(
-        &format!("/v1/admin/affiliates/{id}/status"),
-        Some(admin),
-        json!({ "status": "active", "reason": "ok" }),
+/// A program budget in `token`, as the chain mirror records one.
+async fn program_budget(pool: &PgPool, token: Address) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO escrow_accounts (kind, chain_escrow_id, token, owner, ends_at, name)
+         VALUES ('program', $1, $2, $3, to_timestamp($4), 'Referral rewards') RETURNING id",
     )
+    .bind(B256::from(rand::random::<[u8; 32]>()).as_slice())
+    .bind(token.as_slice())
+    .bind(TREASURY.as_slice())
+    .bind(END as f64)
+    .fetch_one(pool)
     .await
-    .ok();
-    // The role came with the approval: sign in again to carry it.
-    let token = app.token(wallet).await;
-    let code = app.post("/v1/affiliates/me/codes", Some(&token), json!({})).await;
-    (code.ok()["code"].as_str().unwrap().to_owned(), token)
-}
-
-fn campaign_body(advertiser: &Advertiser, code: Option<&str>) -> Value {
-    let mut body = json!({
-        "brandId": advertiser.brand,
-        "name": "Launch",
-        "token": TOKEN,
-        "startsAt": "2026-01-01T00:00:00Z",
-        "endsAt": "2030-01-01T00:00:00Z",
-    });
-    if let Some(code) = code {
-        body["affiliateCode"] = json!(code);
-    }
-    body
+    .unwrap()
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
-async fn affiliates_follow_their_workflow_and_attribute_an_advertiser_once(pool: PgPool) {
+async fn rules_whose_budget_cannot_pay_their_token_are_refused_and_change_nothing(pool: PgPool) {
     let admin = PrivateKeySigner::random();
     let app = app_with_admin(pool.clone(), &admin);
     let admin_token = app.token(&admin).await;
-
-    let partner = PrivateKeySigner::random();
-    let token = app.token(&partner).await;
-    let applied = app
-        .post("/v1/affiliates/me", Some(&token), json!({ "reason": "I run a blog" }))
-        .await;
-    assert_eq!(applied.status, StatusCode::CREATED);
-    assert_eq!(
-        (applied.body["status"].clone(), applied.body["rateBps"].clone()),
-        (json!("pending"), json!(2000))
-    );
-    let id = applied.body["userId"].as_str().unwrap().to_owned();
-    let again = app
-        .post("/v1/affiliates/me", Some(&token), json!({ "reason": "again" }))
-        .await;
-    again.problem(StatusCode::CONFLICT, "conflict");
-    // Only active affiliates have codes, and only admins approve.
-    app.post("/v1/affiliates/me/codes", Some(&token), json!({}))
+    let in_force = app
+        .get("/v1/admin/referrals/rules", Some(&admin_token))
         .await
-        .problem(StatusCode::FORBIDDEN, "forbidden");
-    let status_path = format!("/v1/admin/affiliates/{id}/status");
-    app.post(
-        &status_path,
-        Some(&token),
-        json!({ "status": "active", "reason": "me" }),
-    )
-    .await
-    .problem(StatusCode::FORBIDDEN, "forbidden");
-    let approved = app
-        .post(
-            &status_path,
-            Some(&admin_token),
-            json!({ "status": "active", "reason": "fits" }),
-        )
-        .await;
-    assert_eq!(approved.ok()["status"], "active");
-    let twice = app
-        .post(
-            &status_path,
-            Some(&admin_token),
-            json!({ "status": "active", "reason": "again" }),
-        )
-        .await;
-    let problem = twice.problem(StatusCode::CONFLICT, "conflict");
-    assert_eq!(problem["field"], "status");
-    assert!(problem["detail"].as_str().unwrap().contains("Active"), "{problem}");
-    let rate_path = format!("/v1/admin/affiliates/{id}/rate");
-    let too_high = app
-        .call(
-            Method::PUT,
-            &rate_path,
-            Some(&admin_token),
-            Some(json!({ "rateBps": 6000, "reason": "x" })),
-        )
-        .await;
-    assert_eq!(
-        too_high.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"],
-        "rateBps"
-    );
-    let rated = app
-        .call(
-            Method::PUT,
-            &rate_path,
-            Some(&admin_token),
-            Some(json!({ "rateBps": 2500, "reason": "volume" })),
-        )
-        .await;
-    assert_eq!(rated.ok()["rateBps"], 2500);
-    let changes: Vec<(Value, Value, Value)> = rated.body["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| (c["to"].clone(), c["rateBps"].clone(), c["reason"].clone()))
-        .collect();
-    assert_eq!(
-        changes,
-        [
-            (json!("pending"), json!(2000), json!("I run a blog")),
-            (json!("active"), json!(2000), json!("fits")),
-            (json!("active"), json!(2500), json!("volume"))
-        ]
-    );
-    let token = app.token(&partner).await;
-    let code = app.post("/v1/affiliates/me/codes", Some(&token), json!({})).await.ok()["code"].clone();
-    let code = code.as_str().unwrap().to_owned();
-    assert!(code.starts_with("AFF"), "{code}");
-
-    // An advertiser is attributed with its first campaign, once; refusals create nothing.
-    let advertiser = Advertiser::new(&app, "UTC", 1_000_000, 10_000_000).await;
-    let campaigns = app.count("campaigns").await;
-    for (bad, status, slug) in [
-        ("AFFZZZZZZZZ", StatusCode::UNPROCESSABLE_ENTITY, "invalid-field"),
-        ("AFF0", StatusCode::UNPROCESSABLE_ENTITY, "invalid-field"),
-    ] {
-        let reply = app
-            .post(
-                "/v1/campaigns",
-                Some(&advertiser.token),
-                campaign_body(&advertiser, Some(bad)),
-            )
-            .await;
-        assert_eq!(reply.problem(status, slug)["field"], "affiliateCode", "{}", reply.text);
-    }
-    assert_eq!(app.count("campaigns").await, campaigns);
-    let first = app
-        .post(
-            "/v1/campaigns",
-            Some(&advertiser.token),
-            campaign_body(&advertiser, Some(&code.to_lowercase())),
-        )
-        .await;
-    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
-    let second = app
-        .post(
-            "/v1/campaigns",
-            Some(&advertiser.token),
-            campaign_body(&advertiser, Some(&code)),
-        )
-        .await;
-    assert_eq!(
-        second.problem(StatusCode::CONFLICT, "conflict")["field"],
-        "affiliateCode"
-    );
-    assert_eq!(app.count("campaigns").await, campaigns + 1);
-    assert_eq!(app.count("affiliate_attributions").await, 1);
-
-    // Nobody attributes themselves.
-    let own = app
-        .post("/v1/me/roles", Some(&token), json!({ "role": "advertiser" }))
-        .await;
-    own.ok();
-    let brand = app
-        .post(
-            "/v1/brands",
-            Some(&token),
-            json!({ "name": "Mine", "dailyBudget": "100", "monthlyBudget": "1000", "timeZone": "UTC" }),
-        )
-        .await
-        .ok()["id"]
+        .ok()
         .clone();
-    let mut body = campaign_body(&advertiser, Some(&code));
-    body["brandId"] = brand;
-    let own = app.post("/v1/campaigns", Some(&token), body).await;
-    let detail = own.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["detail"].clone();
-    assert!(detail.as_str().unwrap().contains("their own"), "{detail}");
+    let other_token = Address::repeat_byte(0x71);
+    let elsewhere = program_budget(&pool, other_token).await;
+    let campaign: Uuid = sqlx::query_scalar(
+        "INSERT INTO escrow_accounts (kind, chain_escrow_id, token) VALUES ('campaign', $1, $2) RETURNING id",
+    )
+    .bind(B256::from(rand::random::<[u8; 32]>()).as_slice())
+    .bind(TOKEN.as_slice())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let put = |budget: Uuid| {
+        let body = json!({
+            "milestone": 3, "cooldownSecs": 0, "networkWindowSecs": 0, "requireNetwork": false,
+            "tokens": [{ "token": TOKEN, "minBilled": "1000", "minEarned": "500", "bonus": "100", "budgetId": budget }],
+        });
+        app.call(Method::PUT, "/v1/admin/referrals/rules", Some(&admin_token), Some(body))
+    };
 
-    // A first sign-in with the code attributes too; a suspended affiliate's code counts no more.
-    let newcomer = PrivateKeySigner::random();
-    app.sign_in_with(&newcomer, Some(&code)).await.ok();
-    let channel: String =
-        sqlx::query_scalar("SELECT channel::text FROM affiliate_attributions WHERE advertiser_id = $1")
-            .bind(user_id(&pool, &newcomer).await)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(channel, "sign_in");
-    app.post(
-        &status_path,
-        Some(&admin_token),
-        json!({ "status": "suspended", "reason": "paused" }),
-    )
-    .await
-    .ok();
-    let late = app.sign_in_with(&PrivateKeySigner::random(), Some(&code)).await;
-    let detail = late.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["detail"].clone();
-    assert!(detail.as_str().unwrap().contains("not active"), "{detail}");
-    app.post(
-        &status_path,
-        Some(&admin_token),
-        json!({ "status": "terminated", "reason": "ended" }),
-    )
-    .await
-    .ok();
-    let back = app
-        .post(
-            &status_path,
-            Some(&admin_token),
-            json!({ "status": "active", "reason": "no" }),
-        )
-        .await;
-    assert!(
-        back.problem(StatusCode::CONFLICT, "conflict")["detail"]
-            .as_str()
-            .unwrap()
-            .contains("Terminated")
-    );
-    let dashboard = app.get("/v1/affiliates/me/dashboard", Some(&token)).await;
-    assert_eq!(
-        dashboard.ok()["advertisers"].as_array().unwrap().len(),
-        2,
-        "{}",
-        dashboard.text
-    );
+    // A budget in another token, a campaign's escrow in the right one, and no account at all.
+    for (budget, why) in [
+        (elsewhere, "in its rule's token"),
+        (campaign, "not a program budget"),
+        (Uuid::new_v4(), "not a program budget"),
+    ] {
+        let reply = put(budget).await;
+        let problem = reply.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field");
+        assert_eq!(problem["field"], "tokens", "{}", reply.text);
+        assert!(problem["detail"].as_str().unwrap().contains(why), "{problem}");
+        let now = app.get("/v1/admin/referrals/rules", Some(&admin_token)).await;
+        assert_eq!(now.ok(), &in_force, "the rules in force are unchanged");
+    }
+
+    // The same rule with a program budget in its token is the next version.
+    let budget = program_budget(&pool, TOKEN).await;
+    let accepted = put(budget).await;
+    assert_eq!(accepted.ok()["version"], in_force["version"].as_i64().unwrap() + 1);
+    assert_eq!(accepted.body["tokens"][0]["budgetId"], json!(budget));
 }
