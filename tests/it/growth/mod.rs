@@ -45,3 +45,18 @@ pub(crate) async fn affiliate_code(app: &TestApp, admin: &str, wallet: &PrivateK
     let code = app.post("/v1/affiliates/me/codes", Some(&token), json!({})).await;
     (code.ok()["code"].as_str().unwrap().to_owned(), token)
 }
+
+/// `referee`'s folded activity moves in ledger order: (amount, running total, high-water mark).
+pub(crate) async fn activity_moves(pool: &PgPool, referee: Uuid) -> Vec<(i128, i128, i128)> {
+    let moves: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT amount::text, total::text, high::text FROM referral_activity WHERE referee_id = $1 ORDER BY seq",
+    )
+    .bind(referee)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    moves
+        .iter()
+        .map(|(a, t, h)| (a.parse().unwrap(), t.parse().unwrap(), h.parse().unwrap()))
+        .collect()
+}

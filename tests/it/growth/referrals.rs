@@ -23,7 +23,7 @@ use sqlx::{Connection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{app_with_admin, user_id};
+use super::{activity_moves, app_with_admin, user_id};
 use crate::fixtures::TOKEN;
 use crate::money::mirror_funding;
 use crate::support::*;
@@ -467,17 +467,9 @@ async fn activity_is_folded_once_in_ledger_order_without_skipping_a_late_commit(
     assert_eq!(fold.await.unwrap(), 2, "both moves, the late commit included");
     assert_eq!(referrals::activity::fold(&pool).await.unwrap(), 0, "each move once");
 
-    let moves: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT amount::text, total::text, high::text FROM referral_activity WHERE referee_id = $1 ORDER BY seq",
-    )
-    .bind(referee)
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    let moves: Vec<(&str, &str, &str)> = moves.iter().map(|(a, t, h)| (&a[..], &t[..], &h[..])).collect();
     assert_eq!(
-        moves,
-        [("300", "300", "300"), ("250", "550", "550")],
+        activity_moves(&pool, referee).await,
+        [(300, 300, 300), (250, 550, 550)],
         "running totals in ledger order"
     );
     assert_eq!(

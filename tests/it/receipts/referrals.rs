@@ -10,6 +10,7 @@ use sqlx::Connection;
 use uuid::Uuid;
 
 use super::*;
+use crate::growth::activity_moves;
 
 /// The referral statuses of `referrer`'s referees at `at`.
 async fn statuses(pool: &PgPool, referrer: Uuid, at: OffsetDateTime) -> Vec<(Status, Option<Reason>)> {
@@ -109,18 +110,9 @@ async fn a_referral_stops_qualifying_when_an_adjustment_reverses_its_spend(pool:
         [(Status::Qualified, None)],
         "as of before the adjustment, it still qualified"
     );
-    let moves: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT amount::text, total::text, high::text FROM referral_activity
-         WHERE referee_id = $1 AND kind = 'billed' ORDER BY seq",
-    )
-    .bind(advertiser)
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    let moves: Vec<(&str, &str, &str)> = moves.iter().map(|(a, t, h)| (&a[..], &t[..], &h[..])).collect();
     assert_eq!(
-        moves,
-        [("3000", "3000", "3000"), ("-1000", "2000", "3000")],
+        activity_moves(&pool, advertiser).await,
+        [(3000, 3000, 3000), (-1000, 2000, 3000)],
         "the reversal is a move of its own; the high-water mark stays"
     );
 }
