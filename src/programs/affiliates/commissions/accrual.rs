@@ -41,25 +41,31 @@ pub async fn accrue(db: &PgPool, chain_id: u64, terms: &Terms, now: OffsetDateTi
         // A batch's receipts were billed in its posting's transaction: `billed_at` equals
         // `posted_at`, which the BRIN index over `billed_at` finds.
         let due = sqlx::query!(
-            r#"SELECT p.id AS posting_id, p.token AS "token: SqlAddress", e.batch_id AS "batch_id!", e.campaign_id,
-                      sum(e.price) AS "spend!: Amount", sum(e.platform_share) AS "platform_share!: Amount",
-                      t.affiliate_id, a.rate_bps, u.address AS "affiliate: SqlAddress",
-                      (SELECT pe.payee FROM ledger_entries pe WHERE pe.posting_id = p.id AND pe.role = 'platform' LIMIT 1)
+            r#"WITH billed AS (
+                   SELECT p.id AS posting_id, p.token, p.posted_at, e.batch_id, e.campaign_id, t.affiliate_id,
+                          sum(e.price) AS spend, sum(e.platform_share) AS platform_share
+                   FROM ledger_postings p
+                   JOIN billed_events e ON e.billed_at = p.posted_at AND e.batch_id = p.source_id::bigint
+                   JOIN campaigns c ON c.id = e.campaign_id AND c.token = p.token
+                   JOIN brands b ON b.id = c.brand_id
+                   JOIN affiliate_attributions t ON t.advertiser_id = b.owner_id
+                        AND p.posted_at >= t.attributed_at AND p.posted_at < t.ends_at
+                   WHERE p.id > $1 AND p.id <= $2 AND p.source = 'receipt_batch'
+                   GROUP BY p.id, e.batch_id, e.campaign_id, t.affiliate_id)
+               SELECT d.posting_id AS "posting_id!", d.token AS "token!: SqlAddress", d.batch_id AS "batch_id!",
+                      d.campaign_id AS "campaign_id!", d.spend AS "spend!: Amount",
+                      d.platform_share AS "platform_share!: Amount", d.affiliate_id AS "affiliate_id!", a.rate_bps,
+                      u.address AS "affiliate: SqlAddress",
+                      (SELECT pe.payee FROM ledger_entries pe WHERE pe.posting_id = d.posting_id AND pe.role = 'platform' LIMIT 1)
                           AS "platform: SqlAddress"
-               FROM ledger_postings p
-               JOIN billed_events e ON e.billed_at = p.posted_at AND e.batch_id = p.source_id::bigint
-               JOIN campaigns c ON c.id = e.campaign_id AND c.token = p.token
-               JOIN brands b ON b.id = c.brand_id
-               JOIN affiliate_attributions t ON t.advertiser_id = b.owner_id
-                    AND p.posted_at >= t.attributed_at AND p.posted_at < t.ends_at
+               FROM billed d
                -- The affiliate's status and rate when the batch was billed, not when this runs.
                CROSS JOIN LATERAL (SELECT h.to_status, h.rate_bps FROM affiliate_changes h
-                                   WHERE h.user_id = t.affiliate_id AND h.changed_at <= p.posted_at
+                                   WHERE h.user_id = d.affiliate_id AND h.changed_at <= d.posted_at
                                    ORDER BY h.id DESC LIMIT 1) a
-               JOIN users u ON u.id = t.affiliate_id
-               WHERE p.id > $1 AND p.id <= $2 AND p.source = 'receipt_batch' AND a.to_status = 'active'
-               GROUP BY p.id, e.batch_id, e.campaign_id, t.affiliate_id, a.rate_bps, u.address
-               ORDER BY p.id, t.affiliate_id, e.campaign_id"#,
+               JOIN users u ON u.id = d.affiliate_id
+               WHERE a.to_status = 'active'
+               ORDER BY d.posting_id, d.affiliate_id, d.campaign_id"#,
             cursor,
             last
         )
