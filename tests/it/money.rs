@@ -22,15 +22,33 @@ use crate::support::CHAIN_ID;
 
 const TOKEN: Address = Address::repeat_byte(0x70);
 const PLATFORM: Address = Address::repeat_byte(0xfa);
-const TREASURY: Address = Address::repeat_byte(0x7e);
+/// The platform's treasury wallet, which funds program budgets.
+pub(crate) const TREASURY: Address = Address::repeat_byte(0x7e);
 const BUYER: Address = Address::repeat_byte(0xb0);
-const END: i64 = 4_000_000_000;
+/// When the tests' escrows end (Unix seconds).
+pub(crate) const END: i64 = 4_000_000_000;
 
 fn payee(i: u8) -> Address {
     Address::repeat_byte(0xa0 + i)
 }
 
 static NEXT_BLOCK: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1);
+
+/// A program budget in `token` under `chain_escrow_id`, owned by the treasury, as the service
+/// records one before the chain has it.
+pub(crate) async fn program_budget(pool: &PgPool, chain_escrow_id: B256, token: Address) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO escrow_accounts (kind, chain_escrow_id, token, owner, ends_at, name)
+         VALUES ('program', $1, $2, $3, to_timestamp($4), 'Referral rewards') RETURNING id",
+    )
+    .bind(chain_escrow_id.as_slice())
+    .bind(token.as_slice())
+    .bind(TREASURY.as_slice())
+    .bind(END as f64)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
 
 /// Mirrors an escrow opened by `opener` in `token` with `end` and funded with `amount`.
 pub(crate) async fn mirror_funding(
@@ -90,17 +108,7 @@ impl Book {
         .await
         .unwrap();
         let budget_chain_id = B256::repeat_byte(0xbb);
-        let budget: Uuid = sqlx::query_scalar(
-            "INSERT INTO escrow_accounts (kind, chain_escrow_id, token, owner, ends_at, name)
-             VALUES ('program', $1, $2, $3, to_timestamp($4), 'Referral rewards') RETURNING id",
-        )
-        .bind(budget_chain_id.as_slice())
-        .bind(TOKEN.as_slice())
-        .bind(TREASURY.as_slice())
-        .bind(END as f64)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+        let budget = program_budget(&pool, budget_chain_id, TOKEN).await;
         Book {
             pool,
             campaign,

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::support::*;
 
 mod affiliates;
+pub(crate) mod history;
 mod referrals;
 
 /// An API whose admin is `admin`.

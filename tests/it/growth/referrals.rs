@@ -14,23 +14,21 @@ use adescrow::platform::db::MIGRATOR;
 use adescrow::programs::referrals;
 use adescrow::programs::referrals::assess::{Reason, Status};
 use adescrow::programs::referrals::bonuses::{self, BonusState};
-use adescrow::programs::referrals::rules::{self, NewRules, TokenRule};
 use alloy::primitives::{Address, B256};
 use alloy::signers::local::PrivateKeySigner;
 use axum::http::{Method, StatusCode};
 use serde_json::json;
-use sqlx::{Connection, PgPool};
+use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::history::{History, network};
 use super::{activity_moves, app_with_admin, user_id};
 use crate::fixtures::TOKEN;
-use crate::money::mirror_funding;
+use crate::money::program_budget;
 use crate::support::*;
 
 const PLATFORM: Address = Address::repeat_byte(0xfa);
-const TREASURY: Address = Address::repeat_byte(0x7e);
-const END: i64 = 4_000_000_000;
 
 async fn referrals_of(pool: &PgPool, referrer: Uuid) -> Vec<(Uuid, String)> {
     sqlx::query_as("SELECT referee_id, channel::text FROM referrals WHERE referrer_id = $1 ORDER BY referred_at")
@@ -149,185 +147,6 @@ async fn a_link_stops_working_when_it_expires(pool: PgPool) {
     let reply = app.sign_in_with(&PrivateKeySigner::random(), Some(&link_ref)).await;
     let problem = reply.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field");
     assert!(problem["detail"].as_str().unwrap().contains("expired"), "{problem}");
-}
-
-/// A referrer and the histories of its referees, written as the rest of the system would.
-struct History {
-    pool: PgPool,
-    referrer: Uuid,
-    budget_chain_id: B256,
-    rules_version: i32,
-}
-
-fn network(n: u8) -> Vec<u8> {
-    vec![n; 32]
-}
-
-impl History {
-    async fn new(pool: PgPool, milestone: i32, cooldown: Duration) -> History {
-        let referrer = Self::user(&pool, OffsetDateTime::now_utc() - time::Duration::days(400)).await;
-        let budget_chain_id = B256::from(rand::random::<[u8; 32]>());
-        let budget: Uuid = sqlx::query_scalar(
-            "INSERT INTO escrow_accounts (kind, chain_escrow_id, token, owner, ends_at, name)
-             VALUES ('program', $1, $2, $3, to_timestamp($4), 'Referral rewards') RETURNING id",
-        )
-        .bind(budget_chain_id.as_slice())
-        .bind(TOKEN.as_slice())
-        .bind(TREASURY.as_slice())
-        .bind(END as f64)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        let new = NewRules {
-            milestone,
-            cooldown,
-            network_window: Duration::from_secs(30 * 86_400),
-            require_network: true,
-            tokens: vec![TokenRule {
-                token: TOKEN,
-                min_billed: Amount(1_000),
-                min_earned: Amount(500),
-                bonus: Amount(100),
-                budget_id: budget,
-            }],
-        };
-        let mut conn = pool.acquire().await.unwrap();
-        let mut tx = conn.begin().await.unwrap();
-        let rules = rules::create(&mut tx, &new, referrer).await.unwrap();
-        tx.commit().await.unwrap();
-        History {
-            pool,
-            referrer,
-            budget_chain_id,
-            rules_version: rules.version,
-        }
-    }
-
-    async fn fund_budget(&self, amount: u128) {
-        mirror_funding(&self.pool, self.budget_chain_id, TREASURY, TOKEN, END, amount).await;
-    }
-
-    async fn user(pool: &PgPool, created_at: OffsetDateTime) -> Uuid {
-        sqlx::query_scalar("INSERT INTO users (address, created_at) VALUES ($1, $2) RETURNING id")
-            .bind(Address::from(rand::random::<[u8; 20]>()).as_slice())
-            .bind(created_at)
-            .fetch_one(pool)
-            .await
-            .unwrap()
-    }
-
-    async fn address(&self, user: Uuid) -> Address {
-        let bytes: Vec<u8> = sqlx::query_scalar("SELECT address FROM users WHERE id = $1")
-            .bind(user)
-            .fetch_one(&self.pool)
-            .await
-            .unwrap();
-        Address::from_slice(&bytes)
-    }
-
-    /// A referee signed up at `at` from `network`.
-    async fn referee(&self, at: OffsetDateTime, network: Option<Vec<u8>>) -> Uuid {
-        let referee = Self::user(&self.pool, at).await;
-        sqlx::query("INSERT INTO referrals (referee_id, referrer_id, channel, network, referred_at) VALUES ($1, $2, 'code', $3, $4)")
-            .bind(referee)
-            .bind(self.referrer)
-            .bind(network)
-            .bind(at)
-            .execute(&self.pool)
-            .await
-            .unwrap();
-        referee
-    }
-
-    /// The referrer signed in from `network` between `first` and `last`.
-    async fn referrer_seen(&self, network: Vec<u8>, first: OffsetDateTime, last: OffsetDateTime) {
-        sqlx::query("INSERT INTO sign_in_networks (user_id, network, first_seen, last_seen) VALUES ($1, $2, $3, $4)")
-            .bind(self.referrer)
-            .bind(network)
-            .bind(first)
-            .bind(last)
-            .execute(&self.pool)
-            .await
-            .unwrap();
-    }
-
-    /// `user`'s campaign billed `amount` (a receipt batch's posting).
-    async fn billed(&self, user: Uuid, amount: u128) {
-        let brand: Uuid = sqlx::query_scalar(
-            "INSERT INTO brands (owner_id, name, daily_budget, monthly_budget, time_zone) VALUES ($1, 'B', 1, 1, 'UTC') RETURNING id",
-        )
-        .bind(user)
-        .fetch_one(&self.pool)
-        .await
-        .unwrap();
-        let campaign: Uuid = sqlx::query_scalar(
-            "INSERT INTO campaigns (brand_id, name, token, chain_campaign_id, starts_at, ends_at)
-             VALUES ($1, 'C', $2, $3, now(), now() + interval '30 days') RETURNING id",
-        )
-        .bind(brand)
-        .bind(TOKEN.as_slice())
-        .bind(B256::from(rand::random::<[u8; 32]>()).as_slice())
-        .fetch_one(&self.pool)
-        .await
-        .unwrap();
-        let mut posting = Posting::default();
-        posting.spend(campaign, Amount(amount));
-        posting.earn(Party::Hoster, Address::repeat_byte(0x4e), Amount(amount));
-        self.post(Source::ReceiptBatch, &Uuid::new_v4().to_string(), posting)
-            .await;
-    }
-
-    /// `user` earned `amount` as a hoster.
-    async fn earned(&self, user: Uuid, amount: u128) {
-        let mut posting = Posting::default();
-        let campaign = self.campaign().await;
-        posting.spend(campaign, Amount(amount));
-        posting.earn(Party::Hoster, self.address(user).await, Amount(amount));
-        self.post(Source::ReceiptBatch, &Uuid::new_v4().to_string(), posting)
-            .await;
-    }
-
-    async fn campaign(&self) -> Uuid {
-        sqlx::query_scalar(
-            "INSERT INTO escrow_accounts (kind, chain_escrow_id, token) VALUES ('campaign', $1, $2) RETURNING id",
-        )
-        .bind(B256::from(rand::random::<[u8; 32]>()).as_slice())
-        .bind(TOKEN.as_slice())
-        .fetch_one(&self.pool)
-        .await
-        .unwrap()
-    }
-
-    async fn post(&self, source: Source, id: &str, posting: Posting) {
-        let mut conn = self.pool.acquire().await.unwrap();
-        let mut tx = conn.begin().await.unwrap();
-        ledger::post(&mut tx, CHAIN_ID, source, id, &BTreeMap::from([(TOKEN, posting)]))
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-        // As the programs role does before it recomputes.
-        referrals::activity::fold(&self.pool).await.unwrap();
-    }
-
-    async fn disable(&self, user: Uuid) {
-        sqlx::query("UPDATE users SET disabled_at = now() WHERE id = $1")
-            .bind(user)
-            .execute(&self.pool)
-            .await
-            .unwrap();
-    }
-
-    async fn statuses(&self, at: OffsetDateTime) -> Vec<(Status, Option<Reason>)> {
-        let mut conn = self.pool.acquire().await.unwrap();
-        let (rules, referrals) = bonuses::referrals(&mut conn, self.referrer, at).await.unwrap();
-        assert_eq!(rules.version, self.rules_version);
-        referrals.iter().map(|r| (r.status, r.reason)).collect()
-    }
-
-    async fn released(&self, payee: Address) -> u128 {
-        let balances = ledger::balances(&self.pool, payee).await.unwrap();
-        balances.iter().map(|b| b.earned.0).sum()
-    }
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
@@ -594,21 +413,6 @@ async fn a_bonus_waits_for_an_empty_budget_and_says_why(pool: PgPool) {
     assert_eq!(snapshot.bonuses[0].state, BonusState::Released);
 }
 
-/// A program budget in `token`, as the chain mirror records one.
-async fn program_budget(pool: &PgPool, token: Address) -> Uuid {
-    sqlx::query_scalar(
-        "INSERT INTO escrow_accounts (kind, chain_escrow_id, token, owner, ends_at, name)
-         VALUES ('program', $1, $2, $3, to_timestamp($4), 'Referral rewards') RETURNING id",
-    )
-    .bind(B256::from(rand::random::<[u8; 32]>()).as_slice())
-    .bind(token.as_slice())
-    .bind(TREASURY.as_slice())
-    .bind(END as f64)
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
-
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn rules_whose_budget_cannot_pay_their_token_are_refused_and_change_nothing(pool: PgPool) {
     let admin = PrivateKeySigner::random();
@@ -620,7 +424,7 @@ async fn rules_whose_budget_cannot_pay_their_token_are_refused_and_change_nothin
         .ok()
         .clone();
     let other_token = Address::repeat_byte(0x71);
-    let elsewhere = program_budget(&pool, other_token).await;
+    let elsewhere = program_budget(&pool, B256::from(rand::random::<[u8; 32]>()), other_token).await;
     let campaign: Uuid = sqlx::query_scalar(
         "INSERT INTO escrow_accounts (kind, chain_escrow_id, token) VALUES ('campaign', $1, $2) RETURNING id",
     )
@@ -652,7 +456,7 @@ async fn rules_whose_budget_cannot_pay_their_token_are_refused_and_change_nothin
     }
 
     // The same rule with a program budget in its token is the next version.
-    let budget = program_budget(&pool, TOKEN).await;
+    let budget = program_budget(&pool, B256::from(rand::random::<[u8; 32]>()), TOKEN).await;
     let accepted = put(budget).await;
     assert_eq!(accepted.ok()["version"], in_force["version"].as_i64().unwrap() + 1);
     assert_eq!(accepted.body["tokens"][0]["budgetId"], json!(budget));

@@ -2,22 +2,13 @@
 //! qualifies once its campaigns are billed enough, and stops qualifying from the moment an
 //! adjustment reverses part of that spend (and not before).
 
-use adescrow::money::Amount;
+use adescrow::programs::referrals::activity;
 use adescrow::programs::referrals::assess::{Reason, Status};
-use adescrow::programs::referrals::rules::{self, NewRules, TokenRule};
-use adescrow::programs::referrals::{activity, bonuses};
-use sqlx::Connection;
 use uuid::Uuid;
 
 use super::*;
 use crate::growth::activity_moves;
-
-/// The referral statuses of `referrer`'s referees at `at`.
-async fn statuses(pool: &PgPool, referrer: Uuid, at: OffsetDateTime) -> Vec<(Status, Option<Reason>)> {
-    let mut conn = pool.acquire().await.unwrap();
-    let (_, referrals) = bonuses::referrals(&mut conn, referrer, at).await.unwrap();
-    referrals.iter().map(|r| (r.status, r.reason)).collect()
-}
+use crate::growth::history::{History, network};
 
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn a_referral_stops_qualifying_when_an_adjustment_reverses_its_spend(pool: PgPool) {
@@ -29,53 +20,19 @@ async fn a_referral_stops_qualifying_when_an_adjustment_reverses_its_spend(pool:
     let admin_token = app.token(&admin).await;
 
     // The advertiser was referred; the rules ask for 3,000 billed, with no cooldown.
-    let referrer: Uuid = sqlx::query_scalar("INSERT INTO users (address) VALUES ($1) RETURNING id")
-        .bind(Address::repeat_byte(0x5e).as_slice())
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let history = History::with(pool.clone(), 3, Duration::ZERO, 3_000).await;
     let advertiser: Uuid = sqlx::query_scalar("SELECT id FROM users WHERE address = $1")
         .bind(world.advertiser.wallet.address().as_slice())
         .fetch_one(&pool)
         .await
         .unwrap();
-    sqlx::query(
-        "INSERT INTO referrals (referee_id, referrer_id, channel, network, referred_at)
-         VALUES ($1, $2, 'code', $3, now() - interval '1 hour')",
-    )
-    .bind(advertiser)
-    .bind(referrer)
-    .bind(vec![7u8; 32])
-    .execute(&pool)
-    .await
-    .unwrap();
-    let budget: Uuid = sqlx::query_scalar(
-        "INSERT INTO escrow_accounts (kind, chain_escrow_id, token, owner, ends_at, name)
-         VALUES ('program', $1, $2, $3, now() + interval '1 year', 'Referral rewards') RETURNING id",
-    )
-    .bind(B256::repeat_byte(0xb0).as_slice())
-    .bind(TOKEN.as_slice())
-    .bind(Address::repeat_byte(0x7e).as_slice())
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    let new = NewRules {
-        milestone: 3,
-        cooldown: Duration::ZERO,
-        network_window: Duration::from_secs(30 * 86_400),
-        require_network: true,
-        tokens: vec![TokenRule {
-            token: TOKEN,
-            min_billed: Amount(3_000),
-            min_earned: Amount(u128::MAX >> 8),
-            bonus: Amount(100),
-            budget_id: budget,
-        }],
-    };
-    let mut conn = pool.acquire().await.unwrap();
-    let mut tx = conn.begin().await.unwrap();
-    rules::create(&mut tx, &new, referrer).await.unwrap();
-    tx.commit().await.unwrap();
+    history
+        .refer(
+            advertiser,
+            OffsetDateTime::now_utc() - time::Duration::hours(1),
+            Some(network(7)),
+        )
+        .await;
 
     // Three witnessed impressions of 1,000 billed: 3,000, enough once folded.
     let tickets = world.tickets(3, None).await;
@@ -85,13 +42,13 @@ async fn a_referral_stops_qualifying_when_an_adjustment_reverses_its_spend(pool:
     let batch = answer.body["batchId"].as_i64().unwrap();
     let pending = [(Status::Pending, Some(Reason::NoQualifyingActivity))];
     assert_eq!(
-        statuses(&pool, referrer, OffsetDateTime::now_utc()).await,
+        history.statuses(OffsetDateTime::now_utc()).await,
         pending,
         "billing counts once it is folded"
     );
     assert_eq!(activity::fold(&pool).await.unwrap(), 1);
     let billed = OffsetDateTime::now_utc();
-    assert_eq!(statuses(&pool, referrer, billed).await, [(Status::Qualified, None)]);
+    assert_eq!(history.statuses(billed).await, [(Status::Qualified, None)]);
 
     // One receipt reversed: 2,000 billed is below the rule from the adjustment on.
     let adjusted = app
@@ -104,9 +61,9 @@ async fn a_referral_stops_qualifying_when_an_adjustment_reverses_its_spend(pool:
     assert_eq!(adjusted.status, StatusCode::CREATED, "{}", adjusted.text);
     assert!(activity::fold(&pool).await.unwrap() >= 1);
     assert_eq!(activity::fold(&pool).await.unwrap(), 0, "each move once");
-    assert_eq!(statuses(&pool, referrer, OffsetDateTime::now_utc()).await, pending);
+    assert_eq!(history.statuses(OffsetDateTime::now_utc()).await, pending);
     assert_eq!(
-        statuses(&pool, referrer, billed).await,
+        history.statuses(billed).await,
         [(Status::Qualified, None)],
         "as of before the adjustment, it still qualified"
     );
