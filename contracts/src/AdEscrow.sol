@@ -12,15 +12,24 @@ import {PayoutProof} from "./libraries/PayoutProof.sol";
 /// @title AdEscrow
 /// @notice Holds advertisers' campaign budgets and pays what settlement says they spent.
 /// @dev Trust model. The settler (the relayer's key) decides how spent budget is divided,
-///      but it can only debit what campaigns hold, a root can only pay out what its epoch
-///      debited, and each root waits out a challenge window in which the guardian can revoke
-///      it. The guardian can pause and revoke but never move funds. Advertisers withdraw
-///      their unspent budget after their campaign's end plus a grace period on their own,
-///      paused or not.
+///      but it can only debit what campaigns hold, claims can only pay out what activated
+///      epochs debited, and each root waits out a challenge window in which the guardian can
+///      revoke it. The guardian can pause and revoke but never move funds. Advertisers
+///      withdraw their unspent budget after their campaign's end plus a grace period on their
+///      own, paused or not.
 ///
-///      Gas. The claim path reads three slots: the current root, the token's totals and the
-///      account's claimed amount. Pause is folded into the root slot for that reason: while
-///      paused the current root is parked in `_parkedRoot` and the slot holds zero.
+///      The cap. The escrow keeps, per token, `locked`: every campaign's budget plus the
+///      pending epoch's debits. A claim fails unless the escrow still holds at least `locked`
+///      after paying, so claims can only ever spend what activated epochs debited, whatever a
+///      root says. Checking the balance (a warm read in the token) replaces keeping a claimed
+///      total, which cost every claim a storage write.
+///
+///      Gas. A claim reads two slots of its own: the token's slot, which packs the high 128
+///      bits of its current root with `locked`, and the slot holding the claimed amounts of
+///      the payee's index and its neighbour (two per slot, so half of all first claims write
+///      a slot already in use). Both live at fixed addresses rather than behind a mapping's
+///      hash. Pause is folded into the token slots: while paused their roots are parked in
+///      `_parkedRoots` and the slots hold zero roots, so claims need no pause flag.
 contract AdEscrow is IAdEscrow, AccessControl {
     using SafeERC20 for IERC20;
     using SafeCast for uint256;
@@ -41,27 +50,39 @@ contract AdEscrow is IAdEscrow, AccessControl {
         uint40 pausedAt;
     }
 
-    /// @dev Per-token totals, one slot: claims read and write both.
-    struct TokenTotals {
-        uint128 settled;
-        uint128 claimed;
-    }
+    /// @inheritdoc IAdEscrow
+    uint256 public constant MAX_TOKENS = 64;
+
+    /// @dev Token `t`'s slot is `_TOKEN_SLOTS | t`: the high 128 bits of its current root
+    ///      (high half) and its `locked` amount (low half). The prefix is the high 96 bits of
+    ///      keccak256("adescrow.tokens"), so these slots cannot meet Solidity's own.
+    uint256 private constant _TOKEN_SLOTS =
+        0xb9f10ff9d069d01f445f4e4a0000000000000000000000000000000000000000;
+    /// @dev Index `i`'s claimed amount is in slot `_CLAIMED_SLOTS + i / 2`, the low half for
+    ///      even `i` and the high half for odd. The base is the high 128 bits of
+    ///      keccak256("adescrow.claimed"); indexes are below 2^128, so the slots stay apart
+    ///      from the token slots and from Solidity's own.
+    uint256 private constant _CLAIMED_SLOTS =
+        0xb940af93da2c9cfe19c1c40e72b1ac5000000000000000000000000000000000;
+    uint256 private constant _LOW_HALF = 0xffffffffffffffffffffffffffffffff;
 
     /// @inheritdoc IAdEscrow
     uint40 public immutable gracePeriod;
 
     mapping(bytes32 campaignId => Campaign) private _campaigns;
-    mapping(address token => TokenTotals) private _totals;
-    mapping(address account => mapping(address token => uint256)) private _claimed;
+    /// @dev Each token's root before its current one (high 128 bits), for proofs built just
+    ///      before a rotation; read by claims only when the current root does not match.
+    mapping(address token => bytes16) private _previousRoots;
+    /// @dev Where each token's current root waits while paused.
+    mapping(address token => bytes16) private _parkedRoots;
+    /// @dev Every token that has had a root; pause and unpause visit them all.
+    address[] private _tokens;
 
     SettlementState private _state;
-    bytes32 private _currentRoot;
-    bytes32 private _previousRoot;
     bytes32 private _pendingRoot;
-    /// @dev keccak256(abi.encode(debits, totals)) of the pending epoch, checked by `revoke`.
+    /// @dev keccak256(abi.encode(keccak256(abi.encode(debits)), totals)) of the pending epoch,
+    ///      checked by `activate` and `revoke`.
     bytes32 private _pendingCommitment;
-    /// @dev Where the current root waits while paused.
-    bytes32 private _parkedRoot;
 
     constructor(address admin, uint40 gracePeriod_, uint40 challengeWindow_) {
         if (admin == address(0)) revert AdEscrowZeroAddress();
@@ -136,6 +157,7 @@ contract AdEscrow is IAdEscrow, AccessControl {
         if (amount == 0) revert AdEscrowNothingToWithdraw(campaignId);
 
         c.remaining = 0;
+        _unlock(c.token, amount);
         emit CampaignWithdrawn(campaignId, msg.sender, amount);
         IERC20(c.token).safeTransfer(msg.sender, amount);
     }
@@ -154,7 +176,8 @@ contract AdEscrow is IAdEscrow, AccessControl {
         SettlementState memory s = _state;
         if (s.paused) revert AdEscrowPaused();
         if (epoch != s.lastEpoch + 1) revert AdEscrowWrongEpoch(s.lastEpoch + 1, epoch);
-        if (root == bytes32(0)) revert AdEscrowEmptyRoot();
+        // Claims compare the high half, and a zero high half reads as "no root".
+        if (uint256(root) >> 128 == 0) revert AdEscrowEmptyRoot();
         // One pending root at a time; once its window has passed, `activate` (anyone) makes it
         // current. Keeping promotion out of `settle` keeps the settler's gas flat.
         if (s.pendingClaimableAt != 0) {
@@ -165,12 +188,11 @@ contract AdEscrow is IAdEscrow, AccessControl {
         s.lastEpoch = epoch;
         uint40 claimableAt = uint40(block.timestamp) + s.challengeWindow;
         if (s.challengeWindow == 0) {
-            _previousRoot = _currentRoot;
-            _currentRoot = root;
+            _rotate(root, totals);
             s.currentEpoch = epoch;
         } else {
             _pendingRoot = root;
-            _pendingCommitment = keccak256(abi.encode(debits, totals));
+            _pendingCommitment = _commitment(keccak256(abi.encode(debits)), totals);
             s.pendingClaimableAt = claimableAt;
         }
         _state = s;
@@ -178,13 +200,18 @@ contract AdEscrow is IAdEscrow, AccessControl {
     }
 
     /// @inheritdoc IAdEscrow
-    function activate() external {
+    function activate(bytes32 debitsHash, TokenTotal[] calldata totals) external {
         SettlementState memory s = _state;
         if (s.paused) revert AdEscrowPaused();
         if (s.pendingClaimableAt == 0 || block.timestamp < s.pendingClaimableAt) {
             revert AdEscrowNotClaimableYet(s.pendingClaimableAt);
         }
-        _promotePending(s);
+        if (_commitment(debitsHash, totals) != _pendingCommitment) {
+            revert AdEscrowCommitmentMismatch();
+        }
+        _rotate(_pendingRoot, totals);
+        s.currentEpoch = s.lastEpoch;
+        s.pendingClaimableAt = 0;
         _state = s;
     }
 
@@ -202,16 +229,15 @@ contract AdEscrow is IAdEscrow, AccessControl {
         if (now_ >= s.pendingClaimableAt) {
             revert AdEscrowChallengeWindowOver(epoch, s.pendingClaimableAt);
         }
-        if (keccak256(abi.encode(debits, totals)) != _pendingCommitment) {
+        if (_commitment(keccak256(abi.encode(debits)), totals) != _pendingCommitment) {
             revert AdEscrowCommitmentMismatch();
         }
 
+        // The debits never left `locked` (only activation releases them), so restoring the
+        // budgets is all there is to undo.
         for (uint256 i; i < debits.length; ++i) {
             // Cannot overflow: the restored amount never left the escrow's balance.
             _campaigns[debits[i].campaignId].remaining += debits[i].amount;
-        }
-        for (uint256 i; i < totals.length; ++i) {
-            _totals[totals[i].token].settled -= totals[i].amount.toUint128();
         }
         bytes32 root = _pendingRoot;
         s.pendingClaimableAt = 0;
@@ -226,56 +252,44 @@ contract AdEscrow is IAdEscrow, AccessControl {
     // ---------------------------------------------------------------------------------
 
     /// @inheritdoc IAdEscrow
-    function claim(
-        address account,
-        address token,
-        uint256 cumulativeAmount,
-        bytes32[] calldata proof
-    ) public returns (uint256 amount) {
-        bytes32 root = _currentRoot;
-        if (root == bytes32(0)) {
+    function claim(address account, address token, uint256 indexAndAmount, bytes32[] calldata proof)
+        public
+        returns (uint256 amount)
+    {
+        uint256 tokenState_;
+        assembly ("memory-safe") {
+            tokenState_ := sload(or(_TOKEN_SLOTS, token))
+        }
+        uint256 root = tokenState_ >> 128;
+        if (root == 0) {
             if (_state.paused) revert AdEscrowPaused();
             revert AdEscrowNoRoot();
         }
-        bytes32 leaf = PayoutProof.leaf(account, token, cumulativeAmount);
-        if (!PayoutProof.verify(proof, root, leaf)) {
+        uint256 reached = uint256(
+            PayoutProof.root(proof, PayoutProof.leaf(account, token, indexAndAmount))
+        ) >> 128;
+        if (reached != root) {
             // A proof built just before a rotation is still good for what it covers.
-            bytes32 previous = _previousRoot;
-            if (previous == bytes32(0) || !PayoutProof.verify(proof, previous, leaf)) {
-                revert AdEscrowInvalidProof();
+            uint256 previous = uint128(_previousRoots[token]);
+            if (previous == 0 || reached != previous) revert AdEscrowInvalidProof();
+        }
+
+        assembly ("memory-safe") {
+            let index := shr(128, indexAndAmount)
+            let cumulative := and(indexAndAmount, _LOW_HALF)
+            let slot := add(_CLAIMED_SLOTS, shr(1, index))
+            let shift := shl(7, and(index, 1))
+            let pair := sload(slot)
+            let already := and(shr(shift, pair), _LOW_HALF)
+            // A replayed or stale proof pays nothing.
+            if gt(cumulative, already) {
+                amount := sub(cumulative, already)
+                sstore(slot, or(and(pair, not(shl(shift, _LOW_HALF))), shl(shift, cumulative)))
             }
         }
-
-        uint256 claimedSlot = _claimedSlot(account, token);
-        uint256 already;
-        assembly ("memory-safe") {
-            already := sload(claimedSlot)
-        }
-        // A replayed or stale proof pays nothing.
-        if (cumulativeAmount <= already) return 0;
-        unchecked {
-            // Cannot underflow: checked just above.
-            amount = cumulativeAmount - already;
-        }
-        // One read and one write of the token's packed totals (settled low, claimed high).
-        TokenTotals storage totals = _totals[token];
-        uint256 packed;
-        assembly ("memory-safe") {
-            packed := sload(totals.slot)
-        }
-        // casting to 'uint128' is the intended split: settled is the low half
-        // forge-lint: disable-next-line(unsafe-typecast)
-        uint256 settled = uint128(packed);
-        uint256 claimedTotal = (packed >> 128) + amount;
-        if (claimedTotal > settled) revert AdEscrowExceedsSettled(token);
-
-        assembly ("memory-safe") {
-            sstore(claimedSlot, cumulativeAmount)
-            // claimedTotal <= settled < 2^128, so it fits the high half.
-            sstore(totals.slot, or(settled, shl(128, claimedTotal)))
-        }
-        emit Claimed(account, token, cumulativeAmount);
-        IERC20(token).safeTransfer(account, amount);
+        if (amount == 0) return 0;
+        emit Claimed(indexAndAmount);
+        _pay(token, account, amount, tokenState_ & _LOW_HALF);
     }
 
     /// @inheritdoc IAdEscrow
@@ -283,7 +297,7 @@ contract AdEscrow is IAdEscrow, AccessControl {
         amounts = new uint256[](claims.length);
         for (uint256 i; i < claims.length; ++i) {
             Claim calldata c = claims[i];
-            amounts[i] = claim(c.account, c.token, c.cumulativeAmount, c.proof);
+            amounts[i] = claim(c.account, c.token, c.indexAndAmount, c.proof);
         }
     }
 
@@ -302,8 +316,17 @@ contract AdEscrow is IAdEscrow, AccessControl {
         if (_state.paused) return;
         _state.paused = true;
         _state.pausedAt = uint40(block.timestamp);
-        _parkedRoot = _currentRoot;
-        _currentRoot = bytes32(0);
+        // At most MAX_TOKENS slots, so the guardian's pause always fits in a block.
+        for (uint256 i; i < _tokens.length; ++i) {
+            address token = _tokens[i];
+            uint256 slot = _TOKEN_SLOTS | uint160(token);
+            uint256 packed;
+            assembly ("memory-safe") {
+                packed := sload(slot)
+                sstore(slot, and(packed, _LOW_HALF))
+            }
+            _parkedRoots[token] = bytes16(uint128(packed >> 128));
+        }
         emit PauseSet(true);
     }
 
@@ -318,8 +341,15 @@ contract AdEscrow is IAdEscrow, AccessControl {
         s.paused = false;
         s.pausedAt = 0;
         _state = s;
-        _currentRoot = _parkedRoot;
-        _parkedRoot = bytes32(0);
+        for (uint256 i; i < _tokens.length; ++i) {
+            address token = _tokens[i];
+            uint256 slot = _TOKEN_SLOTS | uint160(token);
+            uint256 parked = uint128(_parkedRoots[token]);
+            assembly ("memory-safe") {
+                sstore(slot, or(shl(128, parked), and(sload(slot), _LOW_HALF)))
+            }
+            delete _parkedRoots[token];
+        }
         emit PauseSet(false);
     }
 
@@ -333,8 +363,18 @@ contract AdEscrow is IAdEscrow, AccessControl {
     }
 
     /// @inheritdoc IAdEscrow
-    function claimableRoots() external view returns (bytes32 current, bytes32 previous) {
-        return (_currentRoot, _state.paused ? bytes32(0) : _previousRoot);
+    function tokenState(address token)
+        external
+        view
+        returns (bytes16 root, bytes16 previousRoot, uint256 locked)
+    {
+        uint256 packed = _tokenSlot(token);
+        return (bytes16(uint128(packed >> 128)), _previousRoots[token], packed & _LOW_HALF);
+    }
+
+    /// @inheritdoc IAdEscrow
+    function tokens() external view returns (address[] memory) {
+        return _tokens;
     }
 
     /// @inheritdoc IAdEscrow
@@ -361,18 +401,13 @@ contract AdEscrow is IAdEscrow, AccessControl {
     }
 
     /// @inheritdoc IAdEscrow
-    function claimed(address account, address token) external view returns (uint256) {
-        return _claimed[account][token];
-    }
-
-    /// @inheritdoc IAdEscrow
-    function tokenTotals(address token)
-        external
-        view
-        returns (uint256 settled, uint256 claimedTotal)
-    {
-        TokenTotals memory t = _totals[token];
-        return (t.settled, t.claimed);
+    function claimed(uint256 index) external view returns (uint256 amount) {
+        assembly ("memory-safe") {
+            amount := and(
+                shr(shl(7, and(index, 1)), sload(add(_CLAIMED_SLOTS, shr(1, index)))),
+                _LOW_HALF
+            )
+        }
     }
 
     // ---------------------------------------------------------------------------------
@@ -397,7 +432,21 @@ contract AdEscrow is IAdEscrow, AccessControl {
         // Credited after the transfer: a budget only counts tokens the balance check saw arrive.
         uint256 remaining = c.remaining + amount;
         c.remaining = remaining;
+        uint256 packed = _tokenSlot(address(token));
+        // Reverts past 2^128 - 1 locked: the low half's limit.
+        uint256 locked = (packed & _LOW_HALF) + amount;
+        _setTokenSlot(address(token), (packed & ~_LOW_HALF) | uint256(locked.toUint128()));
         emit CampaignFunded(campaignId, msg.sender, amount, remaining);
+    }
+
+    /// @dev Takes `amount` of `token` out of `locked`: a withdrawal, or debits that a root
+    ///      activates.
+    function _unlock(address token, uint256 amount) private {
+        uint256 packed = _tokenSlot(token);
+        // Checked: `locked` covers every budget and the pending debits, so this cannot go
+        // below zero; were it to, reverting is the safe failure.
+        uint256 locked = (packed & _LOW_HALF) - amount;
+        _setTokenSlot(token, (packed & ~_LOW_HALF) | locked);
     }
 
     /// @dev Debits each campaign and checks that `totals` are exactly the per-token sums.
@@ -427,29 +476,83 @@ contract AdEscrow is IAdEscrow, AccessControl {
             sums[j] += d.amount;
         }
         for (uint256 j; j < totals.length; ++j) {
+            if (sums[j] != totals[j].amount) revert AdEscrowTotalsMismatch(totals[j].token);
+        }
+    }
+
+    /// @dev `root` becomes the current root of each token in `totals`, whose debits leave
+    ///      `locked` and become claimable; each token's current root becomes its previous.
+    function _rotate(bytes32 root, TokenTotal[] calldata totals) private {
+        uint256 top = uint256(root) >> 128;
+        for (uint256 j; j < totals.length; ++j) {
             TokenTotal calldata t = totals[j];
-            if (sums[j] != t.amount) revert AdEscrowTotalsMismatch(t.token);
-            _totals[t.token].settled += t.amount.toUint128();
+            uint256 packed = _tokenSlot(t.token);
+            uint256 current = packed >> 128;
+            if (current == 0) {
+                // Roots are never zero outside a pause, and rotation never runs paused: the
+                // token has its first root.
+                if (_tokens.length == MAX_TOKENS) revert AdEscrowTooManyTokens();
+                _tokens.push(t.token);
+            } else {
+                _previousRoots[t.token] = bytes16(uint128(current));
+            }
+            uint256 locked = (packed & _LOW_HALF) - t.amount;
+            _setTokenSlot(t.token, (top << 128) | locked);
         }
     }
 
-    /// @dev The storage slot of `_claimed[account][token]`, computed once for the claim's read
-    ///      and write (Solidity would hash the nested keys twice).
-    function _claimedSlot(address account, address token) private pure returns (uint256 slot) {
+    /// @dev Transfers `amount` of `token` to `account` as SafeERC20's `safeTransfer` would,
+    ///      then enforces the cap: the escrow must still hold `locked`. In assembly because it
+    ///      is most of a claim's own cost: the token's balance slot is warm from the transfer,
+    ///      so the check costs a few hundred gas where a claimed total would cost a write.
+    function _pay(address token, address account, uint256 amount, uint256 locked) private {
+        bool transferred;
+        bool covered;
         assembly ("memory-safe") {
-            mstore(0x00, account)
-            mstore(0x20, _claimed.slot)
-            mstore(0x20, keccak256(0x00, 0x40))
-            mstore(0x00, token)
-            slot := keccak256(0x00, 0x40)
+            let ptr := mload(0x40)
+            // transfer(account, amount)
+            mstore(ptr, 0xa9059cbb00000000000000000000000000000000000000000000000000000000)
+            mstore(add(ptr, 0x04), account)
+            mstore(add(ptr, 0x24), amount)
+            let success := call(gas(), token, 0, ptr, 0x44, 0x00, 0x20)
+            // Tokens that return something must return true; those that return nothing are
+            // accepted when they are contracts (checked only then: it costs a warm read).
+            switch returndatasize()
+            case 0 { transferred := and(success, gt(extcodesize(token), 0)) }
+            default {
+                transferred := and(success, and(gt(returndatasize(), 0x1f), eq(mload(0x00), 1)))
+            }
+            // balanceOf(this)
+            mstore(ptr, 0x70a0823100000000000000000000000000000000000000000000000000000000)
+            mstore(add(ptr, 0x04), address())
+            success := staticcall(gas(), token, ptr, 0x24, 0x00, 0x20)
+            covered := and(
+                and(success, gt(returndatasize(), 0x1f)),
+                iszero(lt(mload(0x00), locked))
+            )
+        }
+        if (!transferred) revert SafeERC20.SafeERC20FailedOperation(token);
+        if (!covered) revert AdEscrowExceedsSettled(token);
+    }
+
+    /// @dev What `activate` and `revoke` check the pending epoch's debits and totals against.
+    function _commitment(bytes32 debitsHash, TokenTotal[] calldata totals)
+        private
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(debitsHash, totals));
+    }
+
+    function _tokenSlot(address token) private view returns (uint256 packed) {
+        assembly ("memory-safe") {
+            packed := sload(or(_TOKEN_SLOTS, token))
         }
     }
 
-    /// @dev The pending root becomes current; the current one stays usable as previous.
-    function _promotePending(SettlementState memory s) private {
-        _previousRoot = _currentRoot;
-        _currentRoot = _pendingRoot;
-        s.currentEpoch = s.lastEpoch;
-        s.pendingClaimableAt = 0;
+    function _setTokenSlot(address token, uint256 packed) private {
+        assembly ("memory-safe") {
+            sstore(or(_TOKEN_SLOTS, token), packed)
+        }
     }
 }

@@ -5,8 +5,8 @@ pragma solidity 0.8.37;
 /// @notice Campaign escrow with Merkle settlement of cumulative earnings.
 /// @dev Money flow: advertisers fund campaigns; the settler debits campaigns once per epoch
 ///      and posts one Merkle root of every payee's cumulative earnings per token; after the
-///      challenge window anyone claims for a payee with a proof. A root can only distribute
-///      what its epoch debited, and the guardian can revoke a root while it is pending.
+///      challenge window anyone claims for a payee with a proof. Claims can only pay out what
+///      activated epochs debited, and the guardian can revoke a root while it is pending.
 interface IAdEscrow {
     // ---------------------------------------------------------------------------------
     // Types
@@ -28,7 +28,7 @@ interface IAdEscrow {
     struct Claim {
         address account;
         address token;
-        uint256 cumulativeAmount;
+        uint256 indexAndAmount;
         bytes32[] proof;
     }
 
@@ -70,12 +70,16 @@ interface IAdEscrow {
     /// @notice Emitted when the guardian revokes a pending epoch; its debits are restored.
     event SettlementRevoked(uint64 indexed epoch, bytes32 root);
 
-    /// @notice Emitted when a payee is paid: everything up to `cumulativeAmount` of `token`
-    ///         is now claimed. The amount paid is the rise over the account's previous
-    ///         `cumulativeAmount` (and the token's own Transfer event).
-    /// @dev Lean on purpose, claims being the hot path: a topic costs more than a data word,
-    ///      and a data word more than nothing.
-    event Claimed(address indexed account, address token, uint256 cumulativeAmount);
+    /// @notice Emitted when a payee is paid: everything up to the cumulative amount in the low
+    ///         128 bits of `indexAndAmount` is now claimed by the payee whose index is in the
+    ///         high 128 bits. The amount paid is the rise over the index's previous claim; the
+    ///         token's own Transfer event names the account, the token and that amount.
+    /// @dev Anonymous and one word on purpose, claims being the hot path: it costs 631 gas
+    ///      where a named event with the account and token would cost 1,637. It is the
+    ///      contract's only anonymous event, so a log of this contract without topics is a
+    ///      claim. An index stands for one (account, token) for the escrow's whole life
+    ///      (docs/ENCODING.md).
+    event Claimed(uint256 indexAndAmount) anonymous;
 
     /// @notice Emitted when the challenge window changes; applies to later settlements.
     event ChallengeWindowSet(uint40 window);
@@ -125,7 +129,8 @@ interface IAdEscrow {
     ///         in its challenge window, or past it but not yet activated.
     error AdEscrowSettlementPending(uint64 pendingEpoch, uint40 claimableAt);
 
-    /// @notice Thrown when a settlement has an empty root.
+    /// @notice Thrown when a settlement's root is empty: zero in its high 128 bits, the part
+    ///         claims check.
     error AdEscrowEmptyRoot();
 
     /// @notice Thrown when a settlement debits a campaign at or after its end plus the grace
@@ -145,7 +150,8 @@ interface IAdEscrow {
     ///         A pause stops the window's clock, and unpausing resumes it.
     error AdEscrowChallengeWindowOver(uint64 epoch, uint40 claimableAt);
 
-    /// @notice Thrown when the debits passed to revoke are not the ones settled.
+    /// @notice Thrown when the debits or totals passed to activate or revoke are not the ones
+    ///         settled.
     error AdEscrowCommitmentMismatch();
 
     /// @notice Thrown when claiming before any root is claimable.
@@ -157,8 +163,14 @@ interface IAdEscrow {
     /// @notice Thrown when a proof does not lead to the root.
     error AdEscrowInvalidProof();
 
-    /// @notice Thrown when a claim would pay more than the token's settled, unclaimed total.
+    /// @notice Thrown when a claim would leave the escrow holding less of `token` than its
+    ///         campaigns' budgets and the pending epoch's debits: more than activated epochs
+    ///         debited would have been paid out.
     error AdEscrowExceedsSettled(address token);
+
+    /// @notice Thrown when a settlement would make the escrow pay out in more than
+    ///         `MAX_TOKENS` tokens (pausing visits every one).
+    error AdEscrowTooManyTokens();
 
     /// @notice Thrown when settlement or claims are attempted while paused.
     error AdEscrowPaused();
@@ -221,11 +233,13 @@ interface IAdEscrow {
     ///      exact sum of the debits of that token's campaigns.
     /// @param epoch The epoch settled: the last settled epoch plus one.
     /// @param root The Merkle root of every payee's cumulative earnings per token, built on
-    ///        the current root (leaves as in `PayoutProof`); nonzero.
+    ///        the current root (leaves as in `PayoutProof`); nonzero. Claims compare its high
+    ///        128 bits.
     /// @param debits What each campaign spent in the epoch; each amount positive, each
     ///        campaign before its end plus the grace period.
-    /// @param totals For each token debited, the sum of its debits: what the root adds to
-    ///        the token's settled total.
+    /// @param totals For each token in the tree, the sum of its debits (zero for a token
+    ///        with leaves but no debits this epoch): the root becomes the current root of
+    ///        exactly these tokens, and their sums become claimable.
     function settle(
         uint64 epoch,
         bytes32 root,
@@ -233,14 +247,16 @@ interface IAdEscrow {
         TokenTotal[] calldata totals
     ) external;
 
-    /// @notice Makes the pending root the current one once its challenge window has passed.
-    ///         Anyone may call; the next settlement needs it done.
-    function activate() external;
+    /// @notice Makes the pending root the current one of its tokens once its challenge
+    ///         window has passed, and their debits claimable. Anyone may call with the
+    ///         epoch's totals from its `Settled` event; the next settlement needs it done.
+    /// @param debitsHash `keccak256(abi.encode(debits))` of the pending epoch.
+    /// @param totals The pending epoch's totals, exactly as settled.
+    function activate(bytes32 debitsHash, TokenTotal[] calldata totals) external;
 
     /// @notice Revokes the pending epoch while its challenge window is open (a pause stops
     ///         the window's clock; unpausing resumes it with the time it had left): its root is
-    ///         dropped, its debits return to their campaigns and its totals leave the settled
-    ///         totals. The epoch number stays used; the next settlement is `epoch + 1` and its
+    ///         dropped and its debits return to their campaigns. The epoch number stays used; the next settlement is `epoch + 1` and its
     ///         cumulative amounts must build on the current (unrevoked) root. Only the pending
     ///         epoch can be revoked, and no later epoch can exist while one is pending.
     /// @param epoch The pending epoch.
@@ -252,22 +268,21 @@ interface IAdEscrow {
     // Claims
     // ---------------------------------------------------------------------------------
 
-    /// @notice Pays `account` its `cumulativeAmount` of `token` minus what it already claimed.
-    ///         Anyone may call; tokens always go to `account`. Verified against the current
-    ///         root, or the one before it (a proof built just before a rotation still works).
+    /// @notice Pays `account` its cumulative amount of `token` minus what its index already
+    ///         claimed. Anyone may call; tokens always go to `account`. Verified against the
+    ///         token's current root, or the one before it (a proof built just before a
+    ///         rotation still works).
     /// @param account The payee, who receives the tokens whoever calls.
     /// @param token The token claimed.
-    /// @param cumulativeAmount Everything `account` has earned of `token` up to the root's
-    ///        epoch, as the leaf says.
-    /// @param proof The Merkle proof of the leaf (`account`, `token`, `cumulativeAmount`).
-    /// @return amount What was paid: `cumulativeAmount` minus what was claimed before; zero
-    ///         for a replayed or stale proof.
-    function claim(
-        address account,
-        address token,
-        uint256 cumulativeAmount,
-        bytes32[] calldata proof
-    ) external returns (uint256 amount);
+    /// @param indexAndAmount As the leaf says: the payee's index (high 128 bits), which stands
+    ///        for (`account`, `token`) for good, and everything `account` has earned of
+    ///        `token` up to the root's epoch (low 128 bits).
+    /// @param proof The Merkle proof of the leaf (`account`, `token`, `indexAndAmount`).
+    /// @return amount What was paid: the cumulative amount minus what was claimed before;
+    ///         zero for a replayed or stale proof.
+    function claim(address account, address token, uint256 indexAndAmount, bytes32[] calldata proof)
+        external
+        returns (uint256 amount);
 
     /// @notice Several claims in one transaction.
     /// @param claims The claims, each handled as `claim` does; one that reverts reverts all.
@@ -299,15 +314,27 @@ interface IAdEscrow {
     /// @return The campaign as stored, all zero for an unknown id.
     function campaign(bytes32 campaignId) external view returns (Campaign memory);
 
-    /// @notice The root claims verify against now (zero while paused), and the one before.
-    /// @return current The current root; zero while paused or before any root is current.
-    /// @return previous The root before it, still accepted; zero while paused or when none.
-    function claimableRoots() external view returns (bytes32 current, bytes32 previous);
+    /// @notice What claims in `token` check against.
+    /// @param token The token.
+    /// @return root The high 128 bits of the token's current root; zero while paused or
+    ///         before any root of the token is current.
+    /// @return previousRoot The same of the root before it, still accepted; zero when none.
+    /// @return locked What the escrow keeps of `token` for its campaigns: every budget and
+    ///         the pending epoch's debits. A claim fails if it would leave less.
+    function tokenState(address token)
+        external
+        view
+        returns (bytes16 root, bytes16 previousRoot, uint256 locked);
+
+    /// @notice The tokens that have had a root, in the order they first did.
+    /// @return The tokens; at most `MAX_TOKENS`.
+    function tokens() external view returns (address[] memory);
 
     /// @notice The pending root and its commitment to the debits (zero when none is pending).
     /// @return root The pending root; zero when none is pending.
-    /// @return commitment `keccak256(abi.encode(debits, totals))` of the pending epoch, which
-    ///         `revoke` checks; zero when none is pending.
+    /// @return commitment `keccak256(abi.encode(keccak256(abi.encode(debits)), totals))` of
+    ///         the pending epoch, which `activate` and `revoke` check; zero when none is
+    ///         pending.
     function pendingRoot() external view returns (bytes32 root, bytes32 commitment);
 
     /// @notice Epoch bookkeeping: the last settled epoch, the epoch of the current root, and,
@@ -330,24 +357,17 @@ interface IAdEscrow {
             bool paused
         );
 
-    /// @notice What `account` has claimed of `token` so far.
-    /// @param account The payee.
-    /// @param token The token.
-    /// @return The cumulative amount of `token` paid to `account`, in base units.
-    function claimed(address account, address token) external view returns (uint256);
-
-    /// @notice Per-token settled and claimed totals.
-    /// @param token The token.
-    /// @return settled What settlements have debited in `token`, a pending epoch's included
-    ///         and revoked epochs' not.
-    /// @return claimedTotal What claims have paid out in `token`.
-    function tokenTotals(address token)
-        external
-        view
-        returns (uint256 settled, uint256 claimedTotal);
+    /// @notice What the payee at `index` has claimed so far.
+    /// @param index The payee's index.
+    /// @return The cumulative amount paid to the index's (account, token), in base units.
+    function claimed(uint256 index) external view returns (uint256);
 
     /// @notice Time after a campaign's end during which it can still be debited; after it the
     ///         advertiser may withdraw what is left.
     /// @return The grace period in seconds.
     function gracePeriod() external view returns (uint40);
+
+    /// @notice How many tokens the escrow can pay out in.
+    /// @return The limit.
+    function MAX_TOKENS() external view returns (uint256);
 }
