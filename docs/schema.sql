@@ -519,6 +519,20 @@ $$;
 
 
 --
+-- Name: payout_indexes_permanent(); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.payout_indexes_permanent() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'payout indexes are permanent: the escrow keys claimed amounts by them'
+        USING ERRCODE = 'restrict_violation';
+END;
+$$;
+
+
+--
 -- Name: refresh_campaign_debited(bigint[], bytea[]); Type: FUNCTION; Schema: public
 --
 
@@ -984,9 +998,24 @@ CREATE TABLE public.mirror_claims (
     block_number bigint NOT NULL,
     log_index integer NOT NULL,
     tx_hash bytea NOT NULL,
+    cumulative_amount numeric(78,0) NOT NULL,
+    leaf_index numeric(39,0) NOT NULL,
+    CONSTRAINT mirror_claims_leaf_index_range CHECK ((leaf_index >= (0)::numeric))
+);
+
+
+--
+-- Name: payout_indexes; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.payout_indexes (
+    chain_id bigint NOT NULL,
+    leaf_index bigint NOT NULL,
     account bytea NOT NULL,
     token bytea NOT NULL,
-    cumulative_amount numeric(78,0) NOT NULL
+    CONSTRAINT payout_indexes_account_length CHECK ((octet_length(account) = 20)),
+    CONSTRAINT payout_indexes_nonnegative CHECK ((leaf_index >= 0)),
+    CONSTRAINT payout_indexes_token_length CHECK ((octet_length(token) = 20))
 );
 
 
@@ -995,13 +1024,15 @@ CREATE TABLE public.mirror_claims (
 --
 
 CREATE VIEW public.claims_view AS
- SELECT DISTINCT ON (mirror_claims.chain_id, mirror_claims.account, mirror_claims.token) mirror_claims.chain_id,
-    mirror_claims.account,
-    mirror_claims.token,
-    mirror_claims.cumulative_amount,
-    mirror_claims.block_number
-   FROM public.mirror_claims
-  ORDER BY mirror_claims.chain_id, mirror_claims.account, mirror_claims.token, mirror_claims.block_number DESC, mirror_claims.log_index DESC;
+ SELECT DISTINCT ON (c.chain_id, i.account, i.token, c.leaf_index) c.chain_id,
+    i.account,
+    i.token,
+    c.leaf_index,
+    c.cumulative_amount,
+    c.block_number
+   FROM (public.mirror_claims c
+     LEFT JOIN public.payout_indexes i ON (((i.chain_id = c.chain_id) AND ((i.leaf_index)::numeric = c.leaf_index))))
+  ORDER BY c.chain_id, i.account, i.token, c.leaf_index, c.block_number DESC, c.log_index DESC;
 
 
 --
@@ -1862,6 +1893,20 @@ CREATE TABLE public.settlement_epochs (
 
 
 --
+-- Name: settlement_totals; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.settlement_totals (
+    chain_id bigint NOT NULL,
+    epoch bigint NOT NULL,
+    token bytea NOT NULL,
+    amount numeric(78,0) NOT NULL,
+    CONSTRAINT settlement_totals_nonnegative CHECK ((amount >= (0)::numeric)),
+    CONSTRAINT settlement_totals_token_length CHECK ((octet_length(token) = 20))
+);
+
+
+--
 -- Name: settlements_view; Type: VIEW; Schema: public
 --
 
@@ -2396,6 +2441,22 @@ ALTER TABLE ONLY public.outbox
 
 
 --
+-- Name: payout_indexes payout_indexes_payee_key; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.payout_indexes
+    ADD CONSTRAINT payout_indexes_payee_key UNIQUE (chain_id, account, token);
+
+
+--
+-- Name: payout_indexes payout_indexes_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.payout_indexes
+    ADD CONSTRAINT payout_indexes_pkey PRIMARY KEY (chain_id, leaf_index);
+
+
+--
 -- Name: payout_leaves payout_leaves_pkey; Type: CONSTRAINT; Schema: public
 --
 
@@ -2577,6 +2638,14 @@ ALTER TABLE ONLY public.settlement_debits
 
 ALTER TABLE ONLY public.settlement_epochs
     ADD CONSTRAINT settlement_epochs_pkey PRIMARY KEY (chain_id, epoch);
+
+
+--
+-- Name: settlement_totals settlement_totals_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.settlement_totals
+    ADD CONSTRAINT settlement_totals_pkey PRIMARY KEY (chain_id, epoch, token);
 
 
 --
@@ -2853,10 +2922,10 @@ CREATE INDEX mirror_campaign_events_campaign_idx ON public.mirror_campaign_event
 
 
 --
--- Name: mirror_claims_account_idx; Type: INDEX; Schema: public
+-- Name: mirror_claims_index_idx; Type: INDEX; Schema: public
 --
 
-CREATE INDEX mirror_claims_account_idx ON public.mirror_claims USING btree (chain_id, account, token);
+CREATE INDEX mirror_claims_index_idx ON public.mirror_claims USING btree (chain_id, leaf_index);
 
 
 --
@@ -3228,6 +3297,13 @@ CREATE TRIGGER nodes_serving_change AFTER INSERT OR DELETE OR UPDATE ON public.n
 --
 
 CREATE TRIGGER nodes_updated_at BEFORE UPDATE ON public.nodes FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+
+
+--
+-- Name: payout_indexes payout_indexes_permanent; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER payout_indexes_permanent BEFORE DELETE OR UPDATE ON public.payout_indexes FOR EACH ROW EXECUTE FUNCTION public.payout_indexes_permanent();
 
 
 --
@@ -3914,6 +3990,14 @@ ALTER TABLE ONLY public.settlement_debits
 
 ALTER TABLE ONLY public.settlement_debits
     ADD CONSTRAINT settlement_debits_escrow_fkey FOREIGN KEY (escrow_id) REFERENCES public.escrow_accounts(id);
+
+
+--
+-- Name: settlement_totals settlement_totals_epoch_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.settlement_totals
+    ADD CONSTRAINT settlement_totals_epoch_fkey FOREIGN KEY (chain_id, epoch) REFERENCES public.settlement_epochs(chain_id, epoch);
 
 
 --

@@ -26,37 +26,44 @@ const ESCROW: Address = address!("0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512");
 fn main() {
     let usdc = address!("0x00000000000000000000000000000000000a11ce");
     let eurc = address!("0x00000000000000000000000000000000000000b0");
+    // Indexes with gaps and one large one, and the first two in one claimed slot.
     let leaves: Vec<PayoutLeaf> = [
         (
             address!("0x1111111111111111111111111111111111111111"),
             usdc,
+            0,
             U256::from(1_000_000u64),
         ),
         (
             address!("0x2222222222222222222222222222222222222222"),
             usdc,
+            1,
             U256::from(2_500_000u64),
         ),
         (
             address!("0x3333333333333333333333333333333333333333"),
             usdc,
+            2,
             U256::from(1u64),
         ),
         (
             address!("0x1111111111111111111111111111111111111111"),
             eurc,
+            7,
             U256::from(10u64).pow(U256::from(30u64)),
         ),
         (
             address!("0x4444444444444444444444444444444444444444"),
             eurc,
+            1_000_000,
             U256::from(42u64),
         ),
     ]
     .into_iter()
-    .map(|(account, token, cumulative_amount)| PayoutLeaf {
+    .map(|(account, token, index, cumulative_amount)| PayoutLeaf {
         account,
         token,
+        index,
         cumulative_amount,
     })
     .collect();
@@ -99,6 +106,7 @@ fn main() {
         "payoutTree": {
             "accounts": tree.leaves().map(|l| l.account).collect::<Vec<_>>(),
             "tokens": tree.leaves().map(|l| l.token).collect::<Vec<_>>(),
+            "indexes": tree.leaves().map(|l| l.index).collect::<Vec<_>>(),
             "cumulativeAmounts": tree.leaves().map(|l| l.cumulative_amount.to_string()).collect::<Vec<_>>(),
             "leafHashes": tree.leaves().map(|l| l.hash()).collect::<Vec<_>>(),
             "root": tree.root(),

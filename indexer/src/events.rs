@@ -3,9 +3,10 @@
 
 use alloy::primitives::{Address, B256, U256};
 use alloy::rpc::types::Log;
-use alloy::sol_types::SolEventInterface;
+use alloy::sol_types::{SolEvent, SolEventInterface};
 
-use adescrow_chain::contracts::{AdEscrow::AdEscrowEvents, ConsentRegistry::ConsentRegistryEvents};
+use adescrow_chain::contracts::AdEscrow::{self, AdEscrowEvents};
+use adescrow_chain::contracts::ConsentRegistry::ConsentRegistryEvents;
 
 /// Where a log sits in the chain.
 #[derive(Debug, Clone, Copy)]
@@ -97,11 +98,22 @@ pub struct RevocationRow {
     pub root: B256,
 }
 
+/// A claim as `Claimed(uint256 indexAndAmount)` logs it: the payee's index and its
+/// cumulative amount, each below 2^128. The account and token are not in the log; the
+/// index names them (`payout_indexes`, joined by the views).
 #[derive(Debug)]
 pub struct ClaimRow {
-    pub account: Address,
-    pub token: Address,
+    pub leaf_index: U256,
     pub cumulative_amount: U256,
+}
+
+impl ClaimRow {
+    fn new(index_and_amount: U256) -> Self {
+        Self {
+            leaf_index: index_and_amount >> 128,
+            cumulative_amount: index_and_amount & U256::from(u128::MAX),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -145,6 +157,9 @@ impl Rows {
 
     /// Adds the rows of one log. Logs of other contracts, and events the mirror does not
     /// keep (role admin changes, EIP-712 domain changes), add nothing.
+    ///
+    /// A log of the escrow without topics is a claim: `Claimed` is the escrow's only
+    /// anonymous event, and every other event has its signature as the first topic.
     pub fn push_log(&mut self, contracts: Contracts, log: &Log) {
         let (Some(block_number), Some(log_index), Some(tx_hash)) =
             (log.block_number, log.log_index, log.transaction_hash)
@@ -157,7 +172,11 @@ impl Rows {
             tx_hash,
         };
         if log.address() == contracts.escrow {
-            if let Ok(event) = AdEscrowEvents::decode_log(&log.inner) {
+            if log.topics().is_empty() {
+                if let Ok(claim) = AdEscrow::Claimed::decode_raw_log(log.topics(), &log.data().data) {
+                    self.claims.push(at, ClaimRow::new(claim.indexAndAmount));
+                }
+            } else if let Ok(event) = AdEscrowEvents::decode_log(&log.inner) {
                 self.push_escrow(at, event.data);
             }
         } else if log.address() == contracts.consent
@@ -272,14 +291,9 @@ impl Rows {
                     root: e.root,
                 },
             ),
-            AdEscrowEvents::Claimed(e) => self.claims.push(
-                at,
-                ClaimRow {
-                    account: e.account,
-                    token: e.token,
-                    cumulative_amount: e.cumulativeAmount,
-                },
-            ),
+            // Claims have no topics and are read in `push_log`. A log with a first topic the
+            // ABI does not know may still decode as the anonymous event here; it is no claim.
+            AdEscrowEvents::Claimed(_) => {}
             AdEscrowEvents::RoleGranted(e) => self.admin.push(
                 at,
                 AdminRow {
@@ -306,5 +320,53 @@ impl Rows {
             ),
             AdEscrowEvents::RoleAdminChanged(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::{Bytes, LogData};
+
+    use super::*;
+
+    const ESCROW: Address = Address::repeat_byte(0xe5);
+    const CONTRACTS: Contracts = Contracts {
+        escrow: ESCROW,
+        consent: Address::repeat_byte(0xc0),
+    };
+
+    fn log(address: Address, topics: Vec<B256>, data: U256) -> Log {
+        Log {
+            inner: alloy::primitives::Log {
+                address,
+                data: LogData::new_unchecked(topics, Bytes::from(data.to_be_bytes::<32>().to_vec())),
+            },
+            block_number: Some(9),
+            log_index: Some(2),
+            transaction_hash: Some(B256::repeat_byte(1)),
+            ..Log::default()
+        }
+    }
+
+    #[test]
+    fn an_escrow_log_without_topics_is_a_claim_split_into_index_and_amount() {
+        let mut rows = Rows::default();
+        let word = (U256::from(1_000_001u64) << 128) | U256::from(u128::MAX);
+        rows.push_log(CONTRACTS, &log(ESCROW, Vec::new(), word));
+        assert_eq!(rows.len(), 1);
+        let claim = &rows.claims.rows[0];
+        assert_eq!(claim.leaf_index, U256::from(1_000_001u64));
+        assert_eq!(claim.cumulative_amount, U256::from(u128::MAX));
+        assert_eq!(rows.claims.positions[0].block_number, 9);
+    }
+
+    #[test]
+    fn other_logs_are_no_claims() {
+        let mut rows = Rows::default();
+        // Another contract's anonymous log.
+        rows.push_log(CONTRACTS, &log(Address::repeat_byte(7), Vec::new(), U256::from(1u64)));
+        // An escrow log whose first topic no event of the ABI has.
+        rows.push_log(CONTRACTS, &log(ESCROW, vec![B256::repeat_byte(0xab)], U256::from(1u64)));
+        assert!(rows.is_empty(), "{rows:?}");
     }
 }

@@ -146,15 +146,14 @@ pub async fn insert(conn: &mut PgConnection, chain_id: u64, rows: &Rows) -> Resu
     if !t.is_empty() {
         let (blocks, logs, txs) = positions(&t.positions);
         sqlx::query!(
-            r#"INSERT INTO mirror_claims (chain_id, block_number, log_index, tx_hash, account, token, cumulative_amount)
-               SELECT $1, * FROM UNNEST($2::bigint[], $3::int[], $4::bytea[], $5::bytea[], $6::bytea[], $7::numeric[])
+            r#"INSERT INTO mirror_claims (chain_id, block_number, log_index, tx_hash, leaf_index, cumulative_amount)
+               SELECT $1, * FROM UNNEST($2::bigint[], $3::int[], $4::bytea[], $5::numeric[], $6::numeric[])
                ON CONFLICT DO NOTHING"#,
             chain,
             &blocks,
             &logs,
             &txs as &[SqlB256],
-            &addresses(t.rows.iter().map(|r| r.account)) as &[SqlAddress],
-            &addresses(t.rows.iter().map(|r| r.token)) as &[SqlAddress],
+            &amounts(t.rows.iter().map(|r| r.leaf_index)) as &[SqlU256],
             &amounts(t.rows.iter().map(|r| r.cumulative_amount)) as &[SqlU256],
         )
         .execute(&mut *conn)

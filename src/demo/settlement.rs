@@ -4,7 +4,7 @@
 //! owed. A replay of the same proof pays nothing.
 
 use alloy::network::TransactionBuilder;
-use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::primitives::{Address, B256, Bytes, FixedBytes, U256};
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
 use serde_json::{Value, json};
@@ -85,12 +85,14 @@ pub async fn wait_for_epoch(
             state.lastEpoch,
         ));
     }
-    let roots = escrow.claimableRoots().call().await?;
-    if roots.current != root && roots.previous != root {
+    // The escrow keeps the high 128 bits of each token's current and previous root.
+    let claimable = escrow.tokenState(devnet.token).call().await?;
+    let half = FixedBytes::<16>::from_slice(&root[..16]);
+    if claimable.root != half && claimable.previousRoot != half {
         return Err(Failure::mismatch(
-            "claimable roots on chain",
-            root,
-            format!("{roots:?}"),
+            "the token's claimable roots on chain (high 128 bits)",
+            half,
+            format!("{} and {}", claimable.root, claimable.previousRoot),
         ));
     }
     let settlements = devnet.api.get("/v1/escrow/settlements?limit=10", None).await?;
@@ -139,13 +141,29 @@ pub async fn wait_for_epoch(
 pub async fn claim(devnet: &Devnet, report: &mut Report<'_>, hosting: &Hosting, settled: &Settled) -> Result<u128> {
     let account = hosting.hoster.wallet.address();
     let escrow = devnet.deployment.ad_escrow.address;
+    let path = format!("/v1/payouts/{account}");
+    // The escrow knows the payee by its index: what it has claimed is `claimed(index)`.
+    let index = wait_for(
+        report,
+        "the hoster's payee index",
+        devnet.wait_timeout,
+        POLL,
+        async || {
+            let payouts = devnet.api.get(&path, None).await?;
+            let entry = token_payout(&payouts, devnet.token).cloned().unwrap_or_default();
+            Ok(match entry["index"].as_u64() {
+                Some(index) => Probe::Ready(index),
+                None => Probe::Waiting(format!("index {}", entry["index"])),
+            })
+        },
+    )
+    .await?;
     let already: u128 = AdEscrow::new(escrow, devnet.chain.reader.clone())
-        .claimed(account, devnet.token)
+        .claimed(U256::from(index))
         .call()
         .await?
         .to();
     let owed = settled.cumulative - already;
-    let path = format!("/v1/payouts/{account}");
     let payout = wait_for(
         report,
         "the API's claimable amount",
@@ -165,7 +183,7 @@ pub async fn claim(devnet: &Devnet, report: &mut Report<'_>, hosting: &Hosting, 
     let calldata: Bytes = parsed(&payout, "/calldata")?;
     let proof = payout["proof"].as_array().map_or(0, Vec::len);
     report.ok(format_args!(
-        "API: cumulative {}, claimed {}, claimable {}, proof of {proof} hashes and ready calldata",
+        "API: payee index {index}, cumulative {}, claimed {}, claimable {}, proof of {proof} hashes and ready calldata",
         devnet.units(settled.cumulative),
         devnet.units(already),
         devnet.units(owed)

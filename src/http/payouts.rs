@@ -15,8 +15,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(payouts_of))
 }
 
-/// An account's payouts per token: cumulative, claimed, claimable now, pending, and the
-/// proof and calldata of `AdEscrow.claim`.
+/// An account's payouts per token: its payee index, cumulative, claimed, claimable now,
+/// pending, and the proof and calldata of `AdEscrow.claim`.
 #[utoipa::path(
     get, path = "/payouts/{account}", tag = "settlement",
     params(("account" = crate::platform::wire::schema::Address, Path, description = "the payee's address")),

@@ -1,7 +1,8 @@
-//! What a payee can claim, and where the rest of its money stands: per token, the
-//! cumulative amount of the latest claimable epoch with its proof and ready-made calldata,
-//! what the mirror says is already claimed (and by which transaction), a newer leaf still in
-//! its challenge window, and what the ledger holds, has released, or is owed back.
+//! What a payee can claim, and where the rest of its money stands: per token, the payee's
+//! index and the cumulative amount of the latest claimable epoch with its proof and
+//! ready-made calldata, what the mirror says is already claimed (and by which transaction), a
+//! newer leaf still in its challenge window, and what the ledger holds, has released, or is
+//! owed back.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +16,7 @@ use utoipa::ToSchema;
 use crate::contracts::AdEscrow;
 use crate::money::Amount;
 use crate::money::holds::{self, Held};
+use crate::settlement::payout_tree::PayoutLeaf;
 
 /// One token's payout for one account, in the states its money passes through: accrued
 /// (everything earned), held (until, why), released, in an epoch pending its challenge
@@ -25,6 +27,10 @@ pub struct TokenPayout {
     #[schema(value_type = crate::platform::wire::schema::TokenAddress)]
     #[serde(serialize_with = "crate::platform::wire::checksummed::serialize")]
     pub token: Address,
+    /// The payee's permanent index in the escrow for this token: the high 128 bits of the
+    /// leaf's and the claim's `indexAndAmount`, and what `AdEscrow.claimed(index)` reads.
+    /// None until the payee's first leaf is claimable.
+    pub index: Option<u64>,
     /// Everything earned so far, held or released, net of what was moved out.
     pub accrued: Amount,
     /// Each open hold: how much, why and until when.
@@ -47,11 +53,12 @@ pub struct TokenPayout {
     pub claimable: Amount,
     /// Released in the ledger but not claimable yet (unsettled, or in a challenge window).
     pub pending: Amount,
-    /// The Merkle proof of (account, token, cumulative) under the root; empty when nothing
-    /// is settled for this token yet.
+    /// The Merkle proof of (account, token, `index << 128 | cumulative`) under the root;
+    /// empty when nothing is settled for this token yet.
     #[schema(value_type = Vec<crate::platform::wire::schema::Bytes32>)]
     pub proof: Vec<B256>,
-    /// `AdEscrow.claim(account, token, cumulative, proof)`, ABI-encoded, to send to `escrow`.
+    /// `AdEscrow.claim(account, token, index << 128 | cumulative, proof)`, ABI-encoded, to
+    /// send to `escrow` (from any account: the tokens go to the payee).
     #[schema(value_type = Option<crate::platform::wire::schema::HexBytes>)]
     pub calldata: Option<Bytes>,
 }
@@ -70,6 +77,7 @@ impl TokenPayout {
     fn empty(token: Address) -> Self {
         Self {
             token,
+            index: None,
             accrued: Amount::ZERO,
             held: Vec::new(),
             released: Amount::ZERO,
@@ -116,12 +124,14 @@ pub async fn payouts(db: &PgPool, chain_id: u64, escrow: Address, account: Addre
                SELECT epoch, root FROM settlement_epochs
                WHERE chain_id = $1 AND activated_at IS NOT NULL ORDER BY epoch DESC LIMIT 1)
            SELECT e.epoch, e.root AS "root!: SqlB256", l.token AS "token?: SqlAddress", l.cumulative AS "cumulative?: Amount",
-                  l.proof AS "proof?", c.cumulative_amount AS "claimed?: Amount", c.tx_hash AS "claimed_tx?: SqlB256"
+                  l.proof AS "proof?", i.leaf_index AS "index?", c.cumulative_amount AS "claimed?: Amount",
+                  c.tx_hash AS "claimed_tx?: SqlB256"
            FROM e
            LEFT JOIN payout_leaves l ON l.chain_id = $1 AND l.epoch = e.epoch AND l.account = $2
+           LEFT JOIN payout_indexes i ON i.chain_id = $1 AND i.account = $2 AND i.token = l.token
            LEFT JOIN LATERAL (
                SELECT cumulative_amount, tx_hash FROM mirror_claims
-               WHERE chain_id = $1 AND account = $2 AND token = l.token
+               WHERE chain_id = $1 AND leaf_index = i.leaf_index
                ORDER BY block_number DESC, log_index DESC LIMIT 1) c ON true"#,
         chain,
         account.as_slice()
@@ -150,18 +160,28 @@ pub async fn payouts(db: &PgPool, chain_id: u64, escrow: Address, account: Addre
     for row in leaves {
         epoch = Some(row.epoch as u64);
         root = Some(row.root.0);
-        let (Some(SqlAddress(token)), Some(cumulative), Some(proof)) = (row.token, row.cumulative, row.proof) else {
+        // A leaf's index is stored with it (the build's transaction), so none is missing.
+        let (Some(SqlAddress(token)), Some(cumulative), Some(proof), Some(index)) =
+            (row.token, row.cumulative, row.proof, row.index)
+        else {
             continue;
         };
         let proof = proof_hashes(&proof)?;
+        let leaf = PayoutLeaf {
+            account,
+            token,
+            index: index as u64,
+            cumulative_amount: U256::from(cumulative.0),
+        };
         let calldata = AdEscrow::claimCall {
             account,
             token,
-            cumulativeAmount: U256::from(cumulative.0),
+            indexAndAmount: leaf.index_and_amount(),
             proof: proof.clone(),
         }
         .abi_encode();
         let payout = tokens.entry(token).or_insert_with(|| TokenPayout::empty(token));
+        payout.index = Some(leaf.index);
         payout.cumulative = cumulative;
         payout.claimed = row.claimed.unwrap_or(Amount::ZERO);
         payout.claimed_tx = row.claimed_tx.map(|tx| tx.0);

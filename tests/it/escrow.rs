@@ -117,11 +117,13 @@ async fn rust_payout_trees_settle_and_claim_on_chain() {
         .await
         .unwrap();
 
-    // Seven payees; the tree is built in Rust.
+    // Seven payees, indexes 0 to 6 in reverse (so that neighbours in a claimed slot are not
+    // neighbours in the list); the tree is built in Rust.
     let payees: Vec<PayoutLeaf> = (1..=7u64)
         .map(|i| PayoutLeaf {
             account: PrivateKeySigner::random().address(),
             token: token_address,
+            index: 7 - i,
             cumulative_amount: U256::from(i * 1_000_000),
         })
         .collect();
@@ -148,13 +150,25 @@ async fn rust_payout_trees_settle_and_claim_on_chain() {
         .await
         .unwrap();
     assert!(receipt.status());
-
-    // Anyone claims for every payee with the Rust proofs; each receives its leaf.
     let claimer = AdEscrow::new(deployment.ad_escrow.address, &anyone);
+    let state = claimer.tokenState(token_address).call().await.unwrap();
+    assert_eq!(
+        state.root.as_slice(),
+        &tree.root()[..16],
+        "the token's root: the high half"
+    );
+    assert_eq!(
+        state.locked,
+        U256::from(1_000_000_000u64) - total,
+        "the debits left what is locked"
+    );
+
+    // Anyone claims for every payee with the Rust proofs; each receives its leaf, and the
+    // escrow records it under the payee's index without touching the slot's other half.
     let reader = TestToken::new(token_address, &anyone);
     for (i, leaf) in tree.leaves().enumerate() {
         let receipt = claimer
-            .claim(leaf.account, leaf.token, leaf.cumulative_amount, tree.proof(i))
+            .claim(leaf.account, leaf.token, leaf.index_and_amount(), tree.proof(i))
             .send()
             .await
             .unwrap()
@@ -168,20 +182,30 @@ async fn rust_payout_trees_settle_and_claim_on_chain() {
             "payee {i}"
         );
     }
-    let (settled, claimed) = {
-        let totals = claimer.tokenTotals(token_address).call().await.unwrap();
-        (totals.settled, totals.claimedTotal)
-    };
-    assert_eq!(settled, total);
-    assert_eq!(claimed, total);
+    for leaf in tree.leaves() {
+        assert_eq!(
+            claimer.claimed(U256::from(leaf.index)).call().await.unwrap(),
+            leaf.cumulative_amount,
+            "claimed under index {}",
+            leaf.index
+        );
+    }
+    assert_eq!(
+        reader.balanceOf(deployment.ad_escrow.address).call().await.unwrap(),
+        U256::from(1_000_000_000u64) - total,
+        "the escrow paid out exactly the leaves"
+    );
 
-    // A proof for a forged amount is refused on chain.
+    // A proof for a forged amount, or for the leaf under another index, is refused on chain.
     let leaf = tree.leaves().next().copied().unwrap();
     let forged = claimer.claim(
         leaf.account,
         leaf.token,
-        leaf.cumulative_amount + U256::from(1),
+        leaf.index_and_amount() + U256::from(1),
         tree.proof(0),
     );
     assert!(forged.call().await.is_err(), "forged claim must revert");
+    let moved = PayoutLeaf { index: 100, ..leaf };
+    let moved = claimer.claim(leaf.account, leaf.token, moved.index_and_amount(), tree.proof(0));
+    assert!(moved.call().await.is_err(), "a leaf under another index must revert");
 }

@@ -140,12 +140,19 @@ impl Chain {
 
     /// Settles `epoch` debiting `amount` from the campaign, paying it all to `payee`.
     async fn settle(&self, epoch: u64, payee: Address, cumulative: U256, amount: U256) -> PayoutTree {
-        let tree = PayoutTree::new(vec![PayoutLeaf {
+        let leaf = PayoutLeaf {
             account: payee,
             token: self.token,
+            index: 0,
             cumulative_amount: cumulative,
-        }])
-        .unwrap();
+        };
+        self.settle_leaves(epoch, vec![leaf], amount).await
+    }
+
+    /// Settles `epoch` with a tree of `leaves` (in this chain's token), debiting `amount`
+    /// from the campaign.
+    async fn settle_leaves(&self, epoch: u64, leaves: Vec<PayoutLeaf>, amount: U256) -> PayoutTree {
+        let tree = PayoutTree::new(leaves).unwrap();
         AdEscrow::new(self.deployment.ad_escrow.address, self.wallet(1))
             .settle(
                 epoch,
@@ -481,5 +488,124 @@ async fn chain_reads_refuse_bad_input(pool: PgPool) {
             .unwrap()
             .len(),
         0
+    );
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn anonymous_claims_are_named_by_their_index_and_rolled_back_on_a_reorg(pool: PgPool) {
+    let chain = Chain::start().await;
+    let chain_id = chain.anvil.chain_id() as i64;
+    let (payee, stranger) = (chain.anvil.addresses()[7], chain.anvil.addresses()[8]);
+    // Two payees sharing a claimed slot (indexes 4 and 5). This database assigned index 5
+    // (as an epoch's build would); index 4 is not one of its own.
+    sqlx::query("INSERT INTO payout_indexes (chain_id, leaf_index, account, token) VALUES ($1, 5, $2, $3)")
+        .bind(chain_id)
+        .bind(payee.as_slice())
+        .bind(chain.token.as_slice())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let leaf = |account, index, amount: u64| PayoutLeaf {
+        account,
+        token: chain.token,
+        index,
+        cumulative_amount: U256::from(amount),
+    };
+    let tree = chain
+        .settle_leaves(
+            1,
+            vec![leaf(payee, 5, 700), leaf(stranger, 4, 300)],
+            U256::from(1_000u64),
+        )
+        .await;
+    let mut follower = chain.follower(&pool, chain.anvil.endpoint_url(), 2);
+    sync(&mut follower).await;
+
+    // On the branch that will be orphaned: both claim (sent by someone else).
+    let snapshot = chain.wallet(0).anvil_snapshot().await.unwrap();
+    let escrow = AdEscrow::new(chain.deployment.ad_escrow.address, chain.wallet(0));
+    for (i, leaf) in tree.leaves().enumerate() {
+        let receipt = escrow
+            .claim(leaf.account, leaf.token, leaf.index_and_amount(), tree.proof(i))
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        // The claim's own log: the escrow's, without topics, one word of index and amount.
+        let logs: Vec<_> = receipt
+            .inner
+            .logs()
+            .iter()
+            .filter(|log| log.address() == chain.deployment.ad_escrow.address)
+            .collect();
+        assert_eq!(logs.len(), 1, "one escrow log per claim");
+        assert!(logs[0].topics().is_empty(), "anonymous");
+        assert_eq!(
+            logs[0].data().data.as_ref(),
+            leaf.index_and_amount().to_be_bytes::<32>()
+        );
+    }
+    sync(&mut follower).await;
+
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT leaf_index::text, cumulative_amount::text FROM mirror_claims ORDER BY leaf_index")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        vec![("4".into(), "300".into()), ("5".into(), "700".into())],
+        "both claims, as the logs say"
+    );
+    // (account, token, cumulative amount)
+    type Named = (Option<Vec<u8>>, Option<Vec<u8>>, String);
+    let named: Vec<Named> = sqlx::query_as(
+        "SELECT account, token, cumulative_amount::text FROM claims_view WHERE chain_id = $1 ORDER BY leaf_index",
+    )
+    .bind(chain_id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        named,
+        vec![
+            (None, None, "300".into()),
+            (Some(payee.to_vec()), Some(chain.token.to_vec()), "700".into())
+        ],
+        "the index names the payee; an unknown index stays unnamed"
+    );
+    let app = TestApp::with(pool.clone(), |c| c.chain_id = chain.anvil.chain_id());
+    let claims = app.get(&format!("/v1/escrow/claims/{payee}"), None).await;
+    let claims = claims.ok();
+    assert_eq!(claims.as_array().unwrap().len(), 1, "{claims}");
+    assert_eq!(claims[0]["claimed"], "700");
+    assert_eq!(
+        claims[0]["token"].as_str().unwrap().parse::<Address>().unwrap(),
+        chain.token
+    );
+    let unknown = app.get(&format!("/v1/escrow/claims/{stranger}"), None).await;
+    assert_eq!(unknown.ok().as_array().unwrap().len(), 0, "not this database's payee");
+
+    // The canonical branch has no claims: the mirror drops them with the orphaned blocks.
+    assert!(chain.wallet(0).anvil_revert(snapshot).await.unwrap());
+    chain.mine(4).await;
+    let steps = sync(&mut follower).await;
+    assert!(
+        steps.iter().any(|s| matches!(s, Step::RolledBack { .. })),
+        "detected the reorg: {steps:?}"
+    );
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM mirror_claims")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the orphaned claims are gone");
+    let claims = app.get(&format!("/v1/escrow/claims/{payee}"), None).await;
+    assert_eq!(claims.ok().as_array().unwrap().len(), 0);
+    assert_eq!(
+        escrow.claimed(U256::from(5u64)).call().await.unwrap(),
+        U256::ZERO,
+        "and the chain agrees"
     );
 }

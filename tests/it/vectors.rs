@@ -37,12 +37,18 @@ fn payout_tree_matches_the_vectors() {
         .map(|i| PayoutLeaf {
             account: parse(&v["accounts"][i]),
             token: parse(&v["tokens"][i]),
+            index: v["indexes"][i].as_u64().unwrap(),
             cumulative_amount: u256(&v["cumulativeAmounts"][i]),
         })
         .collect();
     let tree = PayoutTree::new(leaves).unwrap();
     assert_eq!(tree.root(), parse::<B256>(&v["root"]), "root");
     for (i, leaf) in tree.leaves().enumerate() {
+        assert_eq!(
+            leaf.index_and_amount() >> 128,
+            U256::from(leaf.index),
+            "leaf {i}: the index is the high half"
+        );
         assert_eq!(leaf.hash(), parse::<B256>(&v["leafHashes"][i]), "leaf {i} hash");
         let expected: Vec<B256> = v["proofs"][i].as_array().unwrap().iter().map(parse).collect();
         assert_eq!(tree.proof(i), expected, "leaf {i} proof");

@@ -1,6 +1,7 @@
 //! Settlement epochs: closing one freezes the ledger postings it covers; building it sums
-//! every payee's cumulative earnings per token, each campaign's debit, and stores the
-//! payout tree's leaves with their proofs.
+//! every payee's cumulative earnings per token, each campaign's debit, gives new payees
+//! their permanent indexes, and stores the payout tree's leaves with their proofs and what
+//! the epoch settles per token.
 //!
 //! Closing and building are two steps so that the lock closing takes is held for one
 //! statement, not for the seconds a large tree takes. A relayer that dies between them
@@ -10,13 +11,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use adescrow_chain::sql::{SqlAddress, SqlB256, SqlU256};
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, B256, U256, keccak256};
+use alloy::sol_types::SolValue;
 use sqlx::{Connection, PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::contracts::IAdEscrow;
 use crate::money::ledger;
-use crate::settlement::payout_tree::{PayoutLeaf, PayoutTree};
+use crate::settlement::payee_index;
+use crate::settlement::payout_tree::{PayoutLeaf, PayoutTree, TreeError};
 
 /// When an epoch closes.
 #[derive(Debug, Clone)]
@@ -39,10 +43,42 @@ struct PayeeState {
 pub struct Settlement {
     pub epoch: u64,
     pub root: B256,
-    /// Per escrow account (on-chain id): the amount debited, in its token.
+    /// Per escrow account (on-chain id): the amount debited, in its token; in order of id.
     pub debits: Vec<(B256, U256)>,
-    /// Per token: the sum of its debits.
+    /// Per token the tree pays (or debited): the sum of its debits, zero for a token with
+    /// leaves but no debits; in order of token. The contract moves exactly these tokens to
+    /// the new root.
     pub totals: Vec<(Address, U256)>,
+}
+
+impl Settlement {
+    /// `keccak256(abi.encode(debits))`, as `activate` takes it: the debits exactly as
+    /// settled.
+    pub fn debits_hash(&self) -> B256 {
+        keccak256(self.debit_list().abi_encode())
+    }
+
+    /// The debits as the contract's `Debit[]`.
+    pub fn debit_list(&self) -> Vec<IAdEscrow::Debit> {
+        self.debits
+            .iter()
+            .map(|(campaign, amount)| IAdEscrow::Debit {
+                campaignId: *campaign,
+                amount: *amount,
+            })
+            .collect()
+    }
+
+    /// The totals as the contract's `TokenTotal[]`.
+    pub fn total_list(&self) -> Vec<IAdEscrow::TokenTotal> {
+        self.totals
+            .iter()
+            .map(|(token, amount)| IAdEscrow::TokenTotal {
+                token: *token,
+                amount: *amount,
+            })
+            .collect()
+    }
 }
 
 /// Closes the next epoch if it is due: the previous one is confirmed, postings wait, and
@@ -147,10 +183,13 @@ pub enum BuildError {
     },
     #[error("epoch {0} has nothing to pay")]
     Empty(u64),
+    #[error("epoch {epoch}: {source}")]
+    Tree { epoch: u64, source: TreeError },
 }
 
 /// Builds epoch `epoch`'s payout tree from the previous epoch's leaves plus the postings
-/// in between, and stores leaves, proofs and debits in one transaction.
+/// in between, and stores new payees' indexes, leaves, proofs, debits and totals in one
+/// transaction.
 pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, BuildError> {
     let chain = chain_id as i64;
     let this = sqlx::query!(
@@ -269,23 +308,50 @@ pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, Build
         });
     }
 
-    let mut leaves: Vec<(PayoutLeaf, U256)> = payees
+    // A fixed order, so that a rebuild writes identical rows.
+    let mut standings: Vec<((Address, Address), PayeeState)> = payees
         .into_iter()
         .filter(|(_, standing)| !standing.leaf.is_zero())
-        .map(|((account, token), standing)| {
-            let leaf = PayoutLeaf {
-                account,
-                token,
-                cumulative_amount: standing.leaf,
-            };
-            (leaf, standing.balance)
-        })
         .collect();
-    // A fixed order, so that a rebuild writes identical rows.
-    leaves.sort_unstable_by_key(|(leaf, _)| (leaf.account, leaf.token));
-    let balances: Vec<U256> = leaves.iter().map(|(_, balance)| *balance).collect();
-    let tree =
-        PayoutTree::new(leaves.into_iter().map(|(leaf, _)| leaf).collect()).map_err(|_| BuildError::Empty(epoch))?;
+    if standings.is_empty() {
+        return Err(BuildError::Empty(epoch));
+    }
+    standings.sort_unstable_by_key(|(payee, _)| *payee);
+
+    // Every token the tree pays moves to the new root, so each is in the totals, with zero
+    // when nothing of it was debited this epoch; every debited token must be there too.
+    let mut totals: BTreeMap<Address, U256> = standings.iter().map(|((_, token), _)| (*token, U256::ZERO)).collect();
+    for row in &spent {
+        *totals.entry(row.token.0).or_default() += row.amount.0;
+    }
+    let (mut escrows, mut chain_ids, mut tokens, mut amounts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for row in spent {
+        escrows.push(row.escrow_id);
+        chain_ids.push(row.chain_escrow_id);
+        tokens.push(row.token);
+        amounts.push(row.amount);
+    }
+
+    let mut conn = db.acquire().await?;
+    let mut tx = conn.begin().await?;
+    let mut leaves = Vec::with_capacity(standings.len());
+    let mut balances = Vec::with_capacity(standings.len());
+    for ((account, token), standing) in standings {
+        leaves.push(PayoutLeaf {
+            account,
+            token,
+            // Set by `index_leaves` below.
+            index: 0,
+            cumulative_amount: standing.leaf,
+        });
+        balances.push(standing.balance);
+    }
+    // In this transaction: an index is committed with the leaves that use it, or not at all.
+    payee_index::index_leaves(&mut tx, chain_id, &mut leaves).await?;
+    let tree = PayoutTree::new(leaves).map_err(|source| match source {
+        TreeError::Empty => BuildError::Empty(epoch),
+        source => BuildError::Tree { epoch, source },
+    })?;
     let root = tree.root();
 
     let mut rows = String::with_capacity(tree.len() * 1300);
@@ -302,16 +368,6 @@ pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, Build
         rows.push('\n');
     }
 
-    let (mut escrows, mut chain_ids, mut tokens, mut amounts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for row in spent {
-        escrows.push(row.escrow_id);
-        chain_ids.push(row.chain_escrow_id);
-        tokens.push(row.token);
-        amounts.push(row.amount);
-    }
-
-    let mut conn = db.acquire().await?;
-    let mut tx = conn.begin().await?;
     let mut copy = tx
         .copy_in_raw("COPY payout_leaves (chain_id, epoch, account, token, cumulative, balance, proof) FROM STDIN")
         .await?;
@@ -326,6 +382,20 @@ pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, Build
         &chain_ids as &[SqlB256],
         &tokens as &[SqlAddress],
         &amounts as &[SqlU256]
+    )
+    .execute(&mut *tx)
+    .await?;
+    let (total_tokens, total_amounts): (Vec<SqlAddress>, Vec<SqlU256>) = totals
+        .into_iter()
+        .map(|(token, amount)| (SqlAddress(token), SqlU256(amount)))
+        .unzip();
+    sqlx::query!(
+        "INSERT INTO settlement_totals (chain_id, epoch, token, amount)
+         SELECT $1, $2, * FROM UNNEST($3::bytea[], $4::numeric[])",
+        chain,
+        epoch as i64,
+        &total_tokens as &[SqlAddress],
+        &total_amounts as &[SqlU256]
     )
     .execute(&mut *tx)
     .await?;
@@ -344,7 +414,8 @@ pub async fn build(db: &PgPool, chain_id: u64, epoch: u64) -> Result<B256, Build
     Ok(root)
 }
 
-/// What epoch `epoch` settles: its root, debits and per-token totals.
+/// What epoch `epoch` settles: its root, debits and per-token totals, as built. `settle`
+/// sends them, and `activate` must send the same again.
 pub async fn settlement(db: &PgPool, chain_id: u64, epoch: u64) -> Result<Option<Settlement>, sqlx::Error> {
     let Some(root) = sqlx::query_scalar!(
         r#"SELECT root AS "root?: SqlB256" FROM settlement_epochs WHERE chain_id = $1 AND epoch = $2"#,
@@ -356,9 +427,8 @@ pub async fn settlement(db: &PgPool, chain_id: u64, epoch: u64) -> Result<Option
     .flatten() else {
         return Ok(None);
     };
-    let rows = sqlx::query!(
-        r#"SELECT chain_escrow_id AS "chain_escrow_id: SqlB256", token AS "token: SqlAddress",
-                  amount AS "amount: SqlU256"
+    let debits = sqlx::query!(
+        r#"SELECT chain_escrow_id AS "chain_escrow_id: SqlB256", amount AS "amount: SqlU256"
            FROM settlement_debits
            WHERE chain_id = $1 AND epoch = $2 ORDER BY chain_escrow_id"#,
         chain_id as i64,
@@ -366,17 +436,23 @@ pub async fn settlement(db: &PgPool, chain_id: u64, epoch: u64) -> Result<Option
     )
     .fetch_all(db)
     .await?;
-    let mut totals: BTreeMap<Address, U256> = BTreeMap::new();
-    let mut debits = Vec::with_capacity(rows.len());
-    for row in rows {
-        debits.push((row.chain_escrow_id.0, row.amount.0));
-        *totals.entry(row.token.0).or_default() += row.amount.0;
-    }
+    let totals = sqlx::query!(
+        r#"SELECT token AS "token: SqlAddress", amount AS "amount: SqlU256"
+           FROM settlement_totals
+           WHERE chain_id = $1 AND epoch = $2 ORDER BY token"#,
+        chain_id as i64,
+        epoch as i64
+    )
+    .fetch_all(db)
+    .await?;
     Ok(Some(Settlement {
         epoch,
         root: root.0,
-        debits,
-        totals: totals.into_iter().collect(),
+        debits: debits
+            .into_iter()
+            .map(|row| (row.chain_escrow_id.0, row.amount.0))
+            .collect(),
+        totals: totals.into_iter().map(|row| (row.token.0, row.amount.0)).collect(),
     }))
 }
 

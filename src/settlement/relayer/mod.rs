@@ -23,7 +23,7 @@ use alloy::sol_types::{SolCall, SolEvent, SolInterface};
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
-use crate::contracts::{AdEscrow, IAdEscrow};
+use crate::contracts::AdEscrow;
 use crate::money::holds;
 use crate::platform::outbox::{
     self, BoxFuture, Finished, Followup, Kind, NewTransaction, NoFollowup, Outbox, OutboxConfig, Outcome, Status,
@@ -36,7 +36,7 @@ pub use error::{RelayerError, Result};
 
 /// An epoch's `settle()`, keyed by the epoch.
 pub const SETTLE: Kind = Kind::new("settle");
-/// `activate()` of a pending root, keyed by its epoch.
+/// `activate(debitsHash, totals)` of a pending root, keyed by its epoch.
 pub const ACTIVATE: Kind = Kind::new("activate");
 
 /// Settlement's part in the outbox: an epoch is settled once its `settle()` is final.
@@ -139,7 +139,7 @@ impl Relayer {
 
     /// Queues the settlement of the oldest built, unconfirmed epoch that has no live
     /// transaction, after simulating it; reconciles with the chain when it already holds
-    /// the epoch; queues `activate()` when a pending root's window has passed.
+    /// the epoch. (`plan_activation` activates a pending root once its window has passed.)
     pub async fn plan_settlement(&self) -> Result<()> {
         let unconfirmed = sqlx::query_scalar!(
             "SELECT epoch FROM settlement_epochs
@@ -167,22 +167,8 @@ impl Relayer {
         let calldata: Bytes = AdEscrow::settleCall {
             epoch,
             root: settlement.root,
-            debits: settlement
-                .debits
-                .iter()
-                .map(|(campaign, amount)| IAdEscrow::Debit {
-                    campaignId: *campaign,
-                    amount: *amount,
-                })
-                .collect(),
-            totals: settlement
-                .totals
-                .iter()
-                .map(|(token, amount)| IAdEscrow::TokenTotal {
-                    token: *token,
-                    amount: *amount,
-                })
-                .collect(),
+            debits: settlement.debit_list(),
+            totals: settlement.total_list(),
         }
         .abi_encode()
         .into();
@@ -255,8 +241,9 @@ impl Relayer {
     }
 
     /// Records which epochs claims can use (the chain's current root), and queues
-    /// `activate()` once a pending root's challenge window is over, so that claims use it
-    /// and the next settlement is accepted.
+    /// `activate(debitsHash, totals)` once a pending root's challenge window is over, so that
+    /// claims use it and the next settlement is accepted. The arguments are what the epoch
+    /// settled, as stored when it was built: the contract checks them against its commitment.
     pub async fn plan_activation(&self) -> Result<()> {
         let state = self
             .rpc
@@ -279,20 +266,54 @@ impl Relayer {
             return Ok(());
         }
         // The pending root is the last epoch's.
-        let key = state.lastEpoch.to_string();
+        let epoch = state.lastEpoch;
+        let key = epoch.to_string();
         let sending = outbox::latest(&self.db, self.chain_id(), ACTIVATE, &key).await?;
         if sending.is_some_and(|row| row.status != Status::Failed) {
             return Ok(());
         }
-        let calldata: Bytes = AdEscrow::activateCall {}.abi_encode().into();
+        let Some(settlement) = epoch::settlement(&self.db, self.chain_id(), epoch).await? else {
+            return Err(RelayerError::NeedsOperator(format!(
+                "epoch {epoch} is pending on chain but was not built here"
+            )));
+        };
+        let calldata: Bytes = AdEscrow::activateCall {
+            debitsHash: settlement.debits_hash(),
+            totals: settlement.total_list(),
+        }
+        .abi_encode()
+        .into();
         let gas = match self
             .rpc
             .estimate_gas(self.sender(), self.config.escrow, &calldata)
             .await
         {
             Ok(gas) => gas,
-            // The chain's clock has not reached the end of the window yet.
-            Err(RpcError::Reverted { .. }) => return Ok(()),
+            Err(RpcError::Reverted { data, message }) => {
+                let reason = data
+                    .as_deref()
+                    .and_then(|data| AdEscrow::AdEscrowErrors::abi_decode(data).ok());
+                return match reason {
+                    // The chain's clock has not reached the end of the window yet (or the
+                    // root was activated or revoked since the state was read), or a pause
+                    // began: the next tick looks again.
+                    Some(
+                        AdEscrow::AdEscrowErrors::AdEscrowNotClaimableYet(_)
+                        | AdEscrow::AdEscrowErrors::AdEscrowPaused(_),
+                    ) => Ok(()),
+                    // A commitment mismatch: what this database says the epoch settled is not
+                    // what the chain holds.
+                    other => {
+                        let detail = match other {
+                            Some(error) => format!("{error:?}"),
+                            None => message,
+                        };
+                        Err(RelayerError::NeedsOperator(format!(
+                            "activating epoch {epoch} would revert: {detail}"
+                        )))
+                    }
+                };
+            }
             Err(error) => return Err(error.into()),
         };
         let new = NewTransaction {

@@ -1,6 +1,9 @@
 //! From the ledger to a claim on chain: epochs settle, roots activate after their
 //! challenge window, and the API's proofs claim exactly what is owed.
 
+use alloy::primitives::aliases::U40;
+use alloy::sol_types::{SolCall, SolValue};
+
 use super::*;
 
 #[sqlx::test(migrator = "MIGRATOR")]
@@ -101,6 +104,25 @@ async fn a_root_is_activated_after_its_challenge_window_and_then_claimable(pool:
             .await
             .unwrap();
     assert_eq!(activations, 1, "one activate() transaction");
+    // Sent with the epoch's debits' hash and totals exactly as its `Settled` event has them.
+    let calldata: Vec<u8> = sqlx::query_scalar("SELECT calldata FROM outbox WHERE kind = 'activate'")
+        .fetch_one(&world.pool)
+        .await
+        .unwrap();
+    let activate = AdEscrow::activateCall::abi_decode(&calldata).unwrap();
+    let settled = world.settled_logs().await.remove(0);
+    assert_eq!(activate.debitsHash, keccak256(settled.debits.abi_encode()));
+    assert_eq!(activate.totals.abi_encode(), settled.totals.abi_encode());
+    let state = AdEscrow::new(world.chain.deployment.ad_escrow.address, &admin)
+        .settlementState()
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(
+        (state.currentEpoch, state.pendingClaimableAt),
+        (1, U40::ZERO),
+        "activated"
+    );
     let balance = world.token_balance(claimer.address()).await;
     claim_with_api_proof(&world, &claimer, "70000", "0", "70000").await;
     assert_eq!(

@@ -39,6 +39,7 @@ mod consent;
 mod escrows;
 mod faults;
 mod growth;
+mod indexes;
 mod market;
 mod outbox;
 
@@ -116,8 +117,13 @@ impl World {
 
     /// Posts spend of the campaign to the ledger, earned by `payees`, as billing would.
     async fn owe(&self, source: &str, payees: &[(Address, u128)]) {
+        self.owe_in(self.chain.token, self.campaign, source, payees).await;
+    }
+
+    /// Posts spend of `campaign`, in `token`, earned by `payees`.
+    async fn owe_in(&self, token: Address, campaign: Uuid, source: &str, payees: &[(Address, u128)]) {
         let mut posting = Posting::default();
-        posting.spend(self.campaign, Amount(payees.iter().map(|(_, a)| a).sum()));
+        posting.spend(campaign, Amount(payees.iter().map(|(_, a)| a).sum()));
         for (payee, amount) in payees {
             posting.earn(Role::Hoster, *payee, Amount(*amount));
         }
@@ -128,7 +134,7 @@ impl World {
             CHAIN_ID,
             Source::Adjustment,
             source,
-            &BTreeMap::from([(self.chain.token, posting)]),
+            &BTreeMap::from([(token, posting)]),
         )
         .await
         .unwrap();
@@ -171,8 +177,8 @@ impl World {
         }
     }
 
-    /// `Settled` events on the canonical chain, per epoch.
-    async fn settled_events(&self) -> BTreeMap<u64, usize> {
+    /// `Settled` events on the canonical chain, in order.
+    async fn settled_logs(&self) -> Vec<AdEscrow::Settled> {
         let provider = self.chain.wallet(0);
         let logs = provider
             .get_logs(
@@ -183,9 +189,15 @@ impl World {
             )
             .await
             .unwrap();
+        logs.iter()
+            .map(|log| AdEscrow::Settled::decode_log_data(log.data()).unwrap())
+            .collect()
+    }
+
+    /// `Settled` events on the canonical chain, per epoch.
+    async fn settled_events(&self) -> BTreeMap<u64, usize> {
         let mut epochs = BTreeMap::new();
-        for log in logs {
-            let settled = AdEscrow::Settled::decode_log_data(log.data()).unwrap();
+        for settled in self.settled_logs().await {
             *epochs.entry(settled.epoch).or_default() += 1;
         }
         epochs
@@ -199,12 +211,15 @@ impl World {
         let escrow = AdEscrow::new(self.chain.deployment.ad_escrow.address, self.chain.wallet(0));
         let state = escrow.settlementState().call().await.unwrap();
         assert_eq!(state.lastEpoch, epochs, "the chain's last epoch");
-        let totals = escrow.tokenTotals(self.chain.token).call().await.unwrap();
-        assert_eq!(
-            totals.settled,
-            U256::from(spent),
-            "settled on chain = spent in the ledger"
-        );
+        let settled: U256 = self
+            .settled_logs()
+            .await
+            .iter()
+            .flat_map(|settled| settled.totals.iter())
+            .filter(|total| total.token == self.chain.token)
+            .map(|total| total.amount)
+            .sum();
+        assert_eq!(settled, U256::from(spent), "settled on chain = spent in the ledger");
         let live: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE kind = 'settle' AND status <> 'failed'")
             .fetch_one(&self.pool)
             .await

@@ -84,9 +84,10 @@ pub async fn of_affiliate(db: &PgPool, chain_id: u64, affiliate: Uuid) -> Result
                WHERE s.chain_id = $2 AND x.outcome = 'released' AND s.last_posting >= x.posting_id
                ORDER BY s.epoch LIMIT 1) ep ON true
            LEFT JOIN payout_leaves l ON l.chain_id = $2 AND l.epoch = ep.epoch AND l.account = u.address AND l.token = c.token
+           LEFT JOIN payout_indexes pi ON pi.chain_id = $2 AND pi.account = u.address AND pi.token = c.token
            LEFT JOIN LATERAL (
                SELECT m.tx_hash FROM mirror_claims m
-               WHERE m.chain_id = $2 AND m.account = u.address AND m.token = c.token AND m.cumulative_amount >= l.cumulative
+               WHERE m.chain_id = $2 AND m.leaf_index = pi.leaf_index AND m.cumulative_amount >= l.cumulative
                ORDER BY m.block_number, m.log_index LIMIT 1) cl ON ep.activated
            WHERE c.affiliate_id = $1
            ORDER BY c.accrued_at DESC, c.batch_id DESC
