@@ -191,6 +191,9 @@ contract AdEscrow is IAdEscrow, AccessControl {
             _rotate(root, totals);
             s.currentEpoch = epoch;
         } else {
+            // `activate` must not fail on the token limit: once its window was over, nothing
+            // could make such a root current or revoke it, and no epoch could follow.
+            _checkTokenRoom(totals);
             _pendingRoot = root;
             _pendingCommitment = _commitment(keccak256(abi.encode(debits)), totals);
             s.pendingClaimableAt = claimableAt;
@@ -498,6 +501,23 @@ contract AdEscrow is IAdEscrow, AccessControl {
             }
             uint256 locked = (packed & _LOW_HALF) - t.amount;
             _setTokenSlot(t.token, (top << 128) | locked);
+        }
+    }
+
+    /// @dev Reverts unless the tokens in `totals` that have no root yet fit in `MAX_TOKENS`
+    ///      next to those listed, as `_rotate` will require. Nothing lists a token while a root
+    ///      is pending, so what passes here passes at activation.
+    function _checkTokenRoom(TokenTotal[] calldata totals) private view {
+        uint256 count = _tokens.length;
+        // The usual case, a few tokens: no slot to read.
+        if (count + totals.length <= MAX_TOKENS) return;
+        for (uint256 j; j < totals.length; ++j) {
+            address token = totals[j].token;
+            if (_tokenSlot(token) >> 128 != 0) continue;
+            uint256 k;
+            while (k < j && totals[k].token != token) ++k;
+            // A token listed twice counts once, as in `_rotate`.
+            if (k == j && ++count > MAX_TOKENS) revert AdEscrowTooManyTokens();
         }
     }
 
