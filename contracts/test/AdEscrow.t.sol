@@ -3,6 +3,7 @@ pragma solidity 0.8.37;
 
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {IERC20Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {AdEscrow} from "../src/AdEscrow.sol";
 import {IAdEscrow} from "../src/interfaces/IAdEscrow.sol";
 import {AdEscrowTestBase} from "./utils/AdEscrowTestBase.sol";
@@ -81,6 +82,8 @@ contract AdEscrowCampaignTest is AdEscrowTestBase {
         assertEq(c.remaining, BUDGET, "remaining");
         assertEq(usd.balanceOf(address(escrow)), BUDGET, "escrow balance");
         assertEq(usd.balanceOf(advertiser), 0, "advertiser balance");
+        assertEq(_locked(usd), BUDGET, "the budget is locked");
+        assertEq(_root(usd), bytes16(0), "funding gives no root");
     }
 
     function test_openCampaign_holdsSeveralTokensAtOnce() public {
@@ -91,6 +94,8 @@ contract AdEscrowCampaignTest is AdEscrowTestBase {
         assertEq(eur.balanceOf(address(escrow)), 2 * BUDGET, "eur held");
         assertEq(escrow.campaign(CAMPAIGN_B).token, address(eur), "B token");
         assertEq(escrow.campaign(CAMPAIGN_C).advertiser, otherAdvertiser, "C advertiser");
+        assertEq(_locked(usd), 4 * BUDGET, "usd locked");
+        assertEq(_locked(eur), 2 * BUDGET, "eur locked");
     }
 
     function test_openCampaign_revertsOnZeroToken() public {
@@ -144,11 +149,34 @@ contract AdEscrowCampaignTest is AdEscrowTestBase {
         escrow.openCampaign(CAMPAIGN_A, address(fee), BUDGET, end);
     }
 
-    function test_openCampaign_acceptsMaximumBudget() public {
-        // Budgets are full uint256: the only limit is what the token can mint.
-        _open(advertiser, CAMPAIGN_A, usd, type(uint256).max);
-        assertEq(_remaining(CAMPAIGN_A), type(uint256).max, "remaining");
-        assertEq(usd.balanceOf(address(escrow)), type(uint256).max, "escrow balance");
+    function test_openCampaign_acceptsBudgetUpToUint128() public {
+        // What a token's campaigns hold in all is packed in 128 bits: that is the limit.
+        _open(advertiser, CAMPAIGN_A, usd, type(uint128).max);
+        assertEq(_remaining(CAMPAIGN_A), type(uint128).max, "remaining");
+        assertEq(_locked(usd), type(uint128).max, "locked");
+        assertEq(usd.balanceOf(address(escrow)), type(uint128).max, "escrow balance");
+    }
+
+    function test_openCampaign_revertsWhenTokensBudgetsPassUint128() public {
+        uint256 max = type(uint128).max;
+        _mintAndApprove(advertiser, usd, max + 1);
+        uint40 end = _end();
+        vm.expectRevert(
+            abi.encodeWithSelector(SafeCast.SafeCastOverflowedUintDowncast.selector, 128, max + 1)
+        );
+        vm.prank(advertiser);
+        escrow.openCampaign(CAMPAIGN_A, address(usd), max + 1, end);
+
+        // The limit is per token, over all its campaigns.
+        _open(advertiser, CAMPAIGN_A, usd, max - 1);
+        _mintAndApprove(otherAdvertiser, usd, 2);
+        vm.expectRevert(
+            abi.encodeWithSelector(SafeCast.SafeCastOverflowedUintDowncast.selector, 128, max + 1)
+        );
+        vm.prank(otherAdvertiser);
+        escrow.openCampaign(CAMPAIGN_B, address(usd), 2, end);
+        _open(otherAdvertiser, CAMPAIGN_C, eur, max);
+        assertEq(_locked(eur), max, "another token has its own limit");
     }
 
     function test_openCampaign_revertsWithoutAllowance() public {
@@ -245,6 +273,7 @@ contract AdEscrowCampaignTest is AdEscrowTestBase {
         assertEq(_remaining(CAMPAIGN_A), BUDGET + 500e6, "remaining");
         assertEq(escrow.campaign(CAMPAIGN_A).advertiser, advertiser, "advertiser unchanged");
         assertEq(usd.balanceOf(address(escrow)), BUDGET + 500e6, "escrow balance");
+        assertEq(_locked(usd), BUDGET + 500e6, "locked grows with the budget");
     }
 
     function test_fund_revertsOnUnknownCampaign() public {
@@ -283,11 +312,23 @@ contract AdEscrowCampaignTest is AdEscrowTestBase {
 
     function test_fund_topsUpToMaximum() public {
         _open(advertiser, CAMPAIGN_A, usd, BUDGET);
-        uint256 topUp = type(uint256).max - BUDGET;
-        _mintAndApprove(stranger, usd, topUp);
+        uint256 topUp = type(uint128).max - BUDGET;
+        _mintAndApprove(stranger, usd, topUp + 1);
         vm.prank(stranger);
         escrow.fund(CAMPAIGN_A, topUp);
-        assertEq(_remaining(CAMPAIGN_A), type(uint256).max, "remaining");
+        assertEq(_remaining(CAMPAIGN_A), type(uint128).max, "remaining");
+        assertEq(_locked(usd), type(uint128).max, "locked");
+
+        // One more unit would not fit in `locked`.
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                SafeCast.SafeCastOverflowedUintDowncast.selector,
+                128,
+                uint256(type(uint128).max) + 1
+            )
+        );
+        vm.prank(stranger);
+        escrow.fund(CAMPAIGN_A, 1);
     }
 
     // ---------------------------------------------------------------------------------
@@ -372,6 +413,7 @@ contract AdEscrowCampaignTest is AdEscrowTestBase {
         assertEq(usd.balanceOf(advertiser), BUDGET - 300e6, "advertiser balance");
         assertEq(_remaining(CAMPAIGN_A), 0, "remaining");
         assertEq(usd.balanceOf(address(escrow)), 300e6, "settled stays for claims");
+        assertEq(_locked(usd), 0, "nothing locked: the rest is claimable");
     }
 
     function test_withdraw_revertsForNonAdvertiser() public {
@@ -421,6 +463,27 @@ contract AdEscrowCampaignTest is AdEscrowTestBase {
         vm.warp(uint256(escrow.campaign(CAMPAIGN_A).end) + GRACE);
         vm.prank(advertiser);
         assertEq(escrow.withdraw(CAMPAIGN_A), BUDGET, "withdrawn while paused");
+        assertEq(_locked(usd), 0, "unlocked while paused");
+    }
+
+    /// @dev Withdrawing while paused must leave the parked root alone: unpausing gives the
+    ///      token its root back, and claims work against it.
+    function test_withdraw_whilePausedKeepsParkedRoot() public {
+        bytes32[] memory leaves = _settleFirstEpoch();
+        vm.prank(guardian);
+        escrow.pause();
+        vm.warp(uint256(escrow.campaign(CAMPAIGN_A).end) + GRACE);
+        vm.prank(advertiser);
+        assertEq(escrow.withdraw(CAMPAIGN_A), BUDGET - 300e6, "withdrawn while paused");
+        assertEq(_root(usd), bytes16(0), "root parked");
+
+        vm.prank(guardian);
+        escrow.unpause();
+        assertEq(_root(usd), PayoutTree.half(leaves), "root back");
+        assertEq(_locked(usd), 0, "locked kept through unpause");
+        assertEq(_claim(bob, usd, 200e6, leaves), 200e6, "bob paid");
+        assertEq(_claim(alice, usd, 100e6, leaves), 100e6, "alice paid");
+        assertEq(usd.balanceOf(address(escrow)), 0, "escrow empty");
     }
 
     function test_withdraw_worksAfterEarlyCloseAndGrace() public {
@@ -476,6 +539,7 @@ contract AdEscrowCampaignTest is AdEscrowTestBase {
         assertEq(escrow.withdraw(CAMPAIGN_A), 400e6, "second withdrawal");
         assertEq(usd.balanceOf(advertiser), BUDGET, "advertiser made whole");
         assertEq(usd.balanceOf(address(escrow)), 0, "escrow empty");
+        assertEq(_locked(usd), 0, "nothing locked");
     }
 
     // ---------------------------------------------------------------------------------
@@ -491,27 +555,42 @@ contract AdEscrowCampaignTest is AdEscrowTestBase {
     }
 
     function test_views_startEmpty() public view {
-        (bytes32 current, bytes32 previous) = escrow.claimableRoots();
+        (bytes16 root, bytes16 previousRoot, uint256 locked) = escrow.tokenState(address(usd));
         (bytes32 pending, bytes32 commitment) = escrow.pendingRoot();
-        assertEq(current, bytes32(0), "current root");
-        assertEq(previous, bytes32(0), "previous root");
+        assertEq(root, bytes16(0), "root");
+        assertEq(previousRoot, bytes16(0), "previous root");
+        assertEq(locked, 0, "locked");
+        assertEq(escrow.tokens().length, 0, "tokens");
         assertEq(pending, bytes32(0), "pending root");
         assertEq(commitment, bytes32(0), "commitment");
-        assertEq(escrow.claimed(alice, address(usd)), 0, "claimed");
-        assertEq(_settled(usd), 0, "settled");
-        assertEq(_claimedTotal(usd), 0, "claimed total");
+        assertEq(escrow.claimed(0), 0, "claimed at index 0");
+        assertEq(escrow.claimed(type(uint128).max), 0, "claimed at the last index");
         assertEq(escrow.gracePeriod(), GRACE, "grace period");
+        assertEq(escrow.MAX_TOKENS(), 64, "MAX_TOKENS");
     }
 
-    function test_tokenTotals_trackEachTokenSeparately() public {
+    function test_tokenState_tracksEachTokenSeparately() public {
         bytes32[] memory leaves = _settleFirstEpoch();
         _claim(alice, usd, 100e6, leaves);
-        assertEq(_settled(usd), 300e6, "usd settled");
-        assertEq(_claimedTotal(usd), 100e6, "usd claimed");
-        assertEq(_settled(eur), 200e6, "eur settled");
-        assertEq(_claimedTotal(eur), 0, "eur claimed");
-        assertEq(escrow.claimed(alice, address(usd)), 100e6, "alice usd");
-        assertEq(escrow.claimed(alice, address(eur)), 0, "alice eur");
-        assertEq(PayoutTree.root(leaves), _currentRoot(), "root");
+        (bytes16 usdRoot,, uint256 usdLocked) = escrow.tokenState(address(usd));
+        (bytes16 eurRoot,, uint256 eurLocked) = escrow.tokenState(address(eur));
+        assertEq(usdLocked, BUDGET - 300e6, "usd locked");
+        assertEq(eurLocked, BUDGET - 200e6, "eur locked");
+        // The same tree pays both tokens; each keeps the high half of its root.
+        assertEq(usdRoot, PayoutTree.half(leaves), "usd root");
+        assertEq(eurRoot, PayoutTree.half(leaves), "eur root");
+        assertEq(escrow.claimed(ALICE_USD), 100e6, "alice usd");
+        assertEq(escrow.claimed(ALICE_EUR), 0, "alice eur");
+        assertEq(escrow.claimed(BOB_USD), 0, "bob usd");
+        assertEq(usd.balanceOf(address(escrow)), BUDGET - 100e6, "usd held");
+    }
+
+    /// @dev A token the escrow never saw: zero everywhere, and claims have no root for it.
+    function test_tokenState_isZeroForUnknownToken() public {
+        _settleFirstEpoch();
+        (bytes16 root, bytes16 previousRoot, uint256 locked) = escrow.tokenState(stranger);
+        assertEq(root, bytes16(0), "root");
+        assertEq(previousRoot, bytes16(0), "previous root");
+        assertEq(locked, 0, "locked");
     }
 }

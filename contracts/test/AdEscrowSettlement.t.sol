@@ -22,34 +22,149 @@ contract AdEscrowSettlementTest is SettlementFixture {
         assertEq(_remaining(CAMPAIGN_A), BUDGET - 300e6, "A remaining");
         assertEq(_remaining(CAMPAIGN_B), BUDGET - 200e6, "B remaining");
         assertEq(_remaining(CAMPAIGN_C), BUDGET, "C untouched");
-        assertEq(_settled(usd), 300e6, "usd settled");
-        assertEq(_settled(eur), 200e6, "eur settled");
-        (bytes32 current, bytes32 previous) = escrow.claimableRoots();
-        assertEq(current, ROOT_1, "current root");
-        assertEq(previous, bytes32(0), "previous root");
+        // No window: the debits are claimable at once, so they leave `locked` at once.
+        assertEq(_locked(usd), 2 * BUDGET - 300e6, "usd locked: A and C's budgets");
+        assertEq(_locked(eur), BUDGET - 200e6, "eur locked: B's budget");
+        assertEq(_root(usd), _high(ROOT_1), "usd root");
+        assertEq(_root(eur), _high(ROOT_1), "eur root");
+        assertEq(_previousRoot(usd), bytes16(0), "no previous usd root");
+        assertEq(escrow.tokens(), _addresses(address(usd), address(eur)), "tokens listed");
         assertEq(_lastEpoch(), 1, "last epoch");
         assertEq(_currentEpoch(), 1, "current epoch");
     }
 
     function test_settle_sumsSeveralCampaignsOfOneToken() public {
         _settle(1, ROOT_1, _debits(CAMPAIGN_A, 300e6, CAMPAIGN_C, 50e6), _totals(usd, 350e6));
-        assertEq(_settled(usd), 350e6, "usd settled");
+        assertEq(_locked(usd), 2 * BUDGET - 350e6, "usd locked");
         assertEq(_remaining(CAMPAIGN_C), BUDGET - 50e6, "C remaining");
     }
 
-    function test_settle_accumulatesSettledTotalsAcrossEpochs() public {
+    function test_settle_releasesDebitsAcrossEpochs() public {
         _settle(1, ROOT_1, _debits(CAMPAIGN_A, 300e6), _totals(usd, 300e6));
         _settle(2, ROOT_2, _debits(CAMPAIGN_C, 100e6), _totals(usd, 100e6));
-        assertEq(_settled(usd), 400e6, "usd settled");
-        (bytes32 current, bytes32 previous) = escrow.claimableRoots();
-        assertEq(current, ROOT_2, "current root");
-        assertEq(previous, ROOT_1, "previous root");
+        assertEq(_locked(usd), 2 * BUDGET - 400e6, "usd locked");
+        assertEq(_root(usd), _high(ROOT_2), "current root");
+        assertEq(_previousRoot(usd), _high(ROOT_1), "previous root");
     }
 
     function test_settle_acceptsEpochWithoutDebits() public {
         _settle(1, ROOT_1, new IAdEscrow.Debit[](0), new IAdEscrow.TokenTotal[](0));
         assertEq(_lastEpoch(), 1, "last epoch");
-        assertEq(_currentRoot(), ROOT_1, "current root");
+        assertEq(_currentEpoch(), 1, "current epoch");
+        // No totals, no token moves to the root.
+        assertEq(_root(usd), bytes16(0), "usd has no root");
+        assertEq(escrow.tokens().length, 0, "no token listed");
+    }
+
+    // ---------------------------------------------------------------------------------
+    // settle: roots per token
+    // ---------------------------------------------------------------------------------
+
+    /// @dev A token whose tree has leaves but no debits this epoch is listed with a zero
+    ///      total, and that is enough to move it to the new root.
+    function test_settle_zeroTotalRotatesTheTokensRoot() public {
+        _settle(
+            1,
+            ROOT_1,
+            _debits(CAMPAIGN_A, 300e6, CAMPAIGN_B, 200e6),
+            _totals(usd, 300e6, eur, 200e6)
+        );
+        _settle(2, ROOT_2, _debits(CAMPAIGN_A, 100e6), _totals(usd, 100e6, eur, 0));
+
+        assertEq(_root(eur), _high(ROOT_2), "eur moved to the new root");
+        assertEq(_previousRoot(eur), _high(ROOT_1), "eur keeps the old one as previous");
+        assertEq(_locked(eur), BUDGET - 200e6, "nothing more released");
+        assertEq(_root(usd), _high(ROOT_2), "usd moved too");
+    }
+
+    /// @dev Only the tokens in `totals` rotate: the others keep their current and previous
+    ///      roots, and so their proofs.
+    function test_settle_tokenNotInTotalsKeepsItsRoots() public {
+        _settle(
+            1,
+            ROOT_1,
+            _debits(CAMPAIGN_A, 300e6, CAMPAIGN_B, 200e6),
+            _totals(usd, 300e6, eur, 200e6)
+        );
+        _settle(
+            2,
+            ROOT_2,
+            _debits(CAMPAIGN_A, 100e6, CAMPAIGN_B, 100e6),
+            _totals(usd, 100e6, eur, 100e6)
+        );
+        bytes32 root3 = keccak256("root 3");
+        _settle(3, root3, _debits(CAMPAIGN_C, 50e6), _totals(usd, 50e6));
+
+        assertEq(_root(usd), _high(root3), "usd rotated");
+        assertEq(_previousRoot(usd), _high(ROOT_2), "usd previous");
+        assertEq(_root(eur), _high(ROOT_2), "eur root untouched");
+        assertEq(_previousRoot(eur), _high(ROOT_1), "eur previous untouched");
+        assertEq(_locked(eur), BUDGET - 300e6, "eur locked untouched");
+    }
+
+    /// @dev Tokens are listed once, in the order they first got a root.
+    function test_settle_listsEachTokenOnceInOrderOfFirstRoot() public {
+        _settle(1, ROOT_1, _debits(CAMPAIGN_B, 1), _totals(eur, 1));
+        _settle(2, ROOT_2, _debits(CAMPAIGN_A, 1), _totals(usd, 1, eur, 0));
+        _settle(3, keccak256("root 3"), _debits(CAMPAIGN_A, 1), _totals(eur, 0, usd, 1));
+        assertEq(escrow.tokens(), _addresses(address(eur), address(usd)), "tokens");
+    }
+
+    /// @dev Any token can be given a root with a zero total, campaigns or not, up to
+    ///      MAX_TOKENS of them; the next new token is refused, tokens already listed are not.
+    function test_settle_revertsPastMaxTokens() public {
+        uint256 max = escrow.MAX_TOKENS();
+        assertEq(max, 64, "MAX_TOKENS");
+        // usd and 63 tokens nobody deployed.
+        IAdEscrow.TokenTotal[] memory all = _manyTotals(max);
+        all[0] = IAdEscrow.TokenTotal(address(usd), 300e6);
+        _settle(1, ROOT_1, _debits(CAMPAIGN_A, 300e6), all);
+        assertEq(escrow.tokens().length, max, "full");
+
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowTooManyTokens.selector));
+        _settle(2, ROOT_2, _debits(CAMPAIGN_B, 200e6), _totals(eur, 200e6));
+
+        // A listed token still rotates; the failed settlement used no epoch.
+        _settle(2, ROOT_2, _debits(CAMPAIGN_C, 100e6), _totals(usd, 100e6));
+        assertEq(_root(usd), _high(ROOT_2), "usd rotated");
+        assertEq(_root(eur), bytes16(0), "eur never got a root");
+    }
+
+    /// @dev With a challenge window the limit is checked when settling: a pending root that
+    ///      `activate` could not make current would, once its window was over, be neither
+    ///      activatable nor revocable, and block every later epoch.
+    function test_settle_revertsPastMaxTokensBeforeItIsPending() public {
+        _settle(1, ROOT_1, new IAdEscrow.Debit[](0), _manyTotals(escrow.MAX_TOKENS()));
+        _setWindow(WINDOW);
+
+        vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowTooManyTokens.selector));
+        _settle(2, ROOT_2, _debits(CAMPAIGN_A, 100e6), _totals(usd, 100e6));
+        assertEq(_lastEpoch(), 1, "no epoch used");
+        assertEq(_remaining(CAMPAIGN_A), BUDGET, "nothing debited");
+
+        // Listed tokens, even named twice, still settle and activate.
+        IAdEscrow.TokenTotal[] memory listed = new IAdEscrow.TokenTotal[](2);
+        listed[0] = IAdEscrow.TokenTotal(address(_junkToken(0)), 0);
+        listed[1] = IAdEscrow.TokenTotal(address(_junkToken(0)), 0);
+        _settle(2, ROOT_2, new IAdEscrow.Debit[](0), listed);
+        vm.warp(_pendingClaimableAt());
+        _activate(new IAdEscrow.Debit[](0), listed);
+        assertEq(_currentEpoch(), 2, "activated");
+    }
+
+    /// @dev One free place, and a settlement naming the same new token twice: it takes one.
+    function test_settle_countsATokenNamedTwiceOnce() public {
+        uint256 max = escrow.MAX_TOKENS();
+        _settle(1, ROOT_1, new IAdEscrow.Debit[](0), _manyTotals(max - 1));
+        _setWindow(WINDOW);
+
+        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 100e6);
+        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 100e6, usd, 0);
+        _settle(2, ROOT_2, debits, totals);
+        vm.warp(_pendingClaimableAt());
+        _activate(debits, totals);
+        assertEq(escrow.tokens().length, max, "full");
+        assertEq(_root(usd), _high(ROOT_2), "usd root");
     }
 
     function test_settle_revertsForNonSettler() public {
@@ -93,6 +208,21 @@ contract AdEscrowSettlementTest is SettlementFixture {
     function test_settle_revertsOnEmptyRoot() public {
         vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowEmptyRoot.selector));
         _settle(1, bytes32(0), _debits(CAMPAIGN_A, 1), _totals(usd, 1));
+    }
+
+    /// @dev Claims compare only the high 128 bits, and a zero high half means "no root": a
+    ///      root whose high half is zero is empty however its low half reads.
+    function test_settle_revertsOnRootWithZeroHighHalf() public {
+        bytes32[3] memory empties =
+            [bytes32(uint256(1)), bytes32(uint256(type(uint128).max)), bytes32(uint256(1) << 127)];
+        for (uint256 i; i < empties.length; ++i) {
+            vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowEmptyRoot.selector));
+            _settle(1, empties[i], _debits(CAMPAIGN_A, 1), _totals(usd, 1));
+        }
+        // The lowest bit of the high half is enough.
+        bytes32 smallest = bytes32(uint256(1) << 128);
+        _settle(1, smallest, _debits(CAMPAIGN_A, 1), _totals(usd, 1));
+        assertEq(_root(usd), _high(smallest), "accepted");
     }
 
     function test_settle_revertsOnUnknownCampaign() public {
@@ -164,7 +294,7 @@ contract AdEscrowSettlementTest is SettlementFixture {
         // The last second of the grace period still belongs to settlement.
         _settle(1, ROOT_1, _debits(CAMPAIGN_A, 300e6), _totals(usd, 300e6));
         assertEq(_remaining(CAMPAIGN_A), BUDGET - 300e6, "debited at end + grace - 1");
-        assertEq(_settled(usd), 300e6, "usd settled");
+        assertEq(_locked(usd), 2 * BUDGET - 300e6, "usd locked");
     }
 
     function test_settle_revertsAtEndPlusGrace() public {
@@ -215,7 +345,7 @@ contract AdEscrowSettlementTest is SettlementFixture {
         // Campaigns still running settle as usual.
         _settle(2, ROOT_2, _debits(CAMPAIGN_A, 50e6), _totals(usd, 50e6));
         assertEq(_remaining(CAMPAIGN_A), BUDGET - 50e6, "A debited");
-        assertEq(_settled(usd), 150e6, "usd settled");
+        assertEq(_locked(usd), 2 * BUDGET - 150e6, "usd locked");
     }
 
     function test_settle_closedCheckPrecedesBudgetCheck() public {
@@ -231,8 +361,8 @@ contract AdEscrowSettlementTest is SettlementFixture {
 
     function test_settle_acceptsEpochWithoutDebitsAfterEveryCampaignClosed() public {
         vm.warp(uint256(escrow.campaign(CAMPAIGN_A).end) + GRACE);
-        _settle(1, ROOT_1, new IAdEscrow.Debit[](0), new IAdEscrow.TokenTotal[](0));
-        assertEq(_currentRoot(), ROOT_1, "current root");
+        _settle(1, ROOT_1, new IAdEscrow.Debit[](0), _totals(usd, 0));
+        assertEq(_root(usd), _high(ROOT_1), "current root");
     }
 
     function test_settle_holdsRootPendingDuringWindow() public {
@@ -247,13 +377,19 @@ contract AdEscrowSettlementTest is SettlementFixture {
 
         (bytes32 pending, bytes32 commitment) = escrow.pendingRoot();
         assertEq(pending, ROOT_1, "pending root");
-        assertEq(commitment, keccak256(abi.encode(debits, totals)), "commitment");
-        assertEq(_currentRoot(), bytes32(0), "nothing claimable yet");
+        assertEq(
+            commitment,
+            keccak256(abi.encode(keccak256(abi.encode(debits)), totals)),
+            "commitment: the debits' hash and the totals"
+        );
+        assertEq(_root(usd), bytes16(0), "nothing claimable yet");
+        assertEq(escrow.tokens().length, 0, "no token listed yet");
         assertEq(_pendingClaimableAt(), claimableAt, "claimable at");
         assertEq(_lastEpoch(), 1, "last epoch");
         assertEq(_currentEpoch(), 0, "current epoch");
         assertEq(_remaining(CAMPAIGN_A), BUDGET - 300e6, "debited already");
-        assertEq(_settled(usd), 300e6, "settled already");
+        // Pending debits stay locked until their root is activated.
+        assertEq(_locked(usd), 2 * BUDGET, "pending debits still locked");
     }
 
     function test_settle_revertsWhilePreviousRootPending() public {
@@ -278,13 +414,12 @@ contract AdEscrowSettlementTest is SettlementFixture {
         );
         _settle(2, ROOT_2, _debits(CAMPAIGN_A, 1), _totals(usd, 1));
 
-        escrow.activate();
+        _activate(_debits(CAMPAIGN_A, 1), _totals(usd, 1));
         _settle(2, ROOT_2, _debits(CAMPAIGN_A, 1), _totals(usd, 1));
 
-        (bytes32 current, bytes32 previous) = escrow.claimableRoots();
         (bytes32 pending,) = escrow.pendingRoot();
-        assertEq(current, ROOT_1, "epoch 1 promoted");
-        assertEq(previous, bytes32(0), "previous root");
+        assertEq(_root(usd), _high(ROOT_1), "epoch 1 promoted");
+        assertEq(_previousRoot(usd), bytes16(0), "previous root");
         assertEq(pending, ROOT_2, "epoch 2 pending");
         assertEq(_currentEpoch(), 1, "current epoch");
         assertEq(_lastEpoch(), 2, "last epoch");
@@ -293,9 +428,36 @@ contract AdEscrowSettlementTest is SettlementFixture {
     function test_settle_windowChangeAppliesToLaterSettlements() public {
         _settle(1, ROOT_1, _debits(CAMPAIGN_A, 1), _totals(usd, 1));
         _setWindow(WINDOW);
-        assertEq(_currentRoot(), ROOT_1, "earlier root stays claimable");
+        assertEq(_root(usd), _high(ROOT_1), "earlier root stays claimable");
         _settle(2, ROOT_2, _debits(CAMPAIGN_A, 1), _totals(usd, 1));
-        assertEq(_currentRoot(), ROOT_1, "new root waits");
+        assertEq(_root(usd), _high(ROOT_1), "new root waits");
         assertEq(_pendingClaimableAt(), block.timestamp + WINDOW, "claimable at");
+    }
+
+    // ---------------------------------------------------------------------------------
+    // helpers
+    // ---------------------------------------------------------------------------------
+
+    /// @dev An address standing for a token nobody deployed: a zero total needs no campaign.
+    function _junkToken(uint256 i) internal pure returns (address) {
+        return address(uint160(uint256(keccak256(abi.encode("junk token", i)))));
+    }
+
+    /// @dev Zero totals of `count` junk tokens.
+    function _manyTotals(uint256 count)
+        internal
+        pure
+        returns (IAdEscrow.TokenTotal[] memory totals)
+    {
+        totals = new IAdEscrow.TokenTotal[](count);
+        for (uint256 i; i < count; ++i) {
+            totals[i] = IAdEscrow.TokenTotal(_junkToken(i), 0);
+        }
+    }
+
+    function _addresses(address a, address b) internal pure returns (address[] memory list) {
+        list = new address[](2);
+        list[0] = a;
+        list[1] = b;
     }
 }

@@ -1,112 +1,13 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {Test} from "forge-std/Test.sol";
-import {PayoutProof} from "../src/libraries/PayoutProof.sol";
+import {PayoutProofHarness} from "./utils/PayoutProofHarness.sol";
 import {PayoutTree} from "./utils/PayoutTree.sol";
 
-/// @notice Exposes PayoutProof and OpenZeppelin's MerkleProof side by side, so both read the
-///         same calldata proof.
-contract PayoutProofHarness {
-    function leaf(address account, address token, uint256 cumulativeAmount)
-        external
-        pure
-        returns (bytes32)
-    {
-        return PayoutProof.leaf(account, token, cumulativeAmount);
-    }
-
-    function verify(bytes32[] calldata proof, bytes32 root, bytes32 leafHash)
-        external
-        pure
-        returns (bool)
-    {
-        return PayoutProof.verify(proof, root, leafHash);
-    }
-
-    /// @notice `leaf` on address values whose upper 96 bits may be set. The ABI decoder would
-    ///      reject such addresses, so they are put on the stack through assembly, as other
-    ///      assembly could leave them.
-    function leafOfWords(uint256 accountWord, uint256 tokenWord, uint256 cumulativeAmount)
-        external
-        pure
-        returns (bytes32)
-    {
-        address account;
-        address token;
-        assembly ("memory-safe") {
-            account := accountWord
-            token := tokenWord
-        }
-        return PayoutProof.leaf(account, token, cumulativeAmount);
-    }
-
-    function verifyOz(bytes32[] calldata proof, bytes32 root, bytes32 leafHash)
-        external
-        pure
-        returns (bool)
-    {
-        return MerkleProof.verifyCalldata(proof, root, leafHash);
-    }
-
-    function processOz(bytes32[] calldata proof, bytes32 leafHash) external pure returns (bytes32) {
-        return MerkleProof.processProofCalldata(proof, leafHash);
-    }
-
-    /// @notice Both verdicts on the calldata slice `proof[start:end]`, which starts past the
-    ///         array's own offset.
-    function verifySlice(
-        bytes32[] calldata proof,
-        uint256 start,
-        uint256 end,
-        bytes32 root,
-        bytes32 leafHash
-    ) external pure returns (bool ours, bool theirs) {
-        ours = PayoutProof.verify(proof[start:end], root, leafHash);
-        theirs = MerkleProof.verifyCalldata(proof[start:end], root, leafHash);
-    }
-
-    /// @notice Runs `leaf` and `verify` between allocations and reports whether they left
-    ///         allocated memory, the free memory pointer and the zero slot alone.
-    function leavesMemoryAlone(
-        bytes32[] calldata proof,
-        address account,
-        address token,
-        uint256 cumulativeAmount
-    ) external pure returns (bool) {
-        bytes32[] memory guard = new bytes32[](4);
-        for (uint256 i; i < guard.length; ++i) {
-            guard[i] = bytes32(type(uint256).max - i);
-        }
-        uint256 freeBefore;
-        assembly ("memory-safe") {
-            freeBefore := mload(0x40)
-        }
-
-        bytes32 hash = PayoutProof.leaf(account, token, cumulativeAmount);
-        PayoutProof.verify(proof, hash, hash);
-
-        uint256 freeAfter;
-        uint256 zeroSlot;
-        assembly ("memory-safe") {
-            freeAfter := mload(0x40)
-            zeroSlot := mload(0x60)
-        }
-        if (freeAfter != freeBefore || zeroSlot != 0) return false;
-        for (uint256 i; i < guard.length; ++i) {
-            if (guard[i] != bytes32(type(uint256).max - i)) return false;
-        }
-        // A fresh allocation still starts zeroed and the hash kept its value.
-        bytes32[] memory fresh = new bytes32[](3);
-        return fresh[0] == 0 && fresh[2] == 0
-            && hash
-                == keccak256(bytes.concat(keccak256(abi.encode(account, token, cumulativeAmount))));
-    }
-}
-
-/// @notice PayoutProof gives the same answers as OpenZeppelin's StandardMerkleTree leaf
-///         formula and `MerkleProof.verifyCalldata`, on honest, tampered and random proofs.
+/// @notice PayoutProof hashes leaves as docs/ENCODING.md says (once, 96 bytes) and walks
+///         proofs exactly as OpenZeppelin's `MerkleProof.processProofCalldata` does, on
+///         honest, tampered and random proofs.
 contract PayoutProofTest is Test {
     uint256 internal constant MAX_LEAVES = 40;
 
@@ -131,19 +32,45 @@ contract PayoutProofTest is Test {
     // leaf
     // ---------------------------------------------------------------------------------
 
-    function testFuzz_leaf_matchesStandardMerkleTreeLeaf(
+    function testFuzz_leaf_isOneHashOfTheAbiEncoding(
         address account,
         address token,
-        uint256 cumulativeAmount
+        uint256 indexAndAmount
     ) public view {
-        bytes32 expected = keccak256(
-            bytes.concat(keccak256(abi.encode(account, token, cumulativeAmount)))
-        );
-        assertEq(harness.leaf(account, token, cumulativeAmount), expected, "leaf");
+        bytes32 expected = keccak256(abi.encode(account, token, indexAndAmount));
+        assertEq(harness.leaf(account, token, indexAndAmount), expected, "leaf");
         assertEq(
-            harness.leaf(account, token, cumulativeAmount),
-            PayoutTree.leaf(account, token, cumulativeAmount),
+            harness.leaf(account, token, indexAndAmount),
+            PayoutTree.leaf(account, token, indexAndAmount),
             "same as the test tree builder"
+        );
+    }
+
+    /// @dev The index is part of the leaf: the same account, token and amount under another
+    ///      index is another leaf, and the amount and index are one word (index above).
+    function test_leaf_coversTheIndex() public view {
+        address account = address(0xA11CE);
+        address token = address(0x70C3);
+        bytes32 atZero = harness.leaf(account, token, PayoutTree.pack(0, 100e6));
+        assertEq(atZero, harness.leaf(account, token, 100e6), "index 0 is the bare amount");
+        assertTrue(
+            atZero != harness.leaf(account, token, PayoutTree.pack(1, 100e6)), "index 1 differs"
+        );
+        assertEq(
+            harness.leaf(account, token, PayoutTree.pack(7, 100e6)),
+            keccak256(abi.encode(account, token, uint256(7) << 128 | 100e6)),
+            "index in the high 128 bits"
+        );
+    }
+
+    /// @dev The old format hashed twice (OpenZeppelin's StandardMerkleTree); the new one must
+    ///      not, or Rust and Solidity would disagree.
+    function test_leaf_isNotTheDoubleHash() public view {
+        address account = address(0xA11CE);
+        address token = address(0x70C3);
+        bytes32 single = keccak256(abi.encode(account, token, uint256(100e6)));
+        assertTrue(
+            harness.leaf(account, token, 100e6) != keccak256(bytes.concat(single)), "single hash"
         );
     }
 
@@ -179,14 +106,14 @@ contract PayoutProofTest is Test {
         address token,
         uint96 accountDirt,
         uint96 tokenDirt,
-        uint256 cumulativeAmount
+        uint256 indexAndAmount
     ) public view {
         accountDirt = uint96(bound(accountDirt, 1, type(uint96).max));
         uint256 accountWord = (uint256(accountDirt) << 160) | uint160(account);
         uint256 tokenWord = (uint256(tokenDirt) << 160) | uint160(token);
         assertEq(
-            harness.leafOfWords(accountWord, tokenWord, cumulativeAmount),
-            PayoutTree.leaf(account, token, cumulativeAmount),
+            harness.leafOfWords(accountWord, tokenWord, indexAndAmount),
+            PayoutTree.leaf(account, token, indexAndAmount),
             "dirty bits ignored"
         );
     }
@@ -195,49 +122,53 @@ contract PayoutProofTest is Test {
         string memory json = vm.readFile("contracts/test/vectors/encoding.json");
         address[] memory accounts = vm.parseJsonAddressArray(json, ".payoutTree.accounts");
         address[] memory tokens = vm.parseJsonAddressArray(json, ".payoutTree.tokens");
+        uint256[] memory indexes = vm.parseJsonUintArray(json, ".payoutTree.indexes");
         string[] memory amounts = vm.parseJsonStringArray(json, ".payoutTree.cumulativeAmounts");
         bytes32[] memory hashes = vm.parseJsonBytes32Array(json, ".payoutTree.leafHashes");
         bytes32 root = vm.parseJsonBytes32(json, ".payoutTree.root");
 
         for (uint256 i; i < accounts.length; ++i) {
-            bytes32 hash = harness.leaf(accounts[i], tokens[i], vm.parseUint(amounts[i]));
+            uint256 indexAndAmount = PayoutTree.pack(indexes[i], vm.parseUint(amounts[i]));
+            bytes32 hash = harness.leaf(accounts[i], tokens[i], indexAndAmount);
             assertEq(hash, hashes[i], "leaf");
             bytes32[] memory proof = vm.parseJsonBytes32Array(
                 json, string.concat(".payoutTree.proofs[", vm.toString(i), "]")
             );
-            assertTrue(harness.verify(proof, root, hash), "vector proof verifies");
+            assertEq(harness.root(proof, hash), root, "vector proof reaches the root");
         }
     }
 
     // ---------------------------------------------------------------------------------
-    // verify
+    // root
     // ---------------------------------------------------------------------------------
 
-    function test_verify_emptyProofMeansLeafIsRoot() public view {
-        bytes32[] memory empty = new bytes32[](0);
+    function test_root_emptyProofIsTheLeaf() public view {
         bytes32 hash = keccak256("leaf");
-        assertTrue(harness.verify(empty, hash, hash), "leaf is root");
-        assertFalse(harness.verify(empty, keccak256("other"), hash), "leaf is not root");
+        assertEq(harness.root(new bytes32[](0), hash), hash, "leaf is root");
+        assertEq(harness.root(new bytes32[](0), bytes32(0)), bytes32(0), "zero is zero");
     }
 
-    function test_verify_siblingEqualToNode() public view {
+    function test_root_siblingEqualToNode() public view {
         // The ordering tie: both libraries hash (x, x).
         bytes32 hash = keccak256("leaf");
         bytes32[] memory proof = new bytes32[](1);
         proof[0] = hash;
-        bytes32 root = keccak256(abi.encode(hash, hash));
-        assertTrue(harness.verifyOz(proof, root, hash), "OpenZeppelin");
-        assertTrue(harness.verify(proof, root, hash), "PayoutProof");
+        bytes32 expected = keccak256(abi.encode(hash, hash));
+        assertEq(harness.processOz(proof, hash), expected, "OpenZeppelin");
+        assertEq(harness.root(proof, hash), expected, "PayoutProof");
     }
 
-    function test_verify_zeroLeafAndRoot() public view {
-        bytes32[] memory empty = new bytes32[](0);
-        assertTrue(harness.verify(empty, bytes32(0), bytes32(0)), "zero is zero");
+    function test_root_hashesEachPairInAscendingOrder() public view {
+        bytes32 small = bytes32(uint256(1));
+        bytes32 large = bytes32(type(uint256).max);
         bytes32[] memory proof = new bytes32[](1);
-        assertFalse(harness.verify(proof, bytes32(0), bytes32(0)), "hash of zeros is not zero");
+        proof[0] = large;
+        assertEq(harness.root(proof, small), keccak256(abi.encode(small, large)), "leaf smaller");
+        proof[0] = small;
+        assertEq(harness.root(proof, large), keccak256(abi.encode(small, large)), "leaf larger");
     }
 
-    function testFuzz_verify_acceptsEveryProofOfRandomTree(
+    function testFuzz_root_reachesTheTreeRootFromEveryLeaf(
         bytes32 seed,
         uint256 count,
         uint256 index
@@ -248,13 +179,12 @@ contract PayoutProofTest is Test {
         bytes32[] memory tree = PayoutTree.build(leaves);
         bytes32[] memory proof = PayoutTree.proofIn(tree, leaves[index]);
 
-        assertTrue(harness.verifyOz(proof, tree[0], leaves[index]), "OpenZeppelin accepts");
-        assertTrue(harness.verify(proof, tree[0], leaves[index]), "PayoutProof accepts");
-        assertFalse(harness.verify(proof, ~tree[0], leaves[index]), "other root");
-        assertFalse(harness.verify(proof, tree[0], ~leaves[index]), "other leaf");
+        assertEq(harness.processOz(proof, leaves[index]), tree[0], "OpenZeppelin");
+        assertEq(harness.root(proof, leaves[index]), tree[0], "PayoutProof");
+        assertTrue(harness.root(proof, ~leaves[index]) != tree[0], "other leaf");
     }
 
-    function testFuzz_verify_rejectsTamperedProof(
+    function testFuzz_root_tamperedProofMissesTheRoot(
         bytes32 seed,
         uint256 count,
         uint256 index,
@@ -269,11 +199,14 @@ contract PayoutProofTest is Test {
         position = bound(position, 0, proof.length - 1);
 
         proof[position] ^= bytes32(uint256(1) << bit);
-        assertFalse(harness.verifyOz(proof, tree[0], leaves[index]), "OpenZeppelin rejects");
-        assertFalse(harness.verify(proof, tree[0], leaves[index]), "PayoutProof rejects");
+        bytes32 reached = harness.root(proof, leaves[index]);
+        assertTrue(reached != tree[0], "misses the root");
+        // Not even its high half, which is all the escrow compares.
+        assertTrue(reached >> 128 != tree[0] >> 128, "misses the high half");
+        assertEq(reached, harness.processOz(proof, leaves[index]), "same as OpenZeppelin");
     }
 
-    function testFuzz_verify_rejectsTruncatedOrExtendedProof(
+    function testFuzz_root_truncatedOrExtendedProofMissesTheRoot(
         bytes32 seed,
         uint256 count,
         uint256 index,
@@ -292,30 +225,25 @@ contract PayoutProofTest is Test {
             extended[i] = proof[i];
         }
         extended[proof.length] = extra;
-        assertFalse(harness.verify(truncated, tree[0], leaves[index]), "truncated");
-        assertFalse(harness.verify(extended, tree[0], leaves[index]), "extended");
+        assertTrue(harness.root(truncated, leaves[index]) != tree[0], "truncated");
+        assertTrue(harness.root(extended, leaves[index]) != tree[0], "extended");
         assertEq(
-            harness.verify(extended, tree[0], leaves[index]),
-            harness.verifyOz(extended, tree[0], leaves[index]),
-            "extended: same verdict"
+            harness.root(extended, leaves[index]),
+            harness.processOz(extended, leaves[index]),
+            "extended: same node"
         );
     }
 
-    /// @dev Arbitrary proofs, against an arbitrary root or the one they actually lead to.
-    function testFuzz_verify_agreesWithOpenZeppelin(
-        bytes32[] calldata proof,
-        bytes32 root,
-        bytes32 leafHash,
-        bool reachableRoot
-    ) public view {
-        if (reachableRoot) root = harness.processOz(proof, leafHash);
-        bool theirs = harness.verifyOz(proof, root, leafHash);
-        assertEq(harness.verify(proof, root, leafHash), theirs, "same verdict");
-        if (reachableRoot) assertTrue(theirs, "reachable root verifies");
+    /// @dev Arbitrary proofs from an arbitrary leaf reach the same node either way.
+    function testFuzz_root_agreesWithOpenZeppelin(bytes32[] calldata proof, bytes32 leafHash)
+        public
+        view
+    {
+        assertEq(harness.root(proof, leafHash), harness.processOz(proof, leafHash), "same node");
     }
 
     /// @dev Calldata slices start past the array's offset; the proof walk must follow them.
-    function testFuzz_verify_agreesOnCalldataSlices(
+    function testFuzz_root_agreesOnCalldataSlices(
         bytes32 seed,
         uint256 count,
         uint256 index,
@@ -330,13 +258,14 @@ contract PayoutProofTest is Test {
         start = bound(start, 0, proof.length);
         end = bound(end, start, proof.length);
 
-        // The root the slice leads to, if the slice is the start of the proof.
-        bytes32 root = start == 0 ? _rootOfPrefix(proof, leaves[index], end) : tree[0];
-        (bool ours, bool theirs) = harness.verifySlice(proof, start, end, root, leaves[index]);
-        assertEq(ours, theirs, "same verdict");
-        if (start == 0) assertTrue(ours, "prefix leads to its node");
-        (ours, theirs) = harness.verifySlice(proof, 0, proof.length, tree[0], leaves[index]);
-        assertTrue(ours && theirs, "whole proof as a slice");
+        (bytes32 ours, bytes32 theirs) = harness.rootOfSlice(proof, start, end, leaves[index]);
+        assertEq(ours, theirs, "same node");
+        if (start == 0) {
+            assertEq(ours, _rootOfPrefix(proof, leaves[index], end), "prefix leads to its node");
+        }
+        (ours, theirs) = harness.rootOfSlice(proof, 0, proof.length, leaves[index]);
+        assertEq(ours, tree[0], "whole proof as a slice");
+        assertEq(theirs, tree[0], "whole proof as a slice, OpenZeppelin");
     }
 
     function _rootOfPrefix(bytes32[] memory proof, bytes32 leafHash, uint256 length)
@@ -356,14 +285,14 @@ contract PayoutProofTest is Test {
     // memory safety
     // ---------------------------------------------------------------------------------
 
-    function testFuzz_leafAndVerify_leaveMemoryAlone(
+    function testFuzz_leafAndRoot_leaveMemoryAlone(
         bytes32[] calldata proof,
         address account,
         address token,
-        uint256 cumulativeAmount
+        uint256 indexAndAmount
     ) public view {
         assertTrue(
-            harness.leavesMemoryAlone(proof, account, token, cumulativeAmount), "memory intact"
+            harness.leavesMemoryAlone(proof, account, token, indexAndAmount), "memory intact"
         );
     }
 }

@@ -1,16 +1,21 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Test} from "forge-std/Test.sol";
 import {AdEscrow} from "../../src/AdEscrow.sol";
 import {IAdEscrow} from "../../src/interfaces/IAdEscrow.sol";
 import {TestToken} from "../mocks/TestToken.sol";
 import {PayoutTree} from "../utils/PayoutTree.sol";
 
-/// @notice Drives AdEscrow through every role with honest payout trees. A ghost ledger keeps
-///         each payee's cumulative earnings per token; every settlement spreads exactly what
-///         it debits over the payees, so the leaves of a token always sum to its settled total.
-/// @dev Entry `t * PAYEES + p` is payee p's cumulative earnings in token t.
+/// @notice Drives AdEscrow through every role. A ghost ledger keeps each payee's cumulative
+///         earnings per token. Most settlements spread exactly what they debit over the
+///         payees; one in five is dishonest and promises one payee more than was debited, so
+///         that the cap (a claim may not leave the escrow holding less than `locked`) is
+///         exercised: the handler predicts from the balance and `locked` whether each claim
+///         fits, and expects `AdEscrowExceedsSettled` when it does not.
+/// @dev Entry `t * PAYEES + p` is payee p's cumulative earnings in token t, and also its payee
+///      index (so indexes 2k and 2k + 1 share a claimed slot).
 contract AdEscrowHandler is Test {
     uint256 internal constant TOKENS = 2;
     uint256 internal constant PAYEES = 4;
@@ -36,8 +41,11 @@ contract AdEscrowHandler is Test {
     /// @dev The amounts each root ever posted commits to.
     mapping(bytes32 root => uint256[ENTRIES]) internal rootAmounts;
 
-    bytes32 public ghostCurrentRoot;
-    bytes32 public ghostPreviousRoot;
+    /// @dev Per token: the full roots the escrow keeps the high halves of.
+    bytes32[TOKENS] public ghostRoot;
+    bytes32[TOKENS] public ghostPreviousRoot;
+    /// @dev Tokens in the order they first got a root, as `tokens()` lists them.
+    address[] internal ghostTokens;
     bytes32 public ghostPendingRoot;
     /// @dev When the current pause began: the challenge clock stands still from then.
     uint256 public ghostPausedAt;
@@ -47,6 +55,15 @@ contract AdEscrowHandler is Test {
     /// @dev Per token: everything advertisers paid in and took back.
     uint256[TOKENS] public ghostFunded;
     uint256[TOKENS] public ghostWithdrawn;
+    /// @dev Per token: debits of activated epochs (claimable), and of the pending one.
+    uint256[TOKENS] public ghostActivated;
+    uint256[TOKENS] public ghostPending;
+    /// @dev Per token: everything claims paid out.
+    uint256[TOKENS] public ghostClaimed;
+    /// @dev Per token: what dishonest trees promised beyond their debits, activated or
+    ///      current, and pending.
+    uint256[TOKENS] public ghostOverpromised;
+    uint256[TOKENS] public ghostPendingOverpromised;
 
     mapping(string action => uint256) public calls;
 
@@ -86,13 +103,22 @@ contract AdEscrowHandler is Test {
         return payees[p];
     }
 
-    function ghostCumulative(uint256 t, uint256 p) external view returns (uint256) {
-        return cumulative[t * PAYEES + p];
+    /// @notice The payee index of payee p in token t.
+    function index(uint256 t, uint256 p) public pure returns (uint256) {
+        return t * PAYEES + p;
     }
 
-    /// @notice What `payees[p]` may have received of token `t`: its leaf in the current root.
+    function ghostCumulative(uint256 t, uint256 p) external view returns (uint256) {
+        return cumulative[index(t, p)];
+    }
+
+    /// @notice What `payees[p]` may have received of token `t`: its leaf in t's current root.
     function ghostClaimable(uint256 t, uint256 p) external view returns (uint256) {
-        return rootAmounts[ghostCurrentRoot][t * PAYEES + p];
+        return rootAmounts[ghostRoot[t]][index(t, p)];
+    }
+
+    function ghostTokenList() external view returns (address[] memory) {
+        return ghostTokens;
     }
 
     // ---------------------------------------------------------------------------------
@@ -162,20 +188,22 @@ contract AdEscrowHandler is Test {
     // Settlement
     // ---------------------------------------------------------------------------------
 
-    /// @dev Debits up to three campaigns and spreads each token's debits over the payees.
-    function settle(uint256 seed, bool waitOutWindow) external {
+    /// @dev Debits up to three campaigns and spreads each token's debits over the payees. One
+    ///      time in five the tree also promises one payee up to MAX_AMOUNT more than was
+    ///      debited. A token is listed in the totals when its leaves change, and otherwise
+    ///      when `listSeed` says so (a zero total), so that unlisted tokens keep their roots.
+    function settle(uint256 seed, bool waitOutWindow, uint256 listSeed) external {
         (uint64 lastEpoch,, uint40 pendingAt, uint40 window, bool paused) = escrow.settlementState();
         if (paused) return;
         if (pendingAt != 0) {
             // A pending root must be activated (after its window) before the next settlement.
             if (!waitOutWindow) return;
             if (block.timestamp < pendingAt) vm.warp(pendingAt);
-            escrow.activate();
-            _promoteGhost();
+            escrow.activate(keccak256(abi.encode(pendingDebits)), pendingTotals);
+            _promotePending();
         }
 
         (IAdEscrow.Debit[] memory debits, uint256[TOKENS] memory earned) = _pickDebits(seed);
-        IAdEscrow.TokenTotal[] memory totals = _totalsOf(earned);
         uint256[ENTRIES] memory next = cumulative;
         for (uint256 t; t < TOKENS; ++t) {
             uint256 left = earned[t];
@@ -183,33 +211,46 @@ contract AdEscrowHandler is Test {
                 uint256 share = p == PAYEES - 1
                     ? left
                     : bound(uint256(keccak256(abi.encode(seed, "share", t, p))), 0, left);
-                next[t * PAYEES + p] += share;
+                next[index(t, p)] += share;
                 left -= share;
             }
         }
+        uint256[TOKENS] memory overpromised;
+        if (seed % 5 == 0) {
+            uint256 entry = uint256(keccak256(abi.encode(seed, "greedy"))) % ENTRIES;
+            uint256 extra = bound(uint256(keccak256(abi.encode(seed, "extra"))), 1, MAX_AMOUNT);
+            next[entry] += extra;
+            overpromised[entry / PAYEES] = extra;
+        }
+        bool[TOKENS] memory listed;
+        for (uint256 t; t < TOKENS; ++t) {
+            listed[t] = earned[t] > 0 || overpromised[t] > 0 || (listSeed >> t) & 1 == 1;
+        }
+        IAdEscrow.TokenTotal[] memory totals = _totalsOf(earned, listed);
         bytes32 root = _rootOf(next);
         rootAmounts[root] = next;
 
         vm.prank(settler);
         escrow.settle(lastEpoch + 1, root, debits, totals);
 
-        if (window == 0) {
-            ghostPreviousRoot = ghostCurrentRoot;
-            ghostCurrentRoot = root;
-        } else {
-            ghostPendingRoot = root;
-            beforePending = cumulative;
-            delete pendingDebits;
-            delete pendingTotals;
-            for (uint256 i; i < debits.length; ++i) {
-                pendingDebits.push(debits[i]);
-            }
-            for (uint256 i; i < totals.length; ++i) {
-                pendingTotals.push(totals[i]);
-            }
-        }
+        beforePending = cumulative;
         cumulative = next;
-        ++calls["settle"];
+        delete pendingDebits;
+        delete pendingTotals;
+        for (uint256 i; i < debits.length; ++i) {
+            pendingDebits.push(debits[i]);
+        }
+        for (uint256 i; i < totals.length; ++i) {
+            pendingTotals.push(totals[i]);
+        }
+        ghostPendingRoot = root;
+        for (uint256 t; t < TOKENS; ++t) {
+            ghostPending[t] = earned[t];
+            ghostPendingOverpromised[t] = overpromised[t];
+        }
+        // Without a window the root is current at once.
+        if (window == 0) _promotePending();
+        ++calls[overpromised[0] + overpromised[1] > 0 ? "settleDishonest" : "settle"];
     }
 
     /// @dev Tries to debit a campaign at or past its end plus grace (when the advertiser may
@@ -241,12 +282,22 @@ contract AdEscrowHandler is Test {
         }
     }
 
-    function activate() external {
+    /// @dev Activates the pending epoch (waiting out its window); first, when `tryWrong`,
+    ///      with totals that are not the settled ones, which must be refused.
+    function activate(bool tryWrong) external {
         (,, uint40 pendingAt,, bool paused) = escrow.settlementState();
         if (paused || pendingAt == 0) return;
         if (block.timestamp < pendingAt) vm.warp(pendingAt);
-        escrow.activate();
-        _promoteGhost();
+        bytes32 debitsHash = keccak256(abi.encode(pendingDebits));
+        if (tryWrong) {
+            IAdEscrow.TokenTotal[] memory wrong = new IAdEscrow.TokenTotal[](1);
+            wrong[0] = IAdEscrow.TokenTotal(address(tokens[0]), type(uint128).max);
+            vm.expectRevert(abi.encodeWithSelector(IAdEscrow.AdEscrowCommitmentMismatch.selector));
+            escrow.activate(debitsHash, wrong);
+            ++calls["activateWrong"];
+        }
+        escrow.activate(debitsHash, pendingTotals);
+        _promotePending();
         ++calls["activate"];
     }
 
@@ -271,6 +322,11 @@ contract AdEscrowHandler is Test {
         escrow.revoke(lastEpoch, pendingDebits, pendingTotals);
         cumulative = beforePending;
         ghostPendingRoot = bytes32(0);
+        for (uint256 t; t < TOKENS; ++t) {
+            // Back in the campaigns' budgets, which the escrow's `remaining` shows.
+            ghostPending[t] = 0;
+            ghostPendingOverpromised[t] = 0;
+        }
         ++calls[paused && block.timestamp >= pendingAt ? "revokePausedAfterWindow" : "revoke"];
     }
 
@@ -303,34 +359,93 @@ contract AdEscrowHandler is Test {
     // Claims
     // ---------------------------------------------------------------------------------
 
-    /// @dev Claims a payee's leaf in the current root, or in the previous one, from anyone.
+    /// @dev Claims a payee's leaf in its token's current root, or in the previous one, from
+    ///      anyone. Paused, or before the token has a root, the claim must revert; otherwise
+    ///      it pays the rise over what the index claimed, unless that would leave the escrow
+    ///      holding less than `locked`.
     function claim(uint256 payeeSeed, uint256 tokenSeed, bool usePrevious, uint256 callerSeed)
         external
     {
-        (bytes32 current, bytes32 previous) = escrow.claimableRoots();
-        if (current == bytes32(0)) return;
-        bytes32 root = usePrevious && previous != bytes32(0) ? previous : current;
         uint256 t = tokenSeed % TOKENS;
-        uint256 p = payeeSeed % PAYEES;
-        uint256 amount = rootAmounts[root][t * PAYEES + p];
+        uint256 entry = index(t, payeeSeed % PAYEES);
+        (,,,, bool paused) = escrow.settlementState();
+        if (paused || ghostRoot[t] == bytes32(0)) {
+            _claimWithoutRoot(t, entry, paused);
+            return;
+        }
+        bytes32 root =
+            usePrevious && ghostPreviousRoot[t] != bytes32(0) ? ghostPreviousRoot[t] : ghostRoot[t];
+        uint256 amount = rootAmounts[root][entry];
         bytes32[] memory leaves = _leavesOf(rootAmounts[root]);
-        bytes32[] memory proof = PayoutTree.proof(leaves, leaves[t * PAYEES + p]);
+        IAdEscrow.Claim memory c = IAdEscrow.Claim(
+            payees[entry % PAYEES],
+            address(tokens[t]),
+            PayoutTree.pack(entry, amount),
+            PayoutTree.proof(leaves, leaves[entry])
+        );
+        uint256 already = escrow.claimed(entry);
+        uint256 rise = amount > already ? amount - already : 0;
+        bytes memory refusal = _refusal(t, rise);
 
-        uint256 already = escrow.claimed(payees[p], address(tokens[t]));
         // The payee itself, another payee or an advertiser: tokens always go to the payee.
         vm.prank(callerSeed % 2 == 0 ? payees[callerSeed / 2 % PAYEES] : advertisers[0]);
-        uint256 paid = escrow.claim(payees[p], address(tokens[t]), amount, proof);
-        assertEq(paid, amount > already ? amount - already : 0, "claim pays the difference");
+        if (refusal.length > 0) {
+            vm.expectRevert(refusal);
+            escrow.claim(c.account, c.token, c.indexAndAmount, c.proof);
+            ++calls["claimCapped"];
+            return;
+        }
+        uint256 paid = escrow.claim(c.account, c.token, c.indexAndAmount, c.proof);
+        assertEq(paid, rise, "claim pays the rise");
+        ghostClaimed[t] += paid;
         ++calls["claim"];
+    }
+
+    /// @dev Paused, or before the token has a root, any claim reverts.
+    function _claimWithoutRoot(uint256 t, uint256 entry, bool paused) internal {
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                paused ? IAdEscrow.AdEscrowPaused.selector : IAdEscrow.AdEscrowNoRoot.selector
+            )
+        );
+        escrow.claim(payees[entry % PAYEES], address(tokens[t]), entry << 128, new bytes32[](0));
+        ++calls[paused ? "claimPaused" : "claimNoRoot"];
+    }
+
+    /// @dev Why a claim paying `rise` of token `t` must fail, or nothing when it fits. Claims
+    ///      may only pay the balance above `locked` (the cap); beyond the whole balance the
+    ///      token's transfer fails before the cap is checked.
+    function _refusal(uint256 t, uint256 rise) internal view returns (bytes memory) {
+        address tokenAddress = address(tokens[t]);
+        (,, uint256 locked) = escrow.tokenState(tokenAddress);
+        uint256 balance = tokens[t].balanceOf(address(escrow));
+        if (rise > balance) {
+            return abi.encodeWithSelector(SafeERC20.SafeERC20FailedOperation.selector, tokenAddress);
+        }
+        if (rise > balance - locked) {
+            return abi.encodeWithSelector(IAdEscrow.AdEscrowExceedsSettled.selector, tokenAddress);
+        }
+        return "";
     }
 
     // ---------------------------------------------------------------------------------
     // Internal
     // ---------------------------------------------------------------------------------
 
-    function _promoteGhost() internal {
-        ghostPreviousRoot = ghostCurrentRoot;
-        ghostCurrentRoot = ghostPendingRoot;
+    /// @dev The pending epoch becomes current for the tokens it lists.
+    function _promotePending() internal {
+        for (uint256 i; i < pendingTotals.length; ++i) {
+            uint256 t = _tokenIndex(pendingTotals[i].token);
+            if (ghostRoot[t] == bytes32(0)) ghostTokens.push(pendingTotals[i].token);
+            else ghostPreviousRoot[t] = ghostRoot[t];
+            ghostRoot[t] = ghostPendingRoot;
+        }
+        for (uint256 t; t < TOKENS; ++t) {
+            ghostActivated[t] += ghostPending[t];
+            ghostPending[t] = 0;
+            ghostOverpromised[t] += ghostPendingOverpromised[t];
+            ghostPendingOverpromised[t] = 0;
+        }
         ghostPendingRoot = bytes32(0);
     }
 
@@ -362,19 +477,19 @@ contract AdEscrowHandler is Test {
         }
     }
 
-    function _totalsOf(uint256[TOKENS] memory earned)
+    function _totalsOf(uint256[TOKENS] memory earned, bool[TOKENS] memory listed)
         internal
         view
         returns (IAdEscrow.TokenTotal[] memory totals)
     {
         uint256 n;
         for (uint256 t; t < TOKENS; ++t) {
-            if (earned[t] > 0) ++n;
+            if (listed[t]) ++n;
         }
         totals = new IAdEscrow.TokenTotal[](n);
         n = 0;
         for (uint256 t; t < TOKENS; ++t) {
-            if (earned[t] > 0) totals[n++] = IAdEscrow.TokenTotal(address(tokens[t]), earned[t]);
+            if (listed[t]) totals[n++] = IAdEscrow.TokenTotal(address(tokens[t]), earned[t]);
         }
     }
 
@@ -385,7 +500,9 @@ contract AdEscrowHandler is Test {
     {
         leaves = new bytes32[](ENTRIES);
         for (uint256 i; i < ENTRIES; ++i) {
-            leaves[i] = PayoutTree.leaf(payees[i % PAYEES], address(tokens[i / PAYEES]), amounts[i]);
+            leaves[i] = PayoutTree.leaf(
+                payees[i % PAYEES], address(tokens[i / PAYEES]), PayoutTree.pack(i, amounts[i])
+            );
         }
     }
 

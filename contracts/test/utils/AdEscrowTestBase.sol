@@ -67,12 +67,30 @@ abstract contract AdEscrowTestBase is Test {
         return escrow.campaign(id).remaining;
     }
 
-    function _settled(TestToken token) internal view returns (uint256 settled) {
-        (settled,) = escrow.tokenTotals(address(token));
+    /// @dev What the escrow keeps of `token`: every budget plus the pending epoch's debits.
+    function _locked(TestToken token) internal view returns (uint256 locked) {
+        (,, locked) = escrow.tokenState(address(token));
     }
 
-    function _claimedTotal(TestToken token) internal view returns (uint256 claimedTotal) {
-        (, claimedTotal) = escrow.tokenTotals(address(token));
+    /// @dev The high 128 bits of `token`'s current root (zero while paused or before any).
+    function _root(TestToken token) internal view returns (bytes16 root) {
+        (root,,) = escrow.tokenState(address(token));
+    }
+
+    /// @dev The high 128 bits of `token`'s previous root, still accepted by claims.
+    function _previousRoot(TestToken token) internal view returns (bytes16 previousRoot) {
+        (, previousRoot,) = escrow.tokenState(address(token));
+    }
+
+    /// @dev The high 128 bits of `root`: what the escrow keeps of a root and compares.
+    function _high(bytes32 root) internal pure returns (bytes16) {
+        // forge-lint: disable-next-line(unsafe-typecast)
+        return bytes16(root);
+    }
+
+    /// @dev The cap: claims can never leave the escrow holding less than `locked`.
+    function _assertCovered(TestToken token) internal view {
+        assertGe(token.balanceOf(address(escrow)), _locked(token), "balance covers locked");
     }
 
     // ---------------------------------------------------------------------------------
@@ -117,6 +135,19 @@ abstract contract AdEscrowTestBase is Test {
         totals[1] = IAdEscrow.TokenTotal(address(token1), amount1);
     }
 
+    /// @dev `totals` with one more entry at the end.
+    function _append(IAdEscrow.TokenTotal[] memory totals, address token, uint256 amount)
+        internal
+        pure
+        returns (IAdEscrow.TokenTotal[] memory longer)
+    {
+        longer = new IAdEscrow.TokenTotal[](totals.length + 1);
+        for (uint256 i; i < totals.length; ++i) {
+            longer[i] = totals[i];
+        }
+        longer[totals.length] = IAdEscrow.TokenTotal(token, amount);
+    }
+
     function _settle(
         uint64 epoch,
         bytes32 root,
@@ -139,8 +170,26 @@ abstract contract AdEscrowTestBase is Test {
         (,, claimableAt,,) = escrow.settlementState();
     }
 
-    function _currentRoot() internal view returns (bytes32 current) {
-        (current,) = escrow.claimableRoots();
+    /// @dev What `activate` takes for the pending epoch's debits.
+    function _debitsHash(IAdEscrow.Debit[] memory debits) internal pure returns (bytes32) {
+        return keccak256(abi.encode(debits));
+    }
+
+    /// @dev The pending epoch's commitment, as `pendingRoot` reports it.
+    function _commitment(IAdEscrow.Debit[] memory debits, IAdEscrow.TokenTotal[] memory totals)
+        internal
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(_debitsHash(debits), totals));
+    }
+
+    /// @dev Activates the pending epoch with the debits and totals it was settled with, as
+    ///      anyone reading its `Settled` event would.
+    function _activate(IAdEscrow.Debit[] memory debits, IAdEscrow.TokenTotal[] memory totals)
+        internal
+    {
+        escrow.activate(_debitsHash(debits), totals);
     }
 
     function _setWindow(uint40 window) internal {
@@ -152,12 +201,54 @@ abstract contract AdEscrowTestBase is Test {
     // Trees
     // ---------------------------------------------------------------------------------
 
+    /// @dev Payee indexes, as the relayer assigns them: one per (account, token) for good.
+    ///      Alice's and bob's usd indexes share claimed slot 0, their eur ones slot 1.
+    uint256 internal constant ALICE_USD = 0;
+    uint256 internal constant BOB_USD = 1;
+    uint256 internal constant ALICE_EUR = 2;
+    uint256 internal constant BOB_EUR = 3;
+    uint256 internal constant CAROL_USD = 4;
+    uint256 internal constant CAROL_EUR = 5;
+
+    function _index(address account, TestToken token) internal view returns (uint256) {
+        bool isUsd = token == usd;
+        require(isUsd || token == eur, "no index for this token");
+        if (account == alice) return isUsd ? ALICE_USD : ALICE_EUR;
+        if (account == bob) return isUsd ? BOB_USD : BOB_EUR;
+        if (account == carol) return isUsd ? CAROL_USD : CAROL_EUR;
+        revert("no index for this account");
+    }
+
+    /// @dev The `indexAndAmount` word of `account`'s leaf in `token`.
+    function _pack(address account, TestToken token, uint256 cumulative)
+        internal
+        view
+        returns (uint256)
+    {
+        return PayoutTree.pack(_index(account, token), cumulative);
+    }
+
+    /// @dev `account`'s leaf in `token` under its own index.
     function _leaf(address account, TestToken token, uint256 cumulative)
+        internal
+        view
+        returns (bytes32)
+    {
+        return PayoutTree.leaf(account, address(token), _pack(account, token, cumulative));
+    }
+
+    /// @dev A leaf under an explicit index.
+    function _leafAt(address account, TestToken token, uint256 index, uint256 cumulative)
         internal
         pure
         returns (bytes32)
     {
-        return PayoutTree.leaf(account, address(token), cumulative);
+        return PayoutTree.leaf(account, address(token), index, cumulative);
+    }
+
+    /// @dev What `account`'s index in `token` has claimed.
+    function _claimed(address account, TestToken token) internal view returns (uint256) {
+        return escrow.claimed(_index(account, token));
     }
 
     function _leaves(bytes32 a, bytes32 b) internal pure returns (bytes32[] memory leaves) {
@@ -181,8 +272,18 @@ abstract contract AdEscrowTestBase is Test {
         internal
         returns (uint256)
     {
-        bytes32[] memory path = PayoutTree.proof(leaves, _leaf(account, token, cumulative));
-        return escrow.claim(account, address(token), cumulative, path);
+        return _claimAt(account, token, _index(account, token), cumulative, leaves);
+    }
+
+    function _claimAt(
+        address account,
+        TestToken token,
+        uint256 index,
+        uint256 cumulative,
+        bytes32[] memory leaves
+    ) internal returns (uint256) {
+        bytes32[] memory path = PayoutTree.proof(leaves, _leafAt(account, token, index, cumulative));
+        return escrow.claim(account, address(token), PayoutTree.pack(index, cumulative), path);
     }
 
     /// @dev Campaign A (usd, advertiser) and B (eur, otherAdvertiser) open; epoch 1 debits

@@ -4,18 +4,35 @@ pragma solidity 0.8.37;
 import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
 
 /// @title PayoutTree
-/// @notice Builds payout trees the way OpenZeppelin's `StandardMerkleTree` does, in Solidity:
-///         leaf = keccak256(bytes.concat(keccak256(abi.encode(account, token, cumulative)))),
-///         leaves sorted ascending, laid out at the tail of a 2n-1 array, pairs hashed sorted.
+/// @notice Builds payout trees as docs/ENCODING.md lays them out, in Solidity and independently
+///         of `PayoutProof`: leaf = keccak256(abi.encode(account, token, indexAndAmount)),
+///         hashed once; leaves sorted ascending, laid out at the tail of a 2n-1 array (as
+///         OpenZeppelin's `StandardMerkleTree` does), pairs hashed sorted.
 /// @dev Quadratic sorting and linear proof lookup: fine for the few dozen leaves tests use.
 library PayoutTree {
-    /// @notice The leaf AdEscrow verifies for `account`'s `cumulativeAmount` of `token`.
-    function leaf(address account, address token, uint256 cumulativeAmount)
+    /// @notice `index << 128 | cumulativeAmount`, the word a leaf and a claim carry.
+    function pack(uint256 index, uint256 cumulativeAmount) internal pure returns (uint256) {
+        require(index < 2 ** 128 && cumulativeAmount < 2 ** 128, "PayoutTree: over 128 bits");
+        return index << 128 | cumulativeAmount;
+    }
+
+    /// @notice The leaf AdEscrow verifies for the payee at `index`, `account`, owed
+    ///         `cumulativeAmount` of `token` in all.
+    function leaf(address account, address token, uint256 index, uint256 cumulativeAmount)
         internal
         pure
         returns (bytes32)
     {
-        return keccak256(bytes.concat(keccak256(abi.encode(account, token, cumulativeAmount))));
+        return leaf(account, token, pack(index, cumulativeAmount));
+    }
+
+    /// @notice The leaf of an already packed `indexAndAmount`.
+    function leaf(address account, address token, uint256 indexAndAmount)
+        internal
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(account, token, indexAndAmount));
     }
 
     /// @notice The whole tree: `tree[0]` is the root, the sorted leaves fill the tail.
@@ -36,6 +53,13 @@ library PayoutTree {
     /// @notice The root of the tree over `leaves`.
     function root(bytes32[] memory leaves) internal pure returns (bytes32) {
         return build(leaves)[0];
+    }
+
+    /// @notice The high 128 bits of the root over `leaves`: what the escrow stores and
+    ///         `tokenState` reports.
+    function half(bytes32[] memory leaves) internal pure returns (bytes16) {
+        // forge-lint: disable-next-line(unsafe-typecast)
+        return bytes16(root(leaves));
     }
 
     /// @notice The proof of `target` in the tree over `leaves`.
