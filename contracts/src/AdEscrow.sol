@@ -372,7 +372,9 @@ contract AdEscrow is IAdEscrow, AccessControl {
         returns (bytes16 root, bytes16 previousRoot, uint256 locked)
     {
         uint256 packed = _tokenSlot(token);
-        return (bytes16(uint128(packed >> 128)), _previousRoots[token], packed & _LOW_HALF);
+        // Claims cannot use the previous root while paused either: the current one is parked.
+        previousRoot = _state.paused ? bytes16(0) : _previousRoots[token];
+        return (bytes16(uint128(packed >> 128)), previousRoot, packed & _LOW_HALF);
     }
 
     /// @inheritdoc IAdEscrow
@@ -479,7 +481,12 @@ contract AdEscrow is IAdEscrow, AccessControl {
             sums[j] += d.amount;
         }
         for (uint256 j; j < totals.length; ++j) {
-            if (sums[j] != totals[j].amount) revert AdEscrowTotalsMismatch(totals[j].token);
+            address token = totals[j].token;
+            if (sums[j] != totals[j].amount) revert AdEscrowTotalsMismatch(token);
+            // Named twice, a token would rotate twice and lose its previous root.
+            for (uint256 k; k < j; ++k) {
+                if (totals[k].token == token) revert AdEscrowTotalsMismatch(token);
+            }
         }
     }
 
@@ -506,18 +513,16 @@ contract AdEscrow is IAdEscrow, AccessControl {
 
     /// @dev Reverts unless the tokens in `totals` that have no root yet fit in `MAX_TOKENS`
     ///      next to those listed, as `_rotate` will require. Nothing lists a token while a root
-    ///      is pending, so what passes here passes at activation.
+    ///      is pending, so what passes here passes at activation; `_debit` has already refused
+    ///      a token named twice.
     function _checkTokenRoom(TokenTotal[] calldata totals) private view {
         uint256 count = _tokens.length;
         // The usual case, a few tokens: no slot to read.
         if (count + totals.length <= MAX_TOKENS) return;
         for (uint256 j; j < totals.length; ++j) {
-            address token = totals[j].token;
-            if (_tokenSlot(token) >> 128 != 0) continue;
-            uint256 k;
-            while (k < j && totals[k].token != token) ++k;
-            // A token listed twice counts once, as in `_rotate`.
-            if (k == j && ++count > MAX_TOKENS) revert AdEscrowTooManyTokens();
+            if (_tokenSlot(totals[j].token) >> 128 == 0 && ++count > MAX_TOKENS) {
+                revert AdEscrowTooManyTokens();
+            }
         }
     }
 

@@ -489,6 +489,8 @@ contract AdEscrowClaimsTest is AdEscrowTestBase {
         assertEq(_root(eur), bytes16(0), "eur root parked");
         assertEq(_locked(usd), usdLocked, "usd locked kept");
         assertEq(_locked(eur), eurLocked, "eur locked kept");
+        // No claim can use the previous root while paused, and the view says so.
+        assertEq(_previousRoot(usd), bytes16(0), "usd previous hidden");
 
         vm.expectEmit(address(escrow));
         emit IAdEscrow.PauseSet(false);

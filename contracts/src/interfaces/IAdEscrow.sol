@@ -140,7 +140,8 @@ interface IAdEscrow {
     /// @notice Thrown when a debit exceeds a campaign's remaining budget.
     error AdEscrowInsufficientBudget(bytes32 campaignId, uint256 remaining, uint256 debit);
 
-    /// @notice Thrown when a settlement's per-token totals do not equal its debits.
+    /// @notice Thrown when a settlement's per-token totals do not equal its debits, or name a
+    ///         token twice.
     error AdEscrowTotalsMismatch(address token);
 
     /// @notice Thrown when revoking with no pending epoch, or with the wrong one.
@@ -184,7 +185,8 @@ interface IAdEscrow {
     /// @param campaignId The campaign's id, chosen off chain; it must be unused.
     /// @param token The ERC-20 the budget is held and paid out in; fee-on-transfer tokens are
     ///        refused.
-    /// @param amount The opening budget in `token`'s base units; positive.
+    /// @param amount The opening budget in `token`'s base units; positive. What the escrow
+    ///        keeps of one token for all campaigns and the pending epoch stays below 2^128.
     /// @param end When the campaign ends, a unix time in the future.
     function openCampaign(bytes32 campaignId, address token, uint256 amount, uint40 end) external;
 
@@ -210,7 +212,8 @@ interface IAdEscrow {
 
     /// @notice Adds `amount` to a running campaign's budget, from the caller.
     /// @param campaignId The campaign topped up; it must not have ended.
-    /// @param amount What is added, in the campaign token's base units; positive.
+    /// @param amount What is added, in the campaign token's base units; positive. What the
+    ///        escrow keeps of one token stays below 2^128, as in `openCampaign`.
     function fund(bytes32 campaignId, uint256 amount) external;
 
     /// @notice Ends a campaign now; the unspent budget is withdrawable after the grace period.
@@ -279,7 +282,9 @@ interface IAdEscrow {
     ///        `token` up to the root's epoch (low 128 bits).
     /// @param proof The Merkle proof of the leaf (`account`, `token`, `indexAndAmount`).
     /// @return amount What was paid: the cumulative amount minus what was claimed before;
-    ///         zero for a replayed or stale proof.
+    ///         zero for a replayed or stale proof. A claim beyond the cap reverts with
+    ///         `AdEscrowExceedsSettled`, or with SafeERC20's `SafeERC20FailedOperation` when it
+    ///         is more than the escrow holds at all (the transfer fails first).
     function claim(address account, address token, uint256 indexAndAmount, bytes32[] calldata proof)
         external
         returns (uint256 amount);
@@ -318,7 +323,8 @@ interface IAdEscrow {
     /// @param token The token.
     /// @return root The high 128 bits of the token's current root; zero while paused or
     ///         before any root of the token is current.
-    /// @return previousRoot The same of the root before it, still accepted; zero when none.
+    /// @return previousRoot The same of the root before it, still accepted; zero when none or
+    ///         while paused.
     /// @return locked What the escrow keeps of `token` for its campaigns: every budget and
     ///         the pending epoch's debits. A claim fails if it would leave less.
     function tokenState(address token)
