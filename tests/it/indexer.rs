@@ -55,25 +55,8 @@ impl Chain {
             token,
             campaign: keccak256("campaign"),
         };
-        let advertiser = chain.wallet(3);
-        let erc20 = TestToken::new(token, &advertiser);
-        erc20
-            .mint(chain.anvil.addresses()[3], U256::from(10u64.pow(12)))
-            .send()
-            .await
-            .unwrap()
-            .watch()
-            .await
-            .unwrap();
-        erc20
-            .approve(chain.deployment.ad_escrow.address, U256::MAX)
-            .send()
-            .await
-            .unwrap()
-            .watch()
-            .await
-            .unwrap();
-        AdEscrow::new(chain.deployment.ad_escrow.address, &advertiser)
+        chain.fund_wallet(token, 3, U256::from(10u64.pow(12))).await;
+        AdEscrow::new(chain.deployment.ad_escrow.address, chain.wallet(3))
             .openCampaign(
                 chain.campaign,
                 token,
@@ -87,6 +70,27 @@ impl Chain {
             .await
             .unwrap();
         chain
+    }
+
+    /// Mints `amount` of `token` to wallet `index` and lets the escrow take it.
+    pub async fn fund_wallet(&self, token: Address, index: usize, amount: U256) {
+        let erc20 = TestToken::new(token, self.wallet(index));
+        erc20
+            .mint(self.anvil.addresses()[index], amount)
+            .send()
+            .await
+            .unwrap()
+            .watch()
+            .await
+            .unwrap();
+        erc20
+            .approve(self.deployment.ad_escrow.address, amount)
+            .send()
+            .await
+            .unwrap()
+            .watch()
+            .await
+            .unwrap();
     }
 
     pub fn wallet(&self, index: usize) -> DynProvider {

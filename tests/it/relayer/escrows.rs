@@ -72,24 +72,9 @@ impl World {
 
     /// The buyer approves the escrow for the order and sends the order's own open call.
     async fn pay(&self, order: &Order) {
-        let buyer = self.chain.wallet(BUYER);
-        let token = TestToken::new(self.chain.token, &buyer);
-        token
-            .mint(self.chain.anvil.addresses()[BUYER], U256::from(order.price.0))
-            .send()
-            .await
-            .unwrap()
-            .watch()
-            .await
-            .unwrap();
-        token
-            .approve(self.chain.deployment.ad_escrow.address, U256::from(order.price.0))
-            .send()
-            .await
-            .unwrap()
-            .watch()
-            .await
-            .unwrap();
+        self.chain
+            .fund_wallet(self.chain.token, BUYER, U256::from(order.price.0))
+            .await;
         send(self, &self.key(BUYER), order.open_calldata.clone()).await;
     }
 

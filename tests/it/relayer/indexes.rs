@@ -70,27 +70,10 @@ impl World {
             .await
             .unwrap()
             .address();
-        let advertiser = self.chain.wallet(3);
-        let erc20 = TestToken::new(token, &advertiser);
         let budget = U256::from(10u64.pow(11));
-        erc20
-            .mint(self.chain.anvil.addresses()[3], budget)
-            .send()
-            .await
-            .unwrap()
-            .watch()
-            .await
-            .unwrap();
-        erc20
-            .approve(self.chain.deployment.ad_escrow.address, budget)
-            .send()
-            .await
-            .unwrap()
-            .watch()
-            .await
-            .unwrap();
+        self.chain.fund_wallet(token, 3, budget).await;
         let chain_campaign = keccak256("campaign in the second token");
-        AdEscrow::new(self.chain.deployment.ad_escrow.address, &advertiser)
+        AdEscrow::new(self.chain.deployment.ad_escrow.address, self.chain.wallet(3))
             .openCampaign(chain_campaign, token, budget, U40::from(4_000_000_000u64))
             .send()
             .await
