@@ -260,6 +260,16 @@ impl Relayer {
         )
         .execute(&self.db)
         .await?;
+        // A reorg can take an activation back out of the chain (the outbox sends it again):
+        // until it lands again, claims cannot use that root, so its epoch is not activated.
+        sqlx::query!(
+            "UPDATE settlement_epochs SET activated_at = NULL
+             WHERE chain_id = $1 AND epoch > $2 AND activated_at IS NOT NULL",
+            self.chain_id() as i64,
+            state.currentEpoch as i64
+        )
+        .execute(&self.db)
+        .await?;
         // The chain's clock, not ours, decides when the window is over: `estimate_gas` below
         // reverts until then.
         if state.pendingClaimableAt.is_zero() || state.paused {

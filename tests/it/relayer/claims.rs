@@ -135,3 +135,78 @@ async fn a_root_is_activated_after_its_challenge_window_and_then_claimable(pool:
     world.settle(&relayer, 2).await;
     world.assert_settled_once(2, 70_001).await;
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn an_activation_a_reorg_removed_stops_counting_until_it_lands_again(pool: PgPool) {
+    let world = World::new(pool).await;
+    let admin = world.chain.wallet(0);
+    AdEscrow::new(world.chain.deployment.ad_escrow.address, &admin)
+        .setChallengeWindow(U40::from(3_600u64))
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
+    let payee = hoster(1);
+    // Four confirmations: the activation is mined and seen, but not final, when the reorg
+    // comes.
+    let relayer = world.relayer(4);
+    world.owe("reorged activation", &[(payee, 5_000)]).await;
+    world.settle(&relayer, 1).await;
+    admin.anvil_increase_time(3_601).await.unwrap();
+    world.chain.mine(1).await;
+    let activated = async || -> bool {
+        sqlx::query_scalar("SELECT activated_at IS NOT NULL FROM settlement_epochs WHERE epoch = 1")
+            .fetch_one(&world.pool)
+            .await
+            .unwrap()
+    };
+    let activation = async || -> String {
+        sqlx::query_scalar("SELECT status::text FROM outbox WHERE kind = 'activate'")
+            .fetch_one(&world.pool)
+            .await
+            .unwrap()
+    };
+    let claimable_epoch =
+        async || -> Value { world.app.get(&format!("/v1/payouts/{payee}"), None).await.ok()["epoch"].clone() };
+
+    // The relayer queues activate(), sends it (anvil mines it at once), and records it mined.
+    for _ in 0..3 {
+        relayer.tick().await.unwrap();
+    }
+    assert_eq!(activation().await, "mined");
+    assert!(activated().await, "activated on chain");
+    assert_eq!(claimable_epoch().await, 1);
+
+    // The block that held the activation is replaced by empty ones: the chain's current root
+    // is none again, and the epoch stops counting as activated.
+    admin.anvil_rollback(Some(1)).await.unwrap();
+    admin.anvil_drop_all_transactions().await.unwrap();
+    world.chain.mine(2).await;
+    let state = AdEscrow::new(world.chain.deployment.ad_escrow.address, &admin)
+        .settlementState()
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(state.currentEpoch, 0, "the reorg removed the activation");
+    relayer.plan_activation().await.unwrap();
+    assert!(!activated().await, "not activated while the chain says otherwise");
+    assert_eq!(claimable_epoch().await, Value::Null, "nothing claimable meanwhile");
+
+    // The outbox sends it again; it lands, gets its confirmations, and counts again.
+    for _ in 0..40 {
+        relayer.tick().await.unwrap();
+        if activation().await == "confirmed" {
+            break;
+        }
+        world.chain.mine(1).await;
+    }
+    assert_eq!(
+        activation().await,
+        "confirmed",
+        "one activation, sent again under its key"
+    );
+    assert!(activated().await, "activated again");
+    assert_eq!(claimable_epoch().await, 1);
+}
