@@ -70,14 +70,7 @@ async fn ledger_to_claim_end_to_end(pool: PgPool) {
 async fn a_root_is_activated_after_its_challenge_window_and_then_claimable(pool: PgPool) {
     let world = World::new(pool).await;
     let admin = world.chain.wallet(0);
-    AdEscrow::new(world.chain.deployment.ad_escrow.address, &admin)
-        .setChallengeWindow(alloy::primitives::aliases::U40::from(3_600u64))
-        .send()
-        .await
-        .unwrap()
-        .watch()
-        .await
-        .unwrap();
+    world.set_challenge_window(3_600).await;
     let claimer = PrivateKeySigner::from(world.chain.anvil.keys()[6].clone());
     let relayer = world.relayer(1);
     world.owe("windowed", &[(claimer.address(), 70_000)]).await;
@@ -140,14 +133,7 @@ async fn a_root_is_activated_after_its_challenge_window_and_then_claimable(pool:
 async fn an_activation_a_reorg_removed_stops_counting_until_it_lands_again(pool: PgPool) {
     let world = World::new(pool).await;
     let admin = world.chain.wallet(0);
-    AdEscrow::new(world.chain.deployment.ad_escrow.address, &admin)
-        .setChallengeWindow(U40::from(3_600u64))
-        .send()
-        .await
-        .unwrap()
-        .watch()
-        .await
-        .unwrap();
+    world.set_challenge_window(3_600).await;
     let payee = hoster(1);
     // Four confirmations: the activation is mined and seen, but not final, when the reorg
     // comes.

@@ -153,6 +153,18 @@ impl World {
         panic!("epoch {epoch} was never confirmed");
     }
 
+    /// Sets the escrow's challenge window for later settlements (the deployer is its admin).
+    async fn set_challenge_window(&self, seconds: u64) {
+        AdEscrow::new(self.chain.deployment.ad_escrow.address, self.chain.wallet(0))
+            .setChallengeWindow(alloy::primitives::aliases::U40::from(seconds))
+            .send()
+            .await
+            .unwrap()
+            .watch()
+            .await
+            .unwrap();
+    }
+
     async fn confirmed(&self, epoch: i64) -> bool {
         sqlx::query_scalar::<_, bool>(
             "SELECT confirmed_at IS NOT NULL FROM settlement_epochs WHERE chain_id = $1 AND epoch = $2",
