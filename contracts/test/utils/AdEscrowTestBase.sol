@@ -299,4 +299,24 @@ abstract contract AdEscrowTestBase is Test {
             _totals(usd, 300e6, eur, 200e6)
         );
     }
+
+    /// @dev Epoch 2 pays alice 300 usd, bob 250 usd in total, debiting A by 250 more. Alice's
+    ///      eur leaf is unchanged; eur is listed with a zero total, so it moves to the new
+    ///      root as well.
+    function _settleSecondEpoch() internal returns (bytes32[] memory leaves2) {
+        leaves2 =
+            _leaves(_leaf(alice, usd, 300e6), _leaf(bob, usd, 250e6), _leaf(alice, eur, 200e6));
+        _settle(
+            2, PayoutTree.root(leaves2), _debits(CAMPAIGN_A, 250e6), _totals(usd, 250e6, eur, 0)
+        );
+    }
+
+    /// @dev The proof of `account`'s usd leaf of `cumulative` in `leaves`.
+    function _proof(bytes32[] memory leaves, address account, uint256 cumulative)
+        internal
+        view
+        returns (bytes32[] memory)
+    {
+        return PayoutTree.proof(leaves, _leaf(account, usd, cumulative));
+    }
 }
