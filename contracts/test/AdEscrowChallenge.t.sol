@@ -561,23 +561,45 @@ contract AdEscrowChallengeTest is SettlementFixture {
     }
 
     /// @dev A bad root is current (its window passed unchallenged): it gives alice 300 usd
-    ///      where its epoch debited 100. The next epoch's 200 stay locked while pending, so
-    ///      alice cannot be paid out of them under the current root. (Were she, revoking that
-    ///      epoch would restore budgets the escrow no longer held.)
-    function test_claim_cannotSpendPendingDebitsUnderCurrentRoot() public {
-        bytes32[] memory bad = _leaves(_leaf(alice, usd, 300e6), _leaf(bob, usd, 0));
+    ///      where its epoch debited 100. Epoch 2 then debits A by 200 and waits out its
+    ///      window; alice's claim under the bad root is refused, since the 200 stay locked.
+    function _badRootThenPendingEpoch()
+        internal
+        returns (
+            bytes32[] memory bad,
+            IAdEscrow.Debit[] memory debits,
+            IAdEscrow.TokenTotal[] memory totals,
+            bytes32[] memory proof,
+            uint256 claim
+        )
+    {
+        bad = _leaves(_leaf(alice, usd, 300e6), _leaf(bob, usd, 0));
         _settle(1, PayoutTree.root(bad), _debits(CAMPAIGN_A, 100e6), _totals(usd, 100e6));
         _setWindow(WINDOW);
-        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 200e6);
-        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 200e6);
+        debits = _debits(CAMPAIGN_A, 200e6);
+        totals = _totals(usd, 200e6);
         _settle(2, ROOT_2, debits, totals);
-        bytes32[] memory proof = PayoutTree.proof(bad, _leaf(alice, usd, 300e6));
-        uint256 claim = _pack(alice, usd, 300e6);
+        proof = PayoutTree.proof(bad, _leaf(alice, usd, 300e6));
+        claim = _pack(alice, usd, 300e6);
 
         vm.expectRevert(
             abi.encodeWithSelector(IAdEscrow.AdEscrowExceedsSettled.selector, address(usd))
         );
         escrow.claim(alice, address(usd), claim, proof);
+    }
+
+    /// @dev A bad root is current (its window passed unchallenged): it gives alice 300 usd
+    ///      where its epoch debited 100. The next epoch's 200 stay locked while pending, so
+    ///      alice cannot be paid out of them under the current root. (Were she, revoking that
+    ///      epoch would restore budgets the escrow no longer held.)
+    function test_claim_cannotSpendPendingDebitsUnderCurrentRoot() public {
+        (
+            bytes32[] memory bad,
+            IAdEscrow.Debit[] memory debits,
+            IAdEscrow.TokenTotal[] memory totals,
+            bytes32[] memory proof,
+            uint256 claim
+        ) = _badRootThenPendingEpoch();
         assertEq(usd.balanceOf(alice), 0, "alice unpaid");
         assertEq(_claimed(alice, usd), 0, "nothing recorded");
 
@@ -593,19 +615,13 @@ contract AdEscrowChallengeTest is SettlementFixture {
     ///      is whole again and the advertiser takes it back, while alice can never get more
     ///      than the 100 that was activated.
     function test_revoke_restoresBudgetABadCurrentRootCouldNotSpend() public {
-        bytes32[] memory bad = _leaves(_leaf(alice, usd, 300e6), _leaf(bob, usd, 0));
-        _settle(1, PayoutTree.root(bad), _debits(CAMPAIGN_A, 100e6), _totals(usd, 100e6));
-        _setWindow(WINDOW);
-        IAdEscrow.Debit[] memory debits = _debits(CAMPAIGN_A, 200e6);
-        IAdEscrow.TokenTotal[] memory totals = _totals(usd, 200e6);
-        _settle(2, ROOT_2, debits, totals);
-        bytes32[] memory proof = PayoutTree.proof(bad, _leaf(alice, usd, 300e6));
-        uint256 claim = _pack(alice, usd, 300e6);
-
-        vm.expectRevert(
-            abi.encodeWithSelector(IAdEscrow.AdEscrowExceedsSettled.selector, address(usd))
-        );
-        escrow.claim(alice, address(usd), claim, proof);
+        (
+            bytes32[] memory bad,
+            IAdEscrow.Debit[] memory debits,
+            IAdEscrow.TokenTotal[] memory totals,
+            bytes32[] memory proof,
+            uint256 claim
+        ) = _badRootThenPendingEpoch();
         _revoke(2, debits, totals);
 
         vm.warp(uint256(escrow.campaign(CAMPAIGN_A).end) + GRACE);
