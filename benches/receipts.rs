@@ -53,8 +53,7 @@ use std::time::{Duration, Instant};
 
 use adescrow::adserver::pricing::{EventType, UnitPrices};
 use adescrow::adserver::serving::Ticket;
-use adescrow::billing::batch::{self, Receipt};
-use adescrow::contracts::ReceiptBatch;
+use adescrow::billing::batch::{self, Confirmations, Receipt};
 use adescrow::http::{AppState, app};
 use adescrow::money::Amount;
 use adescrow::platform::db::MIGRATOR;
@@ -216,12 +215,13 @@ fn batches(
                     }
                 })
                 .collect();
-            let message = ReceiptBatch {
-                hoster: hoster.address(),
-                witness: witness.address(),
+            let confirmed = Confirmations::from_fn(receipts.len(), |_| true);
+            let message = batch::message(
+                hoster.address(),
+                Some((witness.address(), &confirmed)),
                 sequence,
-                receiptsHash: batch::receipts_hash(&receipts),
-            };
+                batch::receipts_hash(&receipts),
+            );
             let digest = batch::signing_hash(CHAIN_ID, ESCROW, &message);
             let sign =
                 |key: &PrivateKeySigner| format!("0x{}", hex::encode(key.sign_hash_sync(&digest).unwrap().as_bytes()));
@@ -235,6 +235,7 @@ fn batches(
                 })).collect::<Vec<_>>(),
                 "hosterSignature": sign(hoster),
                 "witnessSignature": sign(witness),
+                "confirmed": format!("0x{}", hex::encode(confirmed.as_bytes())),
             });
             serde_json::to_vec(&body).unwrap()
         })
@@ -250,12 +251,13 @@ struct Counts {
 
 /// Microseconds to recover both signers of one batch digest.
 fn k256_per_batch(hoster: &PrivateKeySigner, witness: &PrivateKeySigner) -> f64 {
-    let message = ReceiptBatch {
-        hoster: hoster.address(),
-        witness: witness.address(),
-        sequence: 1,
-        receiptsHash: alloy::primitives::B256::repeat_byte(7),
-    };
+    let confirmed = Confirmations::from_fn(1000, |_| true);
+    let message = batch::message(
+        hoster.address(),
+        Some((witness.address(), &confirmed)),
+        1,
+        alloy::primitives::B256::repeat_byte(7),
+    );
     let digest = batch::signing_hash(CHAIN_ID, ESCROW, &message);
     let signatures: Vec<String> = [hoster, witness]
         .iter()

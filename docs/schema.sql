@@ -1657,7 +1657,10 @@ CREATE TABLE public.receipt_batches (
     witness_signature bytea,
     receipt_count integer NOT NULL,
     received_at timestamp with time zone DEFAULT now() NOT NULL,
+    witness_confirmed bytea,
+    CONSTRAINT receipt_batches_confirmed_fits CHECK ((octet_length(witness_confirmed) = ((receipt_count + 7) / 8))),
     CONSTRAINT receipt_batches_sequence_positive CHECK ((sequence >= 0)),
+    CONSTRAINT receipt_batches_witness_confirms CHECK (((witness_node_id IS NULL) = (witness_confirmed IS NULL))),
     CONSTRAINT receipt_batches_witness_signed CHECK (((witness_node_id IS NULL) = (witness_signature IS NULL)))
 );
 

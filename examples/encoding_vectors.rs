@@ -10,7 +10,9 @@
     reason = "a generator run by hand; a panic names what is wrong"
 )]
 
-use adescrow::contracts::{ConsentGrant, ConsentRevocation, ReceiptBatch, consent_domain, receipts_domain};
+use adescrow::adserver::pricing::EventType;
+use adescrow::billing::batch::{self, Confirmations, Receipt};
+use adescrow::contracts::{ConsentGrant, ConsentRevocation, consent_domain, receipts_domain};
 use adescrow::settlement::payout_tree::{PayoutLeaf, PayoutTree};
 use alloy::primitives::{Address, B256, U256, address, keccak256};
 use alloy::signers::SignerSync;
@@ -94,12 +96,23 @@ fn main() {
         )
     };
 
-    let batch = ReceiptBatch {
-        hoster: address!("0x5555555555555555555555555555555555555555"),
-        witness: address!("0x6666666666666666666666666666666666666666"),
-        sequence: 7,
-        receiptsHash: keccak256("receipts"),
-    };
+    // Ten receipts, so the witness's bitmap spans two bytes; it confirms 0, 2, 3 and 9.
+    let lines: Vec<Receipt> = (0..10u8)
+        .map(|i| Receipt {
+            ticket: format!("ticket-{i}"),
+            event: EventType::ALL[usize::from(i % 4)],
+            at: time::OffsetDateTime::from_unix_timestamp(1_700_000_000 + i64::from(i)).unwrap(),
+            viewer: (i % 3 != 0).then(|| format!("vw_{i}")),
+            order_ref: (i % 4 == 3).then(|| format!("order-{i}")),
+        })
+        .collect();
+    let confirmed_indexes = [0usize, 2, 3, 9];
+    let confirmed = Confirmations::from_fn(lines.len(), |i| confirmed_indexes.contains(&i));
+    let hoster = address!("0x5555555555555555555555555555555555555555");
+    let witness = address!("0x6666666666666666666666666666666666666666");
+    let receipts_hash = batch::receipts_hash(&lines);
+    let batch = batch::message(hoster, Some((witness, &confirmed)), 7, receipts_hash);
+    let unwitnessed = batch::message(hoster, None, 7, receipts_hash);
     let receipts = receipts_domain(CHAIN_ID, ESCROW);
 
     let vectors = json!({
@@ -136,11 +149,22 @@ fn main() {
             "chainId": CHAIN_ID,
             "escrow": ESCROW,
             "domainSeparator": receipts.separator(),
+            "receipts": lines.iter().map(|r| json!({
+                "ticket": r.ticket,
+                "event": r.event.code(),
+                "at": r.at.unix_timestamp(),
+                "viewer": r.viewer.clone().unwrap_or_default(),
+                "orderRef": r.order_ref.clone().unwrap_or_default(),
+            })).collect::<Vec<_>>(),
+            "receiptHashes": lines.iter().map(batch::receipt_hash).collect::<Vec<_>>(),
             "hoster": batch.hoster,
             "witness": batch.witness,
             "sequence": batch.sequence,
             "receiptsHash": batch.receiptsHash,
+            "confirmedIndexes": confirmed_indexes,
+            "confirmed": batch.confirmed,
             "digest": batch.eip712_signing_hash(&receipts),
+            "unwitnessedDigest": unwitnessed.eip712_signing_hash(&receipts),
         },
     });
     #[allow(clippy::print_stdout)]

@@ -15,6 +15,7 @@ pub mod money;
 pub mod platform;
 pub mod programs;
 pub mod settlement;
+pub mod witnessing;
 
 /// Contract bindings and signed messages, shared with the indexer.
 pub use adescrow_chain::contracts;

@@ -82,13 +82,15 @@ sol! {
     }
 
     /// A batch of receipts, signed once by the hoster node that showed the ads and once by
-    /// the witness node that saw the same beacons. Verified off chain.
+    /// the witness node that saw the same beacons, over which receipts the witness saw
+    /// itself (`confirmed`, a bitmap; empty without a witness). Verified off chain.
     #[derive(Debug, PartialEq, Eq)]
     struct ReceiptBatch {
         address hoster;
         address witness;
         uint64 sequence;
         bytes32 receiptsHash;
+        bytes confirmed;
     }
 }
 

@@ -169,6 +169,42 @@ contract VectorsTest is Test {
         assertFalse(registry.hasConsent(user, scope), "revoked by the vector signature");
     }
 
+    function test_receiptBatch_receiptHashesMatch() public view {
+        bytes32[] memory expected = vm.parseJsonBytes32Array(json, ".receiptBatch.receiptHashes");
+        bytes memory packed;
+        for (uint256 i = 0; i < expected.length; i++) {
+            string memory at = string.concat(".receiptBatch.receipts[", vm.toString(i), "]");
+            bytes32 receiptHash = keccak256(
+                abi.encode(
+                    keccak256(bytes(vm.parseJsonString(json, string.concat(at, ".ticket")))),
+                    uint8(vm.parseJsonUint(json, string.concat(at, ".event"))),
+                    uint64(vm.parseJsonUint(json, string.concat(at, ".at"))),
+                    keccak256(bytes(vm.parseJsonString(json, string.concat(at, ".viewer")))),
+                    keccak256(bytes(vm.parseJsonString(json, string.concat(at, ".orderRef"))))
+                )
+            );
+            assertEq(receiptHash, expected[i], "receipt hash");
+            packed = bytes.concat(packed, receiptHash);
+        }
+        assertEq(
+            keccak256(packed),
+            vm.parseJsonBytes32(json, ".receiptBatch.receiptsHash"),
+            "receipts hash"
+        );
+    }
+
+    function test_receiptBatch_confirmedBitmapMatches() public view {
+        bytes memory confirmed = vm.parseJsonBytes(json, ".receiptBatch.confirmed");
+        uint256 receipts = vm.parseJsonBytes32Array(json, ".receiptBatch.receiptHashes").length;
+        uint256[] memory indexes = vm.parseJsonUintArray(json, ".receiptBatch.confirmedIndexes");
+        assertEq(confirmed.length, (receipts + 7) / 8, "length");
+        bytes memory expected = new bytes(confirmed.length);
+        for (uint256 i = 0; i < indexes.length; i++) {
+            expected[indexes[i] / 8] |= bytes1(uint8(1 << (indexes[i] % 8)));
+        }
+        assertEq(confirmed, expected, "bits");
+    }
+
     function test_receiptBatch_digestMatches() public view {
         bytes32 domainSeparator = keccak256(
             abi.encode(
@@ -184,21 +220,50 @@ contract VectorsTest is Test {
         assertEq(
             domainSeparator, vm.parseJsonBytes32(json, ".receiptBatch.domainSeparator"), "domain"
         );
-        bytes32 structHash = keccak256(
-            abi.encode(
-                keccak256(
-                    "ReceiptBatch(address hoster,address witness,uint64 sequence,bytes32 receiptsHash)"
-                ),
-                vm.parseJsonAddress(json, ".receiptBatch.hoster"),
-                vm.parseJsonAddress(json, ".receiptBatch.witness"),
-                vm.parseJsonUint(json, ".receiptBatch.sequence"),
-                vm.parseJsonBytes32(json, ".receiptBatch.receiptsHash")
-            )
-        );
+        address hoster = vm.parseJsonAddress(json, ".receiptBatch.hoster");
+        uint256 sequence = vm.parseJsonUint(json, ".receiptBatch.sequence");
+        bytes32 receiptsHash = vm.parseJsonBytes32(json, ".receiptBatch.receiptsHash");
         assertEq(
-            _digest(domainSeparator, structHash),
+            _digest(
+                domainSeparator,
+                _receiptBatchHash(
+                    hoster,
+                    vm.parseJsonAddress(json, ".receiptBatch.witness"),
+                    sequence,
+                    receiptsHash,
+                    vm.parseJsonBytes(json, ".receiptBatch.confirmed")
+                )
+            ),
             vm.parseJsonBytes32(json, ".receiptBatch.digest"),
             "digest"
+        );
+        assertEq(
+            _digest(
+                domainSeparator, _receiptBatchHash(hoster, address(0), sequence, receiptsHash, "")
+            ),
+            vm.parseJsonBytes32(json, ".receiptBatch.unwitnessedDigest"),
+            "unwitnessed digest"
+        );
+    }
+
+    function _receiptBatchHash(
+        address hoster,
+        address witness,
+        uint256 sequence,
+        bytes32 receiptsHash,
+        bytes memory confirmed
+    ) private pure returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                keccak256(
+                    "ReceiptBatch(address hoster,address witness,uint64 sequence,bytes32 receiptsHash,bytes confirmed)"
+                ),
+                hoster,
+                witness,
+                sequence,
+                receiptsHash,
+                keccak256(confirmed)
+            )
         );
     }
 

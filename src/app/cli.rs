@@ -54,6 +54,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             demo::run(&config, &mut out).await?;
             Ok(())
         }
+        Command::Node(args) => super::nodes::node(*args).await,
+        Command::Witness(args) => super::nodes::witness(*args).await,
         Command::Deploy(args) => {
             let deployment = deploy::deploy(&args).await.context("deployment failed")?;
             deployment.save(&args.out)?;

@@ -3,4 +3,5 @@
 //! below imports it.
 
 pub mod cli;
+pub mod nodes;
 pub mod server;

@@ -1,8 +1,8 @@
-//! Receipt batches as nodes sign them: the receipts' hash and the EIP-712 message over the
-//! batch (specified in `docs/ENCODING.md`). One signature per node per batch, so signature
-//! cost is paid per batch, not per impression.
+//! Receipt batches as nodes sign them: the receipts' hash, which of them the witness saw
+//! itself, and the EIP-712 message over the batch (specified in `docs/ENCODING.md`). One
+//! signature per node per batch, so signature cost is paid per batch, not per impression.
 
-use alloy::primitives::{Address, B256, keccak256};
+use alloy::primitives::{Address, B256, Bytes, keccak256};
 use alloy::sol_types::SolStruct;
 use time::OffsetDateTime;
 
@@ -54,6 +54,75 @@ pub fn receipts_hash(receipts: &[Receipt]) -> B256 {
     keccak256(packed)
 }
 
+/// Which receipts of a batch its witness observed itself: receipt `i` is bit `i % 8` (least
+/// significant first) of byte `i / 8`. A witnessed batch of `n` receipts carries exactly
+/// `ceil(n / 8)` bytes with no bit set past `n`, so every set of receipts has one encoding.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Confirmations(Vec<u8>);
+
+/// Why a bitmap does not fit its batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("must be {bytes} bytes for {receipts} receipts, with no bit set past the last receipt")]
+pub struct ConfirmationsError {
+    pub receipts: usize,
+    pub bytes: usize,
+}
+
+impl Confirmations {
+    /// The bitmap of `receipts` receipts where `confirmed(i)` says whether receipt `i` was seen.
+    pub fn from_fn(receipts: usize, mut confirmed: impl FnMut(usize) -> bool) -> Self {
+        let mut bits = vec![0u8; receipts.div_ceil(8)];
+        for i in (0..receipts).filter(|&i| confirmed(i)) {
+            bits[i / 8] |= 1 << (i % 8);
+        }
+        Self(bits)
+    }
+
+    /// A bitmap as a witness signed it, for a batch of `receipts` receipts.
+    pub fn parse(bits: &[u8], receipts: usize) -> Result<Self, ConfirmationsError> {
+        let bytes = receipts.div_ceil(8);
+        let stray = receipts % 8 != 0 && bits.last().is_some_and(|last| last >> (receipts % 8) != 0);
+        if bits.len() != bytes || stray {
+            return Err(ConfirmationsError { receipts, bytes });
+        }
+        Ok(Self(bits.to_vec()))
+    }
+
+    /// Whether the witness confirmed receipt `i`.
+    pub fn confirms(&self, i: usize) -> bool {
+        self.0.get(i / 8).is_some_and(|byte| byte >> (i % 8) & 1 == 1)
+    }
+
+    /// How many receipts the witness confirmed.
+    pub fn count(&self) -> usize {
+        self.0.iter().map(|byte| byte.count_ones() as usize).sum()
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// The message both nodes sign. An unwitnessed batch names the zero address as its witness
+/// and confirms nothing (an empty bitmap).
+pub fn message(
+    hoster: Address,
+    witness: Option<(Address, &Confirmations)>,
+    sequence: u64,
+    receipts_hash: B256,
+) -> ReceiptBatch {
+    let (witness, confirmed) = witness.map_or((Address::ZERO, Bytes::new()), |(address, confirmed)| {
+        (address, Bytes::copy_from_slice(confirmed.as_bytes()))
+    });
+    ReceiptBatch {
+        hoster,
+        witness,
+        sequence,
+        receiptsHash: receipts_hash,
+        confirmed,
+    }
+}
+
 /// The digest each node signs: `ReceiptBatch` under the receipts domain of this chain and
 /// escrow. An unwitnessed batch names the zero address as its witness.
 pub fn signing_hash(chain_id: u64, escrow: Address, batch: &ReceiptBatch) -> B256 {
@@ -92,5 +161,23 @@ mod tests {
                 .abi_encode(),
         );
         assert_eq!(receipt_hash(&receipt), expected);
+    }
+
+    #[test]
+    fn confirmations_are_one_bit_per_receipt_least_significant_first() {
+        let bits = Confirmations::from_fn(10, |i| i == 0 || i == 3 || i == 9);
+        assert_eq!(bits.as_bytes(), [0b0000_1001, 0b0000_0010]);
+        assert_eq!(bits.count(), 3);
+        assert!(bits.confirms(9) && !bits.confirms(8) && !bits.confirms(10));
+        assert_eq!(Confirmations::parse(bits.as_bytes(), 10), Ok(bits));
+    }
+
+    #[test]
+    fn a_bitmap_of_another_length_or_with_bits_past_the_batch_is_refused() {
+        let error = ConfirmationsError { receipts: 10, bytes: 2 };
+        assert_eq!(Confirmations::parse(&[0xff], 10), Err(error));
+        assert_eq!(Confirmations::parse(&[0xff, 0x03, 0], 10), Err(error));
+        assert_eq!(Confirmations::parse(&[0xff, 0x04], 10), Err(error));
+        assert!(Confirmations::parse(&[0xff], 8).is_ok());
     }
 }

@@ -71,7 +71,9 @@ fn copy_row(
         }
         None => out.push_str("\\N"),
     };
-    let witness = batch.witness.map_or_else(|| "\\N".to_owned(), |w| w.node.to_string());
+    let witness = batch
+        .witness_of(entry.candidate.position)
+        .map_or_else(|| "\\N".to_owned(), |w| w.node.to_string());
     let at = receipt.at.format(&time::format_description::well_known::Rfc3339)?;
     write!(
         out,

@@ -28,7 +28,7 @@ use uuid::Uuid;
 use crate::adserver::pricing::EventType;
 use crate::adserver::serving::{Ticket, TicketKeys};
 use crate::money::Amount;
-use batch::Receipt;
+use batch::{Confirmations, Receipt};
 
 /// How far in the future an event's time may be (clock skew between nodes and us).
 pub const MAX_FUTURE_SKEW_SECS: i64 = 300;
@@ -100,7 +100,17 @@ pub struct VerifiedBatch {
     pub receipts_hash: B256,
     pub hoster_signature: Vec<u8>,
     pub witness_signature: Option<Vec<u8>>,
+    /// Which receipts the witness observed itself; empty without a witness.
+    pub confirmed: Confirmations,
     pub receipts: Vec<Receipt>,
+}
+
+impl VerifiedBatch {
+    /// The witness of receipt `position`: the batch's witness, if it confirmed that receipt.
+    /// The others are billed as unwitnessed.
+    pub fn witness_of(&self, position: usize) -> Option<BatchNode> {
+        self.witness.filter(|_| self.confirmed.confirms(position))
+    }
 }
 
 /// A receipt that passed the checks needing no database.
@@ -121,6 +131,8 @@ pub struct ReceiptResult {
     pub ticket_id: Option<Uuid>,
     pub event: EventType,
     pub billed: bool,
+    /// Whether the batch's witness confirmed it (billed at the witnessed split).
+    pub witnessed: bool,
     /// What the advertiser pays, when billed.
     pub price: Option<Amount>,
     /// Why not, when refused.
@@ -133,6 +145,7 @@ pub struct ReceiptResult {
 pub struct BatchAnswer {
     pub batch_id: i64,
     pub sequence: u64,
+    /// Whether a witness co-signed the batch; each receipt says whether it confirmed it.
     pub witnessed: bool,
     pub billed: usize,
     pub refused: usize,

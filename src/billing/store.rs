@@ -88,8 +88,8 @@ pub async fn bill(
 async fn insert_batch(conn: &mut PgConnection, batch: &VerifiedBatch) -> Result<Option<i64>, sqlx::Error> {
     sqlx::query_scalar!(
         "INSERT INTO receipt_batches (hoster_node_id, sequence, witness_node_id, receipts_hash, hoster_signature,
-                                      witness_signature, receipt_count)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+                                      witness_signature, witness_confirmed, receipt_count)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (hoster_node_id, sequence) DO NOTHING
          RETURNING id",
         batch.hoster.node,
@@ -98,25 +98,29 @@ async fn insert_batch(conn: &mut PgConnection, batch: &VerifiedBatch) -> Result<
         batch.receipts_hash.as_slice(),
         &batch.hoster_signature,
         batch.witness_signature.as_deref(),
+        batch.witness.map(|_| batch.confirmed.as_bytes()),
         batch.receipts.len() as i32
     )
     .fetch_optional(conn)
     .await
 }
 
-/// The first answer to a batch submitted again, if it is the same batch. The receipts are
-/// the same (their hash says so), so the answer is rebuilt from the refusals recorded for
-/// the batch and the billed events under the receipts' own keys.
+/// The first answer to a batch submitted again, if it is the same batch: the same receipts
+/// (their hash says so) confirmed by the same witness. The answer is rebuilt from the
+/// refusals recorded for the batch and the billed events under the receipts' own keys.
 async fn replay(db: &PgPool, batch: &VerifiedBatch, checked: &[Checked]) -> Result<BatchAnswer, BillError> {
     let stored = sqlx::query!(
-        r#"SELECT id, receipts_hash, witness_node_id IS NOT NULL AS "witnessed!"
-           FROM receipt_batches WHERE hoster_node_id = $1 AND sequence = $2"#,
+        "SELECT id, receipts_hash, witness_node_id, witness_confirmed
+         FROM receipt_batches WHERE hoster_node_id = $1 AND sequence = $2",
         batch.hoster.node,
         batch.sequence as i64
     )
     .fetch_one(db)
     .await?;
-    if stored.receipts_hash != batch.receipts_hash.as_slice() {
+    let same = stored.receipts_hash == batch.receipts_hash.as_slice()
+        && stored.witness_node_id == batch.witness.map(|w| w.node)
+        && stored.witness_confirmed.as_deref() == batch.witness.map(|_| batch.confirmed.as_bytes());
+    if !same {
         return Err(BillError::SequenceReused(batch.sequence));
     }
     let refused: HashMap<usize, (Option<Uuid>, Refusal)> = sqlx::query!(
@@ -161,6 +165,7 @@ async fn replay(db: &PgPool, batch: &VerifiedBatch, checked: &[Checked]) -> Resu
                     ticket_id: Some(ticket_id),
                     event,
                     billed: true,
+                    witnessed: batch.witness_of(index).is_some(),
                     price: Some(price),
                     reason: None,
                 },
@@ -173,6 +178,7 @@ async fn replay(db: &PgPool, batch: &VerifiedBatch, checked: &[Checked]) -> Resu
                         ticket_id,
                         event,
                         billed: false,
+                        witnessed: batch.witness_of(index).is_some(),
                         price: None,
                         reason: Some(reason),
                     }
@@ -180,7 +186,7 @@ async fn replay(db: &PgPool, batch: &VerifiedBatch, checked: &[Checked]) -> Resu
             }
         })
         .collect();
-    Ok(answer(stored.id, batch.sequence, stored.witnessed, receipts))
+    Ok(answer(stored.id, batch.sequence, batch.witness.is_some(), receipts))
 }
 
 fn answer(batch_id: i64, sequence: u64, witnessed: bool, receipts: Vec<ReceiptResult>) -> BatchAnswer {
@@ -295,18 +301,13 @@ async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result
                             }
                             let reward_scope = campaign.consent_scope.unwrap_or_else(rewards_scope);
                             let rewarded = linked.filter(|v| v.holds(reward_scope, at)).map(|v| v.wallet);
-                            let shares = shares(
-                                policy,
-                                batch.witness.is_some(),
-                                receipt.event,
-                                candidate.price,
-                                rewarded,
-                            );
+                            let witness = batch.witness_of(position);
+                            let shares = shares(policy, witness.is_some(), receipt.event, candidate.price, rewarded);
                             let posting = postings.entry(campaign.token).or_default();
                             posting.spend(ticket.campaign_id, candidate.price);
                             posting.earn(Party::Hoster, batch.hoster.payee, shares[0]);
                             posting.earn(Party::Platform, policy.platform, shares[1]);
-                            if let Some(witness) = batch.witness {
+                            if let Some(witness) = witness {
                                 posting.earn(Party::Witness, witness.payee, shares[2]);
                             }
                             if let Some(wallet) = rewarded {
@@ -330,6 +331,7 @@ async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result
                 ticket_id: check.as_ref().ok().map(|c| c.ticket.id),
                 event: receipt.event,
                 billed: true,
+                witnessed: batch.witness_of(position).is_some(),
                 price: Some(price),
                 reason: None,
             },
@@ -340,6 +342,7 @@ async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result
                     ticket_id,
                     event: receipt.event,
                     billed: false,
+                    witnessed: batch.witness_of(position).is_some(),
                     price: None,
                     reason: Some(reason),
                 }

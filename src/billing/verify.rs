@@ -1,15 +1,15 @@
 //! Which batches count, and as what: a batch is billed only when its hoster key signed it
-//! and belongs to an active hoster node, and it counts as witnessed (the witnessed split)
-//! only when a second node, of another owner and allowed to witness, co-signed the same
-//! message. A batch with neither a witness nor a witness signature is billed as unwitnessed.
+//! and belongs to an active hoster node. A second node, of another owner and allowed to
+//! witness, may co-sign the same message, which names the receipts it observed itself; those
+//! receipts count as witnessed (the witnessed split), the others as unwitnessed. A batch with
+//! neither a witness nor a witness signature is billed as unwitnessed.
 
 use alloy::primitives::{Address, B256};
 
-use super::batch::{self, Receipt};
+use super::batch::{self, Confirmations, ConfirmationsError, Receipt};
 use super::{BatchNode, VerifiedBatch};
 use crate::accounts::personal_sign::SignatureError;
 use crate::adserver::serving::snapshot::ActiveNode;
-use crate::contracts::ReceiptBatch;
 
 /// A batch as a hoster node submitted it, before any check.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +22,8 @@ pub struct SignedBatch<'a> {
     pub sequence: u64,
     pub hoster_signature: &'a str,
     pub witness_signature: Option<&'a str>,
+    /// Which receipts the witness observed (`docs/ENCODING.md`); with a witness only.
+    pub confirmed: Option<&'a [u8]>,
 }
 
 /// Why a batch was refused as a whole. Each names the request field at fault.
@@ -51,6 +53,12 @@ pub enum BatchError {
     NotAWitness,
     #[error("a witness must be another owner's node")]
     SameOwner,
+    #[error("a witnessed batch needs the bitmap of the receipts its witness confirms")]
+    ConfirmationsMissing,
+    #[error("only a witnessed batch confirms receipts")]
+    ConfirmationsWithoutWitness,
+    #[error(transparent)]
+    Confirmations(ConfirmationsError),
 }
 
 impl BatchError {
@@ -63,6 +71,7 @@ impl BatchError {
             Self::UnknownHoster => "hoster",
             Self::WitnessSignatureMissing | Self::WitnessSignature(_) | Self::NotSignedByWitness => "witnessSignature",
             Self::WitnessMissing | Self::UnknownWitness | Self::NotAWitness | Self::SameOwner => "witness",
+            Self::ConfirmationsMissing | Self::ConfirmationsWithoutWitness | Self::Confirmations(_) => "confirmed",
         }
     }
 }
@@ -98,12 +107,18 @@ pub fn verify(
     nodes: impl Fn(Address) -> Option<ActiveNode>,
 ) -> Result<VerifiedBatch, BatchError> {
     let receipts_hash = batch::receipts_hash(&receipts);
-    let message = ReceiptBatch {
-        hoster: signed.hoster,
-        witness: signed.witness.unwrap_or(Address::ZERO),
-        sequence: signed.sequence,
-        receiptsHash: receipts_hash,
+    let confirmed = match (signed.witness, signed.confirmed) {
+        (None, None) => Confirmations::default(),
+        (None, Some(_)) => return Err(BatchError::ConfirmationsWithoutWitness),
+        (Some(_), None) => return Err(BatchError::ConfirmationsMissing),
+        (Some(_), Some(bits)) => Confirmations::parse(bits, receipts.len()).map_err(BatchError::Confirmations)?,
     };
+    let message = batch::message(
+        signed.hoster,
+        signed.witness.map(|witness| (witness, &confirmed)),
+        signed.sequence,
+        receipts_hash,
+    );
     let digest = batch::signing_hash(signed.chain_id, escrow, &message);
     let signer = batch::recover(digest, signed.hoster_signature).map_err(BatchError::HosterSignature)?;
     if signer != signed.hoster {
@@ -127,6 +142,7 @@ pub fn verify(
         receipts_hash,
         hoster_signature: signature_bytes(signed.hoster_signature),
         witness_signature: signed.witness_signature.map(signature_bytes),
+        confirmed,
         receipts,
     })
 }
@@ -179,12 +195,8 @@ mod tests {
     }
 
     fn sign(signer: &PrivateKeySigner, witness: Option<Address>, hoster: Address) -> String {
-        let message = ReceiptBatch {
-            hoster,
-            witness: witness.unwrap_or(Address::ZERO),
-            sequence: 1,
-            receiptsHash: batch::receipts_hash(&[]),
-        };
+        let none = Confirmations::default();
+        let message = batch::message(hoster, witness.map(|w| (w, &none)), 1, batch::receipts_hash(&[]));
         let digest = batch::signing_hash(CHAIN, Address::ZERO, &message);
         format!("0x{}", hex::encode(signer.sign_hash_sync(&digest).unwrap().as_bytes()))
     }
@@ -206,6 +218,7 @@ mod tests {
             sequence: 1,
             hoster_signature: &signed_hoster,
             witness_signature: Some(&signed_witness),
+            confirmed: Some(&[]),
         };
         let registry = [*hoster, *witness];
         verify(Address::ZERO, &signed, Vec::new(), |address| {

@@ -18,8 +18,7 @@ use super::hoster::{Hosting, Operator, Tickets};
 use super::report::Report;
 use super::viewer::Viewer;
 use crate::adserver::pricing::EventType;
-use crate::billing::batch::{self, Receipt};
-use crate::contracts::ReceiptBatch;
+use crate::billing::batch::{self, Confirmations, Receipt};
 
 /// What the witnessed batches billed.
 #[derive(Debug)]
@@ -74,12 +73,15 @@ fn signed_batch(
             })
         })
         .collect::<Result<_>>()?;
-    let message = ReceiptBatch {
-        hoster: hoster.address(),
-        witness,
+    // These batches stand for a witness that saw every beacon; the witnessing step runs
+    // real nodes, whose witness confirms only what it observed.
+    let confirmed = Confirmations::from_fn(receipts.len(), |_| true);
+    let message = batch::message(
+        hoster.address(),
+        Some((witness, &confirmed)),
         sequence,
-        receiptsHash: batch::receipts_hash(&receipts),
-    };
+        batch::receipts_hash(&receipts),
+    );
     let digest = batch::signing_hash(devnet.chain_id, devnet.deployment.ad_escrow.address, &message);
     let sign = |key: &PrivateKeySigner| -> Result<String> {
         Ok(format!("0x{}", hex::encode(key.sign_hash_sync(&digest)?.as_bytes())))
@@ -94,6 +96,7 @@ fn signed_batch(
         })).collect::<Vec<_>>(),
         "hosterSignature": sign(hoster)?,
         "witnessSignature": sign(witness_key)?,
+        "confirmed": format!("0x{}", hex::encode(confirmed.as_bytes())),
     }))
 }
 

@@ -2,7 +2,7 @@
 //! co-signed by a witness node; each receipt comes back billed or refused with a reason.
 //! Also each payee's earnings, from the ledger.
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, Bytes};
 use axum::extract::State;
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -58,11 +58,17 @@ pub struct SubmitBatch {
     pub hoster_signature: String,
     /// The witness key's signature of the same message.
     pub witness_signature: Option<String>,
+    /// With a witness: which receipts it observed itself, a bitmap (receipt `i` is bit
+    /// `i % 8` of byte `i / 8`, `docs/ENCODING.md`) as 0x-hex. The others are billed as
+    /// unwitnessed.
+    #[schema(value_type = Option<String>, example = "0x0b")]
+    pub confirmed: Option<Bytes>,
 }
 
 /// Submits a batch of receipts. Each is billed or refused with a reason; a batch submitted
-/// again with the same sequence gets the first answer and bills nothing twice. A batch
-/// without a witness is billed as unwitnessed (a smaller hoster share).
+/// again with the same sequence gets the first answer and bills nothing twice. Receipts the
+/// witness confirmed are billed as witnessed; the rest, and every receipt of a batch without
+/// a witness, as unwitnessed (a smaller hoster share).
 #[utoipa::path(
     post, path = "/receipts", tag = "tracking", request_body = SubmitBatch,
     responses(
@@ -132,6 +138,7 @@ fn prepare(state: &AppState, body: &[u8], now: OffsetDateTime) -> ApiResult<Prep
         sequence: request.sequence,
         hoster_signature: &request.hoster_signature,
         witness_signature: request.witness_signature.as_deref(),
+        confirmed: request.confirmed.as_ref().map(|bits| bits.as_ref()),
     };
     let verified = verify::verify(escrow, &signed, receipts, |address| {
         state.ad_server.node_by_address(address)

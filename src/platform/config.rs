@@ -35,6 +35,79 @@ pub enum Command {
     Relayer(Box<RelayerCommandArgs>),
     /// Run the whole loop against a running devnet (`scripts/dev`), printing each step.
     Demo(Box<DemoArgs>),
+    /// Run a hoster node: serve the publisher SDK and its decisions, take beacons, and
+    /// submit witnessed receipt batches.
+    Node(Box<NodeArgs>),
+    /// Run a witness node: take beacons, and co-sign batches for what it observed.
+    Witness(Box<WitnessArgs>),
+}
+
+/// The deployment a node signs for: the chain, and the escrow that names the EIP-712
+/// domain of receipt batches.
+#[derive(Debug, Clone, Args)]
+pub struct SigningDomainArgs {
+    #[arg(long, env = "ADESCROW_CHAIN_ID", default_value_t = 31337)]
+    pub chain_id: u64,
+    /// The AdEscrow address; read from the deployment file when not given.
+    #[arg(long, env = "ADESCROW_ESCROW_ADDRESS")]
+    pub escrow_address: Option<Address>,
+    #[arg(long, env = "ADESCROW_DEPLOYMENT", default_value = "deployments/local.json")]
+    pub deployment: std::path::PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NodeArgs {
+    /// The API's base URL.
+    #[arg(long, env = "ADESCROW_API_URL", default_value = "http://127.0.0.1:8080")]
+    pub api_url: Url,
+    /// The node's registered signing key (hex).
+    #[arg(long, env = "ADESCROW_NODE_KEY", hide_env_values = true)]
+    pub node_key: alloy::signers::local::PrivateKeySigner,
+    /// The witness node's base URL; without one, batches go unwitnessed.
+    #[arg(long, env = "ADESCROW_WITNESS_URL")]
+    pub witness_url: Option<Url>,
+    #[arg(long, env = "ADESCROW_NODE_LISTEN", default_value = "127.0.0.1:8090")]
+    pub listen: SocketAddr,
+    /// The node's SQLite store.
+    #[arg(long, env = "ADESCROW_NODE_STORE", default_value = "adescrow-node.sqlite")]
+    pub store: std::path::PathBuf,
+    #[command(flatten)]
+    pub domain: SigningDomainArgs,
+    /// Receipts per batch at most (the API takes up to its `ADESCROW_MAX_BATCH_RECEIPTS`).
+    #[arg(long, env = "ADESCROW_BATCH_SIZE", default_value_t = 1000)]
+    pub batch_size: usize,
+    /// The longest a receipt waits for its batch.
+    #[arg(long, env = "ADESCROW_BATCH_AGE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub batch_age: Duration,
+    /// How often the batcher looks for work.
+    #[arg(long, env = "ADESCROW_BATCH_TICK", default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub batch_tick: Duration,
+    /// How long one call to the witness may take.
+    #[arg(long, env = "ADESCROW_WITNESS_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub witness_timeout: Duration,
+    /// How long a batch waits for its witness before it goes unwitnessed.
+    #[arg(long, env = "ADESCROW_WITNESS_PATIENCE", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub witness_patience: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WitnessArgs {
+    /// The witness node's registered signing key (hex).
+    #[arg(long, env = "ADESCROW_WITNESS_KEY", hide_env_values = true)]
+    pub witness_key: alloy::signers::local::PrivateKeySigner,
+    #[arg(long, env = "ADESCROW_WITNESS_LISTEN", default_value = "127.0.0.1:8091")]
+    pub listen: SocketAddr,
+    /// The witness's SQLite store.
+    #[arg(long, env = "ADESCROW_WITNESS_STORE", default_value = "adescrow-witness.sqlite")]
+    pub store: std::path::PathBuf,
+    #[command(flatten)]
+    pub domain: SigningDomainArgs,
+    /// How far a receipt's time may be from when the witness saw its beacon.
+    #[arg(long, env = "ADESCROW_WITNESS_TOLERANCE", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub tolerance: Duration,
+    /// How long observations are kept after their ticket expired.
+    #[arg(long, env = "ADESCROW_WITNESS_RETENTION", default_value = "1d", value_parser = humantime::parse_duration)]
+    pub retention: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

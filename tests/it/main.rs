@@ -33,3 +33,4 @@ mod scheduler;
 mod sign_in;
 mod supervision;
 mod vectors;
+mod witnessing;

@@ -1,7 +1,9 @@
 //! The shared encoding vectors (docs/ENCODING.md), checked against the Rust side; the
 //! Solidity side checks the same file in contracts/test/Vectors.t.sol.
 
-use adescrow::contracts::{ConsentGrant, ConsentRevocation, ReceiptBatch, consent_domain, receipts_domain};
+use adescrow::adserver::pricing::EventType;
+use adescrow::billing::batch::{self, Confirmations, Receipt};
+use adescrow::contracts::{ConsentGrant, ConsentRevocation, consent_domain, receipts_domain};
 use adescrow::settlement::payout_tree::{PayoutLeaf, PayoutTree};
 use alloy::primitives::{Address, B256, Signature, U256};
 use alloy::sol_types::SolStruct;
@@ -107,15 +109,56 @@ fn receipt_batch_digest_matches_the_vectors() {
         parse::<B256>(&v["domainSeparator"]),
         "domain separator"
     );
-    let batch = ReceiptBatch {
-        hoster: parse(&v["hoster"]),
-        witness: parse(&v["witness"]),
-        sequence: v["sequence"].as_u64().unwrap(),
-        receiptsHash: parse(&v["receiptsHash"]),
-    };
+    let text = |value: &Value| Some(value.as_str().unwrap().to_owned()).filter(|s| !s.is_empty());
+    let receipts: Vec<Receipt> = v["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| Receipt {
+            ticket: r["ticket"].as_str().unwrap().to_owned(),
+            event: EventType::ALL[r["event"].as_u64().unwrap() as usize],
+            at: time::OffsetDateTime::from_unix_timestamp(r["at"].as_i64().unwrap()).unwrap(),
+            viewer: text(&r["viewer"]),
+            order_ref: text(&r["orderRef"]),
+        })
+        .collect();
+    for (i, receipt) in receipts.iter().enumerate() {
+        assert_eq!(
+            batch::receipt_hash(receipt),
+            parse::<B256>(&v["receiptHashes"][i]),
+            "receipt {i}"
+        );
+    }
+    let receipts_hash = batch::receipts_hash(&receipts);
+    assert_eq!(receipts_hash, parse::<B256>(&v["receiptsHash"]), "receipts hash");
+    let indexes: Vec<u64> = v["confirmedIndexes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_u64().unwrap())
+        .collect();
+    let confirmed = Confirmations::from_fn(receipts.len(), |i| indexes.contains(&(i as u64)));
+    let bits = hex::decode(v["confirmed"].as_str().unwrap().trim_start_matches("0x")).unwrap();
     assert_eq!(
-        batch.eip712_signing_hash(&domain),
+        Confirmations::parse(&bits, receipts.len()),
+        Ok(confirmed.clone()),
+        "bitmap"
+    );
+    let (hoster, witness, sequence) = (
+        parse(&v["hoster"]),
+        parse(&v["witness"]),
+        v["sequence"].as_u64().unwrap(),
+    );
+    let witnessed = batch::message(hoster, Some((witness, &confirmed)), sequence, receipts_hash);
+    assert_eq!(
+        witnessed.eip712_signing_hash(&domain),
         parse::<B256>(&v["digest"]),
         "digest"
+    );
+    let unwitnessed = batch::message(hoster, None, sequence, receipts_hash);
+    assert_eq!(
+        unwitnessed.eip712_signing_hash(&domain),
+        parse::<B256>(&v["unwitnessedDigest"]),
+        "unwitnessed digest"
     );
 }

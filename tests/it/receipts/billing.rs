@@ -101,3 +101,75 @@ async fn viewers_holding_consent_earn_from_the_platform_share(pool: PgPool) {
     assert_eq!(world.earned(PLATFORM).await, 90 + 9_000 - 5_000);
     assert_ledger_consistent(&pool).await;
 }
+
+/// A witness that confirms only some receipts earns only on those; the others pay the
+/// unwitnessed split. The bitmap is part of what both nodes signed: a resubmission under
+/// the same sequence with another bitmap is another batch, and a bitmap of the wrong length
+/// is refused naming it.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn only_the_receipts_the_witness_confirmed_pay_the_witnessed_split(pool: PgPool) {
+    let world = World::new(pool.clone(), json!({}), json!({ "cpm": "2001000" }), 1_000_000_000).await;
+    let tickets = world.tickets(3, None).await;
+    let at = now();
+    let receipts: Vec<Value> = tickets.iter().map(|t| receipt(t, "impression", at, None)).collect();
+    let body = |confirmed: &Confirmations| {
+        signed_confirming(
+            CHAIN_ID,
+            ESCROW,
+            &world.hoster.key,
+            Some((&world.witness.key, confirmed)),
+            1,
+            &receipts,
+        )
+    };
+
+    let mut wrong_length = body(&Confirmations::from_fn(3, |_| true));
+    wrong_length["confirmed"] = json!("0x0700");
+    let refused = world.app.post("/v1/receipts", None, wrong_length).await;
+    assert_eq!(
+        refused.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"],
+        "confirmed"
+    );
+    let mut missing = body(&Confirmations::from_fn(3, |_| true));
+    missing.as_object_mut().unwrap().remove("confirmed");
+    let refused = world.app.post("/v1/receipts", None, missing).await;
+    assert_eq!(
+        refused.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"],
+        "confirmed"
+    );
+    assert_eq!(world.app.count("receipt_batches").await, 0, "nothing written");
+
+    // The witness saw the first and the last impression, not the middle one.
+    let confirmed = Confirmations::from_fn(3, |i| i != 1);
+    let answer = world
+        .app
+        .post("/v1/receipts", None, body(&confirmed))
+        .await
+        .ok()
+        .clone();
+    assert_eq!(outcomes(&answer), ["billed"; 3]);
+    let witnessed: Vec<bool> = (0..3).map(|i| answer["receipts"][i]["witnessed"] == true).collect();
+    assert_eq!(witnessed, [true, false, true]);
+    // 2001 witnessed: 1801 / 180 / 20; unwitnessed: 1001 / 1000 (largest remainder).
+    assert_eq!(world.earned(world.hoster.owner.address()).await, 2 * 1801 + 1001);
+    assert_eq!(world.earned(world.witness.owner.address()).await, 2 * 20);
+    assert_eq!(world.earned(PLATFORM).await, 2 * 180 + 1000);
+    let by_witness: i64 = sqlx::query_scalar("SELECT count(*) FROM billed_events WHERE witness_node_id IS NOT NULL")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(by_witness, 2);
+    assert_ledger_consistent(&pool).await;
+
+    // The same batch again gets the same answer; another bitmap under its sequence is refused.
+    let again = world.app.post("/v1/receipts", None, body(&confirmed)).await;
+    assert_eq!(again.ok()["receipts"], answer["receipts"]);
+    let all = Confirmations::from_fn(3, |_| true);
+    let other = world.app.post("/v1/receipts", None, body(&all)).await;
+    assert_eq!(other.problem(StatusCode::CONFLICT, "conflict")["field"], "sequence");
+    assert_eq!(
+        world.earned(world.witness.owner.address()).await,
+        2 * 20,
+        "nothing billed twice"
+    );
+}

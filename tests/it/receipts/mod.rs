@@ -6,8 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use adescrow::adserver::pricing::EventType;
-use adescrow::billing::batch::{self, Receipt};
-use adescrow::contracts::ReceiptBatch;
+use adescrow::billing::batch::{self, Confirmations, Receipt};
 use adescrow::platform::db::MIGRATOR;
 use alloy::primitives::{Address, B256, keccak256};
 use alloy::signers::SignerSync;
@@ -170,12 +169,26 @@ fn signed_for(
     signed_under(chain_id, ESCROW, hoster, witness, sequence, receipts)
 }
 
-/// A batch body signed for the escrow at `escrow` (the EIP-712 verifying contract).
+/// A batch body signed for the escrow at `escrow` (the EIP-712 verifying contract), whose
+/// witness (if any) confirms every receipt.
 pub(crate) fn signed_under(
     chain_id: u64,
     escrow: Address,
     hoster: &PrivateKeySigner,
     witness: Option<&PrivateKeySigner>,
+    sequence: u64,
+    receipts: &[Value],
+) -> Value {
+    let all = Confirmations::from_fn(receipts.len(), |_| true);
+    signed_confirming(chain_id, escrow, hoster, witness.map(|w| (w, &all)), sequence, receipts)
+}
+
+/// A batch body whose witness confirms the receipts `confirmed` names.
+pub(crate) fn signed_confirming(
+    chain_id: u64,
+    escrow: Address,
+    hoster: &PrivateKeySigner,
+    witness: Option<(&PrivateKeySigner, &Confirmations)>,
     sequence: u64,
     receipts: &[Value],
 ) -> Value {
@@ -189,12 +202,12 @@ pub(crate) fn signed_under(
             order_ref: r["orderRef"].as_str().map(String::from),
         })
         .collect();
-    let message = ReceiptBatch {
-        hoster: hoster.address(),
-        witness: witness.map_or(Address::ZERO, |w| w.address()),
+    let message = batch::message(
+        hoster.address(),
+        witness.map(|(w, confirmed)| (w.address(), confirmed)),
         sequence,
-        receiptsHash: batch::receipts_hash(&parsed),
-    };
+        batch::receipts_hash(&parsed),
+    );
     let digest = batch::signing_hash(chain_id, escrow, &message);
     let sign = |key: &PrivateKeySigner| format!("0x{}", hex::encode(key.sign_hash_sync(&digest).unwrap().as_bytes()));
     let mut body = json!({
@@ -204,9 +217,10 @@ pub(crate) fn signed_under(
         "receipts": receipts,
         "hosterSignature": sign(hoster),
     });
-    if let Some(witness) = witness {
+    if let Some((witness, confirmed)) = witness {
         body["witness"] = json!(witness.address());
         body["witnessSignature"] = json!(sign(witness));
+        body["confirmed"] = json!(format!("0x{}", hex::encode(confirmed.as_bytes())));
     }
     body
 }
