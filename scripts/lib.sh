@@ -84,6 +84,17 @@ require_node_toolchain() {
     export FOUNDRY_SOLC="${FOUNDRY_SOLC:-$PWD/scripts/solc}"
 }
 
+# Debian's Chromium, for the browser tests; installed from Debian's packages when missing.
+require_chromium() {
+    command -v chromium >/dev/null && return
+    say "installing Chromium from Debian's packages (for the browser tests)"
+    local sudo=""
+    [[ "$(id -u)" == 0 ]] || sudo="sudo"
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null ||
+        die "cannot install chromium: run \`apt-get install chromium\` as root"
+    command -v chromium >/dev/null || die "chromium is still not on PATH after installing it"
+}
+
 require_cargo() {
     command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs)"
 }

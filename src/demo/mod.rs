@@ -2,7 +2,8 @@
 //! real transactions, printing each step. An advertiser signs in with SIWE, sets up a
 //! campaign and funds its escrow with a permit; a viewer grants consent without gas;
 //! two hoster nodes take decisions and submit receipt batches co-signed by a witness (and
-//! some that are refused, with the reasons); the relayer settles an epoch; the hoster claims
+//! some that are refused, with the reasons); a hoster node and a witness node run for real
+//! and the witness co-signs only what it saw; the relayer settles an epoch; the hoster claims
 //! with the API's proof; the advertiser ends the campaign and withdraws what is left after
 //! the grace period.
 //!
@@ -28,6 +29,7 @@ pub mod report;
 mod settlement;
 mod viewer;
 mod wallet;
+mod witnessing;
 
 use std::io::Write;
 use std::time::Duration;
@@ -141,13 +143,25 @@ pub async fn run(config: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<Ou
         Step::Decisions,
         hoster::decisions(&devnet, &mut report, &hosting, &viewer, &campaign)
     );
-    let billed = step!(
+    let mut billed = step!(
         Step::Receipts,
         receipts::submit(&devnet, &mut report, &mut hosting, &viewer, &tickets)
     );
     step!(
         Step::Refusals,
         receipts::refused(&devnet, &mut report, &mut hosting, &viewer, &tickets, &billed)
+    );
+    step!(
+        Step::Witnessing,
+        witnessing::run_nodes(
+            &devnet,
+            &mut report,
+            &config.api_url,
+            &hosting,
+            &viewer,
+            &campaign,
+            &mut billed
+        )
     );
     let settled = step!(
         Step::Settlement,

@@ -130,7 +130,7 @@ fn outcomes(answer: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn earned(devnet: &Devnet, operator: &Operator) -> Result<u128> {
+pub async fn earned(devnet: &Devnet, operator: &Operator) -> Result<u128> {
     let balances = devnet.api.get("/v1/me/earnings", Some(&operator.session)).await?;
     let token = devnet.token;
     for balance in balances.as_array().into_iter().flatten() {

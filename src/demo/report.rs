@@ -23,6 +23,7 @@ pub enum Step {
     Decisions,
     Receipts,
     Refusals,
+    Witnessing,
     Settlement,
     Claim,
     Marketplace,
@@ -32,7 +33,7 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 16] = [
+    pub const ALL: [Step; 17] = [
         Step::Devnet,
         Step::AdvertiserSignIn,
         Step::CampaignSetup,
@@ -43,6 +44,7 @@ impl Step {
         Step::Decisions,
         Step::Receipts,
         Step::Refusals,
+        Step::Witnessing,
         Step::Settlement,
         Step::Claim,
         Step::Marketplace,
@@ -69,6 +71,7 @@ impl fmt::Display for Step {
             Step::Decisions => "hoster nodes request decisions",
             Step::Receipts => "hoster nodes submit witnessed receipt batches",
             Step::Refusals => "bad receipts are refused with their reasons",
+            Step::Witnessing => "a hoster node and a witness node: billed as witnessed for what the witness saw",
             Step::Settlement => "an epoch settles on chain",
             Step::Claim => "hoster claims with the proof from the API",
             Step::Marketplace => "a buyer pays for an item from their wallet; the seller claims the sale",

@@ -29,15 +29,21 @@ pub enum CallError {
     Refused { status: u16, field: String, detail: String },
 }
 
-/// A decision request as the hoster node forwards it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DecisionRequest<'a> {
-    pub placement: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub viewer: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub page_url: Option<&'a str>,
+/// A decision request as the hoster node forwards it (`POST /v1/decisions`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DecisionRequest {
+    pub placement: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub viewer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub communities: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_url: Option<String>,
 }
 
 /// The parts of a decision the node keeps and passes on to the page.
@@ -153,7 +159,7 @@ impl ApiClient {
     }
 
     /// Asks the ad server for a decision; a session the API no longer knows is reopened once.
-    pub async fn decide(&self, request: &DecisionRequest<'_>) -> Result<Decision, CallError> {
+    pub async fn decide(&self, request: &DecisionRequest) -> Result<Decision, CallError> {
         for _ in 0..2 {
             let token = self.token().await?;
             let sent = self

@@ -81,20 +81,13 @@ pub struct HosterConfig {
     pub witness_patience: Duration,
 }
 
-/// A ticket the node handed out: whom for, and until when.
-#[derive(Debug, Clone)]
-struct KnownTicket {
-    viewer: Option<String>,
-    expires_at: i64,
-}
-
 #[derive(Debug)]
 pub struct HosterNode {
     store: Store,
     api: ApiClient,
     config: HosterConfig,
-    /// The live tickets, so that a beacon is judged without a disk read.
-    tickets: RwLock<HashMap<String, KnownTicket>>,
+    /// The live tickets and their expiry, so that a beacon is judged without a disk read.
+    tickets: RwLock<HashMap<String, i64>>,
 }
 
 impl HosterNode {
@@ -113,18 +106,9 @@ impl HosterNode {
             .await?;
         let live = store
             .read(move |connection| {
-                let mut rows =
-                    connection.prepare("SELECT ticket, viewer, expires_at FROM tickets WHERE expires_at >= ?1")?;
+                let mut rows = connection.prepare("SELECT ticket, expires_at FROM tickets WHERE expires_at >= ?1")?;
                 let live = rows
-                    .query_map([now], |row| {
-                        Ok((
-                            row.get::<_, String>(0)?,
-                            KnownTicket {
-                                viewer: row.get(1)?,
-                                expires_at: row.get(2)?,
-                            },
-                        ))
-                    })?
+                    .query_map([now], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?
                     .collect::<Result<HashMap<_, _>, _>>()?;
                 Ok(live)
             })
@@ -141,29 +125,35 @@ impl HosterNode {
         self.config.signer.address()
     }
 
-    /// A decision for one slot of a page, from the API; the node remembers each ticket (on
-    /// disk first) so that it takes beacons for it.
-    pub async fn fill(&self, request: &DecisionRequest<'_>) -> Result<Decision, FillError> {
+    /// A decision for one slot of a page, from the API; the node remembers each ticket
+    /// before the page gets it, so that it takes beacons for it.
+    pub async fn fill(&self, request: &DecisionRequest) -> Result<Decision, FillError> {
         let decision = self.api.decide(request).await?;
-        let viewer = request.viewer.map(str::to_owned);
-        let issued: Vec<(String, KnownTicket)> = decision
+        let issued = decision
             .ads
             .iter()
             .map(|ad| {
-                let ticket = KnownTicket {
-                    viewer: viewer.clone(),
-                    expires_at: ad.expires_at.unix_timestamp(),
-                };
-                (ad.ticket.clone(), ticket)
+                (
+                    ad.ticket.clone(),
+                    request.viewer.clone(),
+                    ad.expires_at.unix_timestamp(),
+                )
             })
             .collect();
+        self.remember(issued).await?;
+        Ok(decision)
+    }
+
+    /// Remembers tickets handed out to pages: (ticket, viewer, expiry in unix seconds), on
+    /// disk first.
+    pub async fn remember(&self, issued: Vec<(String, Option<String>, i64)>) -> Result<(), StoreError> {
         let rows = issued.clone();
         self.store
             .write(move |tx| {
                 let mut insert = tx
                     .prepare_cached("INSERT OR IGNORE INTO tickets (ticket, viewer, expires_at) VALUES (?1, ?2, ?3)")?;
-                for (ticket, known) in rows {
-                    insert.execute(params![ticket, known.viewer, known.expires_at])?;
+                for (ticket, viewer, expires_at) in rows {
+                    insert.execute(params![ticket, viewer, expires_at])?;
                 }
                 Ok(())
             })
@@ -171,8 +161,8 @@ impl HosterNode {
         self.tickets
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .extend(issued);
-        Ok(decision)
+            .extend(issued.into_iter().map(|(ticket, _, expires_at)| (ticket, expires_at)));
+        Ok(())
     }
 
     /// Keeps a page's beacons for the node's live tickets, seen `now`; beacons for tickets
@@ -183,7 +173,7 @@ impl HosterNode {
             let tickets = self.tickets.read().unwrap_or_else(PoisonError::into_inner);
             beacons
                 .into_iter()
-                .filter(|beacon| tickets.get(&beacon.ticket).is_some_and(|t| t.expires_at >= now))
+                .filter(|beacon| tickets.get(&beacon.ticket).is_some_and(|&expires_at| expires_at >= now))
                 .map(|beacon| (beacon.ticket, beacon.event.code()))
                 .collect()
         };
@@ -527,7 +517,7 @@ impl HosterNode {
         self.tickets
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .retain(|_, ticket| ticket.expires_at >= now);
+            .retain(|_, expires_at| *expires_at >= now);
         self.store
             .write(move |tx| {
                 tx.execute(

@@ -10,7 +10,6 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
 use tower_http::cors::CorsLayer;
 
 use super::api::{CallError, DecisionRequest};
@@ -70,26 +69,13 @@ async fn sdk() -> Response {
         .into_response()
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct FillRequest {
-    placement: String,
-    viewer: Option<String>,
-    page_url: Option<String>,
-}
-
 async fn fill(State(node): State<Arc<HosterNode>>, body: Bytes) -> Response {
-    let request: FillRequest = match parse(&body) {
+    // The page's request is the API's decision request: the API judges each field.
+    let request: DecisionRequest = match parse(&body) {
         Ok(request) => request,
         Err(problem) => return problem,
     };
-    let decision = node
-        .fill(&DecisionRequest {
-            placement: &request.placement,
-            viewer: request.viewer.as_deref(),
-            page_url: request.page_url.as_deref(),
-        })
-        .await;
+    let decision = node.fill(&request).await;
     match decision {
         Ok(decision) => axum::Json(decision).into_response(),
         // The API judged the request itself (an unknown placement, a bad viewer id): the

@@ -159,13 +159,18 @@ impl Devnet {
 }
 
 /// What one run bills and pays with the default economics: five witnessed impressions at
-/// 1,000 units and one click at 50,000; the hoster's 90% of that; the budget less the spend.
+/// 1,000 units and one click at 50,000 from the signed batches, then the nodes' page: two
+/// impressions and a click the witness confirmed, and one impression it did not see. The
+/// hoster gets 90% of the witnessed and 50% of the unwitnessed; the advertiser the budget
+/// less the spend.
+const HOSTER_PER_RUN: u128 = 49_500 + 46_800 + 500;
+
 fn expected(epoch: u64) -> Outcome {
     Outcome {
         epoch,
-        billed: 55_000,
-        claimed: 49_500,
-        refunded: 100_000_000 - 55_000,
+        billed: 55_000 + 53_000,
+        claimed: HOSTER_PER_RUN,
+        refunded: 100_000_000 - 108_000,
         // The seller's 85% of the item's 5,000,000.
         sold: 4_250_000,
         // One qualified referral's bonus, and 20% of the platform's share of the attributed
@@ -197,7 +202,7 @@ async fn the_demo_runs_the_whole_loop_and_again_on_the_same_devnet(pool: PgPool)
     assert!(outcome.epoch >= 4, "{printed}");
     let again = Outcome {
         epoch: outcome.epoch,
-        claimed: 2 * 49_500,
+        claimed: HOSTER_PER_RUN + 49_500,
         ..expected(0)
     };
     assert_eq!(outcome, again, "{printed}");
