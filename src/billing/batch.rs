@@ -81,7 +81,7 @@ impl Confirmations {
     /// A bitmap as a witness signed it, for a batch of `receipts` receipts.
     pub fn parse(bits: &[u8], receipts: usize) -> Result<Self, ConfirmationsError> {
         let bytes = receipts.div_ceil(8);
-        let stray = receipts % 8 != 0 && bits.last().is_some_and(|last| last >> (receipts % 8) != 0);
+        let stray = !receipts.is_multiple_of(8) && bits.last().is_some_and(|last| last >> (receipts % 8) != 0);
         if bits.len() != bytes || stray {
             return Err(ConfirmationsError { receipts, bytes });
         }

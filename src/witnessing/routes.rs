@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -12,12 +13,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::cors::CorsLayer;
 
-use super::api::{CallError, DecisionRequest};
-use super::beacons::{self, BeaconError};
+use super::api::{CallError, Decision, DecisionRequest};
+use super::beacons::{self, BeaconError, Taken};
 use super::hoster::{FillError, HosterNode};
 use super::store::StoreError;
 use super::witness::{CosignError, Witness};
-use super::{CosignRequest, now};
+use super::{CosignRequest, Cosigned, now};
 use crate::http::error::{ProblemKind, problem_response};
 
 /// The publisher SDK, built by `scripts/sdk build` and committed (checked up to date by the
@@ -69,96 +70,104 @@ async fn sdk() -> Response {
         .into_response()
 }
 
-async fn fill(State(node): State<Arc<HosterNode>>, body: Bytes) -> Response {
+async fn fill(State(node): State<Arc<HosterNode>>, body: Bytes) -> Result<Json<Decision>, Problem> {
     // The page's request is the API's decision request: the API judges each field.
-    let request: DecisionRequest = match parse(&body) {
-        Ok(request) => request,
-        Err(problem) => return problem,
-    };
-    let decision = node.fill(&request).await;
-    match decision {
-        Ok(decision) => axum::Json(decision).into_response(),
+    let request: DecisionRequest = parse(&body)?;
+    match node.fill(&request).await {
+        Ok(decision) => Ok(Json(decision)),
         // The API judged the request itself (an unknown placement, a bad viewer id): the
         // page gets its problem as it is.
-        Err(FillError::Api(CallError::Refused { status, field, detail })) => problem_response(
-            ProblemKind::for_status(StatusCode::from_u16(status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)),
-            Some(detail),
-            Some(field).filter(|f| !f.is_empty()),
-        ),
+        Err(FillError::Api(CallError::Refused { status, field, detail })) => Err(Problem {
+            kind: ProblemKind::for_status(StatusCode::from_u16(status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)),
+            detail,
+            field: Some(field).filter(|f| !f.is_empty()),
+        }),
         Err(FillError::Api(CallError::Transient(error))) => {
             tracing::warn!(%error, "the API did not decide");
-            problem_response(
-                ProblemKind::Unavailable,
-                Some("the ad server did not answer".into()),
-                None,
-            )
+            Err(Problem::unavailable("the ad server did not answer"))
         }
-        Err(FillError::Store(error)) => store_problem(&error),
+        Err(FillError::Store(error)) => Err(error.into()),
     }
 }
 
-async fn hoster_beacon(State(node): State<Arc<HosterNode>>, body: Bytes) -> Response {
-    match beacons::parse(&body) {
-        Ok(beacons) => match node.observe(beacons, now()).await {
-            Ok(taken) => axum::Json(taken).into_response(),
-            Err(error) => store_problem(&error),
+async fn hoster_beacon(State(node): State<Arc<HosterNode>>, body: Bytes) -> Result<Json<Taken>, Problem> {
+    let beacons = beacons::parse(&body)?;
+    Ok(Json(node.observe(beacons, now()).await?))
+}
+
+async fn witness_beacon(State(witness): State<Arc<Witness>>, body: Bytes) -> Result<Json<Taken>, Problem> {
+    let beacons = beacons::parse(&body)?;
+    Ok(Json(witness.observe(beacons, now()).await?))
+}
+
+async fn cosign(State(witness): State<Arc<Witness>>, body: Bytes) -> Result<Json<Cosigned>, Problem> {
+    let request: CosignRequest = parse(&body)?;
+    witness.cosign(request).await.map(Json).map_err(|error| match error {
+        CosignError::Store(error) => error.into(),
+        CosignError::SequenceReused(_) => Problem {
+            kind: ProblemKind::Conflict,
+            detail: error.to_string(),
+            field: Some(error.field()),
         },
-        Err(error) => beacon_problem(error),
-    }
-}
-
-async fn witness_beacon(State(witness): State<Arc<Witness>>, body: Bytes) -> Response {
-    match beacons::parse(&body) {
-        Ok(beacons) => match witness.observe(beacons, now()).await {
-            Ok(taken) => axum::Json(taken).into_response(),
-            Err(error) => store_problem(&error),
+        _ => Problem {
+            kind: ProblemKind::InvalidField,
+            detail: error.to_string(),
+            field: Some(error.field()),
         },
-        Err(error) => beacon_problem(error),
-    }
-}
-
-async fn cosign(State(witness): State<Arc<Witness>>, body: Bytes) -> Response {
-    let request: CosignRequest = match parse(&body) {
-        Ok(request) => request,
-        Err(problem) => return problem,
-    };
-    match witness.cosign(request).await {
-        Ok(cosigned) => axum::Json(cosigned).into_response(),
-        Err(CosignError::Store(error)) => store_problem(&error),
-        Err(error @ CosignError::SequenceReused(_)) => {
-            problem_response(ProblemKind::Conflict, Some(error.to_string()), Some(error.field()))
-        }
-        Err(error) => problem_response(ProblemKind::InvalidField, Some(error.to_string()), Some(error.field())),
-    }
-}
-
-/// Reads a JSON body, whatever its content type; a problem naming the field if it does not.
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    let deserializer = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
-        let field = error.path().to_string();
-        let kind = if error.inner().is_data() {
-            ProblemKind::InvalidField
-        } else {
-            ProblemKind::MalformedBody
-        };
-        problem_response(kind, Some(error.inner().to_string()), Some(field).filter(|f| f != "."))
     })
 }
 
-fn beacon_problem(error: BeaconError) -> Response {
-    problem_response(
-        ProblemKind::InvalidField,
-        Some(error.reason),
-        Some(error.field).filter(|f| f != "."),
-    )
+/// A refusal, answered as the API's problem document naming the field at fault.
+#[derive(Debug)]
+struct Problem {
+    kind: ProblemKind,
+    detail: String,
+    field: Option<String>,
 }
 
-fn store_problem(error: &StoreError) -> Response {
-    tracing::error!(%error, "node store");
-    problem_response(
-        ProblemKind::Unavailable,
-        Some("the node cannot store this now; retry".into()),
-        None,
-    )
+impl Problem {
+    fn unavailable(detail: &str) -> Self {
+        Self {
+            kind: ProblemKind::Unavailable,
+            detail: detail.into(),
+            field: None,
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        problem_response(self.kind, Some(self.detail), self.field)
+    }
+}
+
+impl From<BeaconError> for Problem {
+    fn from(error: BeaconError) -> Self {
+        Self {
+            kind: ProblemKind::InvalidField,
+            detail: error.reason,
+            field: Some(error.field).filter(|f| f != "."),
+        }
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(%error, "node store");
+        Self::unavailable("the node cannot store this now; retry")
+    }
+}
+
+/// Reads a JSON body, whatever its content type.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| Problem {
+        kind: if error.inner().is_data() {
+            ProblemKind::InvalidField
+        } else {
+            ProblemKind::MalformedBody
+        },
+        detail: error.inner().to_string(),
+        field: Some(error.path().to_string()).filter(|f| f != "."),
+    })
 }

@@ -356,3 +356,109 @@ async fn an_absent_witness_or_a_restart_loses_and_repeats_nothing(pool: PgPool) 
     assert_eq!(states.get("done"), Some(&1));
     assert_eq!(devnet.app.count("receipt_batches").await, 1);
 }
+
+/// The SDK on a page in Debian's Chromium, driven over the DevTools protocol by
+/// `web/sdk/e2e/drive.mjs`, against the API and both nodes. In tab A, slot 1 is in view for
+/// more than a second (impression and view), slot 2 for half a second (impression only) and
+/// slot 3 goes to a background tab (impression only); the witness sees all of it. Tab B is
+/// the same page while the witness is unreachable: billed, but unwitnessed. The one batch
+/// arrives witnessed for exactly what the witness saw.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_page_in_chromium_is_billed_for_what_it_showed_and_witnessed_for_what_the_witness_saw(pool: PgPool) {
+    let devnet = Devnet::new(pool.clone()).await;
+    let (_witness, witness_url) = devnet.witness().await;
+    let store = store_path("node.sqlite");
+    let client = ApiClient::new(
+        devnet.api.clone(),
+        devnet.hoster.key.clone(),
+        CHAIN_ID,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    // One full batch of the eight receipts the two tabs make; nothing is cut by age.
+    let config = HosterConfig {
+        signer: devnet.hoster.key.clone(),
+        chain_id: CHAIN_ID,
+        escrow: ESCROW,
+        witness: Some(witness_url.clone()),
+        batch_size: 8,
+        batch_age: Duration::from_secs(3600),
+        witness_timeout: Duration::from_secs(2),
+        witness_patience: Duration::from_secs(60),
+    };
+    let node = Arc::new(HosterNode::open(&store, client, config).await.unwrap());
+    let node_url = serve(routes::hoster_router(node.clone())).await;
+    // The publisher's page, from an origin of its own.
+    let page = include_str!("../../web/sdk/e2e/page.html");
+    let site = serve(axum::Router::new().route(
+        "/page.html",
+        axum::routing::get(move || async move { axum::response::Html(page) }),
+    ))
+    .await;
+    let url = format!(
+        "{site}page.html?node={}&witness={}&placement=feed-top-banner",
+        origin(&node_url),
+        origin(&witness_url)
+    );
+
+    let screenshots = std::env::temp_dir().join("adescrow-browser-screenshots");
+    let output = tokio::process::Command::new("node")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "web/sdk/e2e/drive.mjs",
+            "--page",
+            &url,
+            "--page-missing",
+            &url,
+            "--witness-origin",
+            &origin(&witness_url),
+        ])
+        .arg("--screenshots")
+        .arg(&screenshots)
+        .output()
+        .await
+        .expect("node runs (scripts/test installs it, with Chromium)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the browser driver failed: {stderr}");
+    let tabs: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(
+        tabs["a"]["views"],
+        json!(["slot-1"]),
+        "the page's own events: {}",
+        tabs["a"]
+    );
+
+    // The beacons are in: the batch of eight is cut as soon as all arrived.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        if node.cut(now).await.unwrap() == 1 {
+            assert_eq!(node.advance(now).await.unwrap(), 1, "answered by the API");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the node never got the eight beacons"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let ticket = |tab: &str, slot: &str| -> uuid::Uuid { tabs[tab]["slots"][slot].as_str().unwrap().parse().unwrap() };
+    let mut expected = vec![
+        (ticket("a", "slot-1"), "impression".to_owned(), true),
+        (ticket("a", "slot-1"), "view".to_owned(), true),
+        (ticket("a", "slot-2"), "impression".to_owned(), true),
+        (ticket("a", "slot-3"), "impression".to_owned(), true),
+        (ticket("b", "slot-1"), "impression".to_owned(), false),
+        (ticket("b", "slot-1"), "view".to_owned(), false),
+        (ticket("b", "slot-2"), "impression".to_owned(), false),
+        (ticket("b", "slot-3"), "impression".to_owned(), false),
+    ];
+    expected.sort();
+    assert_eq!(devnet.billed().await, expected);
+}
+
+/// `http://host:port` of a base URL, as the page takes it.
+fn origin(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
