@@ -167,7 +167,7 @@ async fn cosign_latency() -> Vec<f64> {
     };
     let witness = Witness::open(&temp("witness.sqlite"), config).unwrap();
     let keys = TicketKeys::new(&[7; 32]);
-    let hoster = Address::repeat_byte(0x11);
+    let hoster = PrivateKeySigner::random();
     let mut timings = Vec::new();
     for round in 0..COSIGN_ROUNDS {
         let now = OffsetDateTime::now_utc().unix_timestamp();
@@ -193,21 +193,17 @@ async fn cosign_latency() -> Vec<f64> {
             })
             .collect();
         witness.observe(beacons, now).await.unwrap();
-        let request = CosignRequest {
-            chain_id: 31337,
-            hoster,
-            sequence: round as u64,
-            receipts: tickets
-                .into_iter()
-                .map(|ticket| WireReceipt {
-                    ticket,
-                    event: EventType::Impression,
-                    at: now,
-                    viewer: Some("vw_bench".into()),
-                    order_ref: None,
-                })
-                .collect(),
-        };
+        let receipts = tickets
+            .into_iter()
+            .map(|ticket| WireReceipt {
+                ticket,
+                event: EventType::Impression,
+                at: now,
+                viewer: Some("vw_bench".into()),
+                order_ref: None,
+            })
+            .collect();
+        let request = CosignRequest::signed(&hoster, 31337, round as u64, receipts).unwrap();
         let started = Instant::now();
         let signed = witness.cosign(request).await.unwrap();
         timings.push(started.elapsed().as_secs_f64() * 1e3);

@@ -63,6 +63,14 @@ CREATE TABLE IF NOT EXISTS settings (
 ) WITHOUT ROWID;
 ";
 
+/// The observations ready for a batch (`?1` is now): not in one yet, and impressions, or
+/// clicks and views whose impression was seen (billing takes a click only after it) or
+/// whose ticket expired (nothing more will come).
+const READY: &str = "FROM observations o JOIN tickets t ON t.ticket = o.ticket
+    WHERE o.sequence IS NULL
+      AND (o.event = 0 OR t.expires_at < ?1
+           OR EXISTS (SELECT 1 FROM observations i WHERE i.ticket = o.ticket AND i.event = 0))";
+
 /// How the node batches and submits.
 #[derive(Debug, Clone)]
 pub struct HosterConfig {
@@ -194,9 +202,8 @@ impl HosterNode {
         Ok(Taken { accepted, ignored })
     }
 
-    /// Cuts the waiting observations into batches: a full one whenever enough wait, and a
-    /// smaller one once the oldest has waited `batch_age`. Clicks and views wait for their
-    /// ticket's impression (billing takes a click only after it), unless the ticket expired.
+    /// Cuts the observations that are ready ([`READY`]) into batches: a full one whenever
+    /// enough are ready, and a smaller one once the oldest has waited `batch_age`.
     pub async fn cut(&self, now: i64) -> Result<usize, StoreError> {
         let size = self.config.batch_size;
         let age = i64::try_from(self.config.batch_age.as_secs()).unwrap_or(i64::MAX);
@@ -205,33 +212,31 @@ impl HosterNode {
             .write(move |tx| {
                 let mut cut = 0;
                 loop {
-                    let (waiting, oldest): (i64, Option<i64>) = tx.query_row(
-                        "SELECT count(*), min(at) FROM observations WHERE sequence IS NULL",
-                        [],
-                        |row| Ok((row.get(0)?, row.get(1)?)),
-                    )?;
+                    let (waiting, oldest): (i64, Option<i64>) =
+                        tx.query_row(&format!("SELECT count(*), min(o.at) {READY}"), [now], |row| {
+                            Ok((row.get(0)?, row.get(1)?))
+                        })?;
                     let due = oldest.is_some_and(|oldest| now - oldest >= age);
                     if waiting == 0 || (usize::try_from(waiting).unwrap_or(usize::MAX) < size && !due) {
                         return Ok(cut);
                     }
-                    let mut select = tx.prepare_cached(
-                        "SELECT o.ticket, o.event, o.at, t.viewer FROM observations o JOIN tickets t ON t.ticket = o.ticket
-                         WHERE o.sequence IS NULL
-                           AND (o.event = 0 OR t.expires_at < ?1
-                                OR EXISTS (SELECT 1 FROM observations i WHERE i.ticket = o.ticket AND i.event = 0))
-                         ORDER BY o.at, o.event LIMIT ?2",
-                    )?;
+                    let mut select = tx.prepare_cached(&format!(
+                        "SELECT o.ticket, o.event, o.at, t.viewer {READY} ORDER BY o.at, o.event LIMIT ?2"
+                    ))?;
                     let rows = select
                         .query_map(params![now, size as i64], |row| {
-                            Ok((row.get::<_, String>(0)?, row.get::<_, u8>(1)?, row.get::<_, i64>(2)?, row.get(3)?))
+                            Ok((
+                                row.get::<_, String>(0)?,
+                                row.get::<_, u8>(1)?,
+                                row.get::<_, i64>(2)?,
+                                row.get(3)?,
+                            ))
                         })?
                         .collect::<Result<Vec<(String, u8, i64, Option<String>)>, _>>()?;
-                    if rows.is_empty() {
-                        // Only clicks and views waiting for their impressions.
-                        return Ok(cut);
-                    }
                     let sequence: i64 =
-                        tx.query_row("SELECT value FROM settings WHERE name = 'next_sequence'", [], |row| row.get(0))?;
+                        tx.query_row("SELECT value FROM settings WHERE name = 'next_sequence'", [], |row| {
+                            row.get(0)
+                        })?;
                     tx.execute("UPDATE settings SET value = value + 1 WHERE name = 'next_sequence'", [])?;
                     let mut assign =
                         tx.prepare_cached("UPDATE observations SET sequence = ?3 WHERE ticket = ?1 AND event = ?2")?;
@@ -341,15 +346,15 @@ impl HosterNode {
         let Some(url) = &self.config.witness else {
             return WitnessStep::GiveUp("no witness is configured".into());
         };
-        let request = CosignRequest {
-            chain_id: self.config.chain_id,
-            hoster: self.address(),
-            sequence: batch.sequence as u64,
-            receipts: receipts.to_vec(),
-        };
+        let sequence = batch.sequence as u64;
+        let request =
+            match CosignRequest::signed(&self.config.signer, self.config.chain_id, sequence, receipts.to_vec()) {
+                Ok(request) => request,
+                Err(reason) => return WitnessStep::GiveUp(reason),
+            };
         let patience = i64::try_from(self.config.witness_patience.as_secs()).unwrap_or(i64::MAX);
         match self.api.cosign(url, &request, self.config.witness_timeout).await {
-            Ok(cosigned) => match self.check_cosigned(&cosigned, receipts, batch.sequence as u64) {
+            Ok(cosigned) => match self.check_cosigned(&cosigned, receipts, sequence) {
                 Ok(()) => WitnessStep::Signed(cosigned),
                 Err(reason) => WitnessStep::GiveUp(reason),
             },

@@ -16,12 +16,15 @@ pub mod routes;
 pub mod store;
 pub mod witness;
 
-use alloy::primitives::{Address, Bytes};
+use alloy::primitives::{Address, B256, Bytes};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::adserver::pricing::EventType;
-use crate::billing::batch::Receipt;
+use alloy::signers::SignerSync;
+use alloy::signers::local::PrivateKeySigner;
+
+use crate::billing::batch::{self, Receipt};
 
 /// A receipt as the hoster node sends it to the witness and to the API (`POST
 /// /v1/receipts`): the same JSON both ways.
@@ -59,6 +62,41 @@ pub struct CosignRequest {
     pub hoster: Address,
     pub sequence: u64,
     pub receipts: Vec<WireReceipt>,
+    /// The hoster key's `personal_sign` of [`cosign_message`]: only the hoster itself can
+    /// take one of its sequences at the witness.
+    pub signature: String,
+}
+
+impl CosignRequest {
+    /// The request for `receipts` under `sequence`, signed with the hoster's key. Fails on
+    /// a receipt time no date holds, or a key that cannot sign.
+    pub fn signed(
+        signer: &PrivateKeySigner,
+        chain_id: u64,
+        sequence: u64,
+        receipts: Vec<WireReceipt>,
+    ) -> Result<Self, String> {
+        let parsed: Option<Vec<Receipt>> = receipts.iter().map(WireReceipt::to_receipt).collect();
+        let parsed = parsed.ok_or("a receipt time no date holds")?;
+        let message = cosign_message(signer.address(), chain_id, sequence, batch::receipts_hash(&parsed));
+        let signature = signer
+            .sign_message_sync(message.as_bytes())
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            chain_id,
+            hoster: signer.address(),
+            sequence,
+            receipts,
+            signature: format!("0x{}", hex::encode(signature.as_bytes())),
+        })
+    }
+}
+
+/// The text a hoster node signs to ask for a co-signature: its batch, by the receipts hash.
+pub fn cosign_message(hoster: Address, chain_id: u64, sequence: u64, receipts_hash: B256) -> String {
+    format!(
+        "adescrow co-sign request\nhoster: {hoster}\nchain id: {chain_id}\nsequence: {sequence}\nreceipts: {receipts_hash}"
+    )
 }
 
 /// The witness's answer: its signature of the batch message naming the receipts it

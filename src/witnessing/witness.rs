@@ -1,8 +1,11 @@
 //! The witness node: an independent observer. It keeps the beacons pages send it, and
 //! co-signs a hoster's batch only for the receipts it observed itself: the same ticket and
-//! event, at a time within its tolerance of when the beacon reached it. Each observation is
-//! confirmed for one batch only, and a batch it signed is answered the same way again, so a
-//! hoster's retries are idempotent and no hoster can get one observation confirmed twice.
+//! event, at a time within its tolerance of when the beacon reached it. Only the hoster's own
+//! key can ask (its signature of the request), and a batch it signed is answered the same
+//! way again, so a hoster's retries are idempotent and nobody can take a hoster's sequence.
+//! Confirming one observation in two batches pays nothing twice: billing takes each ticket
+//! and event once, so the witness need not (and an impostor could not use it to use up a
+//! hoster's observations).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -15,6 +18,7 @@ use rusqlite::{OptionalExtension, params};
 use super::beacons::{Beacon, Taken};
 use super::store::{Store, StoreError};
 use super::{CosignRequest, Cosigned};
+use crate::accounts::personal_sign;
 use crate::adserver::pricing::EventType;
 use crate::adserver::serving::Ticket;
 use crate::billing::batch::{self, Confirmations, Receipt};
@@ -28,8 +32,6 @@ CREATE TABLE IF NOT EXISTS observations (
     event INTEGER NOT NULL,
     at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
-    -- The batch ('<hoster>:<sequence>') this observation was confirmed in, once it was.
-    confirmed_in TEXT,
     PRIMARY KEY (ticket_hash, event)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cosigned (
@@ -53,6 +55,8 @@ pub enum CosignError {
     Time { index: usize },
     #[error("sequence {0} of this hoster was co-signed for other receipts")]
     SequenceReused(u64),
+    #[error("not signed by the hoster key for this request")]
+    NotTheHoster,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -64,6 +68,7 @@ impl CosignError {
             Self::Size => "receipts".into(),
             Self::Time { index } => format!("receipts[{index}].at"),
             Self::SequenceReused(_) => "sequence".into(),
+            Self::NotTheHoster => "signature".into(),
             Self::Store(_) => String::new(),
         }
     }
@@ -153,6 +158,10 @@ impl Witness {
             .map(|(index, receipt)| receipt.to_receipt().ok_or(CosignError::Time { index }))
             .collect::<Result<_, _>>()?;
         let receipts_hash = batch::receipts_hash(&receipts);
+        let message = super::cosign_message(request.hoster, request.chain_id, request.sequence, receipts_hash);
+        if personal_sign::recover(&message, &request.signature) != Ok(request.hoster) {
+            return Err(CosignError::NotTheHoster);
+        }
         let keys: Vec<(B256, EventType, i64)> = receipts
             .iter()
             .map(|r| (keccak256(r.ticket.as_bytes()), r.event, r.at.unix_timestamp()))
@@ -172,31 +181,18 @@ impl Witness {
                 if let Some(earlier) = earlier {
                     return Ok(earlier);
                 }
-                let batch_tag = format!("{hoster}:{sequence}");
-                let mut look = tx.prepare_cached(
-                    "SELECT at, confirmed_in FROM observations WHERE ticket_hash = ?1 AND event = ?2",
-                )?;
-                let mut confirm =
-                    tx.prepare_cached("UPDATE observations SET confirmed_in = ?3 WHERE ticket_hash = ?1 AND event = ?2")?;
+                let mut look = tx.prepare_cached("SELECT at FROM observations WHERE ticket_hash = ?1 AND event = ?2")?;
                 let mut in_batch = HashSet::with_capacity(keys.len());
                 let mut bits = Vec::with_capacity(keys.len());
                 for (ticket, event, at) in &keys {
                     let seen = *event != EventType::Acquisition && in_batch.insert((*ticket, *event));
                     let observed = if seen {
-                        look.query_row(params![ticket.as_slice(), event.code()], |row| {
-                            Ok((row.get::<_, i64>(0)?, row.get::<_, Option<String>>(1)?))
-                        })
-                        .optional()?
+                        look.query_row(params![ticket.as_slice(), event.code()], |row| row.get::<_, i64>(0))
+                            .optional()?
                     } else {
                         None
                     };
-                    let ok = observed.is_some_and(|(seen_at, confirmed_in)| {
-                        (at - seen_at).abs() <= config.tolerance_secs
-                            && confirmed_in.is_none_or(|batch| batch == batch_tag)
-                    });
-                    if ok {
-                        confirm.execute(params![ticket.as_slice(), event.code(), batch_tag])?;
-                    }
+                    let ok = observed.is_some_and(|seen_at| (at - seen_at).abs() <= config.tolerance_secs);
                     bits.push(ok);
                 }
                 let confirmed = Confirmations::from_fn(bits.len(), |i| bits[i]);

@@ -255,12 +255,9 @@ async fn a_witness_confirms_only_its_own_timely_observations_once() {
         viewer: None,
         order_ref: None,
     };
-    let hoster = Address::repeat_byte(0x11);
-    let request = |sequence: u64, receipts: Vec<WireReceipt>| CosignRequest {
-        chain_id: CHAIN_ID,
-        hoster,
-        sequence,
-        receipts,
+    let hoster = PrivateKeySigner::random();
+    let request = |sequence: u64, receipts: Vec<WireReceipt>| {
+        CosignRequest::signed(&hoster, CHAIN_ID, sequence, receipts).unwrap()
     };
     let batch = vec![
         receipt(1, EventType::Impression, now),
@@ -284,15 +281,21 @@ async fn a_witness_confirms_only_its_own_timely_observations_once() {
         witness.cosign(request(1, other.clone())).await,
         Err(CosignError::SequenceReused(1))
     ));
-    // Ticket 3 was confirmed in batch 1: another batch does not get it confirmed again.
-    assert_eq!(witness.cosign(request(2, other)).await.unwrap().confirmed_count, 0);
+    // Confirmed again in another batch: billing takes a ticket's event once, whoever asks.
+    assert_eq!(
+        witness.cosign(request(2, other.clone())).await.unwrap().confirmed_count,
+        1
+    );
+    // Only the hoster's own key takes its sequences: an impostor's request is refused.
+    let impostor = CosignRequest::signed(&PrivateKeySigner::random(), CHAIN_ID, 3, other).unwrap();
+    let forged = CosignRequest {
+        hoster: hoster.address(),
+        ..impostor
+    };
+    assert!(matches!(witness.cosign(forged).await, Err(CosignError::NotTheHoster)));
+    let elsewhere = CosignRequest::signed(&hoster, 1, 4, batch).unwrap();
     assert!(matches!(
-        witness
-            .cosign(CosignRequest {
-                chain_id: 1,
-                ..request(3, batch)
-            })
-            .await,
+        witness.cosign(elsewhere).await,
         Err(CosignError::WrongChain { expected: CHAIN_ID })
     ));
 }
@@ -461,4 +464,52 @@ async fn a_page_in_chromium_is_billed_for_what_it_showed_and_witnessed_for_what_
 /// `http://host:port` of a base URL, as the page takes it.
 fn origin(url: &Url) -> String {
     url.origin().ascii_serialization()
+}
+
+/// A click whose beacon overtakes its impression's waits for it: the batch carries the
+/// impression first, so billing takes both. A beacon for an expired ticket is ignored.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_click_that_arrives_before_its_impression_waits_for_it(pool: PgPool) {
+    let devnet = Devnet::new(pool.clone()).await;
+    let node = devnet
+        .node(&store_path("node.sqlite"), None, Duration::from_secs(60))
+        .await;
+    let decision = node
+        .fill(&adescrow::witnessing::api::DecisionRequest {
+            placement: "feed-top-banner".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ticket = decision.ads[0].ticket.clone();
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let click = Beacon {
+        ticket: ticket.clone(),
+        event: EventType::Click,
+    };
+    assert_eq!(node.observe(vec![click], now).await.unwrap().accepted, 1);
+    assert_eq!(node.cut(now).await.unwrap(), 0, "the click waits for its impression");
+    let impression = Beacon {
+        ticket: ticket.clone(),
+        event: EventType::Impression,
+    };
+    node.observe(vec![impression], now).await.unwrap();
+    assert_eq!(node.cut(now).await.unwrap(), 1);
+    assert_eq!(node.advance(now).await.unwrap(), 1);
+    let id = adescrow::adserver::serving::Ticket::read_unverified(&ticket)
+        .unwrap()
+        .id;
+    let mut expected = vec![(id, "click".to_owned(), false), (id, "impression".to_owned(), false)];
+    expected.sort();
+    assert_eq!(devnet.billed().await, expected, "both billed (unwitnessed: no witness)");
+
+    node.remember(vec![("expired-ticket".into(), None, now - 1)])
+        .await
+        .unwrap();
+    let late = Beacon {
+        ticket: "expired-ticket".into(),
+        event: EventType::Impression,
+    };
+    let taken = node.observe(vec![late], now).await.unwrap();
+    assert_eq!((taken.accepted, taken.ignored), (0, 1));
 }
