@@ -45,6 +45,8 @@ const CLIENTS: usize = 64;
 const COSIGN_ROUNDS: usize = 15;
 const BATCH: usize = 1_000;
 const ESCROW: Address = Address::repeat_byte(0xe5);
+const MIN_BEACONS_PER_SEC: f64 = 20_000.0;
+const MAX_COSIGN_MS: f64 = 20.0;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -58,19 +60,19 @@ fn main() {
             values.sort_by(f64::total_cmp);
             values[values.len() / 2]
         };
-        let mut rates = rates;
-        let mut cosign = cosign;
+        let (mut rates, mut cosign) = (rates, cosign);
+        let (rate, latency) = (median(&mut rates), median(&mut cosign));
         println!(
-            "hoster node beacons/s: median {:.0} of {ROUNDS} rounds of {BEACONS_PER_ROUND} ({:?})",
-            median(&mut rates),
+            "hoster node beacons/s: median {rate:.0} of {ROUNDS} rounds of {BEACONS_PER_ROUND} ({:?}); target {MIN_BEACONS_PER_SEC}",
             rates.iter().map(|r| r.round() as u64).collect::<Vec<_>>()
         );
         println!(
-            "witness co-sign of {BATCH} receipts: median {:.2} ms of {COSIGN_ROUNDS} (min {:.2}, max {:.2})",
-            median(&mut cosign),
+            "witness co-sign of {BATCH} receipts: median {latency:.2} ms of {COSIGN_ROUNDS} (min {:.2}, max {:.2}); target {MAX_COSIGN_MS} ms",
             cosign[0],
             cosign[cosign.len() - 1]
         );
+        assert!(rate >= MIN_BEACONS_PER_SEC, "the hoster node takes fewer beacons/s than the target");
+        assert!(latency <= MAX_COSIGN_MS, "the witness co-signs slower than the target");
     });
 }
 
