@@ -77,6 +77,7 @@ where
     supervisor.spawn(Batcher {
         node: node.clone(),
         tick,
+        forgot_at: 0,
     });
     tracing::info!(address = %listener.local_addr()?, node = %node.address(), "hoster node listening");
     axum::serve(listener, routes::hoster_router(node))

@@ -516,7 +516,9 @@ impl HosterNode {
             .await
     }
 
-    /// Forgets tickets that expired more than a day ago (their observations are batched).
+    /// Forgets what is settled and a day old: answered batches and their observations, and
+    /// tickets that expired with nothing waiting on them. A beacon repeated later finds its
+    /// ticket expired and is ignored, so nothing forgotten can be billed again.
     pub async fn forget_expired(&self, now: i64) -> Result<(), StoreError> {
         let before = now - 86_400;
         self.tickets
@@ -529,6 +531,7 @@ impl HosterNode {
                     "DELETE FROM observations WHERE sequence IN (SELECT sequence FROM batches WHERE state = 'done' AND cut_at < ?1)",
                     [before],
                 )?;
+                tx.execute("DELETE FROM batches WHERE state = 'done' AND cut_at < ?1", [before])?;
                 tx.execute(
                     "DELETE FROM tickets WHERE expires_at < ?1 AND NOT EXISTS (SELECT 1 FROM observations o WHERE o.ticket = tickets.ticket)",
                     [before],
@@ -561,12 +564,17 @@ enum WitnessStep {
     Later,
 }
 
-/// The batcher: cuts and advances batches, and forgets old tickets, every `tick`.
+/// The batcher: cuts and advances batches every `tick`, and forgets what is settled every
+/// few minutes.
 #[derive(Debug, Clone)]
 pub struct Batcher {
     pub node: Arc<HosterNode>,
     pub tick: Duration,
+    /// When it last forgot (unix seconds).
+    pub forgot_at: i64,
 }
+
+const FORGET_EVERY_SECS: i64 = 300;
 
 impl Role for Batcher {
     fn name(&self) -> &'static str {
@@ -582,7 +590,10 @@ impl Role for Batcher {
         let retry = |error: StoreError| StepError::Retry(error.into());
         self.node.cut(now).await.map_err(retry)?;
         self.node.advance(now).await.map_err(retry)?;
-        self.node.forget_expired(now).await.map_err(retry)?;
+        if now - self.forgot_at >= FORGET_EVERY_SECS {
+            self.node.forget_expired(now).await.map_err(retry)?;
+            self.forgot_at = now;
+        }
         Ok(self.tick)
     }
 }

@@ -17,13 +17,12 @@ pub mod store;
 pub mod witness;
 
 use alloy::primitives::{Address, B256, Bytes};
+use alloy::signers::SignerSync;
+use alloy::signers::local::PrivateKeySigner;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::adserver::pricing::EventType;
-use alloy::signers::SignerSync;
-use alloy::signers::local::PrivateKeySigner;
-
 use crate::billing::batch::{self, Receipt};
 
 /// A receipt as the hoster node sends it to the witness and to the API (`POST

@@ -512,4 +512,16 @@ async fn a_click_that_arrives_before_its_impression_waits_for_it(pool: PgPool) {
     };
     let taken = node.observe(vec![late], now).await.unwrap();
     assert_eq!((taken.accepted, taken.ignored), (0, 1));
+
+    // Two days on, the answered batch is forgotten; its ticket expired, so a replay of its
+    // beacon is ignored rather than billed again.
+    let later = now + 2 * 86_400;
+    node.forget_expired(later).await.unwrap();
+    assert_eq!(node.batch_states().await.unwrap().get("done"), None);
+    let replay = Beacon {
+        ticket,
+        event: EventType::Impression,
+    };
+    assert_eq!(node.observe(vec![replay], later).await.unwrap().ignored, 1);
+    assert_eq!(node.cut(later).await.unwrap(), 0);
 }
