@@ -123,6 +123,32 @@ CREATE TYPE public.hold_reason AS ENUM (
 
 
 --
+-- Name: leaderboard_category; Type: TYPE; Schema: public
+--
+
+CREATE TYPE public.leaderboard_category AS ENUM (
+    'hoster_earnings',
+    'impressions_served',
+    'witness_work',
+    'advertiser_spend',
+    'qualified_referrals',
+    'seller_sales'
+);
+
+
+--
+-- Name: leaderboard_period; Type: TYPE; Schema: public
+--
+
+CREATE TYPE public.leaderboard_period AS ENUM (
+    'day',
+    'week',
+    'month',
+    'all'
+);
+
+
+--
 -- Name: ledger_role; Type: TYPE; Schema: public
 --
 
@@ -1128,6 +1154,63 @@ CREATE TABLE public.idempotency_keys (
     CONSTRAINT idempotency_keys_caller_kind_check CHECK ((caller_kind = ANY (ARRAY['user'::text, 'node'::text]))),
     CONSTRAINT idempotency_keys_fingerprint_check CHECK ((octet_length(fingerprint) = 32)),
     CONSTRAINT idempotency_keys_key_check CHECK ((key ~ '^[!-~]{1,255}$'::text))
+);
+
+
+--
+-- Name: leaderboard_boards; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.leaderboard_boards (
+    category public.leaderboard_category NOT NULL,
+    zone text NOT NULL,
+    token bytea NOT NULL,
+    period public.leaderboard_period NOT NULL,
+    starts_on date NOT NULL,
+    ends_at timestamp with time zone,
+    frozen_at timestamp with time zone,
+    frozen_hash bytea,
+    frozen_entries bigint,
+    CONSTRAINT leaderboard_boards_check CHECK (((period = 'all'::public.leaderboard_period) = (ends_at IS NULL))),
+    CONSTRAINT leaderboard_boards_check1 CHECK ((((frozen_at IS NULL) = (frozen_hash IS NULL)) AND ((frozen_at IS NULL) = (frozen_entries IS NULL)))),
+    CONSTRAINT leaderboard_boards_frozen_hash_check CHECK ((octet_length(frozen_hash) = 32)),
+    CONSTRAINT leaderboard_boards_token_check CHECK ((octet_length(token) = 20))
+);
+
+
+--
+-- Name: leaderboard_referral_marks; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.leaderboard_referral_marks (
+    referrer_id uuid NOT NULL,
+    counted bigint NOT NULL,
+    CONSTRAINT leaderboard_referral_marks_counted_check CHECK ((counted >= 0))
+);
+
+
+--
+-- Name: leaderboard_scores; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.leaderboard_scores (
+    category public.leaderboard_category NOT NULL,
+    zone text NOT NULL,
+    token bytea NOT NULL,
+    period public.leaderboard_period NOT NULL,
+    starts_on date NOT NULL,
+    subject bytea NOT NULL,
+    score numeric(40,0) NOT NULL,
+    CONSTRAINT leaderboard_scores_subject_check CHECK ((octet_length(subject) = 20))
+);
+
+
+--
+-- Name: leaderboard_zones; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.leaderboard_zones (
+    zone text NOT NULL
 );
 
 
@@ -2204,6 +2287,38 @@ ALTER TABLE ONLY public.idempotency_keys
 
 
 --
+-- Name: leaderboard_boards leaderboard_boards_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.leaderboard_boards
+    ADD CONSTRAINT leaderboard_boards_pkey PRIMARY KEY (category, zone, token, period, starts_on);
+
+
+--
+-- Name: leaderboard_referral_marks leaderboard_referral_marks_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.leaderboard_referral_marks
+    ADD CONSTRAINT leaderboard_referral_marks_pkey PRIMARY KEY (referrer_id);
+
+
+--
+-- Name: leaderboard_scores leaderboard_scores_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.leaderboard_scores
+    ADD CONSTRAINT leaderboard_scores_pkey PRIMARY KEY (category, zone, token, period, starts_on, subject);
+
+
+--
+-- Name: leaderboard_zones leaderboard_zones_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.leaderboard_zones
+    ADD CONSTRAINT leaderboard_zones_pkey PRIMARY KEY (zone);
+
+
+--
 -- Name: ledger_hold_ends ledger_hold_ends_pkey; Type: CONSTRAINT; Schema: public
 --
 
@@ -2817,6 +2932,13 @@ CREATE INDEX escrow_accounts_kind_idx ON public.escrow_accounts USING btree (kin
 --
 
 CREATE INDEX idempotency_keys_expires_at_idx ON public.idempotency_keys USING btree (expires_at);
+
+
+--
+-- Name: leaderboard_boards_to_freeze; Type: INDEX; Schema: public
+--
+
+CREATE INDEX leaderboard_boards_to_freeze ON public.leaderboard_boards USING btree (ends_at) WHERE ((frozen_at IS NULL) AND (ends_at IS NOT NULL));
 
 
 --
@@ -3617,6 +3739,14 @@ ALTER TABLE ONLY public.campaigns
 
 ALTER TABLE ONLY public.default_prices
     ADD CONSTRAINT default_prices_updated_by_fkey FOREIGN KEY (updated_by) REFERENCES public.users(id) ON DELETE SET NULL;
+
+
+--
+-- Name: leaderboard_referral_marks leaderboard_referral_marks_referrer_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.leaderboard_referral_marks
+    ADD CONSTRAINT leaderboard_referral_marks_referrer_id_fkey FOREIGN KEY (referrer_id) REFERENCES public.users(id) ON DELETE CASCADE;
 
 
 --

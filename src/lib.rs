@@ -10,6 +10,7 @@ pub mod app;
 pub mod billing;
 pub mod demo;
 pub mod http;
+pub mod leaderboards;
 pub mod mirror;
 pub mod money;
 pub mod platform;

@@ -49,6 +49,8 @@ pub fn config(escrow: Address, max_batch_receipts: usize) -> ApiArgs {
         split_unwitnessed: vec![5000, 5000],
         viewer_reward_bps: vec![0, 500, 0, 500],
         max_batch_receipts,
+        leaderboard_zones: Vec::new(),
+        leaderboard_refresh: Duration::from_secs(10),
         metrics_addr: None,
         market: adescrow::platform::config::MarketArgs {
             secret: "market-secret-market-secret-market-secret".into(),

@@ -142,7 +142,7 @@ pub fn local_day_and_month(now: Timestamp, zone: &TimeZone) -> (time::Date, time
 }
 
 /// A jiff date as a `time` date: both take years -9999 to 9999 and agree on the calendar.
-fn civil_date(date: jiff::civil::Date) -> time::Date {
+pub fn civil_date(date: jiff::civil::Date) -> time::Date {
     // `nth_next` from January cannot fail, unlike `Month::try_from`.
     let month = time::Month::January.nth_next(date.month().unsigned_abs() - 1);
     time::Date::from_calendar_date(i32::from(date.year()), month, date.day().unsigned_abs()).unwrap_or(

@@ -85,6 +85,9 @@ where
     let serving_refresh = args.api.serving_refresh;
     let programs_interval = args.programs_interval;
     let state = AppState::new(args.api, pool.clone()).context("invalid API configuration")?;
+    crate::leaderboards::tally::declare(&pool, &state.leaderboard_zones)
+        .await
+        .context("cannot declare the leaderboard zones")?;
     state
         .ad_server
         .refresh()
@@ -100,6 +103,7 @@ where
         growth: (*state.growth).clone(),
         interval: programs_interval,
     });
+    supervisor.spawn(crate::leaderboards::store::Freezer { db: pool.clone() });
     supervisor.spawn(Scheduler {
         db: pool,
         chain_id,

@@ -22,6 +22,8 @@ pub(super) const HOUR_SECS: i64 = 3600;
 pub(super) struct CampaignFacts {
     pub(super) token: Address,
     pub(super) brand: Uuid,
+    /// The advertiser's wallet (the brand owner's), for the spend leaderboard.
+    pub(super) advertiser: Address,
     pub(super) impression_cap: i64,
     pub(super) click_cap: i64,
     pub(super) consent_scope: Option<B256>,
@@ -64,11 +66,12 @@ pub(super) async fn campaign_facts(
         .into_iter()
         .collect();
     let rows = sqlx::query!(
-        r#"SELECT c.id AS "id!", c.token AS "token!: SqlAddress", c.brand_id AS "brand_id!",
+        r#"SELECT c.id AS "id!", c.token AS "token!: SqlAddress", c.brand_id AS "brand_id!", u.address AS "advertiser!: SqlAddress",
                   c.impression_cap_per_hour AS "impression_cap_per_hour!", c.click_cap_per_hour AS "click_cap_per_hour!",
                   c.required_consent_scope AS "required_consent_scope: SqlB256", cb.available AS "available!: Amount",
                   (cb.on_chain_remaining + cb.settled) AS "cap!: Amount"
-           FROM campaigns c JOIN campaign_budgets($1, $2) cb ON cb.campaign_id = c.id"#,
+           FROM campaigns c JOIN campaign_budgets($1, $2) cb ON cb.campaign_id = c.id
+           JOIN brands b ON b.id = c.brand_id JOIN users u ON u.id = b.owner_id"#,
         i64::try_from(chain_id).unwrap_or(i64::MAX),
         &ids
     )
@@ -80,6 +83,7 @@ pub(super) async fn campaign_facts(
             let facts = CampaignFacts {
                 token: row.token.0,
                 brand: row.brand_id,
+                advertiser: row.advertiser.0,
                 impression_cap: i64::from(row.impression_cap_per_hour),
                 click_cap: i64::from(row.click_cap_per_hour),
                 consent_scope: row.required_consent_scope.map(|scope| scope.0),

@@ -24,6 +24,8 @@ use super::spend::add_spend;
 use super::split::shares;
 use super::{BatchAnswer, Candidate, Checked, ReceiptResult, Refusal, SplitPolicy, VerifiedBatch, rewards_scope};
 use crate::adserver::pricing::EventType;
+use crate::leaderboards::Category;
+use crate::leaderboards::tally::{self, Tally};
 use crate::money::Amount;
 use crate::money::ledger::{self, Party, Posting, Source};
 
@@ -238,6 +240,7 @@ async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result
     let mut billed: Vec<Billed> = Vec::new();
     let mut refused: Vec<(usize, Option<Uuid>, Refusal)> = Vec::new();
     let mut postings: BTreeMap<Address, Posting> = BTreeMap::new();
+    let mut scores = Tally::default();
     let mut campaign_delta: HashMap<Uuid, u128> = HashMap::new();
     let mut brand_delta: HashMap<Uuid, u128> = HashMap::new();
 
@@ -309,6 +312,22 @@ async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result
                             posting.earn(Party::Platform, policy.platform, shares[1]);
                             if let Some(witness) = witness {
                                 posting.earn(Party::Witness, witness.payee, shares[2]);
+                                scores.add(Category::WitnessWork, campaign.token, witness.payee, 1);
+                            }
+                            scores.add(
+                                Category::HosterEarnings,
+                                campaign.token,
+                                batch.hoster.payee,
+                                shares[0].0,
+                            );
+                            scores.add(
+                                Category::AdvertiserSpend,
+                                campaign.token,
+                                campaign.advertiser,
+                                candidate.price.0,
+                            );
+                            if receipt.event == EventType::Impression {
+                                scores.add(Category::ImpressionsServed, campaign.token, batch.hoster.payee, 1);
                             }
                             if let Some(wallet) = rewarded {
                                 posting.earn(Party::Viewer, wallet, shares[3]);
@@ -356,6 +375,7 @@ async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result
     }
     insert_refused(tx, batch_id, receipts, &refused).await?;
     ledger::post(tx, chain_id, Source::ReceiptBatch, &batch_id.to_string(), &postings).await?;
+    tally::record(tx, now, &scores).await?;
     if !add_spend(tx, &campaigns, &campaign_delta, &brands, &brand_delta).await? {
         return Ok(None);
     }

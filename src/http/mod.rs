@@ -22,6 +22,7 @@ mod creatives;
 mod decisions;
 mod docs;
 mod health;
+mod leaderboards;
 mod market;
 mod me;
 mod nodes;
@@ -55,6 +56,8 @@ use crate::accounts::session::{SessionKeys, WeakSecret};
 use crate::accounts::siwe::SignInPolicy;
 use crate::adserver::serving::AdServer;
 use crate::billing::{SplitPolicy, split};
+use crate::leaderboards::ranking::Rankings;
+use crate::leaderboards::{UnknownZone, Zones};
 use crate::platform::config::ApiArgs;
 use crate::platform::idempotency as idempotency_store;
 use crate::platform::telemetry;
@@ -83,6 +86,9 @@ pub struct AppState {
     pub roles: crate::platform::worker::Health,
     pub market: Arc<Market>,
     pub growth: Arc<Growth>,
+    /// The declared leaderboard zones, and the boards ranked in memory.
+    pub leaderboard_zones: Arc<Zones>,
+    pub rankings: Arc<Rankings>,
 }
 
 /// A configuration the API cannot run with.
@@ -104,6 +110,8 @@ pub enum ConfigError {
     Growth(&'static str),
     #[error("marketplace: {0}")]
     Market(String),
+    #[error("leaderboards: {0}")]
+    Leaderboards(#[from] UnknownZone),
 }
 
 impl AppState {
@@ -132,7 +140,10 @@ impl AppState {
         );
         let market = Market::new(&config.market, config.platform_address).map_err(ConfigError::Market)?;
         let growth = growth(&config)?;
+        let leaderboard_zones = Zones::parse(&config.leaderboard_zones)?;
         Ok(Self {
+            leaderboard_zones: Arc::new(leaderboard_zones),
+            rankings: Arc::new(Rankings::new(db.clone(), config.leaderboard_refresh)),
             db,
             market: Arc::new(market),
             growth: Arc::new(growth),
@@ -236,6 +247,7 @@ fn split_policy(config: &ApiArgs) -> Result<SplitPolicy, ConfigError> {
         (name = "decisions", description = "Hoster nodes: sessions and ad decisions"),
         (name = "tracking", description = "Witnessed receipt batches, billing and earnings"),
         (name = "settlement", description = "Payouts with proofs to claim on chain, and gasless consent"),
+        (name = "leaderboards", description = "Rankings by category and period, in the declared time zones"),
     )
 )]
 struct ApiDoc;
@@ -300,6 +312,7 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(payouts::router())
         .merge(consent::router())
         .merge(programs::router())
+        .merge(leaderboards::router())
         .merge(market::router(state.market.max_file_size))
         .merge(referrals::router())
         .merge(affiliates::router())

@@ -402,6 +402,12 @@ pub struct ApiArgs {
     /// Most receipts in one batch.
     #[arg(long, env = "ADESCROW_MAX_BATCH_RECEIPTS", default_value_t = 1000)]
     pub max_batch_receipts: usize,
+    /// The IANA zones leaderboards are kept in (days, ISO weeks, months); UTC when none.
+    #[arg(long, env = "ADESCROW_LEADERBOARD_ZONES", value_delimiter = ',')]
+    pub leaderboard_zones: Vec<String>,
+    /// How stale a leaderboard's ranking in memory may get before it is refreshed.
+    #[arg(long, env = "ADESCROW_LEADERBOARD_REFRESH", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub leaderboard_refresh: Duration,
     /// /readyz fails when the indexer is this many blocks behind the head and has not
     /// moved for a minute.
     #[arg(long, env = "ADESCROW_INDEXER_MAX_LAG", default_value_t = 64)]

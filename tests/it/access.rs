@@ -31,6 +31,7 @@ fn path_value(name: &str) -> String {
         "token" | "account" | "user" | "address" => format!("{:#x}", alloy::primitives::Address::repeat_byte(0x11)),
         "campaign_id" | "campaignId" | "digest" => format!("{:#x}", alloy::primitives::B256::repeat_byte(0x22)),
         "slug" => "internal".to_owned(),
+        "category" => "hoster_earnings".to_owned(),
         other => panic!("path parameter `{other}` is new: give this test a well-formed value for it"),
     }
 }

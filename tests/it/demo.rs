@@ -186,7 +186,10 @@ async fn the_demo_runs_the_whole_loop_and_again_on_the_same_devnet(pool: PgPool)
     // A grace period the demo waits out in real time, as on `scripts/dev`.
     let devnet = Devnet::start(pool, Duration::from_secs(3)).await;
     let (outcome, printed) = devnet.run_demo().await;
-    assert_eq!(outcome, expected(1), "{printed}");
+    // The nodes' step outlasts the devnet's one-second epoch interval, so the signed
+    // batches and the nodes' batch settle in one epoch or in two.
+    assert!((1..=2).contains(&outcome.epoch), "{printed}");
+    assert_eq!(outcome, expected(outcome.epoch), "{printed}");
     for step in Step::ALL {
         assert!(printed.contains(&step.to_string()), "step {step:?} printed:\n{printed}");
     }
@@ -214,7 +217,8 @@ async fn the_demo_runs_the_whole_loop_and_again_on_the_same_devnet(pool: PgPool)
 async fn a_long_grace_period_is_skipped_by_advancing_anvils_clock(pool: PgPool) {
     let devnet = Devnet::start(pool, Duration::from_secs(86_400)).await;
     let (outcome, printed) = devnet.run_demo().await;
-    assert_eq!(outcome, expected(1), "{printed}");
+    assert!((1..=2).contains(&outcome.epoch), "{printed}");
+    assert_eq!(outcome, expected(outcome.epoch), "{printed}");
     assert!(
         printed.contains("advancing anvil's clock"),
         "the demo said it moved the clock:\n{printed}"

@@ -17,6 +17,7 @@ mod fixtures;
 mod growth;
 mod idempotency;
 mod indexer;
+mod leaderboards;
 mod market;
 mod metrics;
 mod mirror_totals;

@@ -55,6 +55,9 @@ pub fn config() -> ApiArgs {
         split_unwitnessed: vec![5000, 5000],
         viewer_reward_bps: vec![0, 500, 0, 500],
         max_batch_receipts: 1000,
+        leaderboard_zones: Vec::new(),
+        // Tests read a board right after the events that change it.
+        leaderboard_refresh: Duration::ZERO,
         metrics_addr: None,
         market: adescrow::platform::config::MarketArgs {
             secret: "market-secret-market-secret-market-secret".into(),

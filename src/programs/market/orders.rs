@@ -31,6 +31,8 @@ use uuid::Uuid;
 use super::MarketError;
 use super::items::ItemState;
 use crate::billing::split::{WHOLE, largest_remainder};
+use crate::leaderboards::Category;
+use crate::leaderboards::tally::{Tally, record as record_scores};
 use crate::money::Amount;
 use crate::money::escrow::{self, EscrowError, NewOrder};
 use crate::money::holds::{self, Ending, HoldError, HoldReason};
@@ -324,7 +326,11 @@ async fn fulfil_one(
     });
     let postings = BTreeMap::from([(order.token.0, posting)]);
     match ledger::post(conn, chain_id, Source::OrderSale, &id.to_string(), &postings).await {
-        Ok(_) => {}
+        Ok(_) => {
+            let mut scores = Tally::default();
+            scores.add(Category::SellerSales, order.token.0, order.seller.0, seller_share.0);
+            record_scores(conn, now, &scores).await?;
+        }
         Err(LedgerError::Escrow(EscrowError::NotFunded { why, .. })) => return refuse(conn, id, why.to_owned()).await,
         Err(LedgerError::Escrow(EscrowError::WrongToken { .. })) => {
             return refuse(conn, id, "it was opened in another token".to_owned()).await;

@@ -18,6 +18,8 @@ use uuid::Uuid;
 use super::ReferralError;
 use super::assess::{self, Reason, Referral, Status};
 use super::rules::{self, Rules};
+use crate::leaderboards::Category;
+use crate::leaderboards::tally::{Tally, record as record_scores};
 use crate::money::Amount;
 use crate::money::escrow;
 use crate::money::holds::{self, Ending, HoldReason};
@@ -247,6 +249,43 @@ pub struct Recomputed {
     pub reversed: usize,
 }
 
+/// Counts on the qualified-referrals boards the referrals that qualified since the last
+/// count: the count only rises to the most ever qualified (see `leaderboard_referral_marks`).
+async fn count_for_leaderboards(
+    conn: &mut PgConnection,
+    referrer: Uuid,
+    address: Address,
+    qualified: i64,
+    now: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    let counted = sqlx::query_scalar!(
+        "SELECT counted FROM leaderboard_referral_marks WHERE referrer_id = $1",
+        referrer
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .unwrap_or(0);
+    if qualified <= counted {
+        return Ok(());
+    }
+    sqlx::query!(
+        "INSERT INTO leaderboard_referral_marks (referrer_id, counted) VALUES ($1, $2)
+         ON CONFLICT (referrer_id) DO UPDATE SET counted = EXCLUDED.counted",
+        referrer,
+        qualified
+    )
+    .execute(&mut *conn)
+    .await?;
+    let mut scores = Tally::default();
+    scores.add(
+        Category::QualifiedReferrals,
+        Address::ZERO,
+        address,
+        (qualified - counted) as u128,
+    );
+    record_scores(conn, now, &scores).await
+}
+
 /// Brings `referrer`'s bonuses in line with its qualified referrals at `now`, in one
 /// transaction under the referrer's lock; returns what changed and the snapshot after.
 pub async fn recompute(
@@ -276,6 +315,7 @@ pub async fn recompute(
     let snapshot = tally(&facts, &rules, now);
     let qualified = snapshot.qualified;
     let mut changed = Recomputed::default();
+    count_for_leaderboards(&mut tx, referrer, address, qualified, now).await?;
 
     let existing = awarded(&mut tx, referrer).await?;
     for bonus in existing

@@ -173,3 +173,77 @@ async fn only_the_receipts_the_witness_confirmed_pay_the_witnessed_split(pool: P
         "nothing billed twice"
     );
 }
+
+/// Billing books each batch's leaderboard scores in its own transaction: the hoster's
+/// earnings and impressions, the witness's confirmed receipts, the advertiser's spend.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn billing_books_leaderboard_scores_with_the_batch(pool: PgPool) {
+    let world = World::new(
+        pool.clone(),
+        json!({}),
+        json!({ "cpm": "2001000", "cpc": "50007" }),
+        1_000_000_000,
+    )
+    .await;
+    let tickets = world.tickets(2, None).await;
+    let at = now();
+    let receipts = [
+        receipt(&tickets[0], "impression", at, None),
+        receipt(&tickets[0], "click", at + 1, None),
+        receipt(&tickets[1], "impression", at, None),
+    ];
+    // The witness saw the first ad's impression and click, not the second impression.
+    let confirmed = Confirmations::from_fn(3, |i| i < 2);
+    let body = signed_confirming(
+        CHAIN_ID,
+        ESCROW,
+        &world.hoster.key,
+        Some((&world.witness.key, &confirmed)),
+        1,
+        &receipts,
+    );
+    assert_eq!(
+        outcomes(world.app.post("/v1/receipts", None, body).await.ok()),
+        ["billed"; 3]
+    );
+    let token: Vec<u8> = sqlx::query_scalar("SELECT token FROM campaigns WHERE id = $1::uuid")
+        .bind(&world.campaign)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let token = Address::from_slice(&token);
+    let top = |category: &'static str, money: bool| {
+        let app = world.app.clone();
+        let query = if money {
+            format!("&token={token}")
+        } else {
+            String::new()
+        };
+        async move {
+            let board = app
+                .get(&format!("/v1/leaderboards/{category}?period=day{query}"), None)
+                .await;
+            let entry = &board.ok()["entries"][0];
+            (
+                entry["subject"].as_str().unwrap().parse::<Address>().unwrap(),
+                entry["score"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    // Witnessed: 2001 -> 1801 to the hoster, 50007 -> 45006; unwitnessed 2001 -> 1001.
+    let hoster = world.hoster.owner.address();
+    assert_eq!(
+        top("hoster_earnings", true).await,
+        (hoster, (1801 + 45_006 + 1001).to_string())
+    );
+    assert_eq!(top("impressions_served", false).await, (hoster, "2".to_owned()));
+    assert_eq!(
+        top("witness_work", false).await,
+        (world.witness.owner.address(), "2".to_owned())
+    );
+    let spend = (2 * 2001 + 50_007).to_string();
+    assert_eq!(
+        top("advertiser_spend", true).await,
+        (world.advertiser.wallet.address(), spend)
+    );
+}

@@ -1,0 +1,242 @@
+//! Leaderboards through the API: scores booked by period in the declared zones, ranks with
+//! ties, the caller's own rank, frozen periods, and every bad request refused by name.
+
+use adescrow::leaderboards::Category;
+use adescrow::leaderboards::store::freeze_ended;
+use adescrow::leaderboards::tally::{self, Tally};
+use adescrow::platform::db::MIGRATOR;
+use alloy::primitives::Address;
+use alloy::signers::local::PrivateKeySigner;
+use axum::http::StatusCode;
+use serde_json::Value;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::support::*;
+
+const TOKEN: Address = Address::repeat_byte(0x70);
+
+fn at(text: &str) -> OffsetDateTime {
+    OffsetDateTime::parse(text, &Rfc3339).unwrap()
+}
+
+async fn book(pool: &PgPool, at: OffsetDateTime, scores: &[(Category, Address, u128)]) {
+    let mut tally = Tally::default();
+    for (category, subject, score) in scores {
+        tally.add(*category, TOKEN, *subject, *score);
+    }
+    let mut conn = pool.acquire().await.unwrap();
+    tally::record(&mut conn, at, &tally).await.unwrap();
+}
+
+fn subjects(page: &Value) -> Vec<(u64, String, String)> {
+    page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["rank"].as_u64().unwrap(),
+                e["subject"].as_str().unwrap().to_lowercase(),
+                e["score"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn hex(address: Address) -> String {
+    format!("{address:#x}")
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn boards_rank_with_ties_page_and_show_the_caller_its_neighbours(pool: PgPool) {
+    let app = TestApp::new(pool.clone());
+    let wallets: Vec<PrivateKeySigner> = (0..5).map(|_| PrivateKeySigner::random()).collect();
+    let mut by_address: Vec<Address> = wallets.iter().map(|w| w.address()).collect();
+    by_address.sort();
+    let [a, b, c, d, e] = by_address[..] else {
+        unreachable!()
+    };
+    let now = OffsetDateTime::now_utc();
+    // c and b tie for second; e has nothing on this board.
+    book(
+        &pool,
+        now,
+        &[(Category::HosterEarnings, a, 900), (Category::HosterEarnings, b, 500)],
+    )
+    .await;
+    book(
+        &pool,
+        now,
+        &[(Category::HosterEarnings, c, 500), (Category::HosterEarnings, d, 100)],
+    )
+    .await;
+    book(&pool, now, &[(Category::ImpressionsServed, e, 3)]).await;
+
+    let path = format!("/v1/leaderboards/hoster_earnings?period=day&token={TOKEN}&perPage=2");
+    let first = app.get(&path, None).await;
+    assert_eq!(first.ok()["total"], 4);
+    assert_eq!(
+        subjects(&first.body),
+        [(1, hex(a), "900".into()), (2, hex(b), "500".into())]
+    );
+    let second = app.get(&format!("{path}&page=2"), None).await;
+    assert_eq!(
+        subjects(second.ok()),
+        [(2, hex(c), "500".into()), (4, hex(d), "100".into())]
+    );
+    // Booked in the same day, week, month and all time.
+    for period in ["week", "month", "all"] {
+        let board = app
+            .get(
+                &format!("/v1/leaderboards/hoster_earnings?period={period}&token={TOKEN}"),
+                None,
+            )
+            .await;
+        assert_eq!(board.ok()["total"], 4, "{period}");
+    }
+    let counts = app.get("/v1/leaderboards/impressions_served?period=month", None).await;
+    assert_eq!(subjects(counts.ok()), [(1, hex(e), "3".into())]);
+
+    // The caller's own rank, with a neighbour on each side.
+    let wallet = wallets.iter().find(|w| w.address() == c).unwrap();
+    let token = app.token(wallet).await;
+    let mine = app
+        .get(
+            &format!("/v1/leaderboards/hoster_earnings/me?period=day&token={TOKEN}&neighbours=1"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(mine.ok()["entry"]["rank"], 2);
+    assert_eq!(
+        subjects(&json_wrap(&mine.body["around"])),
+        [
+            (2, hex(b), "500".into()),
+            (2, hex(c), "500".into()),
+            (4, hex(d), "100".into())
+        ]
+    );
+    let anonymous = app
+        .get(&format!("/v1/leaderboards/hoster_earnings/me?token={TOKEN}"), None)
+        .await;
+    anonymous.problem(StatusCode::UNAUTHORIZED, "unauthenticated");
+
+    // Bad requests name their field and change nothing.
+    for (query, field) in [
+        ("/v1/leaderboards/likes", "category"),
+        (
+            "/v1/leaderboards/hoster_earnings?period=year&token=0x7070707070707070707070707070707070707070",
+            "period",
+        ),
+        (
+            "/v1/leaderboards/hoster_earnings?date=2026-02-30&period=day&token=0x7070707070707070707070707070707070707070",
+            "date",
+        ),
+        (
+            "/v1/leaderboards/hoster_earnings?zone=Mars/Olympus&token=0x7070707070707070707070707070707070707070",
+            "zone",
+        ),
+        (
+            "/v1/leaderboards/hoster_earnings?zone=Asia/Tokyo&token=0x7070707070707070707070707070707070707070",
+            "zone",
+        ),
+        ("/v1/leaderboards/hoster_earnings", "token"),
+        (
+            "/v1/leaderboards/impressions_served?token=0x7070707070707070707070707070707070707070",
+            "token",
+        ),
+        (
+            "/v1/leaderboards/hoster_earnings?token=0x7070707070707070707070707070707070707070&page=3&perPage=2",
+            "page",
+        ),
+        (
+            "/v1/leaderboards/hoster_earnings?token=0x7070707070707070707070707070707070707070&perPage=101",
+            "perPage",
+        ),
+    ] {
+        let refused = app.get(query, None).await;
+        assert_eq!(
+            refused.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"],
+            field,
+            "{query}"
+        );
+    }
+    let catalog = app.get("/v1/leaderboards", None).await;
+    assert_eq!(catalog.ok()["zones"], serde_json::json!(["UTC"]));
+}
+
+fn json_wrap(entries: &Value) -> Value {
+    serde_json::json!({ "entries": entries })
+}
+
+/// A period that has ended is frozen with the hash of its ranking, and what is booked
+/// later lands in the later period: the frozen one reads the same, and its hash still
+/// matches.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn an_ended_period_is_frozen_and_later_scores_leave_it_unchanged(pool: PgPool) {
+    let app = TestApp::new(pool.clone());
+    let (x, y) = (Address::repeat_byte(0x01), Address::repeat_byte(0x02));
+    book(
+        &pool,
+        at("2026-11-03T10:00:00Z"),
+        &[(Category::SellerSales, x, 70), (Category::SellerSales, y, 30)],
+    )
+    .await;
+    let path = format!("/v1/leaderboards/seller_sales?period=day&date=2026-11-03&token={TOKEN}");
+    let before = app.get(&path, None).await.ok().clone();
+    assert_eq!(before["frozen"], Value::Null);
+
+    // Ten minutes past the day's end nothing is frozen yet; after that, it is.
+    assert_eq!(freeze_ended(&pool, at("2026-11-04T00:05:00Z")).await.unwrap(), 0);
+    let frozen = freeze_ended(&pool, at("2026-12-01T00:00:00Z")).await.unwrap();
+    assert!(frozen >= 1, "the day, its ISO week and its month");
+    assert_eq!(
+        freeze_ended(&pool, at("2026-12-01T00:00:00Z")).await.unwrap(),
+        0,
+        "once"
+    );
+
+    book(&pool, at("2026-11-04T09:00:00Z"), &[(Category::SellerSales, y, 500)]).await;
+    let after = app.get(&path, None).await.ok().clone();
+    assert_eq!(after["entries"], before["entries"], "the frozen day reads the same");
+    assert_eq!(after["frozen"]["entries"], 2);
+    let hash = adescrow::leaderboards::ranking::Ranked::new(vec![(x, 70), (y, 30)], None).hash();
+    assert_eq!(after["frozen"]["hash"], format!("{hash:#x}"));
+    let next = app
+        .get(
+            &format!("/v1/leaderboards/seller_sales?period=day&date=2026-11-04&token={TOKEN}"),
+            None,
+        )
+        .await;
+    assert_eq!(subjects(next.ok()), [(1, hex(y), "500".into())]);
+}
+
+/// Boards are kept in each declared zone: an instant near midnight falls on different days
+/// in Berlin and in UTC, and Berlin's day across the DST change is 23 hours long.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn each_declared_zone_keeps_its_own_days_across_dst(pool: PgPool) {
+    let app = TestApp::with(pool.clone(), |config| {
+        config.leaderboard_zones = vec!["UTC".into(), "Europe/Berlin".into()];
+    });
+    tally::declare(&pool, &app.state.leaderboard_zones).await.unwrap();
+    let x = Address::repeat_byte(0x0a);
+    // 29 March 2026, the day Berlin moves to summer time, ends at 22:00 UTC.
+    book(&pool, at("2026-03-29T21:59:59Z"), &[(Category::WitnessWork, x, 1)]).await;
+    book(&pool, at("2026-03-29T22:00:00Z"), &[(Category::WitnessWork, x, 10)]).await;
+    let score = |zone: &str, date: &str| {
+        let app = app.clone();
+        let path = format!("/v1/leaderboards/witness_work?period=day&zone={zone}&date={date}");
+        async move { app.get(&path, None).await.ok()["entries"][0]["score"].clone() }
+    };
+    assert_eq!(score("Europe/Berlin", "2026-03-29").await, "1");
+    assert_eq!(score("Europe/Berlin", "2026-03-30").await, "10");
+    assert_eq!(score("UTC", "2026-03-29").await, "11", "both on the same UTC day");
+    let board = app
+        .get(
+            "/v1/leaderboards/witness_work?period=day&zone=Europe/Berlin&date=2026-03-29",
+            None,
+        )
+        .await;
+    assert_eq!(board.ok()["endsAt"], "2026-03-29T22:00:00Z");
+}
