@@ -122,7 +122,8 @@ async fn seed(pool: &PgPool) -> anyhow::Result<()> {
     let month = Period::containing(PeriodKind::Month, today).starts_on.to_string();
     sqlx::query(
         "INSERT INTO leaderboard_boards (category, zone, token, period, starts_on, ends_at)
-         SELECT 'hoster_earnings', 'UTC', $1, 'all', '1970-01-01', NULL
+         SELECT 'hoster_earnings'::leaderboard_category, 'UTC', $1::bytea, 'all'::leaderboard_period, date '1970-01-01',
+                NULL::timestamptz
          UNION ALL SELECT 'hoster_earnings', 'UTC', $1, 'month', $2::date, ($2::date + interval '1 month')::timestamptz
          UNION ALL SELECT 'hoster_earnings', 'UTC', $1, 'day', d::date, (d + interval '1 day')::timestamptz
            FROM generate_series($3::date - ($4::int - 1), $3::date, interval '1 day') d",

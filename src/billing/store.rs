@@ -24,8 +24,8 @@ use super::spend::add_spend;
 use super::split::shares;
 use super::{BatchAnswer, Candidate, Checked, ReceiptResult, Refusal, SplitPolicy, VerifiedBatch, rewards_scope};
 use crate::adserver::pricing::EventType;
-use crate::leaderboards::Category;
 use crate::leaderboards::tally::{self, Tally};
+use crate::leaderboards::{Category, Zones};
 use crate::money::Amount;
 use crate::money::ledger::{self, Party, Posting, Source};
 
@@ -49,6 +49,7 @@ pub async fn bill(
     db: &PgPool,
     chain_id: u64,
     policy: &SplitPolicy,
+    zones: &Zones,
     batch: &VerifiedBatch,
     checked: &[Checked],
     now: OffsetDateTime,
@@ -67,6 +68,7 @@ pub async fn bill(
             batch_id,
             chain_id,
             policy,
+            zones,
             batch,
             checked,
             now,
@@ -208,6 +210,8 @@ struct Context<'a> {
     batch_id: i64,
     chain_id: u64,
     policy: &'a SplitPolicy,
+    /// The leaderboard zones the batch's scores are booked in.
+    zones: &'a Zones,
     batch: &'a VerifiedBatch,
     checked: &'a [Checked],
     now: OffsetDateTime,
@@ -223,6 +227,7 @@ async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result
         batch_id,
         chain_id,
         policy,
+        zones,
         batch,
         checked,
         now,
@@ -375,9 +380,11 @@ async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result
     }
     insert_refused(tx, batch_id, receipts, &refused).await?;
     ledger::post(tx, chain_id, Source::ReceiptBatch, &batch_id.to_string(), &postings).await?;
-    tally::record(tx, now, &scores).await?;
     if !add_spend(tx, &campaigns, &campaign_delta, &brands, &brand_delta).await? {
         return Ok(None);
     }
+    // Last: concurrent batches share these rows (an advertiser's, a period's), so they are
+    // held for no longer than the commit.
+    tally::record(tx, zones, now, &scores).await?;
     Ok(Some(answer(batch_id, batch.sequence, batch.witness.is_some(), results)))
 }

@@ -89,7 +89,16 @@ async fn submit(State(state): State<AppState>, JsonBody(body): JsonBody) -> ApiR
     })
     .await
     .map_err(|error| ApiError::Internal(error.into()))??;
-    let answer = store::bill(&state.db, state.config.chain_id, &state.split, &verified, &checked, now).await?;
+    let answer = store::bill(
+        &state.db,
+        state.config.chain_id,
+        &state.split,
+        &state.leaderboard_zones,
+        &verified,
+        &checked,
+        now,
+    )
+    .await?;
     metrics::counter!("adescrow_receipts_total", "outcome" => "billed").increment(answer.billed as u64);
     metrics::counter!("adescrow_receipts_total", "outcome" => "refused").increment(answer.refused as u64);
     Ok(Json(answer))

@@ -87,12 +87,27 @@ struct Row<'a> {
     subject: Address,
 }
 
-/// Adds `tally` to the day, week, month and all-time boards of `at` in every declared zone.
-pub async fn record(conn: &mut PgConnection, at: OffsetDateTime, tally: &Tally) -> Result<(), sqlx::Error> {
+/// Adds `tally` to the day, week, month and all-time boards of `at` in every zone the
+/// platform declared (read from the database: for the programs, which book rarely).
+pub async fn record_declared(conn: &mut PgConnection, at: OffsetDateTime, tally: &Tally) -> Result<(), sqlx::Error> {
     if tally.is_empty() {
         return Ok(());
     }
     let zones = declared(&mut *conn).await?;
+    record(conn, &zones, at, tally).await
+}
+
+/// Adds `tally` to the day, week, month and all-time boards of `at` in each of `zones`
+/// (billing passes the zones the API declared, saving a read per batch).
+pub async fn record(
+    conn: &mut PgConnection,
+    zones: &Zones,
+    at: OffsetDateTime,
+    tally: &Tally,
+) -> Result<(), sqlx::Error> {
+    if tally.is_empty() {
+        return Ok(());
+    }
     let at = schedule::timestamp(at);
     let mut rows: BTreeMap<Row<'_>, (Option<OffsetDateTime>, u128)> = BTreeMap::new();
     for (zone_name, zone) in zones.iter() {

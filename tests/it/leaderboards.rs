@@ -27,7 +27,7 @@ async fn book(pool: &PgPool, at: OffsetDateTime, scores: &[(Category, Address, u
         tally.add(*category, TOKEN, *subject, *score);
     }
     let mut conn = pool.acquire().await.unwrap();
-    tally::record(&mut conn, at, &tally).await.unwrap();
+    tally::record_declared(&mut conn, at, &tally).await.unwrap();
 }
 
 fn subjects(page: &Value) -> Vec<(u64, String, String)> {

@@ -32,7 +32,7 @@ use super::MarketError;
 use super::items::ItemState;
 use crate::billing::split::{WHOLE, largest_remainder};
 use crate::leaderboards::Category;
-use crate::leaderboards::tally::{Tally, record as record_scores};
+use crate::leaderboards::tally::{Tally, record_declared as record_scores};
 use crate::money::Amount;
 use crate::money::escrow::{self, EscrowError, NewOrder};
 use crate::money::holds::{self, Ending, HoldError, HoldReason};

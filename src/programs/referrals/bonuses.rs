@@ -19,7 +19,7 @@ use super::ReferralError;
 use super::assess::{self, Reason, Referral, Status};
 use super::rules::{self, Rules};
 use crate::leaderboards::Category;
-use crate::leaderboards::tally::{Tally, record as record_scores};
+use crate::leaderboards::tally::{Tally, record_declared as record_scores};
 use crate::money::Amount;
 use crate::money::escrow;
 use crate::money::holds::{self, Ending, HoldReason};
