@@ -24,9 +24,20 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(mine))
 }
 
+/// A board that cannot exist (a zone not kept, a money board without its token, a count
+/// with one) is not found; a name that is not a name is invalid.
 impl From<BoardError> for ApiError {
     fn from(error: BoardError) -> Self {
-        Self::invalid(error.field(), error.to_string())
+        match error {
+            BoardError::ZoneNotKept(_) => {
+                Self::NotFound("a board in this zone (GET /v1/leaderboards lists the zones kept)")
+            }
+            BoardError::TokenMissing => {
+                Self::NotFound("a board without a token here (money boards are kept per token)")
+            }
+            BoardError::TokenNotTaken => Self::NotFound("a board per token here (counts have none)"),
+            _ => Self::invalid(error.field(), error.to_string()),
+        }
     }
 }
 
@@ -68,10 +79,13 @@ async fn catalog(State(state): State<AppState>) -> Json<Catalog> {
 #[into_params(parameter_in = Query)]
 pub struct BoardQuery {
     /// `day`, `week` (ISO, Monday to Sunday), `month` or `all` (the default).
+    #[param(value_type = Option<PeriodKind>)]
     pub period: Option<String>,
     /// Any local date in the period, `YYYY-MM-DD`; today when left out.
+    #[param(value_type = Option<String>, format = Date)]
     pub date: Option<String>,
     /// A declared IANA zone (see `GET /v1/leaderboards`); the first declared when left out.
+    #[param(value_type = Option<crate::platform::wire::schema::TimeZone>)]
     pub zone: Option<String>,
     /// The token of a money category (required for those, refused for counts).
     #[param(value_type = Option<crate::platform::wire::schema::TokenAddress>)]
@@ -140,7 +154,7 @@ fn page_of(board: &Board, ranked: &Ranked, page: u64, per_page: u64, entries: Ve
 #[utoipa::path(
     get, path = "/leaderboards/{category}", tag = "leaderboards",
     params(("category" = Category, Path), BoardQuery),
-    responses((status = 200, body = BoardPage), (status = 422, body = ProblemSchema))
+    responses((status = 200, body = BoardPage), (status = 404, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn board(
     State(state): State<AppState>,
@@ -160,7 +174,7 @@ async fn board(
     let (page, per_page) = (page as u64, per_page as u64);
     let pages = (ranked.len() as u64).div_ceil(per_page).max(1);
     if page > pages {
-        return Err(ApiError::invalid("page", format!("past the last page ({pages})")));
+        return Err(ApiError::NotFound("a page past the last one"));
     }
     let entries = ranked.page(((page - 1) * per_page) as usize, per_page as usize);
     Ok(Json(page_of(&board, &ranked, page, per_page, entries)))
@@ -171,10 +185,13 @@ async fn board(
 #[into_params(parameter_in = Query)]
 pub struct MineQuery {
     /// `day`, `week`, `month` or `all` (the default).
+    #[param(value_type = Option<PeriodKind>)]
     pub period: Option<String>,
     /// Any local date in the period, `YYYY-MM-DD`; today when left out.
+    #[param(value_type = Option<String>, format = Date)]
     pub date: Option<String>,
     /// A declared IANA zone; the first declared when left out.
+    #[param(value_type = Option<crate::platform::wire::schema::TimeZone>)]
     pub zone: Option<String>,
     /// The token of a money category.
     #[param(value_type = Option<crate::platform::wire::schema::TokenAddress>)]
@@ -200,7 +217,7 @@ pub struct MyRank {
     get, path = "/leaderboards/{category}/me", tag = "leaderboards",
     security(("bearer" = ["advertiser", "hoster", "viewer", "admin", "seller", "buyer", "affiliate"])),
     params(("category" = Category, Path), MineQuery),
-    responses((status = 200, body = MyRank), (status = 401, body = ProblemSchema), (status = 422, body = ProblemSchema))
+    responses((status = 200, body = MyRank), (status = 401, body = ProblemSchema), (status = 404, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn mine(
     State(state): State<AppState>,

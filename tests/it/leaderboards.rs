@@ -122,45 +122,35 @@ async fn boards_rank_with_ties_page_and_show_the_caller_its_neighbours(pool: PgP
         .await;
     anonymous.problem(StatusCode::UNAUTHORIZED, "unauthenticated");
 
-    // Bad requests name their field and change nothing.
+    // Bad requests name their field; boards that cannot exist are not found.
+    let t = format!("token={TOKEN}");
     for (query, field) in [
-        ("/v1/leaderboards/likes", "category"),
+        ("/v1/leaderboards/likes".to_owned(), "category"),
+        (format!("/v1/leaderboards/hoster_earnings?period=year&{t}"), "period"),
         (
-            "/v1/leaderboards/hoster_earnings?period=year&token=0x7070707070707070707070707070707070707070",
-            "period",
-        ),
-        (
-            "/v1/leaderboards/hoster_earnings?date=2026-02-30&period=day&token=0x7070707070707070707070707070707070707070",
+            format!("/v1/leaderboards/hoster_earnings?date=2026-02-30&period=day&{t}"),
             "date",
         ),
         (
-            "/v1/leaderboards/hoster_earnings?zone=Mars/Olympus&token=0x7070707070707070707070707070707070707070",
+            format!("/v1/leaderboards/hoster_earnings?zone=Mars/Olympus&{t}"),
             "zone",
         ),
-        (
-            "/v1/leaderboards/hoster_earnings?zone=Asia/Tokyo&token=0x7070707070707070707070707070707070707070",
-            "zone",
-        ),
-        ("/v1/leaderboards/hoster_earnings", "token"),
-        (
-            "/v1/leaderboards/impressions_served?token=0x7070707070707070707070707070707070707070",
-            "token",
-        ),
-        (
-            "/v1/leaderboards/hoster_earnings?token=0x7070707070707070707070707070707070707070&page=3&perPage=2",
-            "page",
-        ),
-        (
-            "/v1/leaderboards/hoster_earnings?token=0x7070707070707070707070707070707070707070&perPage=101",
-            "perPage",
-        ),
+        (format!("/v1/leaderboards/hoster_earnings?{t}&perPage=101"), "perPage"),
     ] {
-        let refused = app.get(query, None).await;
+        let refused = app.get(&query, None).await;
         assert_eq!(
             refused.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field")["field"],
             field,
             "{query}"
         );
+    }
+    for query in [
+        format!("/v1/leaderboards/hoster_earnings?zone=Asia/Tokyo&{t}"),
+        "/v1/leaderboards/hoster_earnings".to_owned(),
+        format!("/v1/leaderboards/impressions_served?{t}"),
+        format!("/v1/leaderboards/hoster_earnings?{t}&page=3&perPage=2"),
+    ] {
+        app.get(&query, None).await.problem(StatusCode::NOT_FOUND, "not-found");
     }
     let catalog = app.get("/v1/leaderboards", None).await;
     assert_eq!(catalog.ok()["zones"], serde_json::json!(["UTC"]));
