@@ -16,6 +16,7 @@ pub mod money;
 pub mod platform;
 pub mod programs;
 pub mod settlement;
+pub mod statements;
 pub mod witnessing;
 
 /// Contract bindings and signed messages, shared with the indexer.

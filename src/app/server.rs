@@ -104,6 +104,7 @@ where
         interval: programs_interval,
     });
     supervisor.spawn(crate::leaderboards::store::Freezer { db: pool.clone() });
+    supervisor.spawn(crate::statements::roller::Roller { db: pool.clone() });
     supervisor.spawn(Scheduler {
         db: pool,
         chain_id,

@@ -31,6 +31,7 @@ mod placements;
 mod programs;
 mod receipts;
 mod referrals;
+mod statements;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -248,6 +249,7 @@ fn split_policy(config: &ApiArgs) -> Result<SplitPolicy, ConfigError> {
         (name = "tracking", description = "Witnessed receipt batches, billing and earnings"),
         (name = "settlement", description = "Payouts with proofs to claim on chain, and gasless consent"),
         (name = "leaderboards", description = "Rankings by category and period, in the declared time zones"),
+        (name = "statements", description = "Earnings statements per payee and period, and the platform's"),
     )
 )]
 struct ApiDoc;
@@ -313,6 +315,7 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(consent::router())
         .merge(programs::router())
         .merge(leaderboards::router())
+        .merge(statements::router())
         .merge(market::router(state.market.max_file_size))
         .merge(referrals::router())
         .merge(affiliates::router())

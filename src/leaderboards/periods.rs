@@ -24,6 +24,15 @@ pub enum PeriodKind {
 impl PeriodKind {
     pub const ALL: [PeriodKind; 4] = [Self::Day, Self::Week, Self::Month, Self::All];
 
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Day => "day",
+            Self::Week => "week",
+            Self::Month => "month",
+            Self::All => "all",
+        }
+    }
+
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "day" => Some(Self::Day),

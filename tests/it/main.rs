@@ -32,6 +32,7 @@ mod relayer;
 mod rpc_faults;
 mod scheduler;
 mod sign_in;
+mod statements;
 mod supervision;
 mod vectors;
 mod witnessing;

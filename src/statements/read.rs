@@ -1,0 +1,496 @@
+//! Reading a statement: its lines and balances from the buckets (and the ledger's tail the
+//! roller has not reached), frozen once its period is closed; its states from the ledger's
+//! holds and the chain's marks.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use adescrow_chain::sql::{SqlAddress, SqlB256};
+use alloy::primitives::{Address, B256, keccak256};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::roller::{self, Booked, Progress, bucket_of, parse_signed};
+use super::states::{self, TokenStates};
+use super::{Line, Signed, StatementPeriod, place};
+use crate::adserver::schedule;
+use crate::leaderboards::PeriodKind;
+
+/// What a payee's statement says: the part that is frozen and hashed once closed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Body {
+    #[schema(value_type = crate::platform::wire::schema::Address)]
+    #[serde(serialize_with = "crate::platform::wire::checksummed::serialize")]
+    pub payee: Address,
+    pub zone: String,
+    pub period: PeriodKind,
+    /// The period's first local day.
+    pub starts_on: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub ends_at: OffsetDateTime,
+    /// Each token the payee held or earned anything in.
+    pub tokens: Vec<TokenLines>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenLines {
+    #[schema(value_type = crate::platform::wire::schema::TokenAddress)]
+    #[serde(serialize_with = "crate::platform::wire::checksummed::serialize")]
+    pub token: Address,
+    /// Everything earned before the period, net.
+    pub opening: Signed,
+    /// By line, then node.
+    pub lines: Vec<LineAmount>,
+    /// `opening` plus the lines.
+    pub closing: Signed,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LineAmount {
+    pub line: Line,
+    /// The node, for ad revenue and witness fees.
+    pub node: Option<Uuid>,
+    pub node_name: Option<String>,
+    pub amount: Signed,
+}
+
+/// The platform's statement: the part that is frozen and hashed once closed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformBody {
+    pub zone: String,
+    pub period: PeriodKind,
+    pub starts_on: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub ends_at: OffsetDateTime,
+    pub tokens: Vec<PlatformToken>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformToken {
+    #[schema(value_type = crate::platform::wire::schema::TokenAddress)]
+    #[serde(serialize_with = "crate::platform::wire::checksummed::serialize")]
+    pub token: Address,
+    /// The platform's share of spend and sales.
+    pub gross_fees: Signed,
+    /// Commissions and markups moved out of its share (negative).
+    pub commissions_paid: Signed,
+    /// What program budgets paid out (referral bonuses, credits, prizes).
+    pub program_spend: Signed,
+    /// Clawbacks returned to it and other adjustments.
+    pub adjustments: Signed,
+    /// Fees, less what was paid out and spent, with adjustments.
+    pub net: Signed,
+}
+
+/// A statement as served: its body, exactly the frozen bytes once closed, and their hash.
+#[derive(Debug, Clone)]
+pub struct Served<B> {
+    pub body: B,
+    pub json: Box<RawValue>,
+    /// keccak256 of `json`, once the period is closed.
+    pub hash: Option<B256>,
+}
+
+/// A payee's statement with where its earnings stand now.
+#[derive(Debug, Clone)]
+pub struct PayeeStatement {
+    pub statement: Served<Body>,
+    pub states: Vec<TokenStates>,
+}
+
+/// Sums per (token, line, node).
+type Sums = BTreeMap<(Address, Line, Uuid), i128>;
+
+/// What is read to build a statement: the roller's progress and the ledger's tail past it.
+struct Snapshot {
+    progress: Progress,
+    tail: Vec<Booked>,
+}
+
+impl Snapshot {
+    /// Reads in the caller's repeatable-read transaction, so that the buckets it reads next
+    /// and the tail never both hold a posting the roller moved in between.
+    async fn take(conn: &mut PgConnection) -> Result<Self, sqlx::Error> {
+        let progress = roller::progress(&mut *conn).await?;
+        let tail = roller::between(conn, progress.rolled_through, i64::MAX).await?;
+        Ok(Self { progress, tail })
+    }
+
+    /// The tail's sums for `payees` in `[from, to)`.
+    fn tail_sums(&self, payees: &[Address], from: OffsetDateTime, to: OffsetDateTime, sums: &mut Sums) {
+        for booked in &self.tail {
+            let at = bucket_of(booked.posted_at, self.progress.sealed_before);
+            if at < from || at >= to {
+                continue;
+            }
+            if let Some(placed) = place(&booked.entry).filter(|p| payees.contains(&p.payee)) {
+                *sums.entry((booked.token, placed.line, placed.node)).or_default() += placed.amount;
+            }
+        }
+    }
+
+    fn closed(&self, period: &StatementPeriod) -> bool {
+        schedule::offset_date_time(period.ends_at()) <= self.progress.sealed_before
+    }
+}
+
+/// The lines of `payees` in `[from, to)`.
+async fn sums(
+    conn: &mut PgConnection,
+    snapshot: &Snapshot,
+    payees: &[Address],
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Result<Sums, sqlx::Error> {
+    let payees_sql: Vec<SqlAddress> = payees.iter().copied().map(SqlAddress).collect();
+    let rows = sqlx::query!(
+        r#"SELECT token AS "token: SqlAddress", line AS "line: Line", node, sum(amount)::text AS "amount!"
+           FROM statement_buckets
+           WHERE payee = ANY($1) AND bucket >= $2 AND bucket < $3
+           GROUP BY token, line, node"#,
+        &payees_sql as &[SqlAddress],
+        from,
+        to
+    )
+    .fetch_all(conn)
+    .await?;
+    let mut sums = Sums::new();
+    for row in rows {
+        *sums.entry((row.token.0, row.line, row.node)).or_default() += parse_signed(&row.amount)?;
+    }
+    snapshot.tail_sums(payees, from, to, &mut sums);
+    sums.retain(|_, amount| *amount != 0);
+    Ok(sums)
+}
+
+/// A payee's balance per token before `at`: the UTC months before `at`'s, then the buckets
+/// of its month up to it.
+async fn opening(
+    conn: &mut PgConnection,
+    snapshot: &Snapshot,
+    payee: Address,
+    at: OffsetDateTime,
+) -> Result<BTreeMap<Address, i128>, sqlx::Error> {
+    let month = at.date().replace_day(1).unwrap_or(at.date());
+    let month_start = month.midnight().assume_utc();
+    let rows = sqlx::query!(
+        r#"SELECT token AS "token!: SqlAddress", sum(amount)::text AS "amount!" FROM (
+               SELECT token, amount FROM statement_months WHERE payee = $1 AND month < $2
+               UNION ALL
+               SELECT token, amount FROM statement_buckets WHERE payee = $1 AND bucket >= $3 AND bucket < $4
+           ) o GROUP BY token"#,
+        payee.as_slice(),
+        month,
+        month_start,
+        at
+    )
+    .fetch_all(conn)
+    .await?;
+    let mut balances = BTreeMap::new();
+    for row in rows {
+        balances.insert(row.token.0, parse_signed(&row.amount)?);
+    }
+    let mut tail = Sums::new();
+    snapshot.tail_sums(&[payee], OffsetDateTime::UNIX_EPOCH, at, &mut tail);
+    for ((token, _, _), amount) in tail {
+        *balances.entry(token).or_default() += amount;
+    }
+    Ok(balances)
+}
+
+async fn node_names(conn: &mut PgConnection, sums: &Sums) -> Result<BTreeMap<Uuid, String>, sqlx::Error> {
+    let ids: Vec<Uuid> = sums
+        .keys()
+        .map(|(_, _, node)| *node)
+        .filter(|node| !node.is_nil())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if ids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    Ok(sqlx::query!("SELECT id, name FROM nodes WHERE id = ANY($1)", &ids)
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .map(|row| (row.id, row.name))
+        .collect())
+}
+
+fn bounds(period: &StatementPeriod) -> (OffsetDateTime, OffsetDateTime) {
+    (
+        schedule::offset_date_time(period.starts_at()),
+        schedule::offset_date_time(period.ends_at()),
+    )
+}
+
+async fn payee_body(
+    conn: &mut PgConnection,
+    snapshot: &Snapshot,
+    payee: Address,
+    period: &StatementPeriod,
+) -> Result<Body, sqlx::Error> {
+    let (from, to) = bounds(period);
+    let sums = sums(&mut *conn, snapshot, &[payee], from, to).await?;
+    let opening = opening(&mut *conn, snapshot, payee, from).await?;
+    let names = node_names(conn, &sums).await?;
+    let tokens: BTreeSet<Address> = sums
+        .keys()
+        .map(|(token, _, _)| *token)
+        .chain(
+            opening
+                .iter()
+                .filter(|(_, amount)| **amount != 0)
+                .map(|(token, _)| *token),
+        )
+        .collect();
+    let tokens = tokens
+        .into_iter()
+        .map(|token| {
+            let lines: Vec<LineAmount> = sums
+                .range((token, Line::AdRevenue, Uuid::nil())..)
+                .take_while(|((t, _, _), _)| *t == token)
+                .map(|(&(_, line, node), &amount)| LineAmount {
+                    line,
+                    node: (!node.is_nil()).then_some(node),
+                    node_name: names.get(&node).cloned(),
+                    amount: Signed(amount),
+                })
+                .collect();
+            let opening = opening.get(&token).copied().unwrap_or_default();
+            let closing = opening + lines.iter().map(|line| line.amount.0).sum::<i128>();
+            TokenLines {
+                token,
+                opening: Signed(opening),
+                lines,
+                closing: Signed(closing),
+            }
+        })
+        .collect();
+    Ok(Body {
+        payee,
+        zone: period.zone_name.clone(),
+        period: period.period.kind,
+        starts_on: period.period.starts_on.to_string(),
+        starts_at: from,
+        ends_at: to,
+        tokens,
+    })
+}
+
+async fn platform_body(
+    conn: &mut PgConnection,
+    snapshot: &Snapshot,
+    platform: Address,
+    period: &StatementPeriod,
+) -> Result<PlatformBody, sqlx::Error> {
+    let (from, to) = bounds(period);
+    let sums = sums(conn, snapshot, &[platform, Address::ZERO], from, to).await?;
+    let mut tokens: BTreeMap<Address, PlatformToken> = BTreeMap::new();
+    for (&(token, line, _), &amount) in &sums {
+        let entry = tokens.entry(token).or_insert_with(|| PlatformToken {
+            token,
+            gross_fees: Signed(0),
+            commissions_paid: Signed(0),
+            program_spend: Signed(0),
+            adjustments: Signed(0),
+            net: Signed(0),
+        });
+        match line {
+            Line::PlatformFees => entry.gross_fees.0 += amount,
+            Line::CommissionsPaid => entry.commissions_paid.0 += amount,
+            Line::ProgramSpend => entry.program_spend.0 += amount,
+            _ => entry.adjustments.0 += amount,
+        }
+    }
+    for token in tokens.values_mut() {
+        token.net = Signed(token.gross_fees.0 + token.commissions_paid.0 + token.adjustments.0 - token.program_spend.0);
+    }
+    Ok(PlatformBody {
+        zone: period.zone_name.clone(),
+        period: period.period.kind,
+        starts_on: period.period.starts_on.to_string(),
+        starts_at: from,
+        ends_at: to,
+        tokens: tokens.into_values().collect(),
+    })
+}
+
+/// Serves `body`: as computed while the period is open; once closed, the bytes frozen by
+/// the first read (stored under `owner`), whoever computed them.
+async fn serve<B: Serialize>(
+    db: &PgPool,
+    owner: Address,
+    period: &StatementPeriod,
+    closed: bool,
+    body: B,
+) -> Result<Served<B>, sqlx::Error> {
+    let json = serde_json::to_string(&body).map_err(|error| sqlx::Error::Encode(error.into()))?;
+    if !closed {
+        return Ok(Served {
+            json: raw(json)?,
+            body,
+            hash: None,
+        });
+    }
+    let starts_on = period.period.starts_on_db();
+    let hash = keccak256(json.as_bytes());
+    sqlx::query!(
+        "INSERT INTO statements (payee, zone, period, starts_on, body, hash) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT DO NOTHING",
+        owner.as_slice(),
+        period.zone_name,
+        period.period.kind as PeriodKind,
+        starts_on,
+        json,
+        hash.as_slice()
+    )
+    .execute(db)
+    .await?;
+    let frozen = sqlx::query!(
+        r#"SELECT body, hash AS "hash: SqlB256" FROM statements
+           WHERE payee = $1 AND zone = $2 AND period = $3 AND starts_on = $4"#,
+        owner.as_slice(),
+        period.zone_name,
+        period.period.kind as PeriodKind,
+        starts_on
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(Served {
+        json: raw(frozen.body)?,
+        body,
+        hash: Some(frozen.hash.0),
+    })
+}
+
+/// A transaction that sees one snapshot of the database for all its reads.
+async fn read_only(db: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
+fn raw(json: String) -> Result<Box<RawValue>, sqlx::Error> {
+    RawValue::from_string(json).map_err(|error| sqlx::Error::Decode(error.into()))
+}
+
+/// `payee`'s statement for `period`, with the states of each token's earnings in it.
+pub async fn payee_statement(
+    db: &PgPool,
+    chain_id: u64,
+    payee: Address,
+    period: &StatementPeriod,
+) -> Result<PayeeStatement, sqlx::Error> {
+    let mut tx = read_only(db).await?;
+    let snapshot = Snapshot::take(&mut tx).await?;
+    let body = payee_body(&mut tx, &snapshot, payee, period).await?;
+    let holds = states::open_holds(&mut tx, payee).await?;
+    let marks = states::marks(&mut tx, chain_id, payee).await?;
+    tx.commit().await?;
+    let (from, to) = (body.starts_at, body.ends_at);
+    let states = body
+        .tokens
+        .iter()
+        .map(|token| {
+            let holds = holds.get(&token.token).map(Vec::as_slice).unwrap_or_default();
+            let held_before: i128 = holds
+                .iter()
+                .filter(|h| h.posted_at < from)
+                .map(|h| h.held.amount.0 as i128)
+                .sum();
+            let held: Vec<_> = holds
+                .iter()
+                .filter(|h| h.posted_at >= from && h.posted_at < to)
+                .map(|h| h.held.clone())
+                .collect();
+            let held_now: i128 = held.iter().map(|h| h.amount.0 as i128).sum();
+            let earned = token.closing.0 - token.opening.0;
+            states::split(
+                token.token,
+                token.opening.0 - held_before,
+                earned - held_now,
+                &marks.get(&token.token).copied().unwrap_or_default(),
+                held,
+            )
+        })
+        .collect();
+    let closed = snapshot.closed(period);
+    Ok(PayeeStatement {
+        statement: serve(db, payee, period, closed, body).await?,
+        states,
+    })
+}
+
+/// The platform's statement for `period`: its own payee (`platform`) and the program
+/// budgets' spend.
+pub async fn platform_statement(
+    db: &PgPool,
+    platform: Address,
+    period: &StatementPeriod,
+) -> Result<Served<PlatformBody>, sqlx::Error> {
+    let mut tx = read_only(db).await?;
+    let snapshot = Snapshot::take(&mut tx).await?;
+    let body = platform_body(&mut tx, &snapshot, platform, period).await?;
+    tx.commit().await?;
+    serve(db, Address::ZERO, period, snapshot.closed(period), body).await
+}
+
+/// A payee's statement as CSV: one row per balance, line and state.
+pub fn csv(statement: &PayeeStatement) -> Result<String, csv::Error> {
+    let body = &statement.statement.body;
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(["token", "kind", "item", "node", "detail", "amount"])?;
+    for token in &body.tokens {
+        let t = token.token.to_checksum(None);
+        out.write_record([t.as_str(), "balance", "opening", "", "", &token.opening.to_string()])?;
+        for line in &token.lines {
+            let node = line.node.map(|n| n.to_string()).unwrap_or_default();
+            let name = line.node_name.clone().unwrap_or_default();
+            out.write_record([
+                t.as_str(),
+                "line",
+                line.line.label(),
+                &node,
+                &name,
+                &line.amount.to_string(),
+            ])?;
+        }
+        out.write_record([t.as_str(), "balance", "closing", "", "", &token.closing.to_string()])?;
+    }
+    for states in &statement.states {
+        let t = states.token.to_checksum(None);
+        for held in &states.held {
+            let until = held
+                .until
+                .and_then(|u| u.format(&time::format_description::well_known::Rfc3339).ok())
+                .unwrap_or_default();
+            let detail = format!("{} until {until}", held.note);
+            out.write_record([t.as_str(), "state", "held", "", &detail, &held.amount.to_string()])?;
+        }
+        out.write_record([t.as_str(), "state", "released", "", "", &states.released.to_string()])?;
+        if let Some(epoch) = &states.in_epoch {
+            let detail = format!("epoch {}", epoch.epoch);
+            out.write_record([t.as_str(), "state", "in_epoch", "", &detail, &epoch.amount.to_string()])?;
+        }
+        out.write_record([t.as_str(), "state", "claimable", "", "", &states.claimable.to_string()])?;
+        let tx = states.claimed_tx.map(|tx| tx.to_string()).unwrap_or_default();
+        out.write_record([t.as_str(), "state", "claimed", "", &tx, &states.claimed.to_string()])?;
+    }
+    let bytes = out.into_inner().map_err(|error| csv::Error::from(error.into_error()))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
