@@ -1,9 +1,11 @@
 -- Earnings statements: what each payee earned, line by line, per calendar period in the zone
 -- it chooses, and the platform's own statement. The ledger stays the truth; the roller
--- (src/statements/roller.rs) follows it by posting id and adds each posting's entries to
--- quarter-hour buckets (every zone's offset is a whole number of quarter hours, so a local
--- day, week or month is a whole number of buckets) and to UTC month totals (for opening
--- balances). Billing pays nothing for this.
+-- (src/statements/roller.rs) follows it by posting id and adds each posting's entries at
+-- three grains: quarter hours (every zone's offset is a whole number of quarter hours, so a
+-- local period starts and ends on one), UTC days and UTC months. A statement reads its
+-- period's whole UTC days and the quarter hours at its two edges, and its opening balance
+-- from the months, days and quarter hours before it: a few hundred rows whatever the
+-- payee's volume. Billing pays nothing for this.
 CREATE TYPE statement_line AS ENUM (
     'ad_revenue',        -- a hoster's share of billed events, per node
     'witness_fees',      -- a witness's share, per node
@@ -31,6 +33,17 @@ CREATE TABLE statement_buckets (
     amount numeric(40, 0) NOT NULL,
     -- A period's buckets of one payee are one index range.
     PRIMARY KEY (payee, bucket, token, line, node)
+);
+
+CREATE TABLE statement_days (
+    payee  bytea          NOT NULL CHECK (octet_length(payee) = 20),
+    -- A UTC day.
+    day    date           NOT NULL,
+    token  bytea          NOT NULL CHECK (octet_length(token) = 20),
+    line   statement_line NOT NULL,
+    node   uuid           NOT NULL,
+    amount numeric(40, 0) NOT NULL,
+    PRIMARY KEY (payee, day, token, line, node)
 );
 
 CREATE TABLE statement_months (

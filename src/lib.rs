@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod adserver;
 pub mod app;
+pub mod badges;
 pub mod billing;
 pub mod demo;
 pub mod http;

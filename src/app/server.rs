@@ -105,6 +105,10 @@ where
     });
     supervisor.spawn(crate::leaderboards::store::Freezer { db: pool.clone() });
     supervisor.spawn(crate::statements::roller::Roller { db: pool.clone() });
+    supervisor.spawn(crate::badges::job::Awarder {
+        db: pool.clone(),
+        chain_id,
+    });
     supervisor.spawn(Scheduler {
         db: pool,
         chain_id,

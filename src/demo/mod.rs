@@ -27,6 +27,7 @@ mod receipts;
 mod refund;
 pub mod report;
 mod settlement;
+mod statements;
 mod viewer;
 mod wallet;
 mod witnessing;
@@ -168,6 +169,7 @@ pub async fn run(config: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<Ou
         settlement::wait_for_epoch(&devnet, &mut report, &hosting, &campaign, &billed)
     );
     let claimed = step!(Step::Claim, settlement::claim(&devnet, &mut report, &hosting, &settled));
+    step!(Step::Statement, statements::show(&devnet, &mut report, &hosting));
     // Before the campaign ends: a long grace period moves anvil's clock ahead of the API's,
     // and an order's escrow ends by the API's clock.
     let sold = step!(

@@ -26,6 +26,7 @@ pub enum Step {
     Witnessing,
     Settlement,
     Claim,
+    Statement,
     Marketplace,
     Growth,
     EndCampaign,
@@ -33,7 +34,7 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 17] = [
+    pub const ALL: [Step; 18] = [
         Step::Devnet,
         Step::AdvertiserSignIn,
         Step::CampaignSetup,
@@ -47,6 +48,7 @@ impl Step {
         Step::Witnessing,
         Step::Settlement,
         Step::Claim,
+        Step::Statement,
         Step::Marketplace,
         Step::Growth,
         Step::EndCampaign,
@@ -74,6 +76,7 @@ impl fmt::Display for Step {
             Step::Witnessing => "a hoster node and a witness node: billed as witnessed for what the witness saw",
             Step::Settlement => "an epoch settles on chain",
             Step::Claim => "hoster claims with the proof from the API",
+            Step::Statement => "hoster reads its earnings statement: each amount and where it stands",
             Step::Marketplace => "a buyer pays for an item from their wallet; the seller claims the sale",
             Step::Growth => "a referrer and an affiliate bring an advertiser; both claim what they earned",
             Step::EndCampaign => "advertiser ends the campaign",

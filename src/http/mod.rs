@@ -14,6 +14,7 @@ mod admin;
 mod affiliates;
 mod api_keys;
 mod auth;
+mod badges;
 mod brands;
 mod campaigns;
 mod chain;
@@ -250,6 +251,7 @@ fn split_policy(config: &ApiArgs) -> Result<SplitPolicy, ConfigError> {
         (name = "settlement", description = "Payouts with proofs to claim on chain, and gasless consent"),
         (name = "leaderboards", description = "Rankings by category and period, in the declared time zones"),
         (name = "statements", description = "Earnings statements per payee and period, and the platform's"),
+        (name = "badges", description = "Badges in tiers, awarded from authoritative state"),
     )
 )]
 struct ApiDoc;
@@ -316,6 +318,7 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(programs::router())
         .merge(leaderboards::router())
         .merge(statements::router())
+        .merge(badges::router())
         .merge(market::router(state.market.max_file_size))
         .merge(referrals::router())
         .merge(affiliates::router())

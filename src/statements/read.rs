@@ -1,6 +1,6 @@
-//! Reading a statement: its lines and balances from the buckets (and the ledger's tail the
-//! roller has not reached), frozen once its period is closed; its states from the ledger's
-//! holds and the chain's marks.
+//! Reading a statement: its lines and balances from the rolled-up grains (and the ledger's
+//! tail the roller has not reached), frozen once its period is closed; its states from the
+//! ledger's holds and the chain's marks.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -146,6 +146,36 @@ impl Snapshot {
     }
 }
 
+/// `[from, to)` cut at UTC midnights: the whole days inside it, and the quarter hours at its
+/// edges (before the first midnight, after the last), each `[start, end)`.
+struct Cut {
+    head: (OffsetDateTime, OffsetDateTime),
+    days: (time::Date, time::Date),
+    tail: (OffsetDateTime, OffsetDateTime),
+}
+
+fn cut(from: OffsetDateTime, to: OffsetDateTime) -> Cut {
+    let first = if from.time() == time::Time::MIDNIGHT {
+        from.date()
+    } else {
+        from.date().next_day().unwrap_or(from.date())
+    };
+    let last = to.date();
+    if first >= last {
+        // Inside one UTC day, or across one midnight: quarter hours only.
+        return Cut {
+            head: (from, to),
+            days: (first, first),
+            tail: (to, to),
+        };
+    }
+    Cut {
+        head: (from, first.midnight().assume_utc()),
+        days: (first, last),
+        tail: (last.midnight().assume_utc(), to),
+    }
+}
+
 /// The lines of `payees` in `[from, to)`.
 async fn sums(
     conn: &mut PgConnection,
@@ -155,14 +185,24 @@ async fn sums(
     to: OffsetDateTime,
 ) -> Result<Sums, sqlx::Error> {
     let payees_sql: Vec<SqlAddress> = payees.iter().copied().map(SqlAddress).collect();
+    let Cut { head, days, tail } = cut(from, to);
     let rows = sqlx::query!(
-        r#"SELECT token AS "token: SqlAddress", line AS "line: Line", node, sum(amount)::text AS "amount!"
-           FROM statement_buckets
-           WHERE payee = ANY($1) AND bucket >= $2 AND bucket < $3
+        r#"SELECT token AS "token!: SqlAddress", line AS "line!: Line", node AS "node!", sum(amount)::text AS "amount!"
+           FROM (
+               SELECT token, line, node, amount FROM statement_buckets
+               WHERE payee = ANY($1) AND ((bucket >= $2 AND bucket < $3) OR (bucket >= $4 AND bucket < $5))
+               UNION ALL
+               SELECT token, line, node, amount FROM statement_days
+               WHERE payee = ANY($1) AND day >= $6 AND day < $7
+           ) period
            GROUP BY token, line, node"#,
         &payees_sql as &[SqlAddress],
-        from,
-        to
+        head.0,
+        head.1,
+        tail.0,
+        tail.1,
+        days.0,
+        days.1
     )
     .fetch_all(conn)
     .await?;
@@ -175,25 +215,27 @@ async fn sums(
     Ok(sums)
 }
 
-/// A payee's balance per token before `at`: the UTC months before `at`'s, then the buckets
-/// of its month up to it.
+/// A payee's balance per token before `at`: the UTC months before `at`'s, the days of its
+/// month before `at`'s day, and the quarter hours of that day up to `at`.
 async fn opening(
     conn: &mut PgConnection,
     snapshot: &Snapshot,
     payee: Address,
     at: OffsetDateTime,
 ) -> Result<BTreeMap<Address, i128>, sqlx::Error> {
-    let month = at.date().replace_day(1).unwrap_or(at.date());
-    let month_start = month.midnight().assume_utc();
+    let (day, month) = (at.date(), roller::month_of(at.date()));
     let rows = sqlx::query!(
         r#"SELECT token AS "token!: SqlAddress", sum(amount)::text AS "amount!" FROM (
                SELECT token, amount FROM statement_months WHERE payee = $1 AND month < $2
                UNION ALL
-               SELECT token, amount FROM statement_buckets WHERE payee = $1 AND bucket >= $3 AND bucket < $4
+               SELECT token, amount FROM statement_days WHERE payee = $1 AND day >= $2 AND day < $3
+               UNION ALL
+               SELECT token, amount FROM statement_buckets WHERE payee = $1 AND bucket >= $4 AND bucket < $5
            ) o GROUP BY token"#,
         payee.as_slice(),
         month,
-        month_start,
+        day,
+        day.midnight().assume_utc(),
         at
     )
     .fetch_all(conn)
@@ -493,4 +535,37 @@ pub fn csv(statement: &PayeeStatement) -> Result<String, csv::Error> {
     }
     let bytes = out.into_inner().map_err(|error| csv::Error::from(error.into_error()))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> OffsetDateTime {
+        OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()
+    }
+
+    #[test]
+    fn a_period_is_cut_at_utc_midnights_into_edges_and_whole_days() {
+        // March in Berlin: from 23:00 on 28 February to 22:00 on 31 March (UTC).
+        let march = cut(at("2026-02-28T23:00:00Z"), at("2026-03-31T22:00:00Z"));
+        assert_eq!(march.head, (at("2026-02-28T23:00:00Z"), at("2026-03-01T00:00:00Z")));
+        assert_eq!(
+            (march.days.0.to_string(), march.days.1.to_string()),
+            ("2026-03-01".into(), "2026-03-31".into())
+        );
+        assert_eq!(march.tail, (at("2026-03-31T00:00:00Z"), at("2026-03-31T22:00:00Z")));
+        // A UTC month is whole days only.
+        let utc = cut(at("2026-03-01T00:00:00Z"), at("2026-04-01T00:00:00Z"));
+        assert_eq!(utc.head.0, utc.head.1);
+        assert_eq!(utc.tail.0, utc.tail.1);
+        assert_eq!(
+            (utc.days.0.to_string(), utc.days.1.to_string()),
+            ("2026-03-01".into(), "2026-04-01".into())
+        );
+        // A Kolkata day spans one UTC midnight: quarter hours on both sides, no whole day.
+        let day = cut(at("2026-03-14T18:30:00Z"), at("2026-03-15T18:30:00Z"));
+        assert_eq!(day.days.0, day.days.1);
+        assert_eq!(day.head, (at("2026-03-14T18:30:00Z"), at("2026-03-15T18:30:00Z")));
+    }
 }

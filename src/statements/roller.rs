@@ -49,6 +49,11 @@ pub fn bucket_of(posted_at: OffsetDateTime, sealed_before: OffsetDateTime) -> Of
     OffsetDateTime::from_unix_timestamp(at - at.rem_euclid(BUCKET_SECS)).unwrap_or(posted_at)
 }
 
+/// The first day of `day`'s month.
+pub(super) fn month_of(day: time::Date) -> time::Date {
+    day.replace_day(1).unwrap_or(day)
+}
+
 /// An entry as read with its posting.
 pub(super) struct Booked {
     pub posted_at: OffsetDateTime,
@@ -164,7 +169,7 @@ pub(super) fn parse_signed(text: &str) -> Result<i128, sqlx::Error> {
     })
 }
 
-/// Adds booked entries to the buckets and month totals, one statement each.
+/// Adds booked entries to the quarter hours, days and months, one statement each.
 async fn add(conn: &mut PgConnection, booked: &[Booked], sealed_before: OffsetDateTime) -> Result<(), sqlx::Error> {
     let mut buckets: BTreeMap<(Address, OffsetDateTime, Address, Line, Uuid), i128> = BTreeMap::new();
     for b in booked {
@@ -181,11 +186,11 @@ async fn add(conn: &mut PgConnection, booked: &[Booked], sealed_before: OffsetDa
         }
     }
     buckets.retain(|_, amount| *amount != 0);
+    let mut days: BTreeMap<(Address, time::Date, Address, Line, Uuid), i128> = BTreeMap::new();
     let mut months: BTreeMap<(Address, time::Date, Address), i128> = BTreeMap::new();
-    for (&(payee, bucket, token, _, _), amount) in &buckets {
-        *months
-            .entry((payee, bucket.date().replace_day(1).unwrap_or(bucket.date()), token))
-            .or_default() += amount;
+    for (&(payee, bucket, token, line, node), amount) in &buckets {
+        *days.entry((payee, bucket.date(), token, line, node)).or_default() += amount;
+        *months.entry((payee, month_of(bucket.date()), token)).or_default() += amount;
     }
     let (mut payees, mut times, mut tokens, mut lines, mut nodes, mut amounts) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -207,6 +212,32 @@ async fn add(conn: &mut PgConnection, booked: &[Booked], sealed_before: OffsetDa
          DO UPDATE SET amount = statement_buckets.amount + EXCLUDED.amount",
         &payees as &[SqlAddress],
         &times,
+        &tokens as &[SqlAddress],
+        &lines as &[Line],
+        &nodes,
+        &amounts
+    )
+    .execute(&mut *conn)
+    .await?;
+    let (mut payees, mut dates, mut tokens, mut lines, mut nodes, mut amounts) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((payee, day, token, line, node), amount) in days {
+        payees.push(SqlAddress(payee));
+        dates.push(day);
+        tokens.push(SqlAddress(token));
+        lines.push(line);
+        nodes.push(node);
+        amounts.push(amount.to_string());
+    }
+    sqlx::query!(
+        "INSERT INTO statement_days (payee, day, token, line, node, amount)
+         SELECT payee, day, token, line, node, amount::numeric
+         FROM UNNEST($1::bytea[], $2::date[], $3::bytea[], $4::statement_line[], $5::uuid[], $6::text[])
+             AS r(payee, day, token, line, node, amount)
+         ON CONFLICT (payee, day, token, line, node)
+         DO UPDATE SET amount = statement_days.amount + EXCLUDED.amount",
+        &payees as &[SqlAddress],
+        &dates,
         &tokens as &[SqlAddress],
         &lines as &[Line],
         &nodes,

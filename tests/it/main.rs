@@ -7,6 +7,7 @@ mod support;
 
 mod access;
 mod api_keys;
+mod badges;
 mod campaigns;
 mod db_types;
 mod decisions;
