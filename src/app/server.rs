@@ -103,7 +103,10 @@ where
         growth: (*state.growth).clone(),
         interval: programs_interval,
     });
-    supervisor.spawn(crate::leaderboards::store::Freezer { db: pool.clone() });
+    supervisor.spawn(crate::leaderboards::store::Freezer {
+        db: pool.clone(),
+        chain_id,
+    });
     supervisor.spawn(crate::statements::roller::Roller { db: pool.clone() });
     supervisor.spawn(crate::badges::job::Awarder {
         db: pool.clone(),

@@ -161,6 +161,7 @@ const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("get", "/v1/leaderboards", "listLeaderboards"),
     ("get", "/v1/leaderboards/{category}", "getLeaderboard"),
     ("get", "/v1/leaderboards/{category}/me", "getMyLeaderboardRank"),
+    ("post", "/v1/admin/leaderboard-prizes", "declareLeaderboardPrize"),
     ("get", "/v1/statements/me", "getMyStatement"),
     ("get", "/v1/statements/me/csv", "getMyStatementCsv"),
     ("get", "/v1/admin/statements/{account}", "getPayeeStatement"),

@@ -10,18 +10,35 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::access::{Caller, SignedIn};
+use super::access::{Admins, Caller, SignedIn};
 use super::error::{ApiError, ApiResult, ProblemSchema};
 use super::extract::{Json, Path, Query};
 use crate::adserver::schedule;
+use crate::leaderboards::prizes::{self, Prize, PrizeError};
 use crate::leaderboards::ranking::{Entry, Frozen, Ranked};
 use crate::leaderboards::{Board, BoardError, BoardName, Category, PeriodKind};
+use crate::money::Amount;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(catalog))
         .routes(routes!(board))
         .routes(routes!(mine))
+        .routes(routes!(declare_prize))
+}
+
+impl From<PrizeError> for ApiError {
+    fn from(error: PrizeError) -> Self {
+        match error {
+            PrizeError::NoBudget => Self::NotFound("a program budget with this id"),
+            PrizeError::Declared => Self::Conflict {
+                field: None,
+                message: error.to_string(),
+            },
+            PrizeError::Database(error) => error.into(),
+            _ => Self::invalid(error.field().unwrap_or("body"), error.to_string()),
+        }
+    }
 }
 
 /// A board that cannot exist (a zone not kept, a money board without its token, a count
@@ -248,4 +265,52 @@ async fn mine(
         total: ranked.len() as u64,
         frozen: ranked.frozen.clone(),
     }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrizeRequest {
+    pub category: Category,
+    /// `day`, `week` or `month`.
+    pub period: PeriodKind,
+    /// Any local date in the period, `YYYY-MM-DD`.
+    #[schema(format = Date)]
+    pub date: String,
+    /// A declared zone; the first declared when left out.
+    #[schema(value_type = Option<crate::platform::wire::schema::TimeZone>)]
+    pub zone: Option<String>,
+    /// The board's token, for a money category.
+    #[schema(value_type = Option<crate::platform::wire::schema::TokenAddress>)]
+    pub token: Option<Address>,
+    /// The program budget that pays the prize (see `POST /v1/program-budgets`).
+    pub budget: uuid::Uuid,
+    /// Base units of the budget's token for the first, second, ... entry.
+    #[schema(value_type = Vec<crate::money::PositiveAmount>, min_items = 1, max_items = 100)]
+    pub amounts: Vec<Amount>,
+}
+
+/// Declares a prize for the top entries of a board's period, paid from a program budget
+/// once the period has ended and its board is frozen.
+#[utoipa::path(
+    post, path = "/admin/leaderboard-prizes", tag = "leaderboards", security(("bearer" = ["admin"])),
+    request_body = PrizeRequest,
+    responses((status = 201, body = Prize), (status = 403, body = ProblemSchema), (status = 404, body = ProblemSchema),
+              (status = 409, body = ProblemSchema), (status = 422, body = ProblemSchema))
+)]
+async fn declare_prize(
+    State(state): State<AppState>,
+    admin: Caller<Admins>,
+    Json(request): Json<PrizeRequest>,
+) -> ApiResult<(axum::http::StatusCode, Json<Prize>)> {
+    let name = BoardName {
+        category: request.category.label(),
+        period: Some(request.period.label()),
+        date: Some(&request.date),
+        zone: request.zone.as_deref(),
+        token: request.token,
+    };
+    let now = OffsetDateTime::now_utc();
+    let board = name.resolve(&state.leaderboard_zones, schedule::timestamp(now))?;
+    let prize = prizes::declare(&state.db, &board, request.budget, request.amounts, admin.user_id, now).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(prize)))
 }

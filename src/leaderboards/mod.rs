@@ -13,6 +13,7 @@
 //! scores share a rank and are listed by address (ascending); the next rank skips.
 
 pub mod periods;
+pub mod prizes;
 pub mod ranking;
 pub mod store;
 pub mod tally;

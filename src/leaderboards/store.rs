@@ -123,10 +123,12 @@ impl<'a> Key<'a> {
     }
 }
 
-/// The freezer: freezes ended boards every minute, one process at a time.
+/// The freezer: freezes ended boards every minute, then pays the prizes of frozen boards,
+/// one process at a time.
 #[derive(Debug, Clone)]
 pub struct Freezer {
     pub db: PgPool,
+    pub chain_id: u64,
 }
 
 const LOCK_KEY: i64 = 0x6164_6573_6c62_6672; // "adeslbfr"
@@ -154,6 +156,10 @@ impl Role for Freezer {
             .await
             .map_err(|error| StepError::Retry(error.into()))?;
         metrics::counter!("adescrow_leaderboards_frozen_total").increment(frozen as u64);
+        let paid = super::prizes::pay_frozen(&self.db, self.chain_id)
+            .await
+            .map_err(|error| StepError::Retry(error.into()))?;
+        metrics::counter!("adescrow_leaderboard_prizes_paid_total").increment(paid as u64);
         // A full run leaves more to do: go on at once.
         Ok(if frozen as i64 == FREEZE_BATCH {
             Duration::ZERO

@@ -73,6 +73,8 @@ pub enum Party {
     Buyer,
     /// Paid back the price of billed receipts an adjustment reversed.
     Advertiser,
+    /// Won a leaderboard prize.
+    Winner,
 }
 
 /// A payee in one capacity.

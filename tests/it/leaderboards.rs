@@ -230,3 +230,133 @@ async fn each_declared_zone_keeps_its_own_days_across_dst(pool: PgPool) {
         .await;
     assert_eq!(board.ok()["endsAt"], "2026-03-29T22:00:00Z");
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_prize_pays_the_top_of_a_frozen_period_once_from_its_budget(pool: PgPool) {
+    let admin = PrivateKeySigner::random();
+    let app = TestApp::with(pool.clone(), |config| config.admin_addresses = vec![admin.address()]);
+    let admin_token = app.token(&admin).await;
+    let budget: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO escrow_accounts (kind, chain_escrow_id, token, owner, ends_at, name)
+         VALUES ('program', decode(repeat('b1', 32), 'hex'), $1, $1, now() + interval '30 days', 'prizes')
+         RETURNING id",
+    )
+    .bind(TOKEN.as_slice())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let now = OffsetDateTime::now_utc();
+    let (a, b, c, d) = (
+        Address::repeat_byte(0xa1),
+        Address::repeat_byte(0xb2),
+        Address::repeat_byte(0xb3),
+        Address::repeat_byte(0xd4),
+    );
+    book(
+        &pool,
+        now,
+        &[
+            (Category::ImpressionsServed, a, 500),
+            (Category::ImpressionsServed, b, 300),
+            (Category::ImpressionsServed, c, 300),
+            (Category::ImpressionsServed, d, 100),
+        ],
+    )
+    .await;
+    let today = now.date().to_string();
+    let request = |period: &str, date: &str, budget: uuid::Uuid, amounts: &[&str]| {
+        serde_json::json!({
+            "category": "impressions_served", "period": period, "date": date, "budget": budget, "amounts": amounts
+        })
+    };
+    let declared = app
+        .post(
+            "/v1/admin/leaderboard-prizes",
+            Some(&admin_token),
+            request("day", &today, budget, &["1000", "500", "250"]),
+        )
+        .await;
+    assert_eq!(declared.status, StatusCode::CREATED, "{}", declared.text);
+    for (body, status, slug) in [
+        (request("day", &today, budget, &["1"]), StatusCode::CONFLICT, "conflict"),
+        (
+            request("all", &today, budget, &["1"]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-field",
+        ),
+        (
+            request("day", "2020-01-01", budget, &["1"]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-field",
+        ),
+        (
+            request("week", &today, budget, &["0"]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-field",
+        ),
+        (
+            request("week", &today, uuid::Uuid::new_v4(), &["1"]),
+            StatusCode::NOT_FOUND,
+            "not-found",
+        ),
+    ] {
+        app.post("/v1/admin/leaderboard-prizes", Some(&admin_token), body)
+            .await
+            .problem(status, slug);
+    }
+    let stranger = app.token(&PrivateKeySigner::random()).await;
+    app.post(
+        "/v1/admin/leaderboard-prizes",
+        Some(&stranger),
+        request("month", &today, budget, &["1"]),
+    )
+    .await
+    .problem(StatusCode::FORBIDDEN, "forbidden");
+
+    // Nothing is paid before the board is frozen; then once, however often the freezer runs.
+    assert_eq!(
+        adescrow::leaderboards::prizes::pay_frozen(&pool, CHAIN_ID)
+            .await
+            .unwrap(),
+        0
+    );
+    freeze_ended(&pool, now + time::Duration::days(2)).await.unwrap();
+    assert_eq!(
+        adescrow::leaderboards::prizes::pay_frozen(&pool, CHAIN_ID)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        adescrow::leaderboards::prizes::pay_frozen(&pool, CHAIN_ID)
+            .await
+            .unwrap(),
+        0
+    );
+
+    // The first three of the frozen ranking (the tie broken by address), from the budget,
+    // held until the budget can cover it.
+    let entries: Vec<(String, Option<Vec<u8>>, String)> = sqlx::query_as(
+        "SELECT e.role::text, e.payee, e.amount::text FROM ledger_entries e JOIN ledger_postings p ON p.id = e.posting_id
+         WHERE p.source = 'program' ORDER BY e.amount DESC",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        entries,
+        [
+            ("winner".to_owned(), Some(a.to_vec()), "1000".to_owned()),
+            ("winner".to_owned(), Some(b.to_vec()), "500".to_owned()),
+            ("winner".to_owned(), Some(c.to_vec()), "250".to_owned()),
+            ("escrow".to_owned(), None, "-1750".to_owned()),
+        ]
+    );
+    let hold: String = sqlx::query_scalar(
+        "SELECT h.reason::text FROM ledger_holds h JOIN ledger_postings p ON p.id = h.posting_id WHERE p.source = 'program'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(hold, "budget_empty", "the budget was never funded on chain");
+}

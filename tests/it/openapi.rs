@@ -56,6 +56,7 @@ async fn document_lists_every_route(pool: PgPool) {
         "GET /v1/leaderboards",
         "GET /v1/leaderboards/{category}",
         "GET /v1/leaderboards/{category}/me",
+        "POST /v1/admin/leaderboard-prizes",
         "GET /v1/statements/me",
         "GET /v1/statements/me/csv",
         "GET /v1/admin/statements/{account}",
