@@ -26,6 +26,43 @@ CREATE TYPE public.attribution_channel AS ENUM (
 
 
 --
+-- Name: badge; Type: TYPE; Schema: public
+--
+
+CREATE TYPE public.badge AS ENUM (
+    'serving',
+    'witnessing',
+    'spend',
+    'referrals',
+    'sales',
+    'consent',
+    'rewards'
+);
+
+
+--
+-- Name: badge_event_kind; Type: TYPE; Schema: public
+--
+
+CREATE TYPE public.badge_event_kind AS ENUM (
+    'awarded',
+    'revoked'
+);
+
+
+--
+-- Name: badge_tier; Type: TYPE; Schema: public
+--
+
+CREATE TYPE public.badge_tier AS ENUM (
+    'bronze',
+    'silver',
+    'gold',
+    'platinum'
+);
+
+
+--
 -- Name: billable_event; Type: TYPE; Schema: public
 --
 
@@ -162,7 +199,8 @@ CREATE TYPE public.ledger_role AS ENUM (
     'referrer',
     'affiliate',
     'buyer',
-    'advertiser'
+    'advertiser',
+    'winner'
 );
 
 
@@ -270,6 +308,26 @@ CREATE TYPE public.refusal_reason AS ENUM (
     'consent_missing',
     'campaign_budget_exhausted',
     'brand_budget_reached'
+);
+
+
+--
+-- Name: statement_line; Type: TYPE; Schema: public
+--
+
+CREATE TYPE public.statement_line AS ENUM (
+    'ad_revenue',
+    'witness_fees',
+    'viewer_rewards',
+    'referral_bonuses',
+    'program_rewards',
+    'commissions',
+    'marketplace_sales',
+    'refunds',
+    'platform_fees',
+    'commissions_paid',
+    'program_spend',
+    'adjustments'
 );
 
 
@@ -605,6 +663,20 @@ $$;
 
 
 --
+-- Name: statements_frozen(); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.statements_frozen() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'a closed period''s statement is frozen; corrections go into a later period'
+        USING ERRCODE = 'restrict_violation';
+END;
+$$;
+
+
+--
 -- Name: ad_sets; Type: TABLE; Schema: public
 --
 
@@ -782,6 +854,66 @@ CREATE TABLE public.api_keys (
     last_used_at timestamp with time zone,
     revoked_at timestamp with time zone,
     CONSTRAINT api_keys_name_length CHECK (((char_length(name) >= 1) AND (char_length(name) <= 100)))
+);
+
+
+--
+-- Name: badge_awards; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.badge_awards (
+    user_id uuid NOT NULL,
+    badge public.badge NOT NULL,
+    tier public.badge_tier NOT NULL,
+    basis bigint NOT NULL,
+    rule_version integer NOT NULL,
+    awarded_at timestamp with time zone DEFAULT now() NOT NULL,
+    revoked_at timestamp with time zone,
+    revoked_reason text,
+    CONSTRAINT badge_awards_check CHECK (((revoked_at IS NULL) = (revoked_reason IS NULL)))
+);
+
+
+--
+-- Name: badge_events; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.badge_events (
+    id bigint NOT NULL,
+    user_id uuid NOT NULL,
+    badge public.badge NOT NULL,
+    tier public.badge_tier NOT NULL,
+    kind public.badge_event_kind NOT NULL,
+    basis bigint NOT NULL,
+    reason text,
+    at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: badge_events_id_seq; Type: SEQUENCE; Schema: public
+--
+
+ALTER TABLE public.badge_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.badge_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: badge_progress; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.badge_progress (
+    user_id uuid NOT NULL,
+    badge public.badge NOT NULL,
+    value bigint NOT NULL,
+    computed_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT badge_progress_value_check CHECK ((value >= 0))
 );
 
 
@@ -1175,6 +1307,28 @@ CREATE TABLE public.leaderboard_boards (
     CONSTRAINT leaderboard_boards_check1 CHECK ((((frozen_at IS NULL) = (frozen_hash IS NULL)) AND ((frozen_at IS NULL) = (frozen_entries IS NULL)))),
     CONSTRAINT leaderboard_boards_frozen_hash_check CHECK ((octet_length(frozen_hash) = 32)),
     CONSTRAINT leaderboard_boards_token_check CHECK ((octet_length(token) = 20))
+);
+
+
+--
+-- Name: leaderboard_prizes; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.leaderboard_prizes (
+    category public.leaderboard_category NOT NULL,
+    zone text NOT NULL,
+    token bytea NOT NULL,
+    period public.leaderboard_period NOT NULL,
+    starts_on date NOT NULL,
+    budget_id uuid NOT NULL,
+    amounts numeric(78,0)[] NOT NULL,
+    created_by uuid NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    paid_at timestamp with time zone,
+    posting_id bigint,
+    CONSTRAINT leaderboard_prizes_amounts_check CHECK (((cardinality(amounts) >= 1) AND (cardinality(amounts) <= 100))),
+    CONSTRAINT leaderboard_prizes_check CHECK (((posting_id IS NULL) OR (paid_at IS NOT NULL))),
+    CONSTRAINT leaderboard_prizes_period_check CHECK ((period <> 'all'::public.leaderboard_period))
 );
 
 
@@ -2043,6 +2197,82 @@ CREATE TABLE public.siwe_nonces (
 
 
 --
+-- Name: statement_buckets; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.statement_buckets (
+    payee bytea NOT NULL,
+    bucket timestamp with time zone NOT NULL,
+    token bytea NOT NULL,
+    line public.statement_line NOT NULL,
+    node uuid NOT NULL,
+    amount numeric(40,0) NOT NULL,
+    CONSTRAINT statement_buckets_payee_check CHECK ((octet_length(payee) = 20)),
+    CONSTRAINT statement_buckets_token_check CHECK ((octet_length(token) = 20))
+);
+
+
+--
+-- Name: statement_days; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.statement_days (
+    payee bytea NOT NULL,
+    day date NOT NULL,
+    token bytea NOT NULL,
+    line public.statement_line NOT NULL,
+    node uuid NOT NULL,
+    amount numeric(40,0) NOT NULL,
+    CONSTRAINT statement_days_payee_check CHECK ((octet_length(payee) = 20)),
+    CONSTRAINT statement_days_token_check CHECK ((octet_length(token) = 20))
+);
+
+
+--
+-- Name: statement_months; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.statement_months (
+    payee bytea NOT NULL,
+    token bytea NOT NULL,
+    month date NOT NULL,
+    amount numeric(40,0) NOT NULL,
+    CONSTRAINT statement_months_payee_check CHECK ((octet_length(payee) = 20)),
+    CONSTRAINT statement_months_token_check CHECK ((octet_length(token) = 20))
+);
+
+
+--
+-- Name: statement_progress; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.statement_progress (
+    singleton boolean DEFAULT true NOT NULL,
+    rolled_through bigint NOT NULL,
+    sealed_before timestamp with time zone NOT NULL,
+    CONSTRAINT statement_progress_singleton_check CHECK (singleton)
+);
+
+
+--
+-- Name: statements; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.statements (
+    payee bytea NOT NULL,
+    zone text NOT NULL,
+    period public.leaderboard_period NOT NULL,
+    starts_on date NOT NULL,
+    body text NOT NULL,
+    hash bytea NOT NULL,
+    frozen_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT statements_hash_check CHECK ((octet_length(hash) = 32)),
+    CONSTRAINT statements_payee_check CHECK ((octet_length(payee) = 20)),
+    CONSTRAINT statements_period_check CHECK ((period <> 'all'::public.leaderboard_period))
+);
+
+
+--
 -- Name: user_roles; Type: TABLE; Schema: public
 --
 
@@ -2164,6 +2394,30 @@ ALTER TABLE ONLY public.api_keys
 
 ALTER TABLE ONLY public.api_keys
     ADD CONSTRAINT api_keys_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: badge_awards badge_awards_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.badge_awards
+    ADD CONSTRAINT badge_awards_pkey PRIMARY KEY (user_id, badge, tier);
+
+
+--
+-- Name: badge_events badge_events_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.badge_events
+    ADD CONSTRAINT badge_events_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: badge_progress badge_progress_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.badge_progress
+    ADD CONSTRAINT badge_progress_pkey PRIMARY KEY (user_id, badge);
 
 
 --
@@ -2292,6 +2546,14 @@ ALTER TABLE ONLY public.idempotency_keys
 
 ALTER TABLE ONLY public.leaderboard_boards
     ADD CONSTRAINT leaderboard_boards_pkey PRIMARY KEY (category, zone, token, period, starts_on);
+
+
+--
+-- Name: leaderboard_prizes leaderboard_prizes_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.leaderboard_prizes
+    ADD CONSTRAINT leaderboard_prizes_pkey PRIMARY KEY (category, zone, token, period, starts_on);
 
 
 --
@@ -2783,6 +3045,46 @@ ALTER TABLE ONLY public.siwe_nonces
 
 
 --
+-- Name: statement_buckets statement_buckets_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.statement_buckets
+    ADD CONSTRAINT statement_buckets_pkey PRIMARY KEY (payee, bucket, token, line, node);
+
+
+--
+-- Name: statement_days statement_days_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.statement_days
+    ADD CONSTRAINT statement_days_pkey PRIMARY KEY (payee, day, token, line, node);
+
+
+--
+-- Name: statement_months statement_months_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.statement_months
+    ADD CONSTRAINT statement_months_pkey PRIMARY KEY (payee, month, token);
+
+
+--
+-- Name: statement_progress statement_progress_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.statement_progress
+    ADD CONSTRAINT statement_progress_pkey PRIMARY KEY (singleton);
+
+
+--
+-- Name: statements statements_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.statements
+    ADD CONSTRAINT statements_pkey PRIMARY KEY (payee, zone, period, starts_on);
+
+
+--
 -- Name: user_roles user_roles_pkey; Type: CONSTRAINT; Schema: public
 --
 
@@ -2872,6 +3174,13 @@ CREATE INDEX api_keys_user_idx ON public.api_keys USING btree (user_id);
 
 
 --
+-- Name: badge_events_user_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX badge_events_user_idx ON public.badge_events USING btree (user_id, id);
+
+
+--
 -- Name: billed_events_billed_at_idx; Type: INDEX; Schema: public
 --
 
@@ -2942,6 +3251,13 @@ CREATE INDEX leaderboard_boards_to_freeze ON public.leaderboard_boards USING btr
 
 
 --
+-- Name: leaderboard_prizes_unpaid_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX leaderboard_prizes_unpaid_idx ON public.leaderboard_prizes USING btree (starts_on) WHERE (paid_at IS NULL);
+
+
+--
 -- Name: ledger_entries_escrow_idx; Type: INDEX; Schema: public
 --
 
@@ -2953,6 +3269,13 @@ CREATE INDEX ledger_entries_escrow_idx ON public.ledger_entries USING btree (esc
 --
 
 CREATE INDEX ledger_entries_hold_idx ON public.ledger_entries USING btree (hold_id) WHERE (hold_id IS NOT NULL);
+
+
+--
+-- Name: ledger_entries_payee_held_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX ledger_entries_payee_held_idx ON public.ledger_entries USING btree (payee, posting_id) WHERE ((payee IS NOT NULL) AND (hold_id IS NOT NULL));
 
 
 --
@@ -3481,6 +3804,13 @@ CREATE TRIGGER referral_rules_append_only BEFORE DELETE OR UPDATE ON public.refe
 
 
 --
+-- Name: statements statements_frozen; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER statements_frozen BEFORE DELETE OR UPDATE ON public.statements FOR EACH ROW EXECUTE FUNCTION public.statements_frozen();
+
+
+--
 -- Name: user_roles user_roles_serving_change; Type: TRIGGER; Schema: public
 --
 
@@ -3654,6 +3984,30 @@ ALTER TABLE ONLY public.api_keys
 
 
 --
+-- Name: badge_awards badge_awards_user_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.badge_awards
+    ADD CONSTRAINT badge_awards_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+
+--
+-- Name: badge_events badge_events_user_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.badge_events
+    ADD CONSTRAINT badge_events_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+
+--
+-- Name: badge_progress badge_progress_user_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.badge_progress
+    ADD CONSTRAINT badge_progress_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+
+--
 -- Name: billing_adjustments billing_adjustments_batch_fkey; Type: FK CONSTRAINT; Schema: public
 --
 
@@ -3739,6 +4093,30 @@ ALTER TABLE ONLY public.campaigns
 
 ALTER TABLE ONLY public.default_prices
     ADD CONSTRAINT default_prices_updated_by_fkey FOREIGN KEY (updated_by) REFERENCES public.users(id) ON DELETE SET NULL;
+
+
+--
+-- Name: leaderboard_prizes leaderboard_prizes_budget_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.leaderboard_prizes
+    ADD CONSTRAINT leaderboard_prizes_budget_id_fkey FOREIGN KEY (budget_id) REFERENCES public.escrow_accounts(id);
+
+
+--
+-- Name: leaderboard_prizes leaderboard_prizes_created_by_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.leaderboard_prizes
+    ADD CONSTRAINT leaderboard_prizes_created_by_fkey FOREIGN KEY (created_by) REFERENCES public.users(id);
+
+
+--
+-- Name: leaderboard_prizes leaderboard_prizes_posting_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.leaderboard_prizes
+    ADD CONSTRAINT leaderboard_prizes_posting_id_fkey FOREIGN KEY (posting_id) REFERENCES public.ledger_postings(id);
 
 
 --

@@ -272,6 +272,7 @@ async fn mine(
 pub struct PrizeRequest {
     pub category: Category,
     /// `day`, `week` or `month`.
+    #[schema(value_type = super::statements::StatementPeriodKind, inline)]
     pub period: PeriodKind,
     /// Any local date in the period, `YYYY-MM-DD`.
     #[schema(format = Date)]

@@ -35,12 +35,12 @@ impl From<PeriodNameError> for ApiError {
     }
 }
 
-/// The periods a statement covers.
+/// The calendar periods a statement or a prize covers (all time is neither's).
 #[derive(Debug, ToSchema)]
 #[schema(rename_all = "snake_case")]
 #[allow(
     dead_code,
-    reason = "a schema: the query parses the text itself, to name the field at fault"
+    reason = "a schema: requests parse the text into `PeriodKind` and refuse all time by name"
 )]
 pub enum StatementPeriodKind {
     Day,
