@@ -201,6 +201,8 @@ fn batches(
                         ad_id,
                         campaign_id,
                         hoster_node_id: hoster_id,
+                        // As decisions issue them: billing writes each event's placement.
+                        placement_id: Some(uuid::Uuid::from_u128(7)),
                         viewer: Some(adescrow::adserver::serving::ticket::viewer_hash(&viewer)),
                         prices,
                         issued_at: now,

@@ -180,6 +180,7 @@ async fn cosign_latency() -> Vec<f64> {
                     ad_id: uuid::Uuid::new_v4(),
                     campaign_id: uuid::Uuid::new_v4(),
                     hoster_node_id: uuid::Uuid::new_v4(),
+                    placement_id: None,
                     viewer: None,
                     prices: Default::default(),
                     issued_at: now,

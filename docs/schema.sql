@@ -941,6 +941,7 @@ CREATE TABLE public.billed_events (
     viewer_share numeric(39,0) DEFAULT 0 NOT NULL,
     viewer_payee bytea,
     frequency_key bigint,
+    placement_id uuid,
     CONSTRAINT billed_events_frequency_key CHECK (((frequency_key IS NULL) = (viewer_hash IS NULL))),
     CONSTRAINT billed_events_price_positive CHECK ((price > (0)::numeric)),
     CONSTRAINT billed_events_split_sums CHECK (((((hoster_share + platform_share) + witness_share) + viewer_share) = price)),
@@ -2206,6 +2207,7 @@ CREATE TABLE public.statement_buckets (
     token bytea NOT NULL,
     line public.statement_line NOT NULL,
     node uuid NOT NULL,
+    placement uuid DEFAULT '00000000-0000-0000-0000-000000000000'::uuid NOT NULL,
     amount numeric(40,0) NOT NULL,
     CONSTRAINT statement_buckets_payee_check CHECK ((octet_length(payee) = 20)),
     CONSTRAINT statement_buckets_token_check CHECK ((octet_length(token) = 20))
@@ -2222,6 +2224,7 @@ CREATE TABLE public.statement_days (
     token bytea NOT NULL,
     line public.statement_line NOT NULL,
     node uuid NOT NULL,
+    placement uuid DEFAULT '00000000-0000-0000-0000-000000000000'::uuid NOT NULL,
     amount numeric(40,0) NOT NULL,
     CONSTRAINT statement_days_payee_check CHECK ((octet_length(payee) = 20)),
     CONSTRAINT statement_days_token_check CHECK ((octet_length(token) = 20))
@@ -3049,7 +3052,7 @@ ALTER TABLE ONLY public.siwe_nonces
 --
 
 ALTER TABLE ONLY public.statement_buckets
-    ADD CONSTRAINT statement_buckets_pkey PRIMARY KEY (payee, bucket, token, line, node);
+    ADD CONSTRAINT statement_buckets_pkey PRIMARY KEY (payee, bucket, token, line, node, placement);
 
 
 --
@@ -3057,7 +3060,7 @@ ALTER TABLE ONLY public.statement_buckets
 --
 
 ALTER TABLE ONLY public.statement_days
-    ADD CONSTRAINT statement_days_pkey PRIMARY KEY (payee, day, token, line, node);
+    ADD CONSTRAINT statement_days_pkey PRIMARY KEY (payee, day, token, line, node, placement);
 
 
 --
@@ -3178,6 +3181,13 @@ CREATE INDEX api_keys_user_idx ON public.api_keys USING btree (user_id);
 --
 
 CREATE INDEX badge_events_user_idx ON public.badge_events USING btree (user_id, id);
+
+
+--
+-- Name: billed_events_batch_brin; Type: INDEX; Schema: public
+--
+
+CREATE INDEX billed_events_batch_brin ON public.billed_events USING brin (batch_id);
 
 
 --

@@ -21,6 +21,13 @@ CREATE TYPE statement_line AS ENUM (
     'adjustments'        -- clawbacks, billing adjustments and reversed holds
 );
 
+-- Ad revenue is shown per node and placement: a billed event keeps the placement its ticket
+-- was decided for (none for tickets issued before tickets named it), and the roller sums a
+-- batch's hoster shares by placement. Batch ids grow with the table, so a BRIN index finds a
+-- batch's rows for the cost of a few bytes per thousand pages, not a B-tree entry per row.
+ALTER TABLE billed_events ADD COLUMN placement_id uuid;
+CREATE INDEX billed_events_batch_brin ON billed_events USING brin (batch_id);
+
 CREATE TABLE statement_buckets (
     -- The payee; the zero address for program budgets' spend.
     payee  bytea          NOT NULL CHECK (octet_length(payee) = 20),
@@ -28,11 +35,13 @@ CREATE TABLE statement_buckets (
     bucket timestamptz    NOT NULL,
     token  bytea          NOT NULL CHECK (octet_length(token) = 20),
     line   statement_line NOT NULL,
-    -- The node of ad revenue and witness fees; the nil uuid for every other line.
-    node   uuid           NOT NULL,
-    amount numeric(40, 0) NOT NULL,
+    -- The node of ad revenue and witness fees, the placement of ad revenue; the nil uuid
+    -- where there is none.
+    node      uuid           NOT NULL,
+    placement uuid           NOT NULL DEFAULT '00000000-0000-0000-0000-000000000000',
+    amount    numeric(40, 0) NOT NULL,
     -- A period's buckets of one payee are one index range.
-    PRIMARY KEY (payee, bucket, token, line, node)
+    PRIMARY KEY (payee, bucket, token, line, node, placement)
 );
 
 CREATE TABLE statement_days (
@@ -40,10 +49,11 @@ CREATE TABLE statement_days (
     -- A UTC day.
     day    date           NOT NULL,
     token  bytea          NOT NULL CHECK (octet_length(token) = 20),
-    line   statement_line NOT NULL,
-    node   uuid           NOT NULL,
-    amount numeric(40, 0) NOT NULL,
-    PRIMARY KEY (payee, day, token, line, node)
+    line      statement_line NOT NULL,
+    node      uuid           NOT NULL,
+    placement uuid           NOT NULL DEFAULT '00000000-0000-0000-0000-000000000000',
+    amount    numeric(40, 0) NOT NULL,
+    PRIMARY KEY (payee, day, token, line, node, placement)
 );
 
 CREATE TABLE statement_months (

@@ -41,7 +41,7 @@ pub(super) async fn insert_billed(
         .copy_in_raw(
             "COPY billed_events (ticket_id, event, campaign_id, ad_id, hoster_node_id, witness_node_id, price,
                                  occurred_at, batch_id, position, viewer_hash, frequency_key, order_ref, hoster_share,
-                                 platform_share, witness_share, viewer_share, viewer_payee) FROM STDIN",
+                                 platform_share, witness_share, viewer_share, viewer_payee, placement_id) FROM STDIN",
         )
         .await?;
     copy.send(rows.as_bytes()).await?;
@@ -115,7 +115,10 @@ fn copy_row(
     }
     out.push('\t');
     bytea(out, entry.viewer_payee.as_ref().map(|p| p.as_slice()));
-    out.push('\n');
+    match candidate.ticket.placement_id {
+        Some(placement) => writeln!(out, "\t{placement}")?,
+        None => out.push_str("\t\\N\n"),
+    }
     Ok(())
 }
 

@@ -1,5 +1,5 @@
 //! The hoster's earnings statement for this month, as its owner reads it: what each node
-//! earned and the witness fees, between the opening and closing balances, and where every
+//! earned on each placement and the witness fees, between the opening and closing balances, and where every
 //! amount stands now (held, released, in an epoch, claimable, claimed with its
 //! transaction). Checks that the lines add up to the balances and the states to the lines.
 
@@ -71,11 +71,16 @@ pub async fn show(devnet: &Devnet, report: &mut Report<'_>, hosting: &Hosting) -
             .as_str()
             .map(|name| format!(" on node {name}"))
             .unwrap_or_default();
-        report.ok(format_args!(
-            "  {}{node}: {}",
-            text(line, "/line")?,
-            units(devnet, value)
-        ));
+        let placement = line["placementName"]
+            .as_str()
+            .map(|name| format!(", placement {name}"))
+            .unwrap_or_default();
+        let kind = text(line, "/line")?;
+        // Every ad the demo's nodes bill was decided for a placement.
+        if kind == "ad_revenue" && placement.is_empty() {
+            return Err(Failure::mismatch("an ad revenue line", "its placement", line));
+        }
+        report.ok(format_args!("  {kind}{node}{placement}: {}", units(devnet, value)));
     }
     report.ok(format_args!("closing balance {}", units(devnet, closing)));
     Failure::expect_eq("the statement's lines against its balances", closing - opening, earned)?;

@@ -1,6 +1,6 @@
 //! Earnings statements: for every payee and calendar period (a month unless it asks for a
 //! day or an ISO week) in the IANA zone it chooses, what it earned line by line (ad revenue
-//! per node, witness fees per node, viewer rewards, referral bonuses, commissions, sales,
+//! per node and placement, witness fees per node, viewer rewards, referral bonuses, commissions, sales,
 //! refunds, adjustments), in base units per token, between an opening and a closing
 //! balance; and where that money stands now (held, released, in an epoch, claimable,
 //! claimed). The platform gets the same per token: its fees, what it moved to affiliates,
@@ -127,14 +127,19 @@ pub struct Entry {
     /// The batch's nodes, for postings of receipt batches.
     pub hoster_node: Option<Uuid>,
     pub witness_node: Option<Uuid>,
+    /// The placement of a hoster's share of a receipt batch (its share is split by the
+    /// placements of the batch's billed events).
+    pub placement: Option<Uuid>,
 }
 
-/// Where an entry goes on statements: whose, which line, which node (nil for none).
+/// Where an entry goes on statements: whose, which line, which node and placement (nil for
+/// none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Placed {
     pub payee: Address,
     pub line: Line,
     pub node: Uuid,
+    pub placement: Uuid,
     pub amount: i128,
 }
 
@@ -147,6 +152,7 @@ pub fn place(entry: &Entry) -> Option<Placed> {
             payee: Address::ZERO,
             line: Line::ProgramSpend,
             node: Uuid::nil(),
+            placement: Uuid::nil(),
             amount: -entry.amount,
         });
     };
@@ -165,10 +171,12 @@ pub fn place(entry: &Entry) -> Option<Placed> {
         // An escrow entry never names a payee (a table constraint).
         (_, Party::Escrow) => return None,
     };
+    let placement = if line == Line::AdRevenue { entry.placement } else { None };
     Some(Placed {
         payee,
         line,
         node: node.unwrap_or_else(Uuid::nil),
+        placement: placement.unwrap_or_else(Uuid::nil),
         amount: entry.amount,
     })
 }
@@ -254,15 +262,23 @@ mod tests {
             amount,
             hoster_node: Some(Uuid::from_u128(1)),
             witness_node: Some(Uuid::from_u128(2)),
+            placement: Some(Uuid::from_u128(3)),
         }
     }
 
     #[test]
     fn entries_go_to_the_line_of_their_source_and_party() {
         let hoster = place(&entry(Source::ReceiptBatch, Party::Hoster, 10)).unwrap();
-        assert_eq!((hoster.line, hoster.node), (Line::AdRevenue, Uuid::from_u128(1)));
+        assert_eq!(
+            (hoster.line, hoster.node, hoster.placement),
+            (Line::AdRevenue, Uuid::from_u128(1), Uuid::from_u128(3))
+        );
         let witness = place(&entry(Source::ReceiptBatch, Party::Witness, 10)).unwrap();
-        assert_eq!((witness.line, witness.node), (Line::WitnessFees, Uuid::from_u128(2)));
+        assert_eq!(
+            (witness.line, witness.node, witness.placement),
+            (Line::WitnessFees, Uuid::from_u128(2), Uuid::nil()),
+            "only ad revenue is per placement"
+        );
         let paid = place(&entry(Source::Transfer, Party::Platform, -5)).unwrap();
         assert_eq!((paid.line, paid.amount), (Line::CommissionsPaid, -5));
         let clawed = place(&entry(Source::Clawback, Party::Referrer, -5)).unwrap();

@@ -59,6 +59,9 @@ pub struct LineAmount {
     /// The node, for ad revenue and witness fees.
     pub node: Option<Uuid>,
     pub node_name: Option<String>,
+    /// The placement, for ad revenue (none for events billed on tickets that named none).
+    pub placement: Option<Uuid>,
+    pub placement_name: Option<String>,
     pub amount: Signed,
 }
 
@@ -110,8 +113,8 @@ pub struct PayeeStatement {
     pub states: Vec<TokenStates>,
 }
 
-/// Sums per (token, line, node).
-type Sums = BTreeMap<(Address, Line, Uuid), i128>;
+/// Sums per (token, line, node, placement).
+type Sums = BTreeMap<(Address, Line, Uuid, Uuid), i128>;
 
 /// What is read to build a statement: the roller's progress and the ledger's tail past it.
 struct Snapshot {
@@ -136,7 +139,9 @@ impl Snapshot {
                 continue;
             }
             if let Some(placed) = place(&booked.entry).filter(|p| payees.contains(&p.payee)) {
-                *sums.entry((booked.token, placed.line, placed.node)).or_default() += placed.amount;
+                *sums
+                    .entry((booked.token, placed.line, placed.node, placed.placement))
+                    .or_default() += placed.amount;
             }
         }
     }
@@ -187,15 +192,16 @@ async fn sums(
     let payees_sql: Vec<SqlAddress> = payees.iter().copied().map(SqlAddress).collect();
     let Cut { head, days, tail } = cut(from, to);
     let rows = sqlx::query!(
-        r#"SELECT token AS "token!: SqlAddress", line AS "line!: Line", node AS "node!", sum(amount)::text AS "amount!"
+        r#"SELECT token AS "token!: SqlAddress", line AS "line!: Line", node AS "node!", placement AS "placement!",
+                  sum(amount)::text AS "amount!"
            FROM (
-               SELECT token, line, node, amount FROM statement_buckets
+               SELECT token, line, node, placement, amount FROM statement_buckets
                WHERE payee = ANY($1) AND ((bucket >= $2 AND bucket < $3) OR (bucket >= $4 AND bucket < $5))
                UNION ALL
-               SELECT token, line, node, amount FROM statement_days
+               SELECT token, line, node, placement, amount FROM statement_days
                WHERE payee = ANY($1) AND day >= $6 AND day < $7
            ) period
-           GROUP BY token, line, node"#,
+           GROUP BY token, line, node, placement"#,
         &payees_sql as &[SqlAddress],
         head.0,
         head.1,
@@ -208,7 +214,9 @@ async fn sums(
     .await?;
     let mut sums = Sums::new();
     for row in rows {
-        *sums.entry((row.token.0, row.line, row.node)).or_default() += parse_signed(&row.amount)?;
+        *sums
+            .entry((row.token.0, row.line, row.node, row.placement))
+            .or_default() += parse_signed(&row.amount)?;
     }
     snapshot.tail_sums(payees, from, to, &mut sums);
     sums.retain(|_, amount| *amount != 0);
@@ -246,29 +254,34 @@ async fn opening(
     }
     let mut tail = Sums::new();
     snapshot.tail_sums(&[payee], OffsetDateTime::UNIX_EPOCH, at, &mut tail);
-    for ((token, _, _), amount) in tail {
+    for ((token, ..), amount) in tail {
         *balances.entry(token).or_default() += amount;
     }
     Ok(balances)
 }
 
-async fn node_names(conn: &mut PgConnection, sums: &Sums) -> Result<BTreeMap<Uuid, String>, sqlx::Error> {
+/// The names of the nodes and placements the lines name.
+async fn names(conn: &mut PgConnection, sums: &Sums) -> Result<BTreeMap<Uuid, String>, sqlx::Error> {
     let ids: Vec<Uuid> = sums
         .keys()
-        .map(|(_, _, node)| *node)
-        .filter(|node| !node.is_nil())
+        .flat_map(|(_, _, node, placement)| [*node, *placement])
+        .filter(|id| !id.is_nil())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
     if ids.is_empty() {
         return Ok(BTreeMap::new());
     }
-    Ok(sqlx::query!("SELECT id, name FROM nodes WHERE id = ANY($1)", &ids)
-        .fetch_all(conn)
-        .await?
-        .into_iter()
-        .map(|row| (row.id, row.name))
-        .collect())
+    Ok(sqlx::query!(
+        r#"SELECT id AS "id!", name AS "name!" FROM nodes WHERE id = ANY($1)
+           UNION ALL SELECT id, name FROM placements WHERE id = ANY($1)"#,
+        &ids
+    )
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .map(|row| (row.id, row.name))
+    .collect())
 }
 
 fn bounds(period: &StatementPeriod) -> (OffsetDateTime, OffsetDateTime) {
@@ -287,10 +300,10 @@ async fn payee_body(
     let (from, to) = bounds(period);
     let sums = sums(&mut *conn, snapshot, &[payee], from, to).await?;
     let opening = opening(&mut *conn, snapshot, payee, from).await?;
-    let names = node_names(conn, &sums).await?;
+    let names = names(conn, &sums).await?;
     let tokens: BTreeSet<Address> = sums
         .keys()
-        .map(|(token, _, _)| *token)
+        .map(|(token, ..)| *token)
         .chain(
             opening
                 .iter()
@@ -302,12 +315,14 @@ async fn payee_body(
         .into_iter()
         .map(|token| {
             let lines: Vec<LineAmount> = sums
-                .range((token, Line::AdRevenue, Uuid::nil())..)
-                .take_while(|((t, _, _), _)| *t == token)
-                .map(|(&(_, line, node), &amount)| LineAmount {
+                .range((token, Line::AdRevenue, Uuid::nil(), Uuid::nil())..)
+                .take_while(|((t, ..), _)| *t == token)
+                .map(|(&(_, line, node, placement), &amount)| LineAmount {
                     line,
                     node: (!node.is_nil()).then_some(node),
                     node_name: names.get(&node).cloned(),
+                    placement: (!placement.is_nil()).then_some(placement),
+                    placement_name: names.get(&placement).cloned(),
                     amount: Signed(amount),
                 })
                 .collect();
@@ -341,7 +356,7 @@ async fn platform_body(
     let (from, to) = bounds(period);
     let sums = sums(conn, snapshot, &[platform, Address::ZERO], from, to).await?;
     let mut tokens: BTreeMap<Address, PlatformToken> = BTreeMap::new();
-    for (&(token, line, _), &amount) in &sums {
+    for (&(token, line, ..), &amount) in &sums {
         let entry = tokens.entry(token).or_insert_with(|| PlatformToken {
             token,
             gross_fees: Signed(0),
@@ -496,23 +511,25 @@ pub async fn platform_statement(
 pub fn csv(statement: &PayeeStatement) -> Result<String, csv::Error> {
     let body = &statement.statement.body;
     let mut out = csv::Writer::from_writer(Vec::new());
-    out.write_record(["token", "kind", "item", "node", "detail", "amount"])?;
+    out.write_record(["token", "kind", "item", "node", "placement", "detail", "amount"])?;
     for token in &body.tokens {
         let t = token.token.to_checksum(None);
-        out.write_record([t.as_str(), "balance", "opening", "", "", &token.opening.to_string()])?;
+        out.write_record([t.as_str(), "balance", "opening", "", "", "", &token.opening.to_string()])?;
         for line in &token.lines {
-            let node = line.node.map(|n| n.to_string()).unwrap_or_default();
-            let name = line.node_name.clone().unwrap_or_default();
+            // Names where the node or placement still exists, ids otherwise.
+            let node = line.node_name.clone().or(line.node.map(|n| n.to_string()));
+            let placement = line.placement_name.clone().or(line.placement.map(|p| p.to_string()));
             out.write_record([
                 t.as_str(),
                 "line",
                 line.line.label(),
-                &node,
-                &name,
+                &node.unwrap_or_default(),
+                &placement.unwrap_or_default(),
+                "",
                 &line.amount.to_string(),
             ])?;
         }
-        out.write_record([t.as_str(), "balance", "closing", "", "", &token.closing.to_string()])?;
+        out.write_record([t.as_str(), "balance", "closing", "", "", "", &token.closing.to_string()])?;
     }
     for states in &statement.states {
         let t = states.token.to_checksum(None);
@@ -522,16 +539,40 @@ pub fn csv(statement: &PayeeStatement) -> Result<String, csv::Error> {
                 .and_then(|u| u.format(&time::format_description::well_known::Rfc3339).ok())
                 .unwrap_or_default();
             let detail = format!("{} until {until}", held.note);
-            out.write_record([t.as_str(), "state", "held", "", &detail, &held.amount.to_string()])?;
+            out.write_record([t.as_str(), "state", "held", "", "", &detail, &held.amount.to_string()])?;
         }
-        out.write_record([t.as_str(), "state", "released", "", "", &states.released.to_string()])?;
+        out.write_record([
+            t.as_str(),
+            "state",
+            "released",
+            "",
+            "",
+            "",
+            &states.released.to_string(),
+        ])?;
         if let Some(epoch) = &states.in_epoch {
             let detail = format!("epoch {}", epoch.epoch);
-            out.write_record([t.as_str(), "state", "in_epoch", "", &detail, &epoch.amount.to_string()])?;
+            out.write_record([
+                t.as_str(),
+                "state",
+                "in_epoch",
+                "",
+                "",
+                &detail,
+                &epoch.amount.to_string(),
+            ])?;
         }
-        out.write_record([t.as_str(), "state", "claimable", "", "", &states.claimable.to_string()])?;
+        out.write_record([
+            t.as_str(),
+            "state",
+            "claimable",
+            "",
+            "",
+            "",
+            &states.claimable.to_string(),
+        ])?;
         let tx = states.claimed_tx.map(|tx| tx.to_string()).unwrap_or_default();
-        out.write_record([t.as_str(), "state", "claimed", "", &tx, &states.claimed.to_string()])?;
+        out.write_record([t.as_str(), "state", "claimed", "", "", &tx, &states.claimed.to_string()])?;
     }
     let bytes = out.into_inner().map_err(|error| csv::Error::from(error.into_error()))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())

@@ -2,7 +2,7 @@
 //! statement buckets, in one transaction with its progress, so a step that dies is done
 //! again from where the last one committed and nothing is counted twice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use adescrow_chain::sql::SqlAddress;
@@ -127,7 +127,7 @@ pub(super) async fn between(conn: &mut PgConnection, after: i64, through: i64) -
         r#"SELECT p.posted_at AS "posted_at!", p.token AS "token!: SqlAddress", p.source AS "source!: Source",
                   e.role AS "party!: Party",
                   e.payee AS "payee: SqlAddress", a.kind AS "escrow?: EscrowKind", e.amount::text AS "amount!",
-                  b.hoster_node_id AS "hoster_node?", b.witness_node_id AS "witness_node?"
+                  b.id AS "batch?", b.hoster_node_id AS "hoster_node?", b.witness_node_id AS "witness_node?"
            FROM ledger_postings p
            JOIN ledger_entries e ON e.posting_id = p.id
            LEFT JOIN escrow_accounts a ON a.id = e.escrow_id
@@ -139,25 +139,85 @@ pub(super) async fn between(conn: &mut PgConnection, after: i64, through: i64) -
         after,
         through
     )
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await?;
-    rows.into_iter()
-        .map(|row| {
-            Ok(Booked {
+    let batches: Vec<i64> = rows
+        .iter()
+        .filter(|row| row.party == Party::Hoster)
+        .filter_map(|row| row.batch)
+        .collect();
+    let splits = placement_splits(&mut *conn, &batches).await?;
+    let mut booked = Vec::with_capacity(rows.len());
+    for row in rows {
+        let entry = Entry {
+            source: row.source,
+            party: row.party,
+            payee: row.payee.map(|p| p.0),
+            escrow: row.escrow,
+            amount: parse_signed(&row.amount)?,
+            hoster_node: row.hoster_node,
+            witness_node: row.witness_node,
+            placement: None,
+        };
+        let split = row
+            .batch
+            .filter(|_| row.party == Party::Hoster)
+            .and_then(|batch| splits.get(&batch));
+        // A hoster's share of a batch, split by the placements its billed events were
+        // decided for; whatever the split does not cover (none: the shares are the entry)
+        // stays without a placement.
+        let mut rest = entry.amount;
+        for &(placement, share) in split.into_iter().flatten() {
+            rest -= share;
+            booked.push(Booked {
                 posted_at: row.posted_at,
                 token: row.token.0,
                 entry: Entry {
-                    source: row.source,
-                    party: row.party,
-                    payee: row.payee.map(|p| p.0),
-                    escrow: row.escrow,
-                    amount: parse_signed(&row.amount)?,
-                    hoster_node: row.hoster_node,
-                    witness_node: row.witness_node,
+                    amount: share,
+                    placement,
+                    ..entry
                 },
-            })
-        })
-        .collect()
+            });
+        }
+        if rest != 0 {
+            booked.push(Booked {
+                posted_at: row.posted_at,
+                token: row.token.0,
+                entry: Entry { amount: rest, ..entry },
+            });
+        }
+    }
+    Ok(booked)
+}
+
+/// The hoster shares of `batches`' billed events by placement. The batches are a run of
+/// consecutive postings, so one range of the BRIN index covers them.
+async fn placement_splits(
+    conn: &mut PgConnection,
+    batches: &[i64],
+) -> Result<HashMap<i64, Vec<(Option<Uuid>, i128)>>, sqlx::Error> {
+    let (Some(first), Some(last)) = (batches.iter().min(), batches.iter().max()) else {
+        return Ok(HashMap::new());
+    };
+    let rows = sqlx::query!(
+        r#"SELECT batch_id AS "batch!", placement_id, sum(hoster_share)::text AS "amount!"
+           FROM billed_events
+           WHERE batch_id BETWEEN $1 AND $2 AND batch_id = ANY($3)
+           GROUP BY batch_id, placement_id"#,
+        first,
+        last,
+        batches
+    )
+    .fetch_all(conn)
+    .await?;
+    let mut splits: HashMap<i64, Vec<(Option<Uuid>, i128)>> = HashMap::new();
+    for row in rows {
+        splits
+            .entry(row.batch)
+            .or_default()
+            .push((row.placement_id, parse_signed(&row.amount)?));
+    }
+    Ok(splits)
 }
 
 /// A `numeric` Postgres wrote as text; ledger amounts fit 128 bits (the column holds 40
@@ -171,76 +231,105 @@ pub(super) fn parse_signed(text: &str) -> Result<i128, sqlx::Error> {
 
 /// Adds booked entries to the quarter hours, days and months, one statement each.
 async fn add(conn: &mut PgConnection, booked: &[Booked], sealed_before: OffsetDateTime) -> Result<(), sqlx::Error> {
-    let mut buckets: BTreeMap<(Address, OffsetDateTime, Address, Line, Uuid), i128> = BTreeMap::new();
+    let mut buckets: BTreeMap<(Address, OffsetDateTime, Address, Line, Uuid, Uuid), i128> = BTreeMap::new();
     for b in booked {
         if let Some(Placed {
             payee,
             line,
             node,
+            placement,
             amount,
         }) = place(&b.entry)
         {
             *buckets
-                .entry((payee, bucket_of(b.posted_at, sealed_before), b.token, line, node))
+                .entry((
+                    payee,
+                    bucket_of(b.posted_at, sealed_before),
+                    b.token,
+                    line,
+                    node,
+                    placement,
+                ))
                 .or_default() += amount;
         }
     }
     buckets.retain(|_, amount| *amount != 0);
-    let mut days: BTreeMap<(Address, time::Date, Address, Line, Uuid), i128> = BTreeMap::new();
+    let mut days: BTreeMap<(Address, time::Date, Address, Line, Uuid, Uuid), i128> = BTreeMap::new();
     let mut months: BTreeMap<(Address, time::Date, Address), i128> = BTreeMap::new();
-    for (&(payee, bucket, token, line, node), amount) in &buckets {
-        *days.entry((payee, bucket.date(), token, line, node)).or_default() += amount;
+    for (&(payee, bucket, token, line, node, placement), amount) in &buckets {
+        *days
+            .entry((payee, bucket.date(), token, line, node, placement))
+            .or_default() += amount;
         *months.entry((payee, month_of(bucket.date()), token)).or_default() += amount;
     }
-    let (mut payees, mut times, mut tokens, mut lines, mut nodes, mut amounts) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for ((payee, bucket, token, line, node), amount) in buckets {
+    let (mut payees, mut times, mut tokens, mut lines, mut nodes, mut placements, mut amounts) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for ((payee, bucket, token, line, node, placement), amount) in buckets {
         payees.push(SqlAddress(payee));
         times.push(bucket);
         tokens.push(SqlAddress(token));
         lines.push(line);
         nodes.push(node);
+        placements.push(placement);
         amounts.push(amount.to_string());
     }
     // The amounts go as text: Postgres' numeric takes the sign, and nothing here loses digits.
     sqlx::query!(
-        "INSERT INTO statement_buckets (payee, bucket, token, line, node, amount)
-         SELECT payee, bucket, token, line, node, amount::numeric
-         FROM UNNEST($1::bytea[], $2::timestamptz[], $3::bytea[], $4::statement_line[], $5::uuid[], $6::text[])
-             AS r(payee, bucket, token, line, node, amount)
-         ON CONFLICT (payee, bucket, token, line, node)
+        "INSERT INTO statement_buckets (payee, bucket, token, line, node, placement, amount)
+         SELECT payee, bucket, token, line, node, placement, amount::numeric
+         FROM UNNEST($1::bytea[], $2::timestamptz[], $3::bytea[], $4::statement_line[], $5::uuid[], $6::uuid[],
+                     $7::text[])
+             AS r(payee, bucket, token, line, node, placement, amount)
+         ON CONFLICT (payee, bucket, token, line, node, placement)
          DO UPDATE SET amount = statement_buckets.amount + EXCLUDED.amount",
         &payees as &[SqlAddress],
         &times,
         &tokens as &[SqlAddress],
         &lines as &[Line],
         &nodes,
+        &placements,
         &amounts
     )
     .execute(&mut *conn)
     .await?;
-    let (mut payees, mut dates, mut tokens, mut lines, mut nodes, mut amounts) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for ((payee, day, token, line, node), amount) in days {
+    let (mut payees, mut dates, mut tokens, mut lines, mut nodes, mut placements, mut amounts) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for ((payee, day, token, line, node, placement), amount) in days {
         payees.push(SqlAddress(payee));
         dates.push(day);
         tokens.push(SqlAddress(token));
         lines.push(line);
         nodes.push(node);
+        placements.push(placement);
         amounts.push(amount.to_string());
     }
     sqlx::query!(
-        "INSERT INTO statement_days (payee, day, token, line, node, amount)
-         SELECT payee, day, token, line, node, amount::numeric
-         FROM UNNEST($1::bytea[], $2::date[], $3::bytea[], $4::statement_line[], $5::uuid[], $6::text[])
-             AS r(payee, day, token, line, node, amount)
-         ON CONFLICT (payee, day, token, line, node)
+        "INSERT INTO statement_days (payee, day, token, line, node, placement, amount)
+         SELECT payee, day, token, line, node, placement, amount::numeric
+         FROM UNNEST($1::bytea[], $2::date[], $3::bytea[], $4::statement_line[], $5::uuid[], $6::uuid[], $7::text[])
+             AS r(payee, day, token, line, node, placement, amount)
+         ON CONFLICT (payee, day, token, line, node, placement)
          DO UPDATE SET amount = statement_days.amount + EXCLUDED.amount",
         &payees as &[SqlAddress],
         &dates,
         &tokens as &[SqlAddress],
         &lines as &[Line],
         &nodes,
+        &placements,
         &amounts
     )
     .execute(&mut *conn)

@@ -236,18 +236,18 @@ async fn a_month_in_berlin_ends_at_its_local_midnight_across_dst_and_a_closed_on
         csv.headers
     );
     let rows: Vec<&str> = csv.text.lines().collect();
-    assert_eq!(rows[0], "token,kind,item,node,detail,amount");
+    assert_eq!(rows[0], "token,kind,item,node,placement,detail,amount");
     let checksummed = TOKEN.to_checksum(None);
     assert!(
-        rows.contains(&format!("{checksummed},line,marketplace_sales,,,300").as_str()),
+        rows.contains(&format!("{checksummed},line,marketplace_sales,,,,300").as_str()),
         "{rows:?}"
     );
     assert!(
-        rows.contains(&format!("{checksummed},balance,closing,,,300").as_str()),
+        rows.contains(&format!("{checksummed},balance,closing,,,,300").as_str()),
         "{rows:?}"
     );
     assert!(
-        rows.contains(&format!("{checksummed},state,released,,,300").as_str()),
+        rows.contains(&format!("{checksummed},state,released,,,,300").as_str()),
         "{rows:?}"
     );
 }

@@ -309,6 +309,7 @@ fn test_ticket(n: u8) -> String {
         ad_id: uuid::Uuid::new_v4(),
         campaign_id: uuid::Uuid::new_v4(),
         hoster_node_id: uuid::Uuid::new_v4(),
+        placement_id: None,
         viewer: None,
         prices: Default::default(),
         issued_at: now,

@@ -126,7 +126,7 @@ impl AdServer {
         now: OffsetDateTime,
     ) -> Result<Result<Vec<ServedAd>, NoAdReason>, UnknownPlacement> {
         let snapshot = self.snapshot.load();
-        let max_ads = *snapshot.placements.get(placement).ok_or(UnknownPlacement)?;
+        let (placement_id, max_ads) = *snapshot.placements.get(placement).ok_or(UnknownPlacement)?;
         let mut rng = rand::rng();
         let chosen = match select::select(
             &snapshot,
@@ -153,6 +153,7 @@ impl AdServer {
                     ad_id: ad.id,
                     campaign_id: snapshot.campaigns[ad.campaign].id,
                     hoster_node_id: node,
+                    placement_id: Some(placement_id),
                     viewer,
                     prices: ad.prices,
                     issued_at,

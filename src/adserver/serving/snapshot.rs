@@ -66,7 +66,7 @@ pub struct Tier {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     /// Placement slug to the most ads it shows.
-    pub placements: HashMap<String, usize>,
+    pub placements: HashMap<String, (Uuid, usize)>,
     /// Nodes that may ask for decisions and sign receipts: not retired, owner still a hoster.
     pub active_nodes: HashMap<Uuid, ActiveNode>,
     pub node_ids: HashMap<Address, Uuid>,
@@ -104,11 +104,13 @@ impl Snapshot {
         let chain_id = i64::try_from(chain_id).unwrap_or(i64::MAX);
         let mut snapshot = Snapshot::default();
 
-        for row in sqlx::query!("SELECT slug, max_ads FROM placements")
+        for row in sqlx::query!("SELECT id, slug, max_ads FROM placements")
             .fetch_all(db)
             .await?
         {
-            snapshot.placements.insert(row.slug, row.max_ads.max(1) as usize);
+            snapshot
+                .placements
+                .insert(row.slug, (row.id, row.max_ads.max(1) as usize));
         }
 
         let nodes = sqlx::query!(

@@ -17,9 +17,12 @@ use crate::money::Amount;
 
 type HmacSha256 = Hmac<Sha256>;
 
-const VERSION: u8 = 1;
+/// Version 2 adds the placement after the node; version 1 tickets (issued before, valid
+/// for at most their lifetime) are still read, with no placement.
+const VERSION: u8 = 2;
 const TAG_LEN: usize = 32;
-/// version, 4 ids, viewer flag and hash, issued and expiry, price mask.
+/// Version 1: version, 4 ids, viewer flag and hash, issued and expiry, price mask; version 2
+/// has one id more.
 const FIXED_LEN: usize = 1 + 4 * 16 + 1 + 32 + 8 + 8 + 1;
 
 /// What a hoster may bill for one decision.
@@ -30,6 +33,8 @@ pub struct Ticket {
     pub campaign_id: Uuid,
     /// The node the ad was served to; only it may report events for this ticket.
     pub hoster_node_id: Uuid,
+    /// The placement it was decided for; none on a version 1 ticket.
+    pub placement_id: Option<Uuid>,
     /// SHA-256 of the viewer's pseudonymous id, when the request named one.
     pub viewer: Option<[u8; 32]>,
     pub prices: UnitPrices,
@@ -111,9 +116,16 @@ impl Ticket {
 }
 
 fn encode(ticket: &Ticket) -> Vec<u8> {
-    let mut out = Vec::with_capacity(FIXED_LEN + 4 * 16 + TAG_LEN);
+    let mut out = Vec::with_capacity(FIXED_LEN + 5 * 16 + TAG_LEN);
     out.push(VERSION);
-    for id in [ticket.id, ticket.ad_id, ticket.campaign_id, ticket.hoster_node_id] {
+    let placement = ticket.placement_id.unwrap_or_else(Uuid::nil);
+    for id in [
+        ticket.id,
+        ticket.ad_id,
+        ticket.campaign_id,
+        ticket.hoster_node_id,
+        placement,
+    ] {
         out.extend_from_slice(id.as_bytes());
     }
     out.push(u8::from(ticket.viewer.is_some()));
@@ -134,11 +146,16 @@ fn encode(ticket: &Ticket) -> Vec<u8> {
 
 fn decode(body: &[u8]) -> Option<Ticket> {
     let mut reader = Reader(body);
-    if reader.take::<1>()?[0] != VERSION {
+    let version = reader.take::<1>()?[0];
+    if !(1..=VERSION).contains(&version) {
         return None;
     }
     let mut uuid = || reader_uuid(&mut reader);
     let (id, ad_id, campaign_id, hoster_node_id) = (uuid()?, uuid()?, uuid()?, uuid()?);
+    let placement_id = match version {
+        1 => None,
+        _ => Some(reader_uuid(&mut reader)?).filter(|placement| !placement.is_nil()),
+    };
     let has_viewer = reader.take::<1>()?[0];
     let viewer_hash = reader.take::<32>()?;
     let issued_at = i64::from_be_bytes(reader.take::<8>()?);
@@ -158,6 +175,7 @@ fn decode(body: &[u8]) -> Option<Ticket> {
         ad_id,
         campaign_id,
         hoster_node_id,
+        placement_id,
         viewer: (has_viewer == 1).then_some(viewer_hash),
         prices,
         issued_at,
@@ -192,6 +210,7 @@ mod tests {
             ad_id: Uuid::new_v4(),
             campaign_id: Uuid::new_v4(),
             hoster_node_id: Uuid::new_v4(),
+            placement_id: Some(Uuid::new_v4()),
             viewer: Some(viewer_hash("vw_someone")),
             prices,
             issued_at: 1_700_000_000,
@@ -206,6 +225,27 @@ mod tests {
         assert_eq!(keys.verify(&keys.issue(&ticket)), Ok(ticket.clone()));
         let anonymous = Ticket { viewer: None, ..ticket };
         assert_eq!(keys.verify(&keys.issue(&anonymous)), Ok(anonymous));
+    }
+
+    #[test]
+    fn a_version_1_ticket_is_read_without_a_placement() {
+        let keys = TicketKeys::new(&[7; 32]);
+        let ticket = ticket();
+        let mut body = encode(&ticket);
+        // Version 1: no placement after the node.
+        body[0] = 1;
+        body.drain(1 + 4 * 16..1 + 5 * 16);
+        let mut mac = keys.mac.clone();
+        mac.update(&body);
+        body.extend_from_slice(&mac.finalize().into_bytes());
+        let read = keys.verify(&URL_SAFE_NO_PAD.encode(body)).unwrap();
+        assert_eq!(
+            read,
+            Ticket {
+                placement_id: None,
+                ..ticket
+            }
+        );
     }
 
     #[test]
