@@ -1321,6 +1321,7 @@ CREATE TABLE public.leaderboard_prizes (
     token bytea NOT NULL,
     period public.leaderboard_period NOT NULL,
     starts_on date NOT NULL,
+    ends_at timestamp with time zone NOT NULL,
     budget_id uuid NOT NULL,
     amounts numeric(78,0)[] NOT NULL,
     created_by uuid NOT NULL,

@@ -9,6 +9,9 @@ CREATE TABLE leaderboard_prizes (
     token      bytea                NOT NULL,
     period     leaderboard_period   NOT NULL CHECK (period <> 'all'),
     starts_on  date                 NOT NULL,
+    -- When the period ends: a board nobody scored on has no row to be frozen, and its prize
+    -- is settled (paying nobody) once this is past.
+    ends_at    timestamptz          NOT NULL,
     -- The program budget that pays, in its own token.
     budget_id  uuid                 NOT NULL REFERENCES escrow_accounts (id),
     -- Base units for the first, second, ... entry of the frozen ranking.

@@ -100,7 +100,7 @@ pub struct PlatformStatementView {
     pub hash: Option<B256>,
 }
 
-async fn read(state: &AppState, account: Address, query: &StatementQuery) -> ApiResult<PayeeStatement> {
+async fn statement_of(state: &AppState, account: Address, query: &StatementQuery) -> ApiResult<PayeeStatement> {
     let period = query.period()?;
     Ok(read::payee_statement(&state.db, state.config.chain_id, account, &period).await?)
 }
@@ -129,7 +129,7 @@ async fn mine(
     caller: Caller<SignedIn>,
     Query(query): Query<StatementQuery>,
 ) -> ApiResult<Json<StatementView>> {
-    Ok(Json(view(read(&state, caller.address, &query).await?)))
+    Ok(Json(view(statement_of(&state, caller.address, &query).await?)))
 }
 
 /// The caller's statement as CSV: one row per balance, line and state.
@@ -144,7 +144,7 @@ async fn mine_csv(
     caller: Caller<SignedIn>,
     Query(query): Query<StatementQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    let statement = read(&state, caller.address, &query).await?;
+    let statement = statement_of(&state, caller.address, &query).await?;
     let csv = read::csv(&statement).map_err(|error| ApiError::Internal(error.into()))?;
     let body = &statement.statement.body;
     let filename = format!(
@@ -162,11 +162,13 @@ async fn mine_csv(
     ))
 }
 
-/// Any payee's statement, for an admin (a payee reads its own at `/statements/me`).
+/// Any payee's statement, for an admin (a payee reads its own at `/statements/me`). The
+/// zero address is no payee: what program budgets spend is kept under it, and shown in the
+/// platform's statement.
 #[utoipa::path(
     get, path = "/admin/statements/{account}", tag = "statements", security(("bearer" = ["admin"])),
     params(("account" = crate::platform::wire::schema::Address, Path, description = "the payee's address"), StatementQuery),
-    responses((status = 200, body = StatementView), (status = 401, body = ProblemSchema), (status = 403, body = ProblemSchema), (status = 422, body = ProblemSchema))
+    responses((status = 200, body = StatementView), (status = 401, body = ProblemSchema), (status = 403, body = ProblemSchema), (status = 404, body = ProblemSchema), (status = 422, body = ProblemSchema))
 )]
 async fn payee_statement(
     State(state): State<AppState>,
@@ -174,7 +176,12 @@ async fn payee_statement(
     Path(account): Path<Address>,
     Query(query): Query<StatementQuery>,
 ) -> ApiResult<Json<StatementView>> {
-    Ok(Json(view(read(&state, account, &query).await?)))
+    if account == Address::ZERO {
+        return Err(ApiError::NotFound(
+            "a payee at the zero address (see GET /v1/admin/platform-statement)",
+        ));
+    }
+    Ok(Json(view(statement_of(&state, account, &query).await?)))
 }
 
 /// The platform's statement for a period, per token: its fees, the commissions it paid,

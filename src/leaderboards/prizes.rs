@@ -26,6 +26,9 @@ use crate::money::ledger::{self, LedgerError, NewHold, Party, Posting, Source};
 /// The most winners a prize pays.
 pub const MAX_WINNERS: usize = 100;
 
+/// Prizes paid per run at most.
+pub const PAY_BATCH: usize = 16;
+
 /// A declared prize.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -105,13 +108,14 @@ pub async fn declare(
         return Err(PrizeError::NoBudget);
     }
     let inserted = sqlx::query!(
-        "INSERT INTO leaderboard_prizes (category, zone, token, period, starts_on, budget_id, amounts, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        "INSERT INTO leaderboard_prizes (category, zone, token, period, starts_on, ends_at, budget_id, amounts, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
         board.category as Category,
         board.zone,
         board.token.as_slice(),
         board.period.kind as PeriodKind,
         board.period.starts_on_db(),
+        ends_at,
         budget,
         &amounts as &[Amount],
         by
@@ -133,18 +137,21 @@ pub async fn declare(
     })
 }
 
-/// Pays every declared prize whose board is frozen and that is not paid yet. Returns how
-/// many it paid.
-pub async fn pay_frozen(db: &PgPool, chain_id: u64) -> Result<usize, LedgerError> {
+/// Pays every prize not paid yet whose board is frozen (or, nobody having scored, has no
+/// board), from the frozen ranking. Returns how many it settled.
+pub async fn pay_frozen(db: &PgPool, chain_id: u64, now: OffsetDateTime) -> Result<usize, LedgerError> {
     let due = sqlx::query!(
         r#"SELECT p.category AS "category: Category", p.zone, p.token AS "token: SqlAddress",
                   p.period AS "period: PeriodKind", p.starts_on, p.budget_id, p.amounts AS "amounts: Vec<Amount>",
                   a.token AS "budget_token: SqlAddress"
            FROM leaderboard_prizes p
-           JOIN leaderboard_boards b USING (category, zone, token, period, starts_on)
+           LEFT JOIN leaderboard_boards b USING (category, zone, token, period, starts_on)
            JOIN escrow_accounts a ON a.id = p.budget_id
-           WHERE p.paid_at IS NULL AND b.frozen_at IS NOT NULL
-           ORDER BY p.starts_on LIMIT 16"#
+           WHERE p.paid_at IS NULL
+             AND (b.frozen_at IS NOT NULL OR (b.category IS NULL AND p.ends_at <= $1))
+           ORDER BY p.starts_on LIMIT $2"#,
+        now - store::FREEZE_AFTER,
+        PAY_BATCH as i64
     )
     .fetch_all(db)
     .await?;
@@ -160,6 +167,22 @@ pub async fn pay_frozen(db: &PgPool, chain_id: u64) -> Result<usize, LedgerError
             },
         };
         let ranked = store::load(db, &board).await?;
+        // Paid from the ranking that was frozen and published: a score booked after the
+        // freeze (a transaction past every timeout) must not change who wins.
+        if ranked
+            .frozen
+            .as_ref()
+            .is_some_and(|frozen| frozen.hash != ranked.hash())
+        {
+            tracing::error!(
+                category = board.category.label(),
+                zone = %board.zone,
+                starts_on = %board.period.starts_on,
+                "a frozen board's scores changed after its freeze: its prize is not paid"
+            );
+            metrics::counter!("adescrow_leaderboard_prizes_withheld_total").increment(1);
+            continue;
+        }
         let winners: Vec<(Address, Amount)> = ranked
             .page(0, row.amounts.len())
             .into_iter()

@@ -156,12 +156,12 @@ impl Role for Freezer {
             .await
             .map_err(|error| StepError::Retry(error.into()))?;
         metrics::counter!("adescrow_leaderboards_frozen_total").increment(frozen as u64);
-        let paid = super::prizes::pay_frozen(&self.db, self.chain_id)
+        let paid = super::prizes::pay_frozen(&self.db, self.chain_id, OffsetDateTime::now_utc())
             .await
             .map_err(|error| StepError::Retry(error.into()))?;
         metrics::counter!("adescrow_leaderboard_prizes_paid_total").increment(paid as u64);
         // A full run leaves more to do: go on at once.
-        Ok(if frozen as i64 == FREEZE_BATCH {
+        Ok(if frozen as i64 == FREEZE_BATCH || paid == super::prizes::PAY_BATCH {
             Duration::ZERO
         } else {
             FREEZE_EVERY

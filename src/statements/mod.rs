@@ -28,7 +28,7 @@ use std::fmt;
 
 use alloy::primitives::Address;
 use jiff::tz::TimeZone;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
 use crate::leaderboards::{Period, PeriodError, PeriodKind};
@@ -36,7 +36,9 @@ use crate::money::escrow::EscrowKind;
 use crate::money::ledger::{Party, Source};
 
 /// A line of a statement: where money came from or went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema, sqlx::Type)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema, sqlx::Type,
+)]
 #[sqlx(type_name = "statement_line", rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum Line {
@@ -98,6 +100,13 @@ impl fmt::Display for Signed {
 impl Serialize for Signed {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Signed {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map(Signed).map_err(serde::de::Error::custom)
     }
 }
 

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use adescrow_chain::sql::{SqlAddress, SqlB256};
 use alloy::primitives::{Address, B256, keccak256};
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
@@ -20,7 +21,7 @@ use crate::adserver::schedule;
 use crate::leaderboards::PeriodKind;
 
 /// What a payee's statement says: the part that is frozen and hashed once closed.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Body {
     #[schema(value_type = crate::platform::wire::schema::Address)]
@@ -38,7 +39,7 @@ pub struct Body {
     pub tokens: Vec<TokenLines>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenLines {
     #[schema(value_type = crate::platform::wire::schema::TokenAddress)]
@@ -52,7 +53,7 @@ pub struct TokenLines {
     pub closing: Signed,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LineAmount {
     pub line: Line,
@@ -66,7 +67,7 @@ pub struct LineAmount {
 }
 
 /// The platform's statement: the part that is frozen and hashed once closed.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PlatformBody {
     pub zone: String,
@@ -79,7 +80,7 @@ pub struct PlatformBody {
     pub tokens: Vec<PlatformToken>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PlatformToken {
     #[schema(value_type = crate::platform::wire::schema::TokenAddress)]
@@ -386,8 +387,8 @@ async fn platform_body(
 }
 
 /// Serves `body`: as computed while the period is open; once closed, the bytes frozen by
-/// the first read (stored under `owner`), whoever computed them.
-async fn serve<B: Serialize>(
+/// the first read (stored under `owner`), whoever computed them, and the body they say.
+async fn serve<B: Serialize + DeserializeOwned>(
     db: &PgPool,
     owner: Address,
     period: &StatementPeriod,
@@ -426,6 +427,9 @@ async fn serve<B: Serialize>(
     )
     .fetch_one(db)
     .await?;
+    // What was frozen, not what was computed now: the CSV and the states follow the bytes
+    // whose hash is served, even if a node or placement has been renamed since.
+    let body = serde_json::from_str(&frozen.body).map_err(|error| sqlx::Error::Decode(error.into()))?;
     Ok(Served {
         json: raw(frozen.body)?,
         body,

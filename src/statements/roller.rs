@@ -78,16 +78,24 @@ pub async fn roll(db: &PgPool, now: OffsetDateTime) -> Result<Rolled, sqlx::Erro
     let before = sqlx::query!("SELECT rolled_through, sealed_before FROM statement_progress FOR UPDATE")
         .fetch_one(&mut *tx)
         .await?;
-    let last = sqlx::query_scalar!(
-        "SELECT max(id) FROM (SELECT id FROM ledger_postings WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3) p",
+    let next = sqlx::query!(
+        r#"SELECT max(id) AS last, count(*) AS "postings!"
+           FROM (SELECT id FROM ledger_postings WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3) p"#,
         before.rolled_through,
         watermark,
         ROLL_BATCH
     )
     .fetch_one(&mut *tx)
     .await?;
-    let Some(last) = last else {
-        let sealed = (now - FREEZE_AFTER).max(before.sealed_before);
+    let Some(last) = next.last else {
+        // Everything committed by the watermark is rolled, and a posting committed later was
+        // booked at most FREEZE_AFTER before it (`now` is earlier still). A run whose
+        // watermark is older than another run's progress seals nothing new.
+        let sealed = if before.rolled_through <= watermark {
+            (now - FREEZE_AFTER).max(before.sealed_before)
+        } else {
+            before.sealed_before
+        };
         sqlx::query!(
             "UPDATE statement_progress SET rolled_through = greatest(rolled_through, $1), sealed_before = $2",
             watermark,
@@ -102,7 +110,7 @@ pub async fn roll(db: &PgPool, now: OffsetDateTime) -> Result<Rolled, sqlx::Erro
         });
     };
     let booked = between(&mut tx, before.rolled_through, last).await?;
-    let postings = usize::try_from(last - before.rolled_through).unwrap_or_default();
+    let postings = usize::try_from(next.postings).unwrap_or_default();
     add(&mut tx, &booked, before.sealed_before).await?;
     sqlx::query!("UPDATE statement_progress SET rolled_through = $1", last)
         .execute(&mut *tx)
@@ -114,8 +122,8 @@ pub async fn roll(db: &PgPool, now: OffsetDateTime) -> Result<Rolled, sqlx::Erro
     })
 }
 
-/// Rolls until it reaches the ledger's committed watermark (tests, the demo and the bench,
-/// which read statements right after posting).
+/// Rolls until it reaches the ledger's committed watermark (for tests, which read the
+/// buckets right after posting).
 pub async fn catch_up(db: &PgPool, now: OffsetDateTime) -> Result<(), sqlx::Error> {
     while !roll(db, now).await?.caught_up {}
     Ok(())
@@ -162,7 +170,7 @@ pub(super) async fn between(conn: &mut PgConnection, after: i64, through: i64) -
         let split = row
             .batch
             .filter(|_| row.party == Party::Hoster)
-            .and_then(|batch| splits.get(&batch));
+            .and_then(|batch| splits.get(&(batch, row.token.0)));
         // A hoster's share of a batch, split by the placements its billed events were
         // decided for; whatever the split does not cover (none: the shares are the entry)
         // stays without a placement.
@@ -190,30 +198,32 @@ pub(super) async fn between(conn: &mut PgConnection, after: i64, through: i64) -
     Ok(booked)
 }
 
-/// The hoster shares of `batches`' billed events by placement. The batches are a run of
-/// consecutive postings, so one range of the BRIN index covers them.
-async fn placement_splits(
-    conn: &mut PgConnection,
-    batches: &[i64],
-) -> Result<HashMap<i64, Vec<(Option<Uuid>, i128)>>, sqlx::Error> {
+/// Hoster shares by (batch, token), then placement.
+type Splits = HashMap<(i64, Address), Vec<(Option<Uuid>, i128)>>;
+
+/// The hoster shares of `batches`' billed events by token (a batch posts once per token)
+/// and placement. The batches are a run of consecutive postings, so one range of the BRIN
+/// index covers them.
+async fn placement_splits(conn: &mut PgConnection, batches: &[i64]) -> Result<Splits, sqlx::Error> {
     let (Some(first), Some(last)) = (batches.iter().min(), batches.iter().max()) else {
         return Ok(HashMap::new());
     };
     let rows = sqlx::query!(
-        r#"SELECT batch_id AS "batch!", placement_id, sum(hoster_share)::text AS "amount!"
-           FROM billed_events
-           WHERE batch_id BETWEEN $1 AND $2 AND batch_id = ANY($3)
-           GROUP BY batch_id, placement_id"#,
+        r#"SELECT e.batch_id AS "batch!", c.token AS "token: SqlAddress", e.placement_id,
+                  sum(e.hoster_share)::text AS "amount!"
+           FROM billed_events e JOIN campaigns c ON c.id = e.campaign_id
+           WHERE e.batch_id BETWEEN $1 AND $2 AND e.batch_id = ANY($3)
+           GROUP BY e.batch_id, c.token, e.placement_id"#,
         first,
         last,
         batches
     )
     .fetch_all(conn)
     .await?;
-    let mut splits: HashMap<i64, Vec<(Option<Uuid>, i128)>> = HashMap::new();
+    let mut splits: Splits = HashMap::new();
     for row in rows {
         splits
-            .entry(row.batch)
+            .entry((row.batch, row.token.0))
             .or_default()
             .push((row.placement_id, parse_signed(&row.amount)?));
     }

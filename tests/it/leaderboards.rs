@@ -277,6 +277,13 @@ async fn a_prize_pays_the_top_of_a_frozen_period_once_from_its_budget(pool: PgPo
         )
         .await;
     assert_eq!(declared.status, StatusCode::CREATED, "{}", declared.text);
+    // A board nobody scores on: its prize is settled, paying nobody, once the day is over.
+    let empty = serde_json::json!({
+        "category": "witness_work", "period": "day", "date": &today, "budget": budget, "amounts": ["5"]
+    });
+    app.post("/v1/admin/leaderboard-prizes", Some(&admin_token), empty)
+        .await
+        .ok();
     for (body, status, slug) in [
         (request("day", &today, budget, &["1"]), StatusCode::CONFLICT, "conflict"),
         (
@@ -315,24 +322,46 @@ async fn a_prize_pays_the_top_of_a_frozen_period_once_from_its_budget(pool: PgPo
 
     // Nothing is paid before the board is frozen; then once, however often the freezer runs.
     assert_eq!(
-        adescrow::leaderboards::prizes::pay_frozen(&pool, CHAIN_ID)
+        adescrow::leaderboards::prizes::pay_frozen(&pool, CHAIN_ID, now)
             .await
             .unwrap(),
         0
     );
     freeze_ended(&pool, now + time::Duration::days(2)).await.unwrap();
     assert_eq!(
-        adescrow::leaderboards::prizes::pay_frozen(&pool, CHAIN_ID)
+        adescrow::leaderboards::prizes::pay_frozen(&pool, CHAIN_ID, now)
             .await
             .unwrap(),
         1
     );
     assert_eq!(
-        adescrow::leaderboards::prizes::pay_frozen(&pool, CHAIN_ID)
+        adescrow::leaderboards::prizes::pay_frozen(&pool, CHAIN_ID, now)
             .await
             .unwrap(),
         0
     );
+    let later = now + time::Duration::days(2);
+    assert_eq!(
+        adescrow::leaderboards::prizes::pay_frozen(&pool, CHAIN_ID, later)
+            .await
+            .unwrap(),
+        1,
+        "the empty board's prize, settled once its day is over"
+    );
+    assert_eq!(
+        adescrow::leaderboards::prizes::pay_frozen(&pool, CHAIN_ID, later)
+            .await
+            .unwrap(),
+        0
+    );
+    let unsettled: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM leaderboard_prizes
+         WHERE paid_at IS NULL OR (category = 'witness_work') = (posting_id IS NOT NULL)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(unsettled, 0, "both settled; the empty board's with no posting");
 
     // The first three of the frozen ranking (the tie broken by address), from the budget,
     // held until the budget can cover it.

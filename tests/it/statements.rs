@@ -322,6 +322,10 @@ async fn the_platform_sees_fees_commissions_and_program_spend_and_statements_are
         )
         .await;
     assert_eq!(for_admin.ok()["statement"], mine["statement"]);
+    // The zero address keeps what program budgets spend: it is the platform's, not a payee's.
+    app.get(&format!("/v1/admin/statements/{}", Address::ZERO), Some(&admin_token))
+        .await
+        .problem(StatusCode::NOT_FOUND, "not-found");
     app.get("/v1/admin/platform-statement", Some(&seller_token))
         .await
         .problem(StatusCode::FORBIDDEN, "forbidden");
