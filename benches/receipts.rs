@@ -278,7 +278,7 @@ fn k256_per_batch(hoster: &PrivateKeySigner, witness: &PrivateKeySigner) -> f64 
 /// The billed events' columns, as billing writes them.
 const BILLED_COLUMNS: &str = "ticket_id, event, campaign_id, ad_id, hoster_node_id, witness_node_id, price, occurred_at, \
     batch_id, position, viewer_hash, frequency_key, order_ref, hoster_share, platform_share, witness_share, viewer_share, \
-    viewer_payee";
+    viewer_payee, placement_id";
 
 /// The commissions the billed events call for, and their total: one per batch and affiliate,
 /// the floor of the affiliate's rate of the platform's share of its advertisers' campaigns
