@@ -271,7 +271,8 @@ async fn mine(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PrizeRequest {
     pub category: Category,
-    /// `day`, `week` or `month`.
+    // A calendar period: the schema says `day`, `week` or `month` (no doc comment here, so
+    // that the enum is inlined as it is rather than beside a description object).
     #[schema(value_type = super::statements::StatementPeriodKind, inline)]
     pub period: PeriodKind,
     /// Any local date in the period, `YYYY-MM-DD`.
