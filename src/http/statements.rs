@@ -145,7 +145,7 @@ async fn mine_csv(
     Query(query): Query<StatementQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let statement = statement_of(&state, caller.address, &query).await?;
-    let csv = read::csv(&statement).map_err(|error| ApiError::Internal(error.into()))?;
+    let csv = crate::statements::csv::write(&statement).map_err(|error| ApiError::Internal(error.into()))?;
     let body = &statement.statement.body;
     let filename = format!(
         "attachment; filename=\"statement-{:#x}-{}-{}.csv\"",

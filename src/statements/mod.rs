@@ -20,6 +20,7 @@
 //! sealed mark, in the next open period. The states are not frozen: they follow the ledger
 //! and the chain.
 
+pub mod csv;
 pub mod read;
 pub mod roller;
 pub mod states;
