@@ -24,6 +24,11 @@
 //!   minute, and one still running after ten minutes is stopped (its open page rolls back)
 //!   and fails the bench: the ledger could not be checked.
 //!
+//! Billing runs with promotions live, as it would with them in use: the campaigns'
+//! advertiser redeemed a free trial covering the first half of the run's impressions and a
+//! fee discount, so every billed event is priced under one of them (the trial's count
+//! updated once a batch). After the run, the trial's impressions are checked all waived.
+//!
 //! Tickets are issued in process with the server's ticket key (as decisions would), for 200
 //! campaigns with five ads each and 100 settled epochs of history, and batches are signed
 //! before the clock starts: the figures are the server's.
@@ -57,7 +62,9 @@ use adescrow::billing::batch::{self, Confirmations, Receipt};
 use adescrow::http::{AppState, app};
 use adescrow::money::Amount;
 use adescrow::platform::db::MIGRATOR;
+use adescrow::platform::values::Name;
 use adescrow::programs::affiliates::{self, Channel, Status, Terms, commissions};
+use adescrow::programs::promos::{self, Limits, NewPromotion, Offer, PromoCode};
 use alloy::primitives::Address;
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
@@ -84,6 +91,10 @@ const ADS_PER_CAMPAIGN: usize = 5;
 const TARGET_PER_SEC: f64 = 50_000.0;
 /// The affiliate the campaigns' advertiser was brought by, and the admin who approved it.
 const AFFILIATE: Uuid = Uuid::from_u128(4);
+/// The campaigns' advertiser.
+const ADVERTISER: Uuid = Uuid::from_u128(1);
+/// The free trial's impressions: half of the run's.
+const TRIAL: u32 = (BATCHES * BATCH / 2) as u32;
 const ADMIN: Uuid = Uuid::from_u128(5);
 
 /// Beside the campaigns and their escrows: two hoster operators, five ads a campaign, and
@@ -506,6 +517,50 @@ async fn accrue_all(pool: &PgPool, terms: &Terms, expected: (i64, String)) -> an
     Ok(Accrual::Done { commissions, seconds })
 }
 
+/// The advertiser redeems a free trial of [`TRIAL`] impressions and a 20% fee discount,
+/// through the promotions' own functions, on its first campaign.
+async fn redeem_promotions(pool: &PgPool) -> anyhow::Result<()> {
+    let now = OffsetDateTime::now_utc();
+    let campaign: Uuid = sqlx::query_scalar("SELECT md5('campaign0')::uuid")
+        .fetch_one(pool)
+        .await?;
+    for (code, offer) in [
+        ("BENCH-TRIAL", Offer::FreeTrial { impressions: TRIAL }),
+        ("BENCH-DISCOUNT", Offer::FeeDiscount { bps: 2_000, days: 30 }),
+    ] {
+        let new = NewPromotion {
+            code: Some(PromoCode::parse(code)?),
+            name: Name::parse(code)?,
+            offer,
+            limits: Limits {
+                per_user: 1,
+                ..Limits::default()
+            },
+            starts_at: now - time::Duration::hours(1),
+            ends_at: now + time::Duration::days(30),
+            publish: true,
+        };
+        promos::create(pool, new, ADMIN, now).await?;
+        promos::redeem(pool, CHAIN_ID, ADVERTISER, code, campaign, now).await?;
+    }
+    Ok(())
+}
+
+/// Checks that billing waived the fee on exactly the trial's impressions.
+async fn check_waivers(pool: &PgPool) -> anyhow::Result<()> {
+    let (trial, waived): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT trial_used FROM promo_redemptions WHERE trial_impressions IS NOT NULL)::bigint,
+                (SELECT coalesce(sum(impressions), 0) FROM promo_waivers)::bigint",
+    )
+    .fetch_one(pool)
+    .await?;
+    ensure!(
+        trial == i64::from(TRIAL) && waived == trial,
+        "the trial counted {trial} and waived {waived} impressions, not {TRIAL}"
+    );
+    Ok(())
+}
+
 async fn run(db_url: &Url) -> anyhow::Result<bool> {
     let pool = PgPoolOptions::new()
         .max_connections(16)
@@ -518,6 +573,7 @@ async fn run(db_url: &Url) -> anyhow::Result<bool> {
     let terms = state.growth.affiliates.clone();
     let attributed = attribute_advertisers(&pool, &terms).await?;
     ensure!(attributed > 0, "the campaigns' advertisers are attributed");
+    redeem_promotions(&pool).await?;
     state.ad_server.refresh().await?;
     ensure!(
         state.ad_server.node_by_address(hoster.address()).is_some(),
@@ -582,6 +638,7 @@ async fn run(db_url: &Url) -> anyhow::Result<bool> {
         .fetch_one(&pool)
         .await?;
     ensure!(durable as usize == BATCHES * BATCH, "{durable} billed rows");
+    check_waivers(&pool).await?;
     latencies.sort();
     let per_sec = durable as f64 / elapsed;
     println!(

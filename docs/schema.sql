@@ -155,7 +155,8 @@ CREATE TYPE public.hold_reason AS ENUM (
     'spend_final',
     'review',
     'budget_empty',
-    'recovery'
+    'recovery',
+    'credit_pending'
 );
 
 
@@ -200,7 +201,8 @@ CREATE TYPE public.ledger_role AS ENUM (
     'affiliate',
     'buyer',
     'advertiser',
-    'winner'
+    'winner',
+    'treasury'
 );
 
 
@@ -268,6 +270,27 @@ CREATE TYPE public.posting_source AS ENUM (
     'transfer',
     'clawback',
     'hold'
+);
+
+
+--
+-- Name: promo_event_kind; Type: TYPE; Schema: public
+--
+
+CREATE TYPE public.promo_event_kind AS ENUM (
+    'visit',
+    'redemption'
+);
+
+
+--
+-- Name: promo_offer; Type: TYPE; Schema: public
+--
+
+CREATE TYPE public.promo_offer AS ENUM (
+    'ad_credit',
+    'fee_discount',
+    'free_trial'
 );
 
 
@@ -614,6 +637,18 @@ BEGIN
         USING ERRCODE = 'restrict_violation';
 END;
 $$;
+
+
+--
+-- Name: promo_events_append_only(); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.promo_events_append_only() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'promo_events is append only';
+END $$;
 
 
 --
@@ -1883,6 +1918,132 @@ CREATE TABLE public.program_fundings (
 
 
 --
+-- Name: promo_events; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.promo_events (
+    id bigint NOT NULL,
+    promotion_id uuid NOT NULL,
+    kind public.promo_event_kind NOT NULL,
+    at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: promo_events_id_seq; Type: SEQUENCE; Schema: public
+--
+
+CREATE SEQUENCE public.promo_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+
+--
+-- Name: promo_events_id_seq; Type: SEQUENCE OWNED BY; Schema: public
+--
+
+ALTER SEQUENCE public.promo_events_id_seq OWNED BY public.promo_events.id;
+
+
+--
+-- Name: promo_redemptions; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.promo_redemptions (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    promotion_id uuid NOT NULL,
+    user_id uuid NOT NULL,
+    ordinal integer NOT NULL,
+    campaign_id uuid NOT NULL,
+    offer public.promo_offer NOT NULL,
+    redeemed_at timestamp with time zone NOT NULL,
+    credit numeric(39,0),
+    posting_id bigint,
+    discount_bps integer,
+    discount_until timestamp with time zone,
+    trial_impressions integer,
+    trial_used integer DEFAULT 0 NOT NULL,
+    CONSTRAINT promo_redemptions_check CHECK (((trial_used >= 0) AND (trial_used <= COALESCE(trial_impressions, 0)))),
+    CONSTRAINT promo_redemptions_check1 CHECK (((offer = 'ad_credit'::public.promo_offer) = ((credit IS NOT NULL) AND (posting_id IS NOT NULL)))),
+    CONSTRAINT promo_redemptions_check2 CHECK (((offer = 'fee_discount'::public.promo_offer) = ((discount_bps IS NOT NULL) AND (discount_until IS NOT NULL)))),
+    CONSTRAINT promo_redemptions_check3 CHECK (((offer = 'free_trial'::public.promo_offer) = (trial_impressions IS NOT NULL))),
+    CONSTRAINT promo_redemptions_credit_check CHECK ((credit > (0)::numeric)),
+    CONSTRAINT promo_redemptions_discount_bps_check CHECK (((discount_bps >= 1) AND (discount_bps <= 10000))),
+    CONSTRAINT promo_redemptions_ordinal_check CHECK ((ordinal >= 1)),
+    CONSTRAINT promo_redemptions_trial_impressions_check CHECK ((trial_impressions > 0))
+);
+
+
+--
+-- Name: promo_waivers; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.promo_waivers (
+    batch_id bigint NOT NULL,
+    redemption_id uuid NOT NULL,
+    token bytea NOT NULL,
+    events integer NOT NULL,
+    impressions integer NOT NULL,
+    waived numeric(39,0) NOT NULL,
+    CONSTRAINT promo_waivers_events_check CHECK ((events > 0)),
+    CONSTRAINT promo_waivers_impressions_check CHECK ((impressions >= 0)),
+    CONSTRAINT promo_waivers_token_check CHECK ((octet_length(token) = 20)),
+    CONSTRAINT promo_waivers_waived_check CHECK ((waived >= (0)::numeric))
+);
+
+
+--
+-- Name: promotions; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.promotions (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    code text NOT NULL,
+    name text NOT NULL,
+    offer public.promo_offer NOT NULL,
+    token bytea,
+    budget_id uuid,
+    credit numeric(39,0),
+    discount_bps integer,
+    discount_days integer,
+    trial_impressions integer,
+    max_redemptions integer,
+    per_user integer DEFAULT 1 NOT NULL,
+    first_time_only boolean DEFAULT false NOT NULL,
+    min_budget numeric(39,0),
+    starts_at timestamp with time zone NOT NULL,
+    ends_at timestamp with time zone NOT NULL,
+    published_at timestamp with time zone,
+    paused boolean DEFAULT false NOT NULL,
+    redemptions integer DEFAULT 0 NOT NULL,
+    created_by uuid NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT promotions_check CHECK (
+CASE offer
+    WHEN 'ad_credit'::public.promo_offer THEN ((budget_id IS NOT NULL) AND (credit IS NOT NULL) AND (token IS NOT NULL) AND (discount_bps IS NULL) AND (discount_days IS NULL) AND (trial_impressions IS NULL))
+    WHEN 'fee_discount'::public.promo_offer THEN ((budget_id IS NULL) AND (credit IS NULL) AND (discount_bps IS NOT NULL) AND (discount_days IS NOT NULL) AND (trial_impressions IS NULL))
+    ELSE ((budget_id IS NULL) AND (credit IS NULL) AND (discount_bps IS NULL) AND (discount_days IS NULL) AND (trial_impressions IS NOT NULL))
+END),
+    CONSTRAINT promotions_check1 CHECK (((min_budget IS NULL) OR (token IS NOT NULL))),
+    CONSTRAINT promotions_check2 CHECK ((ends_at > starts_at)),
+    CONSTRAINT promotions_check3 CHECK (((redemptions >= 0) AND ((max_redemptions IS NULL) OR (redemptions <= max_redemptions)))),
+    CONSTRAINT promotions_code_check CHECK ((code ~ '^[A-Z0-9][A-Z0-9-]{2,30}[A-Z0-9]$'::text)),
+    CONSTRAINT promotions_credit_check CHECK ((credit > (0)::numeric)),
+    CONSTRAINT promotions_discount_bps_check CHECK (((discount_bps >= 1) AND (discount_bps <= 10000))),
+    CONSTRAINT promotions_discount_days_check CHECK (((discount_days >= 1) AND (discount_days <= 3650))),
+    CONSTRAINT promotions_max_redemptions_check CHECK ((max_redemptions > 0)),
+    CONSTRAINT promotions_min_budget_check CHECK ((min_budget > (0)::numeric)),
+    CONSTRAINT promotions_name_check CHECK (((char_length(name) >= 1) AND (char_length(name) <= 100))),
+    CONSTRAINT promotions_per_user_check CHECK (((per_user >= 1) AND (per_user <= 100))),
+    CONSTRAINT promotions_token_check CHECK ((octet_length(token) = 20)),
+    CONSTRAINT promotions_trial_impressions_check CHECK (((trial_impressions >= 1) AND (trial_impressions <= 100000000)))
+);
+
+
+--
 -- Name: receipt_batches; Type: TABLE; Schema: public
 --
 
@@ -2310,6 +2471,13 @@ CREATE TABLE public.viewer_ids (
     viewer_id text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL
 );
+
+
+--
+-- Name: promo_events id; Type: DEFAULT; Schema: public
+--
+
+ALTER TABLE ONLY public.promo_events ALTER COLUMN id SET DEFAULT nextval('public.promo_events_id_seq'::regclass);
 
 
 --
@@ -2878,6 +3046,54 @@ ALTER TABLE ONLY public.program_cursors
 
 ALTER TABLE ONLY public.program_fundings
     ADD CONSTRAINT program_fundings_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: promo_events promo_events_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.promo_events
+    ADD CONSTRAINT promo_events_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: promo_redemptions promo_redemptions_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.promo_redemptions
+    ADD CONSTRAINT promo_redemptions_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: promo_redemptions promo_redemptions_promotion_id_user_id_ordinal_key; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.promo_redemptions
+    ADD CONSTRAINT promo_redemptions_promotion_id_user_id_ordinal_key UNIQUE (promotion_id, user_id, ordinal);
+
+
+--
+-- Name: promo_waivers promo_waivers_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.promo_waivers
+    ADD CONSTRAINT promo_waivers_pkey PRIMARY KEY (batch_id, redemption_id, token);
+
+
+--
+-- Name: promotions promotions_code_key; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.promotions
+    ADD CONSTRAINT promotions_code_key UNIQUE (code);
+
+
+--
+-- Name: promotions promotions_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.promotions
+    ADD CONSTRAINT promotions_pkey PRIMARY KEY (id);
 
 
 --
@@ -3458,6 +3674,34 @@ CREATE INDEX program_fundings_escrow_idx ON public.program_fundings USING btree 
 
 
 --
+-- Name: promo_events_promotion_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX promo_events_promotion_idx ON public.promo_events USING btree (promotion_id, kind);
+
+
+--
+-- Name: promo_redemptions_promotion_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX promo_redemptions_promotion_idx ON public.promo_redemptions USING btree (promotion_id, redeemed_at);
+
+
+--
+-- Name: promo_redemptions_waivers_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX promo_redemptions_waivers_idx ON public.promo_redemptions USING btree (user_id) WHERE (offer <> 'ad_credit'::public.promo_offer);
+
+
+--
+-- Name: promo_waivers_redemption_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX promo_waivers_redemption_idx ON public.promo_waivers USING btree (redemption_id);
+
+
+--
 -- Name: referral_activity_high_idx; Type: INDEX; Schema: public
 --
 
@@ -3777,6 +4021,13 @@ CREATE TRIGGER placements_serving_change AFTER INSERT OR DELETE OR UPDATE ON pub
 --
 
 CREATE TRIGGER placements_updated_at BEFORE UPDATE ON public.placements FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+
+
+--
+-- Name: promo_events promo_events_append_only; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER promo_events_append_only BEFORE DELETE OR UPDATE ON public.promo_events FOR EACH ROW EXECUTE FUNCTION public.promo_events_append_only();
 
 
 --
@@ -4344,6 +4595,78 @@ ALTER TABLE ONLY public.program_fundings
 
 ALTER TABLE ONLY public.program_fundings
     ADD CONSTRAINT program_fundings_requested_by_fkey FOREIGN KEY (requested_by) REFERENCES public.users(id);
+
+
+--
+-- Name: promo_events promo_events_promotion_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.promo_events
+    ADD CONSTRAINT promo_events_promotion_id_fkey FOREIGN KEY (promotion_id) REFERENCES public.promotions(id);
+
+
+--
+-- Name: promo_redemptions promo_redemptions_campaign_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.promo_redemptions
+    ADD CONSTRAINT promo_redemptions_campaign_id_fkey FOREIGN KEY (campaign_id) REFERENCES public.campaigns(id);
+
+
+--
+-- Name: promo_redemptions promo_redemptions_posting_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.promo_redemptions
+    ADD CONSTRAINT promo_redemptions_posting_id_fkey FOREIGN KEY (posting_id) REFERENCES public.ledger_postings(id);
+
+
+--
+-- Name: promo_redemptions promo_redemptions_promotion_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.promo_redemptions
+    ADD CONSTRAINT promo_redemptions_promotion_id_fkey FOREIGN KEY (promotion_id) REFERENCES public.promotions(id);
+
+
+--
+-- Name: promo_redemptions promo_redemptions_user_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.promo_redemptions
+    ADD CONSTRAINT promo_redemptions_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id);
+
+
+--
+-- Name: promo_waivers promo_waivers_batch_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.promo_waivers
+    ADD CONSTRAINT promo_waivers_batch_id_fkey FOREIGN KEY (batch_id) REFERENCES public.receipt_batches(id);
+
+
+--
+-- Name: promo_waivers promo_waivers_redemption_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.promo_waivers
+    ADD CONSTRAINT promo_waivers_redemption_id_fkey FOREIGN KEY (redemption_id) REFERENCES public.promo_redemptions(id);
+
+
+--
+-- Name: promotions promotions_budget_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.promotions
+    ADD CONSTRAINT promotions_budget_id_fkey FOREIGN KEY (budget_id) REFERENCES public.escrow_accounts(id);
+
+
+--
+-- Name: promotions promotions_created_by_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.promotions
+    ADD CONSTRAINT promotions_created_by_fkey FOREIGN KEY (created_by) REFERENCES public.users(id);
 
 
 --

@@ -14,6 +14,8 @@ use crate::money::Amount;
 /// One receipt to write as billed.
 pub(super) struct Billed<'a> {
     pub(super) candidate: &'a Candidate,
+    /// What the advertiser pays: the ticket's price less any fee waived.
+    pub(super) price: Amount,
     pub(super) shares: [Amount; 4],
     pub(super) viewer_payee: Option<Address>,
 }
@@ -84,7 +86,7 @@ fn copy_row(
         candidate.ticket.ad_id,
         batch.hoster.node,
         witness,
-        candidate.price,
+        entry.price,
         at,
         batch_id,
         candidate.position,

@@ -24,6 +24,8 @@ pub(super) struct CampaignFacts {
     pub(super) brand: Uuid,
     /// The advertiser's wallet (the brand owner's), for the spend leaderboard.
     pub(super) advertiser: Address,
+    /// The advertiser's account, whose fee waivers apply.
+    pub(super) advertiser_id: Uuid,
     pub(super) impression_cap: i64,
     pub(super) click_cap: i64,
     pub(super) consent_scope: Option<B256>,
@@ -66,7 +68,7 @@ pub(super) async fn campaign_facts(
         .into_iter()
         .collect();
     let rows = sqlx::query!(
-        r#"SELECT c.id AS "id!", c.token AS "token!: SqlAddress", c.brand_id AS "brand_id!", u.address AS "advertiser!: SqlAddress",
+        r#"SELECT c.id AS "id!", c.token AS "token!: SqlAddress", c.brand_id AS "brand_id!", u.address AS "advertiser!: SqlAddress", u.id AS "advertiser_id!",
                   c.impression_cap_per_hour AS "impression_cap_per_hour!", c.click_cap_per_hour AS "click_cap_per_hour!",
                   c.required_consent_scope AS "required_consent_scope: SqlB256", cb.available AS "available!: Amount",
                   (cb.on_chain_remaining + cb.settled) AS "cap!: Amount"
@@ -84,6 +86,7 @@ pub(super) async fn campaign_facts(
                 token: row.token.0,
                 brand: row.brand_id,
                 advertiser: row.advertiser.0,
+                advertiser_id: row.advertiser_id,
                 impression_cap: i64::from(row.impression_cap_per_hour),
                 click_cap: i64::from(row.click_cap_per_hour),
                 consent_scope: row.required_consent_scope.map(|scope| scope.0),

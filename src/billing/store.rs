@@ -28,6 +28,7 @@ use crate::leaderboards::tally::{self, Tally};
 use crate::leaderboards::{Category, Zones};
 use crate::money::Amount;
 use crate::money::ledger::{self, Party, Posting, Source};
+use crate::programs::promos::waivers::Waivers;
 
 /// Attempts before a batch that keeps racing others gives up (the node retries later).
 const MAX_ATTEMPTS: usize = 8;
@@ -240,6 +241,9 @@ async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result
     let mut billed_keys = already_billed(tx, &candidates, &batch.receipts, look_up_all).await?;
     let mut seen = frequency_history(tx, &candidates, receipts).await?;
     let viewers = viewer_facts(tx, chain_id, &candidates, receipts).await?;
+    let advertisers: Vec<Uuid> = campaigns.values().map(|c| c.advertiser_id).collect();
+    let earliest = candidates.iter().map(|c| receipts[c.position].at).min().unwrap_or(now);
+    let mut waivers = Waivers::load(tx, &advertisers, earliest).await?;
 
     let mut results = Vec::with_capacity(receipts.len());
     let mut billed: Vec<Billed> = Vec::new();
@@ -268,6 +272,17 @@ async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result
                     None => Err(Refusal::CampaignBudgetExhausted),
                     Some((brand, campaign)) => {
                         let frequency_key = hashed.map(|h| (ticket.ad_id, h));
+                        let reward_scope = campaign.consent_scope.unwrap_or_else(rewards_scope);
+                        let rewarded = linked.filter(|v| v.holds(reward_scope, at)).map(|v| v.wallet);
+                        let witness = batch.witness_of(position);
+                        let mut shares = shares(policy, witness.is_some(), receipt.event, candidate.price, rewarded);
+                        // A promotion may waive part of the platform's share: the advertiser
+                        // pays that much less, and nobody else earns less.
+                        let waived =
+                            waivers.quote(campaign.advertiser_id, receipt.event, at, shares[1], candidate.price);
+                        let waived_amount = waived.map_or(Amount::ZERO, |w| w.amount);
+                        shares[1] = shares[1].saturating_sub(waived_amount);
+                        let price = candidate.price.saturating_sub(waived_amount);
                         if billed_keys.contains(&(ticket.id, receipt.event)) {
                             Err(Refusal::Duplicate)
                         } else if receipt.event == EventType::Click
@@ -294,25 +309,24 @@ async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result
                             .is_some_and(|scope| !linked.is_some_and(|v| v.holds(scope, at)))
                         {
                             Err(Refusal::ConsentMissing)
-                        } else if campaign.available < candidate.price.0 {
+                        } else if campaign.available < price.0 {
                             Err(Refusal::CampaignBudgetExhausted)
-                        } else if brand.room < candidate.price.0 {
+                        } else if brand.room < price.0 {
                             Err(Refusal::BrandBudgetReached)
                         } else {
-                            campaign.available -= candidate.price.0;
-                            brand.room -= candidate.price.0;
-                            *campaign_delta.entry(ticket.campaign_id).or_default() += candidate.price.0;
-                            *brand_delta.entry(campaign.brand).or_default() += candidate.price.0;
+                            if let Some(waived) = waived {
+                                waivers.take(campaign.advertiser_id, campaign.token, waived);
+                            }
+                            campaign.available -= price.0;
+                            brand.room -= price.0;
+                            *campaign_delta.entry(ticket.campaign_id).or_default() += price.0;
+                            *brand_delta.entry(campaign.brand).or_default() += price.0;
                             billed_keys.insert((ticket.id, receipt.event));
                             if let Some(key) = frequency_key {
                                 seen.entry(key).or_default().push((receipt.event, at));
                             }
-                            let reward_scope = campaign.consent_scope.unwrap_or_else(rewards_scope);
-                            let rewarded = linked.filter(|v| v.holds(reward_scope, at)).map(|v| v.wallet);
-                            let witness = batch.witness_of(position);
-                            let shares = shares(policy, witness.is_some(), receipt.event, candidate.price, rewarded);
                             let posting = postings.entry(campaign.token).or_default();
-                            posting.spend(ticket.campaign_id, candidate.price);
+                            posting.spend(ticket.campaign_id, price);
                             posting.earn(Party::Hoster, batch.hoster.payee, shares[0]);
                             posting.earn(Party::Platform, policy.platform, shares[1]);
                             if let Some(witness) = witness {
@@ -325,12 +339,7 @@ async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result
                                 batch.hoster.payee,
                                 shares[0].0,
                             );
-                            scores.add(
-                                Category::AdvertiserSpend,
-                                campaign.token,
-                                campaign.advertiser,
-                                candidate.price.0,
-                            );
+                            scores.add(Category::AdvertiserSpend, campaign.token, campaign.advertiser, price.0);
                             if receipt.event == EventType::Impression {
                                 scores.add(Category::ImpressionsServed, campaign.token, batch.hoster.payee, 1);
                             }
@@ -339,10 +348,11 @@ async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result
                             }
                             billed.push(Billed {
                                 candidate,
+                                price,
                                 shares,
                                 viewer_payee: rewarded.filter(|_| !shares[3].is_zero()),
                             });
-                            Ok(candidate.price)
+                            Ok(price)
                         }
                     }
                 };
@@ -381,6 +391,9 @@ async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result
     insert_refused(tx, batch_id, receipts, &refused).await?;
     ledger::post(tx, chain_id, Source::ReceiptBatch, &batch_id.to_string(), &postings).await?;
     if !add_spend(tx, &campaigns, &campaign_delta, &brands, &brand_delta).await? {
+        return Ok(None);
+    }
+    if !waivers.record(tx, batch_id).await? {
         return Ok(None);
     }
     // Last: concurrent batches share these rows (an advertiser's, a period's), so they are

@@ -60,6 +60,8 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/v1/program-budgets/{id}/fundings"),
     ("post", "/v1/market/items"),
     ("post", "/v1/market/orders"),
+    ("post", "/v1/admin/promotions"),
+    ("post", "/v1/promotions/{code}/redemptions"),
 ];
 
 /// What a 409 for a key in flight tells the client to wait, in seconds.

@@ -30,6 +30,7 @@ mod nodes;
 mod payouts;
 mod placements;
 mod programs;
+mod promotions;
 mod receipts;
 mod referrals;
 mod statements;
@@ -252,6 +253,7 @@ fn split_policy(config: &ApiArgs) -> Result<SplitPolicy, ConfigError> {
         (name = "leaderboards", description = "Rankings by category and period, in the declared time zones"),
         (name = "statements", description = "Earnings statements per payee and period, and the platform's"),
         (name = "badges", description = "Badges in tiers, awarded from authoritative state"),
+        (name = "promotions", description = "Promo codes: ad credits, fee discounts and free trials"),
     )
 )]
 struct ApiDoc;
@@ -322,6 +324,7 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(market::router(state.market.max_file_size))
         .merge(referrals::router())
         .merge(affiliates::router())
+        .merge(promotions::router())
         // Inside the rate limit, which identifies the caller a key belongs to.
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .layer(axum::middleware::from_fn_with_state(

@@ -82,6 +82,11 @@ pub struct Funds {
 }
 
 impl Funds {
+    /// The wallet it is for: an order's buyer, a program budget's treasury.
+    pub fn owner(&self) -> Address {
+        self.owner
+    }
+
     /// What is left to spend.
     pub fn available(&self) -> Result<Amount, EscrowError> {
         let escrow = self.chain_escrow_id;

@@ -41,13 +41,19 @@ pub enum HoldReason {
     /// The payer it was moved from owes what its payouts already included: released once
     /// the payer's later earnings have repaid it.
     Recovery,
+    /// A promo credit's repayment of the treasury: released when the treasury's funding
+    /// of the campaign is confirmed on chain, reversed when it fails.
+    CreditPending,
 }
 
 impl HoldReason {
     /// Whether [`release_due`] releases it by itself (the others wait for an event, or for
     /// the program that owns them).
     fn released_by_job(self) -> bool {
-        !matches!(self, Self::SpendFinal | Self::Review | Self::CommissionHold)
+        !matches!(
+            self,
+            Self::SpendFinal | Self::Review | Self::CommissionHold | Self::CreditPending
+        )
     }
 }
 

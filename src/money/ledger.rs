@@ -75,6 +75,8 @@ pub enum Party {
     Advertiser,
     /// Won a leaderboard prize.
     Winner,
+    /// Funded a campaign with a promo credit: repaid from the promotion's program budget.
+    Treasury,
 }
 
 /// A payee in one capacity.

@@ -9,7 +9,8 @@
 //! treasury itself move its tokens); then `openCampaign` for a budget's first funding and
 //! `fund` for the others, each simulated before it is sent. Every step reads its work from
 //! the database, so a role killed anywhere picks up where it stopped, and each funding is
-//! sent once (its id is the outbox key).
+//! sent once (its id is the outbox key). The same role sends promo credits' fundings of
+//! advertisers' campaigns ([`crate::programs::promos::credits`]).
 
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ use crate::money::escrow::open_call;
 use crate::platform::outbox::{self, Kind, NewTransaction, Outbox, Status};
 use crate::platform::values::Name;
 use crate::platform::worker::{Backoff, Leadership, Role, StepError};
+use crate::programs::promos::credits;
 
 /// The treasury's allowance of the escrow, once per token (key: the token).
 pub const TREASURY_APPROVE: Kind = Kind::new("treasury_approve");
@@ -283,7 +285,8 @@ impl Treasury {
         let outbox = outbox
             .handles(TREASURY_APPROVE, outbox::NoFollowup)
             .handles(BUDGET_OPEN, outbox::NoFollowup)
-            .handles(BUDGET_FUND, outbox::NoFollowup);
+            .handles(BUDGET_FUND, outbox::NoFollowup)
+            .handles(credits::PROMO_CREDIT, credits::CreditFollowup);
         Self { db, outbox, config }
     }
 
@@ -321,31 +324,13 @@ impl Treasury {
                 continue;
             }
             let token = funding.token.0;
-            let approval = outbox::latest(&mut *conn, chain_id, TREASURY_APPROVE, &token.to_string()).await?;
-            match approval.map(|row| (row.status, row.error)) {
-                Some((Status::Confirmed, _)) => {}
-                Some((status, _)) if status.is_live() => continue,
-                // Refused or reverted: the token or the treasury needs an operator, and
-                // queueing it again every tick would only fail again.
-                Some((_, error)) => {
-                    tracing::warn!(%token, ?error, "the treasury's allowance failed; its fundings wait");
+            match self.allowance(&mut conn, token).await? {
+                Allowance::Confirmed => {}
+                Allowance::Queued => {
+                    queued += 1;
                     continue;
                 }
-                None => {
-                    let approve = Erc20::approveCall {
-                        spender: self.config.escrow,
-                        amount: U256::MAX,
-                    };
-                    let new = NewTransaction {
-                        kind: TREASURY_APPROVE,
-                        key: token.to_string(),
-                        target: token,
-                        calldata: approve.abi_encode().into(),
-                        gas_limit: None,
-                    };
-                    queued += usize::from(outbox::enqueue(&mut conn, chain_id, &new).await?.created);
-                    continue;
-                }
+                Allowance::Waiting => continue,
             }
             let opening = sqlx::query_scalar!(
                 r#"SELECT o.status AS "status: Status" FROM outbox o JOIN program_fundings f ON o.key = f.id::text
@@ -381,8 +366,70 @@ impl Treasury {
             };
             queued += usize::from(outbox::enqueue(&mut conn, chain_id, &new).await?.created);
         }
+        // Promo credits: the treasury funds the redeemed campaigns.
+        for credit in credits::unsent(&mut conn, chain_id).await? {
+            if credit.treasury != self.address() {
+                tracing::warn!(redemption = %credit.redemption, owner = %credit.treasury, treasury = %self.address(),
+                    "a promo credit's budget belongs to another treasury wallet; its funding waits");
+                continue;
+            }
+            match self.allowance(&mut conn, credit.token).await? {
+                Allowance::Confirmed => {}
+                Allowance::Queued => {
+                    queued += 1;
+                    continue;
+                }
+                Allowance::Waiting => continue,
+            }
+            let new = credit.transaction(self.config.escrow);
+            queued += usize::from(outbox::enqueue(&mut conn, chain_id, &new).await?.created);
+        }
         Ok(queued)
     }
+
+    /// Where the treasury's allowance of the escrow in `token` stands; queues it when it was
+    /// never asked for.
+    async fn allowance(&self, conn: &mut PgConnection, token: Address) -> Result<Allowance, sqlx::Error> {
+        let chain_id = self.outbox.chain_id();
+        let approval = outbox::latest(&mut *conn, chain_id, TREASURY_APPROVE, &token.to_string()).await?;
+        Ok(match approval.map(|row| (row.status, row.error)) {
+            Some((Status::Confirmed, _)) => Allowance::Confirmed,
+            Some((status, _)) if status.is_live() => Allowance::Waiting,
+            // Refused or reverted: the token or the treasury needs an operator, and
+            // queueing it again every tick would only fail again.
+            Some((_, error)) => {
+                tracing::warn!(%token, ?error, "the treasury's allowance failed; its fundings wait");
+                Allowance::Waiting
+            }
+            None => {
+                let approve = Erc20::approveCall {
+                    spender: self.config.escrow,
+                    amount: U256::MAX,
+                };
+                let new = NewTransaction {
+                    kind: TREASURY_APPROVE,
+                    key: token.to_string(),
+                    target: token,
+                    calldata: approve.abi_encode().into(),
+                    gas_limit: None,
+                };
+                if outbox::enqueue(conn, chain_id, &new).await?.created {
+                    Allowance::Queued
+                } else {
+                    Allowance::Waiting
+                }
+            }
+        })
+    }
+}
+
+/// The treasury's allowance of the escrow in one token.
+enum Allowance {
+    Confirmed,
+    /// Asked for just now.
+    Queued,
+    /// On its way, or failed and waiting for an operator.
+    Waiting,
 }
 
 impl Role for Treasury {

@@ -10,6 +10,14 @@ pub mod checksummed {
     pub fn serialize<S: Serializer>(address: &Address, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&address.to_checksum(None))
     }
+
+    /// The same for an optional address (`null` when none).
+    pub fn serialize_option<S: Serializer>(address: &Option<Address>, serializer: S) -> Result<S::Ok, S::Error> {
+        match address {
+            Some(address) => serialize(address, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
 }
 
 /// For PATCH bodies: tells a member set to `null` (`Some(None)`, clear it) from one left out

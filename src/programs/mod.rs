@@ -5,6 +5,7 @@ pub mod affiliates;
 pub mod codes;
 pub mod growth;
 pub mod market;
+pub mod promos;
 pub mod referrals;
 
 use alloy::primitives::Address;

@@ -172,7 +172,7 @@ pub fn place(entry: &Entry) -> Option<Placed> {
         (_, Party::Witness) => (Line::WitnessFees, entry.witness_node),
         (_, Party::Viewer) => (Line::ViewerRewards, None),
         (_, Party::Referrer) => (Line::ReferralBonuses, None),
-        (Source::Program, _) | (_, Party::Winner) => (Line::ProgramRewards, None),
+        (Source::Program, _) | (_, Party::Winner | Party::Treasury) => (Line::ProgramRewards, None),
         (_, Party::Affiliate) => (Line::Commissions, None),
         (_, Party::Seller) => (Line::MarketplaceSales, None),
         (_, Party::Buyer | Party::Advertiser) => (Line::Refunds, None),

@@ -32,6 +32,7 @@ fn path_value(name: &str) -> String {
         "campaign_id" | "campaignId" | "digest" => format!("{:#x}", alloy::primitives::B256::repeat_byte(0x22)),
         "slug" => "internal".to_owned(),
         "category" => "hoster_earnings".to_owned(),
+        "code" => "PROMO23456789".to_owned(),
         other => panic!("path parameter `{other}` is new: give this test a well-formed value for it"),
     }
 }

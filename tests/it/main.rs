@@ -26,6 +26,7 @@ mod money;
 mod nodes;
 mod openapi;
 mod programs;
+mod promos;
 mod rate_limit;
 mod readiness;
 mod receipts;

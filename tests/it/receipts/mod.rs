@@ -24,6 +24,7 @@ mod billing;
 mod commissions;
 mod concurrency;
 mod ledger;
+mod promos;
 mod referrals;
 mod refusals;
 

@@ -23,7 +23,7 @@ const REFERRER: usize = 7;
 const AFFILIATE: usize = 9;
 
 /// `owner` takes the hoster role and registers a node with a proof of possession.
-async fn register_node(app: &TestApp, owner: &PrivateKeySigner, token: &str, can_witness: bool) -> Node {
+pub(super) async fn register_node(app: &TestApp, owner: &PrivateKeySigner, token: &str, can_witness: bool) -> Node {
     app.post("/v1/me/roles", Some(token), json!({ "role": "hoster" }))
         .await
         .ok();

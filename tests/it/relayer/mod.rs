@@ -42,6 +42,7 @@ mod growth;
 mod indexes;
 mod market;
 mod outbox;
+mod promos;
 mod statements;
 
 const GWEI: u128 = 1_000_000_000;
