@@ -202,7 +202,8 @@ CREATE TYPE public.ledger_role AS ENUM (
     'buyer',
     'advertiser',
     'winner',
-    'treasury'
+    'treasury',
+    'reseller'
 );
 
 
@@ -335,6 +336,19 @@ CREATE TYPE public.refusal_reason AS ENUM (
 
 
 --
+-- Name: reseller_contract_status; Type: TYPE; Schema: public
+--
+
+CREATE TYPE public.reseller_contract_status AS ENUM (
+    'draft',
+    'pending_approval',
+    'approved',
+    'active',
+    'terminated'
+);
+
+
+--
 -- Name: statement_line; Type: TYPE; Schema: public
 --
 
@@ -345,6 +359,7 @@ CREATE TYPE public.statement_line AS ENUM (
     'referral_bonuses',
     'program_rewards',
     'commissions',
+    'reseller_markups',
     'marketplace_sales',
     'refunds',
     'platform_fees',
@@ -2248,6 +2263,176 @@ CREATE TABLE public.refused_receipts (
 
 
 --
+-- Name: reseller_contract_changes; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.reseller_contract_changes (
+    id bigint NOT NULL,
+    contract_id uuid NOT NULL,
+    from_status public.reseller_contract_status,
+    to_status public.reseller_contract_status NOT NULL,
+    changed_by uuid NOT NULL,
+    reason text NOT NULL,
+    changed_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT reseller_contract_changes_reason_check CHECK (((char_length(reason) >= 1) AND (char_length(reason) <= 500)))
+);
+
+
+--
+-- Name: reseller_contract_changes_id_seq; Type: SEQUENCE; Schema: public
+--
+
+CREATE SEQUENCE public.reseller_contract_changes_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+
+--
+-- Name: reseller_contract_changes_id_seq; Type: SEQUENCE OWNED BY; Schema: public
+--
+
+ALTER SEQUENCE public.reseller_contract_changes_id_seq OWNED BY public.reseller_contract_changes.id;
+
+
+--
+-- Name: reseller_contracts; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.reseller_contracts (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    reseller_id uuid NOT NULL,
+    version integer NOT NULL,
+    starts_at timestamp with time zone NOT NULL,
+    ends_at timestamp with time zone NOT NULL,
+    terms text NOT NULL,
+    status public.reseller_contract_status DEFAULT 'draft'::public.reseller_contract_status NOT NULL,
+    CONSTRAINT reseller_contracts_check CHECK ((ends_at > starts_at)),
+    CONSTRAINT reseller_contracts_terms_check CHECK (((char_length(terms) >= 1) AND (char_length(terms) <= 10000))),
+    CONSTRAINT reseller_contracts_version_check CHECK ((version >= 1))
+);
+
+
+--
+-- Name: reseller_markups; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.reseller_markups (
+    batch_id bigint NOT NULL,
+    reseller_id uuid NOT NULL,
+    token bytea NOT NULL,
+    source_posting bigint NOT NULL,
+    spend numeric(39,0) NOT NULL,
+    platform_share numeric(39,0) NOT NULL,
+    volume_before numeric(39,0) NOT NULL,
+    fee_bps integer NOT NULL,
+    amount numeric(39,0) NOT NULL,
+    posting_id bigint NOT NULL,
+    accrued_at timestamp with time zone NOT NULL,
+    CONSTRAINT reseller_markups_amount_check CHECK ((amount > (0)::numeric)),
+    CONSTRAINT reseller_markups_token_check CHECK ((octet_length(token) = 20))
+);
+
+
+--
+-- Name: reseller_members; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.reseller_members (
+    user_id uuid NOT NULL,
+    reseller_id uuid NOT NULL,
+    via text NOT NULL,
+    joined_at timestamp with time zone NOT NULL,
+    CONSTRAINT reseller_members_via_check CHECK ((via = ANY (ARRAY['code'::text, 'domain'::text])))
+);
+
+
+--
+-- Name: reseller_tiers; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.reseller_tiers (
+    reseller_id uuid NOT NULL,
+    token bytea NOT NULL,
+    effective_from date NOT NULL,
+    min_volume numeric(39,0) NOT NULL,
+    fee_bps integer NOT NULL,
+    CONSTRAINT reseller_tiers_fee_bps_check CHECK (((fee_bps >= 0) AND (fee_bps <= 10000))),
+    CONSTRAINT reseller_tiers_min_volume_check CHECK ((min_volume >= (0)::numeric)),
+    CONSTRAINT reseller_tiers_token_check CHECK ((octet_length(token) = 20))
+);
+
+
+--
+-- Name: reseller_usage; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.reseller_usage (
+    reseller_id uuid NOT NULL,
+    month date NOT NULL,
+    end_users integer DEFAULT 0 NOT NULL,
+    api_calls bigint DEFAULT 0 NOT NULL,
+    CONSTRAINT reseller_usage_api_calls_check CHECK ((api_calls >= 0)),
+    CONSTRAINT reseller_usage_end_users_check CHECK ((end_users >= 0)),
+    CONSTRAINT reseller_usage_month_check CHECK ((EXTRACT(day FROM month) = (1)::numeric))
+);
+
+
+--
+-- Name: reseller_volumes; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.reseller_volumes (
+    reseller_id uuid NOT NULL,
+    token bytea NOT NULL,
+    month date NOT NULL,
+    volume numeric(39,0) NOT NULL,
+    CONSTRAINT reseller_volumes_token_check CHECK ((octet_length(token) = 20)),
+    CONSTRAINT reseller_volumes_volume_check CHECK ((volume >= (0)::numeric))
+);
+
+
+--
+-- Name: resellers; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.resellers (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    owner_id uuid NOT NULL,
+    name text NOT NULL,
+    code text NOT NULL,
+    application text NOT NULL,
+    applied_at timestamp with time zone DEFAULT now() NOT NULL,
+    logo_url text,
+    primary_colour text,
+    accent_colour text,
+    support_contact text,
+    domain text,
+    domain_token text,
+    domain_verified_at timestamp with time zone,
+    end_users_soft integer,
+    end_users_hard integer,
+    api_calls_soft bigint,
+    api_calls_hard bigint,
+    CONSTRAINT resellers_accent_colour_check CHECK ((accent_colour ~ '^#[0-9a-f]{6}$'::text)),
+    CONSTRAINT resellers_api_calls_hard_check CHECK ((api_calls_hard > 0)),
+    CONSTRAINT resellers_api_calls_soft_check CHECK ((api_calls_soft > 0)),
+    CONSTRAINT resellers_application_check CHECK (((char_length(application) >= 1) AND (char_length(application) <= 500))),
+    CONSTRAINT resellers_check CHECK (((domain IS NULL) = (domain_token IS NULL))),
+    CONSTRAINT resellers_check1 CHECK (((domain_verified_at IS NULL) OR (domain IS NOT NULL))),
+    CONSTRAINT resellers_domain_check CHECK ((domain ~ '^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$'::text)),
+    CONSTRAINT resellers_end_users_hard_check CHECK ((end_users_hard > 0)),
+    CONSTRAINT resellers_end_users_soft_check CHECK ((end_users_soft > 0)),
+    CONSTRAINT resellers_logo_url_check CHECK ((char_length(logo_url) <= 2048)),
+    CONSTRAINT resellers_name_check CHECK (((char_length(name) >= 1) AND (char_length(name) <= 100))),
+    CONSTRAINT resellers_primary_colour_check CHECK ((primary_colour ~ '^#[0-9a-f]{6}$'::text)),
+    CONSTRAINT resellers_support_contact_check CHECK (((char_length(support_contact) >= 1) AND (char_length(support_contact) <= 200)))
+);
+
+
+--
 -- Name: served_counts; Type: TABLE; Schema: public
 --
 
@@ -2478,6 +2663,13 @@ CREATE TABLE public.viewer_ids (
 --
 
 ALTER TABLE ONLY public.promo_events ALTER COLUMN id SET DEFAULT nextval('public.promo_events_id_seq'::regclass);
+
+
+--
+-- Name: reseller_contract_changes id; Type: DEFAULT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_contract_changes ALTER COLUMN id SET DEFAULT nextval('public.reseller_contract_changes_id_seq'::regclass);
 
 
 --
@@ -3217,6 +3409,102 @@ ALTER TABLE ONLY public.refused_receipts
 
 
 --
+-- Name: reseller_contract_changes reseller_contract_changes_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_contract_changes
+    ADD CONSTRAINT reseller_contract_changes_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: reseller_contracts reseller_contracts_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_contracts
+    ADD CONSTRAINT reseller_contracts_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: reseller_contracts reseller_contracts_reseller_id_version_key; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_contracts
+    ADD CONSTRAINT reseller_contracts_reseller_id_version_key UNIQUE (reseller_id, version);
+
+
+--
+-- Name: reseller_markups reseller_markups_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_markups
+    ADD CONSTRAINT reseller_markups_pkey PRIMARY KEY (batch_id, reseller_id, token);
+
+
+--
+-- Name: reseller_members reseller_members_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_members
+    ADD CONSTRAINT reseller_members_pkey PRIMARY KEY (user_id);
+
+
+--
+-- Name: reseller_tiers reseller_tiers_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_tiers
+    ADD CONSTRAINT reseller_tiers_pkey PRIMARY KEY (reseller_id, token, effective_from, min_volume);
+
+
+--
+-- Name: reseller_usage reseller_usage_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_usage
+    ADD CONSTRAINT reseller_usage_pkey PRIMARY KEY (reseller_id, month);
+
+
+--
+-- Name: reseller_volumes reseller_volumes_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_volumes
+    ADD CONSTRAINT reseller_volumes_pkey PRIMARY KEY (reseller_id, token, month);
+
+
+--
+-- Name: resellers resellers_code_key; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.resellers
+    ADD CONSTRAINT resellers_code_key UNIQUE (code);
+
+
+--
+-- Name: resellers resellers_domain_key; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.resellers
+    ADD CONSTRAINT resellers_domain_key UNIQUE (domain);
+
+
+--
+-- Name: resellers resellers_owner_id_key; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.resellers
+    ADD CONSTRAINT resellers_owner_id_key UNIQUE (owner_id);
+
+
+--
+-- Name: resellers resellers_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.resellers
+    ADD CONSTRAINT resellers_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: served_counts served_counts_pkey; Type: CONSTRAINT; Schema: public
 --
 
@@ -3741,6 +4029,34 @@ CREATE INDEX refresh_sessions_family_idx ON public.refresh_sessions USING btree 
 --
 
 CREATE INDEX refresh_sessions_live_family_idx ON public.refresh_sessions USING btree (family_id) WHERE ((rotated_at IS NULL) AND (revoked_at IS NULL));
+
+
+--
+-- Name: reseller_contract_changes_contract_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX reseller_contract_changes_contract_idx ON public.reseller_contract_changes USING btree (contract_id, id);
+
+
+--
+-- Name: reseller_contracts_live_idx; Type: INDEX; Schema: public
+--
+
+CREATE UNIQUE INDEX reseller_contracts_live_idx ON public.reseller_contracts USING btree (reseller_id) WHERE (status = ANY (ARRAY['approved'::public.reseller_contract_status, 'active'::public.reseller_contract_status]));
+
+
+--
+-- Name: reseller_markups_reseller_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX reseller_markups_reseller_idx ON public.reseller_markups USING btree (reseller_id, accrued_at);
+
+
+--
+-- Name: reseller_members_reseller_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX reseller_members_reseller_idx ON public.reseller_members USING btree (reseller_id, joined_at);
 
 
 --
@@ -4803,6 +5119,102 @@ ALTER TABLE ONLY public.refresh_sessions
 
 ALTER TABLE ONLY public.refused_receipts
     ADD CONSTRAINT refused_receipts_batch_fkey FOREIGN KEY (batch_id) REFERENCES public.receipt_batches(id);
+
+
+--
+-- Name: reseller_contract_changes reseller_contract_changes_changed_by_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_contract_changes
+    ADD CONSTRAINT reseller_contract_changes_changed_by_fkey FOREIGN KEY (changed_by) REFERENCES public.users(id);
+
+
+--
+-- Name: reseller_contract_changes reseller_contract_changes_contract_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_contract_changes
+    ADD CONSTRAINT reseller_contract_changes_contract_id_fkey FOREIGN KEY (contract_id) REFERENCES public.reseller_contracts(id);
+
+
+--
+-- Name: reseller_contracts reseller_contracts_reseller_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_contracts
+    ADD CONSTRAINT reseller_contracts_reseller_id_fkey FOREIGN KEY (reseller_id) REFERENCES public.resellers(id);
+
+
+--
+-- Name: reseller_markups reseller_markups_posting_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_markups
+    ADD CONSTRAINT reseller_markups_posting_id_fkey FOREIGN KEY (posting_id) REFERENCES public.ledger_postings(id);
+
+
+--
+-- Name: reseller_markups reseller_markups_reseller_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_markups
+    ADD CONSTRAINT reseller_markups_reseller_id_fkey FOREIGN KEY (reseller_id) REFERENCES public.resellers(id);
+
+
+--
+-- Name: reseller_markups reseller_markups_source_posting_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_markups
+    ADD CONSTRAINT reseller_markups_source_posting_fkey FOREIGN KEY (source_posting) REFERENCES public.ledger_postings(id);
+
+
+--
+-- Name: reseller_members reseller_members_reseller_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_members
+    ADD CONSTRAINT reseller_members_reseller_id_fkey FOREIGN KEY (reseller_id) REFERENCES public.resellers(id);
+
+
+--
+-- Name: reseller_members reseller_members_user_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_members
+    ADD CONSTRAINT reseller_members_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id);
+
+
+--
+-- Name: reseller_tiers reseller_tiers_reseller_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_tiers
+    ADD CONSTRAINT reseller_tiers_reseller_id_fkey FOREIGN KEY (reseller_id) REFERENCES public.resellers(id);
+
+
+--
+-- Name: reseller_usage reseller_usage_reseller_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_usage
+    ADD CONSTRAINT reseller_usage_reseller_id_fkey FOREIGN KEY (reseller_id) REFERENCES public.resellers(id);
+
+
+--
+-- Name: reseller_volumes reseller_volumes_reseller_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_volumes
+    ADD CONSTRAINT reseller_volumes_reseller_id_fkey FOREIGN KEY (reseller_id) REFERENCES public.resellers(id);
+
+
+--
+-- Name: resellers resellers_owner_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.resellers
+    ADD CONSTRAINT resellers_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES public.users(id);
 
 
 --

@@ -8,7 +8,8 @@
 //! that take one, the `Idempotency-Key` header with its 409 and 422.
 
 use axum::Router;
-use axum::http::header;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use serde::Serialize;
@@ -24,6 +25,7 @@ use super::AppState;
 use super::error::{ApiError, ApiResult, ProblemKind};
 use super::extract::{Json, Path};
 use crate::platform::idempotency;
+use crate::programs::resellers::branding;
 
 /// The Scalar API reference the docs page runs: the standalone bundle of the npm package
 /// `@scalar/api-reference` at this version, committed under `assets/` (refresh with
@@ -51,7 +53,7 @@ const DOCS_HTML: &str = concat!(
     r#"<!doctype html>
 <html>
 <head>
-<title>adescrow API</title>
+<title>$title</title>
 <meta charset="utf-8"/>
 <meta name="viewport" content="width=device-width, initial-scale=1"/>
 </head>
@@ -67,6 +69,22 @@ $spec
 </html>
 "#
 );
+
+/// `text` safe inside an HTML element.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 pub fn router(openapi: OpenApi) -> Router<AppState> {
     #[allow(
@@ -84,7 +102,19 @@ pub fn router(openapi: OpenApi) -> Router<AppState> {
         )
         .route(
             "/docs",
-            get(move || async move { ([(header::CONTENT_SECURITY_POLICY, DOCS_CSP)], Html(html)) }),
+            get(move |State(state): State<AppState>, headers: HeaderMap| {
+                let html = html.clone();
+                async move {
+                    // A reseller's proven domain serves the docs under its name.
+                    let brand = match super::resellers::host(&headers) {
+                        Some(host) => branding::by_host(&state.db, host).await.ok().flatten(),
+                        None => None,
+                    };
+                    let title = brand.map_or_else(|| "adescrow API".to_owned(), |b| format!("{} API", b.name));
+                    let page = html.replace("$title", &escape_html(&title));
+                    ([(header::CONTENT_SECURITY_POLICY, DOCS_CSP)], Html(page))
+                }
+            }),
         )
         .route(
             SCALAR_PATH,
@@ -176,6 +206,29 @@ const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("get", "/v1/promotions/{code}", "showPromotion"),
     ("post", "/v1/promotions/{code}/redemptions", "redeemPromotion"),
     ("get", "/v1/me/promotions", "listMyRedemptions"),
+    ("post", "/v1/resellers/me", "applyAsReseller"),
+    ("get", "/v1/resellers/me", "getMyResellerDashboard"),
+    ("put", "/v1/resellers/me/branding", "setResellerBranding"),
+    ("put", "/v1/resellers/me/domain", "claimResellerDomain"),
+    ("post", "/v1/resellers/me/domain/verify", "verifyResellerDomain"),
+    ("post", "/v1/resellers/me/contracts", "draftResellerContract"),
+    (
+        "post",
+        "/v1/resellers/me/contracts/{id}/status",
+        "moveMyResellerContract",
+    ),
+    ("get", "/v1/admin/resellers", "listResellers"),
+    ("get", "/v1/admin/resellers/{id}", "getResellerDashboard"),
+    (
+        "post",
+        "/v1/admin/reseller-contracts/{id}/status",
+        "moveResellerContract",
+    ),
+    ("put", "/v1/admin/resellers/{id}/quotas", "setResellerQuotas"),
+    ("put", "/v1/admin/resellers/{id}/tiers", "setResellerTiers"),
+    ("post", "/v1/resellers/join", "joinReseller"),
+    ("get", "/v1/resellers/join", "getMyResellerMembership"),
+    ("get", "/v1/branding", "getBranding"),
     ("get", "/v1/escrow/claims/{account}", "listClaims"),
     ("get", "/v1/consent/{user}", "getConsent"),
     ("post", "/v1/consent", "submitConsent"),

@@ -189,6 +189,13 @@ pub enum ApiError {
     Unavailable(String),
     #[error("too many requests; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// A monthly quota is used up: `field` names it, `Retry-After` says when it renews.
+    #[error("{message}")]
+    QuotaExceeded {
+        quota: &'static str,
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -223,7 +230,7 @@ impl ApiError {
             Self::Forbidden(_) => ProblemKind::Forbidden,
             Self::NotFound(_) => ProblemKind::NotFound,
             Self::Conflict { .. } => ProblemKind::Conflict,
-            Self::RateLimited { .. } => ProblemKind::RateLimited,
+            Self::RateLimited { .. } | Self::QuotaExceeded { .. } => ProblemKind::RateLimited,
             Self::Unavailable(_) => ProblemKind::Unavailable,
         }
     }
@@ -232,6 +239,7 @@ impl ApiError {
         match self {
             Self::InvalidField { field, .. } => Some(field.clone()),
             Self::Conflict { field, .. } => field.clone(),
+            Self::QuotaExceeded { quota, .. } => Some((*quota).to_owned()),
             Self::SignIn(error) => Some(error.field().to_owned()).filter(|f| !f.is_empty()),
             _ => None,
         }
@@ -275,7 +283,7 @@ impl IntoResponse for ApiError {
         };
         let mut response = problem_response(kind, detail, self.field());
         match self {
-            Self::RateLimited { retry_after_secs } => {
+            Self::RateLimited { retry_after_secs } | Self::QuotaExceeded { retry_after_secs, .. } => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));

@@ -62,6 +62,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/v1/market/orders"),
     ("post", "/v1/admin/promotions"),
     ("post", "/v1/promotions/{code}/redemptions"),
+    ("post", "/v1/resellers/me/contracts"),
 ];
 
 /// What a 409 for a key in flight tells the client to wait, in seconds.

@@ -13,6 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use time::OffsetDateTime;
 use tower_http::set_header::SetResponseHeaderLayer;
 use uuid::Uuid;
 
@@ -22,6 +23,7 @@ use super::extract::bearer;
 use crate::accounts::client_network::{ClientNetwork, ClientNetworks};
 use crate::accounts::principal::{AuthError, Refusal};
 use crate::accounts::{Authenticated, Principal, api_key};
+use crate::programs::resellers::members;
 
 /// Whom a request counts against. Only a verified credential has a budget of its own:
 /// anything else (no credential, or one that does not verify) counts against its network,
@@ -121,6 +123,16 @@ pub async fn rate_limit(State(state): State<AppState>, mut req: Request, next: N
     if let Err(retry_after_secs) = state.rate_limiter.check(&key) {
         return ApiError::RateLimited { retry_after_secs }.into_response();
     }
+    // A reseller's end users count against its monthly API quota.
+    let warning = match &identified {
+        Ok(Authenticated::User(principal)) => {
+            match members::count_call(&state.db, principal.user_id, OffsetDateTime::now_utc()).await {
+                Ok(warning) => warning,
+                Err(error) => return ApiError::from(error).into_response(),
+            }
+        }
+        _ => None,
+    };
     let identity = match identified {
         Ok(caller) => Ok(caller),
         Err(AuthError::Refused(refusal)) => Err(refusal),
@@ -128,7 +140,11 @@ pub async fn rate_limit(State(state): State<AppState>, mut req: Request, next: N
         Err(error @ AuthError::Database(_)) => return ApiError::from(error).into_response(),
     };
     req.extensions_mut().insert(Identity(identity));
-    next.run(req).await
+    let mut response = next.run(req).await;
+    if let Some(value) = warning.and_then(|w| HeaderValue::from_str(&w.header()).ok()) {
+        response.headers_mut().insert(super::resellers::QUOTA_WARNING, value);
+    }
+    response
 }
 
 /// The address a request came from, for hashing as a sign-up network; none in process.

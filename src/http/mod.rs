@@ -33,6 +33,7 @@ mod programs;
 mod promotions;
 mod receipts;
 mod referrals;
+mod resellers;
 mod statements;
 
 use std::num::NonZeroU32;
@@ -67,6 +68,7 @@ use crate::platform::telemetry;
 use crate::programs::growth::Growth;
 use crate::programs::market::Market;
 use crate::programs::referrals::Referrals;
+use crate::programs::resellers::branding::{SystemDns, TxtResolver};
 use middleware::ClientRateLimiter;
 
 /// How long readiness waits for each dependency.
@@ -92,6 +94,8 @@ pub struct AppState {
     /// The declared leaderboard zones, and the boards ranked in memory.
     pub leaderboard_zones: Arc<Zones>,
     pub rankings: Arc<Rankings>,
+    /// Where a reseller's domain proof is looked up.
+    pub resolver: Arc<dyn TxtResolver>,
 }
 
 /// A configuration the API cannot run with.
@@ -147,6 +151,7 @@ impl AppState {
         Ok(Self {
             leaderboard_zones: Arc::new(leaderboard_zones),
             rankings: Arc::new(Rankings::new(db.clone(), config.leaderboard_refresh)),
+            resolver: Arc::new(SystemDns::default()),
             db,
             market: Arc::new(market),
             growth: Arc::new(growth),
@@ -254,6 +259,7 @@ fn split_policy(config: &ApiArgs) -> Result<SplitPolicy, ConfigError> {
         (name = "statements", description = "Earnings statements per payee and period, and the platform's"),
         (name = "badges", description = "Badges in tiers, awarded from authoritative state"),
         (name = "promotions", description = "Promo codes: ad credits, fee discounts and free trials"),
+        (name = "resellers", description = "White-label resellers: contracts, branding, members, quotas and pricing"),
     )
 )]
 struct ApiDoc;
@@ -325,6 +331,7 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(referrals::router())
         .merge(affiliates::router())
         .merge(promotions::router())
+        .merge(resellers::router())
         // Inside the rate limit, which identifies the caller a key belongs to.
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .layer(axum::middleware::from_fn_with_state(

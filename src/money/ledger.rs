@@ -77,6 +77,8 @@ pub enum Party {
     Winner,
     /// Funded a campaign with a promo credit: repaid from the promotion's program budget.
     Treasury,
+    /// Resold the platform: its markup, out of the platform's share.
+    Reseller,
 }
 
 /// A payee in one capacity.

@@ -1,6 +1,6 @@
 //! Growth: what a first sign-in brings (a referral code or link, or an affiliate code), and
 //! the programs' scheduled work (referral bonuses, commission accrual, release and
-//! clawback), run as one background role.
+//! clawback, resellers' markups), run as one background role.
 
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use crate::platform::worker::{Backoff, Leadership, Role, StepError};
 use crate::programs::affiliates::{self, AffiliateError, Terms, commissions};
 use crate::programs::codes;
 use crate::programs::referrals::{self, ReferralError, Referrals, activity, bonuses};
+use crate::programs::resellers::{self, ResellerError};
 
 /// Referrals and affiliates, as the API and the role use them.
 #[derive(Debug, Clone)]
@@ -101,17 +102,31 @@ pub struct Pass {
     pub released: usize,
     /// Referees' moves folded into their activity.
     pub folded: u64,
+    /// Resellers' markups posted.
+    pub markups: usize,
 }
 
 /// Referrers whose bonuses one pass recomputes (a referrer with 10,000 referrals is assessed
 /// in tens of milliseconds, so a pass stays within seconds).
 const REFERRERS_PER_PASS: i64 = 100;
 
-/// One pass: accrue commissions on new billing, take back what adjustments reversed,
-/// release what is due, fold the referees' new activity, and bring the least recently
-/// recomputed referrers' bonuses in line.
-pub async fn tick(db: &PgPool, chain_id: u64, growth: &Growth, now: OffsetDateTime) -> Result<Pass, AffiliateError> {
+/// Why a pass stopped; the role retries it.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    #[error(transparent)]
+    Affiliate(#[from] AffiliateError),
+    #[error(transparent)]
+    Reseller(#[from] ResellerError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// One pass: accrue commissions and resellers' markups on new billing, take back what
+/// adjustments reversed, release what is due, fold the referees' new activity, and bring
+/// the least recently recomputed referrers' bonuses in line.
+pub async fn tick(db: &PgPool, chain_id: u64, growth: &Growth, now: OffsetDateTime) -> Result<Pass, PassError> {
     let accrued = commissions::accrue(db, chain_id, &growth.affiliates, now).await?;
+    let markups = resellers::pricing::accrue(db, chain_id, now).await?;
     let clawed_back = commissions::claw_back(db, chain_id, now).await?;
     let released = commissions::release_due(db, chain_id, &growth.affiliates, now).await?;
     let folded = activity::fold(db).await?;
@@ -122,6 +137,7 @@ pub async fn tick(db: &PgPool, chain_id: u64, growth: &Growth, now: OffsetDateTi
         clawed_back,
         released,
         folded,
+        markups,
     })
 }
 

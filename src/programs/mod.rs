@@ -7,6 +7,7 @@ pub mod growth;
 pub mod market;
 pub mod promos;
 pub mod referrals;
+pub mod resellers;
 
 use alloy::primitives::Address;
 

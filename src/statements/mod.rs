@@ -55,13 +55,15 @@ pub enum Line {
     ProgramRewards,
     /// An affiliate's commissions, moved out of the platform's share.
     Commissions,
+    /// A reseller's markups, moved out of the platform's share of its advertisers' spend.
+    ResellerMarkups,
     /// A seller's share of its sales.
     MarketplaceSales,
     /// What a buyer or an advertiser got back.
     Refunds,
     /// The platform's share of spend and sales.
     PlatformFees,
-    /// What the platform moved to affiliates (negative).
+    /// What the platform moved to affiliates and resellers (negative).
     CommissionsPaid,
     /// What program budgets paid out: the platform's cost, kept under the zero address.
     ProgramSpend,
@@ -78,6 +80,7 @@ impl Line {
             Self::ReferralBonuses => "referral_bonuses",
             Self::ProgramRewards => "program_rewards",
             Self::Commissions => "commissions",
+            Self::ResellerMarkups => "reseller_markups",
             Self::MarketplaceSales => "marketplace_sales",
             Self::Refunds => "refunds",
             Self::PlatformFees => "platform_fees",
@@ -174,6 +177,7 @@ pub fn place(entry: &Entry) -> Option<Placed> {
         (_, Party::Referrer) => (Line::ReferralBonuses, None),
         (Source::Program, _) | (_, Party::Winner | Party::Treasury) => (Line::ProgramRewards, None),
         (_, Party::Affiliate) => (Line::Commissions, None),
+        (_, Party::Reseller) => (Line::ResellerMarkups, None),
         (_, Party::Seller) => (Line::MarketplaceSales, None),
         (_, Party::Buyer | Party::Advertiser) => (Line::Refunds, None),
         (Source::Transfer, Party::Platform) => (Line::CommissionsPaid, None),

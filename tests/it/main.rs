@@ -31,6 +31,7 @@ mod rate_limit;
 mod readiness;
 mod receipts;
 mod relayer;
+mod resellers;
 mod rpc_faults;
 mod scheduler;
 mod sign_in;

@@ -27,6 +27,7 @@ mod ledger;
 mod promos;
 mod referrals;
 mod refusals;
+mod resellers;
 
 const ESCROW: Address = Address::repeat_byte(0xe5);
 const PLATFORM: Address = Address::repeat_byte(0xfa);

@@ -43,6 +43,7 @@ mod indexes;
 mod market;
 mod outbox;
 mod promos;
+mod resellers;
 mod statements;
 
 const GWEI: u128 = 1_000_000_000;
@@ -300,6 +301,68 @@ async fn send(world: &World, from: &PrivateKeySigner, calldata: Bytes) {
         .await
         .unwrap();
     assert!(receipt.status(), "the claim succeeds");
+}
+
+/// One campaign served and billed for real through `app`: a hoster node and a witness node
+/// (of `witness_owner`) registered with proofs of possession, the campaign running and the
+/// only one serving, and witnessed batches of impressions signed by both.
+struct Serving {
+    node: crate::fixtures::Node,
+    witness: crate::fixtures::Node,
+    session: String,
+    sequence: u64,
+}
+
+impl Serving {
+    async fn start(world: &World, app: &TestApp, campaign: &str, witness_owner: &PrivateKeySigner) -> Serving {
+        use crate::fixtures::{node_token, tick};
+        let hoster = PrivateKeySigner::random();
+        let hoster_token = app.token(&hoster).await;
+        let node = growth::register_node(app, &hoster, &hoster_token, false).await;
+        let witness_token = app.token(witness_owner).await;
+        let witness = growth::register_node(app, witness_owner, &witness_token, true).await;
+        let at = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        assert_eq!(tick(&world.pool, campaign, &at).await, "RUNNING");
+        sqlx::query("UPDATE campaigns SET status = 'paused' WHERE id <> $1::uuid")
+            .bind(campaign)
+            .execute(&world.pool)
+            .await
+            .unwrap();
+        app.state.ad_server.refresh().await.unwrap();
+        let session = node_token(app, &node).await;
+        Serving {
+            node,
+            witness,
+            session,
+            sequence: 0,
+        }
+    }
+
+    /// Decides and reports `n` impressions in one batch; returns how many were billed.
+    async fn bill(&mut self, world: &World, app: &TestApp, n: usize) -> u64 {
+        let mut receipts = Vec::new();
+        for _ in 0..n {
+            let decision = crate::fixtures::decide(app, &self.session, json!({ "placement": "feed-top-banner" })).await;
+            let ticket = decision["ads"][0]["ticket"].as_str().expect("an ad").to_owned();
+            let at = time::OffsetDateTime::now_utc().unix_timestamp();
+            receipts.push(crate::receipts::receipt(&ticket, "impression", at, None));
+        }
+        self.sequence += 1;
+        let escrow = world.chain.deployment.ad_escrow.address;
+        let batch = crate::receipts::signed_under(
+            CHAIN_ID,
+            escrow,
+            &self.node.key,
+            Some(&self.witness.key),
+            self.sequence,
+            &receipts,
+        );
+        app.post("/v1/receipts", None, batch).await.ok()["billed"]
+            .as_u64()
+            .unwrap()
+    }
 }
 
 async fn shutdown(mut stopped: watch::Receiver<()>) {

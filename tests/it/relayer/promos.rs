@@ -11,10 +11,7 @@ use alloy::primitives::aliases::U40;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::growth::register_node;
 use super::*;
-use crate::fixtures::{decide, node_token, tick};
-use crate::receipts::{receipt, signed_under};
 
 const ADVERTISER: usize = 3;
 const TREASURY: usize = 4;
@@ -153,42 +150,12 @@ async fn a_promo_credit_lands_in_the_campaigns_escrow_is_spent_and_repays_the_tr
     assert_eq!(redeemed.body["creditStatus"], "waiting");
 
     // Until the credit lands, billing spends only what the advertiser funded: 5 of 10.
-    let hoster = PrivateKeySigner::random();
-    let hoster_token = app.token(&hoster).await;
-    let node = register_node(&app, &hoster, &hoster_token, false).await;
-    let witness_owner = keys(WITNESS);
-    let witness_token = app.token(&witness_owner).await;
-    let witness = register_node(&app, &witness_owner, &witness_token, true).await;
-    let at = OffsetDateTime::now_utc().format(&Rfc3339).unwrap();
-    assert_eq!(tick(&world.pool, &campaign, &at).await, "RUNNING");
-    // Only the credited campaign serves, so that every ticket spends from its escrow.
-    sqlx::query("UPDATE campaigns SET status = 'paused' WHERE id <> $1::uuid")
-        .bind(&campaign)
-        .execute(&world.pool)
-        .await
-        .unwrap();
-    app.state.ad_server.refresh().await.unwrap();
-    let session = node_token(&app, &node).await;
-    let mut sequence = 0;
-    let mut bill_ten = async || {
-        let mut receipts = Vec::new();
-        for _ in 0..10 {
-            let decision = decide(&app, &session, json!({ "placement": "feed-top-banner" })).await;
-            let ticket = decision["ads"][0]["ticket"].as_str().expect("an ad").to_owned();
-            receipts.push(receipt(
-                &ticket,
-                "impression",
-                OffsetDateTime::now_utc().unix_timestamp(),
-                None,
-            ));
-        }
-        sequence += 1;
-        let batch = signed_under(CHAIN_ID, escrow, &node.key, Some(&witness.key), sequence, &receipts);
-        app.post("/v1/receipts", None, batch).await.ok()["billed"]
-            .as_u64()
-            .unwrap()
-    };
-    assert_eq!(bill_ten().await, 5, "the advertiser's own 5,000 at 1,000 each");
+    let mut serving = Serving::start(&world, &app, &campaign, &keys(WITNESS)).await;
+    assert_eq!(
+        serving.bill(&world, &app, 10).await,
+        5,
+        "the advertiser's own 5,000 at 1,000 each"
+    );
 
     // The treasury funds the campaign; once confirmed the credit is the campaign's escrow.
     world.send_credits(&treasury).await;
@@ -206,8 +173,12 @@ async fn a_promo_credit_lands_in_the_campaigns_escrow_is_spent_and_repays_the_tr
     let mine = app.get("/v1/me/promotions", Some(&advertiser.token)).await;
     assert_eq!(mine.ok()[0]["creditStatus"], "confirmed", "{}", mine.text);
     assert!(mine.body[0]["creditTx"].as_str().unwrap().starts_with("0x"));
-    assert_eq!(bill_ten().await, 10, "the credit is spent like the advertiser's own");
-    assert_eq!(bill_ten().await, 0, "and no more than it");
+    assert_eq!(
+        serving.bill(&world, &app, 10).await,
+        10,
+        "the credit is spent like the advertiser's own"
+    );
+    assert_eq!(serving.bill(&world, &app, 10).await, 0, "and no more than it");
 
     // The epoch debits the campaign for all 15 billed and the budget for the credit, which
     // the treasury claims back with the API's proof.
