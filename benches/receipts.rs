@@ -546,17 +546,24 @@ async fn redeem_promotions(pool: &PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Checks that billing waived the fee on exactly the trial's impressions.
+/// Checks that billing waived the fee on exactly the trial's impressions, and reports what
+/// the promotions waived.
 async fn check_waivers(pool: &PgPool) -> anyhow::Result<()> {
-    let (trial, waived): (i64, i64) = sqlx::query_as(
+    let (trial, waived, events, total): (i64, i64, i64, String) = sqlx::query_as(
         "SELECT (SELECT trial_used FROM promo_redemptions WHERE trial_impressions IS NOT NULL)::bigint,
-                (SELECT coalesce(sum(impressions), 0) FROM promo_waivers)::bigint",
+                (SELECT coalesce(sum(impressions), 0) FROM promo_waivers)::bigint,
+                (SELECT coalesce(sum(events), 0) FROM promo_waivers)::bigint,
+                (SELECT coalesce(sum(waived), 0) FROM promo_waivers)::text",
     )
     .fetch_one(pool)
     .await?;
     ensure!(
         trial == i64::from(TRIAL) && waived == trial,
         "the trial counted {trial} and waived {waived} impressions, not {TRIAL}"
+    );
+    println!(
+        "promotions: the trial waived the platform's fee on {trial} impressions, the discount 20% of it on {}; {total} base units waived",
+        events - trial
     );
     Ok(())
 }

@@ -2263,6 +2263,23 @@ CREATE TABLE public.refused_receipts (
 
 
 --
+-- Name: reseller_clawbacks; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.reseller_clawbacks (
+    adjustment_id uuid NOT NULL,
+    batch_id bigint NOT NULL,
+    reseller_id uuid NOT NULL,
+    reversed numeric(39,0) NOT NULL,
+    amount numeric(39,0) NOT NULL,
+    posting_id bigint,
+    clawed_at timestamp with time zone NOT NULL,
+    CONSTRAINT reseller_clawbacks_amount_check CHECK ((amount >= (0)::numeric)),
+    CONSTRAINT reseller_clawbacks_reversed_check CHECK ((reversed >= (0)::numeric))
+);
+
+
+--
 -- Name: reseller_contract_changes; Type: TABLE; Schema: public
 --
 
@@ -3409,6 +3426,14 @@ ALTER TABLE ONLY public.refused_receipts
 
 
 --
+-- Name: reseller_clawbacks reseller_clawbacks_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_clawbacks
+    ADD CONSTRAINT reseller_clawbacks_pkey PRIMARY KEY (adjustment_id, batch_id, reseller_id);
+
+
+--
 -- Name: reseller_contract_changes reseller_contract_changes_pkey; Type: CONSTRAINT; Schema: public
 --
 
@@ -4029,6 +4054,13 @@ CREATE INDEX refresh_sessions_family_idx ON public.refresh_sessions USING btree 
 --
 
 CREATE INDEX refresh_sessions_live_family_idx ON public.refresh_sessions USING btree (family_id) WHERE ((rotated_at IS NULL) AND (revoked_at IS NULL));
+
+
+--
+-- Name: reseller_clawbacks_markup_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX reseller_clawbacks_markup_idx ON public.reseller_clawbacks USING btree (batch_id, reseller_id);
 
 
 --
@@ -5119,6 +5151,30 @@ ALTER TABLE ONLY public.refresh_sessions
 
 ALTER TABLE ONLY public.refused_receipts
     ADD CONSTRAINT refused_receipts_batch_fkey FOREIGN KEY (batch_id) REFERENCES public.receipt_batches(id);
+
+
+--
+-- Name: reseller_clawbacks reseller_clawbacks_adjustment_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_clawbacks
+    ADD CONSTRAINT reseller_clawbacks_adjustment_id_fkey FOREIGN KEY (adjustment_id) REFERENCES public.billing_adjustments(id);
+
+
+--
+-- Name: reseller_clawbacks reseller_clawbacks_posting_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_clawbacks
+    ADD CONSTRAINT reseller_clawbacks_posting_id_fkey FOREIGN KEY (posting_id) REFERENCES public.ledger_postings(id);
+
+
+--
+-- Name: reseller_clawbacks reseller_clawbacks_reseller_id_fkey; Type: FK CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.reseller_clawbacks
+    ADD CONSTRAINT reseller_clawbacks_reseller_id_fkey FOREIGN KEY (reseller_id) REFERENCES public.resellers(id);
 
 
 --

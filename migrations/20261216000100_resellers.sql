@@ -120,4 +120,18 @@ CREATE TABLE reseller_markups (
 );
 CREATE INDEX reseller_markups_reseller_idx ON reseller_markups (reseller_id, accrued_at);
 
+-- What adjustments took back of a markup: once per adjustment, batch and reseller.
+CREATE TABLE reseller_clawbacks (
+    adjustment_id uuid          NOT NULL REFERENCES billing_adjustments (id),
+    batch_id      bigint        NOT NULL,
+    reseller_id   uuid          NOT NULL REFERENCES resellers (id),
+    -- The platform share this adjustment reversed, and what it took back of the markup.
+    reversed      numeric(39,0) NOT NULL CHECK (reversed >= 0),
+    amount        numeric(39,0) NOT NULL CHECK (amount >= 0),
+    posting_id    bigint        REFERENCES ledger_postings (id),
+    clawed_at     timestamptz   NOT NULL,
+    PRIMARY KEY (adjustment_id, batch_id, reseller_id)
+);
+CREATE INDEX reseller_clawbacks_markup_idx ON reseller_clawbacks (batch_id, reseller_id);
+
 INSERT INTO program_cursors (name, position) VALUES ('reseller_accrual', 0);

@@ -389,15 +389,16 @@ async fn judge_and_write(tx: &mut PgConnection, context: &Context<'_>) -> Result
         return Ok(None);
     }
     insert_refused(tx, batch_id, receipts, &refused).await?;
+    waivers.record(tx, batch_id).await?;
     ledger::post(tx, chain_id, Source::ReceiptBatch, &batch_id.to_string(), &postings).await?;
     if !add_spend(tx, &campaigns, &campaign_delta, &brands, &brand_delta).await? {
         return Ok(None);
     }
-    if !waivers.record(tx, batch_id).await? {
+    // Last: concurrent batches share these rows (an advertiser's, a period's, a trial's),
+    // so they are held for no longer than the commit.
+    tally::record(tx, zones, now, &scores).await?;
+    if !waivers.count_trials(tx).await? {
         return Ok(None);
     }
-    // Last: concurrent batches share these rows (an advertiser's, a period's), so they are
-    // held for no longer than the commit.
-    tally::record(tx, zones, now, &scores).await?;
     Ok(Some(answer(batch_id, batch.sequence, batch.witness.is_some(), results)))
 }

@@ -23,6 +23,7 @@ mod error;
 mod growth;
 mod hoster;
 mod market;
+mod offers;
 mod receipts;
 mod refund;
 pub mod report;
@@ -107,6 +108,10 @@ pub struct Outcome {
     pub bonus: u128,
     /// What the affiliate's commissions paid.
     pub commission: u128,
+    /// The promo credit the treasury funded the newcomer's campaign with.
+    pub credit: u128,
+    /// The reseller's markup on its advertiser's spend.
+    pub markup: u128,
 }
 
 /// Runs the scenario once, printing to `out`.
@@ -187,6 +192,17 @@ pub async fn run(config: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<Ou
             &viewer
         )
     );
+    let offered = step!(
+        Step::Offers,
+        offers::credit_and_resell(
+            &devnet,
+            &mut report,
+            &config.accounts.operator,
+            &advertiser,
+            &mut hosting,
+            &viewer
+        )
+    );
     let withdrawable_at = step!(
         Step::EndCampaign,
         refund::end_campaign(&devnet, &mut report, &advertiser, &campaign)
@@ -205,7 +221,8 @@ pub async fn run(config: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<Ou
 
     report.say(format_args!(
         "\ndemo complete: billed {}, settled in epoch {}, hoster claimed {}, seller {} claimed {}, \
-         referrer {} and affiliate {} claimed, advertiser got {} back",
+         referrer {} and affiliate {} claimed, a promo credit of {} funded a reseller's advertiser \
+         (markup {}), advertiser got {} back",
         devnet.units(billed.spend),
         settled.epoch,
         devnet.units(claimed),
@@ -213,6 +230,8 @@ pub async fn run(config: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<Ou
         devnet.units(sold.proceeds),
         devnet.units(grown.bonus),
         devnet.units(grown.commission),
+        devnet.units(offered.credit),
+        devnet.units(offered.markup),
         devnet.units(refunded)
     ));
     Ok(Outcome {
@@ -223,5 +242,7 @@ pub async fn run(config: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<Ou
         sold: sold.proceeds,
         bonus: grown.bonus,
         commission: grown.commission,
+        credit: offered.credit,
+        markup: offered.markup,
     })
 }

@@ -29,12 +29,13 @@ pub enum Step {
     Statement,
     Marketplace,
     Growth,
+    Offers,
     EndCampaign,
     Withdraw,
 }
 
 impl Step {
-    pub const ALL: [Step; 18] = [
+    pub const ALL: [Step; 19] = [
         Step::Devnet,
         Step::AdvertiserSignIn,
         Step::CampaignSetup,
@@ -51,6 +52,7 @@ impl Step {
         Step::Statement,
         Step::Marketplace,
         Step::Growth,
+        Step::Offers,
         Step::EndCampaign,
         Step::Withdraw,
     ];
@@ -79,6 +81,7 @@ impl fmt::Display for Step {
             Step::Statement => "hoster reads its earnings statement: each amount and where it stands",
             Step::Marketplace => "a buyer pays for an item from their wallet; the seller claims the sale",
             Step::Growth => "a referrer and an affiliate bring an advertiser; both claim what they earned",
+            Step::Offers => "an agency resells the platform; a promo credit funds its advertiser's campaign on chain",
             Step::EndCampaign => "advertiser ends the campaign",
             Step::Withdraw => "advertiser withdraws the unspent budget after the grace period",
         })

@@ -102,8 +102,9 @@ pub struct Pass {
     pub released: usize,
     /// Referees' moves folded into their activity.
     pub folded: u64,
-    /// Resellers' markups posted.
+    /// Resellers' markups posted, and taken back after adjustments.
     pub markups: usize,
+    pub markups_clawed_back: usize,
 }
 
 /// Referrers whose bonuses one pass recomputes (a referrer with 10,000 referrals is assessed
@@ -127,6 +128,7 @@ pub enum PassError {
 pub async fn tick(db: &PgPool, chain_id: u64, growth: &Growth, now: OffsetDateTime) -> Result<Pass, PassError> {
     let accrued = commissions::accrue(db, chain_id, &growth.affiliates, now).await?;
     let markups = resellers::pricing::accrue(db, chain_id, now).await?;
+    let markups_clawed_back = resellers::clawback::claw_back(db, chain_id, now).await?;
     let clawed_back = commissions::claw_back(db, chain_id, now).await?;
     let released = commissions::release_due(db, chain_id, &growth.affiliates, now).await?;
     let folded = activity::fold(db).await?;
@@ -138,6 +140,7 @@ pub async fn tick(db: &PgPool, chain_id: u64, growth: &Growth, now: OffsetDateTi
         released,
         folded,
         markups,
+        markups_clawed_back,
     })
 }
 

@@ -178,6 +178,10 @@ fn expected(epoch: u64) -> Outcome {
         // two batches: 20% of 2,270 (3 impressions and the click) + 20% of 180.
         bonus: 1_000_000,
         commission: 490,
+        // The newcomer's first-time credit of two tokens, and the agency's markup: the same
+        // batches' platform shares above its 2% fee: (2,270 - 1,060) + (180 - 40).
+        credit: 2_000_000,
+        markup: 1_350,
     }
 }
 

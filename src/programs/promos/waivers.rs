@@ -5,7 +5,8 @@
 //!
 //! Billing loads the live waivers of a batch's advertisers ([`Waivers::load`]), asks for
 //! each event what is waived ([`Waivers::quote`]), takes it once the event is billed
-//! ([`Waivers::take`]) and records it with the batch ([`Waivers::record`]). A trial's
+//! ([`Waivers::take`]), records it with the batch ([`Waivers::record`]) and counts the
+//! trials' impressions last ([`Waivers::count_trials`]). A trial's
 //! impressions are counted with one conditional update per redemption, so concurrent
 //! batches never waive more impressions than it gives: a batch that finds them taken starts
 //! over, as it does when another batch spent a budget it counted on.
@@ -156,33 +157,11 @@ impl Waivers {
         used.waived += waived.amount.0;
     }
 
-    /// Records what batch `batch_id` waived and counts its trials' impressions. `false` when
-    /// a concurrent batch took impressions this one counted on (the caller starts over).
-    pub async fn record(&self, conn: &mut PgConnection, batch_id: i64) -> Result<bool, sqlx::Error> {
+    /// Records what batch `batch_id` waived, per redemption and token. No other batch
+    /// writes these rows, so this goes before the rows batches contend for.
+    pub async fn record(&self, conn: &mut PgConnection, batch_id: i64) -> Result<(), sqlx::Error> {
         if self.used.is_empty() {
-            return Ok(true);
-        }
-        let mut trials: BTreeMap<Uuid, i32> = BTreeMap::new();
-        for ((redemption, _), used) in &self.used {
-            if used.impressions > 0 {
-                *trials.entry(*redemption).or_default() += used.impressions;
-            }
-        }
-        if !trials.is_empty() {
-            // In id order, because rows are locked in the order they are updated.
-            let (ids, counts): (Vec<Uuid>, Vec<i32>) = trials.into_iter().unzip();
-            let counted = sqlx::query!(
-                "UPDATE promo_redemptions r SET trial_used = r.trial_used + u.n
-                 FROM UNNEST($1::uuid[], $2::int[]) AS u(id, n)
-                 WHERE r.id = u.id AND r.trial_used + u.n <= r.trial_impressions",
-                &ids,
-                &counts
-            )
-            .execute(&mut *conn)
-            .await?;
-            if counted.rows_affected() != ids.len() as u64 {
-                return Ok(false);
-            }
+            return Ok(());
         }
         let mut redemptions = Vec::with_capacity(self.used.len());
         let mut tokens = Vec::with_capacity(self.used.len());
@@ -208,7 +187,35 @@ impl Waivers {
         )
         .execute(conn)
         .await?;
-        Ok(true)
+        Ok(())
+    }
+
+    /// Counts the trials' impressions the batch took, each trial by one conditional update.
+    /// `false` when a concurrent batch took impressions this one counted on (the caller
+    /// starts over). Concurrent batches of one advertiser share its trial's row, so this
+    /// goes last, holding the row for no longer than the commit.
+    pub async fn count_trials(&self, conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+        let mut trials: BTreeMap<Uuid, i32> = BTreeMap::new();
+        for ((redemption, _), used) in &self.used {
+            if used.impressions > 0 {
+                *trials.entry(*redemption).or_default() += used.impressions;
+            }
+        }
+        if trials.is_empty() {
+            return Ok(true);
+        }
+        // In id order, because rows are locked in the order they are updated.
+        let (ids, counts): (Vec<Uuid>, Vec<i32>) = trials.into_iter().unzip();
+        let counted = sqlx::query!(
+            "UPDATE promo_redemptions r SET trial_used = r.trial_used + u.n
+             FROM UNNEST($1::uuid[], $2::int[]) AS u(id, n)
+             WHERE r.id = u.id AND r.trial_used + u.n <= r.trial_impressions",
+            &ids,
+            &counts
+        )
+        .execute(conn)
+        .await?;
+        Ok(counted.rows_affected() == ids.len() as u64)
     }
 }
 

@@ -9,9 +9,11 @@
 //! - End advertisers join it by its code or domain ([`members`]), within its monthly quotas
 //!   of end users and API calls, each counted by one conditional upsert.
 //! - Its markup ([`pricing`]) is the platform's share of its advertisers' spend above the
-//!   fee its volume tier sets, moved to it through the ledger and claimed like any earning.
+//!   fee its volume tier sets, moved to it through the ledger and claimed like any earning;
+//!   an adjustment that reverses receipts takes it back pro rata ([`clawback`]).
 
 pub mod branding;
+pub mod clawback;
 pub mod contracts;
 pub mod members;
 pub mod pricing;

@@ -1,7 +1,7 @@
 //! Reseller pricing on billed spend: the platform keeps the fee of the tier the reseller's
 //! month has reached, and the rest of its share moves to the reseller, once per batch.
 
-use adescrow::programs::resellers::pricing;
+use adescrow::programs::resellers::{clawback, pricing};
 
 use super::*;
 
@@ -101,10 +101,13 @@ async fn a_resellers_markup_is_the_platforms_share_above_its_tier(pool: PgPool) 
     // Three batches of two impressions: 4,000 spend and 360 platform share each. The first
     // two find the month below 5,000 (fee 240, markup 120), the third above (fee 120,
     // markup 240).
+    let mut batches = Vec::new();
     for sequence in 1..=3 {
         let tickets = world.tickets(2, None).await;
         let receipts: Vec<Value> = tickets.iter().map(|t| receipt(t, "impression", now(), None)).collect();
-        assert_eq!(world.submit(sequence, &receipts, true).await.ok()["billed"], 2);
+        let answer = world.submit(sequence, &receipts, true).await;
+        assert_eq!(answer.ok()["billed"], 2);
+        batches.push(answer.body["batchId"].clone());
     }
     let accrued = pricing::accrue(&pool, CHAIN_ID, OffsetDateTime::now_utc())
         .await
@@ -139,4 +142,19 @@ async fn a_resellers_markup_is_the_platforms_share_above_its_tier(pool: PgPool) 
         "{}",
         statement.text
     );
+
+    // One impression of the third batch is found fraudulent: its 180 of platform share goes
+    // back to the advertiser, and half the batch's markup (240 x 180 / 360) to the platform.
+    app.post(
+        "/v1/admin/adjustments",
+        Some(&admin),
+        json!({ "batchId": batches[2], "positions": [0], "reason": "click farm" }),
+    )
+    .await
+    .ok();
+    let now = OffsetDateTime::now_utc();
+    assert_eq!(clawback::claw_back(&pool, CHAIN_ID, now).await.unwrap(), 1);
+    assert_eq!(clawback::claw_back(&pool, CHAIN_ID, now).await.unwrap(), 0, "once");
+    assert_eq!(world.earned(agency.address()).await, 480 - 120);
+    assert_eq!(world.earned(PLATFORM).await, 3 * 360 - 480 - 180 + 120);
 }
