@@ -47,9 +47,11 @@ pub async fn credit_and_resell(
 ) -> Result<Offered> {
     let api = &devnet.api;
     let setup = |e: time::error::Format| Failure::Setup(e.to_string());
+    // The treasury funds the budget, then advances the credit to the campaign from its own
+    // wallet (the budget repays it through the claim): it needs the credit twice.
     let erc20 = TestToken::new(devnet.token, sponsor.provider.clone());
-    if erc20.balanceOf(operator.address()).call().await? < U256::from(CREDIT) {
-        let pending = erc20.mint(operator.address(), U256::from(CREDIT)).send().await?;
+    if erc20.balanceOf(operator.address()).call().await? < U256::from(2 * CREDIT) {
+        let pending = erc20.mint(operator.address(), U256::from(2 * CREDIT)).send().await?;
         confirm(report, "TestToken.mint (to the treasury)", pending).await?;
     }
     let admin = wallet::sign_in(api, operator).await?;

@@ -203,13 +203,14 @@ async fn the_demo_runs_the_whole_loop_and_again_on_the_same_devnet(pool: PgPool)
     );
 
     // A second run on the same devnet reuses the accounts and nodes and earns the same again.
-    // Later epochs paid the first run's sale and growth step (how many depends on timing),
-    // and the hoster's claim now also pays what its nodes earned in the first growth step.
+    // Later epochs paid the first run's sale, growth and offers steps (how many depends on
+    // timing), and the hoster's claim now also pays what its nodes earned in the first run's
+    // growth and offers steps (the same receipts each).
     let (outcome, printed) = devnet.run_demo().await;
     assert!(outcome.epoch >= 4, "{printed}");
     let again = Outcome {
         epoch: outcome.epoch,
-        claimed: HOSTER_PER_RUN + 49_500,
+        claimed: HOSTER_PER_RUN + 2 * 49_500,
         ..expected(0)
     };
     assert_eq!(outcome, again, "{printed}");
