@@ -73,6 +73,7 @@ impl PromoCode {
 
 /// What kind of offer a promotion makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
+#[schema(as = PromotionOfferKind)]
 #[sqlx(type_name = "promo_offer", rename_all = "snake_case")]
 #[serde(rename_all = "camelCase")]
 pub enum OfferKind {
@@ -89,6 +90,7 @@ pub enum OfferKind {
     rename_all_fields = "camelCase",
     deny_unknown_fields
 )]
+#[schema(as = PromotionOffer)]
 pub enum Offer {
     /// Funds the redeemed campaign's escrow with `credit` (base units of the budget's
     /// token), paid from program budget `budget`.
@@ -176,6 +178,7 @@ pub struct NewPromotion {
 /// Where a promotion stands, derived from its dates and flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = PromotionStatus)]
 pub enum Status {
     /// Not published yet.
     Draft,
@@ -203,6 +206,7 @@ impl Status {
 /// What an admin does to a promotion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = PromotionAction)]
 pub enum Action {
     /// A draft goes out (scheduled or active by its dates).
     Publish,
@@ -288,6 +292,7 @@ pub struct Promotion {
 /// funded on chain, and what those campaigns were billed since their redemption.
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = PromotionFunnel)]
 pub struct Funnel {
     pub visits: u64,
     pub redemptions: u64,
@@ -300,6 +305,7 @@ pub struct Funnel {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = PromotionTokenAmount)]
 pub struct TokenAmount {
     #[schema(value_type = crate::platform::wire::schema::TokenAddress)]
     #[serde(serialize_with = "crate::platform::wire::checksummed::serialize")]

@@ -20,6 +20,7 @@ use crate::platform::outbox::Status as TxStatus;
 /// A redemption, as its advertiser sees it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = PromotionRedemption)]
 pub struct Redemption {
     pub id: Uuid,
     pub code: String,

@@ -25,6 +25,7 @@ const RECORD_PREFIX: &str = "adescrow-verify=";
 /// How a reseller looks in its pages.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = ResellerBranding)]
 pub struct Branding {
     /// An https URL of its logo.
     #[schema(max_length = 2048)]
@@ -88,6 +89,7 @@ impl Branding {
 /// A custom domain and where its proof stands.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ResellerDomain)]
 pub struct Domain {
     pub name: String,
     /// The TXT record to publish: its name and its text.
@@ -111,6 +113,7 @@ impl Domain {
 /// What anyone sees of the brand a host name serves.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ResellerPublicBranding)]
 pub struct PublicBranding {
     pub name: String,
     /// The code its advertisers join with.

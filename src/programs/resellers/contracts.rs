@@ -22,6 +22,7 @@ use crate::platform::values::{Text, ValueError};
 /// Where a contract stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = ResellerContractStatus)]
 pub enum Status {
     Draft,
     PendingApproval,
@@ -104,6 +105,7 @@ impl Stored {
 /// A contract and its history.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ResellerContract)]
 pub struct Contract {
     pub id: Uuid,
     pub reseller_id: Uuid,
@@ -120,6 +122,7 @@ pub struct Contract {
 /// One recorded change.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ResellerContractChange)]
 pub struct Change {
     pub from: Option<Status>,
     pub to: Status,

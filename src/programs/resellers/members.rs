@@ -16,6 +16,7 @@ use crate::programs::codes;
 /// Which monthly quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ResellerQuota)]
 pub enum Quota {
     EndUsers,
     ApiCalls,
@@ -63,6 +64,7 @@ pub enum JoinBy {
 /// An advertiser's membership.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ResellerMembership)]
 pub struct Membership {
     pub reseller_id: Uuid,
     pub reseller: String,
@@ -235,6 +237,7 @@ pub async fn count_call(db: &PgPool, user: Uuid, now: OffsetDateTime) -> Result<
 /// A reseller's usage for one month, against its quotas.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ResellerUsage)]
 pub struct Usage {
     /// The calendar month (UTC), `YYYY-MM`.
     pub month: String,

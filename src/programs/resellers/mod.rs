@@ -89,6 +89,7 @@ fn invalid(field: &'static str, error: ValueError) -> ResellerError {
 /// Monthly quotas (UTC calendar months); none: unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = ResellerQuotas)]
 pub struct Quotas {
     /// New end users a month: a warning past the soft one, refused past the hard one.
     #[schema(minimum = 1, maximum = 2147483647)]

@@ -31,6 +31,7 @@ const PAGE: i64 = 200;
 /// One tier: from this month's volume on, the platform's fee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = ResellerTier)]
 pub struct Tier {
     /// Billed volume in the month (base units) from which this tier applies.
     #[schema(value_type = crate::money::Amount)]
@@ -44,6 +45,7 @@ pub struct Tier {
 /// The tiers in force from a date, in one token.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ResellerTierSchedule)]
 pub struct Schedule {
     #[schema(value_type = crate::platform::wire::schema::TokenAddress)]
     #[serde(serialize_with = "crate::platform::wire::checksummed::serialize")]
@@ -192,6 +194,7 @@ async fn tiers_on(
 /// One accrued markup, as the reseller's dashboard shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ResellerMarkup)]
 pub struct Markup {
     pub batch_id: i64,
     #[schema(value_type = crate::platform::wire::schema::TokenAddress)]
