@@ -206,7 +206,7 @@ impl Status {
 /// What an admin does to a promotion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-#[schema(as = PromotionAction)]
+#[schema(as = PromotionActionKind)]
 pub enum Action {
     /// A draft goes out (scheduled or active by its dates).
     Publish,
