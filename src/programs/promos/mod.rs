@@ -122,20 +122,20 @@ impl Offer {
         }
     }
 
-    /// The offer's own bounds; the field is the offer's member at fault.
-    fn check(&self) -> Result<(), (&'static str, ValueError)> {
+    /// The offer's own bounds, refused naming the offer's member at fault.
+    fn check(&self) -> Result<(), PromoError> {
         match *self {
             Self::AdCredit { credit, .. } if credit.is_zero() => {
-                Err(("credit", ValueError::Refused("must be more than zero")))
+                Err(invalid("offer.credit", ValueError::Refused("must be more than zero")))
             }
             Self::FeeDiscount { bps, .. } if Bps::parse(bps).is_err() || bps == 0 => {
-                Err(("bps", ValueError::OutOfRange { min: 1, max: 10_000 }))
+                Err(invalid("offer.bps", ValueError::OutOfRange { min: 1, max: 10_000 }))
             }
             Self::FeeDiscount { days, .. } if !(1..=3650).contains(&days) => {
-                Err(("days", ValueError::OutOfRange { min: 1, max: 3650 }))
+                Err(invalid("offer.days", ValueError::OutOfRange { min: 1, max: 3650 }))
             }
-            Self::FreeTrial { impressions } if !(1..=100_000_000).contains(&impressions) => Err((
-                "impressions",
+            Self::FreeTrial { impressions } if !(1..=100_000_000).contains(&impressions) => Err(invalid(
+                "offer.impressions",
                 ValueError::OutOfRange {
                     min: 1,
                     max: 100_000_000,
@@ -441,17 +441,7 @@ async fn find(conn: &mut PgConnection, id: Option<Uuid>, code: Option<&str>) -> 
 
 /// Creates a promotion.
 pub async fn create(db: &PgPool, new: NewPromotion, by: Uuid, now: OffsetDateTime) -> Result<Promotion, PromoError> {
-    new.offer.check().map_err(|(field, error)| {
-        invalid(
-            match field {
-                "credit" => "offer.credit",
-                "bps" => "offer.bps",
-                "days" => "offer.days",
-                _ => "offer.impressions",
-            },
-            error,
-        )
-    })?;
+    new.offer.check()?;
     if new.ends_at <= new.starts_at {
         return Err(invalid("endsAt", ValueError::Refused("must be after startsAt")));
     }
