@@ -303,6 +303,59 @@ async fn send(world: &World, from: &PrivateKeySigner, calldata: Bytes) {
     assert!(receipt.status(), "the claim succeeds");
 }
 
+/// Anvil account `index` (which holds the test token) signed in as an advertiser with a
+/// brand.
+async fn chain_advertiser(world: &World, app: &TestApp, index: usize) -> Advertiser {
+    let wallet = PrivateKeySigner::from(world.chain.anvil.keys()[index].clone());
+    let token = app.token_with_role(&wallet, "advertiser").await;
+    let brand = app
+        .post(
+            "/v1/brands",
+            Some(&token),
+            json!({ "name": "Acme", "dailyBudget": "1000000000", "monthlyBudget": "1000000000", "timeZone": "UTC" }),
+        )
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    Advertiser { wallet, token, brand }
+}
+
+/// A campaign of `advertiser` (anvil account `index`) at 1,000 an impression, under the
+/// escrow id `keccak256(name)`, opened on chain with `amount`. Returns its id and escrow id.
+async fn open_campaign(
+    world: &World,
+    app: &TestApp,
+    advertiser: &Advertiser,
+    index: usize,
+    name: &str,
+    amount: u64,
+) -> (String, B256) {
+    let escrow_id = keccak256(name);
+    let (campaign, _) = advertiser
+        .campaign(
+            app,
+            json!({ "token": world.chain.token, "chainCampaignId": escrow_id }),
+            json!({ "cpm": "1000000" }),
+        )
+        .await;
+    AdEscrow::new(world.chain.deployment.ad_escrow.address, world.chain.wallet(index))
+        .openCampaign(
+            escrow_id,
+            world.chain.token,
+            U256::from(amount),
+            alloy::primitives::aliases::U40::from(4_000_000_000u64),
+        )
+        .send()
+        .await
+        .unwrap()
+        .watch()
+        .await
+        .unwrap();
+    (campaign["id"].as_str().unwrap().to_owned(), escrow_id)
+}
+
 /// One campaign served and billed for real through `app`: a hoster node and a witness node
 /// (of `witness_owner`) registered with proofs of possession, the campaign running and the
 /// only one serving, and witnessed batches of impressions signed by both.

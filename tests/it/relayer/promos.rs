@@ -7,7 +7,6 @@
 
 use adescrow::money::treasury::{self, NewBudget};
 use adescrow::platform::values::Name;
-use alloy::primitives::aliases::U40;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -97,44 +96,10 @@ async fn a_promo_credit_lands_in_the_campaigns_escrow_is_spent_and_repays_the_tr
     }
 
     // The advertiser funds a campaign with 5,000 of its own and redeems the welcome credit.
-    let wallet = keys(ADVERTISER);
-    let token = app.token_with_role(&wallet, "advertiser").await;
-    let brand = app
-        .post(
-            "/v1/brands",
-            Some(&token),
-            json!({ "name": "Acme", "dailyBudget": "1000000000", "monthlyBudget": "1000000000", "timeZone": "UTC" }),
-        )
-        .await
-        .ok()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let advertiser = Advertiser { wallet, token, brand };
+    let advertiser = chain_advertiser(&world, &app, ADVERTISER).await;
     let mut campaigns = Vec::new();
     for name in ["credited", "closed"] {
-        let escrow_id = keccak256(name);
-        let (campaign, _) = advertiser
-            .campaign(
-                &app,
-                json!({ "token": world.chain.token, "chainCampaignId": escrow_id }),
-                json!({ "cpm": "1000000" }),
-            )
-            .await;
-        AdEscrow::new(escrow, world.chain.wallet(ADVERTISER))
-            .openCampaign(
-                escrow_id,
-                world.chain.token,
-                U256::from(5_000),
-                U40::from(4_000_000_000u64),
-            )
-            .send()
-            .await
-            .unwrap()
-            .watch()
-            .await
-            .unwrap();
-        campaigns.push((campaign["id"].as_str().unwrap().to_owned(), escrow_id));
+        campaigns.push(open_campaign(&world, &app, &advertiser, ADVERTISER, name, 5_000).await);
     }
     sync(&mut follower).await;
     let (campaign, escrow_id) = campaigns[0].clone();

@@ -3,7 +3,6 @@
 //! epoch pays it, and the agency claims exactly it with the API's proof.
 
 use adescrow::programs::growth;
-use alloy::primitives::aliases::U40;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -85,48 +84,19 @@ async fn a_reseller_claims_its_markup_on_chain(pool: PgPool) {
     tiers.ok();
 
     // The advertiser joins with the agency's code and funds a campaign on chain.
-    let wallet = keys(ADVERTISER);
-    let token = app.token_with_role(&wallet, "advertiser").await;
-    app.post("/v1/resellers/join", Some(&token), json!({ "code": reseller["code"] }))
-        .await
-        .ok();
-    let brand = app
-        .post(
-            "/v1/brands",
-            Some(&token),
-            json!({ "name": "Acme", "dailyBudget": "1000000000", "monthlyBudget": "1000000000", "timeZone": "UTC" }),
-        )
-        .await
-        .ok()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let advertiser = Advertiser { wallet, token, brand };
-    let escrow_id = keccak256("resold campaign");
-    let (campaign, _) = advertiser
-        .campaign(
-            &app,
-            json!({ "token": world.chain.token, "chainCampaignId": escrow_id }),
-            json!({ "cpm": "1000000" }),
-        )
-        .await;
-    AdEscrow::new(escrow, world.chain.wallet(ADVERTISER))
-        .openCampaign(
-            escrow_id,
-            world.chain.token,
-            U256::from(1_000_000),
-            U40::from(4_000_000_000u64),
-        )
-        .send()
-        .await
-        .unwrap()
-        .watch()
-        .await
-        .unwrap();
+    let advertiser = chain_advertiser(&world, &app, ADVERTISER).await;
+    app.post(
+        "/v1/resellers/join",
+        Some(&advertiser.token),
+        json!({ "code": reseller["code"] }),
+    )
+    .await
+    .ok();
+    let (campaign, _) = open_campaign(&world, &app, &advertiser, ADVERTISER, "resold campaign", 1_000_000).await;
     sync(&mut follower).await;
 
     // Ten impressions of 1,000: the platform's share is 900, its 5% fee 500, the markup 400.
-    let mut serving = Serving::start(&world, &app, campaign["id"].as_str().unwrap(), &keys(WITNESS)).await;
+    let mut serving = Serving::start(&world, &app, &campaign, &keys(WITNESS)).await;
     assert_eq!(serving.bill(&world, &app, 10).await, 10);
     let pass = growth::tick(&world.pool, CHAIN_ID, &app.state.growth, OffsetDateTime::now_utc())
         .await
