@@ -3,6 +3,7 @@
 //! types, rules, errors and SQL, posting to the ledger in `money` and paid through the claim.
 pub mod affiliates;
 pub mod codes;
+pub mod cursors;
 pub mod growth;
 pub mod market;
 pub mod promos;

@@ -13,15 +13,13 @@
 use sqlx::PgPool;
 
 use crate::money::ledger;
+use crate::programs::cursors;
 
 /// Folds the postings committed since the last fold. Returns how many moves it added.
 pub async fn fold(db: &PgPool) -> Result<u64, sqlx::Error> {
     let watermark = ledger::committed_watermark_now(db).await?;
     let mut tx = db.begin().await?;
-    let cursor =
-        sqlx::query_scalar!("SELECT position FROM program_cursors WHERE name = 'referral_activity' FOR UPDATE")
-            .fetch_one(&mut *tx)
-            .await?;
+    let cursor = cursors::lock(&mut tx, "referral_activity").await?;
     if cursor >= watermark {
         return Ok(0);
     }
@@ -89,12 +87,7 @@ pub async fn fold(db: &PgPool) -> Result<u64, sqlx::Error> {
     )
     .fetch_one(&mut *tx)
     .await?;
-    sqlx::query!(
-        "UPDATE program_cursors SET position = $1 WHERE name = 'referral_activity'",
-        watermark
-    )
-    .execute(&mut *tx)
-    .await?;
+    cursors::advance(&mut tx, "referral_activity", watermark).await?;
     tx.commit().await?;
     Ok(folded.unsigned_abs())
 }

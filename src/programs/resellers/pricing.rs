@@ -24,9 +24,11 @@ use crate::billing::split::WHOLE;
 use crate::money::Amount;
 use crate::money::ledger::{self, Party, Posting, Source};
 use crate::platform::values::ValueError;
+use crate::programs::cursors;
 
 /// Postings read per accrual transaction.
 const PAGE: i64 = 200;
+const CURSOR: &str = "reseller_accrual";
 
 /// One tier: from this month's volume on, the platform's fee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -246,19 +248,8 @@ pub async fn accrue(db: &PgPool, chain_id: u64, now: OffsetDateTime) -> Result<u
     loop {
         let mut conn = db.acquire().await?;
         let mut tx = conn.begin().await?;
-        let cursor =
-            sqlx::query_scalar!("SELECT position FROM program_cursors WHERE name = 'reseller_accrual' FOR UPDATE")
-                .fetch_one(&mut *tx)
-                .await?;
-        let last = sqlx::query_scalar!(
-            "SELECT max(id) FROM (SELECT id FROM ledger_postings WHERE id > $1 AND id <= $3 AND source = 'receipt_batch'
-                                  ORDER BY id LIMIT $2) page",
-            cursor,
-            PAGE,
-            watermark
-        )
-        .fetch_one(&mut *tx)
-        .await?;
+        let cursor = cursors::lock(&mut tx, CURSOR).await?;
+        let last = cursors::receipt_page_end(&mut tx, cursor, watermark, PAGE).await?;
         let Some(last) = last else { break };
         // The spend of resellers' advertisers, per batch, reseller and token, while the
         // reseller was in business. A batch's receipts carry its posting's time.
@@ -352,12 +343,7 @@ pub async fn accrue(db: &PgPool, chain_id: u64, now: OffsetDateTime) -> Result<u
             .await?;
             accrued += 1;
         }
-        sqlx::query!(
-            "UPDATE program_cursors SET position = $1 WHERE name = 'reseller_accrual'",
-            last
-        )
-        .execute(&mut *tx)
-        .await?;
+        cursors::advance(&mut tx, CURSOR, last).await?;
         tx.commit().await?;
     }
     if accrued > 0 {

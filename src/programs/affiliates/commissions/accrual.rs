@@ -11,9 +11,11 @@ use crate::money::Amount;
 use crate::money::holds::HoldReason;
 use crate::money::ledger::{self, NewHold};
 use crate::programs::affiliates::{AffiliateError, Terms};
+use crate::programs::cursors;
 
 /// Postings read per accrual transaction.
 const PAGE: i64 = 200;
+const CURSOR: &str = "affiliate_accrual";
 
 /// Accrues commissions on every receipt-batch posting after the cursor. Returns how many.
 pub async fn accrue(db: &PgPool, chain_id: u64, terms: &Terms, now: OffsetDateTime) -> Result<usize, AffiliateError> {
@@ -24,19 +26,8 @@ pub async fn accrue(db: &PgPool, chain_id: u64, terms: &Terms, now: OffsetDateTi
     loop {
         let mut conn = db.acquire().await?;
         let mut tx = conn.begin().await?;
-        let cursor =
-            sqlx::query_scalar!("SELECT position FROM program_cursors WHERE name = 'affiliate_accrual' FOR UPDATE")
-                .fetch_one(&mut *tx)
-                .await?;
-        let last = sqlx::query_scalar!(
-            "SELECT max(id) FROM (SELECT id FROM ledger_postings WHERE id > $1 AND id <= $3 AND source = 'receipt_batch'
-                                  ORDER BY id LIMIT $2) page",
-            cursor,
-            PAGE,
-            watermark
-        )
-        .fetch_one(&mut *tx)
-        .await?;
+        let cursor = cursors::lock(&mut tx, CURSOR).await?;
+        let last = cursors::receipt_page_end(&mut tx, cursor, watermark, PAGE).await?;
         let Some(last) = last else { break };
         // A batch's receipts were billed in its posting's transaction: `billed_at` equals
         // `posted_at`, which the BRIN index over `billed_at` finds.
@@ -141,12 +132,7 @@ pub async fn accrue(db: &PgPool, chain_id: u64, terms: &Terms, now: OffsetDateTi
             .await?;
             accrued += 1;
         }
-        sqlx::query!(
-            "UPDATE program_cursors SET position = $1 WHERE name = 'affiliate_accrual'",
-            last
-        )
-        .execute(&mut *tx)
-        .await?;
+        cursors::advance(&mut tx, CURSOR, last).await?;
         tx.commit().await?;
     }
     if accrued > 0 {
