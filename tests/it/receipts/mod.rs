@@ -81,6 +81,23 @@ impl World {
         }
     }
 
+    /// A world at 2,000 an impression (witnessed: 1,800 to the hoster, 180 to the platform,
+    /// 20 to the witness), well funded, whose API has an admin; returns the admin's token.
+    async fn priced_with_admin(pool: PgPool) -> (World, String) {
+        let admin = PrivateKeySigner::random();
+        let app = TestApp::with(pool, |config| config.admin_addresses = vec![admin.address()]);
+        let admin = app.token(&admin).await;
+        let world = Self::with(
+            app,
+            json!({}),
+            json!({ "cpm": "2000000" }),
+            1_000_000_000,
+            1_000_000_000,
+        )
+        .await;
+        (world, admin)
+    }
+
     /// `n` tickets for the hoster, for `viewer` when given.
     async fn tickets(&self, n: usize, viewer: Option<&str>) -> Vec<String> {
         self.tickets_for(&self.hoster_session, n, viewer).await

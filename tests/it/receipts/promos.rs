@@ -5,18 +5,8 @@ use super::*;
 
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn a_trial_then_a_discount_lower_the_price_and_leave_the_hoster_whole(pool: PgPool) {
-    let admin = PrivateKeySigner::random();
-    let app = TestApp::with(pool.clone(), |config| config.admin_addresses = vec![admin.address()]);
-    let admin = app.token(&admin).await;
-    // 2,000 an impression, witnessed: 1,800 to the hoster, 180 to the platform, 20 to the witness.
-    let world = World::with(
-        app,
-        json!({}),
-        json!({ "cpm": "2000000" }),
-        1_000_000_000,
-        1_000_000_000,
-    )
-    .await;
+    // 2,000 an impression: 1,800 to the hoster, 180 to the platform, 20 to the witness.
+    let (world, admin) = World::priced_with_admin(pool.clone()).await;
     let window = |days: i64| {
         (OffsetDateTime::now_utc() + time::Duration::days(days))
             .format(&time::format_description::well_known::Rfc3339)
@@ -106,17 +96,8 @@ async fn a_trial_then_a_discount_lower_the_price_and_leave_the_hoster_whole(pool
 
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn concurrent_batches_never_waive_more_impressions_than_a_trial_gives(pool: PgPool) {
-    let admin = PrivateKeySigner::random();
-    let app = TestApp::with(pool.clone(), |config| config.admin_addresses = vec![admin.address()]);
-    let admin = app.token(&admin).await;
-    let world = World::with(
-        app,
-        json!({}),
-        json!({ "cpm": "2000000" }),
-        1_000_000_000,
-        1_000_000_000,
-    )
-    .await;
+    // 2,000 an impression: 1,800 to the hoster, 180 to the platform, 20 to the witness.
+    let (world, admin) = World::priced_with_admin(pool.clone()).await;
     let window = |days: i64| {
         (OffsetDateTime::now_utc() + time::Duration::days(days))
             .format(&time::format_description::well_known::Rfc3339)

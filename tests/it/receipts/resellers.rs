@@ -7,18 +7,8 @@ use super::*;
 
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn a_resellers_markup_is_the_platforms_share_above_its_tier(pool: PgPool) {
-    let admin = PrivateKeySigner::random();
-    let app = TestApp::with(pool.clone(), |config| config.admin_addresses = vec![admin.address()]);
-    let admin = app.token(&admin).await;
-    // 2,000 an impression, witnessed: 1,800 to the hoster, 180 to the platform, 20 to the witness.
-    let world = World::with(
-        app,
-        json!({}),
-        json!({ "cpm": "2000000" }),
-        1_000_000_000,
-        1_000_000_000,
-    )
-    .await;
+    // 2,000 an impression: 1,800 to the hoster, 180 to the platform, 20 to the witness.
+    let (world, admin) = World::priced_with_admin(pool.clone()).await;
     let app = &world.app;
     let when = |days: i64| {
         (OffsetDateTime::now_utc() + time::Duration::days(days))
