@@ -44,6 +44,7 @@ pub fn config(escrow: Address, max_batch_receipts: usize) -> ApiArgs {
         consent_address: None,
         treasury_address: None,
         grace_period: None,
+        web_dir: "web/app/dist".into(),
         platform_address: Address::repeat_byte(0xfa),
         split_witnessed: vec![9000, 900, 100],
         split_unwitnessed: vec![5000, 5000],

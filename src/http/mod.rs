@@ -27,6 +27,7 @@ mod leaderboards;
 mod market;
 mod me;
 mod nodes;
+mod pages;
 mod payouts;
 mod placements;
 mod programs;
@@ -379,6 +380,7 @@ pub fn app(state: AppState) -> Router {
     let [nosniff, frame, referrer, hsts, csp] = middleware::security_headers();
     routes
         .merge(docs::router(openapi))
+        .merge(pages::router(&state.config.web_dir))
         .fallback(|| async { StatusCode::NOT_FOUND })
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .layer(TimeoutLayer::with_status_code(

@@ -371,6 +371,9 @@ pub struct ApiArgs {
     /// The escrow's grace period in seconds, from the deployment file (`serve` reads it).
     #[arg(skip)]
     pub grace_period: Option<u64>,
+    /// The built wallet pages (`scripts/pages build`), served under `/app`.
+    #[arg(long, env = "ADESCROW_WEB_DIR", default_value = "web/app/dist")]
+    pub web_dir: std::path::PathBuf,
     /// Wallet that receives the platform's share of every billed event.
     #[arg(long, env = "ADESCROW_PLATFORM_ADDRESS")]
     pub platform_address: Address,

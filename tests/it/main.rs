@@ -25,6 +25,7 @@ mod mirror_totals;
 mod money;
 mod nodes;
 mod openapi;
+mod pages;
 mod programs;
 mod promos;
 mod rate_limit;

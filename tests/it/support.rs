@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tower::ServiceExt;
 
+pub mod devnet;
 mod foundry;
 
 pub const DOMAIN: &str = "api.adescrow.test";
@@ -50,6 +51,7 @@ pub fn config() -> ApiArgs {
         consent_address: Some(alloy::primitives::Address::repeat_byte(0xc0)),
         treasury_address: None,
         grace_period: None,
+        web_dir: "web/app/dist".into(),
         platform_address: alloy::primitives::Address::repeat_byte(0xfa),
         split_witnessed: vec![9000, 900, 100],
         split_unwitnessed: vec![5000, 5000],

@@ -32,11 +32,7 @@
 // otherwise non-zero with the reason on stderr (everything is bounded: OVERALL_TIMEOUT_MS).
 // Chromium is always killed and its temporary directory (profile, TMPDIR) removed.
 
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import CDP from 'chrome-remote-interface';
+import { evaluate, launchChromium, sleep, withTimeout } from '../../e2e/chromium.mjs';
 
 const LONG_DWELL_MS = 1600; // a view needs 50% in view for 1 continuous second
 const LONG_DWELL_MAX_MS = 4000; // past LONG_DWELL_MS, keep the slot in view until its view event, at most this long
@@ -71,31 +67,7 @@ function parseArgs(argv) {
 
 // ---- helpers ----------------------------------------------------------------------------------
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (msg) => process.stderr.write(`drive.mjs: ${msg}\n`);
-
-function withTimeout(promise, ms, what) {
-  let t;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      t = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(t));
-}
-
-async function evaluate(client, expression) {
-  const r = await withTimeout(
-    client.Runtime.evaluate({ expression, returnByValue: true, awaitPromise: true }),
-    10000,
-    `Runtime.evaluate ${expression.slice(0, 60)}`,
-  );
-  if (r.exceptionDetails) {
-    const d = r.exceptionDetails;
-    throw new Error(`page threw on ${JSON.stringify(expression.slice(0, 60))}: ${(d.exception && d.exception.description) || d.text}`);
-  }
-  return r.result.value;
-}
 
 const readEvents = (client) => evaluate(client, 'JSON.stringify(window.__adescrowEvents || [])').then((s) => JSON.parse(s));
 
@@ -103,121 +75,9 @@ async function pageState(client) {
   return evaluate(client, '({visibility: document.visibilityState, focus: document.hasFocus()})');
 }
 
-// ---- chromium ---------------------------------------------------------------------------------
-
-let chrome = null; // {proc, dir (profile and TMPDIR), exited: Promise, done}
-let browser = null; // CDP client on the browser endpoint
-const clients = new Set();
-const stderrTail = [];
-
-function launch(bin) {
-  // One temporary directory for everything: the profile, and chromium's TMPDIR (where it
-  // would otherwise leave org.chromium.Chromium.* behind).
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'adescrow-e2e-chromium-'));
-  const profile = path.join(dir, 'profile');
-  const tmp = path.join(dir, 'tmp');
-  fs.mkdirSync(profile);
-  fs.mkdirSync(tmp);
-  const args = [
-    '--headless',
-    '--no-sandbox',
-    '--remote-debugging-port=0',
-    `--user-data-dir=${profile}`,
-    '--no-first-run',
-    '--no-default-browser-check',
-    '--disable-background-networking',
-    '--disable-gpu',
-    '--window-size=1280,800',
-    'about:blank',
-  ];
-  // Own process group, so that cleanup can kill chromium's helpers too.
-  const proc = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true, env: { ...process.env, TMPDIR: tmp } });
-  const exited = new Promise((r) => proc.once('exit', (code, sig) => r({ code, sig })));
-  chrome = { proc, dir, exited, done: false };
-  exited.then(() => (chrome.done = true));
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    let found = false;
-    proc.once('error', (e) => reject(new Error(`cannot start ${bin}: ${e.message}`)));
-    exited.then(({ code, sig }) => {
-      if (!found) reject(new Error(`chromium exited (${sig || code}) before DevTools was up:\n${stderrTail.join('\n')}`));
-    });
-    proc.stderr.setEncoding('utf8');
-    // Keep draining stderr all along (a full pipe would block chromium).
-    proc.stderr.on('data', (chunk) => {
-      buf += chunk;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        if (!/dbus/i.test(line)) stderrTail.push(line); // D-Bus complaints are noise here
-        if (stderrTail.length > 30) stderrTail.shift();
-        const m = /DevTools listening on (ws:\/\/\S+)/.exec(line);
-        if (m && !found) {
-          found = true;
-          resolve(m[1]);
-        }
-      }
-    });
-  });
-}
-
-let cleaning = null;
-function cleanup() {
-  if (cleaning) return cleaning;
-  cleaning = (async () => {
-    for (const c of clients) {
-      try {
-        c.close();
-      } catch (_) {}
-    }
-    if (!chrome) return;
-    if (!chrome.done && browser) {
-      try {
-        await withTimeout(browser.Browser.close(), 2000, 'Browser.close');
-      } catch (_) {}
-      await Promise.race([chrome.exited, sleep(3000)]);
-    }
-    try {
-      browser && browser.close();
-    } catch (_) {}
-    if (!chrome.done) {
-      try {
-        process.kill(-chrome.proc.pid, 'SIGKILL');
-      } catch (_) {}
-      await Promise.race([chrome.exited, sleep(3000)]);
-    }
-    // Helpers may still be writing to the profile for a moment after the browser died.
-    for (let i = 0; i < 10; i++) {
-      try {
-        fs.rmSync(chrome.dir, { recursive: true, force: true });
-        break;
-      } catch (_) {
-        await sleep(200);
-      }
-    }
-  })();
-  return cleaning;
-}
-
 // ---- tabs -------------------------------------------------------------------------------------
 
-/** A new tab on about:blank with a CDP client attached (Page and Runtime enabled). */
-async function newTab(port) {
-  const { targetId } = await browser.Target.createTarget({ url: 'about:blank' });
-  const client = await CDP({ host: '127.0.0.1', port, target: `ws://127.0.0.1:${port}/devtools/page/${targetId}`, local: true });
-  clients.add(client);
-  const disconnected = new Promise((r) => client.once('disconnect', r));
-  await client.Page.enable();
-  await client.Runtime.enable();
-  return { targetId, client, disconnected };
-}
-
-async function closeTab(tab) {
-  await browser.Target.closeTarget({ targetId: tab.targetId });
-  await Promise.race([tab.disconnected, sleep(5000)]);
-  clients.delete(tab.client);
-}
+let chrome = null; // launchChromium's handle: {browser, newTab, closeTab, stderrTail, close}
 
 /** Brings the tab to front and waits until its document is visible and has focus. */
 async function toFront(tab, what) {
@@ -321,9 +181,9 @@ async function screenshot(tab, dir, name) {
 
 // ---- the scenario -----------------------------------------------------------------------------
 
-async function tabA(port, opts) {
+async function tabA(opts) {
   const what = 'tab A';
-  const tab = await newTab(port);
+  const tab = await chrome.newTab();
   await toFront(tab, what);
   await navigate(tab, opts.page, what);
   await toFront(tab, what);
@@ -338,9 +198,9 @@ async function tabA(port, opts) {
   // 3. slot-3 in view, and at once to the background.
   await scrollIntoView(tab, 'slot-3', what);
   let events = await readEvents(tab.client);
-  const blank = await newTab(port);
+  const blank = await chrome.newTab();
   await blank.client.Page.bringToFront();
-  await browser.Target.activateTarget({ targetId: blank.targetId });
+  await chrome.browser.Target.activateTarget({ targetId: blank.targetId });
   let st;
   for (let i = 0; i < 20; i++) {
     st = await pageState(tab.client);
@@ -352,15 +212,15 @@ async function tabA(port, opts) {
   // the HIDDEN_MS go by (it does not make the tab visible).
   await Promise.all([sleep(HIDDEN_MS), screenshot(tab, opts.screenshots, 'tab-a.png')]);
   events = await readEvents(tab.client);
-  await closeTab(tab);
+  await chrome.closeTab(tab);
   await sleep(AFTER_CLOSE_MS);
-  await closeTab(blank);
+  await chrome.closeTab(blank);
   return { slots, views: views(events), events };
 }
 
-async function tabB(port, opts) {
+async function tabB(opts) {
   const what = 'tab B';
-  const tab = await newTab(port);
+  const tab = await chrome.newTab();
   const prefix = opts.witnessOrigin + '/';
   const failed = [];
   let closed = false;
@@ -370,14 +230,14 @@ async function tabB(port, opts) {
   const onPaused = (p) => {
     const { requestId } = p;
     const cmd = p.request.url.startsWith(prefix)
-      ? browser.Fetch.failRequest({ requestId, errorReason: 'ConnectionRefused' }).then(() => {
+      ? chrome.browser.Fetch.failRequest({ requestId, errorReason: 'ConnectionRefused' }).then(() => {
           failed.push(p.resourceType + (closed ? ' after close' : ''));
         })
-      : browser.Fetch.continueRequest({ requestId });
+      : chrome.browser.Fetch.continueRequest({ requestId });
     cmd.catch((e) => log(`Fetch: ${e.message} (${p.request.url})`));
   };
-  browser.on('Fetch.requestPaused', onPaused);
-  await browser.Fetch.enable({ patterns: [{ urlPattern: prefix.replace(/[*?\\]/g, (c) => '\\' + c) + '*' }] });
+  chrome.browser.on('Fetch.requestPaused', onPaused);
+  await chrome.browser.Fetch.enable({ patterns: [{ urlPattern: prefix.replace(/[*?\\]/g, (c) => '\\' + c) + '*' }] });
   await toFront(tab, what);
   await navigate(tab, opts.pageMissing, what);
   await toFront(tab, what);
@@ -387,10 +247,10 @@ async function tabB(port, opts) {
   const events = await readEvents(tab.client);
   await screenshot(tab, opts.screenshots, 'tab-b.png');
   closed = true;
-  await closeTab(tab);
+  await chrome.closeTab(tab);
   await sleep(AFTER_CLOSE_MS);
-  await browser.Fetch.disable();
-  browser.removeListener('Fetch.requestPaused', onPaused);
+  await chrome.browser.Fetch.disable();
+  chrome.browser.removeListener('Fetch.requestPaused', onPaused);
   if (!failed.length) throw new Error(`${what}: no request to ${opts.witnessOrigin} was intercepted`);
   log(`${what}: failed ${failed.length} request(s) to ${opts.witnessOrigin}: ${failed.join(', ')}`);
   return { slots, views: views(events), events };
@@ -398,21 +258,20 @@ async function tabB(port, opts) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  const ws = await withTimeout(launch(opts.chromium), 15000, 'chromium to start');
-  const port = Number(new URL(ws).port);
-  browser = await CDP({ target: ws, local: true });
-  clients.add(browser);
-  const a = await tabA(port, opts);
-  const b = await tabB(port, opts);
+  chrome = await launchChromium(opts.chromium);
+  const a = await tabA(opts);
+  const b = await tabB(opts);
   return { a, b };
 }
+
+const cleanup = () => (chrome ? chrome.close() : Promise.resolve());
 
 let finished = false;
 function fail(err) {
   if (finished) return;
   finished = true;
   log(`FAILED: ${err && err.stack ? err.stack : err}`);
-  if (stderrTail.length) log(`last chromium stderr lines:\n${stderrTail.slice(-10).join('\n')}`);
+  if (chrome && chrome.stderrTail.length) log(`last chromium stderr lines:\n${chrome.stderrTail.slice(-10).join('\n')}`);
   cleanup().finally(() => process.exit(1));
 }
 

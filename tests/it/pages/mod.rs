@@ -1,0 +1,293 @@
+//! The wallet pages in Debian's Chromium, against a devnet the test starts: the pages built
+//! by `web/app/build.mjs`, served by `adescrow serve`'s own code, and driven through
+//! `web/app/e2e/browser.mjs` with the test wallet injected (an EIP-1193 provider announced
+//! through EIP-6963 that forwards to anvil's unlocked accounts, and rejects on cue). Each
+//! test checks the chain and the API, not only the page. Screenshots of every page go to
+//! `target/screenshots/pages/`, and each cold load's figures to `loads.jsonl` there.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::{Provider, ProviderBuilder};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use crate::support::devnet::Devnet;
+
+mod sign_in;
+
+/// Gzipped JavaScript one page may load (the budget).
+pub const JS_BUDGET: u64 = 150_000;
+
+/// The pages, built once per test process into a directory of its own.
+fn built_pages() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("adescrow-pages-{}", std::process::id()));
+        let output = std::process::Command::new("node")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .arg("web/app/build.mjs")
+            .arg(&dir)
+            .output()
+            .expect("node runs (scripts/test installs it)");
+        assert!(
+            output.status.success(),
+            "building the pages failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        dir
+    })
+}
+
+/// Where screenshots and load figures go.
+pub fn artifacts() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/pages");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A devnet serving the pages, and a browser with the test wallet.
+pub struct Pages {
+    pub devnet: Devnet,
+    pub browser: Browser,
+}
+
+impl Pages {
+    pub async fn start(pool: PgPool) -> Pages {
+        Self::start_with(pool, Duration::from_secs(86_400)).await
+    }
+
+    /// With the escrow's grace period `grace`.
+    pub async fn start_with(pool: PgPool, grace: Duration) -> Pages {
+        let devnet = Devnet::start_with(pool, grace, |api| api.web_dir = built_pages().to_path_buf()).await;
+        let browser = Browser::launch().await;
+        Pages { devnet, browser }
+    }
+
+    /// The URL of a page: "" for home, or "advertiser", "hoster", ...
+    pub fn url(&self, page: &str) -> String {
+        let path = if page.is_empty() {
+            String::new()
+        } else {
+            format!("{page}/")
+        };
+        format!("{}app/{path}", self.devnet.api_url)
+    }
+
+    /// The wallet of anvil's account `index`, on anvil's chain.
+    pub async fn wallet(&mut self, index: usize) -> Address {
+        let account = self.devnet.anvil.addresses()[index];
+        self.browser
+            .cmd(json!({ "cmd": "wallet", "rpc": self.devnet.anvil.endpoint_url(), "account": account }))
+            .await;
+        account
+    }
+
+    /// A cold load of `page`, screenshot `shot`, with its figures recorded and checked:
+    /// interactive, no CSP violation, JavaScript within the budget.
+    pub async fn open(&mut self, page: &str, shot: &str) -> Load {
+        let url = self.url(page);
+        let load = self.browser.open(&url).await;
+        let violations = self.browser.eval("JSON.stringify(window.__cspViolations)").await;
+        assert_eq!(violations, json!("[]"), "the page broke its CSP: {url}");
+        assert!(
+            load.js_gzip <= JS_BUDGET,
+            "{url} loads {} bytes of gzipped JavaScript, over {JS_BUDGET}",
+            load.js_gzip
+        );
+        self.browser.screenshot(shot).await;
+        load
+    }
+
+    /// Connects the wallet of account `index` on the home page and signs in with SIWE.
+    pub async fn sign_in(&mut self, index: usize) -> Address {
+        let account = self.wallet(index).await;
+        self.open("", "home-signed-out").await;
+        self.browser.click_button("Connect adescrow test wallet").await;
+        self.browser.click_button("Sign in").await;
+        self.browser.wait_for("Signed in as").await;
+        account
+    }
+
+    /// An RPC provider on the devnet's anvil, for checking the chain.
+    pub fn chain(&self) -> impl Provider + use<> {
+        ProviderBuilder::new().connect_http(self.devnet.anvil.endpoint_url())
+    }
+
+    pub async fn eth_balance(&self, account: Address) -> U256 {
+        self.chain().get_balance(account).await.unwrap()
+    }
+}
+
+/// What a cold load measured.
+#[derive(Debug)]
+pub struct Load {
+    /// From navigation to the page saying it is interactive.
+    pub interactive_ms: f64,
+    /// Gzipped JavaScript bytes over the wire.
+    pub js_gzip: u64,
+}
+
+/// `web/app/e2e/browser.mjs`: one JSON command per line, one answer per line.
+pub struct Browser {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+    shots: usize,
+}
+
+impl Browser {
+    pub async fn launch() -> Browser {
+        let mut child = Command::new("node")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .arg("web/app/e2e/browser.mjs")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs (scripts/test installs it, with Chromium)");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        Browser {
+            child,
+            stdin,
+            stdout,
+            shots: 0,
+        }
+    }
+
+    /// Sends one command; its value, or a panic with the driver's error.
+    pub async fn cmd(&mut self, command: Value) -> Value {
+        self.stdin.write_all(format!("{command}\n").as_bytes()).await.unwrap();
+        let line = tokio::time::timeout(Duration::from_secs(90), self.stdout.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("the browser did not answer {command}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("the browser driver exited on {command}"));
+        let answer: Value = serde_json::from_str(&line).unwrap();
+        if answer["ok"] != json!(true) {
+            self.failure_shot().await;
+            panic!("browser: {command} failed: {}", answer["error"]);
+        }
+        answer["value"].clone()
+    }
+
+    /// On a failure, what the page looked like.
+    async fn failure_shot(&mut self) {
+        let path = artifacts().join(format!("failure-{}.png", std::process::id()));
+        let command = json!({ "cmd": "screenshot", "path": path });
+        let _ = self.stdin.write_all(format!("{command}\n").as_bytes()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.stdout.next_line()).await;
+    }
+
+    /// A cold load of `url`.
+    pub async fn open(&mut self, url: &str) -> Load {
+        let value = self.cmd(json!({ "cmd": "open", "url": url })).await;
+        let interactive_ms = value["interactiveMs"].as_f64().unwrap();
+        let js_gzip = value["scripts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["encodedBytes"].as_u64().unwrap())
+            .sum();
+        let record = json!({ "url": url, "interactiveMs": interactive_ms, "jsGzipBytes": js_gzip });
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(artifacts().join("loads.jsonl"))
+            .unwrap();
+        std::io::Write::write_all(&mut file, format!("{record}\n").as_bytes()).unwrap();
+        eprintln!("cold load: {record}");
+        Load {
+            interactive_ms,
+            js_gzip,
+        }
+    }
+
+    pub async fn click(&mut self, selector: &str) {
+        self.cmd(json!({ "cmd": "click", "selector": selector })).await;
+    }
+
+    pub async fn click_button(&mut self, text: &str) {
+        self.cmd(json!({ "cmd": "click", "button": text })).await;
+    }
+
+    pub async fn fill(&mut self, label: &str, value: &str) {
+        self.cmd(json!({ "cmd": "fill", "label": label, "value": value })).await;
+    }
+
+    pub async fn select(&mut self, label: &str, value: &str) {
+        self.cmd(json!({ "cmd": "select", "label": label, "value": value }))
+            .await;
+    }
+
+    /// Waits until the page shows `text`; returns the text of the element holding it.
+    pub async fn wait_for(&mut self, text: &str) -> String {
+        self.cmd(json!({ "cmd": "waitFor", "text": text }))
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Waits until an element matching `selector` shows `text`.
+    pub async fn wait_in(&mut self, selector: &str, text: &str) -> String {
+        self.cmd(json!({ "cmd": "waitFor", "text": text, "selector": selector }))
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn text(&mut self, selector: &str) -> String {
+        self.cmd(json!({ "cmd": "text", "selector": selector }))
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn eval(&mut self, expression: &str) -> Value {
+        self.cmd(json!({ "cmd": "eval", "expression": expression })).await
+    }
+
+    /// The next wallet request of `method` is refused as a user refuses (4001).
+    pub async fn reject_next(&mut self, method: &str) {
+        self.cmd(json!({ "cmd": "reject", "method": method })).await;
+    }
+
+    /// Every wallet request so far: (method, rejected).
+    pub async fn wallet_calls(&mut self) -> Vec<(String, bool)> {
+        self.cmd(json!({ "cmd": "calls" }))
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["method"].as_str().unwrap().to_owned(), c["rejected"] == json!(true)))
+            .collect()
+    }
+
+    /// A phone's screen (390 x 844) or back to a desktop's.
+    pub async fn phone(&mut self, on: bool) {
+        let (width, height) = if on { (390, 844) } else { (1280, 800) };
+        self.cmd(json!({ "cmd": "viewport", "width": width, "height": height, "mobile": on }))
+            .await;
+    }
+
+    /// A full-page PNG, `target/screenshots/pages/<name>.png`.
+    pub async fn screenshot(&mut self, name: &str) {
+        self.shots += 1;
+        let path = artifacts().join(format!("{name}.png"));
+        self.cmd(json!({ "cmd": "screenshot", "path": path })).await;
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stdin.write_all(b"{\"cmd\":\"close\"}\n").await;
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await;
+    }
+}

@@ -1,0 +1,80 @@
+// Charts with uPlot (about 20 kB gzipped: canvas drawing, time axes, bars, no dependencies),
+// each with its numbers in a table under a disclosure, so that a screen reader gets them too.
+
+import { html, type TemplateResult } from 'lit-html';
+import { ref } from 'lit-html/directives/ref.js';
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+
+export interface Series {
+  label: string;
+  values: number[];
+  /** Bars rather than a line. */
+  bars?: boolean;
+}
+
+export interface Chart {
+  title: string;
+  /** Unix seconds (a time axis) or, with `categories`, 0..n-1. */
+  x: number[];
+  /** Names for the x values (a category axis), e.g. node names. */
+  categories?: string[];
+  series: Series[];
+  /** How a value is shown in the table and the legend. */
+  format?: (value: number) => string;
+}
+
+const COLOURS = ['#2458a6', '#c2571a', '#2f7d4f', '#8a3d9c'];
+const drawn = new WeakMap<Element, uPlot>();
+
+function draw(el: Element, chart: Chart): void {
+  drawn.get(el)?.destroy();
+  const width = Math.max(280, Math.min(720, el.parentElement?.clientWidth ?? 640));
+  const bars = uPlot.paths.bars?.({ size: [0.6, 48] });
+  const plot = new uPlot(
+    {
+      width,
+      height: 220,
+      scales: { x: { time: !chart.categories } },
+      axes: [
+        chart.categories
+          ? { values: (_u, splits) => splits.map((i) => chart.categories![i] ?? '') }
+          : {},
+        { values: (_u, splits) => splits.map((v) => (chart.format ? chart.format(v) : String(v))) },
+      ],
+      series: [
+        {},
+        ...chart.series.map((s, i) => ({
+          label: s.label,
+          stroke: COLOURS[i % COLOURS.length],
+          fill: s.bars ? COLOURS[i % COLOURS.length] + '99' : undefined,
+          width: 2,
+          paths: s.bars ? bars : undefined,
+          value: (_u: uPlot, v: number | null) => (v === null ? '–' : chart.format ? chart.format(v) : String(v)),
+        })),
+      ],
+    },
+    [chart.x, ...chart.series.map((s) => s.values)],
+    el as HTMLElement,
+  );
+  drawn.set(el, plot);
+}
+
+/** A chart and, under "Data", the same numbers as a table. */
+export function chart(c: Chart): TemplateResult {
+  const label = (i: number) =>
+    c.categories ? c.categories[i] : new Date(c.x[i] * 1000).toLocaleDateString();
+  const show = (v: number) => (c.format ? c.format(v) : String(v));
+  return html`<figure class="chart">
+    <figcaption>${c.title}</figcaption>
+    ${c.x.length
+      ? html`<div role="img" aria-label=${c.title} ${ref((el) => el && draw(el, c))}></div>`
+      : html`<p>Nothing yet.</p>`}
+    <details><summary>Data</summary>
+      <table>
+        <thead><tr><th scope="col">${c.categories ? 'Name' : 'Day'}</th>${c.series.map((s) => html`<th scope="col">${s.label}</th>`)}</tr></thead>
+        <tbody>${c.x.map((_, i) => html`<tr><th scope="row">${label(i)}</th>${c.series.map((s) => html`<td>${show(s.values[i])}</td>`)}</tr>`)}</tbody>
+      </table>
+    </details>
+  </figure>`;
+}

@@ -1,0 +1,56 @@
+// The home page: who you are here, the roles you hold, and where each role's page is.
+
+import { html } from 'lit-html';
+import { api } from '../lib/api';
+import { start, type Ctx } from '../lib/page';
+import { session, type Role, type User } from '../lib/session';
+
+const SELF_SERVICE: [Role, string][] = [
+  ['advertiser', 'Fund campaigns from your wallet and see what they bought.'],
+  ['hoster', 'Run nodes that show ads, and claim what they earned.'],
+  ['viewer', 'Grant or revoke consent without paying gas, and earn rewards.'],
+  ['seller', 'Sell digital items in the marketplace.'],
+  ['buyer', 'Buy digital items from your wallet.'],
+];
+const PAGE_OF: Partial<Record<Role, string>> = {
+  advertiser: '/app/advertiser/',
+  hoster: '/app/hoster/',
+  viewer: '/app/viewer/',
+  seller: '/app/programs/',
+  buyer: '/app/programs/',
+  affiliate: '/app/programs/',
+};
+
+let me: User | null = null;
+
+start({
+  title: 'Your wallet',
+  async load() {
+    me = await api.get<User>('/v1/me');
+    session.update(me);
+  },
+  view(ctx: Ctx) {
+    const roles = me?.roles ?? [];
+    return html`
+      <section aria-labelledby="roles-title">
+        <h2 id="roles-title">Your roles</h2>
+        <ul class="roles">
+          ${SELF_SERVICE.map(([role, what]) => {
+            const held = roles.includes(role);
+            return html`<li>
+              <strong>${role}</strong>: ${what}
+              ${held
+                ? html`<a href=${PAGE_OF[role]}>Open the ${role} page</a>`
+                : html`<button type="button" ?disabled=${ctx.busy}
+                    @click=${() => ctx.act(`Taking the ${role} role`, async () => {
+                      me = await api.post<User>('/v1/me/roles', { role });
+                      session.update(me);
+                      return `You are now a ${role}.`;
+                    })}>Become ${role === 'advertiser' ? 'an' : 'a'} ${role}</button>`}
+            </li>`;
+          })}
+        </ul>
+        ${roles.includes('affiliate') ? html`<p>You are an affiliate: <a href="/app/programs/">your codes and commissions</a>.</p>` : ''}
+      </section>`;
+  },
+});
