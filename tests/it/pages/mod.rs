@@ -19,7 +19,11 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use crate::support::devnet::Devnet;
 
+mod advertiser;
+mod hoster;
+mod programs;
 mod sign_in;
+mod viewer;
 
 /// Gzipped JavaScript one page may load (the budget).
 pub const JS_BUDGET: u64 = 150_000;

@@ -1,0 +1,1 @@
+//! The advertiser page (being built).

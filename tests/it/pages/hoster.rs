@@ -1,0 +1,1 @@
+//! The hoster page (being built).

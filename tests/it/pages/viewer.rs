@@ -1,0 +1,1 @@
+//! The viewer page (being built).
