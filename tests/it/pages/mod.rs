@@ -10,6 +10,7 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use adescrow::platform::config::ApiArgs;
 use alloy::primitives::{Address, U256};
 use alloy::providers::{Provider, ProviderBuilder};
 use serde_json::{Value, json};
@@ -68,7 +69,16 @@ impl Pages {
 
     /// With the escrow's grace period `grace`.
     pub async fn start_with(pool: PgPool, grace: Duration) -> Pages {
-        let devnet = Devnet::start_with(pool, grace, |api| api.web_dir = built_pages().to_path_buf()).await;
+        Self::start_adjusted(pool, grace, |_| {}).await
+    }
+
+    /// With the escrow's grace period `grace` and the API's settings changed by `adjust`.
+    pub async fn start_adjusted(pool: PgPool, grace: Duration, adjust: impl FnOnce(&mut ApiArgs)) -> Pages {
+        let devnet = Devnet::start_with(pool, grace, |api| {
+            api.web_dir = built_pages().to_path_buf();
+            adjust(api);
+        })
+        .await;
         let browser = Browser::launch().await;
         Pages { devnet, browser }
     }
@@ -93,12 +103,14 @@ impl Pages {
     }
 
     /// A cold load of `page`, screenshot `shot`, with its figures recorded and checked:
-    /// interactive, no CSP violation, JavaScript within the budget.
+    /// interactive, no CSP violation, every control named, JavaScript within the budget.
     pub async fn open(&mut self, page: &str, shot: &str) -> Load {
         let url = self.url(page);
         let load = self.browser.open(&url).await;
         let violations = self.browser.eval("JSON.stringify(window.__cspViolations)").await;
         assert_eq!(violations, json!("[]"), "the page broke its CSP: {url}");
+        let unnamed = self.browser.eval(UNNAMED_CONTROLS).await;
+        assert_eq!(unnamed, json!([]), "controls without a label or text on {url}");
         assert!(
             load.js_gzip <= JS_BUDGET,
             "{url} loads {} bytes of gzipped JavaScript, over {JS_BUDGET}",
@@ -127,6 +139,18 @@ impl Pages {
         self.chain().get_balance(account).await.unwrap()
     }
 }
+
+/// Form controls without a label, buttons and links without text, images without `alt`:
+/// what a screen reader could not name.
+const UNNAMED_CONTROLS: &str = r#"[
+    ...[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+        .filter((c) => !c.labels?.length && !c.getAttribute('aria-label'))
+        .map((c) => `${c.tagName.toLowerCase()}#${c.id || c.name || '?'} has no label`),
+    ...[...document.querySelectorAll('button, a[href]')]
+        .filter((b) => !b.textContent.trim() && !b.getAttribute('aria-label'))
+        .map((b) => `${b.tagName.toLowerCase()} without text`),
+    ...[...document.querySelectorAll('img:not([alt])')].map((i) => `img ${i.src} without alt`),
+]"#;
 
 /// What a cold load measured.
 #[derive(Debug)]

@@ -1,5 +1,7 @@
 //! Connecting a wallet and signing in with SIWE from the pages.
 
+use std::time::Duration;
+
 use adescrow::platform::db::MIGRATOR;
 use sqlx::PgPool;
 
@@ -49,6 +51,56 @@ async fn a_wallet_signs_in_takes_a_role_and_signs_out(pool: PgPool) {
             .await
             .unwrap();
     assert_eq!(live, 0, "signing out ended the session on the server");
+    pages.browser.close().await;
+    pages.devnet.stop().await;
+}
+
+/// Access tokens last minutes; the page refreshes one that expired with the refresh token,
+/// without asking the wallet to sign again, and a refresh token the server no longer honours
+/// signs the page out rather than leaving it broken.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn an_expired_access_token_is_refreshed_without_a_new_signature(pool: PgPool) {
+    let mut pages = Pages::start_adjusted(pool.clone(), Duration::from_secs(86_400), |api| {
+        api.session_ttl = Duration::from_secs(1);
+    })
+    .await;
+    pages.sign_in(6).await;
+    let signatures = |calls: &[(String, bool)]| calls.iter().filter(|(m, _)| m == "personal_sign").count();
+    assert_eq!(signatures(&pages.browser.wallet_calls().await), 1);
+    // Past the token's life and the server's 5 s of leeway for clocks.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+
+    // The access token has expired: taking a role answers 401 once, then goes through.
+    pages.browser.click_button("Become a buyer").await;
+    pages.browser.wait_for("You are now a buyer.").await;
+    assert_eq!(
+        signatures(&pages.browser.wallet_calls().await),
+        1,
+        "no second signature"
+    );
+    let rotated: i64 = sqlx::query_scalar("SELECT count(*) FROM refresh_sessions WHERE rotated_at IS NOT NULL")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rotated, 1, "the refresh token was used once");
+
+    // Every session of this sign-in ended elsewhere: the page ends up signed out, not stuck.
+    sqlx::query("UPDATE refresh_sessions SET revoked_at = now()")
+        .execute(&pool)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    pages.open("", "home-session-ended").await;
+    pages.browser.wait_for("Sign in").await;
+    assert!(
+        !pages
+            .browser
+            .eval("!!document.querySelector('#signed-in-as')")
+            .await
+            .as_bool()
+            .unwrap(),
+        "signed out"
+    );
     pages.browser.close().await;
     pages.devnet.stop().await;
 }

@@ -51,7 +51,8 @@ export async function call<T>(method: Method, path: string, body?: unknown, opti
   if (res.status === 401 && current) {
     // The access token lasts minutes; the refresh token, days. One refresh, one retry.
     current = await session.refresh();
-    if (current) res = await send(method, path, body, options, current.accessToken);
+    if (!current) throw new ApiError(401, 'Your session has ended: sign in again', undefined, undefined);
+    res = await send(method, path, body, options, current.accessToken);
   }
   if (!res.ok) throw await problem(res);
   if (res.status === 204) return undefined as T;

@@ -106,9 +106,14 @@ export async function start(page: Page): Promise<void> {
 
   /** Loads the page's data when it can be shown. */
   async function refresh(): Promise<void> {
-    if (ready()) {
+    if (!ready()) return;
+    try {
       await page.load(ctx);
       loaded = true;
+    } finally {
+      // A refresh token the server refused signed the session out underneath.
+      ctx.session = session.current();
+      if (!ctx.session) loaded = false;
     }
   }
 
