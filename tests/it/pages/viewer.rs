@@ -1,1 +1,249 @@
-//! The viewer page (being built).
+//! The viewer page: the pseudonymous viewer id, consent granted and revoked without gas
+//! (one EIP-712 signature each, carried on chain by the relayer), and a wallet on the wrong
+//! chain offered the switch.
+
+use std::time::Duration;
+
+use adescrow::billing::rewards_scope;
+use adescrow::contracts::ConsentRegistry;
+use adescrow::platform::db::MIGRATOR;
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::Provider;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use super::Pages;
+
+/// The viewer's wallet: an anvil account neither the operator, the settler nor the guardian.
+const VIEWER: usize = 6;
+
+/// Signs the viewer in, opens the viewer page and takes the viewer role there.
+async fn viewer_page(pool: PgPool) -> (Pages, Address) {
+    let mut pages = Pages::start(pool).await;
+    let user = pages.sign_in(VIEWER).await;
+    pages.open("viewer", "viewer-without-role").await;
+    pages.browser.click_button("Become a viewer").await;
+    pages.browser.wait_for("Your viewer id").await;
+    pages.browser.wait_for("Grant consent").await;
+    (pages, user)
+}
+
+fn registry(pages: &Pages) -> ConsentRegistry::ConsentRegistryInstance<impl alloy::providers::Provider + use<>> {
+    ConsentRegistry::new(pages.devnet.deployment.consent_registry.address, pages.chain())
+}
+
+async fn has_consent(pages: &Pages, user: Address, scope: B256) -> bool {
+    registry(pages).hasConsent(user, scope).call().await.unwrap()
+}
+
+/// GET `path` on the devnet's API, with the session's access token if one is given.
+async fn api_get(pages: &Pages, path: &str) -> Value {
+    let url = pages.devnet.api_url.join(path).unwrap();
+    let reply = reqwest::get(url).await.unwrap();
+    assert!(reply.status().is_success(), "{path}: {}", reply.status());
+    reply.json().await.unwrap()
+}
+
+/// Polls the API's chain mirror until its record of `scope` for `user` is `active`.
+async fn mirror_says(pages: &Pages, user: Address, scope: B256, active: bool) -> Value {
+    let path = format!("/v1/consent/{user}");
+    for _ in 0..200 {
+        let records = api_get(pages, &path).await;
+        let record = records
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["scope"].as_str().and_then(|s| s.parse::<B256>().ok()) == Some(scope))
+            .cloned();
+        if let Some(record) = record
+            && record["active"] == json!(active)
+        {
+            return record;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the API never mirrored consent to {scope} as active = {active}");
+}
+
+async fn consent_requests(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE kind::text = 'consent'")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A viewer grants the rewards scope for 30 days and revokes it, each with one signature:
+/// the registry on chain follows, the relayer sent both transactions, the viewer's ETH did
+/// not move by a single wei, and the API's mirror agrees.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_viewer_grants_and_revokes_consent_without_gas(pool: PgPool) {
+    let (mut pages, user) = viewer_page(pool.clone()).await;
+    let scope = rewards_scope();
+    let eth = pages.eth_balance(user).await;
+    assert!(!has_consent(&pages, user, scope).await);
+    pages.browser.wait_in("tbody", "Not granted").await;
+    pages.browser.screenshot("viewer-before-consent").await;
+
+    pages.browser.select("Scope", &scope.to_string()).await;
+    pages.browser.select("Lasts", "30").await;
+    pages.browser.click_button("Grant consent").await;
+    pages.browser.wait_in("[role=status]", "Consent to rewards granted until").await;
+    assert_eq!(pages.browser.text("#consent-status").await, "confirmed");
+    let note = pages.browser.text("#gas-note").await;
+    assert!(note.starts_with("No gas was spent"), "{note}");
+    pages.browser.screenshot("viewer-granted").await;
+
+    assert!(has_consent(&pages, user, scope).await, "the registry holds the grant");
+    let expiry = registry(&pages).consentExpiry(user, scope).call().await.unwrap();
+    let thirty_days = now() + 30 * 86_400;
+    assert!(expiry.abs_diff(thirty_days) < 600, "expiry {expiry}, 30 days from now {thirty_days}");
+    assert_eq!(pages.eth_balance(user).await, eth, "the grant cost the viewer no gas");
+    let shown_tx = pages.browser.text("#consent-tx").await;
+    let receipt = pages
+        .chain()
+        .get_transaction_receipt(shown_tx.parse().unwrap())
+        .await
+        .unwrap()
+        .expect("the page shows a mined transaction");
+    assert_ne!(receipt.from, user, "the relayer sent it");
+    let record = mirror_says(&pages, user, scope, true).await;
+    assert_eq!(record["expiry"], json!(expiry));
+
+    pages.browser.click_button("Revoke rewards").await;
+    pages.browser.wait_in("[role=status]", "Consent to rewards revoked").await;
+    assert_eq!(pages.browser.text("#consent-status").await, "confirmed");
+    pages.browser.wait_in("tbody", "Not granted").await;
+    pages.browser.screenshot("viewer-revoked").await;
+
+    assert!(!has_consent(&pages, user, scope).await, "the registry dropped the grant");
+    assert_eq!(pages.eth_balance(user).await, eth, "neither change cost the viewer gas");
+    let record = mirror_says(&pages, user, scope, false).await;
+    assert_eq!(record["expiry"], Value::Null);
+
+    let calls = pages.browser.wallet_calls().await;
+    let signatures = calls.iter().filter(|(m, _)| m == "eth_signTypedData_v4").count();
+    assert_eq!(signatures, 2, "one signature per change: {calls:?}");
+    assert!(
+        !calls.iter().any(|(m, _)| m == "eth_sendTransaction"),
+        "the viewer sent no transaction: {calls:?}"
+    );
+    assert_eq!(consent_requests(&pool).await, 2);
+    pages.browser.close().await;
+    pages.devnet.stop().await;
+}
+
+/// Declining the signature says so and changes nothing: no request for the relayer, nothing
+/// on chain, the nonce unused. Granting again then works.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_declined_signature_changes_nothing(pool: PgPool) {
+    let (mut pages, user) = viewer_page(pool.clone()).await;
+    let scope = rewards_scope();
+
+    pages.browser.reject_next("eth_signTypedData_v4").await;
+    pages.browser.click_button("Grant consent").await;
+    pages
+        .browser
+        .wait_in(
+            "[role=alert]",
+            "You declined the request in your wallet; nothing was signed or sent.",
+        )
+        .await;
+    pages.browser.screenshot("viewer-declined").await;
+    assert_eq!(consent_requests(&pool).await, 0, "nothing was queued for the relayer");
+    assert!(!has_consent(&pages, user, scope).await);
+    assert_eq!(registry(&pages).nonces(user).call().await.unwrap(), U256::ZERO);
+    let no_request = pages.browser.eval("document.getElementById('consent-status') === null").await;
+    assert_eq!(no_request, json!(true), "the page shows no request");
+    let calls = pages.browser.wallet_calls().await;
+    assert!(calls.contains(&("eth_signTypedData_v4".to_owned(), true)), "{calls:?}");
+
+    pages.browser.click_button("Grant consent").await;
+    pages.browser.wait_in("[role=status]", "Consent to rewards granted until").await;
+    let alert = pages.browser.text("[role=alert]").await;
+    assert_eq!(alert, "", "the retry cleared the alert");
+    pages.browser.screenshot("viewer-granted-after-decline").await;
+    assert!(has_consent(&pages, user, scope).await);
+    assert_eq!(consent_requests(&pool).await, 1);
+    assert_eq!(registry(&pages).nonces(user).call().await.unwrap(), U256::from(1));
+    pages.browser.close().await;
+    pages.devnet.stop().await;
+}
+
+/// The page shows the viewer id the API gives this user, and fits a phone's screen.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn the_viewer_id_is_the_apis_and_the_page_fits_a_phone(pool: PgPool) {
+    let (mut pages, user) = viewer_page(pool.clone()).await;
+    let shown = pages.browser.text("#viewer-id").await;
+    assert!(shown.starts_with("vw_"), "{shown}");
+
+    // What the API answers this user's session.
+    let token = pages
+        .browser
+        .eval("JSON.parse(localStorage.getItem('adescrow.session')).accessToken")
+        .await;
+    let url = pages.devnet.api_url.join("/v1/me/viewer-id").unwrap();
+    let reply: Value = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token.as_str().unwrap())
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reply["viewerId"], json!(shown));
+    let stored: String = sqlx::query_scalar(
+        "SELECT v.viewer_id FROM viewer_ids v JOIN users u ON u.id = v.user_id WHERE u.address = $1",
+    )
+    .bind(user.as_slice())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, shown);
+    pages.browser.screenshot("viewer-id").await;
+
+    pages.browser.phone(true).await;
+    pages.open("viewer", "viewer-phone").await;
+    pages.browser.wait_for("Your viewer id").await;
+    pages.browser.screenshot("viewer-phone").await;
+    let fits = pages
+        .browser
+        .eval("document.documentElement.scrollWidth <= window.innerWidth")
+        .await;
+    assert_eq!(fits, json!(true), "the viewer page is wider than a phone");
+    pages.browser.close().await;
+    pages.devnet.stop().await;
+}
+
+/// A wallet on another chain is told so and offered the switch; after it, sign-in works.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_wallet_on_another_chain_is_offered_the_switch(pool: PgPool) {
+    let mut pages = Pages::start(pool).await;
+    let account = pages.devnet.anvil.addresses()[VIEWER];
+    pages
+        .browser
+        .cmd(json!({ "cmd": "wallet", "rpc": pages.devnet.anvil.endpoint_url(), "account": account, "chainId": 1 }))
+        .await;
+    pages.open("", "home-wrong-chain-signed-out").await;
+    pages.browser.click_button("Connect adescrow test wallet").await;
+    pages.browser.wait_for("Your wallet is on chain 1; adescrow runs on chain 31337.").await;
+    pages.browser.screenshot("home-wrong-chain").await;
+
+    pages.browser.click_button("Switch to chain 31337").await;
+    pages.browser.click_button("Sign in").await;
+    pages.browser.wait_for("Signed in as").await;
+    pages.browser.screenshot("home-switched-and-signed-in").await;
+    let calls = pages.browser.wallet_calls().await;
+    assert!(calls.contains(&("wallet_switchEthereumChain".to_owned(), false)), "{calls:?}");
+    assert!(calls.contains(&("personal_sign".to_owned(), false)), "{calls:?}");
+    pages.browser.close().await;
+    pages.devnet.stop().await;
+}
