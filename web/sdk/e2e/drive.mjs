@@ -32,6 +32,8 @@
 // otherwise non-zero with the reason on stderr (everything is bounded: OVERALL_TIMEOUT_MS).
 // Chromium is always killed and its temporary directory (profile, TMPDIR) removed.
 
+import fs from 'node:fs';
+import path from 'node:path';
 import { evaluate, launchChromium, sleep, withTimeout } from '../../e2e/chromium.mjs';
 
 const LONG_DWELL_MS = 1600; // a view needs 50% in view for 1 continuous second
