@@ -56,6 +56,9 @@ export async function launchChromium(bin = '/usr/bin/chromium', { windowSize = '
     '--disable-background-networking',
     '--disable-gpu',
     `--window-size=${windowSize}`,
+    // Host names under .test (reserved, RFC 2606) reach this machine: a page can be opened
+    // as a reseller's custom domain.
+    '--host-resolver-rules=MAP *.test 127.0.0.1',
     'about:blank',
   ];
   const stderrTail = [];

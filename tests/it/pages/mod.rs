@@ -13,14 +13,17 @@ use std::time::Duration;
 use adescrow::platform::config::ApiArgs;
 use alloy::primitives::{Address, U256};
 use alloy::providers::{Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use crate::support::devnet::Devnet;
+use crate::support::{sign_in_body, siwe_message};
 
 mod advertiser;
+mod branding;
 mod hoster;
 mod programs;
 mod sign_in;
@@ -128,6 +131,52 @@ impl Pages {
         self.browser.click_button("Sign in").await;
         self.browser.wait_for("Signed in as").await;
         account
+    }
+
+    /// The API over HTTP, as another client would call it: `(status, body)`.
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = reqwest::Client::new().request(method, self.devnet.api_url.join(path).unwrap());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// An access token for anvil's account `index`, signed in over HTTP with SIWE (for the
+    /// other parties of a test: sellers, admins, resellers).
+    pub async fn api_token(&self, index: usize) -> String {
+        let wallet = PrivateKeySigner::from(self.devnet.anvil.keys()[index].clone());
+        let (_, challenge) = self.api(reqwest::Method::GET, "/v1/auth/nonce", None, None).await;
+        let message = siwe_message(
+            wallet.address(),
+            challenge["domain"].as_str().unwrap(),
+            challenge["uri"].as_str().unwrap(),
+            challenge["chainId"].as_u64().unwrap(),
+            challenge["nonce"].as_str().unwrap(),
+            time::OffsetDateTime::now_utc(),
+        );
+        let (status, session) = self
+            .api(
+                reqwest::Method::POST,
+                "/v1/auth/siwe",
+                None,
+                Some(sign_in_body(&wallet, &message)),
+            )
+            .await;
+        assert_eq!(status, 200, "{session}");
+        session["accessToken"].as_str().unwrap().to_owned()
     }
 
     /// An RPC provider on the devnet's anvil, for checking the chain.
