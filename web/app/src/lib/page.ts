@@ -30,6 +30,8 @@ export interface Ctx {
 
 export interface Page {
   title: string;
+  /** What the page is for, shown before the user has signed in. */
+  intro?: string;
   /** The role this page is for; a signed-in user without it is offered to take it. */
   role?: Role;
   /** Loads the page's data (signed in, with the role). */
@@ -198,6 +200,8 @@ export async function start(page: Page): Promise<void> {
         <h1>${page.title}</h1>
         <p role="status" aria-live="polite" class="status">${status}</p>
         <p role="alert" class="alert">${alert}</p>
+        ${ctx.session ? nothing : html`<p>${page.intro ?? ''} Connect your wallet and sign in to continue: signing in is one
+              message signed in your wallet, and costs no gas.</p>`}
         ${roleOffer()}
         ${ready() && loaded ? page.view(ctx) : nothing}
       </main>

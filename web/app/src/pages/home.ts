@@ -25,6 +25,10 @@ let me: User | null = null;
 
 start({
   title: 'Your wallet',
+  intro:
+    'adescrow holds advertising budgets in an escrow on chain and pays everyone who earned from them, ' +
+    'witnessed impression by impression. Advertisers fund campaigns, hosters claim what their nodes earned, ' +
+    'viewers decide what they consent to.',
   async load() {
     me = await api.get<User>('/v1/me');
     session.update(me);
