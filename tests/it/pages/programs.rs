@@ -1,1 +1,456 @@
-//! The programs page (being built).
+//! The programs page: a marketplace purchase paid from the wallet with one permit signature
+//! and one transaction (and a declined permit that leaves everything as it was), a referral
+//! link that brings a new user, a promotion redeemed on a campaign, and the page at phone
+//! width. Set-ups the page is not about (the seller's item, the admin's promotion, the
+//! advertiser's campaign) go through the API over HTTP, as their own pages or tools would.
+
+use adescrow::contracts::{AdEscrow, TestToken};
+use adescrow::platform::db::MIGRATOR;
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::ProviderBuilder;
+use alloy::signers::local::PrivateKeySigner;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::Pages;
+use crate::support::{sign_in_body, siwe_message};
+
+/// The item's price: five whole tUSD (six decimals).
+const PRICE: u128 = 5_000_000;
+/// What the buy button says for it.
+const BUY: &str = "Buy for 5 tUSD";
+const FILE: &[u8] = b"ten banner sizes, editable\n";
+
+/// The devnet's API over HTTP, as another wallet app or a script calls it.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    fn new(pages: &Pages) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            base: pages.devnet.api_url.as_str().trim_end_matches('/').to_owned(),
+        }
+    }
+
+    async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// A call that must succeed: its JSON answer.
+    async fn ok(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
+        let (status, answer) = self.send(method.clone(), path, token, body).await;
+        assert!(status.is_success(), "{method} {path}: {status} {answer}");
+        answer
+    }
+
+    async fn get(&self, path: &str, token: &str) -> Value {
+        self.ok(Method::GET, path, Some(token), None).await
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> Value {
+        self.ok(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// Signs in with SIWE as the API's challenge describes; the access token.
+    async fn sign_in(&self, wallet: &PrivateKeySigner) -> String {
+        let challenge = self.ok(Method::GET, "/v1/auth/nonce", None, None).await;
+        let message = siwe_message(
+            wallet.address(),
+            challenge["domain"].as_str().unwrap(),
+            challenge["uri"].as_str().unwrap(),
+            challenge["chainId"].as_u64().unwrap(),
+            challenge["nonce"].as_str().unwrap(),
+            OffsetDateTime::now_utc(),
+        );
+        let session = self
+            .ok(
+                Method::POST,
+                "/v1/auth/siwe",
+                None,
+                Some(sign_in_body(wallet, &message)),
+            )
+            .await;
+        session["accessToken"].as_str().unwrap().to_owned()
+    }
+
+    /// Signs in and takes `role`.
+    async fn signed_in_as(&self, wallet: &PrivateKeySigner, role: &str) -> String {
+        let token = self.sign_in(wallet).await;
+        self.post("/v1/me/roles", &token, json!({ "role": role })).await;
+        token
+    }
+}
+
+fn signer(pages: &Pages, index: usize) -> PrivateKeySigner {
+    PrivateKeySigner::from(pages.devnet.anvil.keys()[index].clone())
+}
+
+fn test_token(pages: &Pages) -> Address {
+    pages.devnet.deployment.test_token.as_ref().unwrap().address
+}
+
+/// A seller's published item at [`PRICE`] with one text file; its id.
+async fn published_item(api: &Api, seller: &str, token: Address) -> String {
+    let item = api
+        .post(
+            "/v1/market/items",
+            seller,
+            json!({
+                "title": "Espresso banner templates",
+                "description": "Ten banner sizes, editable.",
+                "category": "creative_template",
+                "tags": ["banner"],
+                "prices": [{ "token": token, "price": PRICE.to_string() }],
+            }),
+        )
+        .await;
+    let id = item["id"].as_str().unwrap().to_owned();
+    let uploaded = api
+        .http
+        .post(format!("{}/v1/market/items/{id}/files?name=templates.txt", api.base))
+        .bearer_auth(seller)
+        .header("content-type", "text/plain")
+        .body(FILE.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), StatusCode::CREATED);
+    api.ok(
+        Method::PATCH,
+        &format!("/v1/market/items/{id}"),
+        Some(seller),
+        Some(json!({ "state": "published" })),
+    )
+    .await;
+    id
+}
+
+/// Idempotency keys used on `route` (as the OpenAPI document spells it).
+async fn keys_for(pool: &PgPool, route: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM idempotency_keys WHERE route = $1")
+        .bind(route)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Waits for `text` on the page for up to a minute: a purchase waits for a block and the
+/// indexer.
+async fn wait_long(pages: &mut Pages, text: &str) {
+    pages
+        .browser
+        .cmd(json!({ "cmd": "waitFor", "text": text, "timeoutMs": 55_000 }))
+        .await;
+}
+
+/// The wallet requests made since the first `from`.
+async fn calls_since(pages: &mut Pages, from: usize) -> Vec<(String, bool)> {
+    pages.browser.wallet_calls().await.split_off(from)
+}
+
+/// A buyer finds a seller's item, declines the permit once (nothing is sent, no escrow, no
+/// token moves), then buys it with one permit signature and one transaction: the order's
+/// escrow holds exactly the price for the buyer, the buyer's balance fell by exactly that,
+/// and the API shows the order paid, a license, and a working download link.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_buyer_pays_an_item_with_one_permit_and_one_transaction(pool: PgPool) {
+    let mut pages = Pages::start(pool.clone()).await;
+    let api = Api::new(&pages);
+    let token = test_token(&pages);
+    let seller = api.signed_in_as(&signer(&pages, 3), "seller").await;
+    let item_id = published_item(&api, &seller, token).await;
+
+    // The buyer holds twice the price, minted by itself (anyone may mint the test token).
+    let buyer_wallet = signer(&pages, 4);
+    let buyer = buyer_wallet.address();
+    let chain = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(buyer_wallet.clone()))
+        .connect_http(pages.devnet.anvil.endpoint_url());
+    let erc20 = TestToken::new(token, &chain);
+    erc20
+        .mint(buyer, U256::from(2 * PRICE))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let escrow = AdEscrow::new(pages.devnet.deployment.ad_escrow.address, &chain);
+
+    assert_eq!(pages.sign_in(4).await, buyer);
+    pages.open("programs", "programs-signed-in").await;
+    pages.browser.click_button("Become a buyer").await;
+    pages.browser.wait_for("You are now a buyer.").await;
+    pages.browser.click_button("Details").await;
+    pages.browser.wait_in("#item-detail", BUY).await;
+    pages.browser.screenshot("programs-market-item").await;
+    let before = erc20.balanceOf(buyer).call().await.unwrap();
+    let buyer_token = api.sign_in(&buyer_wallet).await;
+
+    // Declined: the order exists, unpaid; nothing was sent and no token moved.
+    let from = pages.browser.wallet_calls().await.len();
+    pages.browser.reject_next("eth_signTypedData_v4").await;
+    pages.browser.click_button(BUY).await;
+    pages
+        .browser
+        .wait_in("[role=alert]", "You declined the request in your wallet")
+        .await;
+    pages.browser.screenshot("programs-market-declined").await;
+    let calls = calls_since(&mut pages, from).await;
+    assert_eq!(calls, vec![("eth_signTypedData_v4".to_owned(), true)], "{calls:?}");
+    assert_eq!(erc20.balanceOf(buyer).call().await.unwrap(), before);
+    let declined = api.get("/v1/market/orders", &buyer_token).await;
+    let declined = &declined.as_array().unwrap()[0];
+    assert_eq!(declined["state"], "awaiting_payment");
+    let unopened: B256 = declined["chainEscrowId"].as_str().unwrap().parse().unwrap();
+    let nothing = escrow.campaign(unopened).call().await.unwrap();
+    assert_eq!((nothing.advertiser, nothing.remaining), (Address::ZERO, U256::ZERO));
+
+    // Bought: one signature, one transaction.
+    let from = pages.browser.wallet_calls().await.len();
+    pages.browser.click_button(BUY).await;
+    wait_long(&mut pages, "Paid: Espresso banner templates is yours").await;
+    let calls = calls_since(&mut pages, from).await;
+    let signing: Vec<&(String, bool)> = calls
+        .iter()
+        .filter(|(m, _)| {
+            matches!(
+                m.as_str(),
+                "eth_signTypedData_v4" | "eth_sendTransaction" | "personal_sign"
+            )
+        })
+        .collect();
+    assert_eq!(
+        signing,
+        vec![
+            &("eth_signTypedData_v4".to_owned(), false),
+            &("eth_sendTransaction".to_owned(), false)
+        ],
+        "{calls:?}"
+    );
+    let orders = api.get("/v1/market/orders", &buyer_token).await;
+    let paid = orders
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["state"] == "paid")
+        .unwrap_or_else(|| panic!("no paid order: {orders}"));
+    assert_eq!(paid["itemId"], json!(item_id));
+    assert_eq!(paid["price"], json!(PRICE.to_string()));
+    let escrow_id: B256 = paid["chainEscrowId"].as_str().unwrap().parse().unwrap();
+    let funded = escrow.campaign(escrow_id).call().await.unwrap();
+    assert_eq!(funded.advertiser, buyer, "the buyer owns the order's escrow");
+    assert_eq!(funded.token, token);
+    assert_eq!(
+        funded.remaining,
+        U256::from(PRICE),
+        "the escrow holds exactly the price"
+    );
+    assert_eq!(
+        erc20.balanceOf(buyer).call().await.unwrap(),
+        before - U256::from(PRICE),
+        "the buyer paid exactly the price"
+    );
+    let licenses = api.get("/v1/market/licenses", &buyer_token).await;
+    let license = &licenses.as_array().unwrap()[0];
+    assert_eq!(license["orderId"], paid["id"]);
+    assert_eq!(license["valid"], json!(true));
+    assert_eq!(
+        keys_for(&pool, "/v1/market/orders").await,
+        2,
+        "each order went with a key of its own"
+    );
+    pages.browser.wait_in("#licenses", "ADL1.").await;
+    pages.browser.screenshot("programs-market-paid").await;
+
+    // The file, through a link the page asks for.
+    pages.browser.click_button("Link to templates.txt").await;
+    pages.browser.wait_for("Download templates.txt").await;
+    let downloaded = pages
+        .browser
+        .eval("fetch(document.querySelector('a[download]').href).then((r) => r.text())")
+        .await;
+    assert_eq!(downloaded, json!(String::from_utf8_lossy(FILE)));
+    pages.browser.screenshot("programs-market-download").await;
+
+    // At a phone's width nothing is wider than the screen.
+    pages.browser.phone(true).await;
+    pages.open("programs", "programs-phone").await;
+    pages.browser.wait_in("#orders", "paid").await;
+    let fits = pages
+        .browser
+        .eval("document.documentElement.scrollWidth <= window.innerWidth")
+        .await;
+    assert_eq!(fits, json!(true), "the programs page scrolls sideways at 390 px");
+    pages.browser.screenshot("programs-phone").await;
+
+    pages.browser.close().await;
+    pages.devnet.stop().await;
+}
+
+/// A user shares the link the page shows; a new wallet that opens it and signs in is its
+/// referral, in the API and on the referrer's page. An unknown code refuses the sign-in and
+/// makes no account.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_referral_link_brings_a_new_user(pool: PgPool) {
+    let mut pages = Pages::start(pool.clone()).await;
+    let api = Api::new(&pages);
+    pages.sign_in(5).await;
+    pages.open("programs", "programs-referrer").await;
+    let code = pages.browser.text("#referral-code").await;
+    let link = pages
+        .browser
+        .eval("document.getElementById('referral-link').href")
+        .await;
+    let link = link.as_str().unwrap().to_owned();
+    assert_eq!(link, format!("{}?ref={code}", pages.url("")));
+    pages.browser.click_button("Sign out").await;
+    pages.browser.wait_for("Signed out.").await;
+
+    // A code that is no one's: the sign-in is refused, and no account is made.
+    let stranger = pages.wallet(7).await;
+    pages.browser.open(&format!("{}?ref=ZZZZZZZZ", pages.url(""))).await;
+    pages.browser.click_button("Connect adescrow test wallet").await;
+    pages.browser.click_button("Sign in").await;
+    pages.browser.wait_in("[role=alert]", "referral").await;
+    pages.browser.screenshot("referral-unknown-code").await;
+    let accounts: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE address = $1")
+        .bind(stranger.as_slice())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(accounts, 0, "a refused sign-in makes no account");
+
+    // The shared link.
+    pages.wallet(6).await;
+    pages.browser.open(&link).await;
+    pages.browser.screenshot("referral-link-landing").await;
+    pages.browser.click_button("Connect adescrow test wallet").await;
+    pages.browser.click_button("Sign in").await;
+    pages.browser.wait_for("Signed in as").await;
+    let referrer = api.sign_in(&signer(&pages, 5)).await;
+    let page = api.get("/v1/referrals/me/referrals", &referrer).await;
+    assert_eq!(page["total"], 1, "{page}");
+    assert_eq!(page["referrals"][0]["channel"], "code");
+
+    // The referrer sees it on the page.
+    pages.wallet(5).await;
+    pages.open("programs", "programs-referrer-again").await;
+    pages.browser.click_button("Connect adescrow test wallet").await;
+    pages.browser.click_button("Sign in").await;
+    pages.browser.wait_in("#referral-count", "1").await;
+    pages.browser.screenshot("programs-referrer-referred").await;
+
+    pages.browser.close().await;
+    pages.devnet.stop().await;
+}
+
+fn at(offset: time::Duration) -> String {
+    (OffsetDateTime::now_utc() + offset).format(&Rfc3339).unwrap()
+}
+
+/// An admin publishes a fee discount; an advertiser looks its code up on the page and
+/// redeems it on its campaign; the API records the redemption. An unknown code shows no
+/// offer and redeems nothing.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn an_advertiser_redeems_a_promotion_on_its_campaign(pool: PgPool) {
+    let mut pages = Pages::start(pool.clone()).await;
+    let api = Api::new(&pages);
+    // Anvil's first account is the devnet's operator, an admin.
+    let admin = api.sign_in(&signer(&pages, 0)).await;
+    api.post(
+        "/v1/admin/promotions",
+        &admin,
+        json!({
+            "code": "SPRING-25",
+            "name": "Spring fee discount",
+            "offer": { "kind": "feeDiscount", "bps": 5000, "days": 30 },
+            "startsAt": at(-time::Duration::hours(1)),
+            "endsAt": at(time::Duration::days(30)),
+            "publish": true,
+        }),
+    )
+    .await;
+    let advertiser_wallet = signer(&pages, 8);
+    let advertiser = api.signed_in_as(&advertiser_wallet, "advertiser").await;
+    let brand = api
+        .post(
+            "/v1/brands",
+            &advertiser,
+            json!({ "name": "Spring coffee", "dailyBudget": "1000000000", "monthlyBudget": "10000000000", "timeZone": "UTC" }),
+        )
+        .await;
+    let campaign = api
+        .post(
+            "/v1/campaigns",
+            &advertiser,
+            json!({
+                "brandId": brand["id"], "name": "Spring mornings", "token": test_token(&pages),
+                "startsAt": at(-time::Duration::minutes(1)), "endsAt": at(time::Duration::days(7)),
+            }),
+        )
+        .await;
+    let campaign_id = campaign["id"].as_str().unwrap().to_owned();
+
+    pages.sign_in(8).await;
+    pages.open("programs", "programs-advertiser").await;
+
+    // A code that is no promotion's.
+    pages.browser.fill("Promotion code", "WINTER-99").await;
+    pages.browser.click_button("Show promotion").await;
+    pages.browser.wait_in("[role=alert]", "promotion").await;
+    pages.browser.screenshot("programs-promotion-unknown").await;
+
+    pages.browser.fill("Promotion code", "spring-25").await;
+    pages.browser.click_button("Show promotion").await;
+    pages
+        .browser
+        .wait_in("#promotion", "50% off the platform's fee for 30 days")
+        .await;
+    pages.browser.select("Campaign", &campaign_id).await;
+    pages.browser.screenshot("programs-promotion-shown").await;
+    pages.browser.click_button("Redeem").await;
+    pages.browser.wait_for("Redeemed SPRING-25.").await;
+    pages.browser.wait_in("#redemptions", "Spring mornings").await;
+    pages.browser.screenshot("programs-promotion-redeemed").await;
+
+    let redemptions = api.get("/v1/me/promotions", &advertiser).await;
+    let redemptions = redemptions.as_array().unwrap();
+    assert_eq!(redemptions.len(), 1, "{redemptions:?}");
+    assert_eq!(redemptions[0]["code"], "SPRING-25");
+    assert_eq!(redemptions[0]["campaignId"], json!(campaign_id));
+    assert_eq!(redemptions[0]["offer"], "feeDiscount");
+    assert_eq!(redemptions[0]["discountBps"], 5000);
+    assert_eq!(
+        keys_for(&pool, "/v1/promotions/{code}/redemptions").await,
+        1,
+        "the redemption went with an Idempotency-Key"
+    );
+
+    // Redeeming again is past the promotion's limit of one per advertiser: refused, and
+    // still one redemption.
+    pages.browser.click_button("Redeem").await;
+    pages.browser.wait_in("[role=alert]", "code").await;
+    let again = api.get("/v1/me/promotions", &advertiser).await;
+    assert_eq!(again.as_array().unwrap().len(), 1);
+
+    pages.browser.close().await;
+    pages.devnet.stop().await;
+}

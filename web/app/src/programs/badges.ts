@@ -96,12 +96,13 @@ function boardForm(ctx: Ctx, c: Catalog): TemplateResult {
     chosen.token = field(e, 'token');
     ctx.act('Reading the board', async () => 'The board is below.');
   })}>
-    <label>Board <select name="category">${c.categories.map((x) => html`<option value=${x.category}
-      ?selected=${x.category === chosen.category}>${words(x.category)}</option>`)}</select></label>
-    <label>Period <select name="period">${c.periods.map((p) => html`<option value=${p}
-      ?selected=${p === chosen.period}>${p === 'all' ? 'all time' : p}</option>`)}</select></label>
-    <label>Token <span class="hint">for boards of amounts (earnings, spend, sales)</span>
-      <input name="token" class="mono" .value=${chosen.token} placeholder="0x…"></label>
+    <label for="board-category">Board</label>
+    <select id="board-category" name="category">${c.categories.map((x) => html`<option value=${x.category}
+      ?selected=${x.category === chosen.category}>${words(x.category)}</option>`)}</select>
+    <label for="board-period">Period</label>
+    <select id="board-period" name="period">${c.periods.map((p) => html`<option value=${p}
+      ?selected=${p === chosen.period}>${p === 'all' ? 'all time' : p}</option>`)}</select>
+    <label>Token <input name="token" class="mono" .value=${chosen.token} placeholder="0x… (for boards of earnings, spend or sales)"></label>
     <div><button type="submit" ?disabled=${ctx.busy}>Show board</button></div>
   </form>`;
 }
@@ -114,7 +115,7 @@ function boardView(me: User): TemplateResult {
     <p id="my-rank">${rank?.entry
       ? `You rank ${rank.entry.rank} of ${rank.total} with ${score(rank.entry)}.`
       : `You are not on this board yet (${board.total} are).`}
-      Since ${board.startsOn}${board.endsAt ? `, until ${dateTime(board.endsAt)}` : ''}.</p>
+      ${chosen.period === 'all' ? '' : `Since ${board.startsOn}${board.endsAt ? `, until ${dateTime(board.endsAt)}` : ''}.`}</p>
     ${board.entries.length
       ? html`<div class="table-wrap"><table>
           <thead><tr><th class="num">Rank</th><th>Wallet</th><th class="num">Score</th></tr></thead>

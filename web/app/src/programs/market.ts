@@ -161,10 +161,11 @@ export const marketProgram: Program = {
         ctx.act('Searching', async () => `${listing.length} items found.`);
       })}>
         <label>Search <input name="q" type="search" .value=${search.q} placeholder="banner templates"></label>
-        <label>Category <select name="category">
+        <label for="market-category">Category</label>
+        <select id="market-category" name="category">
           <option value="">Any</option>
           ${CATEGORIES.map((c) => html`<option value=${c} ?selected=${search.category === c}>${words(c)}</option>`)}
-        </select></label>
+        </select>
         <div><button type="submit" ?disabled=${ctx.busy}>Search</button></div>
       </form>
       ${listingView(ctx)}
@@ -415,7 +416,8 @@ function newItemForm(ctx: Ctx): TemplateResult {
     })}>
       <label>Title <input name="title" required maxlength="200"></label>
       <label>Description <textarea name="description" rows="3" maxlength="10000"></textarea></label>
-      <label>Item category <select name="category">${CATEGORIES.map((c) => html`<option value=${c}>${words(c)}</option>`)}</select></label>
+      <label for="item-category">Item category</label>
+      <select id="item-category" name="category">${CATEGORIES.map((c) => html`<option value=${c}>${words(c)}</option>`)}</select>
       <label>Price <input name="price" inputmode="decimal" required placeholder="5"></label>
       <label>Price token <input name="token" class="mono" required .value=${known} placeholder="0x…"></label>
       <div><button type="submit" ?disabled=${ctx.busy}>Create draft</button></div>

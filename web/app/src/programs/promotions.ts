@@ -117,7 +117,8 @@ function redeemForm(ctx: Ctx, p: PublicPromotion): TemplateResult {
       return `Redeemed ${p.code}.`;
     });
   })}>
-    <label>Campaign <select name="campaign">${eligible.map((c) => html`<option value=${c.id}>${c.name} (${c.status.toLowerCase()})</option>`)}</select></label>
+    <label for="promotion-campaign">Campaign</label>
+    <select id="promotion-campaign" name="campaign">${eligible.map((c) => html`<option value=${c.id}>${c.name} (${c.status.toLowerCase()})</option>`)}</select>
     <div><button type="submit" ?disabled=${ctx.busy}>Redeem</button></div>
   </form>`;
 }
