@@ -156,15 +156,15 @@ export function earningsView(ctx: Ctx): TemplateResult {
   const body = statement?.statement;
   return html`<section aria-labelledby="earnings-title">
     <h2 id="earnings-title">Earnings statement</h2>
-    <div class="row">
+    <form @submit=${(e: Event) => e.preventDefault()}>
       <label for="statement-period">Period</label>
       <select id="statement-period" @change=${(e: Event) => {
         period = (e.currentTarget as HTMLSelectElement).value as Period;
         void ctx.act('Reading the statement', async () => 'Statement updated.');
       }}>${PERIODS.map(([value, name]) => html`<option value=${value} ?selected=${value === period}>${name}</option>`)}</select>
-      <button type="button" class="secondary" ?disabled=${ctx.busy}
-        @click=${() => ctx.act('Downloading the statement', download)}>Download CSV</button>
-    </div>
+      <div class="row"><button type="button" class="secondary" ?disabled=${ctx.busy}
+        @click=${() => ctx.act('Downloading the statement', download)}>Download CSV</button></div>
+    </form>
     ${body
       ? html`<p>${dateTime(body.startsAt)} to ${dateTime(body.endsAt)} (${body.zone}),
           ${statement!.closed ? html`closed; its hash is <span class="mono">${statement!.hash}</span>` : 'still open'}.</p>
