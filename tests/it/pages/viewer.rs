@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use adescrow::billing::rewards_scope;
-use adescrow::contracts::ConsentRegistry;
+use adescrow::contracts::{ConsentRegistry, TestToken};
 use adescrow::platform::db::MIGRATOR;
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::Provider;
@@ -16,13 +16,14 @@ use super::Pages;
 
 /// The viewer's wallet: an anvil account neither the operator, the settler nor the guardian.
 const VIEWER: usize = 6;
+/// The demo's viewer (`DemoAccounts::anvil`).
+const DEMO_VIEWER: usize = 9;
 
-/// Signs the viewer in, opens the viewer page and takes the viewer role there.
+/// Signs the viewer in (every user is a viewer from the first sign-in) and opens the page.
 async fn viewer_page(pool: PgPool) -> (Pages, Address) {
     let mut pages = Pages::start(pool).await;
     let user = pages.sign_in(VIEWER).await;
-    pages.open("viewer", "viewer-without-role").await;
-    pages.browser.click_button("Become a viewer").await;
+    pages.open("viewer", "viewer-opened").await;
     pages.browser.wait_for("Your viewer id").await;
     pages.browser.wait_for("Grant consent").await;
     (pages, user)
@@ -94,7 +95,13 @@ async fn a_viewer_grants_and_revokes_consent_without_gas(pool: PgPool) {
     pages.browser.select("Scope", &scope.to_string()).await;
     pages.browser.select("Lasts", "30").await;
     pages.browser.click_button("Grant consent").await;
-    pages.browser.wait_in("[role=status]", "Consent to rewards granted until").await;
+    // Signed and queued: the page polls the request until the relayer's transaction is in.
+    pages.browser.wait_in("#consent-status", "pending").await;
+    pages.browser.screenshot("viewer-grant-pending").await;
+    pages
+        .browser
+        .wait_in("[role=status]", "Consent to rewards granted until")
+        .await;
     assert_eq!(pages.browser.text("#consent-status").await, "confirmed");
     let note = pages.browser.text("#gas-note").await;
     assert!(note.starts_with("No gas was spent"), "{note}");
@@ -103,7 +110,10 @@ async fn a_viewer_grants_and_revokes_consent_without_gas(pool: PgPool) {
     assert!(has_consent(&pages, user, scope).await, "the registry holds the grant");
     let expiry = registry(&pages).consentExpiry(user, scope).call().await.unwrap();
     let thirty_days = now() + 30 * 86_400;
-    assert!(expiry.abs_diff(thirty_days) < 600, "expiry {expiry}, 30 days from now {thirty_days}");
+    assert!(
+        expiry.abs_diff(thirty_days) < 600,
+        "expiry {expiry}, 30 days from now {thirty_days}"
+    );
     assert_eq!(pages.eth_balance(user).await, eth, "the grant cost the viewer no gas");
     let shown_tx = pages.browser.text("#consent-tx").await;
     let receipt = pages
@@ -117,12 +127,18 @@ async fn a_viewer_grants_and_revokes_consent_without_gas(pool: PgPool) {
     assert_eq!(record["expiry"], json!(expiry));
 
     pages.browser.click_button("Revoke rewards").await;
-    pages.browser.wait_in("[role=status]", "Consent to rewards revoked").await;
+    pages
+        .browser
+        .wait_in("[role=status]", "Consent to rewards revoked")
+        .await;
     assert_eq!(pages.browser.text("#consent-status").await, "confirmed");
     pages.browser.wait_in("tbody", "Not granted").await;
     pages.browser.screenshot("viewer-revoked").await;
 
-    assert!(!has_consent(&pages, user, scope).await, "the registry dropped the grant");
+    assert!(
+        !has_consent(&pages, user, scope).await,
+        "the registry dropped the grant"
+    );
     assert_eq!(pages.eth_balance(user).await, eth, "neither change cost the viewer gas");
     let record = mirror_says(&pages, user, scope, false).await;
     assert_eq!(record["expiry"], Value::Null);
@@ -159,13 +175,19 @@ async fn a_declined_signature_changes_nothing(pool: PgPool) {
     assert_eq!(consent_requests(&pool).await, 0, "nothing was queued for the relayer");
     assert!(!has_consent(&pages, user, scope).await);
     assert_eq!(registry(&pages).nonces(user).call().await.unwrap(), U256::ZERO);
-    let no_request = pages.browser.eval("document.getElementById('consent-status') === null").await;
+    let no_request = pages
+        .browser
+        .eval("document.getElementById('consent-status') === null")
+        .await;
     assert_eq!(no_request, json!(true), "the page shows no request");
     let calls = pages.browser.wallet_calls().await;
     assert!(calls.contains(&("eth_signTypedData_v4".to_owned(), true)), "{calls:?}");
 
     pages.browser.click_button("Grant consent").await;
-    pages.browser.wait_in("[role=status]", "Consent to rewards granted until").await;
+    pages
+        .browser
+        .wait_in("[role=status]", "Consent to rewards granted until")
+        .await;
     let alert = pages.browser.text("[role=alert]").await;
     assert_eq!(alert, "", "the retry cleared the alert");
     pages.browser.screenshot("viewer-granted-after-decline").await;
@@ -223,6 +245,81 @@ async fn the_viewer_id_is_the_apis_and_the_page_fits_a_phone(pool: PgPool) {
     pages.devnet.stop().await;
 }
 
+/// The demo's viewer held consent while the demo's click was billed, so once the demo's
+/// epochs settle it has a reward in the escrow's payout root: the page shows it and claims
+/// it with the payouts' calldata, and the tokens arrive in the viewer's wallet.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_viewer_claims_a_settled_reward(pool: PgPool) {
+    let mut pages = Pages::start(pool).await;
+    pages.devnet.run_demo().await;
+    let viewer = pages.devnet.anvil.addresses()[DEMO_VIEWER];
+    let path = format!("/v1/payouts/{viewer}");
+    let mut payout = Value::Null;
+    for _ in 0..300 {
+        let payouts = api_get(&pages, &path).await;
+        if let Some(token) = payouts["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["claimable"] != json!("0"))
+        {
+            payout = token.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(payout, Value::Null, "the viewer's reward never became claimable");
+    let claimable: U256 = payout["claimable"].as_str().unwrap().parse().unwrap();
+    let token = TestToken::new(payout["token"].as_str().unwrap().parse().unwrap(), pages.chain());
+    let before = token.balanceOf(viewer).call().await.unwrap();
+
+    pages.sign_in(DEMO_VIEWER).await;
+    pages.open("viewer", "viewer-rewards").await;
+    pages.browser.wait_for("Claimable now").await;
+    let button = pages
+        .browser
+        .eval("[...document.querySelectorAll('button')].map((b) => b.textContent.trim()).find((t) => t.startsWith('Claim '))")
+        .await;
+    let button = button.as_str().expect("the page offers the claim").to_owned();
+    pages.browser.click_button(&button).await;
+    pages.browser.wait_in("[role=status]", "Claimed").await;
+    pages.browser.screenshot("viewer-claimed").await;
+    let offered = format!("[...document.querySelectorAll('button')].some((b) => b.textContent.trim() === {button:?})");
+    assert_eq!(
+        pages.browser.eval(&offered).await,
+        json!(false),
+        "the claimed amount is not offered again"
+    );
+
+    // A later epoch may have grown the reward since it was first claimable: the claim pays
+    // everything claimable when the page loaded, which the mirror then counts as claimed.
+    let paid = token.balanceOf(viewer).call().await.unwrap() - before;
+    assert!(
+        paid >= claimable,
+        "the claim paid {paid}, less than the {claimable} claimable before"
+    );
+    let mut claimed = Value::Null;
+    for _ in 0..300 {
+        let payouts = api_get(&pages, &path).await;
+        claimed = payouts["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["token"] == payout["token"])
+            .unwrap()["claimed"]
+            .clone();
+        if claimed != json!("0") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(claimed, json!(paid.to_string()), "the API mirrors the claim");
+    let calls = pages.browser.wallet_calls().await;
+    assert!(calls.contains(&("eth_sendTransaction".to_owned(), false)), "{calls:?}");
+    pages.browser.close().await;
+    pages.devnet.stop().await;
+}
+
 /// A wallet on another chain is told so and offered the switch; after it, sign-in works.
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn a_wallet_on_another_chain_is_offered_the_switch(pool: PgPool) {
@@ -234,7 +331,10 @@ async fn a_wallet_on_another_chain_is_offered_the_switch(pool: PgPool) {
         .await;
     pages.open("", "home-wrong-chain-signed-out").await;
     pages.browser.click_button("Connect adescrow test wallet").await;
-    pages.browser.wait_for("Your wallet is on chain 1; adescrow runs on chain 31337.").await;
+    pages
+        .browser
+        .wait_for("Your wallet is on chain 1; adescrow runs on chain 31337.")
+        .await;
     pages.browser.screenshot("home-wrong-chain").await;
 
     pages.browser.click_button("Switch to chain 31337").await;
@@ -242,7 +342,10 @@ async fn a_wallet_on_another_chain_is_offered_the_switch(pool: PgPool) {
     pages.browser.wait_for("Signed in as").await;
     pages.browser.screenshot("home-switched-and-signed-in").await;
     let calls = pages.browser.wallet_calls().await;
-    assert!(calls.contains(&("wallet_switchEthereumChain".to_owned(), false)), "{calls:?}");
+    assert!(
+        calls.contains(&("wallet_switchEthereumChain".to_owned(), false)),
+        "{calls:?}"
+    );
     assert!(calls.contains(&("personal_sign".to_owned(), false)), "{calls:?}");
     pages.browser.close().await;
     pages.devnet.stop().await;

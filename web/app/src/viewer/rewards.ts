@@ -75,6 +75,17 @@ export async function loadRewards(wallet: Wallet, hasEscrow: boolean): Promise<R
   return { month: statement.statement.startsOn.slice(0, 7), escrow: payouts?.escrow ?? null, rows };
 }
 
+/** Waits (a while) until the payouts of `account` show the claim `hash` of `address`. */
+async function mirrored(account: Address, address: Address, hash: Hash): Promise<void> {
+  const until = Date.now() + 30_000;
+  while (Date.now() < until) {
+    const payouts = await api.get<Payouts>(`/v1/payouts/${account}`, { anonymous: true });
+    const payout = payouts.tokens.find((t) => t.token.toLowerCase() === address.toLowerCase());
+    if (payout?.claimedTx?.toLowerCase() === hash.toLowerCase()) return;
+    await new Promise((r) => setTimeout(r, 400));
+  }
+}
+
 function claimButton(ctx: Ctx, rewards: Rewards, row: Row): TemplateResult | typeof nothing {
   const { escrow } = rewards;
   if (!escrow || !row.calldata || row.claimable === 0n) return nothing;
@@ -86,6 +97,9 @@ function claimButton(ctx: Ctx, rewards: Rewards, row: Row): TemplateResult | typ
       // The payouts' own calldata: AdEscrow.claim with this account's proof.
       const hash = await sendTransaction(wallet.client, { to: escrow, data: calldata, chain: null });
       await confirmed(wallet, hash);
+      // Until the API's mirror has the claim, its payouts still offer it; a second claim
+      // would only revert.
+      await mirrored(wallet.account, row.token.address, hash);
       return `Claimed ${amount} in transaction ${hash}.`;
     })}>Claim ${amount}</button>`;
 }
