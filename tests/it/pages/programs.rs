@@ -1,8 +1,9 @@
 //! The programs page: a marketplace purchase paid from the wallet with one permit signature
-//! and one transaction (and a declined permit that leaves everything as it was), a referral
-//! link that brings a new user, a promotion redeemed on a campaign, and the page at phone
-//! width. Set-ups the page is not about (the seller's item, the admin's promotion, the
-//! advertiser's campaign) go through the API over HTTP, as their own pages or tools would.
+//! and one transaction (and a declined permit that leaves everything as it was), an item
+//! listed from the page, a referral link that brings a new user, a promotion redeemed on a
+//! campaign, and the page at phone width. Set-ups the page is not about (the seller's item
+//! to buy, the admin's promotion, the advertiser's campaign) go through the API over HTTP,
+//! as their own pages or tools would.
 
 use adescrow::contracts::{AdEscrow, TestToken};
 use adescrow::platform::db::MIGRATOR;
@@ -357,6 +358,66 @@ async fn a_referral_link_brings_a_new_user(pool: PgPool) {
     pages.browser.click_button("Sign in").await;
     pages.browser.wait_in("#referral-count", "1").await;
     pages.browser.screenshot("programs-referrer-referred").await;
+
+    pages.browser.close().await;
+    pages.devnet.stop().await;
+}
+
+/// A seller lists an item from the page: a draft at its price, refused for sale without a
+/// file, then a file and published; the public listing has it as made.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_seller_lists_an_item_from_the_page(pool: PgPool) {
+    let mut pages = Pages::start(pool.clone()).await;
+    let api = Api::new(&pages);
+    let token = test_token(&pages);
+    pages.sign_in(3).await;
+    pages.open("programs", "programs-seller").await;
+    pages.browser.click_button("Become a seller").await;
+    pages.browser.wait_for("You are now a seller.").await;
+    pages.browser.click("#new-item summary").await;
+    pages.browser.fill("Title", "Autumn audience study").await;
+    pages.browser.fill("Description", "Visits by region.").await;
+    pages.browser.select("Item category", "audience_research").await;
+    pages.browser.fill("Price", "2.5").await;
+    pages.browser.fill("Price token", &token.to_checksum(None)).await;
+    pages.browser.click_button("Create draft").await;
+    pages.browser.wait_for("Draft Autumn audience study made").await;
+
+    // Not for sale without a file.
+    pages.browser.click_button("Publish").await;
+    pages.browser.wait_in("[role=alert]", "(state)").await;
+    pages.browser.screenshot("programs-seller-draft").await;
+    let listed = api.ok(Method::GET, "/v1/market/items", None, None).await;
+    assert_eq!(listed["items"], json!([]), "a draft is not listed");
+
+    // The file, chosen as a user would pick it.
+    let chosen = pages
+        .browser
+        .eval(
+            "(() => { const input = document.querySelector('#seller-items input[type=file]');
+               const files = new DataTransfer();
+               files.items.add(new File(['north 12, south 7\\n'], 'visits.txt', { type: 'text/plain' }));
+               input.files = files.files; return input.files.length; })()",
+        )
+        .await;
+    assert_eq!(chosen, json!(1));
+    pages.browser.click_button("Add file").await;
+    pages
+        .browser
+        .wait_for("visits.txt added to Autumn audience study.")
+        .await;
+    pages.browser.click_button("Publish").await;
+    pages.browser.wait_for("Autumn audience study is listed.").await;
+    pages.browser.screenshot("programs-seller-published").await;
+
+    let listed = api.ok(Method::GET, "/v1/market/items", None, None).await;
+    let item = &listed["items"][0];
+    assert_eq!(item["title"], "Autumn audience study");
+    assert_eq!(item["category"], "audience_research");
+    assert_eq!(item["state"], "published");
+    assert_eq!(item["prices"], json!([{ "token": token, "price": "2500000" }]));
+    assert_eq!(item["files"][0]["name"], "visits.txt");
+    assert_eq!(item["files"][0]["size"], 18);
 
     pages.browser.close().await;
     pages.devnet.stop().await;

@@ -304,7 +304,8 @@ function purchasesView(ctx: Ctx): TemplateResult {
       ? html`<div class="table-wrap"><table id="licenses">
           <thead><tr><th>Item</th><th>Key</th><th>Devices</th><th>Standing</th></tr></thead>
           <tbody>${licenses.map((l) => html`<tr>
-            <td>${titles.get(l.orderId) ?? l.itemId}</td><td class="mono">${l.key}</td>
+            <td>${titles.get(l.orderId) ?? l.itemId}</td>
+            <td><details><summary class="mono">${l.key.slice(0, 12)}…</summary><span class="mono">${l.key}</span></details></td>
             <td>${l.activations} of ${l.activationLimit}</td>
             <td>${l.valid ? 'valid' : 'not valid'}${l.expiresAt ? ` until ${dateTime(l.expiresAt)}` : ''}</td></tr>`)}</tbody>
         </table></div>`
@@ -356,9 +357,11 @@ function itemActions(ctx: Ctx, item: Item): TemplateResult | typeof nothing {
     <label>File for ${item.title} <input id=${fileId} type="file"></label>
     <button type="button" class="secondary" ?disabled=${ctx.busy}
       @click=${() => ctx.act(`Adding a file to ${item.title}`, async () => {
-        const file = (document.getElementById(fileId) as HTMLInputElement).files?.[0];
+        const input = document.getElementById(fileId) as HTMLInputElement;
+        const file = input.files?.[0];
         if (!file) throw new ApiError(422, 'Choose a file first', undefined, 'file');
         await upload(item.id, file);
+        input.value = '';
         return `${file.name} added to ${item.title}.`;
       })}>Add file</button>
     ${item.state !== 'published'
@@ -399,8 +402,9 @@ async function upload(itemId: string, file: File): Promise<void> {
 
 function newItemForm(ctx: Ctx): TemplateResult {
   const known = listing.flatMap((i) => i.prices.map((p) => p.token))[0] ?? '';
-  return html`<details><summary>List a new item</summary>
+  return html`<details id="new-item"><summary>List a new item</summary>
     <form @submit=${onSubmit((e) => {
+      const form = e.target as HTMLFormElement;
       const [title, description, category, priceText, tokenText] =
         ['title', 'description', 'category', 'price', 'token'].map((n) => field(e, n));
       ctx.act('Creating a draft', async () => {
@@ -412,7 +416,7 @@ function newItemForm(ctx: Ctx): TemplateResult {
           { title, description, category, prices: [{ token: tokenText, price: price.toString() }] },
           { idempotencyKey: idempotencyKey() });
         return `Draft ${title} made: add a file, then publish it.`;
-      });
+      }).then((made) => made && form.reset());
     })}>
       <label>Title <input name="title" required maxlength="200"></label>
       <label>Description <textarea name="description" rows="3" maxlength="10000"></textarea></label>
