@@ -446,7 +446,7 @@ async fn analytics_charts_show_the_apis_numbers(pool: PgPool) {
         .eval(
             "Object.fromEntries([...document.querySelectorAll('figure.chart')].map((f) => [
                 f.querySelector('figcaption').textContent,
-                [...f.querySelectorAll('tbody tr')].map((r) => [...r.children].map((c) => c.textContent.trim())),
+                [...f.querySelectorAll('details tbody tr')].map((r) => [...r.children].map((c) => c.textContent.trim())),
             ]))",
         )
         .await;

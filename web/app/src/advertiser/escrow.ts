@@ -2,7 +2,7 @@
 // escrow with one EIP-2612 permit signature and one transaction (approve + open for tokens
 // without permit), top it up, close it early and withdraw what is left.
 
-import { ContractFunctionExecutionError, encodeFunctionData, slice, zeroAddress, type Address, type Hash, type Hex } from 'viem';
+import { ContractFunctionExecutionError, encodeFunctionData, numberToHex, slice, zeroAddress, type Address, type Hash, type Hex } from 'viem';
 import { getBlock, readContract, signTypedData } from 'viem/actions';
 import { confirmed } from '../lib/chain';
 import { erc20Abi, escrowAbi, permitTypes } from '../lib/contracts';
@@ -38,14 +38,25 @@ export const balanceOf = (wallet: Wallet, token: Address): Promise<bigint> =>
 
 /**
  * Sends `data` to `to` from the wallet's account and waits for it to be mined; the wallet
- * fills in gas, fees and nonce. A bare `eth_sendTransaction` rather than viem's
- * `writeContract`, whose transaction preparation brings an elliptic-curve library (a quarter
- * of this page's JavaScript) for work the wallet does anyway.
+ * fills in fees and nonce, and the gas limit unless `gas` is given. A bare
+ * `eth_sendTransaction` rather than viem's `writeContract`, whose transaction preparation
+ * brings an elliptic-curve library (a quarter of this page's JavaScript) for work the wallet
+ * does anyway.
  */
-async function send(wallet: Wallet, to: Address, data: Hex): Promise<Hash> {
-  const hash = await wallet.client.request({ method: 'eth_sendTransaction', params: [{ from: wallet.account, to, data }] });
+async function send(wallet: Wallet, to: Address, data: Hex, gas?: bigint): Promise<Hash> {
+  const request = { from: wallet.account, to, data, ...(gas === undefined ? {} : { gas: numberToHex(gas) }) };
+  const hash = await wallet.client.request({ method: 'eth_sendTransaction', params: [request] });
   return confirmed(wallet, hash);
 }
+
+/**
+ * Gas for a withdrawal, given rather than estimated: a wallet estimates against the latest
+ * block, whose time may still be inside the grace period that has just ended (on a devnet
+ * no block comes until a transaction does), and would size the transaction for the revert.
+ * A withdrawal writes two slots and makes one token transfer; this leaves room for tokens
+ * whose transfers cost more.
+ */
+const WITHDRAW_GAS = 200_000n;
 
 /** The token's EIP-712 domain and the owner's permit nonce; null if it has no EIP-2612 permit. */
 async function permitTerms(wallet: Wallet, token: Address) {
@@ -119,5 +130,5 @@ export function close(wallet: Wallet, escrow: Address, id: Hex): Promise<Hash> {
 
 /** Takes back what is left, once the end and the grace period are over. */
 export function withdraw(wallet: Wallet, escrow: Address, id: Hex): Promise<Hash> {
-  return send(wallet, escrow, encodeFunctionData({ abi: escrowAbi, functionName: 'withdraw', args: [id] }));
+  return send(wallet, escrow, encodeFunctionData({ abi: escrowAbi, functionName: 'withdraw', args: [id] }), WITHDRAW_GAS);
 }
