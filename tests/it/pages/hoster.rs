@@ -31,7 +31,7 @@ fn units(amount: u128, decimals: u8, symbol: &str) -> String {
     let whole = (amount / scale).to_string();
     let mut grouped = String::new();
     for (i, digit) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(digit);

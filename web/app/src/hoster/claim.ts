@@ -119,7 +119,7 @@ function tokenCard(ctx: Ctx, p: TokenPayout): TemplateResult {
   const claimable = BigInt(p.claimable);
   const symbol = symbolOf(p.token);
   const key = p.token.toLowerCase();
-  return html`<div class="card" aria-label=${`${symbol} payout`}>
+  return html`<div class="card" role="group" aria-label=${`${symbol} payout`}>
     <h3>${symbol}</h3>
     <dl class="figures">
       <div><dt>Claimable now</dt><dd id=${`claimable-${key}`} data-amount=${p.claimable}>${amount(claimable, p.token)}</dd></div>
@@ -137,7 +137,7 @@ function tokenCard(ctx: Ctx, p: TokenPayout): TemplateResult {
 
 function lastClaim(ctx: Ctx): TemplateResult | typeof nothing {
   if (!last) return nothing;
-  return html`<div class="card" id="last-claim" aria-labelledby="last-claim-title">
+  return html`<div class="card" id="last-claim" role="region" aria-labelledby="last-claim-title">
     <h3 id="last-claim-title">Your claim</h3>
     <dl class="figures">
       <div><dt>Balance before</dt><dd id="balance-before">${amount(last.before, last.token)}</dd></div>

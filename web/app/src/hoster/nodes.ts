@@ -100,6 +100,8 @@ function revealedKey(ctx: Ctx): TemplateResult | typeof nothing {
     <div class="row">
       <button type="button" class="secondary"
         @click=${() => ctx.act('Copying the key', async () => {
+          // The clipboard API exists in secure contexts only (https, or localhost).
+          if (!navigator.clipboard) throw new Error('This browser does not let the page copy here: select the key and copy it.');
           await navigator.clipboard.writeText(shown.key);
           return 'The key is on your clipboard.';
         })}>Copy the key</button>
