@@ -240,7 +240,23 @@ async fn a_hoster_claims_its_settled_earnings(pool: PgPool) {
     pages.browser.wait_for("Ad revenue · node").await;
     // The statement's CSV, fetched with the session's token.
     pages.browser.click_button("Download CSV").await;
-    pages.browser.wait_in("[role=status]", "Downloaded statement-").await;
+    let status = pages.browser.wait_in("[role=status]", "Downloaded statement-").await;
+    let token = page_token(&mut pages).await;
+    let url = pages.devnet.api_url.join("/v1/statements/me/csv?period=day").unwrap();
+    let csv = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.contains("ad_revenue"), "{csv}");
+    assert!(
+        status.ends_with(&format!(".csv ({} bytes).", csv.len())),
+        "the page saved the API's CSV: {status}"
+    );
 
     pages.browser.phone(true).await;
     pages.open("hoster", "hoster-phone").await;
