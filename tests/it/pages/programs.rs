@@ -293,7 +293,12 @@ async fn a_buyer_pays_an_item_with_one_permit_and_one_transaction(pool: PgPool) 
 
     // At a phone's width nothing is wider than the screen.
     pages.browser.phone(true).await;
-    pages.open("programs", "programs-phone").await;
+    let load = pages.open("programs", "programs-phone").await;
+    assert!(
+        load.interactive_ms < 15_000.0,
+        "interactive after {} ms",
+        load.interactive_ms
+    );
     pages.browser.wait_in("#orders", "paid").await;
     let fits = pages
         .browser
