@@ -198,6 +198,38 @@ async fn a_declined_signature_changes_nothing(pool: PgPool) {
     pages.devnet.stop().await;
 }
 
+/// A scope a site asked for by its purpose: an empty one is refused before anything is
+/// signed; a named one is granted as `keccak256(bytes(purpose))` and listed by its name.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_viewer_grants_a_scope_named_by_its_purpose(pool: PgPool) {
+    let (mut pages, user) = viewer_page(pool.clone()).await;
+    pages.browser.select("Scope", "other").await;
+    pages.browser.click_button("Grant consent").await;
+    pages
+        .browser
+        .wait_in("[role=alert]", "Purpose or scope: enter a purpose")
+        .await;
+    let calls = pages.browser.wallet_calls().await;
+    assert!(!calls.iter().any(|(m, _)| m == "eth_signTypedData_v4"), "{calls:?}");
+
+    pages.browser.fill("Purpose or scope", "newsletter").await;
+    pages.browser.select("Lasts", "365").await;
+    pages.browser.click_button("Grant consent").await;
+    pages
+        .browser
+        .wait_in("[role=status]", "Consent to newsletter granted until")
+        .await;
+    pages.browser.wait_for("Revoke newsletter").await;
+    pages.browser.screenshot("viewer-purpose-granted").await;
+    let scope = alloy::primitives::keccak256("newsletter");
+    assert!(has_consent(&pages, user, scope).await);
+    assert!(!has_consent(&pages, user, rewards_scope()).await);
+    assert_eq!(consent_requests(&pool).await, 1);
+    mirror_says(&pages, user, scope, true).await;
+    pages.browser.close().await;
+    pages.devnet.stop().await;
+}
+
 /// The page shows the viewer id the API gives this user, and fits a phone's screen.
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn the_viewer_id_is_the_apis_and_the_page_fits_a_phone(pool: PgPool) {

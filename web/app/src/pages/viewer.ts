@@ -84,7 +84,7 @@ function viewerIdView(): TemplateResult {
  * one signature, no gas. `pick` runs inside the action, so a bad scope becomes the alert.
  */
 function signChange(ctx: Ctx, registry: Address, doing: string, pick: () => [Scope, bigint | null]): Promise<boolean> {
-  return ctx.act(`${doing}: sign the message in your wallet`, async () => {
+  return ctx.act(`${doing}: sign the message in your wallet, then the relayer records it on chain`, async () => {
     last = null;
     const [scope, expiry] = pick();
     const done = await change(ctx.wallet!, ctx.config.chainId, registry, scope, expiry, (progress) => {
@@ -135,6 +135,9 @@ function grantForm(ctx: Ctx, registry: Address): TemplateResult {
     return signChange(ctx, registry, 'Granting consent', () => {
       const scope = chosen === OTHER ? parseScope(other) : scopeOf(chosen as Hex);
       if (!typed.some((s) => s.id === scope.id)) typed.push(scope);
+      // The scope is listed from now on: the form shows it chosen rather than typed.
+      chosen = scope.id;
+      other = '';
       return [scope, now() + BigInt(Number(days) * 86_400)];
     });
   };
