@@ -4,9 +4,8 @@
 
 import { html, nothing, type TemplateResult } from 'lit-html';
 import type { Address, Hex } from 'viem';
-import { api, ApiError } from '../lib/api';
+import { api, download } from '../lib/api';
 import type { Ctx } from '../lib/page';
-import { session } from '../lib/session';
 import { dateTime } from '../lib/format';
 import { amount, symbolOf } from './tokens';
 
@@ -87,27 +86,9 @@ export async function loadStatement(): Promise<void> {
   statement = await api.get<StatementView>(`/v1/statements/me?${query()}`);
 }
 
-/**
- * The statement's CSV with the session's bearer token (a plain link would carry none),
- * refreshing the access token once if it has expired.
- */
-async function fetchCsv(): Promise<{ name: string; blob: Blob }> {
-  const get = (token: string | undefined) =>
-    fetch(`/v1/statements/me/csv?${query()}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
-  let current = session.current();
-  let res = await get(current?.accessToken);
-  if (res.status === 401 && current) {
-    current = await session.refresh();
-    if (current) res = await get(current.accessToken);
-  }
-  if (!res.ok) throw new ApiError(res.status, `The statement's CSV was refused (${res.status})`, undefined, undefined);
-  const disposition = res.headers.get('content-disposition') ?? '';
-  const name = /filename="([^"]+)"/.exec(disposition)?.[1] ?? `statement-${period}.csv`;
-  return { name, blob: await res.blob() };
-}
-
-async function download(): Promise<string> {
-  const { name, blob } = await fetchCsv();
+/** Saves the statement's CSV: fetched with the session's token, which a plain link would not carry. */
+async function saveCsv(): Promise<string> {
+  const { name, blob } = await download(`/v1/statements/me/csv?${query()}`);
   const url = URL.createObjectURL(blob);
   const link = document.createElement('a');
   link.href = url;
@@ -163,7 +144,7 @@ export function earningsView(ctx: Ctx): TemplateResult {
         void ctx.act('Reading the statement', async () => 'Statement updated.');
       }}>${PERIODS.map(([value, name]) => html`<option value=${value} ?selected=${value === period}>${name}</option>`)}</select>
       <div class="row"><button type="button" class="secondary" ?disabled=${ctx.busy}
-        @click=${() => ctx.act('Downloading the statement', download)}>Download CSV</button></div>
+        @click=${() => ctx.act('Downloading the statement', saveCsv)}>Download CSV</button></div>
     </form>
     ${body
       ? html`<p>${dateTime(body.startsAt)} to ${dateTime(body.endsAt)} (${body.zone}),

@@ -18,11 +18,8 @@ export const tokenOf = (address: Address): Token | undefined => known.get(addres
 
 export const symbolOf = (address: Address): string => tokenOf(address)?.symbol ?? shortAddress(address);
 
-/** Base units of `address`'s token as people read them; signed amounts keep their sign. */
+/** Base units of `address`'s token as people read them. */
 export function amount(value: bigint | string, address: Address): string {
   const t = tokenOf(address);
-  const v = BigInt(value);
-  if (!t) return `${v} base units`;
-  // format.units drops the sign of amounts between -1 and 0, so the sign is kept apart.
-  return v < 0n ? `−${units(-v, t.decimals, t.symbol)}` : units(v, t.decimals, t.symbol);
+  return t ? units(value, t.decimals, t.symbol) : `${value} base units`;
 }

@@ -44,19 +44,31 @@ async function problem(res: Response): Promise<ApiError> {
   return new ApiError(res.status, doc.title ?? `${res.status} ${res.statusText}`, doc.detail, doc.field);
 }
 
+/** Sends with the session's token, refreshing it once if the server says it expired. */
+async function authorized(method: Method, path: string, body: unknown, options: CallOptions): Promise<Response> {
+  let current: Session | null = options.anonymous ? null : session.current();
+  const res = await send(method, path, body, options, current?.accessToken);
+  if (res.status !== 401 || !current) return res;
+  // The access token lasts minutes; the refresh token, days. One refresh, one retry.
+  current = await session.refresh();
+  if (!current) throw new ApiError(401, 'Your session has ended: sign in again', undefined, undefined);
+  return send(method, path, body, options, current.accessToken);
+}
+
 /** Calls the API; returns the parsed body (undefined for 204). */
 export async function call<T>(method: Method, path: string, body?: unknown, options: CallOptions = {}): Promise<T> {
-  let current: Session | null = options.anonymous ? null : session.current();
-  let res = await send(method, path, body, options, current?.accessToken);
-  if (res.status === 401 && current) {
-    // The access token lasts minutes; the refresh token, days. One refresh, one retry.
-    current = await session.refresh();
-    if (!current) throw new ApiError(401, 'Your session has ended: sign in again', undefined, undefined);
-    res = await send(method, path, body, options, current.accessToken);
-  }
+  const res = await authorized(method, path, body, options);
   if (!res.ok) throw await problem(res);
   if (res.status === 204) return undefined as T;
   return (await res.json()) as T;
+}
+
+/** A file the API serves (a CSV export): its bytes and the name the server gave it. */
+export async function download(path: string): Promise<{ name: string; blob: Blob }> {
+  const res = await authorized('GET', path, undefined, {});
+  if (!res.ok) throw await problem(res);
+  const name = /filename="([^"]+)"/.exec(res.headers.get('content-disposition') ?? '')?.[1] ?? 'download';
+  return { name, blob: await res.blob() };
 }
 
 export const api = {

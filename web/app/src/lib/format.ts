@@ -5,9 +5,12 @@ import { formatUnits, parseUnits } from 'viem';
 
 export const shortAddress = (address: string): string => `${address.slice(0, 6)}…${address.slice(-4)}`;
 
-/** `amount` base units of a token with `decimals`, grouped, with its symbol. */
+/** `amount` base units of a token with `decimals`, grouped, signed, with its symbol. */
 export function units(amount: bigint | string, decimals: number, symbol = ''): string {
-  const [whole, fraction = ''] = formatUnits(BigInt(amount), decimals).split('.');
+  const value = BigInt(amount);
+  // formatUnits of an amount between -1 and 0 would lose its sign in BigInt("-0").
+  if (value < 0n) return `−${units(-value, decimals, symbol)}`;
+  const [whole, fraction = ''] = formatUnits(value, decimals).split('.');
   const grouped = BigInt(whole).toLocaleString('en-US');
   const shown = fraction ? `${grouped}.${fraction}` : grouped;
   return symbol ? `${shown} ${symbol}` : shown;
