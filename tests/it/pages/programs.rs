@@ -313,7 +313,7 @@ async fn a_buyer_pays_an_item_with_one_permit_and_one_transaction(pool: PgPool) 
 
 /// A user shares the link the page shows; a new wallet that opens it and signs in is its
 /// referral, in the API and on the referrer's page. An unknown code refuses the sign-in and
-/// makes no account.
+/// makes no account. The referrer then applies to be an affiliate.
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn a_referral_link_brings_a_new_user(pool: PgPool) {
     let mut pages = Pages::start(pool.clone()).await;
@@ -363,6 +363,17 @@ async fn a_referral_link_brings_a_new_user(pool: PgPool) {
     pages.browser.click_button("Sign in").await;
     pages.browser.wait_in("#referral-count", "1").await;
     pages.browser.screenshot("programs-referrer-referred").await;
+
+    // The referrer also applies to be an affiliate; an admin decides.
+    pages
+        .browser
+        .fill("How you will bring advertisers", "Coffee roasters I advise.")
+        .await;
+    pages.browser.click_button("Apply").await;
+    pages.browser.wait_in("#affiliate-status", "pending").await;
+    let affiliate = api.get("/v1/affiliates/me", &referrer).await;
+    assert_eq!(affiliate["status"], "pending");
+    pages.browser.screenshot("programs-affiliate-applied").await;
 
     pages.browser.close().await;
     pages.devnet.stop().await;

@@ -147,6 +147,7 @@ export const marketProgram: Program = {
     await learnTokens(ctx, [
       ...listing.flatMap((i) => i.prices.map((p) => p.token)),
       ...orders.map((o) => o.token),
+      ...(seller?.orders.map((o) => o.token) ?? []),
       ...(seller?.items.flatMap((i) => i.prices.map((p) => p.token)) ?? []),
       ...(seller?.payouts.tokens.map((t) => t.token) ?? []),
     ]);
@@ -337,6 +338,15 @@ function sellerView(ctx: Ctx, d: SellerDashboard): TemplateResult {
         </table></div>`
       : html`<p>You list no item yet.</p>`}
     ${newItemForm(ctx)}
+    <h4>Orders of your items</h4>
+    ${d.orders.length
+      ? html`<div class="table-wrap"><table id="seller-orders">
+          <thead><tr><th>Item</th><th>Buyer</th><th class="num">Price</th><th>State</th><th>Ordered</th></tr></thead>
+          <tbody>${d.orders.map((o) => html`<tr><td>${o.itemTitle}</td>
+            <td class="mono" title=${o.buyer}>${shortAddress(o.buyer)}</td><td class="num">${money(o.price, o.token)}</td>
+            <td>${STATES[o.state]}</td><td>${dateTime(o.createdAt)}</td></tr>`)}</tbody>
+        </table></div>`
+      : html`<p>No order yet.</p>`}
     <h4>Sales</h4>
     ${d.sales.length
       ? html`<div class="table-wrap"><table>
