@@ -51,7 +51,7 @@ start({
     const wallet = ctx.wallet!;
     const registry = ctx.config.consent;
     viewerId ??= (await api.post<{ viewerId: string }>('/v1/me/viewer-id', {})).viewerId;
-    const [records, eth, earned] = await Promise.all([
+    const [records, wei, earned] = await Promise.all([
       api.get<MirroredConsent[]>(`/v1/consent/${wallet.account}`, { anonymous: true }),
       getBalance(wallet.client, { address: wallet.account }),
       loadRewards(wallet, !!ctx.config.escrow),
@@ -63,7 +63,7 @@ start({
     onChain = registry
       ? new Map(await Promise.all(scopes.map(async (s) => [s.id, await expiryOnChain(wallet, registry, s)] as const)))
       : new Map();
-    balance = eth;
+    balance = wei;
     rewards = earned;
   },
   view: (ctx) => html`${viewerIdView()}${consentView(ctx)}${rewardsView(ctx, rewards)}`,
