@@ -114,11 +114,7 @@ impl Pages {
         assert_eq!(violations, json!("[]"), "the page broke its CSP: {url}");
         let unnamed = self.browser.eval(UNNAMED_CONTROLS).await;
         assert_eq!(unnamed, json!([]), "controls without a label or text on {url}");
-        assert!(
-            load.js_gzip <= JS_BUDGET,
-            "{url} loads {} bytes of gzipped JavaScript, over {JS_BUDGET}",
-            load.js_gzip
-        );
+        load.check(&url);
         self.browser.screenshot(shot).await;
         load
     }
@@ -201,13 +197,31 @@ const UNNAMED_CONTROLS: &str = r#"[
     ...[...document.querySelectorAll('img:not([alt])')].map((i) => `img ${i.src} without alt`),
 ]"#;
 
-/// What a cold load measured.
+/// What a cold load measured (both also go to `loads.jsonl`, for the figures).
 #[derive(Debug)]
 pub struct Load {
     /// From navigation to the page saying it is interactive.
     pub interactive_ms: f64,
     /// Gzipped JavaScript bytes over the wire.
     pub js_gzip: u64,
+}
+
+impl Load {
+    /// Sane bounds, not the target: the target (1 s) is measured by `scripts/pages bench`
+    /// on an idle machine; here many tests share two cores. A page that never settles, or
+    /// that takes many seconds, still fails.
+    fn check(&self, url: &str) {
+        assert!(
+            self.interactive_ms > 0.0 && self.interactive_ms < 15_000.0,
+            "{url} took {} ms to become interactive",
+            self.interactive_ms
+        );
+        assert!(
+            self.js_gzip <= JS_BUDGET,
+            "{url} loads {} bytes of gzipped JavaScript, over {JS_BUDGET}",
+            self.js_gzip
+        );
+    }
 }
 
 /// `web/app/e2e/browser.mjs`: one JSON command per line, one answer per line.
