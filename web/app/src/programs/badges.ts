@@ -79,7 +79,7 @@ export const badgesProgram: Program = {
         <thead><tr><th>Badge</th><th>Counts</th><th class="num">You have</th><th>Tiers held</th><th>Next tier</th></tr></thead>
         <tbody>${progress.map((p) => html`<tr>
           <td>${words(p.badge)}</td><td>${p.measure}</td><td class="num">${p.value.toLocaleString('en-US')}</td>
-          <td>${p.held.join(', ') || 'none'}${p.revoked.length ? html`<br><span class="secondary">revoked: ${p.revoked.map((r) => `${r.tier} (${r.reason})`).join(', ')}</span>` : nothing}</td>
+          <td>${p.held.join(', ') || 'none'}${p.revoked.length ? html`<br>revoked: ${p.revoked.map((r) => `${r.tier} (${r.reason})`).join(', ')}` : nothing}</td>
           <td>${p.next ? `${p.next.tier} at ${p.next.threshold.toLocaleString('en-US')}: ${p.next.remaining.toLocaleString('en-US')} to go` : 'all held'}</td>
         </tr>`)}</tbody>
       </table></div>

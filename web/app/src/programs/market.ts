@@ -115,21 +115,26 @@ let seller: SellerDashboard | null = null;
 /** How long the page waits for the indexer to mirror a payment. */
 const MIRROR_WAIT_MS = 60_000;
 
+/** Published items matching `search`, newest first (the first page). */
+async function searched(): Promise<Item[]> {
+  const query = new URLSearchParams();
+  if (search.q) query.set('q', search.q);
+  if (search.category) query.set('category', search.category);
+  return (await api.get<{ items: Item[] }>(`/v1/market/items?${query}`, { anonymous: true })).items;
+}
+
 export const marketProgram: Program = {
   id: 'market',
   title: 'Marketplace',
   async load(ctx, me) {
-    const query = new URLSearchParams();
-    if (search.q) query.set('q', search.q);
-    if (search.category) query.set('category', search.category);
     const buyer = me.roles.includes('buyer');
     const [found, mine, held, dashboard] = await Promise.all([
-      api.get<{ items: Item[] }>(`/v1/market/items?${query}`, { anonymous: true }),
+      searched(),
       buyer ? api.get<Order[]>('/v1/market/orders') : [],
       buyer ? api.get<License[]>('/v1/market/licenses') : [],
       me.roles.includes('seller') ? api.get<SellerDashboard>('/v1/market/seller/dashboard') : null,
     ]);
-    listing = found.items;
+    listing = found;
     orders = mine;
     licenses = held;
     seller = dashboard;
@@ -159,7 +164,10 @@ export const marketProgram: Program = {
         search.q = field(e, 'q');
         search.category = field(e, 'category');
         selected = null;
-        ctx.act('Searching', async () => `${listing.length} items found.`);
+        ctx.act('Searching', async () => {
+          const found = (await searched()).length;
+          return `${found} item${found === 1 ? '' : 's'} found.`;
+        });
       })}>
         <label>Search <input name="q" type="search" .value=${search.q} placeholder="banner templates"></label>
         <label for="market-category">Category</label>
@@ -202,7 +210,7 @@ function itemView(ctx: Ctx, me: User, item: Item): TemplateResult {
   else {
     buy = html`<div class="row">${item.prices.map((p) => html`<button type="button" ?disabled=${ctx.busy}
       @click=${() => ctx.act(`Buying ${item.title}`, () => buyItem(ctx, item, p))}>Buy for ${money(p.price, p.token)}</button>`)}</div>
-      <p class="secondary">One signature (a permit for exactly the price) and one transaction into the order's own escrow.</p>`;
+      <p>One signature (a permit for exactly the price) and one transaction into the order's own escrow.</p>`;
   }
   return html`<div class="card" id="item-detail">
     <h3>${item.title}</h3>

@@ -92,7 +92,7 @@ export const referralsProgram: Program = {
             <thead><tr><th>Milestone</th><th class="num">Bonus</th><th>State</th><th>Awarded</th></tr></thead>
             <tbody>${snapshot.bonuses.map((b) => html`<tr>
               <td>${b.milestone}</td><td class="num">${money(b.amount, b.token)}</td>
-              <td>${words(b.state)}${b.note ? html` <span class="secondary">(${b.note})</span>` : nothing}</td>
+              <td>${words(b.state)}${b.note ? ` (${b.note})` : nothing}</td>
               <td>${dateTime(b.awardedAt)}</td></tr>`)}</tbody>
           </table></div>`
         : html`<p>No bonus yet: the next comes at ${snapshot.nextMilestone} qualified referrals.</p>`}`;
