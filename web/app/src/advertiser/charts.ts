@@ -17,15 +17,37 @@ function midnight(date: string): number {
 const percent = (v: number) => `${(v * 100).toFixed(2)}%`;
 const count = (v: number) => Math.round(v).toLocaleString('en-US');
 
-export function charts(a: Analytics, token: Token): TemplateResult {
-  const money = (v: number) => units(BigInt(Math.round(v)), token.decimals, token.symbol);
+let drawn: { analytics: Analytics; view: TemplateResult; measured: boolean } | null = null;
+
+/**
+ * The charts, one under another: side by side, a chart's legend can widen its column and
+ * the next drawing takes that width. The same analytics give the same template, so that a
+ * re-render (the countdown's, every second) does not draw them again, with one exception:
+ * lib/chart.ts sizes a chart by its parent when it draws, and a first drawing happens while
+ * the template is still a detached fragment (no parent: a default 640 px, wider than a
+ * phone). So new analytics are drawn twice, the second time in the page, at its width;
+ * `rerender` renders the page again.
+ */
+export function charts(a: Analytics, token: Token, rerender: () => void): TemplateResult {
+  if (drawn?.analytics === a && drawn.measured) return drawn.view;
+  const view = build(a, token);
+  const measured = drawn?.analytics === a;
+  drawn = { analytics: a, view, measured };
+  if (!measured) requestAnimationFrame(rerender);
+  return view;
+}
+
+function build(a: Analytics, token: Token): TemplateResult {
+  // Amounts without the symbol, which the series' name carries: axis labels stay short.
+  const money = (v: number) => units(BigInt(Math.round(v)), token.decimals);
+  const spend = `Spend (${token.symbol})`;
   const x = a.days.map((d) => midnight(d.date));
   const zone = a.timeZone;
-  return html`<div class="charts">
+  return html`<div>
     ${chart({
       title: `Spend by day (${zone})`,
       x,
-      series: [{ label: 'Spend', values: a.days.map((d) => Number(d.spend)), bars: true }],
+      series: [{ label: spend, values: a.days.map((d) => Number(d.spend)), bars: true }],
       format: money,
     })}
     ${chart({
@@ -48,7 +70,7 @@ export function charts(a: Analytics, token: Token): TemplateResult {
       x: a.nodes.map((_, i) => i),
       // Hoster nodes are not the advertiser's to name: their ids tell them apart.
       categories: a.nodes.map((n) => `node ${n.nodeId.slice(0, 8)}`),
-      series: [{ label: 'Spend', values: a.nodes.map((n) => Number(n.spend)), bars: true }],
+      series: [{ label: spend, values: a.nodes.map((n) => Number(n.spend)), bars: true }],
       format: money,
     })}
   </div>`;
