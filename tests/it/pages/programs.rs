@@ -445,9 +445,10 @@ fn at(offset: time::Duration) -> String {
 
 /// An admin publishes a fee discount; an advertiser looks its code up on the page and
 /// redeems it on its campaign; the API records the redemption. An unknown code shows no
-/// offer and redeems nothing.
+/// offer and redeems nothing, and a second redemption is past the limit. The advertiser
+/// then joins an agency in business by its code.
 #[sqlx::test(migrator = "MIGRATOR")]
-async fn an_advertiser_redeems_a_promotion_on_its_campaign(pool: PgPool) {
+async fn an_advertiser_redeems_a_promotion_and_joins_a_reseller(pool: PgPool) {
     let mut pages = Pages::start(pool.clone()).await;
     let api = Api::new(&pages);
     // Anvil's first account is the devnet's operator, an admin.
@@ -527,6 +528,56 @@ async fn an_advertiser_redeems_a_promotion_on_its_campaign(pool: PgPool) {
     pages.browser.wait_in("[role=alert]", "code").await;
     let again = api.get("/v1/me/promotions", &advertiser).await;
     assert_eq!(again.as_array().unwrap().len(), 1);
+
+    // An agency whose contract an admin approved and activated.
+    let agency = api.sign_in(&signer(&pages, 9)).await;
+    let reseller = api
+        .post(
+            "/v1/resellers/me",
+            &agency,
+            json!({ "name": "Roasters Media", "application": "We bring coffee brands" }),
+        )
+        .await;
+    let contract = api
+        .post(
+            "/v1/resellers/me/contracts",
+            &agency,
+            json!({ "startsAt": at(-time::Duration::hours(1)), "endsAt": at(time::Duration::days(365)),
+                    "terms": "Platform fee by volume tier." }),
+        )
+        .await;
+    let contract = contract["id"].as_str().unwrap();
+    let to = |status: &str| json!({ "status": status, "reason": format!("to {status}") });
+    api.post(
+        &format!("/v1/resellers/me/contracts/{contract}/status"),
+        &agency,
+        to("pending_approval"),
+    )
+    .await;
+    for status in ["approved", "active"] {
+        api.post(
+            &format!("/v1/admin/reseller-contracts/{contract}/status"),
+            &admin,
+            to(status),
+        )
+        .await;
+    }
+
+    // A code that is no reseller's, then the agency's.
+    pages.browser.fill("Reseller code", "RES22222222").await;
+    pages.browser.click_button("Join reseller").await;
+    pages.browser.wait_in("[role=alert]", "reseller").await;
+    pages
+        .browser
+        .fill("Reseller code", reseller["code"].as_str().unwrap())
+        .await;
+    pages.browser.click_button("Join reseller").await;
+    pages.browser.wait_for("You joined Roasters Media.").await;
+    pages.browser.wait_in("#membership", "Roasters Media").await;
+    pages.browser.screenshot("programs-reseller-joined").await;
+    let membership = api.get("/v1/resellers/join", &advertiser).await;
+    assert_eq!(membership["reseller"], "Roasters Media");
+    assert_eq!(membership["via"], "code");
 
     pages.browser.close().await;
     pages.devnet.stop().await;
