@@ -265,7 +265,9 @@ async fn an_advertiser_funds_a_campaign_with_one_permit_and_tops_it_up(pool: PgP
     a.api_until(&path, |m| m["funded"] == json!((BUDGET + top_up).to_string()))
         .await;
 
-    // Editing: a PATCH of the campaign's settings.
+    // Editing: a PATCH of what changed; the start, untouched, keeps its seconds.
+    let starts = "SELECT starts_at::text FROM campaigns";
+    let started: String = sqlx::query_scalar(starts).fetch_one(&pool).await.unwrap();
     a.pages.browser.click("details summary").await;
     a.pages.browser.fill("Name", "Morning espresso, large").await;
     a.pages.browser.fill("Priority", "40").await;
@@ -276,6 +278,8 @@ async fn an_advertiser_funds_a_campaign_with_one_permit_and_tops_it_up(pool: PgP
         .await
         .unwrap();
     assert_eq!((name.as_str(), priority), ("Morning espresso, large", 40));
+    let still: String = sqlx::query_scalar(starts).fetch_one(&pool).await.unwrap();
+    assert_eq!(still, started);
     a.pages.browser.screenshot("advertiser-edited").await;
     a.stop().await;
 }

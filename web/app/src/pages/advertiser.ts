@@ -18,7 +18,8 @@ interface Detail {
   campaign: Campaign;
   brand: Brand | undefined;
   token: Token;
-  chain: escrow.OnChain;
+  /** Null when the server does not say where the escrow contract is. */
+  chain: escrow.OnChain | null;
   mirror: Mirror | null;
   analytics: Analytics;
   /** The wallet's balance of the campaign's token. */
@@ -69,8 +70,6 @@ function local(at: Date): string {
 /** Brand budgets count base units of the campaigns' tokens: shown in the first priced one. */
 const budgetUnit = (): { decimals: number; symbol: string } => tokens[0] ?? { decimals: 0, symbol: 'base units' };
 
-// Selects sit beside their labels, not inside: a label's text would include every option's.
-
 /** A form's submit handler: runs `work`, and empties the form once it succeeded if `reset`. */
 const submit = (work: (form: HTMLFormElement) => Promise<boolean>, reset = true) => async (event: SubmitEvent) => {
   event.preventDefault();
@@ -110,7 +109,6 @@ async function loadDetail(ctx: Ctx, campaign: Campaign): Promise<Detail> {
     escrow.balanceOf(wallet, campaign.token),
     escrow.chainNow(wallet),
   ]);
-  if (!chain) throw new Error('The server does not say where the escrow contract is: funding is unavailable.');
   return {
     campaign,
     brand: brands.find((b) => b.id === campaign.brandId),
@@ -125,6 +123,7 @@ async function loadDetail(ctx: Ctx, campaign: Campaign): Promise<Detail> {
 
 /** When the shown campaign's remaining budget can be withdrawn (unix seconds), if known. */
 function withdrawableAt(ctx: Ctx, d: Detail): number | null {
+  if (!d.chain) return null;
   if (ctx.config.gracePeriod !== null) return d.chain.end + ctx.config.gracePeriod;
   return d.mirror?.withdrawableAt ?? null;
 }
@@ -139,7 +138,7 @@ function waitLeft(ctx: Ctx, d: Detail): number | null {
 function tick(ctx: Ctx): void {
   const counting = () => {
     const d = detail;
-    return !!d && escrow.isOpen(d.chain) && d.chain.remaining > 0n && d.chain.end <= now() + d.skew && (waitLeft(ctx, d) ?? 0) > 0;
+    return !!d?.chain && escrow.isOpen(d.chain) && d.chain.remaining > 0n && d.chain.end <= now() + d.skew && (waitLeft(ctx, d) ?? 0) > 0;
   };
   if (counting() && ticker === undefined) {
     ticker = window.setInterval(() => {
@@ -163,12 +162,12 @@ const STATUS_WORDS: Record<Status, string> = {
 
 // ---- brands -------------------------------------------------------------------------------
 
+// Selects sit beside their labels, not inside: a label's text would include every option's.
 function brandsView(ctx: Ctx): TemplateResult {
   const unit = budgetUnit();
   const create = submit((form) => ctx.act('Creating the brand', async () => {
-    const name = field(form, 'name');
     const brand = await api.post<Brand>('/v1/brands', {
-      name,
+      name: field(form, 'name'),
       timeZone: field(form, 'timeZone'),
       dailyBudget: amount(form, 'dailyBudget', 'Daily budget', unit).toString(),
       monthlyBudget: amount(form, 'monthlyBudget', 'Monthly budget', unit).toString(),
@@ -207,6 +206,7 @@ function brandsView(ctx: Ctx): TemplateResult {
 function show(ctx: Ctx, campaign: Campaign): Promise<boolean> {
   return ctx.act(`Opening ${campaign.name}`, async () => {
     history.replaceState(null, '', `#campaign=${campaign.id}`);
+    lastTx = null;
     return `Showing ${campaign.name}.`;
   });
 }
@@ -284,12 +284,15 @@ function editView(ctx: Ctx, c: Campaign): TemplateResult | typeof nothing {
   const save = submit((form) => ctx.act(`Saving ${c.name}`, async () => {
     const priority = Number(field(form, 'priority'));
     if (!Number.isInteger(priority) || priority < 0 || priority > 100) throw new Error('Priority: a whole number from 0 to 100.');
-    const updated = await api.patch<Campaign>(`/v1/campaigns/${c.id}`, {
-      name: field(form, 'name'),
-      startsAt: instant(form, 'startsAt', 'Start'),
-      endsAt: instant(form, 'endsAt', 'End'),
-      priority,
-    });
+    // Only what changed: the form shows times to the minute, and an untouched time must not
+    // lose its seconds.
+    const changes: Record<string, unknown> = {};
+    if (field(form, 'name') !== c.name) changes.name = field(form, 'name');
+    if (field(form, 'startsAt') !== local(new Date(c.startsAt))) changes.startsAt = instant(form, 'startsAt', 'Start');
+    if (field(form, 'endsAt') !== local(new Date(c.endsAt))) changes.endsAt = instant(form, 'endsAt', 'End');
+    if (priority !== c.priority) changes.priority = priority;
+    if (!Object.keys(changes).length) return 'Nothing to save: no setting changed.';
+    const updated = await api.patch<Campaign>(`/v1/campaigns/${c.id}`, changes);
     return `${updated.name} saved.`;
   }), false);
   // Property bindings: another campaign's values replace these, a re-render keeps what is typed.
@@ -316,7 +319,11 @@ function txLine(ctx: Ctx): TemplateResult | typeof nothing {
 
 function escrowView(ctx: Ctx, d: Detail): TemplateResult {
   const { campaign: c, token: t, chain } = d;
-  const escrowAddress = ctx.config.escrow!;
+  const escrowAddress = ctx.config.escrow;
+  if (!chain || !escrowAddress) {
+    return html`<h3>Escrow</h3><p>This server does not say where its escrow contract is, so the page can neither read
+      nor fund the campaign's escrow.</p>`;
+  }
   const money = (v: bigint | string) => units(v, t.decimals, t.symbol);
   const id = c.chainCampaignId;
   const b = d.analytics.budget;
