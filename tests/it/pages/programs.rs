@@ -355,6 +355,18 @@ async fn a_referral_link_brings_a_new_user(pool: PgPool) {
     let page = api.get("/v1/referrals/me/referrals", &referrer).await;
     assert_eq!(page["total"], 1, "{page}");
     assert_eq!(page["referrals"][0]["channel"], "code");
+    let search = pages.browser.eval("location.search").await;
+    assert_eq!(search, "", "the code leaves the address bar once it counted");
+
+    // The same user through the same link later: signed in, the code does not count twice.
+    pages.browser.click_button("Sign out").await;
+    pages.browser.wait_for("Signed out.").await;
+    pages.browser.open(&link).await;
+    pages.browser.click_button("Sign in").await;
+    pages.browser.wait_for("The referral code did not count").await;
+    pages.browser.wait_for("Signed in as").await;
+    let page = api.get("/v1/referrals/me/referrals", &referrer).await;
+    assert_eq!(page["total"], 1, "{page}");
 
     // The referrer sees it on the page.
     pages.wallet(5).await;

@@ -158,9 +158,15 @@ export async function start(page: Page): Promise<void> {
         <button type="button" ?disabled=${ctx.busy}
           @click=${() => ctx.act('Signing in: sign the message in your wallet', async () => {
             // A referral or affiliate link (`?ref=`) counts on the first sign-in only.
-            const referral = new URLSearchParams(location.search).get('ref') ?? undefined;
-            ctx.session = await session.signIn(w, referral);
-            return 'Signed in.';
+            const url = new URL(location.href);
+            const referral = url.searchParams.get('ref') ?? undefined;
+            const signedIn = await session.signIn(w, referral);
+            ctx.session = signedIn.session;
+            if (referral) {
+              url.searchParams.delete('ref');
+              history.replaceState(null, '', url);
+            }
+            return signedIn.refused ? `Signed in. The referral code did not count: ${signedIn.refused}.` : 'Signed in.';
           })}>Sign in</button>`;
     }
     return html`<p>Signed in as <span class="mono" id="signed-in-as" title=${w.account}>${shortAddress(w.account)}</span></p>

@@ -4,7 +4,7 @@
 import { signMessage } from 'viem/actions';
 import { createSiweMessage } from 'viem/siwe';
 import type { Address } from 'viem';
-import { call } from './api';
+import { ApiError, call } from './api';
 import type { Wallet } from './wallet';
 
 export type Role = 'advertiser' | 'hoster' | 'viewer' | 'admin' | 'seller' | 'buyer' | 'affiliate';
@@ -55,8 +55,14 @@ function store(next: Session | null): Session | null {
 export const session = {
   current: load,
 
-  /** Signs in with the wallet's account: one `personal_sign` of the server's challenge. */
-  async signIn(wallet: Wallet, referral?: string): Promise<Session> {
+  /**
+   * Signs in with the wallet's account: one `personal_sign` of the server's challenge.
+   * A referral code counts on an account's first sign-in only; when the server will not
+   * count it (a returning account, a used-up code) the user still signs in, without it, and
+   * `refused` says why. The code is outside the signed message, and a refused sign-in
+   * leaves no trace (its nonce included), so that takes no second signature.
+   */
+  async signIn(wallet: Wallet, referral?: string): Promise<{ session: Session; refused?: string }> {
     const challenge = await call<Challenge>('GET', '/v1/auth/nonce', undefined, { anonymous: true });
     const message = createSiweMessage({
       address: wallet.account,
@@ -70,10 +76,16 @@ export const session = {
       expirationTime: new Date(challenge.expiresAt),
     });
     const signature = await signMessage(wallet.client, { message });
-    const body: Record<string, string> = { message, signature };
-    if (referral) body.referral = referral;
-    const signedIn = await call<Session>('POST', '/v1/auth/siwe', body, { anonymous: true });
-    return store(signedIn)!;
+    const post = (body: Record<string, string>) => call<Session>('POST', '/v1/auth/siwe', body, { anonymous: true });
+    if (referral) {
+      try {
+        return { session: store(await post({ message, signature, referral }))! };
+      } catch (error) {
+        if (!(error instanceof ApiError && error.status === 409 && error.field === 'referral')) throw error;
+        return { session: store(await post({ message, signature }))!, refused: error.message };
+      }
+    }
+    return { session: store(await post({ message, signature }))! };
   },
 
   /** A new session for the stored refresh token; null (and signed out) if it is refused. */
