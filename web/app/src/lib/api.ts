@@ -1,6 +1,6 @@
-// The API over fetch, on the pages' own origin: JSON in and out, the session's bearer token,
-// one refresh when the access token has expired, and RFC 9457 problems as `ApiError`s that
-// name the field the API refused.
+// The API over fetch, on the pages' own origin: JSON in and out (files go up as bytes), the
+// session's bearer token, one refresh when the access token has expired, and RFC 9457
+// problems as `ApiError`s that name the field the API refused.
 
 import { session, type Session } from './session';
 
@@ -28,10 +28,13 @@ export interface CallOptions {
 
 async function send(method: Method, path: string, body: unknown, options: CallOptions, token?: string): Promise<Response> {
   const headers: Record<string, string> = { accept: 'application/json, application/problem+json' };
-  if (body !== undefined) headers['content-type'] = 'application/json';
+  // A file (an upload) goes as its own bytes; anything else as JSON.
+  const raw = body instanceof Blob;
+  if (raw) headers['content-type'] = body.type || 'application/octet-stream';
+  else if (body !== undefined) headers['content-type'] = 'application/json';
   if (token) headers.authorization = `Bearer ${token}`;
   if (options.idempotencyKey) headers['idempotency-key'] = options.idempotencyKey;
-  return fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  return fetch(path, { method, headers, body: raw ? body : body === undefined ? undefined : JSON.stringify(body) });
 }
 
 async function problem(res: Response): Promise<ApiError> {

@@ -12,7 +12,7 @@ import { confirmed } from '../lib/chain';
 import { erc20Abi, escrowAbi, permitTypes } from '../lib/contracts';
 import { dateTime, parseAmount, shortAddress } from '../lib/format';
 import type { Ctx } from '../lib/page';
-import { session, type User } from '../lib/session';
+import type { User } from '../lib/session';
 import {
   field, learnTokens, money, onSubmit, payoutsTable, roleOffer, tokenOf, words,
   type Program, type TokenPayout,
@@ -378,7 +378,7 @@ function itemActions(ctx: Ctx, item: Item): TemplateResult | typeof nothing {
         const input = document.getElementById(fileId) as HTMLInputElement;
         const file = input.files?.[0];
         if (!file) throw new ApiError(422, 'Choose a file first', undefined, 'file');
-        await upload(item.id, file);
+        await api.post(`/v1/market/items/${item.id}/files?name=${encodeURIComponent(file.name)}`, file);
         input.value = '';
         return `${file.name} added to ${item.title}.`;
       })}>Add file</button>
@@ -390,32 +390,6 @@ function itemActions(ctx: Ctx, item: Item): TemplateResult | typeof nothing {
           })}>Publish</button>`
       : nothing}
   </div>`;
-}
-
-/** Sends a file's bytes as the request body (the API's JSON helper sends JSON only). */
-async function upload(itemId: string, file: File): Promise<void> {
-  const path = `/v1/market/items/${itemId}/files?name=${encodeURIComponent(file.name)}`;
-  const send = (token: string) =>
-    fetch(path, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${token}`,
-        'content-type': file.type || 'application/octet-stream',
-        accept: 'application/json, application/problem+json',
-      },
-      body: file,
-    });
-  let current = session.current();
-  if (!current) throw new ApiError(401, 'Sign in again', undefined, undefined);
-  let res = await send(current.accessToken);
-  if (res.status === 401) {
-    current = await session.refresh();
-    if (current) res = await send(current.accessToken);
-  }
-  if (!res.ok) {
-    const doc = (await res.json().catch(() => ({}))) as { title?: string; detail?: string; field?: string };
-    throw new ApiError(res.status, doc.title ?? `${res.status} ${res.statusText}`, doc.detail, doc.field);
-  }
 }
 
 function newItemForm(ctx: Ctx): TemplateResult {
