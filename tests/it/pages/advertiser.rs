@@ -327,7 +327,8 @@ async fn a_declined_permit_changes_nothing_and_funding_again_works(pool: PgPool)
 /// period, and Withdraw brings the whole unspent budget back to the wallet.
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn a_closed_campaign_counts_down_and_withdraws_the_rest(pool: PgPool) {
-    let mut a = Advertiser::start(&pool, Duration::from_secs(3)).await;
+    // A grace period short enough to wait out, long enough to see the countdown under load.
+    let mut a = Advertiser::start(&pool, Duration::from_secs(5)).await;
     let campaign = a.create_campaign(&pool).await;
     a.fund("25").await;
     a.pages.browser.wait_for("Escrow funded with 25 tUSD").await;
