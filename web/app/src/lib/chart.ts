@@ -15,7 +15,7 @@ export interface Series {
 
 export interface Chart {
   title: string;
-  /** Unix seconds (a time axis) or, with `categories`, 0..n-1. */
+  /** Unix seconds of each day's start (a time axis) or, with `categories`, 0..n-1. */
   x: number[];
   /** Names for the x values (a category axis), e.g. node names. */
   categories?: string[];
@@ -25,6 +25,7 @@ export interface Chart {
 }
 
 const COLOURS = ['#2458a6', '#c2571a', '#2f7d4f', '#8a3d9c'];
+const DAY = 86_400;
 const drawn = new WeakMap<Element, uPlot>();
 
 function draw(el: Element, chart: Chart): void {
@@ -35,11 +36,17 @@ function draw(el: Element, chart: Chart): void {
     {
       width,
       height: 220,
-      scales: { x: { time: !chart.categories } },
+      scales: {
+        // Half a step of room either side, so that the first and last bars are whole.
+        x: chart.categories
+          ? { time: false, range: () => [-0.5, chart.categories!.length - 0.5] }
+          : { time: true, range: (_u, min, max) => [min - DAY / 2, max + DAY / 2] },
+      },
       axes: [
         chart.categories
-          ? { values: (_u, splits) => splits.map((i) => chart.categories![i] ?? '') }
-          : {},
+          ? { incrs: [1], values: (_u, splits) => splits.map((i) => chart.categories![i] ?? '') }
+          : // One tick a day (or every few days), labelled as days, never as hours.
+            { incrs: [DAY, 2 * DAY, 7 * DAY, 14 * DAY, 30 * DAY], values: '{M}/{D}' },
         { values: (_u, splits) => splits.map((v) => (chart.format ? chart.format(v) : String(v))) },
       ],
       series: [
