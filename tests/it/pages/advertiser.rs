@@ -250,6 +250,8 @@ async fn an_advertiser_funds_a_campaign_with_one_permit_and_tops_it_up(pool: PgP
     assert_eq!(mirrored["remaining"], json!(BUDGET.to_string()));
     assert_eq!(mirrored["advertiser"], json!(a.account.to_checksum(None)), "{mirrored}");
     a.pages.browser.wait_in("#escrow-remaining", "25 tUSD").await;
+    // The page waited for the mirror: what the API says the campaign may spend is the budget.
+    assert_eq!(a.pages.browser.text("#escrow-available").await, "25 tUSD");
 
     // A top-up: the permit's allowance went into the escrow, so an approval comes first.
     a.pages.browser.fill("Top-up amount", "5.5").await;
@@ -379,6 +381,7 @@ async fn a_closed_campaign_counts_down_and_withdraws_the_rest(pool: PgPool) {
         "the whole budget came back"
     );
     assert_eq!(a.on_chain(&campaign).await.remaining, U256::ZERO);
+    assert_eq!(a.pages.browser.text("#escrow-available").await, "0 tUSD");
     let path = format!("/v1/escrow/campaigns/{}", campaign.chain_id);
     a.api_until(&path, |m| m["withdrawn"] == json!(BUDGET.to_string()))
         .await;

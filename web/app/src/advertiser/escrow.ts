@@ -3,7 +3,7 @@
 // without permit), top it up, close it early and withdraw what is left.
 
 import { ContractFunctionExecutionError, encodeFunctionData, numberToHex, slice, zeroAddress, type Address, type Hash, type Hex } from 'viem';
-import { getBlock, readContract, signTypedData } from 'viem/actions';
+import { getBlock, getTransactionReceipt, readContract, signTypedData } from 'viem/actions';
 import { confirmed } from '../lib/chain';
 import { erc20Abi, escrowAbi, permitTypes } from '../lib/contracts';
 import type { Wallet } from '../lib/wallet';
@@ -31,6 +31,11 @@ export function onChain(wallet: Wallet, escrow: Address, id: Hex): Promise<OnCha
 export async function chainNow(wallet: Wallet): Promise<number> {
   const block = await getBlock(wallet.client, { blockTag: 'latest' });
   return Math.max(Number(block.timestamp), Math.floor(Date.now() / 1000));
+}
+
+/** The block a mined transaction is in. */
+export async function blockOf(wallet: Wallet, hash: Hash): Promise<bigint> {
+  return (await getTransactionReceipt(wallet.client, { hash })).blockNumber;
 }
 
 export const balanceOf = (wallet: Wallet, token: Address): Promise<bigint> =>

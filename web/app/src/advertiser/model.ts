@@ -74,6 +74,8 @@ export interface Mirror {
   debited: string;
   withdrawn: string;
   remaining: string;
+  /** The latest block that changed this escrow. */
+  block: number;
 }
 
 /** The mirror's view of an escrow campaign; null until the indexer has seen it opened. */
@@ -83,6 +85,21 @@ export async function mirror(chainCampaignId: Hex): Promise<Mirror | null> {
   } catch (error) {
     if (error instanceof ApiError && error.status === 404) return null;
     throw error;
+  }
+}
+
+/**
+ * Waits until the mirror shows the escrow as of `block` or later, so that the figures the
+ * API derives from it agree with the chain after a transaction; false if it has not within
+ * `ms`.
+ */
+export async function mirrorReaches(chainCampaignId: Hex, block: bigint, ms = 10_000): Promise<boolean> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const seen = await mirror(chainCampaignId);
+    if (seen && BigInt(seen.block) >= block) return true;
+    if (Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, 250));
   }
 }
 

@@ -11,7 +11,7 @@ import { countdown, dateTime, parseAmount, shortAddress, units } from '../lib/fo
 import { start, type Ctx } from '../lib/page';
 import { charts } from '../advertiser/charts';
 import * as escrow from '../advertiser/escrow';
-import { analytics, mirror, type Analytics, type Brand, type Campaign, type Mirror, type Status, type TokenPrices } from '../advertiser/model';
+import { analytics, mirror, mirrorReaches, type Analytics, type Brand, type Campaign, type Mirror, type Status, type TokenPrices } from '../advertiser/model';
 
 /** The campaign shown in detail, with its escrow and numbers. */
 interface Detail {
@@ -330,9 +330,11 @@ function escrowView(ctx: Ctx, d: Detail): TemplateResult {
   const billedOverSettled = BigInt(b.billed) - BigInt(b.settled);
   const unsettled = billedOverSettled > 0n ? billedOverSettled : 0n;
   const chainNow = now() + d.skew;
-  const done = (what: string, hash: Hash) => {
+  // After a transaction: its hash, once the API's figures have caught up with it.
+  const done = async (what: string, hash: Hash) => {
     lastTx = { what, hash };
-    return `${what}: transaction ${hash}.`;
+    const seen = await mirrorReaches(id, await escrow.blockOf(ctx.wallet!, hash));
+    return `${what}: transaction ${hash}.${seen ? '' : ' The API has not seen it yet: its figures may lag.'}`;
   };
 
   const figures = html`<dl class="figures">
@@ -341,7 +343,7 @@ function escrowView(ctx: Ctx, d: Detail): TemplateResult {
     <div><dt>Funded in total</dt><dd>${d.mirror ? money(d.mirror.funded) : '–'}</dd></div>
     <div><dt>Settled to hosters</dt><dd>${money(b.settled)}</dd></div>
     <div><dt>Billed, not yet settled</dt><dd id="escrow-unsettled">${money(unsettled)}</dd></div>
-    <div><dt>Still to spend</dt><dd>${money(b.available)}</dd></div>
+    <div><dt>Still to spend</dt><dd id="escrow-available">${money(b.available)}</dd></div>
     ${d.mirror && BigInt(d.mirror.withdrawn) > 0n ? html`<div><dt>Withdrawn</dt><dd>${money(d.mirror.withdrawn)}</dd></div>` : nothing}
     <div><dt>Your wallet holds</dt><dd>${money(d.balance)}</dd></div>
   </dl>
