@@ -18,7 +18,8 @@
 //                                    [{url, encodedBytes, decodedBytes}]}
 //   click {selector} | {button}      clicks an element; `button`: the button or link whose
 //                                    text is exactly this (visible, enabled)
-//   fill {label, value}              types into the control labelled exactly `label`
+//   fill {label, value}              types into the control labelled exactly `label` (the
+//                                    label's own text, without its controls' and hints')
 //   select {label, value}            chooses an option by value in the labelled <select>
 //   waitFor {text, selector?, timeoutMs?}  until an element (default body) contains `text`
 //   text {selector}                  textContent of the first match
@@ -163,9 +164,16 @@ function target({ selector, button }) {
   throw new Error('click needs a selector or a button');
 }
 
+/**
+ * The control of the label whose own text is exactly `label`: the label's text without that
+ * of the controls and hints inside it (a <select>'s options are text too).
+ */
 function labelled(label) {
   return `(() => {
-    const l = [...document.querySelectorAll('label')].find((l) => l.textContent.trim() === ${JSON.stringify(label)});
+    const own = (l) => [...l.childNodes]
+      .filter((n) => !(n instanceof Element && n.matches('select, input, textarea, .hint')))
+      .map((n) => n.textContent).join('').trim();
+    const l = [...document.querySelectorAll('label')].find((l) => own(l) === ${JSON.stringify(label)});
     return l && l.control;
   })()`;
 }

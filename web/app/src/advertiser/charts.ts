@@ -17,27 +17,8 @@ function midnight(date: string): number {
 const percent = (v: number) => `${(v * 100).toFixed(2)}%`;
 const count = (v: number) => Math.round(v).toLocaleString('en-US');
 
-let drawn: { analytics: Analytics; view: TemplateResult; measured: boolean } | null = null;
-
-/**
- * The charts, one under another: side by side, a chart's legend can widen its column and
- * the next drawing takes that width. The same analytics give the same template, so that a
- * re-render (the countdown's, every second) does not draw them again, with one exception:
- * lib/chart.ts sizes a chart by its parent when it draws, and a first drawing happens while
- * the template is still a detached fragment (no parent: a default 640 px, wider than a
- * phone). So new analytics are drawn twice, the second time in the page, at its width;
- * `rerender` renders the page again.
- */
-export function charts(a: Analytics, token: Token, rerender: () => void): TemplateResult {
-  if (drawn?.analytics === a && drawn.measured) return drawn.view;
-  const view = build(a, token);
-  const measured = drawn?.analytics === a;
-  drawn = { analytics: a, view, measured };
-  if (!measured) requestAnimationFrame(rerender);
-  return view;
-}
-
-function build(a: Analytics, token: Token): TemplateResult {
+/** The charts, one under another, each as wide as the page allows. */
+export function charts(a: Analytics, token: Token): TemplateResult {
   // Amounts without the symbol, which the series' name carries: axis labels stay short.
   const money = (v: number) => units(BigInt(Math.round(v)), token.decimals);
   const spend = `Spend (${token.symbol})`;

@@ -26,11 +26,22 @@ export interface Chart {
 
 const COLOURS = ['#2458a6', '#c2571a', '#2f7d4f', '#8a3d9c'];
 const DAY = 86_400;
-const drawn = new WeakMap<Element, uPlot>();
+/** What each element shows: its plot, and the data and width it was drawn for. */
+const drawn = new WeakMap<Element, { plot: uPlot; key: string }>();
 
 function draw(el: Element, chart: Chart): void {
-  drawn.get(el)?.destroy();
-  const width = Math.max(280, Math.min(720, el.parentElement?.clientWidth ?? 640));
+  // lit-html runs a ref while a new template is still a detached fragment, which has no
+  // width to measure: draw once it is in the page.
+  if (!el.isConnected) {
+    requestAnimationFrame(() => el.isConnected && draw(el, chart));
+    return;
+  }
+  const width = Math.max(260, Math.min(720, el.parentElement?.clientWidth ?? 640));
+  // Every render of the page calls this; the same data at the same width is drawn already.
+  const key = JSON.stringify([width, chart.title, chart.x, chart.categories, chart.series]);
+  const previous = drawn.get(el);
+  if (previous?.key === key) return;
+  previous?.plot.destroy();
   const bars = uPlot.paths.bars?.({ size: [0.6, 48] });
   const plot = new uPlot(
     {
@@ -41,6 +52,8 @@ function draw(el: Element, chart: Chart): void {
         x: chart.categories
           ? { time: false, range: () => [-0.5, chart.categories!.length - 0.5] }
           : { time: true, range: (_u, min, max) => [min - DAY / 2, max + DAY / 2] },
+        // From zero: a bar's height is its value.
+        y: { range: (_u, min, max) => [Math.min(0, min), max > 0 ? max : 1] },
       },
       axes: [
         chart.categories
@@ -64,7 +77,7 @@ function draw(el: Element, chart: Chart): void {
     [chart.x, ...chart.series.map((s) => s.values)],
     el as HTMLElement,
   );
-  drawn.set(el, plot);
+  drawn.set(el, { plot, key });
 }
 
 /** A chart and, under "Data", the same numbers as a table. */

@@ -55,6 +55,18 @@ interface Branding {
   supportContact?: string;
 }
 
+const withArticle = (role: Role): string => `${role === 'advertiser' || role === 'affiliate' ? 'an' : 'a'} ${role}`;
+
+/** "Become a <role>": takes a self-service role and keeps the session's user current. */
+export function roleButton(ctx: Ctx, role: Role, className = ''): TemplateResult {
+  return html`<button type="button" class=${className} ?disabled=${ctx.busy}
+    @click=${() => ctx.act(`Taking the ${role} role`, async () => {
+      session.update(await api.post<User>('/v1/me/roles', { role }));
+      ctx.session = session.current();
+      return `You are now ${withArticle(role)}.`;
+    })}>Become ${withArticle(role)}</button>`;
+}
+
 /** An error of any kind, as the sentence the alert line shows. */
 export function message(error: unknown): string {
   if (error instanceof ApiError) return error.field ? `${error.message} (${error.field})` : error.message;
@@ -181,15 +193,8 @@ export async function start(page: Page): Promise<void> {
 
   function roleOffer(): TemplateResult | typeof nothing {
     if (!ctx.session || !onRightChain() || hasRole() || !page.role) return nothing;
-    const role = page.role;
-    return html`<section><p>This page is for ${role}s. Your account does not hold that role yet.</p>
-      <button type="button" ?disabled=${ctx.busy}
-        @click=${() => ctx.act(`Taking the ${role} role`, async () => {
-          const updated = await api.post<User>('/v1/me/roles', { role });
-          session.update(updated);
-          ctx.session = session.current();
-          return `You are now a ${role}.`;
-        })}>Become ${role === 'advertiser' ? 'an' : 'a'} ${role}</button></section>`;
+    return html`<section><p>This page is for ${page.role}s. Your account does not hold that role yet.</p>
+      ${roleButton(ctx, page.role)}</section>`;
   }
 
   function frame(): TemplateResult {

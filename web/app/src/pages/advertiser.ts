@@ -426,7 +426,7 @@ function detailView(ctx: Ctx, d: Detail): TemplateResult {
       <div><dt>Clicks</dt><dd>${a.totals.clicks.toLocaleString('en-US')}</dd></div>
       <div><dt>CTR</dt><dd>${(a.totals.ctr * 100).toFixed(2)}%</dd></div>
     </dl>
-    ${charts(a, d.token, ctx.render)}
+    ${charts(a, d.token)}
   </section>`;
 }
 

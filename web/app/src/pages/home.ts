@@ -2,7 +2,7 @@
 
 import { html } from 'lit-html';
 import { api } from '../lib/api';
-import { start, type Ctx } from '../lib/page';
+import { roleButton, start, type Ctx } from '../lib/page';
 import { session, type Role, type User } from '../lib/session';
 
 const SELF_SERVICE: [Role, string][] = [
@@ -45,12 +45,7 @@ start({
               <strong>${role}</strong>: ${what}
               ${held
                 ? html`<a href=${PAGE_OF[role]}>Open the ${role} page</a>`
-                : html`<button type="button" ?disabled=${ctx.busy}
-                    @click=${() => ctx.act(`Taking the ${role} role`, async () => {
-                      me = await api.post<User>('/v1/me/roles', { role });
-                      session.update(me);
-                      return `You are now a ${role}.`;
-                    })}>Become ${role === 'advertiser' ? 'an' : 'a'} ${role}</button>`}
+                : roleButton(ctx, role)}
             </li>`;
           })}
         </ul>

@@ -6,8 +6,8 @@ import type { Address } from 'viem';
 import { api, ApiError } from '../lib/api';
 import { token, type Token } from '../lib/chain';
 import { shortAddress, units } from '../lib/format';
-import type { Ctx } from '../lib/page';
-import { session, type Role, type User } from '../lib/session';
+import { roleButton, type Ctx } from '../lib/page';
+import type { Role, User } from '../lib/session';
 
 /** One program's section of the page. */
 export interface Program {
@@ -62,13 +62,7 @@ export const words = (text: string): string =>
 
 /** What a section says when the user lacks `role`, with the button that takes it. */
 export function roleOffer(ctx: Ctx, role: Role, why: string): TemplateResult {
-  return html`<p>${why} It needs the ${role} role.
-    <button type="button" class="secondary" ?disabled=${ctx.busy}
-      @click=${() => ctx.act(`Taking the ${role} role`, async () => {
-        session.update(await api.post<User>('/v1/me/roles', { role }));
-        ctx.session = session.current();
-        return `You are now ${role === 'advertiser' ? 'an' : 'a'} ${role}.`;
-      })}>Become ${role === 'advertiser' ? 'an' : 'a'} ${role}</button></p>`;
+  return html`<p>${why} It needs the ${role} role. ${roleButton(ctx, role, 'secondary')}</p>`;
 }
 
 /** The value of the control named `name` in the form `event` was submitted from. */
