@@ -7,15 +7,16 @@
 //   node web/app/e2e/bench.mjs [--app http://127.0.0.1:8080/app/] [--rpc http://127.0.0.1:8545]
 //                              [--account 0x…] [--runs 7]
 //
-// The account defaults to anvil's account 9 (not one the demo uses); it takes the
-// advertiser, hoster and viewer roles so that each page shows its own content.
+// The account defaults to anvil's account 3, the demo's advertiser (run `adescrow demo` first
+// for a page with campaigns and charts); it takes the hoster role too, so that each page
+// shows its own content rather than the offer of a role.
 
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-const opts = { app: 'http://127.0.0.1:8080/app/', rpc: 'http://127.0.0.1:8545', account: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720', runs: '7' };
+const opts = { app: 'http://127.0.0.1:8080/app/', rpc: 'http://127.0.0.1:8545', account: '0x90F79bf6EB2c4f870365E785982E1f101E93b906', runs: '7' };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i += 2) {
   const key = argv[i].replace(/^--/, '');

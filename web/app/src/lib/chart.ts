@@ -1,4 +1,4 @@
-// Charts with uPlot (about 20 kB gzipped: canvas drawing, time axes, bars, no dependencies),
+// Charts with uPlot (about 22 kB gzipped: canvas drawing, time axes, bars, no dependencies),
 // each with its numbers in a table under a disclosure, so that a screen reader gets them too.
 
 import { html, type TemplateResult } from 'lit-html';
