@@ -7,12 +7,13 @@ use std::time::Duration;
 use adescrow::contracts::{AdEscrow, TestToken};
 use adescrow::platform::db::MIGRATOR;
 use alloy::primitives::{Address, B256, U256};
+use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::Pages;
+use super::{Pages, units};
 use crate::fixtures::bill;
 
 /// What the test token mints to the advertiser: 1,000 tUSD (6 decimals).
@@ -26,6 +27,8 @@ struct Advertiser {
     account: Address,
     token: Address,
     escrow: Address,
+    /// The page's session's access token, to ask the API what the advertiser sees.
+    session: String,
 }
 
 /// `AdEscrow.campaign`.
@@ -47,7 +50,7 @@ impl Advertiser {
     /// gets tokens and takes the advertiser role on the page.
     async fn start(pool: &PgPool, grace: Duration) -> Advertiser {
         let mut pages = Pages::start_with(pool.clone(), grace).await;
-        let token = pages.devnet.deployment.test_token.as_ref().unwrap().address;
+        let token = pages.test_token();
         let escrow = pages.devnet.deployment.ad_escrow.address;
         // Campaigns pay in tokens the platform prices: an admin's defaults, as PUT /v1/pricing
         // stores them.
@@ -59,24 +62,17 @@ impl Advertiser {
         .await
         .unwrap();
         let account = pages.sign_in(3).await;
-        // The test token mints to anyone: the devnet's stand-in for buying stablecoins.
-        TestToken::new(token, pages.chain())
-            .mint(account, U256::from(MINTED))
-            .from(account)
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
+        pages.mint(account, MINTED).await;
         pages.open("advertiser", "advertiser-without-role").await;
         pages.browser.click_button("Become an advertiser").await;
         pages.browser.wait_for("New brand").await;
+        let session = pages.page_token().await;
         Advertiser {
             pages,
             account,
             token,
             escrow,
+            session,
         }
     }
 
@@ -155,52 +151,6 @@ impl Advertiser {
         (of.len(), of.iter().filter(|(_, rejected)| *rejected).count())
     }
 
-    /// The API's answer to `path` with the page's session, once `ready` accepts it.
-    async fn api_until(&mut self, path: &str, ready: impl Fn(&Value) -> bool) -> Value {
-        let token = self
-            .pages
-            .browser
-            .eval("JSON.parse(localStorage.getItem('adescrow.session')).accessToken")
-            .await;
-        let url = format!("{}{}", self.pages.devnet.api_url, path.trim_start_matches('/'));
-        let client = reqwest::Client::new();
-        let mut last = Value::Null;
-        for _ in 0..300 {
-            let reply = client
-                .get(&url)
-                .bearer_auth(token.as_str().unwrap())
-                .send()
-                .await
-                .unwrap();
-            if reply.status().is_success() {
-                last = reply.json().await.unwrap();
-                if ready(&last) {
-                    return last;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{path} never got ready; last answer: {last}");
-    }
-
-    /// Posts to the API with the page's session.
-    async fn api_post(&mut self, path: &str, body: Value) -> Value {
-        let token = self
-            .pages
-            .browser
-            .eval("JSON.parse(localStorage.getItem('adescrow.session')).accessToken")
-            .await;
-        let reply = reqwest::Client::new()
-            .post(format!("{}{}", self.pages.devnet.api_url, path.trim_start_matches('/')))
-            .bearer_auth(token.as_str().unwrap())
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(reply.status().is_success(), "POST {path}: {}", reply.status());
-        reply.json().await.unwrap()
-    }
-
     async fn status(pool: &PgPool, campaign: &Created) -> String {
         sqlx::query_scalar("SELECT status::text FROM campaigns WHERE id = $1")
             .bind(campaign.id)
@@ -246,7 +196,10 @@ async fn an_advertiser_funds_a_campaign_with_one_permit_and_tops_it_up(pool: PgP
         "the wallet paid exactly the budget"
     );
     let path = format!("/v1/escrow/campaigns/{}", campaign.chain_id);
-    let mirrored = a.api_until(&path, |m| m["funded"] == json!(BUDGET.to_string())).await;
+    let mirrored = a
+        .pages
+        .api_until(&path, Some(&a.session), |m| m["funded"] == json!(BUDGET.to_string()))
+        .await;
     assert_eq!(mirrored["remaining"], json!(BUDGET.to_string()));
     assert_eq!(mirrored["advertiser"], json!(a.account.to_checksum(None)), "{mirrored}");
     a.pages.browser.wait_in("#escrow-remaining", "25 tUSD").await;
@@ -264,7 +217,10 @@ async fn an_advertiser_funds_a_campaign_with_one_permit_and_tops_it_up(pool: PgP
     assert_eq!(before - a.balance().await, U256::from(BUDGET + top_up));
     assert_eq!(a.calls("eth_signTypedData_v4").await, (1, 0), "no new signature");
     assert_eq!(a.calls("eth_sendTransaction").await, (3, 0), "approve and fund");
-    a.api_until(&path, |m| m["funded"] == json!((BUDGET + top_up).to_string()))
+    a.pages
+        .api_until(&path, Some(&a.session), |m| {
+            m["funded"] == json!((BUDGET + top_up).to_string())
+        })
         .await;
 
     // Editing: a PATCH of what changed; the start, untouched, keeps its seconds.
@@ -383,7 +339,8 @@ async fn a_closed_campaign_counts_down_and_withdraws_the_rest(pool: PgPool) {
     assert_eq!(a.on_chain(&campaign).await.remaining, U256::ZERO);
     assert_eq!(a.pages.browser.text("#escrow-available").await, "0 tUSD");
     let path = format!("/v1/escrow/campaigns/{}", campaign.chain_id);
-    a.api_until(&path, |m| m["withdrawn"] == json!(BUDGET.to_string()))
+    a.pages
+        .api_until(&path, Some(&a.session), |m| m["withdrawn"] == json!(BUDGET.to_string()))
         .await;
 
     a.pages.browser.click_button("Complete").await;
@@ -412,17 +369,26 @@ async fn analytics_charts_show_the_apis_numbers(pool: PgPool) {
     // Billed impressions, as billing records them (the receipts tests cover how they come
     // about): two yesterday and three today, in the brand's zone (UTC).
     let ad_set = a
-        .api_post("/v1/ad-sets", json!({ "campaignId": campaign.id, "name": "Mornings" }))
+        .pages
+        .api_ok(
+            Method::POST,
+            "/v1/ad-sets",
+            Some(&a.session),
+            Some(json!({ "campaignId": campaign.id, "name": "Mornings" })),
+        )
         .await;
     let ad = a
-        .api_post(
+        .pages
+        .api_ok(
+            Method::POST,
             "/v1/ads",
-            json!({
+            Some(&a.session),
+            Some(json!({
                 "adSetId": ad_set["id"],
                 "name": "Espresso banner",
                 "creative": { "kind": "text", "title": "Espresso, 7 to 10", "clickUrl": "https://coffee.example/" },
                 "prices": { "cpm": "1000000", "cpc": "50000" },
-            }),
+            })),
         )
         .await;
     let ad = ad["id"].as_str().unwrap().to_owned();
@@ -447,7 +413,7 @@ async fn analytics_charts_show_the_apis_numbers(pool: PgPool) {
         .await;
     assert_eq!(canvases, json!(4), "every chart drew");
     let path = format!("/v1/campaigns/{}/analytics", campaign.id);
-    let api = a.api_until(&path, |_| true).await;
+    let api = a.pages.api_until(&path, Some(&a.session), |_| true).await;
     let tables = a
         .pages
         .browser
@@ -476,7 +442,10 @@ async fn analytics_charts_show_the_apis_numbers(pool: PgPool) {
             .eval(&format!("new Date({y}, {m} - 1, {d}).toLocaleDateString()"))
             .await;
         let label = label.as_str().unwrap().to_owned();
-        spend.push(json!([label, tusd(day["spend"].as_str().unwrap())]));
+        spend.push(json!([
+            label,
+            units(day["spend"].as_str().unwrap().parse().unwrap(), 6, "")
+        ]));
         counts.push(json!([
             label,
             day["impressions"].to_string(),
@@ -496,7 +465,7 @@ async fn analytics_charts_show_the_apis_numbers(pool: PgPool) {
         .map(|n| {
             json!([
                 format!("node {}", &n["nodeId"].as_str().unwrap()[..8]),
-                tusd(n["spend"].as_str().unwrap())
+                units(n["spend"].as_str().unwrap().parse().unwrap(), 6, "")
             ])
         })
         .collect();
@@ -508,36 +477,11 @@ async fn analytics_charts_show_the_apis_numbers(pool: PgPool) {
     a.pages.browser.click("figure.chart details summary").await;
     a.pages.browser.screenshot("advertiser-analytics-data").await;
 
-    a.pages.browser.phone(true).await;
-    a.pages.open("advertiser", "advertiser-phone").await;
-    a.pages.browser.wait_for("Spend by day (UTC)").await;
-    let fits = a
-        .pages
-        .browser
-        .eval("document.documentElement.scrollWidth <= window.innerWidth")
+    a.pages
+        .assert_fits_phone("advertiser", "advertiser-phone", async |browser| {
+            browser.wait_for("Spend by day (UTC)").await;
+            browser.screenshot("advertiser-phone-analytics").await;
+        })
         .await;
-    // A phone's browser widens its layout viewport (innerWidth) to overflowing content: the
-    // screen's width is the element's client width.
-    let within_screen = a
-        .pages
-        .browser
-        .eval("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
-        .await;
-    a.pages.browser.screenshot("advertiser-phone-analytics").await;
-    assert_eq!(fits, json!(true), "nothing wider than the viewport");
-    assert_eq!(within_screen, json!(true), "nothing wider than a phone's screen");
-    a.pages.browser.phone(false).await;
     a.stop().await;
-}
-
-/// Base units of the 6-decimal test token as the charts write them (below 1,000 tUSD).
-fn tusd(base_units: &str) -> String {
-    let units: u128 = base_units.parse().unwrap();
-    let fraction = format!("{:06}", units % 1_000_000);
-    let fraction = fraction.trim_end_matches('0');
-    if fraction.is_empty() {
-        format!("{}", units / 1_000_000)
-    } else {
-        format!("{}.{fraction}", units / 1_000_000)
-    }
 }

@@ -14,67 +14,20 @@ use adescrow::platform::db::MIGRATOR;
 use alloy::primitives::{Address, B256};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
+use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use std::time::Duration;
 
-use super::Pages;
+use super::{Pages, units};
 use crate::support::personal_sign;
 
 /// Anvil's account the demo's hoster uses.
 const HOSTER: usize = 4;
 
-/// `amount` base units as the page's `format.units` shows them: the whole part grouped by
-/// thousands, the fraction without trailing zeros, then the symbol.
-fn units(amount: u128, decimals: u8, symbol: &str) -> String {
-    let scale = 10u128.pow(decimals.into());
-    let whole = (amount / scale).to_string();
-    let mut grouped = String::new();
-    for (i, digit) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    let fraction = format!("{:0width$}", amount % scale, width = decimals.into());
-    let fraction = fraction.trim_end_matches('0');
-    if fraction.is_empty() {
-        format!("{grouped} {symbol}")
-    } else {
-        format!("{grouped}.{fraction} {symbol}")
-    }
-}
-
-async fn api_get(pages: &Pages, path: &str) -> Value {
-    let url = pages.devnet.api_url.join(path).unwrap();
-    let res = reqwest::get(url).await.unwrap();
-    assert!(res.status().is_success(), "GET {path}: {}", res.status());
-    res.json().await.unwrap()
-}
-
-/// The page's session's access token, to ask the API what the page's user sees.
-async fn page_token(pages: &mut Pages) -> String {
-    let token = pages
-        .browser
-        .eval("JSON.parse(localStorage.getItem('adescrow.session')).accessToken")
-        .await;
-    token.as_str().unwrap().to_owned()
-}
-
-async fn api_as(pages: &Pages, token: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let url = pages.devnet.api_url.join(path).unwrap();
-    let mut request = reqwest::Client::new().request(method, url).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let res = request.send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
 /// `account`'s payout of `token` as the API shows it.
 async fn payout(pages: &Pages, account: Address, token: Address) -> Value {
-    let payouts = api_get(pages, &format!("/v1/payouts/{account}")).await;
+    let payouts = pages.get(&format!("/v1/payouts/{account}")).await;
     payouts["tokens"]
         .as_array()
         .unwrap()
@@ -86,7 +39,7 @@ async fn payout(pages: &Pages, account: Address, token: Address) -> Value {
 
 /// What the mirror says `account` claimed of `token` in all.
 async fn claimed(pages: &Pages, account: Address, token: Address) -> u128 {
-    let claims = api_get(pages, &format!("/v1/escrow/claims/{account}")).await;
+    let claims = pages.get(&format!("/v1/escrow/claims/{account}")).await;
     claims
         .as_array()
         .unwrap()
@@ -116,7 +69,7 @@ async fn hoster_with_settled_earnings(pages: &Pages) -> (Address, Address, u128)
     }
     let hoster = DemoAccounts::anvil().hoster.address();
     assert_eq!(hoster, pages.devnet.anvil.addresses()[HOSTER]);
-    let token = pages.devnet.deployment.test_token.as_ref().unwrap().address;
+    let token = pages.test_token();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let entry = payout(pages, hoster, token).await;
@@ -241,7 +194,7 @@ async fn a_hoster_claims_its_settled_earnings(pool: PgPool) {
     // The statement's CSV, fetched with the session's token.
     pages.browser.click_button("Download CSV").await;
     let status = pages.browser.wait_in("[role=status]", "Downloaded statement-").await;
-    let token = page_token(&mut pages).await;
+    let token = pages.page_token().await;
     let url = pages.devnet.api_url.join("/v1/statements/me/csv?period=day").unwrap();
     let csv = reqwest::Client::new()
         .get(url)
@@ -258,14 +211,11 @@ async fn a_hoster_claims_its_settled_earnings(pool: PgPool) {
         "the page saved the API's CSV: {status}"
     );
 
-    pages.browser.phone(true).await;
-    pages.open("hoster", "hoster-phone").await;
-    pages.browser.wait_for("Claim history").await;
-    let fits = pages
-        .browser
-        .eval("document.documentElement.scrollWidth <= window.innerWidth")
+    pages
+        .assert_fits_phone("hoster", "hoster-phone", async |browser| {
+            browser.wait_for("Claim history").await;
+        })
         .await;
-    assert_eq!(fits, json!(true), "the page scrolls sideways on a phone");
     pages.browser.close().await;
     pages.devnet.stop().await;
 }
@@ -311,7 +261,7 @@ async fn a_refused_claim_changes_nothing_and_claiming_again_works(pool: PgPool) 
 
 /// `address`'s node as the API lists it to the page's user.
 async fn listed(pages: &Pages, token: &str, address: Address) -> Option<Value> {
-    let (status, nodes) = api_as(pages, token, reqwest::Method::GET, "/v1/nodes", None).await;
+    let (status, nodes) = pages.api(Method::GET, "/v1/nodes", Some(token), None).await;
     assert_eq!(status, 200);
     nodes
         .as_array()
@@ -333,7 +283,7 @@ async fn a_hoster_registers_nodes_with_keys_signed_in_the_page(pool: PgPool) {
     pages.browser.click_button("Become a hoster").await;
     pages.browser.wait_for("You are now a hoster.").await;
     pages.browser.wait_for("No nodes yet").await;
-    let token = page_token(&mut pages).await;
+    let token = pages.page_token().await;
     let count = async |pool: &PgPool| -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM nodes")
             .fetch_one(pool)
@@ -367,14 +317,14 @@ async fn a_hoster_registers_nodes_with_keys_signed_in_the_page(pool: PgPool) {
     let other = PrivateKeySigner::random();
     let claimed = PrivateKeySigner::random().address();
     let forged = personal_sign(&other, &registration_message(owner, claimed, chain_id));
-    let (status, _) = api_as(
-        &pages,
-        &token,
-        reqwest::Method::POST,
-        "/v1/nodes",
-        Some(json!({ "address": claimed, "name": "forged", "signature": forged })),
-    )
-    .await;
+    let (status, _) = pages
+        .api(
+            Method::POST,
+            "/v1/nodes",
+            Some(&token),
+            Some(json!({ "address": claimed, "name": "forged", "signature": forged })),
+        )
+        .await;
     assert_eq!(status, 422, "a proof by another key is refused");
     assert_eq!(count(&pool).await, 1);
 

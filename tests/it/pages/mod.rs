@@ -10,10 +10,12 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use adescrow::contracts::TestToken;
 use adescrow::platform::config::ApiArgs;
 use alloy::primitives::{Address, U256};
 use alloy::providers::{Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
+use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
@@ -130,13 +132,7 @@ impl Pages {
     }
 
     /// The API over HTTP, as another client would call it: `(status, body)`.
-    pub async fn api(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
+    pub async fn api(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
         let mut request = reqwest::Client::new().request(method, self.devnet.api_url.join(path).unwrap());
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -147,14 +143,40 @@ impl Pages {
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// A call that must succeed (2xx): its JSON answer.
+    pub async fn api_ok(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
+        let (status, answer) = self.api(method.clone(), path, token, body).await;
+        assert!((200..300).contains(&status), "{method} {path}: {status} {answer}");
+        answer
+    }
+
+    /// A public read that must succeed.
+    pub async fn get(&self, path: &str) -> Value {
+        self.api_ok(Method::GET, path, None, None).await
+    }
+
+    /// GET `path` (with `token`, if any) until `ready` accepts a successful answer, for up to
+    /// 30 s; that answer.
+    pub async fn api_until(&self, path: &str, token: Option<&str>, ready: impl Fn(&Value) -> bool) -> Value {
+        let mut last = (0, Value::Null);
+        for _ in 0..300 {
+            last = self.api(Method::GET, path, token, None).await;
+            if (200..300).contains(&last.0) && ready(&last.1) {
+                return last.1;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("GET {path} never got ready; last answer: {} {}", last.0, last.1);
     }
 
     /// An access token for anvil's account `index`, signed in over HTTP with SIWE (for the
     /// other parties of a test: sellers, admins, resellers).
     pub async fn api_token(&self, index: usize) -> String {
-        let wallet = PrivateKeySigner::from(self.devnet.anvil.keys()[index].clone());
-        let (_, challenge) = self.api(reqwest::Method::GET, "/v1/auth/nonce", None, None).await;
+        let wallet = self.signer(index);
+        let (_, challenge) = self.api(Method::GET, "/v1/auth/nonce", None, None).await;
         let message = siwe_message(
             wallet.address(),
             challenge["domain"].as_str().unwrap(),
@@ -165,7 +187,7 @@ impl Pages {
         );
         let (status, session) = self
             .api(
-                reqwest::Method::POST,
+                Method::POST,
                 "/v1/auth/siwe",
                 None,
                 Some(sign_in_body(&wallet, &message)),
@@ -175,6 +197,69 @@ impl Pages {
         session["accessToken"].as_str().unwrap().to_owned()
     }
 
+    /// An access token for anvil's account `index`, which has taken `role`.
+    pub async fn api_token_with_role(&self, index: usize, role: &str) -> String {
+        let token = self.api_token(index).await;
+        self.api_ok(
+            Method::POST,
+            "/v1/me/roles",
+            Some(&token),
+            Some(json!({ "role": role })),
+        )
+        .await;
+        token
+    }
+
+    /// The access token of the page's own session, to ask the API what the page's user sees.
+    pub async fn page_token(&mut self) -> String {
+        let token = self
+            .browser
+            .eval("JSON.parse(localStorage.getItem('adescrow.session')).accessToken")
+            .await;
+        token.as_str().unwrap().to_owned()
+    }
+
+    /// The key of anvil's account `index`.
+    pub fn signer(&self, index: usize) -> PrivateKeySigner {
+        PrivateKeySigner::from(self.devnet.anvil.keys()[index].clone())
+    }
+
+    /// The devnet's test token (6 decimals; anyone may mint it).
+    pub fn test_token(&self) -> Address {
+        self.devnet.deployment.test_token.as_ref().unwrap().address
+    }
+
+    /// Anvil's account `to` mints itself `amount` of the test token (the devnet's stand-in for
+    /// buying stablecoins), and the mint is mined.
+    pub async fn mint(&self, to: Address, amount: u128) {
+        TestToken::new(self.test_token(), self.chain())
+            .mint(to, U256::from(amount))
+            .from(to)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+    }
+
+    /// On a phone's screen, a cold load of `page` (screenshot `shot`), once `shown` has waited
+    /// for what it shows, is no wider than the screen; then back to a desktop's screen.
+    pub async fn assert_fits_phone(&mut self, page: &str, shot: &str, shown: impl AsyncFnOnce(&mut Browser)) -> Load {
+        self.browser.phone(true).await;
+        let load = self.open(page, shot).await;
+        shown(&mut self.browser).await;
+        // Not `innerWidth`: a phone's browser widens its layout viewport to overflowing
+        // content, and the screen's width is the root element's client width.
+        let fits = self
+            .browser
+            .eval("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+            .await;
+        assert_eq!(fits, json!(true), "{page}: something is wider than a phone's screen");
+        self.browser.phone(false).await;
+        load
+    }
+
     /// An RPC provider on the devnet's anvil, for checking the chain.
     pub fn chain(&self) -> impl Provider + use<> {
         ProviderBuilder::new().connect_http(self.devnet.anvil.endpoint_url())
@@ -182,6 +267,32 @@ impl Pages {
 
     pub async fn eth_balance(&self, account: Address) -> U256 {
         self.chain().get_balance(account).await.unwrap()
+    }
+}
+
+/// `amount` base units as the page's `format.units` shows them: the whole part grouped by
+/// thousands, the fraction without trailing zeros, then the symbol if there is one.
+pub fn units(amount: u128, decimals: u8, symbol: &str) -> String {
+    let scale = 10u128.pow(decimals.into());
+    let whole = (amount / scale).to_string();
+    let mut grouped = String::new();
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    let fraction = format!("{:0width$}", amount % scale, width = decimals.into());
+    let fraction = fraction.trim_end_matches('0');
+    let shown = if fraction.is_empty() {
+        grouped
+    } else {
+        format!("{grouped}.{fraction}")
+    };
+    if symbol.is_empty() {
+        shown
+    } else {
+        format!("{shown} {symbol}")
     }
 }
 

@@ -7,18 +7,14 @@
 
 use adescrow::contracts::{AdEscrow, TestToken};
 use adescrow::platform::db::MIGRATOR;
-use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, B256, U256};
-use alloy::providers::ProviderBuilder;
-use alloy::signers::local::PrivateKeySigner;
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::Pages;
-use crate::support::{sign_in_body, siwe_message};
 
 /// The item's price: five whole tUSD (six decimals).
 const PRICE: u128 = 5_000_000;
@@ -26,106 +22,26 @@ const PRICE: u128 = 5_000_000;
 const BUY: &str = "Buy for 5 tUSD";
 const FILE: &[u8] = b"ten banner sizes, editable\n";
 
-/// The devnet's API over HTTP, as another wallet app or a script calls it.
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    fn new(pages: &Pages) -> Api {
-        Api {
-            http: reqwest::Client::new(),
-            base: pages.devnet.api_url.as_str().trim_end_matches('/').to_owned(),
-        }
-    }
-
-    async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-
-    /// A call that must succeed: its JSON answer.
-    async fn ok(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
-        let (status, answer) = self.send(method.clone(), path, token, body).await;
-        assert!(status.is_success(), "{method} {path}: {status} {answer}");
-        answer
-    }
-
-    async fn get(&self, path: &str, token: &str) -> Value {
-        self.ok(Method::GET, path, Some(token), None).await
-    }
-
-    async fn post(&self, path: &str, token: &str, body: Value) -> Value {
-        self.ok(Method::POST, path, Some(token), Some(body)).await
-    }
-
-    /// Signs in with SIWE as the API's challenge describes; the access token.
-    async fn sign_in(&self, wallet: &PrivateKeySigner) -> String {
-        let challenge = self.ok(Method::GET, "/v1/auth/nonce", None, None).await;
-        let message = siwe_message(
-            wallet.address(),
-            challenge["domain"].as_str().unwrap(),
-            challenge["uri"].as_str().unwrap(),
-            challenge["chainId"].as_u64().unwrap(),
-            challenge["nonce"].as_str().unwrap(),
-            OffsetDateTime::now_utc(),
-        );
-        let session = self
-            .ok(
-                Method::POST,
-                "/v1/auth/siwe",
-                None,
-                Some(sign_in_body(wallet, &message)),
-            )
-            .await;
-        session["accessToken"].as_str().unwrap().to_owned()
-    }
-
-    /// Signs in and takes `role`.
-    async fn signed_in_as(&self, wallet: &PrivateKeySigner, role: &str) -> String {
-        let token = self.sign_in(wallet).await;
-        self.post("/v1/me/roles", &token, json!({ "role": role })).await;
-        token
-    }
-}
-
-fn signer(pages: &Pages, index: usize) -> PrivateKeySigner {
-    PrivateKeySigner::from(pages.devnet.anvil.keys()[index].clone())
-}
-
-fn test_token(pages: &Pages) -> Address {
-    pages.devnet.deployment.test_token.as_ref().unwrap().address
-}
-
 /// A seller's published item at [`PRICE`] with one text file; its id.
-async fn published_item(api: &Api, seller: &str, token: Address) -> String {
-    let item = api
-        .post(
+async fn published_item(pages: &Pages, seller: &str, token: Address) -> String {
+    let item = pages
+        .api_ok(
+            Method::POST,
             "/v1/market/items",
-            seller,
-            json!({
+            Some(seller),
+            Some(json!({
                 "title": "Espresso banner templates",
                 "description": "Ten banner sizes, editable.",
                 "category": "creative_template",
                 "tags": ["banner"],
                 "prices": [{ "token": token, "price": PRICE.to_string() }],
-            }),
+            })),
         )
         .await;
     let id = item["id"].as_str().unwrap().to_owned();
-    let uploaded = api
-        .http
-        .post(format!("{}/v1/market/items/{id}/files?name=templates.txt", api.base))
+    let files = format!("/v1/market/items/{id}/files?name=templates.txt");
+    let uploaded = reqwest::Client::new()
+        .post(pages.devnet.api_url.join(&files).unwrap())
         .bearer_auth(seller)
         .header("content-type", "text/plain")
         .body(FILE.to_vec())
@@ -133,13 +49,14 @@ async fn published_item(api: &Api, seller: &str, token: Address) -> String {
         .await
         .unwrap();
     assert_eq!(uploaded.status(), StatusCode::CREATED);
-    api.ok(
-        Method::PATCH,
-        &format!("/v1/market/items/{id}"),
-        Some(seller),
-        Some(json!({ "state": "published" })),
-    )
-    .await;
+    pages
+        .api_ok(
+            Method::PATCH,
+            &format!("/v1/market/items/{id}"),
+            Some(seller),
+            Some(json!({ "state": "published" })),
+        )
+        .await;
     id
 }
 
@@ -173,26 +90,15 @@ async fn calls_since(pages: &mut Pages, from: usize) -> Vec<(String, bool)> {
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn a_buyer_pays_an_item_with_one_permit_and_one_transaction(pool: PgPool) {
     let mut pages = Pages::start(pool.clone()).await;
-    let api = Api::new(&pages);
-    let token = test_token(&pages);
-    let seller = api.signed_in_as(&signer(&pages, 3), "seller").await;
-    let item_id = published_item(&api, &seller, token).await;
+    let token = pages.test_token();
+    let seller = pages.api_token_with_role(3, "seller").await;
+    let item_id = published_item(&pages, &seller, token).await;
 
     // The buyer holds twice the price, minted by itself (anyone may mint the test token).
-    let buyer_wallet = signer(&pages, 4);
-    let buyer = buyer_wallet.address();
-    let chain = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(buyer_wallet.clone()))
-        .connect_http(pages.devnet.anvil.endpoint_url());
+    let buyer = pages.signer(4).address();
+    pages.mint(buyer, 2 * PRICE).await;
+    let chain = pages.chain();
     let erc20 = TestToken::new(token, &chain);
-    erc20
-        .mint(buyer, U256::from(2 * PRICE))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
     let escrow = AdEscrow::new(pages.devnet.deployment.ad_escrow.address, &chain);
 
     assert_eq!(pages.sign_in(4).await, buyer);
@@ -203,7 +109,7 @@ async fn a_buyer_pays_an_item_with_one_permit_and_one_transaction(pool: PgPool) 
     pages.browser.wait_in("#item-detail", BUY).await;
     pages.browser.screenshot("programs-market-item").await;
     let before = erc20.balanceOf(buyer).call().await.unwrap();
-    let buyer_token = api.sign_in(&buyer_wallet).await;
+    let buyer_token = pages.api_token(4).await;
 
     // Declined: the order exists, unpaid; nothing was sent and no token moved.
     let from = pages.browser.wallet_calls().await.len();
@@ -217,7 +123,9 @@ async fn a_buyer_pays_an_item_with_one_permit_and_one_transaction(pool: PgPool) 
     let calls = calls_since(&mut pages, from).await;
     assert_eq!(calls, vec![("eth_signTypedData_v4".to_owned(), true)], "{calls:?}");
     assert_eq!(erc20.balanceOf(buyer).call().await.unwrap(), before);
-    let declined = api.get("/v1/market/orders", &buyer_token).await;
+    let declined = pages
+        .api_ok(Method::GET, "/v1/market/orders", Some(&buyer_token), None)
+        .await;
     let declined = &declined.as_array().unwrap()[0];
     assert_eq!(declined["state"], "awaiting_payment");
     let unopened: B256 = declined["chainEscrowId"].as_str().unwrap().parse().unwrap();
@@ -246,7 +154,9 @@ async fn a_buyer_pays_an_item_with_one_permit_and_one_transaction(pool: PgPool) 
         ],
         "{calls:?}"
     );
-    let orders = api.get("/v1/market/orders", &buyer_token).await;
+    let orders = pages
+        .api_ok(Method::GET, "/v1/market/orders", Some(&buyer_token), None)
+        .await;
     let paid = orders
         .as_array()
         .unwrap()
@@ -269,7 +179,9 @@ async fn a_buyer_pays_an_item_with_one_permit_and_one_transaction(pool: PgPool) 
         before - U256::from(PRICE),
         "the buyer paid exactly the price"
     );
-    let licenses = api.get("/v1/market/licenses", &buyer_token).await;
+    let licenses = pages
+        .api_ok(Method::GET, "/v1/market/licenses", Some(&buyer_token), None)
+        .await;
     let license = &licenses.as_array().unwrap()[0];
     assert_eq!(license["orderId"], paid["id"]);
     assert_eq!(license["valid"], json!(true));
@@ -292,20 +204,17 @@ async fn a_buyer_pays_an_item_with_one_permit_and_one_transaction(pool: PgPool) 
     pages.browser.screenshot("programs-market-download").await;
 
     // At a phone's width nothing is wider than the screen.
-    pages.browser.phone(true).await;
-    let load = pages.open("programs", "programs-phone").await;
+    let load = pages
+        .assert_fits_phone("programs", "programs-phone", async |browser| {
+            browser.wait_in("#orders", "paid").await;
+            browser.screenshot("programs-phone").await;
+        })
+        .await;
     assert!(
         load.interactive_ms < 15_000.0,
         "interactive after {} ms",
         load.interactive_ms
     );
-    pages.browser.wait_in("#orders", "paid").await;
-    let fits = pages
-        .browser
-        .eval("document.documentElement.scrollWidth <= window.innerWidth")
-        .await;
-    assert_eq!(fits, json!(true), "the programs page scrolls sideways at 390 px");
-    pages.browser.screenshot("programs-phone").await;
 
     pages.browser.close().await;
     pages.devnet.stop().await;
@@ -317,7 +226,6 @@ async fn a_buyer_pays_an_item_with_one_permit_and_one_transaction(pool: PgPool) 
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn a_referral_link_brings_a_new_user(pool: PgPool) {
     let mut pages = Pages::start(pool.clone()).await;
-    let api = Api::new(&pages);
     pages.sign_in(5).await;
     pages.open("programs", "programs-referrer").await;
     let code = pages.browser.text("#referral-code").await;
@@ -351,8 +259,10 @@ async fn a_referral_link_brings_a_new_user(pool: PgPool) {
     pages.browser.click_button("Connect adescrow test wallet").await;
     pages.browser.click_button("Sign in").await;
     pages.browser.wait_for("Signed in as").await;
-    let referrer = api.sign_in(&signer(&pages, 5)).await;
-    let page = api.get("/v1/referrals/me/referrals", &referrer).await;
+    let referrer = pages.api_token(5).await;
+    let page = pages
+        .api_ok(Method::GET, "/v1/referrals/me/referrals", Some(&referrer), None)
+        .await;
     assert_eq!(page["total"], 1, "{page}");
     assert_eq!(page["referrals"][0]["channel"], "code");
     let search = pages.browser.eval("location.search").await;
@@ -365,7 +275,9 @@ async fn a_referral_link_brings_a_new_user(pool: PgPool) {
     pages.browser.click_button("Sign in").await;
     pages.browser.wait_for("The referral code did not count").await;
     pages.browser.wait_for("Signed in as").await;
-    let page = api.get("/v1/referrals/me/referrals", &referrer).await;
+    let page = pages
+        .api_ok(Method::GET, "/v1/referrals/me/referrals", Some(&referrer), None)
+        .await;
     assert_eq!(page["total"], 1, "{page}");
 
     // The referrer sees it on the page.
@@ -383,7 +295,9 @@ async fn a_referral_link_brings_a_new_user(pool: PgPool) {
         .await;
     pages.browser.click_button("Apply").await;
     pages.browser.wait_in("#affiliate-status", "pending").await;
-    let affiliate = api.get("/v1/affiliates/me", &referrer).await;
+    let affiliate = pages
+        .api_ok(Method::GET, "/v1/affiliates/me", Some(&referrer), None)
+        .await;
     assert_eq!(affiliate["status"], "pending");
     pages.browser.screenshot("programs-affiliate-applied").await;
 
@@ -396,8 +310,7 @@ async fn a_referral_link_brings_a_new_user(pool: PgPool) {
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn a_seller_lists_an_item_from_the_page(pool: PgPool) {
     let mut pages = Pages::start(pool.clone()).await;
-    let api = Api::new(&pages);
-    let token = test_token(&pages);
+    let token = pages.test_token();
     pages.sign_in(3).await;
     pages.open("programs", "programs-seller").await;
     pages.browser.click_button("Become a seller").await;
@@ -415,7 +328,7 @@ async fn a_seller_lists_an_item_from_the_page(pool: PgPool) {
     pages.browser.click_button("Publish").await;
     pages.browser.wait_in("[role=alert]", "(state)").await;
     pages.browser.screenshot("programs-seller-draft").await;
-    let listed = api.ok(Method::GET, "/v1/market/items", None, None).await;
+    let listed = pages.get("/v1/market/items").await;
     assert_eq!(listed["items"], json!([]), "a draft is not listed");
 
     // The file, chosen as a user would pick it.
@@ -438,7 +351,7 @@ async fn a_seller_lists_an_item_from_the_page(pool: PgPool) {
     pages.browser.wait_for("Autumn audience study is listed.").await;
     pages.browser.screenshot("programs-seller-published").await;
 
-    let listed = api.ok(Method::GET, "/v1/market/items", None, None).await;
+    let listed = pages.get("/v1/market/items").await;
     let item = &listed["items"][0];
     assert_eq!(item["title"], "Autumn audience study");
     assert_eq!(item["category"], "audience_research");
@@ -462,39 +375,43 @@ fn at(offset: time::Duration) -> String {
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn an_advertiser_redeems_a_promotion_and_joins_a_reseller(pool: PgPool) {
     let mut pages = Pages::start(pool.clone()).await;
-    let api = Api::new(&pages);
     // Anvil's first account is the devnet's operator, an admin.
-    let admin = api.sign_in(&signer(&pages, 0)).await;
-    api.post(
-        "/v1/admin/promotions",
-        &admin,
-        json!({
-            "code": "SPRING-25",
-            "name": "Spring fee discount",
-            "offer": { "kind": "feeDiscount", "bps": 5000, "days": 30 },
-            "startsAt": at(-time::Duration::hours(1)),
-            "endsAt": at(time::Duration::days(30)),
-            "publish": true,
-        }),
-    )
-    .await;
-    let advertiser_wallet = signer(&pages, 8);
-    let advertiser = api.signed_in_as(&advertiser_wallet, "advertiser").await;
-    let brand = api
-        .post(
-            "/v1/brands",
-            &advertiser,
-            json!({ "name": "Spring coffee", "dailyBudget": "1000000000", "monthlyBudget": "10000000000", "timeZone": "UTC" }),
+    let admin = pages.api_token(0).await;
+    pages
+        .api_ok(
+            Method::POST,
+            "/v1/admin/promotions",
+            Some(&admin),
+            Some(json!({
+                "code": "SPRING-25",
+                "name": "Spring fee discount",
+                "offer": { "kind": "feeDiscount", "bps": 5000, "days": 30 },
+                "startsAt": at(-time::Duration::hours(1)),
+                "endsAt": at(time::Duration::days(30)),
+                "publish": true,
+            })),
         )
         .await;
-    let campaign = api
-        .post(
+    let advertiser = pages.api_token_with_role(8, "advertiser").await;
+    let brand = pages
+        .api_ok(
+            Method::POST,
+            "/v1/brands",
+            Some(&advertiser),
+            Some(
+                json!({ "name": "Spring coffee", "dailyBudget": "1000000000", "monthlyBudget": "10000000000", "timeZone": "UTC" }),
+            ),
+        )
+        .await;
+    let campaign = pages
+        .api_ok(
+            Method::POST,
             "/v1/campaigns",
-            &advertiser,
-            json!({
-                "brandId": brand["id"], "name": "Spring mornings", "token": test_token(&pages),
+            Some(&advertiser),
+            Some(json!({
+                "brandId": brand["id"], "name": "Spring mornings", "token": pages.test_token(),
                 "startsAt": at(-time::Duration::minutes(1)), "endsAt": at(time::Duration::days(7)),
-            }),
+            })),
         )
         .await;
     let campaign_id = campaign["id"].as_str().unwrap().to_owned();
@@ -521,7 +438,9 @@ async fn an_advertiser_redeems_a_promotion_and_joins_a_reseller(pool: PgPool) {
     pages.browser.wait_in("#redemptions", "Spring mornings").await;
     pages.browser.screenshot("programs-promotion-redeemed").await;
 
-    let redemptions = api.get("/v1/me/promotions", &advertiser).await;
+    let redemptions = pages
+        .api_ok(Method::GET, "/v1/me/promotions", Some(&advertiser), None)
+        .await;
     let redemptions = redemptions.as_array().unwrap();
     assert_eq!(redemptions.len(), 1, "{redemptions:?}");
     assert_eq!(redemptions[0]["code"], "SPRING-25");
@@ -538,41 +457,51 @@ async fn an_advertiser_redeems_a_promotion_and_joins_a_reseller(pool: PgPool) {
     // still one redemption.
     pages.browser.click_button("Redeem").await;
     pages.browser.wait_in("[role=alert]", "code").await;
-    let again = api.get("/v1/me/promotions", &advertiser).await;
+    let again = pages
+        .api_ok(Method::GET, "/v1/me/promotions", Some(&advertiser), None)
+        .await;
     assert_eq!(again.as_array().unwrap().len(), 1);
 
     // An agency whose contract an admin approved and activated.
-    let agency = api.sign_in(&signer(&pages, 9)).await;
-    let reseller = api
-        .post(
+    let agency = pages.api_token(9).await;
+    let reseller = pages
+        .api_ok(
+            Method::POST,
             "/v1/resellers/me",
-            &agency,
-            json!({ "name": "Roasters Media", "application": "We bring coffee brands" }),
+            Some(&agency),
+            Some(json!({ "name": "Roasters Media", "application": "We bring coffee brands" })),
         )
         .await;
-    let contract = api
-        .post(
+    let contract = pages
+        .api_ok(
+            Method::POST,
             "/v1/resellers/me/contracts",
-            &agency,
-            json!({ "startsAt": at(-time::Duration::hours(1)), "endsAt": at(time::Duration::days(365)),
-                    "terms": "Platform fee by volume tier." }),
+            Some(&agency),
+            Some(
+                json!({ "startsAt": at(-time::Duration::hours(1)), "endsAt": at(time::Duration::days(365)),
+                        "terms": "Platform fee by volume tier." }),
+            ),
         )
         .await;
     let contract = contract["id"].as_str().unwrap();
-    let to = |status: &str| json!({ "status": status, "reason": format!("to {status}") });
-    api.post(
-        &format!("/v1/resellers/me/contracts/{contract}/status"),
-        &agency,
-        to("pending_approval"),
-    )
-    .await;
-    for status in ["approved", "active"] {
-        api.post(
-            &format!("/v1/admin/reseller-contracts/{contract}/status"),
-            &admin,
-            to(status),
+    let to = |status: &str| Some(json!({ "status": status, "reason": format!("to {status}") }));
+    pages
+        .api_ok(
+            Method::POST,
+            &format!("/v1/resellers/me/contracts/{contract}/status"),
+            Some(&agency),
+            to("pending_approval"),
         )
         .await;
+    for status in ["approved", "active"] {
+        pages
+            .api_ok(
+                Method::POST,
+                &format!("/v1/admin/reseller-contracts/{contract}/status"),
+                Some(&admin),
+                to(status),
+            )
+            .await;
     }
 
     // A code that is no reseller's, then the agency's.
@@ -587,7 +516,9 @@ async fn an_advertiser_redeems_a_promotion_and_joins_a_reseller(pool: PgPool) {
     pages.browser.wait_for("You joined Roasters Media.").await;
     pages.browser.wait_in("#membership", "Roasters Media").await;
     pages.browser.screenshot("programs-reseller-joined").await;
-    let membership = api.get("/v1/resellers/join", &advertiser).await;
+    let membership = pages
+        .api_ok(Method::GET, "/v1/resellers/join", Some(&advertiser), None)
+        .await;
     assert_eq!(membership["reseller"], "Roasters Media");
     assert_eq!(membership["via"], "code");
 

@@ -2,13 +2,12 @@
 //! (one EIP-712 signature each, carried on chain by the relayer), and a wallet on the wrong
 //! chain offered the switch.
 
-use std::time::Duration;
-
 use adescrow::billing::rewards_scope;
 use adescrow::contracts::{ConsentRegistry, TestToken};
 use adescrow::platform::db::MIGRATOR;
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::Provider;
+use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -37,33 +36,22 @@ async fn has_consent(pages: &Pages, user: Address, scope: B256) -> bool {
     registry(pages).hasConsent(user, scope).call().await.unwrap()
 }
 
-/// GET `path` on the devnet's API, with the session's access token if one is given.
-async fn api_get(pages: &Pages, path: &str) -> Value {
-    let url = pages.devnet.api_url.join(path).unwrap();
-    let reply = reqwest::get(url).await.unwrap();
-    assert!(reply.status().is_success(), "{path}: {}", reply.status());
-    reply.json().await.unwrap()
-}
-
 /// Polls the API's chain mirror until its record of `scope` for `user` is `active`.
 async fn mirror_says(pages: &Pages, user: Address, scope: B256, active: bool) -> Value {
-    let path = format!("/v1/consent/{user}");
-    for _ in 0..200 {
-        let records = api_get(pages, &path).await;
-        let record = records
+    let of_scope = |records: &Value| {
+        records
             .as_array()
             .unwrap()
             .iter()
             .find(|r| r["scope"].as_str().and_then(|s| s.parse::<B256>().ok()) == Some(scope))
-            .cloned();
-        if let Some(record) = record
-            && record["active"] == json!(active)
-        {
-            return record;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the API never mirrored consent to {scope} as active = {active}");
+            .cloned()
+    };
+    let records = pages
+        .api_until(&format!("/v1/consent/{user}"), None, |records| {
+            of_scope(records).is_some_and(|record| record["active"] == json!(active))
+        })
+        .await;
+    of_scope(&records).unwrap()
 }
 
 async fn consent_requests(pool: &PgPool) -> i64 {
@@ -238,21 +226,10 @@ async fn the_viewer_id_is_the_apis_and_the_page_fits_a_phone(pool: PgPool) {
     assert!(shown.starts_with("vw_"), "{shown}");
 
     // What the API answers this user's session.
-    let token = pages
-        .browser
-        .eval("JSON.parse(localStorage.getItem('adescrow.session')).accessToken")
+    let token = pages.page_token().await;
+    let reply = pages
+        .api_ok(Method::POST, "/v1/me/viewer-id", Some(&token), Some(json!({})))
         .await;
-    let url = pages.devnet.api_url.join("/v1/me/viewer-id").unwrap();
-    let reply: Value = reqwest::Client::new()
-        .post(url)
-        .bearer_auth(token.as_str().unwrap())
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     assert_eq!(reply["viewerId"], json!(shown));
     let stored: String = sqlx::query_scalar(
         "SELECT v.viewer_id FROM viewer_ids v JOIN users u ON u.id = v.user_id WHERE u.address = $1",
@@ -264,15 +241,12 @@ async fn the_viewer_id_is_the_apis_and_the_page_fits_a_phone(pool: PgPool) {
     assert_eq!(stored, shown);
     pages.browser.screenshot("viewer-id").await;
 
-    pages.browser.phone(true).await;
-    pages.open("viewer", "viewer-phone").await;
-    pages.browser.wait_for("Your viewer id").await;
-    pages.browser.screenshot("viewer-phone").await;
-    let fits = pages
-        .browser
-        .eval("document.documentElement.scrollWidth <= window.innerWidth")
+    pages
+        .assert_fits_phone("viewer", "viewer-phone", async |browser| {
+            browser.wait_for("Your viewer id").await;
+            browser.screenshot("viewer-phone").await;
+        })
         .await;
-    assert_eq!(fits, json!(true), "the viewer page is wider than a phone");
     pages.browser.close().await;
     pages.devnet.stop().await;
 }
@@ -286,21 +260,17 @@ async fn a_viewer_claims_a_settled_reward(pool: PgPool) {
     pages.devnet.run_demo().await;
     let viewer = pages.devnet.anvil.addresses()[DEMO_VIEWER];
     let path = format!("/v1/payouts/{viewer}");
-    let mut payout = Value::Null;
-    for _ in 0..300 {
-        let payouts = api_get(&pages, &path).await;
-        if let Some(token) = payouts["tokens"]
+    let claimable_of = |payouts: &Value| {
+        payouts["tokens"]
             .as_array()
             .unwrap()
             .iter()
             .find(|t| t["claimable"] != json!("0"))
-        {
-            payout = token.clone();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_ne!(payout, Value::Null, "the viewer's reward never became claimable");
+            .cloned()
+    };
+    // The viewer's reward becomes claimable.
+    let payouts = pages.api_until(&path, None, |p| claimable_of(p).is_some()).await;
+    let payout = claimable_of(&payouts).unwrap();
     let claimable: U256 = payout["claimable"].as_str().unwrap().parse().unwrap();
     let token = TestToken::new(payout["token"].as_str().unwrap().parse().unwrap(), pages.chain());
     let before = token.balanceOf(viewer).call().await.unwrap();
@@ -330,22 +300,21 @@ async fn a_viewer_claims_a_settled_reward(pool: PgPool) {
         paid >= claimable,
         "the claim paid {paid}, less than the {claimable} claimable before"
     );
-    let mut claimed = Value::Null;
-    for _ in 0..300 {
-        let payouts = api_get(&pages, &path).await;
-        claimed = payouts["tokens"]
+    let claimed_of = |payouts: &Value| {
+        payouts["tokens"]
             .as_array()
             .unwrap()
             .iter()
             .find(|t| t["token"] == payout["token"])
             .unwrap()["claimed"]
-            .clone();
-        if claimed != json!("0") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(claimed, json!(paid.to_string()), "the API mirrors the claim");
+            .clone()
+    };
+    let payouts = pages.api_until(&path, None, |p| claimed_of(p) != json!("0")).await;
+    assert_eq!(
+        claimed_of(&payouts),
+        json!(paid.to_string()),
+        "the API mirrors the claim"
+    );
     let calls = pages.browser.wallet_calls().await;
     assert!(calls.contains(&("eth_sendTransaction".to_owned(), false)), "{calls:?}");
     pages.browser.close().await;
