@@ -4,12 +4,10 @@
 
 import { html, nothing, type TemplateResult } from 'lit-html';
 import type { Address, Hex } from 'viem';
-import { readContract, writeContract } from 'viem/actions';
 import { api } from '../lib/api';
-import { confirmed } from '../lib/chain';
-import { erc20Abi, escrowAbi } from '../lib/contracts';
+import { balanceOf } from '../lib/chain';
+import * as escrow from '../lib/escrow';
 import type { Ctx } from '../lib/page';
-import type { Wallet } from '../lib/wallet';
 import { amount, symbolOf } from './tokens';
 
 interface TokenPayout {
@@ -54,8 +52,6 @@ let last: LastClaim | null = null;
 /** How long a claim waits for the chain mirror to show it, so the history includes it. */
 const MIRROR_WAIT_MS = 30_000;
 
-const balanceOf = (wallet: Wallet, token: Address, account: Address): Promise<bigint> =>
-  readContract(wallet.client, { address: token, abi: erc20Abi, functionName: 'balanceOf', args: [account] });
 
 /** The tokens the payouts and claims name, for their symbols. */
 export const payoutTokens = (): Address[] => [
@@ -86,21 +82,11 @@ async function mirrored(account: Address, token: Address, cumulative: bigint): P
 
 async function claim(ctx: Ctx, p: TokenPayout): Promise<string> {
   const wallet = ctx.wallet!;
-  const { account, escrow } = payouts!;
+  const { account, escrow: escrowAddress } = payouts!;
   if (p.index === null || !p.proof.length) throw new Error('Nothing of this token is settled for you yet.');
   const cumulative = BigInt(p.cumulative);
   const before = await balanceOf(wallet, p.token, account);
-  // The leaf's `indexAndAmount`: the payee's index in the high 128 bits, the cumulative
-  // amount in the low 128. The escrow pays the cumulative amount less what it paid before.
-  const hash = await writeContract(wallet.client, {
-    address: escrow,
-    abi: escrowAbi,
-    functionName: 'claim',
-    args: [account, p.token, (BigInt(p.index) << 128n) | cumulative, p.proof],
-    // The frame has checked the wallet's chain; viem needs no chain object of its own.
-    chain: null,
-  });
-  await confirmed(wallet, hash);
+  const hash = await escrow.claim(wallet, escrowAddress, account, p.token, BigInt(p.index), cumulative, p.proof);
   const after = await balanceOf(wallet, p.token, account);
   last = { token: p.token, before, after, tx: hash };
   const paid = `Claimed ${amount(after - before, p.token)}: your balance went from ${amount(before, p.token)} to ${amount(after, p.token)}.`;

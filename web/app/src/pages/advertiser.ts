@@ -6,11 +6,11 @@
 import { html, nothing, type TemplateResult } from 'lit-html';
 import type { Address, Hash } from 'viem';
 import { api, idempotencyKey } from '../lib/api';
-import { token, type Token } from '../lib/chain';
+import { balanceOf, blockOf, chainNow, token, type Token } from '../lib/chain';
 import { countdown, dateTime, parseAmount, shortAddress, units } from '../lib/format';
+import * as escrow from '../lib/escrow';
 import { start, type Ctx } from '../lib/page';
 import { charts } from '../advertiser/charts';
-import * as escrow from '../advertiser/escrow';
 import { analytics, mirror, mirrorReaches, type Analytics, type Brand, type Campaign, type Mirror, type Status, type TokenPrices } from '../advertiser/model';
 
 /** The campaign shown in detail, with its escrow and numbers. */
@@ -106,8 +106,8 @@ async function loadDetail(ctx: Ctx, campaign: Campaign): Promise<Detail> {
     ctx.config.escrow ? escrow.onChain(wallet, ctx.config.escrow, campaign.chainCampaignId) : null,
     mirror(campaign.chainCampaignId),
     analytics(campaign),
-    escrow.balanceOf(wallet, campaign.token),
-    escrow.chainNow(wallet),
+    balanceOf(wallet, campaign.token),
+    chainNow(wallet),
   ]);
   return {
     campaign,
@@ -333,7 +333,7 @@ function escrowView(ctx: Ctx, d: Detail): TemplateResult {
   // After a transaction: its hash, once the API's figures have caught up with it.
   const done = async (what: string, hash: Hash) => {
     lastTx = { what, hash };
-    const seen = await mirrorReaches(id, await escrow.blockOf(ctx.wallet!, hash));
+    const seen = await mirrorReaches(id, await blockOf(ctx.wallet!, hash));
     return `${what}: transaction ${hash}.${seen ? '' : ' The API has not seen it yet: its figures may lag.'}`;
   };
 

@@ -5,11 +5,9 @@
 // add files and publish.
 
 import { html, nothing, type TemplateResult } from 'lit-html';
-import { parseSignature, type Address, type Hex } from 'viem';
-import { signTypedData, writeContract } from 'viem/actions';
+import type { Address, Hex } from 'viem';
 import { api, ApiError, idempotencyKey } from '../lib/api';
-import { confirmed } from '../lib/chain';
-import { erc20Abi, escrowAbi, permitTypes } from '../lib/contracts';
+import * as escrow from '../lib/escrow';
 import { dateTime, parseAmount, shortAddress } from '../lib/format';
 import type { Ctx } from '../lib/page';
 import type { User } from '../lib/session';
@@ -61,19 +59,14 @@ interface Order {
   createdAt: string;
 }
 
+/**
+ * A new order and how to pay it: the escrow and the end of the order's escrow account. (The
+ * API also offers the permit's typed data; the page reads the same terms from the token, as
+ * it does to fund a campaign.)
+ */
 interface Purchase {
   order: { id: string; chainEscrowId: Hex; token: Address; price: string };
-  payment: {
-    escrow: Address;
-    end: number;
-    permit: {
-      deadline: number;
-      typedData: {
-        domain: { name: string; version: string; chainId: string; verifyingContract: Address };
-        message: { owner: Address; spender: Address; value: string; nonce: string; deadline: string };
-      };
-    } | null;
-  };
+  payment: { escrow: Address; end: number };
 }
 
 interface License {
@@ -228,53 +221,17 @@ function itemView(ctx: Ctx, me: User, item: Item): TemplateResult {
 }
 
 /**
- * Orders `item` in `price`'s token and pays it: the permit the API hands out, signed, and
- * `openCampaignWithPermit` (or, for a token without permits, approve then open); then
- * waits until the indexer has mirrored the escrow and the order shows paid.
+ * Orders `item` in `price`'s token and pays it into the order's escrow account (one permit
+ * signature and one transaction; approve then open for a token without permits), then waits
+ * until the indexer has mirrored the escrow and the order shows paid.
  */
 async function buyItem(ctx: Ctx, item: Item, price: Price): Promise<string> {
-  const wallet = ctx.wallet!;
-  const purchase = await api.post<Purchase>(
+  const { order, payment } = await api.post<Purchase>(
     '/v1/market/orders',
     { itemId: item.id, token: price.token },
     { idempotencyKey: idempotencyKey() },
   );
-  const { order, payment } = purchase;
-  const amount = BigInt(order.price);
-  const end = payment.end;
-  let hash: Hex;
-  if (payment.permit) {
-    const { domain, message } = payment.permit.typedData;
-    const signature = await signTypedData(wallet.client, {
-      domain: { ...domain, chainId: Number(domain.chainId) },
-      types: permitTypes,
-      primaryType: 'Permit',
-      message: {
-        owner: message.owner,
-        spender: message.spender,
-        value: BigInt(message.value),
-        nonce: BigInt(message.nonce),
-        deadline: BigInt(message.deadline),
-      },
-    });
-    const { r, s, yParity } = parseSignature(signature);
-    hash = await writeContract(wallet.client, {
-      chain: null,
-      address: payment.escrow,
-      abi: escrowAbi,
-      functionName: 'openCampaignWithPermit',
-      args: [order.chainEscrowId, order.token, amount, end, BigInt(payment.permit.deadline), 27 + yParity, r, s],
-    });
-  } else {
-    await confirmed(wallet, await writeContract(wallet.client, {
-      chain: null, address: order.token, abi: erc20Abi, functionName: 'approve', args: [payment.escrow, amount],
-    }));
-    hash = await writeContract(wallet.client, {
-      chain: null, address: payment.escrow, abi: escrowAbi, functionName: 'openCampaign',
-      args: [order.chainEscrowId, order.token, amount, end],
-    });
-  }
-  await confirmed(wallet, hash);
+  await escrow.open(ctx.wallet!, payment.escrow, order.chainEscrowId, order.token, BigInt(order.price), payment.end);
   return waitUntilPaid(order.id, item.title);
 }
 

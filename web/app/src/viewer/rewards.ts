@@ -3,9 +3,8 @@
 
 import { html, nothing, type TemplateResult } from 'lit-html';
 import type { Address, Hash, Hex } from 'viem';
-import { sendTransaction } from 'viem/actions';
 import { api } from '../lib/api';
-import { confirmed, token, type Token } from '../lib/chain';
+import { send, token, type Token } from '../lib/chain';
 import { units } from '../lib/format';
 import type { Ctx } from '../lib/page';
 import type { Wallet } from '../lib/wallet';
@@ -95,8 +94,7 @@ function claimButton(ctx: Ctx, rewards: Rewards, row: Row): TemplateResult | typ
     @click=${() => ctx.act(`Claiming ${amount}: confirm the transaction in your wallet`, async () => {
       const wallet = ctx.wallet!;
       // The payouts' own calldata: AdEscrow.claim with this account's proof.
-      const hash = await sendTransaction(wallet.client, { to: escrow, data: calldata, chain: null });
-      await confirmed(wallet, hash);
+      const hash = await send(wallet, escrow, calldata);
       // Until the API's mirror has the claim, its payouts still offer it; a second claim
       // would only revert.
       await mirrored(wallet.account, row.token.address, hash);

@@ -1,12 +1,13 @@
-// The advertiser's escrow transactions, all through the user's wallet: open a campaign's
-// escrow with one EIP-2612 permit signature and one transaction (approve + open for tokens
-// without permit), top it up, close it early and withdraw what is left.
+// The escrow's transactions, all through the user's wallet. An escrow account is an
+// advertiser's campaign or a buyer's order: opened with one EIP-2612 permit signature and
+// one transaction (approve + open for tokens without permit), topped up, closed early, and
+// what is left withdrawn; and a payee's claim of what settlements owe it.
 
-import { ContractFunctionExecutionError, encodeFunctionData, numberToHex, slice, zeroAddress, type Address, type Hash, type Hex } from 'viem';
-import { getBlock, getTransactionReceipt, readContract, signTypedData } from 'viem/actions';
-import { confirmed } from '../lib/chain';
-import { erc20Abi, escrowAbi, permitTypes } from '../lib/contracts';
-import type { Wallet } from '../lib/wallet';
+import { ContractFunctionExecutionError, encodeFunctionData, slice, zeroAddress, type Address, type Hash, type Hex } from 'viem';
+import { readContract, signTypedData } from 'viem/actions';
+import { chainNow, send } from './chain';
+import { erc20Abi, escrowAbi, permitTypes } from './contracts';
+import type { Wallet } from './wallet';
 
 /** `AdEscrow.campaign`: what the chain holds for an escrow campaign id. */
 export interface OnChain {
@@ -21,37 +22,6 @@ export const isOpen = (escrow: OnChain): boolean => escrow.token !== zeroAddress
 
 export function onChain(wallet: Wallet, escrow: Address, id: Hex): Promise<OnChain> {
   return readContract(wallet.client, { address: escrow, abi: escrowAbi, functionName: 'campaign', args: [id] });
-}
-
-/**
- * The chain's clock: the latest block's time, or the wall clock if that is later. A devnet's
- * blocks can run seconds ahead of the wall (one block a second at least, however fast they
- * come), and the escrow compares its deadlines with block time.
- */
-export async function chainNow(wallet: Wallet): Promise<number> {
-  const block = await getBlock(wallet.client, { blockTag: 'latest' });
-  return Math.max(Number(block.timestamp), Math.floor(Date.now() / 1000));
-}
-
-/** The block a mined transaction is in. */
-export async function blockOf(wallet: Wallet, hash: Hash): Promise<bigint> {
-  return (await getTransactionReceipt(wallet.client, { hash })).blockNumber;
-}
-
-export const balanceOf = (wallet: Wallet, token: Address): Promise<bigint> =>
-  readContract(wallet.client, { address: token, abi: erc20Abi, functionName: 'balanceOf', args: [wallet.account] });
-
-/**
- * Sends `data` to `to` from the wallet's account and waits for it to be mined; the wallet
- * fills in fees and nonce, and the gas limit unless `gas` is given. A bare
- * `eth_sendTransaction` rather than viem's `writeContract`, whose transaction preparation
- * brings an elliptic-curve library (a quarter of this page's JavaScript) for work the wallet
- * does anyway.
- */
-async function send(wallet: Wallet, to: Address, data: Hex, gas?: bigint): Promise<Hash> {
-  const request = { from: wallet.account, to, data, ...(gas === undefined ? {} : { gas: numberToHex(gas) }) };
-  const hash = await wallet.client.request({ method: 'eth_sendTransaction', params: [request] });
-  return confirmed(wallet, hash);
 }
 
 /**
@@ -87,13 +57,13 @@ async function ensureAllowance(wallet: Wallet, escrow: Address, token: Address, 
   await send(wallet, token, encodeFunctionData({ abi: erc20Abi, functionName: 'approve', args: [escrow, amount] }));
 }
 
-/** How the escrow was opened: which path, and the opening transaction. */
+/** How the escrow account was opened: which path, and the opening transaction. */
 export interface Opened {
   permit: boolean;
   hash: Hash;
 }
 
-/** Opens escrow campaign `id` with `amount` of `token` until `end` (unix seconds). */
+/** Opens escrow account `id` with `amount` of `token` until `end` (unix seconds). */
 export async function open(wallet: Wallet, escrow: Address, id: Hex, token: Address, amount: bigint, end: number): Promise<Opened> {
   const terms = await permitTerms(wallet, token);
   if (!terms) {
@@ -136,4 +106,15 @@ export function close(wallet: Wallet, escrow: Address, id: Hex): Promise<Hash> {
 /** Takes back what is left, once the end and the grace period are over. */
 export function withdraw(wallet: Wallet, escrow: Address, id: Hex): Promise<Hash> {
   return send(wallet, escrow, encodeFunctionData({ abi: escrowAbi, functionName: 'withdraw', args: [id] }), WITHDRAW_GAS);
+}
+
+/**
+ * Claims what settlements owe `account` in `token`: the payee's `index` and `cumulative`
+ * amount from the API's payouts, with its Merkle `proof`. The escrow pays the cumulative
+ * amount less what it paid before, to `account`.
+ */
+export function claim(wallet: Wallet, escrow: Address, account: Address, token: Address, index: bigint, cumulative: bigint, proof: Hex[]): Promise<Hash> {
+  // The leaf's `indexAndAmount`: the index in the high 128 bits, the cumulative in the low.
+  const args = [account, token, (index << 128n) | cumulative, proof] as const;
+  return send(wallet, escrow, encodeFunctionData({ abi: escrowAbi, functionName: 'claim', args }));
 }
