@@ -474,6 +474,15 @@ impl Browser {
             .collect()
     }
 
+    /// The wallet requests that asked the user (signatures and transactions): (method, declined).
+    pub async fn asks(&mut self) -> Vec<(String, bool)> {
+        let mut calls = self.wallet_calls().await;
+        calls.retain(|(method, _)| {
+            ["personal_sign", "eth_signTypedData_v4", "eth_sendTransaction"].contains(&method.as_str())
+        });
+        calls
+    }
+
     /// A phone's screen (390 x 844) or back to a desktop's.
     pub async fn phone(&mut self, on: bool) {
         let (width, height) = if on { (390, 844) } else { (1280, 800) };

@@ -78,11 +78,6 @@ async fn wait_long(pages: &mut Pages, text: &str) {
         .await;
 }
 
-/// The wallet requests made since the first `from`.
-async fn calls_since(pages: &mut Pages, from: usize) -> Vec<(String, bool)> {
-    pages.browser.wallet_calls().await.split_off(from)
-}
-
 /// A buyer finds a seller's item, declines the permit once (nothing is sent, no escrow, no
 /// token moves), then buys it with one permit signature and one transaction: the order's
 /// escrow holds exactly the price for the buyer, the buyer's balance fell by exactly that,
@@ -112,7 +107,7 @@ async fn a_buyer_pays_an_item_with_one_permit_and_one_transaction(pool: PgPool) 
     let buyer_token = pages.api_token(4).await;
 
     // Declined: the order exists, unpaid; nothing was sent and no token moved.
-    let from = pages.browser.wallet_calls().await.len();
+    let from = pages.browser.asks().await.len();
     pages.browser.reject_next("eth_signTypedData_v4").await;
     pages.browser.click_button(BUY).await;
     pages
@@ -120,8 +115,8 @@ async fn a_buyer_pays_an_item_with_one_permit_and_one_transaction(pool: PgPool) 
         .wait_in("[role=alert]", "You declined the request in your wallet")
         .await;
     pages.browser.screenshot("programs-market-declined").await;
-    let calls = calls_since(&mut pages, from).await;
-    assert_eq!(calls, vec![("eth_signTypedData_v4".to_owned(), true)], "{calls:?}");
+    let asked = pages.browser.asks().await.split_off(from);
+    assert_eq!(asked, [("eth_signTypedData_v4".to_owned(), true)]);
     assert_eq!(erc20.balanceOf(buyer).call().await.unwrap(), before);
     let declined = pages
         .api_ok(Method::GET, "/v1/market/orders", Some(&buyer_token), None)
@@ -133,26 +128,16 @@ async fn a_buyer_pays_an_item_with_one_permit_and_one_transaction(pool: PgPool) 
     assert_eq!((nothing.advertiser, nothing.remaining), (Address::ZERO, U256::ZERO));
 
     // Bought: one signature, one transaction.
-    let from = pages.browser.wallet_calls().await.len();
+    let from = pages.browser.asks().await.len();
     pages.browser.click_button(BUY).await;
     wait_long(&mut pages, "Paid: Espresso banner templates is yours").await;
-    let calls = calls_since(&mut pages, from).await;
-    let signing: Vec<&(String, bool)> = calls
-        .iter()
-        .filter(|(m, _)| {
-            matches!(
-                m.as_str(),
-                "eth_signTypedData_v4" | "eth_sendTransaction" | "personal_sign"
-            )
-        })
-        .collect();
+    let asked = pages.browser.asks().await.split_off(from);
     assert_eq!(
-        signing,
-        vec![
-            &("eth_signTypedData_v4".to_owned(), false),
-            &("eth_sendTransaction".to_owned(), false)
-        ],
-        "{calls:?}"
+        asked,
+        [
+            ("eth_signTypedData_v4".to_owned(), false),
+            ("eth_sendTransaction".to_owned(), false)
+        ]
     );
     let orders = pages
         .api_ok(Method::GET, "/v1/market/orders", Some(&buyer_token), None)
