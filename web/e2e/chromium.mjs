@@ -67,6 +67,14 @@ export async function launchChromium(bin = '/usr/bin/chromium', { windowSize = '
   let done = false;
   const exited = new Promise((r) => proc.once('exit', (code, sig) => r({ code, sig })));
   exited.then(() => (done = true));
+  // However this process ends (short of SIGKILL), Chromium and its helpers end with it.
+  process.once('exit', () => {
+    if (!done) {
+      try {
+        process.kill(-proc.pid, 'SIGKILL');
+      } catch (_) {}
+    }
+  });
   const clients = new Set();
   let browser = null;
 

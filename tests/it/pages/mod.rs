@@ -350,7 +350,8 @@ impl Browser {
             .arg("web/app/e2e/browser.mjs")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .kill_on_drop(true)
+            // Not killed on drop: when a test fails, dropping `stdin` ends the driver's input,
+            // and the driver closes Chromium before it exits. Killed, it would leave Chromium.
             .spawn()
             .expect("node runs (scripts/test installs it, with Chromium)");
         let stdin = child.stdin.take().unwrap();
