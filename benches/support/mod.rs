@@ -45,6 +45,7 @@ pub fn config(escrow: Address, max_batch_receipts: usize) -> ApiArgs {
         treasury_address: None,
         grace_period: None,
         web_dir: "web/app/dist".into(),
+        explorer_tx_url: None,
         platform_address: Address::repeat_byte(0xfa),
         split_witnessed: vec![9000, 900, 100],
         split_unwitnessed: vec![5000, 5000],

@@ -31,7 +31,7 @@ struct PagesConfig {
     consent: Option<Address>,
     /// Seconds after a campaign's end before its advertiser may withdraw.
     grace_period: Option<u64>,
-    /// A block explorer's transaction URL prefix; none on a local chain.
+    /// A block explorer's transaction URL prefix (the hash is appended); none on a devnet.
     explorer_tx: Option<String>,
 }
 
@@ -47,7 +47,12 @@ pub fn router(web_dir: &Path) -> Router<AppState> {
         .route("/app/", get(page).with_state(dir.clone()))
         .route(
             "/app/{page}",
-            get(|UrlPath(page): UrlPath<String>| async move { Redirect::permanent(&format!("/app/{page}/")) }),
+            get(|UrlPath(name): UrlPath<String>| async move {
+                match page_name(&name) {
+                    Some(name) => Redirect::permanent(&format!("/app/{name}/")).into_response(),
+                    None => StatusCode::NOT_FOUND.into_response(),
+                }
+            }),
         )
         .route("/app/{page}/", get(page).with_state(dir))
         // Content-hashed names: a changed asset is a new URL.
@@ -72,19 +77,24 @@ async fn config(State(state): State<AppState>) -> Json<PagesConfig> {
         escrow: state.config.escrow_address,
         consent: state.config.consent_address,
         grace_period: state.config.grace_period,
-        explorer_tx: None,
+        explorer_tx: state.config.explorer_tx_url.clone(),
     })
+}
+
+/// A page's name: a lower-case word, so that nothing else reaches the file system or a
+/// `Location` header.
+fn page_name(name: &str) -> Option<&str> {
+    (!name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase()) && name != "assets").then_some(name)
 }
 
 /// A page's HTML: `/app/` is the home page, `/app/<page>/` the others.
 async fn page(State(dir): State<PathBuf>, name: Option<UrlPath<String>>) -> Response {
     let file = match name {
         None => dir.join("index.html"),
-        // Page names are lower-case words; nothing else reaches the file system.
-        Some(UrlPath(name)) if !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase()) && name != "assets" => {
-            dir.join(name).join("index.html")
-        }
-        Some(_) => return StatusCode::NOT_FOUND.into_response(),
+        Some(UrlPath(name)) => match page_name(&name) {
+            Some(name) => dir.join(name).join("index.html"),
+            None => return StatusCode::NOT_FOUND.into_response(),
+        },
     };
     match tokio::fs::read_to_string(&file).await {
         Ok(html) => ([(header::CACHE_CONTROL, "no-cache")], Html(html)).into_response(),

@@ -374,6 +374,10 @@ pub struct ApiArgs {
     /// The built wallet pages (`scripts/pages build`), served under `/app`.
     #[arg(long, env = "ADESCROW_WEB_DIR", default_value = "web/app/dist")]
     pub web_dir: std::path::PathBuf,
+    /// A block explorer's URL for a transaction, without the hash (`https://etherscan.io/tx/`):
+    /// the pages link transactions there.
+    #[arg(long, env = "ADESCROW_EXPLORER_TX_URL")]
+    pub explorer_tx_url: Option<String>,
     /// Wallet that receives the platform's share of every billed event.
     #[arg(long, env = "ADESCROW_PLATFORM_ADDRESS")]
     pub platform_address: Address,

@@ -52,6 +52,7 @@ pub fn config() -> ApiArgs {
         treasury_address: None,
         grace_period: None,
         web_dir: "web/app/dist".into(),
+        explorer_tx_url: None,
         platform_address: alloy::primitives::Address::repeat_byte(0xfa),
         split_witnessed: vec![9000, 900, 100],
         split_unwitnessed: vec![5000, 5000],

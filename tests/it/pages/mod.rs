@@ -28,6 +28,7 @@ mod advertiser;
 mod branding;
 mod hoster;
 mod programs;
+mod serving;
 mod sign_in;
 mod viewer;
 

@@ -7,7 +7,7 @@ import type { Address, Hex } from 'viem';
 import { api } from '../lib/api';
 import { balanceOf } from '../lib/chain';
 import * as escrow from '../lib/escrow';
-import type { Ctx } from '../lib/page';
+import { txLink, type Ctx } from '../lib/page';
 import { amount, symbolOf } from './tokens';
 
 interface TokenPayout {
@@ -93,12 +93,6 @@ async function claim(ctx: Ctx, p: TokenPayout): Promise<string> {
   return (await mirrored(account, p.token, cumulative))
     ? paid
     : `${paid} The history below shows it once the API has seen the block.`;
-}
-
-function txLink(ctx: Ctx, tx: Hex): TemplateResult {
-  return ctx.config.explorerTx
-    ? html`<a class="mono" href=${`${ctx.config.explorerTx}${tx}`} rel="noopener">${tx}</a>`
-    : html`<span class="mono">${tx}</span>`;
 }
 
 function tokenCard(ctx: Ctx, p: TokenPayout): TemplateResult {

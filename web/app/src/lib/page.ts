@@ -67,6 +67,13 @@ export function roleButton(ctx: Ctx, role: Role, className = ''): TemplateResult
     })}>Become ${withArticle(role)}</button>`;
 }
 
+/** A transaction's hash, linked to the block explorer when the server names one. */
+export function txLink(ctx: Ctx, hash: string, id?: string): TemplateResult {
+  return ctx.config.explorerTx
+    ? html`<a class="mono" id=${id ?? nothing} href=${ctx.config.explorerTx + hash} rel="noopener">${hash}</a>`
+    : html`<span class="mono" id=${id ?? nothing}>${hash}</span>`;
+}
+
 /** An error of any kind, as the sentence the alert line shows. */
 export function message(error: unknown): string {
   if (error instanceof ApiError) return error.field ? `${error.message} (${error.field})` : error.message;

@@ -9,7 +9,7 @@ import { api, idempotencyKey } from '../lib/api';
 import { balanceOf, blockOf, chainNow, token, type Token } from '../lib/chain';
 import { countdown, dateTime, parseAmount, shortAddress, units } from '../lib/format';
 import * as escrow from '../lib/escrow';
-import { start, type Ctx } from '../lib/page';
+import { start, txLink, type Ctx } from '../lib/page';
 import { charts } from '../advertiser/charts';
 import { analytics, mirror, mirrorReaches, type Analytics, type Brand, type Campaign, type Mirror, type Status, type TokenPrices } from '../advertiser/model';
 
@@ -311,10 +311,7 @@ function editView(ctx: Ctx, c: Campaign): TemplateResult | typeof nothing {
 
 function txLine(ctx: Ctx): TemplateResult | typeof nothing {
   if (!lastTx) return nothing;
-  const hash = ctx.config.explorerTx
-    ? html`<a class="mono" id="last-tx" href=${ctx.config.explorerTx + lastTx.hash}>${lastTx.hash}</a>`
-    : html`<span class="mono" id="last-tx">${lastTx.hash}</span>`;
-  return html`<p>${lastTx.what}: transaction ${hash}</p>`;
+  return html`<p>${lastTx.what}: transaction ${txLink(ctx, lastTx.hash, 'last-tx')}</p>`;
 }
 
 function escrowView(ctx: Ctx, d: Detail): TemplateResult {
