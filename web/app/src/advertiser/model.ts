@@ -3,7 +3,7 @@
 // decimal strings of token base units.
 
 import type { Address, Hex } from 'viem';
-import { api, ApiError } from '../lib/api';
+import { api, ApiError, poll } from '../lib/api';
 
 export interface Brand {
   id: string;
@@ -94,13 +94,8 @@ export async function mirror(chainCampaignId: Hex): Promise<Mirror | null> {
  * `ms`.
  */
 export async function mirrorReaches(chainCampaignId: Hex, block: bigint, ms = 10_000): Promise<boolean> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const seen = await mirror(chainCampaignId);
-    if (seen && BigInt(seen.block) >= block) return true;
-    if (Date.now() > until) return false;
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  const seen = await poll(() => mirror(chainCampaignId), (seen) => !!seen && BigInt(seen.block) >= block, ms, 250);
+  return seen.done;
 }
 
 export const analytics = (campaign: Campaign) =>

@@ -4,7 +4,7 @@
 
 import { html, nothing, type TemplateResult } from 'lit-html';
 import type { Address, Hex } from 'viem';
-import { api } from '../lib/api';
+import { api, poll } from '../lib/api';
 import { balanceOf } from '../lib/chain';
 import * as escrow from '../lib/escrow';
 import { txLink, type Ctx } from '../lib/page';
@@ -71,13 +71,12 @@ export async function loadPayouts(ctx: Ctx): Promise<void> {
 
 /** Waits until the API's mirror of the chain shows `cumulative` claimed for `token`. */
 async function mirrored(account: Address, token: Address, cumulative: bigint): Promise<boolean> {
-  const until = Date.now() + MIRROR_WAIT_MS;
-  while (Date.now() < until) {
-    const now = await api.get<ClaimedBalance[]>(`/v1/escrow/claims/${account}`);
-    if (now.some((c) => c.token.toLowerCase() === token.toLowerCase() && BigInt(c.claimed) >= cumulative)) return true;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  return false;
+  const seen = await poll(
+    () => api.get<ClaimedBalance[]>(`/v1/escrow/claims/${account}`),
+    (claims) => claims.some((c) => c.token.toLowerCase() === token.toLowerCase() && BigInt(c.claimed) >= cumulative),
+    MIRROR_WAIT_MS,
+  );
+  return seen.done;
 }
 
 async function claim(ctx: Ctx, p: TokenPayout): Promise<string> {

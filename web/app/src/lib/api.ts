@@ -82,5 +82,25 @@ export const api = {
   delete: <T>(path: string, options?: CallOptions) => call<T>('DELETE', path, undefined, options),
 };
 
+/**
+ * Reads every `every` ms until `done` accepts the answer, for at most `within` ms: the chain
+ * mirror and the relayer catch up with a transaction in seconds. The last answer, and
+ * whether `done` accepted it.
+ */
+export async function poll<T>(
+  read: () => Promise<T>,
+  done: (answer: T) => boolean,
+  within: number,
+  every = 400,
+): Promise<{ answer: T; done: boolean }> {
+  const until = Date.now() + within;
+  for (;;) {
+    const answer = await read();
+    if (done(answer)) return { answer, done: true };
+    if (Date.now() + every > until) return { answer, done: false };
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
+
 /** A key for one intended action: made once per form submission, reused by its retries. */
 export const idempotencyKey = (): string => crypto.randomUUID();

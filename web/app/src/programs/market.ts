@@ -6,7 +6,7 @@
 
 import { html, nothing, type TemplateResult } from 'lit-html';
 import type { Address, Hex } from 'viem';
-import { api, ApiError, idempotencyKey } from '../lib/api';
+import { api, ApiError, idempotencyKey, poll } from '../lib/api';
 import * as escrow from '../lib/escrow';
 import { dateTime, parseAmount, shortAddress } from '../lib/format';
 import type { Ctx } from '../lib/page';
@@ -236,13 +236,13 @@ async function buyItem(ctx: Ctx, item: Item, price: Price): Promise<string> {
 }
 
 async function waitUntilPaid(orderId: string, title: string): Promise<string> {
-  const until = Date.now() + MIRROR_WAIT_MS;
-  while (Date.now() < until) {
-    const order = await api.get<Order>(`/v1/market/orders/${orderId}`);
-    if (order.state === 'paid') return `Paid: ${title} is yours; its license is below.`;
-    if (order.state === 'refused') throw new Error(`The payment was refused: ${order.refusedReason ?? 'no reason given'}.`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  const { answer: order } = await poll(
+    () => api.get<Order>(`/v1/market/orders/${orderId}`),
+    (order) => order.state === 'paid' || order.state === 'refused',
+    MIRROR_WAIT_MS,
+  );
+  if (order.state === 'paid') return `Paid: ${title} is yours; its license is below.`;
+  if (order.state === 'refused') throw new Error(`The payment was refused: ${order.refusedReason ?? 'no reason given'}.`);
   return `Paid on chain: the order shows paid once the indexer has seen the transaction.`;
 }
 

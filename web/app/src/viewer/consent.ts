@@ -5,7 +5,7 @@
 
 import { keccak256, stringToBytes, type Address, type Hash, type Hex } from 'viem';
 import { getBalance, readContract, signTypedData } from 'viem/actions';
-import { api } from '../lib/api';
+import { api, poll } from '../lib/api';
 import { consentAbi, consentTypes } from '../lib/contracts';
 import type { Wallet } from '../lib/wallet';
 
@@ -140,17 +140,20 @@ export async function change(
   progress(current);
 
   const path = `/v1/consent/requests/${current.request.digest}`;
-  const until = Date.now() + WAIT_MS;
-  while (current.request.status !== 'confirmed') {
-    if (current.request.status === 'failed') {
-      throw new Error(`The relayer could not record it: ${current.request.error ?? 'no reason given'}.`);
-    }
-    if (Date.now() > until) {
-      throw new Error(`The relayer has not confirmed it yet (${current.request.status}); it stays queued: reload later.`);
-    }
-    await new Promise((r) => setTimeout(r, POLL_MS));
-    current.request = await api.get<ConsentRequest>(path, { anonymous: true });
-    progress(current);
+  const settled = (r: ConsentRequest) => r.status === 'confirmed' || r.status === 'failed';
+  if (!settled(current.request)) {
+    const read = async () => {
+      current.request = await api.get<ConsentRequest>(path, { anonymous: true });
+      progress(current);
+      return current.request;
+    };
+    await poll(read, settled, WAIT_MS, POLL_MS);
+  }
+  if (current.request.status === 'failed') {
+    throw new Error(`The relayer could not record it: ${current.request.error ?? 'no reason given'}.`);
+  }
+  if (current.request.status !== 'confirmed') {
+    throw new Error(`The relayer has not confirmed it yet (${current.request.status}); it stays queued: reload later.`);
   }
   current.after = await getBalance(wallet.client, { address: user });
   progress(current);

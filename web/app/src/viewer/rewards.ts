@@ -3,7 +3,7 @@
 
 import { html, nothing, type TemplateResult } from 'lit-html';
 import type { Address, Hash, Hex } from 'viem';
-import { api } from '../lib/api';
+import { api, poll } from '../lib/api';
 import { send, token, type Token } from '../lib/chain';
 import { units } from '../lib/format';
 import type { Ctx } from '../lib/page';
@@ -76,13 +76,13 @@ export async function loadRewards(wallet: Wallet, hasEscrow: boolean): Promise<R
 
 /** Waits (a while) until the payouts of `account` show the claim `hash` of `address`. */
 async function mirrored(account: Address, address: Address, hash: Hash): Promise<void> {
-  const until = Date.now() + 30_000;
-  while (Date.now() < until) {
-    const payouts = await api.get<Payouts>(`/v1/payouts/${account}`, { anonymous: true });
-    const payout = payouts.tokens.find((t) => t.token.toLowerCase() === address.toLowerCase());
-    if (payout?.claimedTx?.toLowerCase() === hash.toLowerCase()) return;
-    await new Promise((r) => setTimeout(r, 400));
-  }
+  await poll(
+    () => api.get<Payouts>(`/v1/payouts/${account}`, { anonymous: true }),
+    (payouts) =>
+      payouts.tokens.find((t) => t.token.toLowerCase() === address.toLowerCase())?.claimedTx?.toLowerCase() ===
+      hash.toLowerCase(),
+    30_000,
+  );
 }
 
 function claimButton(ctx: Ctx, rewards: Rewards, row: Row): TemplateResult | typeof nothing {
