@@ -7,6 +7,7 @@ import { html, nothing, type TemplateResult } from 'lit-html';
 import type { Address, Hash } from 'viem';
 import { api, idempotencyKey } from '../lib/api';
 import { balanceOf, blockOf, chainNow, token, type Token } from '../lib/chain';
+import { field, onSubmit } from '../lib/form';
 import { countdown, dateTime, parseAmount, shortAddress, units } from '../lib/format';
 import * as escrow from '../lib/escrow';
 import { start, txLink, type Ctx } from '../lib/page';
@@ -41,8 +42,6 @@ const selectedId = (): string | null => SELECTED.exec(location.hash)?.[1] ?? nul
 
 const now = () => Math.floor(Date.now() / 1000);
 
-/** What a form's control holds, trimmed. */
-const field = (form: HTMLFormElement, name: string): string => String(new FormData(form).get(name) ?? '').trim();
 
 /** An amount typed into a form, in base units; a refusal names the field. */
 function amount(form: HTMLFormElement, name: string, label: string, t: { decimals: number; symbol: string }): bigint {
@@ -71,11 +70,10 @@ function local(at: Date): string {
 const budgetUnit = (): { decimals: number; symbol: string } => tokens[0] ?? { decimals: 0, symbol: 'base units' };
 
 /** A form's submit handler: runs `work`, and empties the form once it succeeded if `reset`. */
-const submit = (work: (form: HTMLFormElement) => Promise<boolean>, reset = true) => async (event: SubmitEvent) => {
-  event.preventDefault();
-  const form = event.currentTarget as HTMLFormElement;
-  if ((await work(form)) && reset) form.reset();
-};
+const submit = (work: (form: HTMLFormElement) => Promise<boolean>, reset = true) =>
+  onSubmit(async (form) => {
+    if ((await work(form)) && reset) form.reset();
+  });
 
 /** Every IANA zone this browser knows, and UTC, which browsers leave out of that list. */
 const HERE = Intl.DateTimeFormat().resolvedOptions().timeZone;

@@ -4,7 +4,8 @@
 import { html, nothing } from 'lit-html';
 import { api } from '../lib/api';
 import { dateTime } from '../lib/format';
-import { field, found, learnTokens, money, onSubmit, payoutsTable, words, type Program, type TokenPayout } from './common';
+import { field, onSubmit } from '../lib/form';
+import { found, learnTokens, money, payoutsTable, words, type Program, type TokenPayout } from './common';
 
 interface Affiliate {
   status: 'pending' | 'active' | 'suspended' | 'terminated';
@@ -49,8 +50,8 @@ export const affiliatesProgram: Program = {
   view(ctx) {
     if (!affiliate) {
       return html`<p>Affiliates bring advertisers and earn a share of the platform's fee on what they spend.</p>
-        <form @submit=${onSubmit((e) => {
-          const reason = field(e, 'reason');
+        <form @submit=${onSubmit((form) => {
+          const reason = field(form, 'reason');
           ctx.act('Applying', async () => {
             await api.post('/v1/affiliates/me', { reason });
             return 'Applied: an admin will approve or refuse your application.';

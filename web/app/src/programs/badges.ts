@@ -6,7 +6,8 @@ import { api } from '../lib/api';
 import { dateTime, shortAddress } from '../lib/format';
 import type { Ctx } from '../lib/page';
 import type { User } from '../lib/session';
-import { field, learnTokens, money, onSubmit, words, type Program } from './common';
+import { field, onSubmit } from '../lib/form';
+import { learnTokens, money, words, type Program } from './common';
 
 interface Progress {
   badge: string;
@@ -90,10 +91,10 @@ export const badgesProgram: Program = {
 };
 
 function boardForm(ctx: Ctx, c: Catalog): TemplateResult {
-  return html`<form @submit=${onSubmit((e) => {
-    chosen.category = field(e, 'category');
-    chosen.period = field(e, 'period');
-    chosen.token = field(e, 'token');
+  return html`<form @submit=${onSubmit((form) => {
+    chosen.category = field(form, 'category');
+    chosen.period = field(form, 'period');
+    chosen.token = field(form, 'token');
     ctx.act('Reading the board', async () => 'The board is below.');
   })}>
     <label for="board-category">Board</label>

@@ -65,19 +65,6 @@ export function roleOffer(ctx: Ctx, role: Role, why: string): TemplateResult {
   return html`<p>${why} It needs the ${role} role. ${roleButton(ctx, role, 'secondary')}</p>`;
 }
 
-/** The value of the control named `name` in the form `event` was submitted from. */
-export function field(event: Event, name: string): string {
-  const form = event.target as HTMLFormElement;
-  const control = form.elements.namedItem(name) as HTMLInputElement | HTMLSelectElement | null;
-  return control?.value.trim() ?? '';
-}
-
-/** A form's submit handler: no navigation, then `run`. */
-export const onSubmit = (run: (event: Event) => void) => (event: Event) => {
-  event.preventDefault();
-  run(event);
-};
-
 /** One token's payout (`GET /v1/payouts`-shaped, in dashboards). */
 export interface TokenPayout {
   token: string;

@@ -11,10 +11,8 @@ import * as escrow from '../lib/escrow';
 import { dateTime, parseAmount, shortAddress } from '../lib/format';
 import type { Ctx } from '../lib/page';
 import type { User } from '../lib/session';
-import {
-  field, learnTokens, money, onSubmit, payoutsTable, roleOffer, tokenOf, words,
-  type Program, type TokenPayout,
-} from './common';
+import { field, onSubmit } from '../lib/form';
+import { learnTokens, money, payoutsTable, roleOffer, tokenOf, words, type Program, type TokenPayout } from './common';
 
 const CATEGORIES = ['creative_template', 'audience_research', 'data_set', 'software', 'other'] as const;
 
@@ -153,9 +151,9 @@ export const marketProgram: Program = {
   view(ctx, me) {
     return html`
       <h3>Find items</h3>
-      <form @submit=${onSubmit((e) => {
-        search.q = field(e, 'q');
-        search.category = field(e, 'category');
+      <form @submit=${onSubmit((form) => {
+        search.q = field(form, 'q');
+        search.category = field(form, 'category');
         selected = null;
         ctx.act('Searching', async () => {
           const found = (await searched()).length;
@@ -352,10 +350,9 @@ function itemActions(ctx: Ctx, item: Item): TemplateResult | typeof nothing {
 function newItemForm(ctx: Ctx): TemplateResult {
   const known = listing.flatMap((i) => i.prices.map((p) => p.token))[0] ?? '';
   return html`<details id="new-item"><summary>List a new item</summary>
-    <form @submit=${onSubmit((e) => {
-      const form = e.target as HTMLFormElement;
+    <form @submit=${onSubmit((form) => {
       const [title, description, category, priceText, tokenText] =
-        ['title', 'description', 'category', 'price', 'token'].map((n) => field(e, n));
+        ['title', 'description', 'category', 'price', 'token'].map((n) => field(form, n));
       ctx.act('Creating a draft', async () => {
         if (!/^0x[0-9a-fA-F]{40}$/.test(tokenText)) throw new ApiError(422, 'Not a token address', undefined, 'token');
         await learnTokens(ctx, [tokenText]);

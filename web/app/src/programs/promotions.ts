@@ -6,7 +6,8 @@ import { api, idempotencyKey } from '../lib/api';
 import { dateTime } from '../lib/format';
 import type { Ctx } from '../lib/page';
 import type { User } from '../lib/session';
-import { field, learnTokens, money, onSubmit, roleOffer, words, type Program } from './common';
+import { field, onSubmit } from '../lib/form';
+import { learnTokens, money, roleOffer, words, type Program } from './common';
 
 type Offer =
   | { kind: 'adCredit'; budget: string; credit: string }
@@ -70,8 +71,8 @@ export const promotionsProgram: Program = {
   },
   view(ctx, me) {
     return html`
-      <form @submit=${onSubmit((e) => {
-        const code = field(e, 'code');
+      <form @submit=${onSubmit((form) => {
+        const code = field(form, 'code');
         ctx.act(`Looking up ${code}`, async () => {
           shown = await api.get<PublicPromotion>(`/v1/promotions/${encodeURIComponent(code)}`, { anonymous: true });
           return `${shown.name}: ${shown.status}.`;
@@ -110,8 +111,8 @@ function promotionView(ctx: Ctx, me: User, p: PublicPromotion): TemplateResult {
 function redeemForm(ctx: Ctx, p: PublicPromotion): TemplateResult {
   const eligible = campaigns.filter((c) => !p.token || c.token.toLowerCase() === p.token.toLowerCase());
   if (!eligible.length) return html`<p>You have no campaign ${p.token ? 'in its token ' : ''}to redeem it on: make one on the advertiser page.</p>`;
-  return html`<form @submit=${onSubmit((e) => {
-    const campaignId = field(e, 'campaign');
+  return html`<form @submit=${onSubmit((form) => {
+    const campaignId = field(form, 'campaign');
     ctx.act(`Redeeming ${p.code}`, async () => {
       await api.post(`/v1/promotions/${encodeURIComponent(p.code)}/redemptions`, { campaignId }, { idempotencyKey: idempotencyKey() });
       return `Redeemed ${p.code}.`;

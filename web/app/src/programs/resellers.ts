@@ -4,7 +4,8 @@
 import { html } from 'lit-html';
 import { api } from '../lib/api';
 import { dateTime } from '../lib/format';
-import { field, found, onSubmit, roleOffer, type Program } from './common';
+import { field, onSubmit } from '../lib/form';
+import { found, roleOffer, type Program } from './common';
 
 interface Membership {
   reseller: string;
@@ -27,8 +28,8 @@ export const resellersProgram: Program = {
         on ${dateTime(membership.joinedAt)}.</p>`;
     }
     return html`<p>An agency that resells adescrow gives you its code: join it once, and it looks after your account.</p>
-      <form @submit=${onSubmit((e) => {
-        const code = field(e, 'code');
+      <form @submit=${onSubmit((form) => {
+        const code = field(form, 'code');
         ctx.act('Joining the reseller', async () => {
           const joined = await api.post<Membership>('/v1/resellers/join', { code });
           return `You joined ${joined.reseller}.`;
