@@ -7,6 +7,7 @@ import { html, nothing, type TemplateResult } from 'lit-html';
 import { getAddress, isHex, type Address, type Hex } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { api, idempotencyKey } from '../lib/api';
+import { field, onSubmit } from '../lib/form';
 import type { Ctx } from '../lib/page';
 import { dateTime } from '../lib/format';
 
@@ -48,10 +49,9 @@ function pastedKey(text: string): Hex {
 }
 
 async function register(ctx: Ctx, form: HTMLFormElement): Promise<string> {
-  const data = new FormData(form);
-  const name = String(data.get('name') ?? '').trim();
-  const pasted = String(data.get('key') ?? '').trim();
-  const canWitness = data.get('canWitness') === 'yes';
+  const name = field(form, 'name');
+  const pasted = field(form, 'key');
+  const canWitness = field(form, 'canWitness') === 'yes';
   const key = pasted ? pastedKey(pasted) : generatePrivateKey();
   let node;
   try {
@@ -73,10 +73,9 @@ async function register(ctx: Ctx, form: HTMLFormElement): Promise<string> {
 }
 
 async function update(form: HTMLFormElement): Promise<string> {
-  const data = new FormData(form);
-  const id = String(data.get('node') ?? '');
-  const name = String(data.get('name') ?? '').trim();
-  const witness = String(data.get('canWitness') ?? '');
+  const id = field(form, 'node');
+  const name = field(form, 'name');
+  const witness = field(form, 'canWitness');
   const body: { name?: string; canWitness?: boolean } = {};
   if (name) body.name = name;
   if (witness) body.canWitness = witness === 'yes';
@@ -151,18 +150,13 @@ function table(): TemplateResult {
 
 export function nodesView(ctx: Ctx): TemplateResult {
   const active = nodes.filter((n) => !n.retiredAt);
-  const chosen = (form: HTMLFormElement | null) =>
-    active.find((n) => n.id === String(new FormData(form ?? undefined).get('node') ?? ''));
+  const chosen = (form: HTMLFormElement | null) => (form ? active.find((n) => n.id === field(form, 'node')) : undefined);
   return html`<section aria-labelledby="nodes-title">
     <h2 id="nodes-title">Your nodes</h2>
     ${table()}
     ${revealedKey(ctx)}
     <h3>Register a node</h3>
-    <form @submit=${(e: SubmitEvent) => {
-      e.preventDefault();
-      const form = e.currentTarget as HTMLFormElement;
-      void ctx.act('Registering the node', () => register(ctx, form));
-    }}>
+    <form @submit=${onSubmit((form) => void ctx.act('Registering the node', () => register(ctx, form)))}>
       <label>Node name <input name="name" autocomplete="off" required></label>
       <label>Existing node private key <input name="key" type="password" autocomplete="off" aria-describedby="key-hint"></label>
       <p id="key-hint">Leave it empty and the page generates a new key, which it shows you once.
@@ -176,11 +170,7 @@ export function nodesView(ctx: Ctx): TemplateResult {
     </form>
     ${active.length
       ? html`<h3>Change a node</h3>
-        <form @submit=${(e: SubmitEvent) => {
-          e.preventDefault();
-          const form = e.currentTarget as HTMLFormElement;
-          void ctx.act('Saving the node', () => update(form));
-        }}>
+        <form @submit=${onSubmit((form) => void ctx.act('Saving the node', () => update(form)))}>
           <label for="change-node">Node</label>
           <select id="change-node" name="node">${active.map((n) => html`<option value=${n.id}>${n.name}</option>`)}</select>
           <label>New name <input name="name" autocomplete="off"></label>
