@@ -132,20 +132,7 @@ async fn a_referrer_and_an_affiliate_earn_wait_out_their_holds_and_claim(pool: P
         .clone();
     // The advertiser (anvil's account 3) names the code with its campaign, and funds that
     // campaign's escrow from its wallet.
-    let wallet = keys(ADVERTISER);
-    let token = app.token_with_role(&wallet, "advertiser").await;
-    let brand = app
-        .post(
-            "/v1/brands",
-            Some(&token),
-            json!({ "name": "Acme", "dailyBudget": "1000000000", "monthlyBudget": "1000000000", "timeZone": "UTC" }),
-        )
-        .await
-        .ok()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let advertiser = Advertiser { wallet, token, brand };
+    let advertiser = chain_advertiser(&world, &app, ADVERTISER).await;
     let escrow_id = keccak256("attributed campaign");
     let (campaign, _) = advertiser
         .campaign(
